@@ -1,0 +1,91 @@
+/**
+ * The command line: `deno task attack`, `deno task info`, and later `eval`, `jnd`, `train`.
+ * Exit codes: 0 success, 1 failure, 2 bad usage, 3 no WebGPU adapter.
+ *
+ * @module
+ */
+
+import { parseArgs } from "util";
+import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
+
+/** Exit code for bad usage (unknown command or option). */
+export const EXIT_USAGE = 2;
+
+const USAGE = `Usage: deno task <command> [options]
+
+Commands:
+  attack   generate adversarial videos with STQA-Net (not implemented yet)
+  info     print the WebGPU adapter, its limits and features, and the ffmpeg version
+`;
+
+async function ffmpegVersion(): Promise<string> {
+  const bin = Deno.env.get("FFMPEG") || "ffmpeg";
+  try {
+    const out = await new Deno.Command(bin, { args: ["-version"], stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).split("\n")[0] || "(no output)";
+  } catch (e) {
+    return `not found (${bin}: ${
+      (e as Error).message
+    }); install it with \`apt-get install ffmpeg\``;
+  }
+}
+
+async function info(): Promise<number> {
+  const gpu = await initGpu();
+  const a = gpu.adapter;
+  console.log(`adapter:      ${a.description}`);
+  console.log(`vendor:       ${a.vendor}${a.architecture ? ` (${a.architecture})` : ""}`);
+  console.log(`fallback:     ${a.isFallbackAdapter}`);
+  console.log(`timestamps:   ${gpu.hasTimestampQuery}`);
+  console.log(`features:     ${a.features.join(", ")}`);
+  console.log("limits:");
+  for (const [k, v] of Object.entries(a.limits).sort()) console.log(`  ${k.padEnd(42)} ${v}`);
+  console.log(`ffmpeg:       ${await ffmpegVersion()}`);
+  return 0;
+}
+
+function attack(): number {
+  console.error(
+    "deno task attack: the STQA-Net attack is not implemented yet.\n" +
+      "It will read the sample clips in data/samples, compute their JND maps, run the bundled\n" +
+      "generator against the bundled vsfa-mini victim and write out/<name>/adversarial.mkv and\n" +
+      "out/<name>/report.json per clip. The foundation (WebGPU runtime, tensors, autograd) is in place;\n" +
+      "the JND, video, victim and generator pieces land next.",
+  );
+  return 1;
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: false,
+    options: { help: { type: "boolean", short: "h" } },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command || values.help ? 0 : EXIT_USAGE;
+  }
+  try {
+    switch (command) {
+      case "info":
+        return await info();
+      case "attack":
+        return attack();
+      default:
+        console.error(`Unknown command '${command}'.\n\n${USAGE}`);
+        return EXIT_USAGE;
+    }
+  } catch (e) {
+    if (e instanceof NoAdapterError) {
+      console.error(e.message);
+      return EXIT_NO_ADAPTER;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

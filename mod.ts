@@ -1,0 +1,41 @@
+/**
+ * STQA: adversarial attacks on video quality assessment models, on WebGPU.
+ *
+ * The scripting API: the GPU context, tensors with autograd, the functional op namespace `nn`,
+ * optimisers and safetensors I/O. Later modules (JND, video, models, attacks) add to it.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, nn, tensor } from "./mod.ts";
+ * await initGpu();
+ * const w = tensor([0.5, -0.25], [2], { requiresGrad: true });
+ * const x = tensor([1, 2, 3, 4], [2, 2]);
+ * const loss = nn.sum(nn.square(nn.mul(x, w)));
+ * loss.backward();
+ * console.log(await w.grad!.read());
+ * ```
+ * @module
+ */
+
+export {
+  type AdapterSummary,
+  EXIT_NO_ADAPTER,
+  type GpuContext,
+  initGpu,
+  NoAdapterError,
+} from "./src/gpu/device.ts";
+export { GpuOpError } from "./src/gpu/errors.ts";
+export { type PoolStats, poolStats, trimPool } from "./src/gpu/pool.ts";
+export { queueStats, syncGpu } from "./src/gpu/queue.ts";
+export {
+  empty,
+  full,
+  type GradNode,
+  isGradEnabled,
+  noGrad,
+  type Shape,
+  Tensor,
+  tensor,
+  tidy,
+} from "./src/tensor/tensor.ts";
+export * as nn from "./src/tensor/nn.ts";

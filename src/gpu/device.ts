@@ -1,0 +1,167 @@
+/**
+ * The one WebGPU adapter and device of this process.
+ *
+ * `initGpu()` asks `navigator.gpu` for an adapter, reads its information, features and limits
+ * (Deno invalidates the adapter once a device is requested from it), then requests a device with
+ * the adapter's own storage-binding, buffer-size and storage-buffers-per-stage limits and with
+ * `timestamp-query` where the adapter offers it. Later calls return the same context.
+ *
+ * @module
+ */
+
+/** Exit code a command uses when no WebGPU adapter can be had (bad usage is 2). */
+export const EXIT_NO_ADAPTER = 3;
+
+/** What the adapter said about itself, read before the device was requested. */
+export interface AdapterSummary {
+  /** Human-readable description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** Vendor string or PCI id. */
+  vendor: string;
+  /** Architecture, where the driver gives one. */
+  architecture: string;
+  /** True for software adapters such as lavapipe. */
+  isFallbackAdapter: boolean;
+  /** The adapter's features. */
+  features: string[];
+  /** The adapter's limits, as numbers. */
+  limits: Record<string, number>;
+}
+
+/** The process-wide GPU context. */
+export interface GpuContext {
+  /** The device every kernel runs on. */
+  device: GPUDevice;
+  /** What the adapter reported before the device was requested. */
+  adapter: AdapterSummary;
+  /** Limits granted to the device. */
+  limits: GPUSupportedLimits;
+  /** Whether `timestamp-query` was enabled. */
+  hasTimestampQuery: boolean;
+}
+
+/**
+ * Thrown when `navigator.gpu` is missing or yields no adapter.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, NoAdapterError } from "./device.ts";
+ * try {
+ *   await initGpu();
+ * } catch (e) {
+ *   if (e instanceof NoAdapterError) Deno.exit(e.exitCode);
+ *   throw e;
+ * }
+ * ```
+ */
+export class NoAdapterError extends Error {
+  /** The exit code a command should use for this error. */
+  readonly exitCode = EXIT_NO_ADAPTER;
+  constructor(detail: string) {
+    super(
+      `No WebGPU adapter is available (${detail}). Install a GPU driver with Vulkan support, ` +
+        "or on a machine without a GPU install Mesa's CPU driver: " +
+        "`apt-get install mesa-vulkan-drivers` (lavapipe).",
+    );
+    this.name = "NoAdapterError";
+  }
+}
+
+let context: GpuContext | null = null;
+let pending: Promise<GpuContext> | null = null;
+
+const LIMITS_TO_RAISE = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+] as const;
+
+function summarise(adapter: GPUAdapter): AdapterSummary {
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  // GPUSupportedLimits exposes its values as getters on the prototype.
+  const proto = Object.getPrototypeOf(adapter.limits);
+  for (const key of Object.getOwnPropertyNames(proto)) {
+    const value = (adapter.limits as unknown as Record<string, unknown>)[key];
+    if (typeof value === "number") limits[key] = value;
+  }
+  return {
+    description: info.description || "(no description)",
+    vendor: info.vendor,
+    architecture: info.architecture,
+    isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    features: [...adapter.features].sort(),
+    limits,
+  };
+}
+
+async function create(): Promise<GpuContext> {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) throw new NoAdapterError("navigator.gpu is undefined in this runtime");
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (e) {
+    throw new NoAdapterError(`requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new NoAdapterError("requestAdapter returned null");
+  const summary = summarise(adapter);
+  const requiredLimits: Record<string, number> = {};
+  for (const key of LIMITS_TO_RAISE) {
+    if (key in summary.limits) requiredLimits[key] = summary.limits[key];
+  }
+  const requiredFeatures: GPUFeatureName[] = [];
+  const hasTimestampQuery = summary.features.includes("timestamp-query");
+  if (hasTimestampQuery) requiredFeatures.push("timestamp-query");
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  device.addEventListener("uncapturederror", (ev) => {
+    const err = (ev as GPUUncapturedErrorEvent).error;
+    console.error(`WebGPU uncaptured error: ${err.message}`);
+  });
+  return { device, adapter: summary, limits: device.limits, hasTimestampQuery };
+}
+
+/**
+ * Returns the process-wide GPU context, creating it on the first call.
+ *
+ * @throws {NoAdapterError} when no adapter can be had.
+ * @example
+ * ```ts
+ * import { initGpu } from "./device.ts";
+ * const gpu = await initGpu();
+ * console.log(gpu.adapter.description, gpu.limits.maxStorageBufferBindingSize);
+ * ```
+ */
+export function initGpu(): Promise<GpuContext> {
+  if (context) return Promise.resolve(context);
+  if (!pending) {
+    pending = create().then((c) => (context = c)).catch((e) => {
+      pending = null;
+      throw e;
+    });
+  }
+  return pending;
+}
+
+/**
+ * The GPU context, for code that runs after `initGpu()` resolved.
+ *
+ * @throws {Error} when `initGpu()` has not been awaited yet.
+ * @example
+ * ```ts
+ * import { getGpu, initGpu } from "./device.ts";
+ * await initGpu();
+ * const { device } = getGpu();
+ * ```
+ */
+export function getGpu(): GpuContext {
+  if (!context) {
+    throw new Error("The GPU is not initialised: `await initGpu()` before creating tensors.");
+  }
+  return context;
+}

@@ -1,0 +1,146 @@
+/**
+ * A pool of storage buffers in size classes.
+ *
+ * Sizes round up to the next class (powers of two and the midpoints between them, at least 256
+ * bytes), so a freed buffer serves any later request of its class and the pool stops growing once
+ * a training loop has seen every shape once. A buffer released while commands that use it are
+ * still being encoded goes to a "retired" list and becomes reusable only after that batch is
+ * submitted (see `queue.ts`), because `queue.writeBuffer` into a reused buffer would otherwise
+ * run before the commands that still read its old contents.
+ *
+ * @module
+ */
+
+import { getGpu } from "./device.ts";
+import { guard } from "./errors.ts";
+
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const MIN_BYTES = 256;
+
+/** Counters that show whether the pool has stopped growing. */
+export interface PoolStats {
+  /** Buffers ever created. */
+  created: number;
+  /** Bytes in all buffers ever created and not destroyed. */
+  totalBytes: number;
+  /** Buffers currently handed out. */
+  inUse: number;
+  /** Buffers waiting in free lists. */
+  free: number;
+}
+
+const freeLists = new Map<number, GPUBuffer[]>();
+let retired: GPUBuffer[] = [];
+const stats: PoolStats = { created: 0, totalBytes: 0, inUse: 0, free: 0 };
+
+/**
+ * The size class that a request of `bytes` is served from.
+ *
+ * @example
+ * ```ts
+ * import { sizeClass } from "./pool.ts";
+ * sizeClass(1000); // 1024
+ * sizeClass(1100); // 1536
+ * ```
+ */
+export function sizeClass(bytes: number): number {
+  if (bytes <= MIN_BYTES) return MIN_BYTES;
+  const p = 2 ** Math.ceil(Math.log2(bytes));
+  const mid = (p / 4) * 3;
+  return bytes <= mid ? mid : p;
+}
+
+/**
+ * Checks a size against the device's binding limit, with a message naming both sizes.
+ *
+ * @example
+ * ```ts
+ * import { checkBindable } from "./pool.ts";
+ * checkBindable(4 * 1024, "tensor [32,32]");
+ * ```
+ */
+export function checkBindable(bytes: number, what: string): void {
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new RangeError(
+      `${what} needs ${bytes} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB), more than this ` +
+        `adapter's maxStorageBufferBindingSize of ${limit} bytes ` +
+        `(${(limit / 2 ** 20).toFixed(1)} MiB); split the work (e.g. by frames).`,
+    );
+  }
+}
+
+/**
+ * Takes a storage buffer of at least `bytes` from the pool, creating one if none is free.
+ *
+ * @example
+ * ```ts
+ * import { acquireBuffer, releaseBuffer } from "./pool.ts";
+ * const b = acquireBuffer(4096);
+ * releaseBuffer(b);
+ * ```
+ */
+export function acquireBuffer(bytes: number): GPUBuffer {
+  const size = sizeClass(bytes);
+  const list = freeLists.get(size);
+  stats.inUse++;
+  if (list && list.length) {
+    stats.free--;
+    return list.pop()!;
+  }
+  const { device } = getGpu();
+  const buffer = guard(`alloc ${size} bytes`, () => device.createBuffer({ size, usage: USAGE }));
+  stats.created++;
+  stats.totalBytes += size;
+  return buffer;
+}
+
+/** Returns a buffer to the pool; it becomes reusable after the current batch is submitted. */
+export function releaseBuffer(buffer: GPUBuffer): void {
+  stats.inUse--;
+  retired.push(buffer);
+}
+
+/** Called by the queue after a submit: retired buffers become free for reuse. */
+export function recycleRetired(): void {
+  for (const b of retired) {
+    let list = freeLists.get(b.size);
+    if (!list) freeLists.set(b.size, list = []);
+    list.push(b);
+    stats.free++;
+  }
+  retired = [];
+}
+
+/**
+ * Destroys every free buffer (those in use are untouched).
+ *
+ * @example
+ * ```ts
+ * import { trimPool } from "./pool.ts";
+ * trimPool();
+ * ```
+ */
+export function trimPool(): void {
+  for (const list of freeLists.values()) {
+    for (const b of list) {
+      stats.totalBytes -= b.size;
+      b.destroy();
+    }
+  }
+  freeLists.clear();
+  stats.free = 0;
+}
+
+/**
+ * A copy of the pool's counters.
+ *
+ * @example
+ * ```ts
+ * import { poolStats } from "./pool.ts";
+ * console.log(poolStats().created);
+ * ```
+ */
+export function poolStats(): PoolStats {
+  return { ...stats };
+}

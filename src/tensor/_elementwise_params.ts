@@ -1,0 +1,12 @@
+// The integer block of shaders/elementwise.wgsl's Params: [n, rank, pad, pad, shape[8],
+// strides_a[8], strides_b[8]]; the float params p0, p1 follow it.
+
+/** Number of integer slots before the float params. */
+export const ELEMENTWISE_INTS = 28;
+
+/** The integer block for a plain 1-D range of `n` items. */
+export function rangeInts(n: number): number[] {
+  const ints = new Array(ELEMENTWISE_INTS).fill(0);
+  ints[0] = n;
+  return ints;
+}

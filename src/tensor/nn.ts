@@ -1,0 +1,36 @@
+/**
+ * The functional op namespace, exported from mod.ts as `nn`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, nn, tensor } from "../../mod.ts";
+ * await initGpu();
+ * const x = tensor([1, -2, 3, -4], [2, 2]);
+ * const y = nn.relu(nn.add(x, 1));
+ * console.log(await y.read());
+ * ```
+ * @module
+ */
+
+export {
+  abs,
+  add,
+  broadcastShapes,
+  clamp,
+  div,
+  exp,
+  leakyRelu,
+  log,
+  maximum,
+  minimum,
+  mul,
+  neg,
+  pow,
+  relu,
+  sigmoid,
+  sqrt,
+  square,
+  sub,
+  tanh,
+} from "./ops/elementwise.ts";
+export { mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";

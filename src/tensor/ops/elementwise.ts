@@ -1,0 +1,323 @@
+/**
+ * Elementwise ops: unary maps, scalar ops and binary ops with NumPy-style broadcasting.
+ * Kernels: shaders/elementwise.wgsl (one pipeline per expression).
+ *
+ * @module
+ */
+
+import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { empty, record, type Shape, Tensor } from "../tensor.ts";
+import { sumTo } from "./reduce.ts";
+import { rangeInts } from "../_elementwise_params.ts";
+
+const MAX_RANK = 8;
+
+interface UnaryDef {
+  expr: string;
+  dexpr: string;
+}
+
+function runUnary(
+  name: string,
+  def: UnaryDef,
+  x: Tensor,
+  p0 = 0,
+  p1 = 0,
+): Tensor {
+  const out = empty(x.shape);
+  const [gx, gy] = grid1d(x.size, 256);
+  dispatch({
+    op: name,
+    shader: "elementwise",
+    entry: "unary",
+    defines: { EXPR: def.expr },
+    ints: rangeInts(x.size),
+    floats: [p0, p1],
+    buffers: [x.buffer, out.buffer],
+    workgroups: [gx, gy],
+  });
+  return record(out, name, [x], (g) => {
+    const gin = empty(x.shape);
+    dispatch({
+      op: `${name}.backward`,
+      shader: "elementwise",
+      entry: "unary_grad",
+      defines: { DEXPR: def.dexpr },
+      ints: rangeInts(x.size),
+      floats: [p0, p1],
+      buffers: [x.buffer, out.buffer, g.buffer, gin.buffer],
+      workgroups: [gx, gy],
+    });
+    return [gin];
+  });
+}
+
+const UNARY = {
+  neg: { expr: "-x", dexpr: "-1.0" },
+  exp: { expr: "exp(x)", dexpr: "y" },
+  log: { expr: "log(x)", dexpr: "1.0 / x" },
+  sqrt: { expr: "sqrt(x)", dexpr: "0.5 / y" },
+  abs: { expr: "abs(x)", dexpr: "sign(x)" },
+  square: { expr: "x * x", dexpr: "2.0 * x" },
+  relu: { expr: "max(x, 0.0)", dexpr: "select(0.0, 1.0, x > 0.0)" },
+  leakyRelu: { expr: "select(p0 * x, x, x > 0.0)", dexpr: "select(p0, 1.0, x > 0.0)" },
+  sigmoid: { expr: "1.0 / (1.0 + exp(-x))", dexpr: "y * (1.0 - y)" },
+  // tanh saturates to +-1 beyond |x| = 15 (exp-based tanh can overflow to NaN).
+  tanh: { expr: "select(tanh(x), sign(x), abs(x) > 15.0)", dexpr: "1.0 - y * y" },
+  clamp: { expr: "clamp(x, p0, p1)", dexpr: "select(0.0, 1.0, x >= p0 && x <= p1)" },
+  addScalar: { expr: "x + p0", dexpr: "1.0" },
+  mulScalar: { expr: "x * p0", dexpr: "p0" },
+  rsubScalar: { expr: "p0 - x", dexpr: "-1.0" },
+  rdivScalar: { expr: "p0 / x", dexpr: "-y / x" },
+  powScalar: { expr: "pow(x, p0)", dexpr: "p0 * pow(x, p0 - 1.0)" },
+} satisfies Record<string, UnaryDef>;
+
+/**
+ * `-x`.
+ * @example
+ * ```ts
+ * import { neg } from "./elementwise.ts";
+ * const y = neg(x);
+ * ```
+ */
+export const neg = (x: Tensor): Tensor => runUnary("neg", UNARY.neg, x);
+/** `e^x`. @example `const y = exp(x);` */
+export const exp = (x: Tensor): Tensor => runUnary("exp", UNARY.exp, x);
+/** Natural logarithm. @example `const y = log(x);` */
+export const log = (x: Tensor): Tensor => runUnary("log", UNARY.log, x);
+/** Square root. @example `const y = sqrt(x);` */
+export const sqrt = (x: Tensor): Tensor => runUnary("sqrt", UNARY.sqrt, x);
+/** `|x|` (gradient 0 at 0). @example `const y = abs(x);` */
+export const abs = (x: Tensor): Tensor => runUnary("abs", UNARY.abs, x);
+/** `x * x`. @example `const y = square(x);` */
+export const square = (x: Tensor): Tensor => runUnary("square", UNARY.square, x);
+/** `max(x, 0)`. @example `const y = relu(x);` */
+export const relu = (x: Tensor): Tensor => runUnary("relu", UNARY.relu, x);
+/** `x` where positive, else `slope * x` (default slope 0.2). @example `const y = leakyRelu(x, 0.2);` */
+export const leakyRelu = (x: Tensor, slope = 0.2): Tensor =>
+  runUnary("leakyRelu", UNARY.leakyRelu, x, slope);
+/** Logistic sigmoid. @example `const y = sigmoid(x);` */
+export const sigmoid = (x: Tensor): Tensor => runUnary("sigmoid", UNARY.sigmoid, x);
+/** Hyperbolic tangent. @example `const y = tanh(x);` */
+export const tanh = (x: Tensor): Tensor => runUnary("tanh", UNARY.tanh, x);
+/** `x` raised to a constant power (x > 0 unless the power is an integer). @example `const y = pow(x, 3);` */
+export const pow = (x: Tensor, p: number): Tensor => runUnary("pow", UNARY.powScalar, x, p);
+
+/**
+ * Clamps to `[min, max]` (gradient 1 inside, 0 outside).
+ *
+ * @example
+ * ```ts
+ * import { clamp } from "./elementwise.ts";
+ * const y = clamp(x, 0, 1);
+ * ```
+ */
+export function clamp(x: Tensor, min: number, max: number): Tensor {
+  if (!(min <= max)) throw new RangeError(`clamp: min ${min} is above max ${max}`);
+  return runUnary("clamp", UNARY.clamp, x, min, max);
+}
+
+/**
+ * The shape two shapes broadcast to (NumPy rules), or an error naming both.
+ *
+ * @example
+ * ```ts
+ * import { broadcastShapes } from "./elementwise.ts";
+ * broadcastShapes([2, 1, 4], [3, 1]); // [2, 3, 4]
+ * ```
+ */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new RangeError(`cannot broadcast shapes [${a.join(",")}] and [${b.join(",")}]`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` laid into `outShape`'s axes, 0 on broadcast axes. */
+function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const rank = outShape.length;
+  const strides = new Array(rank).fill(0);
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const axis = rank - shape.length + i;
+    strides[axis] = shape[i] === 1 ? 0 : stride;
+    stride *= shape[i];
+  }
+  return strides;
+}
+
+interface BinaryDef {
+  expr: string;
+  da: string;
+  db: string;
+}
+
+const BINARY = {
+  add: { expr: "a + b", da: "1.0", db: "1.0" },
+  sub: { expr: "a - b", da: "1.0", db: "-1.0" },
+  mul: { expr: "a * b", da: "b", db: "a" },
+  div: { expr: "a / b", da: "1.0 / b", db: "-a / (b * b)" },
+  maximum: { expr: "max(a, b)", da: "select(0.0, 1.0, a >= b)", db: "select(0.0, 1.0, a < b)" },
+  minimum: { expr: "min(a, b)", da: "select(0.0, 1.0, a <= b)", db: "select(0.0, 1.0, a > b)" },
+} satisfies Record<string, BinaryDef>;
+
+function runBinary(name: string, def: BinaryDef, a: Tensor, b: Tensor): Tensor {
+  const outShape = broadcastShapes(a.shape, b.shape);
+  if (outShape.length > MAX_RANK) throw new RangeError(`${name}: rank above ${MAX_RANK}`);
+  const out = empty(outShape);
+  const rank = outShape.length;
+  const ints = (): number[] => {
+    const sa = broadcastStrides(a.shape, outShape);
+    const sb = broadcastStrides(b.shape, outShape);
+    const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+    return [out.size, rank, 0, 0, ...pad(outShape), ...pad(sa), ...pad(sb)];
+  };
+  const [gx, gy] = grid1d(out.size, 256);
+  dispatch({
+    op: name,
+    shader: "elementwise",
+    entry: "binary",
+    defines: { BEXPR: def.expr },
+    ints: ints(),
+    buffers: [a.buffer, b.buffer, out.buffer],
+    workgroups: [gx, gy],
+  });
+  return record(out, name, [a, b], (g) => {
+    const ga = empty(outShape);
+    const gb = empty(outShape);
+    dispatch({
+      op: `${name}.backward`,
+      shader: "elementwise",
+      entry: "binary_grad",
+      defines: { DA: def.da, DB: def.db },
+      ints: ints(),
+      buffers: [a.buffer, b.buffer, g.buffer, ga.buffer, gb.buffer],
+      workgroups: [gx, gy],
+    });
+    return [reduceTo(ga, a.shape), reduceTo(gb, b.shape)];
+  });
+}
+
+/** Sums a gradient over broadcast axes down to `shape` (disposing the full-size one). */
+function reduceTo(g: Tensor, shape: Shape): Tensor {
+  if (g.shape.join() === shape.join()) return g;
+  const r = sumTo(g, shape);
+  g.dispose();
+  return r;
+}
+
+type Operand = Tensor | number;
+
+function binaryOrScalar(
+  name: keyof typeof BINARY,
+  a: Operand,
+  b: Operand,
+  scalar: (t: Tensor, c: number, tensorFirst: boolean) => Tensor,
+): Tensor {
+  if (a instanceof Tensor && b instanceof Tensor) return runBinary(name, BINARY[name], a, b);
+  if (a instanceof Tensor && typeof b === "number") return scalar(a, b, true);
+  if (typeof a === "number" && b instanceof Tensor) return scalar(b, a, false);
+  throw new TypeError(`${name}: needs at least one tensor operand`);
+}
+
+/**
+ * `a + b` with broadcasting; either side may be a number.
+ *
+ * @example
+ * ```ts
+ * import { add } from "./elementwise.ts";
+ * const y = add(x, bias); // bias [C,1,1] broadcasts over [N,C,H,W]
+ * const z = add(x, 1);
+ * ```
+ */
+export function add(a: Operand, b: Operand): Tensor {
+  return binaryOrScalar("add", a, b, (t, c) => runUnary("addScalar", UNARY.addScalar, t, c));
+}
+
+/**
+ * `a - b` with broadcasting; either side may be a number.
+ *
+ * @example
+ * ```ts
+ * import { sub } from "./elementwise.ts";
+ * const d = sub(x, y);
+ * ```
+ */
+export function sub(a: Operand, b: Operand): Tensor {
+  return binaryOrScalar(
+    "sub",
+    a,
+    b,
+    (t, c, first) =>
+      first
+        ? runUnary("addScalar", UNARY.addScalar, t, -c)
+        : runUnary("rsubScalar", UNARY.rsubScalar, t, c),
+  );
+}
+
+/**
+ * `a * b` with broadcasting; either side may be a number.
+ *
+ * @example
+ * ```ts
+ * import { mul } from "./elementwise.ts";
+ * const y = mul(x, 0.5);
+ * ```
+ */
+export function mul(a: Operand, b: Operand): Tensor {
+  return binaryOrScalar("mul", a, b, (t, c) => runUnary("mulScalar", UNARY.mulScalar, t, c));
+}
+
+/**
+ * `a / b` with broadcasting; either side may be a number.
+ *
+ * @example
+ * ```ts
+ * import { div } from "./elementwise.ts";
+ * const y = div(x, norm);
+ * ```
+ */
+export function div(a: Operand, b: Operand): Tensor {
+  return binaryOrScalar(
+    "div",
+    a,
+    b,
+    (t, c, first) =>
+      first
+        ? runUnary("mulScalar", UNARY.mulScalar, t, 1 / c)
+        : runUnary("rdivScalar", UNARY.rdivScalar, t, c),
+  );
+}
+
+/**
+ * Elementwise maximum with broadcasting (gradient to `a` on ties).
+ *
+ * @example
+ * ```ts
+ * import { maximum } from "./elementwise.ts";
+ * const y = maximum(x, z);
+ * ```
+ */
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  return runBinary("maximum", BINARY.maximum, a, b);
+}
+
+/**
+ * Elementwise minimum with broadcasting (gradient to `a` on ties).
+ *
+ * @example
+ * ```ts
+ * import { minimum } from "./elementwise.ts";
+ * const y = minimum(x, z);
+ * ```
+ */
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  return runBinary("minimum", BINARY.minimum, a, b);
+}

@@ -1,0 +1,183 @@
+// Shared test helpers: seeded random data, closeness checks, and the op checker that compares a
+// GPU op's forward and backward with a float64 CPU reference and central finite differences.
+
+import { initGpu } from "../src/gpu/device.ts";
+import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
+
+export { initGpu };
+
+/** Seed for this run: STQA_TEST_SEED, or fresh from the clock (printed on failure). */
+export const RUN_SEED = (() => {
+  const env = Deno.env.get("STQA_TEST_SEED");
+  return env ? Number(env) : (Date.now() % 1_000_000_007);
+})();
+
+/** A seeded generator (mulberry32) with uniform and normal draws. */
+export function rng(seed: number): { uniform: () => number; normal: () => number } {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => {
+    const u = Math.max(uniform(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
+  };
+  return { uniform, normal };
+}
+
+/** Values rounded to float32 and held as float64 (so CPU references see exactly the GPU input). */
+export function f32(values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(Float32Array.from(values));
+}
+
+/** Random normal data of `n` elements, rounded to float32. */
+export function randn(n: number, seed: number, scale = 1): Float64Array {
+  const r = rng(seed);
+  return f32(Array.from({ length: n }, () => r.normal() * scale));
+}
+
+/** Random uniform data in [lo, hi), rounded to float32. */
+export function randu(n: number, seed: number, lo = 0, hi = 1): Float64Array {
+  const r = rng(seed);
+  return f32(Array.from({ length: n }, () => lo + (hi - lo) * r.uniform()));
+}
+
+/** Product of sizes. */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the worst element.
+ */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  opts: { rtol?: number; atol?: number; what?: string } = {},
+): void {
+  const { rtol = 1e-4, atol = 1e-5, what = "values" } = opts;
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length}, expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(rtol ${rtol}, atol ${atol}; run seed ${RUN_SEED})`,
+    );
+  }
+}
+
+/** An input of an op under test. */
+export interface OpInput {
+  shape: number[];
+  /** Values; random normal when omitted. */
+  data?: ArrayLike<number>;
+  /** Draw from [lo, hi) instead of a normal (e.g. positive inputs for log). */
+  range?: [number, number];
+  /** Whether to check the gradient of this input (default true). */
+  grad?: boolean;
+}
+
+/** A float64 reference forward: inputs in, output values (row-major) out. */
+export type Reference = (...inputs: Float64Array[]) => Float64Array;
+
+/**
+ * Checks one op on one set of shapes: forward against `ref`, and each input's gradient of
+ * sum(w * op(inputs)) (w random) against central finite differences of the float64 reference.
+ * Finite differences use at most `maxFd` elements per input (chosen at random).
+ */
+export async function checkOp(opts: {
+  name: string;
+  inputs: OpInput[];
+  gpu: (...xs: Tensor[]) => Tensor;
+  ref: Reference;
+  seed?: number;
+  rtol?: number;
+  atol?: number;
+  gradRtol?: number;
+  gradAtol?: number;
+  maxFd?: number;
+  fdStep?: number;
+}): Promise<void> {
+  await initGpu();
+  const seed = opts.seed ?? RUN_SEED;
+  const datas = opts.inputs.map((inp, i) => {
+    const n = numel(inp.shape);
+    if (inp.data) return f32(inp.data);
+    if (inp.range) return randu(n, seed + 97 * i, inp.range[0], inp.range[1]);
+    return randn(n, seed + 97 * i);
+  });
+  const expected = opts.ref(...datas);
+  const tag = `${opts.name} [${opts.inputs.map((i) => i.shape.join("x")).join(", ")}]`;
+  const w = randn(expected.length, seed + 7);
+  const results = await tidy(() => {
+    const xs = opts.inputs.map((inp, i) =>
+      tensor(Float32Array.from(datas[i]), inp.shape, { requiresGrad: inp.grad !== false })
+    );
+    const out = opts.gpu(...xs);
+    if (out.size !== expected.length) {
+      throw new Error(`${tag}: output has ${out.size} elements, reference ${expected.length}`);
+    }
+    out.backward(tensor(Float32Array.from(w), out.shape));
+    return { out, grads: xs.map((x) => x.grad), xs };
+  });
+  try {
+    assertClose(await results.out.read(), expected, {
+      rtol: opts.rtol ?? 1e-4,
+      atol: opts.atol ?? 1e-4,
+      what: `${tag} forward`,
+    });
+    const loss = (ins: Float64Array[]) => {
+      const y = opts.ref(...ins);
+      let s = 0;
+      for (let i = 0; i < y.length; i++) s += w[i] * y[i];
+      return s;
+    };
+    const r = rng(seed + 13);
+    for (let i = 0; i < opts.inputs.length; i++) {
+      if (opts.inputs[i].grad === false) continue;
+      const g = results.grads[i];
+      if (!g) throw new Error(`${tag}: input ${i} got no gradient`);
+      const got = await g.read();
+      const n = datas[i].length;
+      const maxFd = opts.maxFd ?? 64;
+      const idx = n <= maxFd
+        ? [...Array(n).keys()]
+        : Array.from({ length: maxFd }, () => Math.floor(r.uniform() * n));
+      const fd: number[] = [];
+      const sel: number[] = [];
+      for (const j of idx) {
+        const h = (opts.fdStep ?? 1e-6) * Math.max(1, Math.abs(datas[i][j]));
+        const plus = datas.map((d) => d.slice());
+        const minus = datas.map((d) => d.slice());
+        plus[i][j] += h;
+        minus[i][j] -= h;
+        fd.push((loss(plus) - loss(minus)) / (2 * h));
+        sel.push(got[j]);
+      }
+      assertClose(sel, fd, {
+        rtol: opts.gradRtol ?? 1e-3,
+        atol: opts.gradAtol ?? 1e-4,
+        what: `${tag} gradient of input ${i} (finite differences)`,
+      });
+    }
+  } finally {
+    results.out.dispose();
+    results.xs.forEach((x) => x.dispose());
+  }
+}
