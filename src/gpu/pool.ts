@@ -3,10 +3,11 @@
  *
  * Sizes round up to the next class (powers of two and the midpoints between them, at least 256
  * bytes), so a freed buffer serves any later request of its class and the pool stops growing once
- * a training loop has seen every shape once. A buffer released while commands that use it are
- * still being encoded goes to a "retired" list and becomes reusable only after that batch is
- * submitted (see `queue.ts`), because `queue.writeBuffer` into a reused buffer would otherwise
- * run before the commands that still read its old contents.
+ * a training loop has seen every shape once. A released buffer is reusable at once by kernels:
+ * commands run in the order they were encoded, so a later kernel that overwrites it runs after
+ * every earlier kernel that read it. Uploads are different: `queue.writeBuffer` lands before the
+ * whole pending batch, so a buffer released since the last submit is "dirty" and an upload into
+ * it must submit the pending batch first (see `isDirty` and `writeBuffer` in queue.ts).
  *
  * @module
  */
@@ -30,7 +31,7 @@ export interface PoolStats {
 }
 
 const freeLists = new Map<number, GPUBuffer[]>();
-let retired: GPUBuffer[] = [];
+const dirty = new Set<GPUBuffer>();
 const stats: PoolStats = { created: 0, totalBytes: 0, inUse: 0, free: 0 };
 
 /**
@@ -95,21 +96,27 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   return buffer;
 }
 
-/** Returns a buffer to the pool; it becomes reusable after the current batch is submitted. */
+/** Returns a buffer to the pool (dirty until the pending batch is submitted). */
 export function releaseBuffer(buffer: GPUBuffer): void {
   stats.inUse--;
-  retired.push(buffer);
+  let list = freeLists.get(buffer.size);
+  if (!list) freeLists.set(buffer.size, list = []);
+  list.push(buffer);
+  stats.free++;
+  dirty.add(buffer);
 }
 
-/** Called by the queue after a submit: retired buffers become free for reuse. */
-export function recycleRetired(): void {
-  for (const b of retired) {
-    let list = freeLists.get(b.size);
-    if (!list) freeLists.set(b.size, list = []);
-    list.push(b);
-    stats.free++;
-  }
-  retired = [];
+/**
+ * Whether `buffer` was released since the last submit, so that encoded commands may still read
+ * it: an upload into it must submit them first.
+ */
+export function isDirty(buffer: GPUBuffer): boolean {
+  return dirty.has(buffer);
+}
+
+/** Called by the queue after a submit: no released buffer is referenced by pending commands. */
+export function markSubmitted(): void {
+  dirty.clear();
 }
 
 /**
@@ -125,6 +132,7 @@ export function trimPool(): void {
   for (const list of freeLists.values()) {
     for (const b of list) {
       stats.totalBytes -= b.size;
+      dirty.delete(b);
       b.destroy();
     }
   }

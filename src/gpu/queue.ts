@@ -12,7 +12,7 @@
 
 import { getGpu } from "./device.ts";
 import { checkErrors, guard } from "./errors.ts";
-import { recycleRetired } from "./pool.ts";
+import { isDirty, markSubmitted } from "./pool.ts";
 import { type Defines, getPipeline } from "./shaders.ts";
 
 /** Dispatches after which a batch is submitted even if nothing waits for it. */
@@ -183,7 +183,7 @@ export function flush(): void {
   submitCount++;
   // Arenas are rewritten by writeBuffer, which the queue orders after this submit.
   spareArenas.push(...b.arenas);
-  recycleRetired();
+  markSubmitted();
 }
 
 /**
@@ -222,8 +222,9 @@ export async function readBuffer(
 
 /**
  * Writes CPU data into a buffer. `queue.writeBuffer` lands before the next submit, so when the
- * buffer may be used by commands already encoded, pending work is submitted first; pass
- * `{ fresh: true }` for a buffer just taken from the pool, which nothing encoded can touch.
+ * buffer may be used by commands already encoded, pending work is submitted first. Pass
+ * `{ fresh: true }` for a buffer just taken from the pool: then the batch is submitted only if
+ * the buffer was released since the last submit (pending commands may still read it).
  *
  * @example
  * ```ts
@@ -236,7 +237,7 @@ export function writeBuffer(
   data: Float32Array<ArrayBuffer>,
   options: { offset?: number; fresh?: boolean } = {},
 ): void {
-  if (!options.fresh) flush();
+  if (!options.fresh || isDirty(buffer)) flush();
   getGpu().device.queue.writeBuffer(buffer, options.offset ?? 0, data);
 }
 
