@@ -107,7 +107,7 @@ export function dispatch(spec: DispatchSpec): void {
       `op ${spec.op}: dispatch of ${x}x${y}x${z} workgroups exceeds the limit of ${maxWg} per dimension`,
     );
   }
-  const { pipeline } = getPipeline(spec.shader, spec.entry, spec.defines, spec.op);
+  const { pipeline, layout } = getPipeline(spec.shader, spec.entry, spec.defines, spec.op);
   const b = openBatch();
   const entries: GPUBindGroupEntry[] = [];
   const ints = spec.ints ?? [];
@@ -127,7 +127,7 @@ export function dispatch(spec: DispatchSpec): void {
   spec.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
   const bindGroup = guard(
     spec.op,
-    () => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+    () => device.createBindGroup({ layout, entries }),
   );
   if (!b.pass) b.pass = b.encoder.beginComputePass();
   b.pass.setPipeline(pipeline);

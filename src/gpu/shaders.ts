@@ -26,6 +26,8 @@ export type Defines = Record<string, string | number>;
 export interface CachedPipeline {
   /** The pipeline. */
   pipeline: GPUComputePipeline;
+  /** Its bind group layout 0 (taken once). */
+  layout: GPUBindGroupLayout;
   /** The file the code came from. */
   file: string;
   /** The specialised source, for mapping error lines. */
@@ -148,7 +150,8 @@ export function getPipeline(
       }),
     (err) => Promise.resolve(`pipeline for entry point '${entry}' in ${file}: ${err.message}`),
   );
-  const cached = { pipeline, file, code };
+  const layout = guard(op, () => pipeline.getBindGroupLayout(0));
+  const cached = { pipeline, layout, file, code };
   pipelines.set(key, cached);
   return cached;
 }
