@@ -39,3 +39,4 @@ export {
   tidy,
 } from "./src/tensor/tensor.ts";
 export * as nn from "./src/tensor/nn.ts";
+export { Adam, type AdamOptions, SGD, type SGDOptions } from "./src/tensor/optim.ts";
