@@ -40,3 +40,17 @@ export {
 } from "./src/tensor/tensor.ts";
 export * as nn from "./src/tensor/nn.ts";
 export { Adam, type AdamOptions, SGD, type SGDOptions } from "./src/tensor/optim.ts";
+export {
+  calculateGain,
+  fans,
+  type InitOptions,
+  kaimingNormal,
+  type KaimingOptions,
+  kaimingUniform,
+  type Nonlinearity,
+  xavierNormal,
+  type XavierOptions,
+  xavierUniform,
+  zeros,
+} from "./src/tensor/init.ts";
+export * as init from "./src/tensor/init.ts";
