@@ -34,3 +34,12 @@ export {
   tanh,
 } from "./ops/elementwise.ts";
 export { mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
+export {
+  avgPool2d,
+  globalMeanPool,
+  type GlobalStdOptions,
+  globalStdPool,
+  maxPool2d,
+  type Pool2dOptions,
+  type Size2,
+} from "./ops/pool.ts";

@@ -1,0 +1,350 @@
+// Pooling kernels (NCHW float32), used by src/tensor/ops/pool.ts.
+//
+// Windowed pooling (PyTorch semantics, floor mode): output (oh, ow) of plane p covers input rows
+// oh*SH - PH .. oh*SH - PH + KH - 1 (and likewise columns); positions outside the image are
+// padding. Average pooling counts padding as zeros in a divisor of KH*KW (count_include_pad);
+// max pooling treats padding as -inf and takes the first maximum in row-major window order.
+// All windowed kernels use one invocation per element over a 2-D grid of 64-wide workgroups.
+//
+//   avg_pool_fwd   b1 = x, b2 = out
+//   avg_pool_bwd   b1 = g (output gradient), b2 = gin; each input gathers the outputs whose
+//                  windows cover it (no atomics)
+//   max_pool_fwd   b1 = x, b2 = out
+//   max_pool_arg   b1 = x, b2 = argmax (row-major index within the plane, as f32: exact below
+//                  2^24, which the host checks)
+//   max_pool_bwd   b1 = g, b2 = argmax from max_pool_arg, b3 = gin; each input gathers the
+//                  gradients of the outputs whose argmax it is
+//
+// Global pooling: one workgroup of WG invocations per (n, c) plane of HW elements, a strided
+// pass and a tree reduction in workgroup memory.
+//
+//   global_mean_fwd  b1 = x, b2 = out [planes]
+//   global_mean_bwd  b1 = g [planes], b2 = gin; one invocation per element
+//   global_std_fwd   b1 = x, b2 = out [planes]; two passes (mean, then squared deviations)
+//   global_std_bwd   b1 = x, b2 = g [planes], b3 = gin; recomputes mean and std per plane
+//   *_small          the same with one invocation per plane (64 per workgroup), for planes so
+//                    small that a workgroup each would leave most invocations idle
+
+struct Params {
+  n: u32,       // elements this dispatch covers (outputs, inputs or planes)
+  planes: u32,  // N * C
+  h: i32,
+  w: i32,
+  oh: i32,
+  ow: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  ph: i32,
+  pw: i32,
+  f0: f32,      // avg: 1 / (KH*KW); global: divisor of the variance (HW - 1 or HW)
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
+
+fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+// Range of output indices [lo, hi] along one axis whose windows cover input position i.
+fn covering(i: i32, k: i32, s: i32, p: i32, n_out: i32) -> vec2<i32> {
+  // o*s - p <= i  and  o*s - p + k - 1 >= i
+  let a = i + p - k + 1;
+  var lo = 0;
+  if (a > 0) { lo = (a + s - 1) / s; }
+  let hi = min((i + p) / s, n_out - 1);
+  return vec2<i32>(lo, hi);
+}
+
+@compute @workgroup_size(64)
+fn avg_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat(gid, nwg);
+  if (o >= params.n) { return; }
+  let plane_out = u32(params.oh * params.ow);
+  let pl = o / plane_out;
+  let r = i32(o % plane_out);
+  let oy = r / params.ow;
+  let ox = r % params.ow;
+  let base = pl * u32(params.h * params.w);
+  let y0 = oy * params.sh - params.ph;
+  let x0 = ox * params.sw - params.pw;
+  var acc = 0.0;
+  for (var dy = 0; dy < params.kh; dy = dy + 1) {
+    let y = y0 + dy;
+    if (y < 0 || y >= params.h) { continue; }
+    for (var dx = 0; dx < params.kw; dx = dx + 1) {
+      let x = x0 + dx;
+      if (x < 0 || x >= params.w) { continue; }
+      acc = acc + b1[base + u32(y * params.w + x)];
+    }
+  }
+  b2[o] = acc * params.f0;
+}
+
+@compute @workgroup_size(64)
+fn avg_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat(gid, nwg);
+  if (i >= params.n) { return; }
+  let plane_in = u32(params.h * params.w);
+  let pl = i / plane_in;
+  let r = i32(i % plane_in);
+  let y = r / params.w;
+  let x = r % params.w;
+  let ry = covering(y, params.kh, params.sh, params.ph, params.oh);
+  let rx = covering(x, params.kw, params.sw, params.pw, params.ow);
+  let base = pl * u32(params.oh * params.ow);
+  var acc = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy = oy + 1) {
+    for (var ox = rx.x; ox <= rx.y; ox = ox + 1) {
+      acc = acc + b1[base + u32(oy * params.ow + ox)];
+    }
+  }
+  b2[i] = acc * params.f0;
+}
+
+// The first maximum of output o's window: (value, row-major index in the plane; -1 if none).
+fn window_max(o: u32) -> vec2<f32> {
+  let plane_out = u32(params.oh * params.ow);
+  let pl = o / plane_out;
+  let r = i32(o % plane_out);
+  let oy = r / params.ow;
+  let ox = r % params.ow;
+  let base = pl * u32(params.h * params.w);
+  let y0 = oy * params.sh - params.ph;
+  let x0 = ox * params.sw - params.pw;
+  var best = 0.0;
+  var arg = -1;
+  for (var dy = 0; dy < params.kh; dy = dy + 1) {
+    let y = y0 + dy;
+    if (y < 0 || y >= params.h) { continue; }
+    for (var dx = 0; dx < params.kw; dx = dx + 1) {
+      let x = x0 + dx;
+      if (x < 0 || x >= params.w) { continue; }
+      let j = y * params.w + x;
+      let v = b1[base + u32(j)];
+      // NaN wins (as in PyTorch), so a NaN input shows in the output.
+      if (arg < 0 || v > best || v != v) {
+        best = v;
+        arg = j;
+        if (v != v) { return vec2<f32>(v, f32(arg)); }
+      }
+    }
+  }
+  return vec2<f32>(best, f32(arg));
+}
+
+@compute @workgroup_size(64)
+fn max_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat(gid, nwg);
+  if (o >= params.n) { return; }
+  b2[o] = window_max(o).x;
+}
+
+@compute @workgroup_size(64)
+fn max_pool_arg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat(gid, nwg);
+  if (o >= params.n) { return; }
+  b2[o] = window_max(o).y;
+}
+
+@compute @workgroup_size(64)
+fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat(gid, nwg);
+  if (i >= params.n) { return; }
+  let plane_in = u32(params.h * params.w);
+  let pl = i / plane_in;
+  let r = i32(i % plane_in);
+  let y = r / params.w;
+  let x = r % params.w;
+  let ry = covering(y, params.kh, params.sh, params.ph, params.oh);
+  let rx = covering(x, params.kw, params.sw, params.pw, params.ow);
+  let base = pl * u32(params.oh * params.ow);
+  var acc = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy = oy + 1) {
+    for (var ox = rx.x; ox <= rx.y; ox = ox + 1) {
+      let o = base + u32(oy * params.ow + ox);
+      if (i32(b2[o]) == r) { acc = acc + b1[o]; }
+    }
+  }
+  b3[i] = acc;
+}
+
+// ---- global pooling ----
+
+const WG: u32 = {{WG|256}}u;
+var<workgroup> red: array<f32, WG>;
+
+fn plane_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// Tree sum of `v` over the workgroup; every invocation gets the total. Must be reached by all
+// invocations of the workgroup (uniform control flow).
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+// Strided, Kahan-compensated sum of one plane's elements minus `shift`, by one invocation.
+// Means are taken as shift + mean(x - shift) with shift = the plane's first element: exact for a
+// constant plane (so its std is exactly 0, as torch's) and accurate when the mean is far from 0.
+fn strided_sum(base: u32, hw: u32, lid: u32, shift: f32) -> f32 {
+  var acc = 0.0;
+  var comp = 0.0;
+  for (var j = lid; j < hw; j = j + WG) {
+    let y = (b1[base + j] - shift) - comp;
+    let t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  return acc;
+}
+
+// Strided, Kahan-compensated sum of squared deviations from `m`.
+fn strided_sq_dev(base: u32, hw: u32, lid: u32, m: f32) -> f32 {
+  var acc = 0.0;
+  var comp = 0.0;
+  for (var j = lid; j < hw; j = j + WG) {
+    let d = b1[base + j] - m;
+    let y = d * d - comp;
+    let t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  return acc;
+}
+
+@compute @workgroup_size(WG)
+fn global_mean_fwd(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let p = plane_index(wid, nwg);
+  if (p >= params.planes) { return; } // uniform per workgroup
+  let hw = u32(params.h * params.w);
+  let shift = b1[p * hw];
+  let total = workgroup_sum(strided_sum(p * hw, hw, lid, shift), lid);
+  if (lid == 0u) { b2[p] = shift + total / f32(hw); }
+}
+
+@compute @workgroup_size(64)
+fn global_mean_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat(gid, nwg);
+  if (i >= params.n) { return; }
+  let hw = u32(params.h * params.w);
+  b2[i] = b1[i / hw] / f32(hw);
+}
+
+// Mean and standard deviation of plane p (all invocations get both).
+fn plane_moments(p: u32, lid: u32) -> vec2<f32> {
+  let hw = u32(params.h * params.w);
+  let base = p * hw;
+  let shift = b1[base];
+  let m = shift + workgroup_sum(strided_sum(base, hw, lid, shift), lid) / f32(hw);
+  let ss = workgroup_sum(strided_sq_dev(base, hw, lid, m), lid);
+  return vec2<f32>(m, sqrt(ss / params.f0));
+}
+
+@compute @workgroup_size(WG)
+fn global_std_fwd(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let p = plane_index(wid, nwg);
+  if (p >= params.planes) { return; }
+  let ms = plane_moments(p, lid);
+  if (lid == 0u) { b2[p] = ms.y; }
+}
+
+// d std / d x_j = (x_j - mean) / (divisor * std); 0 where std is 0 (as torch masks it).
+@compute @workgroup_size(WG)
+fn global_std_bwd(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let p = plane_index(wid, nwg);
+  if (p >= params.planes) { return; }
+  let hw = u32(params.h * params.w);
+  let base = p * hw;
+  let ms = plane_moments(p, lid);
+  var scale = 0.0;
+  if (ms.y > 0.0) { scale = b2[p] / (params.f0 * ms.y); }
+  for (var j = lid; j < hw; j = j + WG) {
+    b3[base + j] = (b1[base + j] - ms.x) * scale;
+  }
+}
+
+// ---- global pooling of small planes: one invocation per plane ----
+
+// Mean of plane elements base .. base + hw - 1 (shifted and Kahan-compensated, as strided_sum).
+fn serial_mean(base: u32, hw: u32) -> f32 {
+  let shift = b1[base];
+  var acc = 0.0;
+  var comp = 0.0;
+  for (var j = 0u; j < hw; j = j + 1u) {
+    let y = (b1[base + j] - shift) - comp;
+    let t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  return shift + acc / f32(hw);
+}
+
+// (mean, std) of one plane with the divisor f0, by one invocation.
+fn serial_moments(base: u32, hw: u32) -> vec2<f32> {
+  let m = serial_mean(base, hw);
+  var acc = 0.0;
+  var comp = 0.0;
+  for (var j = 0u; j < hw; j = j + 1u) {
+    let d = b1[base + j] - m;
+    let y = d * d - comp;
+    let t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  return vec2<f32>(m, sqrt(acc / params.f0));
+}
+
+@compute @workgroup_size(64)
+fn global_mean_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = flat(gid, nwg);
+  if (p >= params.planes) { return; }
+  let hw = u32(params.h * params.w);
+  b2[p] = serial_mean(p * hw, hw);
+}
+
+@compute @workgroup_size(64)
+fn global_std_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = flat(gid, nwg);
+  if (p >= params.planes) { return; }
+  let hw = u32(params.h * params.w);
+  b2[p] = serial_moments(p * hw, hw).y;
+}
+
+@compute @workgroup_size(64)
+fn global_std_bwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = flat(gid, nwg);
+  if (p >= params.planes) { return; }
+  let hw = u32(params.h * params.w);
+  let base = p * hw;
+  let ms = serial_moments(base, hw);
+  var scale = 0.0;
+  if (ms.y > 0.0) { scale = b2[p] / (params.f0 * ms.y); }
+  for (var j = 0u; j < hw; j = j + 1u) {
+    b3[base + j] = (b1[base + j] - ms.x) * scale;
+  }
+}
