@@ -54,3 +54,13 @@ export {
   zeros,
 } from "./src/tensor/init.ts";
 export * as init from "./src/tensor/init.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  type SafetensorsContents,
+  SafetensorsError,
+  safetensorsMetadata,
+  saveSafetensors,
+  type TensorData,
+} from "./src/tensor/safetensors.ts";
