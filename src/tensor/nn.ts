@@ -43,3 +43,4 @@ export {
   type Pool2dOptions,
   type Size2,
 } from "./ops/pool.ts";
+export { upsample2x, type UpsampleOptions } from "./ops/resample.ts";

@@ -1,0 +1,63 @@
+/**
+ * Resampling of NCHW float32 tensors: 2x upsampling (nearest or bilinear), as STQA-Net's decoder
+ * uses it. Kernels: shaders/resample.wgsl; the backward kernels gather (each input sums the
+ * outputs it fed, with the forward weights), so they need no atomics.
+ *
+ * @module
+ */
+
+import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { empty, record, type Tensor } from "../tensor.ts";
+
+/** Options of {@link upsample2x}. */
+export interface UpsampleOptions {
+  /**
+   * `"nearest"` repeats each pixel 2x2 (PyTorch's `mode="nearest"`); `"bilinear"` interpolates as
+   * PyTorch's `F.interpolate(scale_factor=2, mode="bilinear", align_corners=False)`.
+   * Default `"nearest"`.
+   */
+  mode?: "nearest" | "bilinear";
+}
+
+/**
+ * Upsamples `[N,C,H,W]` to `[N,C,2H,2W]`. Bilinear mode matches PyTorch's
+ * `F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)`: output coordinate `d`
+ * reads source coordinate `max((d + 0.5) / 2 - 0.5, 0)` between its two nearest rows/columns,
+ * the last row/column replicated. Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { upsample2x } from "./resample.ts";
+ * const y = upsample2x(x, { mode: "bilinear" }); // [N, C, 2H, 2W]
+ * ```
+ */
+export function upsample2x(x: Tensor, options: UpsampleOptions = {}): Tensor {
+  const mode = options.mode ?? "nearest";
+  if (mode !== "nearest" && mode !== "bilinear") {
+    throw new RangeError(`upsample2x: mode must be "nearest" or "bilinear", got ${String(mode)}`);
+  }
+  if (x.rank !== 4) throw new RangeError(`upsample2x: expects an NCHW tensor, got [${x.shape}]`);
+  const [n, c, h, w] = x.shape;
+  const op = `upsample2x.${mode}`;
+  const out = empty([n, c, 2 * h, 2 * w]);
+  dispatch({
+    op,
+    shader: "resample",
+    entry: `${mode}_fwd`,
+    ints: [out.size, n * c, h, w],
+    buffers: [x.buffer, out.buffer],
+    workgroups: grid1d(out.size, 64),
+  });
+  return record(out, op, [x], (g) => {
+    const gin = empty(x.shape);
+    dispatch({
+      op: `${op}.backward`,
+      shader: "resample",
+      entry: `${mode}_bwd`,
+      ints: [x.size, n * c, h, w],
+      buffers: [g.buffer, gin.buffer],
+      workgroups: grid1d(x.size, 64),
+    });
+    return [gin];
+  });
+}
