@@ -1,0 +1,172 @@
+/**
+ * Conversion between ffmpeg's rgb24 bytes (interleaved, 8-bit) and STQA frames ([T,3,H,W]
+ * float32 in [0,1], planar RGB), on the GPU (shaders/video.wgsl) or on the CPU (a reference
+ * and a fallback, selectable for measurement).
+ *
+ * Quantisation (float -> 8 bit) is round-half-up: `q = floor(v * 255 + 0.5)`, clamped to
+ * [0, 255], NaN -> 0. Unpacking gives exactly `fround(q / 255)`.
+ *
+ * @module
+ */
+
+import { getGpu } from "../gpu/device.ts";
+import { acquireBuffer, releaseBuffer } from "../gpu/pool.ts";
+import { dispatch, grid1d, readBuffer, writeBuffer } from "../gpu/queue.ts";
+import { empty, type Tensor, tensor } from "../tensor/tensor.ts";
+
+/** Where frames are converted. */
+export type ConvertOn = "gpu" | "cpu";
+
+/** Bytes to allocate for `bytes` of packed rgb24, padded for the unpack kernel (12-byte groups). */
+export function paddedBytes(bytes: number): number {
+  return Math.max(12, Math.ceil(bytes / 12) * 12);
+}
+
+const LUT = Float32Array.from({ length: 256 }, (_, i) => i / 255);
+let lutBuffer: { device: GPUDevice; buffer: GPUBuffer } | null = null;
+
+function lut(): GPUBuffer {
+  const { device } = getGpu();
+  if (!lutBuffer || lutBuffer.device !== device) {
+    const buffer = device.createBuffer({
+      size: LUT.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(buffer, 0, LUT);
+    lutBuffer = { device, buffer };
+  }
+  return lutBuffer.buffer;
+}
+
+/**
+ * Uploads `frames` frames of packed rgb24 (`data`, whose length is at least
+ * `paddedBytes(frames*h*w*3)`) and returns them as a [frames,3,h,w] tensor.
+ */
+export function unpackFrames(
+  data: Uint8Array,
+  frames: number,
+  h: number,
+  w: number,
+  on: ConvertOn = "gpu",
+): Tensor {
+  const npix = frames * h * w;
+  if (on === "cpu") return tensor(rgb24ToPlanar(data, frames, h, w), [frames, 3, h, w]);
+  const bytes = paddedBytes(npix * 3);
+  if (data.byteLength < bytes) throw new RangeError(`unpackFrames: ${data.byteLength} < ${bytes}`);
+  const out = empty([frames, 3, h, w]);
+  const staging = acquireBuffer(bytes);
+  try {
+    const view = new Float32Array(data.buffer as ArrayBuffer, data.byteOffset, bytes / 4);
+    // data.byteOffset is 0 for buffers allocated by the reader; copy when unaligned.
+    const aligned = data.byteOffset % 4 === 0
+      ? view
+      : new Float32Array(data.slice(0, bytes).buffer);
+    writeBuffer(staging, aligned, { fresh: true });
+    const [x, y] = grid1d(Math.ceil(npix / 4), 256);
+    dispatch({
+      op: "video.unpack_rgb24",
+      shader: "video",
+      entry: "unpack_rgb24",
+      ints: [npix, h * w, 0, 0, 0, 0, 0, 0],
+      buffers: [staging, out.buffer, lut()],
+      workgroups: [x, y],
+    });
+  } finally {
+    releaseBuffer(staging);
+  }
+  return out;
+}
+
+/** CPU reference: packed rgb24 -> planar float32 values `q / 255`. */
+export function rgb24ToPlanar(
+  data: Uint8Array,
+  frames: number,
+  h: number,
+  w: number,
+): Float32Array {
+  const hw = h * w;
+  const out = new Float32Array(frames * 3 * hw);
+  for (let t = 0; t < frames; t++) {
+    const src = t * hw * 3;
+    const r = t * 3 * hw;
+    const g = r + hw;
+    const b = g + hw;
+    for (let s = 0; s < hw; s++) {
+      const i = src + 3 * s;
+      out[r + s] = LUT[data[i]];
+      out[g + s] = LUT[data[i + 1]];
+      out[b + s] = LUT[data[i + 2]];
+    }
+  }
+  return out;
+}
+
+function quantise(v: number): number {
+  if (!(v >= 0)) return 0;
+  return Math.min(Math.floor(Math.fround(Math.fround(v * 255) + 0.5)), 255);
+}
+
+/** CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication. */
+export function planarToRgb24(
+  values: Float32Array,
+  frames: number,
+  h: number,
+  w: number,
+  h2 = h,
+  w2 = w,
+): Uint8Array {
+  const out = new Uint8Array(frames * h2 * w2 * 3);
+  const hw = h * w;
+  let o = 0;
+  for (let t = 0; t < frames; t++) {
+    for (let y = 0; y < h2; y++) {
+      const sy = Math.min(y, h - 1);
+      for (let x = 0; x < w2; x++) {
+        const s = sy * w + Math.min(x, w - 1);
+        const base = t * 3 * hw + s;
+        out[o++] = quantise(values[base]);
+        out[o++] = quantise(values[base + hw]);
+        out[o++] = quantise(values[base + 2 * hw]);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Frames `t0 .. t0+count-1` of a [T,3,h,w] tensor as packed rgb24 bytes of size w2 x h2
+ * (replicating the last column/row where larger), read back to the CPU.
+ */
+export async function packFrames(
+  frames: Tensor,
+  t0: number,
+  count: number,
+  opts: { h2?: number; w2?: number; on?: ConvertOn } = {},
+): Promise<Uint8Array> {
+  const [, , h, w] = frames.shape;
+  const h2 = opts.h2 ?? h;
+  const w2 = opts.w2 ?? w;
+  if (opts.on === "cpu") {
+    const hw3 = 3 * h * w;
+    const all = await frames.read();
+    return planarToRgb24(all.subarray(t0 * hw3, (t0 + count) * hw3), count, h, w, h2, w2);
+  }
+  const nbytes = count * h2 * w2 * 3;
+  const nwords = Math.ceil(nbytes / 4);
+  const out = acquireBuffer(nwords * 4);
+  try {
+    const [x, y] = grid1d(nwords, 256);
+    dispatch({
+      op: "video.pack_rgb24",
+      shader: "video",
+      entry: "pack_rgb24",
+      ints: [nwords, h * w, w, h, w2, h2, t0, nbytes],
+      buffers: [frames.buffer, out],
+      workgroups: [x, y],
+    });
+    const words = await readBuffer(out, nwords * 4);
+    return new Uint8Array(words.buffer, 0, nbytes);
+  } finally {
+    releaseBuffer(out);
+  }
+}

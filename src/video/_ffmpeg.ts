@@ -1,0 +1,332 @@
+/**
+ * Private helpers for the video module: finding ffmpeg and ffprobe, spawning them with argument
+ * arrays (never a shell), draining stderr while they run, safe path arguments, errors that name
+ * the file and frame, and temporary output files that are renamed into place only when complete.
+ *
+ * @module
+ */
+
+import * as path from "path";
+
+/** Bytes of ffmpeg's stderr kept for error messages (the tail). */
+const STDERR_TAIL = 4096;
+
+/**
+ * An error reading, probing or writing a video. The message names the file and, where one
+ * applies, the frame; `stderr` holds the tail of what ffmpeg or ffprobe printed.
+ *
+ * @example
+ * ```ts
+ * import { probeVideo, VideoError } from "../../mod.ts";
+ * try {
+ *   await probeVideo("missing.mp4");
+ * } catch (e) {
+ *   if (e instanceof VideoError) console.error(e.file, e.message);
+ * }
+ * ```
+ */
+export class VideoError extends Error {
+  /** The file the error is about. */
+  readonly file: string;
+  /** The frame (0-based) where it happened, when the error is about one. */
+  readonly frame: number | undefined;
+  /** The tail of the tool's stderr, when a tool ran. */
+  readonly stderr: string;
+  constructor(
+    file: string,
+    detail: string,
+    options: { frame?: number; stderr?: string; cause?: unknown } = {},
+  ) {
+    const at = options.frame === undefined ? "" : ` (at frame ${options.frame})`;
+    const said = options.stderr?.trim()
+      ? `\n--- ffmpeg said (tail) ---\n${options.stderr.trim()}`
+      : "";
+    super(`${JSON.stringify(file)}: ${detail}${at}${said}`, { cause: options.cause });
+    this.name = "VideoError";
+    this.file = file;
+    this.frame = options.frame;
+    this.stderr = options.stderr ?? "";
+  }
+}
+
+/**
+ * Thrown when ffmpeg or ffprobe cannot be started (not installed, or not allowed to run).
+ *
+ * @example
+ * ```ts
+ * import { FfmpegNotFoundError, probeVideo } from "../../mod.ts";
+ * try {
+ *   await probeVideo("clip.mkv");
+ * } catch (e) {
+ *   if (e instanceof FfmpegNotFoundError) console.error(e.message);
+ * }
+ * ```
+ */
+export class FfmpegNotFoundError extends Error {
+  /** "ffmpeg" or "ffprobe". */
+  readonly tool: string;
+  constructor(tool: Tool, binary: string, reason: string, cause?: unknown) {
+    const envVar = tool.toUpperCase();
+    super(
+      `${tool} could not be started (${reason}; tried ${JSON.stringify(binary)}` +
+        `${binary === tool ? " from PATH" : ` from ${envVar}`}). Install ffmpeg ` +
+        "(Debian/Ubuntu: `apt-get install ffmpeg`; macOS: `brew install ffmpeg`; " +
+        "others: https://ffmpeg.org/download.html), or set " +
+        `${envVar}=/path/to/${tool}.`,
+      { cause },
+    );
+    this.name = "FfmpegNotFoundError";
+    this.tool = tool;
+  }
+}
+
+/** The two external tools. */
+export type Tool = "ffmpeg" | "ffprobe";
+
+/**
+ * The binary to run for a tool: the `FFMPEG` / `FFPROBE` environment variable when set (and
+ * readable under the current permissions), else the bare name, which the OS finds on PATH.
+ */
+export function toolBinary(tool: Tool): string {
+  try {
+    const v = Deno.env.get(tool.toUpperCase());
+    if (v) return v;
+  } catch {
+    // No env permission for the variable: fall back to PATH.
+  }
+  return tool;
+}
+
+/**
+ * A path as an ffmpeg/ffprobe URL argument: the `file:` protocol prefix makes every path
+ * literal (a leading dash is not an option, a colon is not a protocol, `%` is not a pattern
+ * for the protocol layer).
+ */
+export function fileArg(p: string): string {
+  return `file:${p}`;
+}
+
+const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"]);
+
+/**
+ * Input arguments for a file: `-f image2 -pattern_type none` for still images (so that `%` in
+ * the name is literal, not a frame-number pattern), then `-i file:<path>`-style literal path.
+ * For ffprobe pass `withI: false` (it takes the path without `-i`).
+ */
+export function inputArgs(p: string, withI = true): string[] {
+  const image = IMAGE_EXTENSIONS.has(path.extname(p).toLowerCase());
+  return [
+    ...(image ? ["-f", "image2", "-pattern_type", "none"] : []),
+    ...(withI ? ["-i"] : []),
+    fileArg(p),
+  ];
+}
+
+/** The fixed leading arguments of every ffmpeg run. */
+export const FFMPEG_BASE = ["-nostdin", "-hide_banner", "-loglevel", "error"];
+
+/** Collects a process's stderr concurrently, keeping the tail. */
+export class StderrTail {
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  /** Total bytes seen. */
+  total = 0;
+  /** Resolves when the stream has ended. */
+  readonly done: Promise<void>;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      try {
+        for await (const chunk of stream) {
+          this.total += chunk.byteLength;
+          this.#chunks.push(chunk);
+          this.#bytes += chunk.byteLength;
+          while (
+            this.#chunks.length > 1 && this.#bytes - this.#chunks[0].byteLength >= STDERR_TAIL
+          ) {
+            this.#bytes -= this.#chunks.shift()!.byteLength;
+          }
+        }
+      } catch {
+        // The process was killed; what was read is kept.
+      }
+    })();
+  }
+  /** The last few KiB as text. */
+  text(): string {
+    const all = new Uint8Array(this.#bytes);
+    let o = 0;
+    for (const c of this.#chunks) {
+      all.set(c, o);
+      o += c.byteLength;
+    }
+    const s = new TextDecoder().decode(all.subarray(Math.max(0, all.length - STDERR_TAIL)));
+    return s.trim();
+  }
+}
+
+/** A spawned tool with its stderr being drained. */
+export interface Spawned {
+  child: Deno.ChildProcess;
+  stderr: StderrTail;
+  /** Kills the process (ignores one that has exited). */
+  kill(): void;
+}
+
+const live = new Set<Deno.ChildProcess>();
+const temps = new Set<string>();
+let signalsInstalled = false;
+const SIGNALS: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+
+function onSignal(): void {
+  for (const c of live) {
+    try {
+      c.kill("SIGKILL");
+    } catch { /* exited */ }
+  }
+  for (const t of temps) {
+    try {
+      Deno.removeSync(t);
+    } catch { /* gone */ }
+  }
+  Deno.exit(130);
+}
+
+function updateSignals(): void {
+  const want = temps.size > 0;
+  if (want === signalsInstalled) return;
+  for (const s of SIGNALS) {
+    try {
+      if (want) Deno.addSignalListener(s, onSignal);
+      else Deno.removeSignalListener(s, onSignal);
+    } catch { /* signal not supported here */ }
+  }
+  signalsInstalled = want;
+}
+
+/**
+ * Spawns a tool with an argument array. stdout is piped or null; stdin piped or null; stderr is
+ * always piped and drained at once.
+ */
+export function spawnTool(
+  tool: Tool,
+  args: string[],
+  io: { stdin?: "piped" | "null"; stdout?: "piped" | "null" } = {},
+): Spawned {
+  const binary = toolBinary(tool);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(binary, {
+      args,
+      stdin: io.stdin ?? "null",
+      stdout: io.stdout ?? "null",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FfmpegNotFoundError(tool, binary, "not found", e);
+    }
+    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+      throw new FfmpegNotFoundError(
+        tool,
+        binary,
+        `not allowed to run: ${(e as Error).message}; grant --allow-run`,
+        e,
+      );
+    }
+    throw e;
+  }
+  live.add(child);
+  child.status.finally(() => live.delete(child));
+  const stderr = new StderrTail(child.stderr);
+  return {
+    child,
+    stderr,
+    kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+    },
+  };
+}
+
+/** Runs a tool to completion, collecting stdout. */
+export async function runTool(
+  tool: Tool,
+  args: string[],
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const p = spawnTool(tool, args, { stdout: "piped" });
+  const [out, status] = await Promise.all([
+    new Response(p.child.stdout).arrayBuffer(),
+    p.child.status,
+    p.stderr.done,
+  ]);
+  return { code: status.code, stdout: new Uint8Array(out), stderr: p.stderr.text() };
+}
+
+/** Throws a {@link VideoError} when `file` does not exist or is not a regular file. */
+export async function checkInputFile(file: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new VideoError(file, "no such file", { cause: e });
+    throw new VideoError(file, `cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  if (info.isDirectory) throw new VideoError(file, "is a directory, not a video file");
+}
+
+/**
+ * A temporary path beside `target` (same folder, so the final rename is atomic): a dot-name with
+ * a random suffix, registered so that SIGINT/SIGTERM removes it.
+ */
+export function tempPathFor(target: string): string {
+  const dir = path.dirname(target);
+  const base = path.basename(target);
+  const rand = crypto.getRandomValues(new Uint32Array(2));
+  const suffix = rand[0].toString(36) + rand[1].toString(36);
+  const tmp = path.join(dir, `.${base}.${suffix}.tmp`);
+  temps.add(tmp);
+  updateSignals();
+  return tmp;
+}
+
+/** Renames a finished temporary file onto its target and unregisters it. */
+export async function commitTemp(tmp: string, target: string): Promise<void> {
+  try {
+    await Deno.rename(tmp, target);
+  } finally {
+    temps.delete(tmp);
+    updateSignals();
+  }
+}
+
+/** Removes a temporary file (ignoring one that is gone) and unregisters it. */
+export async function discardTemp(tmp: string): Promise<void> {
+  try {
+    await Deno.remove(tmp);
+  } catch { /* not created or gone */ }
+  temps.delete(tmp);
+  updateSignals();
+}
+
+/** Checks that the folder of an output path exists, with an error naming the file. */
+export async function checkOutputDir(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (e) {
+    throw new VideoError(file, `output folder ${JSON.stringify(dir)} does not exist`, {
+      cause: e,
+    });
+  }
+  if (!info.isDirectory) {
+    throw new VideoError(file, `${JSON.stringify(dir)} is not a folder`);
+  }
+  try {
+    const existing = await Deno.stat(file);
+    if (existing.isDirectory) throw new VideoError(file, "is a directory");
+  } catch (e) {
+    if (e instanceof VideoError) throw e;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * `probeVideo`: what a video file holds, from ffprobe's JSON, validated with zod.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { checkInputFile, inputArgs, runTool, VideoError } from "./_ffmpeg.ts";
+
+/** A decimal string or number from ffprobe (it prints most numbers as strings). */
+const num = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === "number" ? v : Number(v);
+  if (!Number.isFinite(n)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a number: ${v}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const FfprobeStream = z.object({
+  index: z.number().int(),
+  codec_type: z.string(),
+  codec_name: z.string().optional(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  pix_fmt: z.string().optional(),
+  avg_frame_rate: z.string().optional(),
+  r_frame_rate: z.string().optional(),
+  nb_frames: num.optional(),
+  nb_read_packets: num.optional(),
+  duration: num.optional(),
+  sample_aspect_ratio: z.string().optional(),
+  tags: z.record(z.string()).optional(),
+  side_data_list: z.array(z.object({ rotation: z.number().optional() }).passthrough())
+    .optional(),
+}).passthrough();
+
+const FfprobeOutput = z.object({
+  streams: z.array(z.unknown()).default([]),
+  format: z.object({
+    format_name: z.string().optional(),
+    duration: num.optional(),
+  }).passthrough().optional(),
+}).passthrough();
+
+/** Where {@link VideoInfo.frameCount} came from. */
+export type FrameCountSource = "header" | "packets" | "duration";
+
+/** What {@link probeVideo} reports about a file's first video stream. */
+export interface VideoInfo {
+  /** The file, as given. */
+  path: string;
+  /** Width in pixels of decoded frames (after the display rotation ffmpeg applies). */
+  width: number;
+  /** Height in pixels of decoded frames (after the display rotation ffmpeg applies). */
+  height: number;
+  /** Display rotation in degrees (0, 90, 180, 270); ffmpeg's decoder output is rotated by it. */
+  rotation: number;
+  /** Frames per second (the average rate; the nominal rate where no average is known). */
+  fps: number;
+  /** The frame rate as ffprobe's fraction, e.g. "30000/1001". */
+  fpsFraction: string;
+  /** Number of frames: from the container header, counted packets, or duration x fps. */
+  frameCount: number | null;
+  /** Where `frameCount` came from. */
+  frameCountSource: FrameCountSource | null;
+  /** Duration in seconds, where known. */
+  duration: number | null;
+  /** Pixel format of the stream, e.g. "yuv420p", "gbrp". */
+  pixelFormat: string;
+  /** Codec name, e.g. "h264", "ffv1". */
+  codec: string;
+  /** Container format name(s), e.g. "matroska,webm". */
+  format: string;
+}
+
+/** Options of {@link probeVideo}. */
+export interface ProbeOptions {
+  /**
+   * Count the packets when the container header gives no frame count (reads the whole file,
+   * without decoding; on by default).
+   */
+  countFrames?: boolean;
+}
+
+const ProbeOptionsSchema = z.object({ countFrames: z.boolean().default(true) }).strict();
+
+function parseRate(s: string | undefined): number {
+  if (!s) return 0;
+  const [a, b = "1"] = s.split("/");
+  const n = Number(a);
+  const d = Number(b);
+  return d > 0 && Number.isFinite(n) ? n / d : 0;
+}
+
+/**
+ * Probes a video file with ffprobe: size, frame rate, frame count, duration, pixel format and
+ * codec of its first video stream. Throws {@link VideoError} for a missing file, a file that is
+ * not a video, or one without a video stream.
+ *
+ * @example
+ * ```ts
+ * import { probeVideo } from "../../mod.ts";
+ * const info = await probeVideo("clip.mkv");
+ * console.log(info.width, info.height, info.fps, info.frameCount);
+ * ```
+ */
+export async function probeVideo(file: string, options: ProbeOptions = {}): Promise<VideoInfo> {
+  const opts = ProbeOptionsSchema.parse(options);
+  await checkInputFile(file);
+  const args = [
+    "-v",
+    "error",
+    "-print_format",
+    "json",
+    "-show_streams",
+    "-show_format",
+    "-select_streams",
+    "v:0",
+    ...(opts.countFrames ? ["-count_packets"] : []),
+    ...inputArgs(file, false),
+  ];
+  const { code, stdout, stderr } = await runTool("ffprobe", args);
+  if (code !== 0) {
+    throw new VideoError(file, `ffprobe failed (exit ${code}): not a readable video file`, {
+      stderr,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(stdout));
+  } catch (e) {
+    throw new VideoError(file, "ffprobe printed something that is not JSON", { stderr, cause: e });
+  }
+  const top = FfprobeOutput.safeParse(json);
+  if (!top.success) {
+    throw new VideoError(file, `unexpected ffprobe output: ${top.error.message}`, { stderr });
+  }
+  const raw = top.data.streams.find((s) => (s as { codec_type?: string })?.codec_type === "video");
+  if (!raw) throw new VideoError(file, "has no video stream", { stderr });
+  const parsed = FfprobeStream.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new VideoError(file, `video stream without usable properties (${issues})`, { stderr });
+  }
+  const s = parsed.data;
+  let rotation = 0;
+  const sideRot = s.side_data_list?.find((d) => typeof d.rotation === "number")?.rotation;
+  if (sideRot !== undefined) rotation = sideRot;
+  else if (s.tags?.rotate) rotation = Number(s.tags.rotate) || 0;
+  rotation = ((Math.round(rotation / 90) * 90) % 360 + 360) % 360;
+  const swap = rotation === 90 || rotation === 270;
+  let fpsFraction = s.avg_frame_rate ?? "0/0";
+  let fps = parseRate(fpsFraction);
+  if (!(fps > 0)) {
+    fpsFraction = s.r_frame_rate ?? "0/0";
+    fps = parseRate(fpsFraction);
+  }
+  const duration = s.duration ?? top.data.format?.duration ?? null;
+  let frameCount: number | null = null;
+  let frameCountSource: FrameCountSource | null = null;
+  if (s.nb_frames !== undefined && s.nb_frames > 0) {
+    frameCount = s.nb_frames;
+    frameCountSource = "header";
+  } else if (s.nb_read_packets !== undefined) {
+    frameCount = s.nb_read_packets;
+    frameCountSource = "packets";
+  } else if (duration !== null && fps > 0) {
+    frameCount = Math.round(duration * fps);
+    frameCountSource = "duration";
+  }
+  return {
+    path: file,
+    width: swap ? s.height : s.width,
+    height: swap ? s.width : s.height,
+    rotation,
+    fps,
+    fpsFraction,
+    frameCount,
+    frameCountSource,
+    duration,
+    pixelFormat: s.pix_fmt ?? "unknown",
+    codec: s.codec_name ?? "unknown",
+    format: top.data.format?.format_name ?? "unknown",
+  };
+}

@@ -1,0 +1,273 @@
+/**
+ * Decoding: `readVideo` (all frames at once) and `readVideoChunks` (an async iterator over
+ * chunks of frames, so memory does not grow with the video's length). ffmpeg decodes to rgb24 on
+ * its stdout; exact-size reads (a BYOB reader with `min`) fill whole chunks while stderr is
+ * drained at the same time; the bytes become [T,3,H,W] float32 tensors in [0,1] on the GPU.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { Tensor } from "../tensor/tensor.ts";
+import { type ConvertOn, paddedBytes, unpackFrames } from "./_convert.ts";
+import { checkInputFile, FFMPEG_BASE, inputArgs, spawnTool, VideoError } from "./_ffmpeg.ts";
+import { probeVideo, type VideoInfo } from "./probe.ts";
+
+/** Options of {@link readVideo}. */
+export interface ReadVideoOptions {
+  /** Start time in seconds (accurate seek: frames before it are decoded and dropped). */
+  start?: number;
+  /** At most this many frames. */
+  maxFrames?: number;
+  /**
+   * Output size: scaled with ffmpeg's bicubic scaler. Give both, or one of them to keep the
+   * pixel aspect ratio (the other is rounded, at least 1).
+   */
+  size?: { width?: number; height?: number };
+  /** Resample to this frame rate (ffmpeg's `fps` filter: drops or duplicates frames). */
+  fps?: number;
+  /**
+   * Fail when ffmpeg reports any decode error (corrupt or truncated data), even if it exits
+   * normally; also when fewer frames arrive than the container header promises. Default true.
+   */
+  strict?: boolean;
+  /** Convert bytes to floats on the GPU (default) or on the CPU. */
+  convertOn?: ConvertOn;
+}
+
+/** Options of {@link readVideoChunks}. */
+export interface ReadVideoChunksOptions extends ReadVideoOptions {
+  /** Frames per chunk (the last chunk may hold fewer). Default 16. */
+  chunkFrames?: number;
+}
+
+/** One chunk from {@link readVideoChunks}. */
+export interface VideoChunk {
+  /** Frames [T,3,H,W] in [0,1]; the caller owns it (dispose it when done). */
+  frames: Tensor;
+  /** Index (in the decoded output) of the chunk's first frame. */
+  start: number;
+}
+
+const SizeSchema = z.object({
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+}).strict().refine((s) => s.width !== undefined || s.height !== undefined, {
+  message: "give width, height or both",
+});
+
+const ReadSchema = z.object({
+  start: z.number().finite().nonnegative().default(0),
+  maxFrames: z.number().int().positive().optional(),
+  size: SizeSchema.optional(),
+  fps: z.number().finite().positive().optional(),
+  strict: z.boolean().default(true),
+  convertOn: z.enum(["gpu", "cpu"]).default("gpu"),
+  chunkFrames: z.number().int().positive().default(16),
+}).strict();
+
+type ReadOpts = z.infer<typeof ReadSchema>;
+
+function parseOptions(file: string, options: unknown): ReadOpts {
+  const r = ReadSchema.safeParse(options);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`);
+    throw new VideoError(file, `bad read options: ${issues.join("; ")}`);
+  }
+  return r.data;
+}
+
+function outputSize(info: VideoInfo, size: ReadOpts["size"]): { w: number; h: number } {
+  if (!size) return { w: info.width, h: info.height };
+  const w = size.width ?? Math.max(1, Math.round(size.height! * info.width / info.height));
+  const h = size.height ?? Math.max(1, Math.round(size.width! * info.height / info.width));
+  return { w, h };
+}
+
+function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: VideoInfo) {
+  const filters: string[] = [];
+  if (opts.fps !== undefined) filters.push(`fps=${opts.fps}`);
+  if (w !== info.width || h !== info.height) filters.push(`scale=${w}:${h}:flags=bicubic`);
+  return [
+    ...FFMPEG_BASE,
+    ...(opts.start > 0 ? ["-ss", String(opts.start)] : []),
+    ...inputArgs(file),
+    "-map",
+    "0:v:0",
+    "-an",
+    "-sn",
+    "-dn",
+    ...(filters.length ? ["-vf", filters.join(",")] : []),
+    ...(opts.maxFrames !== undefined ? ["-frames:v", String(opts.maxFrames)] : []),
+    "-f",
+    "rawvideo",
+    "-pix_fmt",
+    "rgb24",
+    "pipe:1",
+  ];
+}
+
+/**
+ * Decodes a video into chunks of frames on the GPU, [T,3,H,W] float32 in [0,1] (planar RGB),
+ * at most `chunkFrames` frames each. Memory stays bounded by one chunk (plus ffmpeg's pipe).
+ * Breaking out of the loop stops ffmpeg. Errors name the file and the frame: a decode error
+ * found at the end is thrown after the chunks before it were yielded.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, readVideoChunks } from "../../mod.ts";
+ * await initGpu();
+ * for await (const { frames, start } of readVideoChunks("clip.mkv", { chunkFrames: 8 })) {
+ *   console.log(start, frames.shape);
+ *   frames.dispose();
+ * }
+ * ```
+ */
+export async function* readVideoChunks(
+  file: string,
+  options: ReadVideoChunksOptions = {},
+): AsyncGenerator<VideoChunk, void, undefined> {
+  const opts = parseOptions(file, options);
+  yield* decodeGeneric(file, opts, opts.chunkFrames, (bytes, n, h, w, start) => ({
+    frames: unpackFrames(bytes, n, h, w, opts.convertOn),
+    start,
+  }));
+}
+
+/**
+ * The decoding loop: runs ffmpeg, fills chunks of whole frames with exact-size reads and hands
+ * each to `sink` (bytes padded per `paddedBytes`; the buffer is reused for the next chunk).
+ */
+async function* decodeGeneric<T>(
+  file: string,
+  opts: ReadOpts,
+  chunkFrames: number,
+  sink: (bytes: Uint8Array, frames: number, h: number, w: number, start: number) => T,
+): AsyncGenerator<T, void, undefined> {
+  await checkInputFile(file);
+  const info = await probeVideo(file, { countFrames: false });
+  const { w, h } = outputSize(info, opts.size);
+  const frameBytes = w * h * 3;
+  const limit = opts.maxFrames ?? Infinity;
+  const framesPerChunk = Math.max(1, Math.min(chunkFrames, limit));
+  const chunkBytes = framesPerChunk * frameBytes;
+  const proc = spawnTool("ffmpeg", ffmpegArgs(file, opts, w, h, info), { stdout: "piped" });
+  const reader = proc.child.stdout.getReader({ mode: "byob" });
+  let frame = 0;
+  let finished = false;
+  try {
+    let buf = new Uint8Array(paddedBytes(chunkBytes));
+    for (;;) {
+      const { value, done } = await reader.read(buf.subarray(0, chunkBytes), { min: chunkBytes });
+      const got = value?.byteLength ?? 0;
+      if (value) buf = new Uint8Array(value.buffer);
+      const whole = Math.floor(got / frameBytes);
+      if (got % frameBytes !== 0) {
+        proc.kill();
+        await proc.child.status;
+        await proc.stderr.done;
+        throw new VideoError(
+          file,
+          `truncated or corrupt: ffmpeg's output ended ${got % frameBytes} bytes into a ` +
+            `frame of ${frameBytes} bytes (${w}x${h} rgb24)`,
+          { frame: frame + whole, stderr: proc.stderr.text() },
+        );
+      }
+      if (whole > 0) {
+        const item = sink(buf, whole, h, w, frame);
+        frame += whole;
+        yield item;
+      }
+      if (done || frame >= limit) break;
+    }
+    const status = await proc.child.status;
+    await proc.stderr.done;
+    finished = true;
+    const stderr = proc.stderr.text();
+    if (!status.success) {
+      throw new VideoError(
+        file,
+        `ffmpeg failed (exit ${status.code}) while decoding: not a readable video, or corrupt`,
+        { frame, stderr },
+      );
+    }
+    if (opts.strict && stderr) {
+      throw new VideoError(
+        file,
+        "corrupt or truncated: ffmpeg reported decode errors (pass strict: false to accept " +
+          "what decodes)",
+        { frame, stderr },
+      );
+    }
+    if (frame === 0) {
+      const why = opts.start > 0
+        ? ` (start ${opts.start} s; duration ${info.duration ?? "unknown"} s)`
+        : "";
+      throw new VideoError(file, `no frames decoded: the video has zero frames${why}`, { stderr });
+    }
+    const unlimited = opts.start === 0 && opts.fps === undefined && opts.maxFrames === undefined;
+    if (
+      opts.strict && unlimited && info.frameCountSource === "header" &&
+      info.frameCount !== null && frame < info.frameCount
+    ) {
+      throw new VideoError(
+        file,
+        `truncated: ${frame} frames decoded, the container header says ${info.frameCount}`,
+        { frame, stderr },
+      );
+    }
+  } finally {
+    if (!finished) {
+      proc.kill();
+      try {
+        await reader.cancel();
+      } catch { /* already closed */ }
+      await proc.child.status;
+      await proc.stderr.done;
+    } else {
+      reader.releaseLock();
+    }
+  }
+}
+
+/**
+ * Decodes a video (or part of it) into one tensor [T,3,H,W] of float32 values in [0,1] on the
+ * GPU (planar RGB, values `q / 255` of the 8-bit samples). For long videos use
+ * {@link readVideoChunks}.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, readVideo } from "../../mod.ts";
+ * await initGpu();
+ * const frames = await readVideo("clip.mkv", { maxFrames: 8, size: { width: 64 } });
+ * console.log(frames.shape); // [8, 3, H, 64]
+ * ```
+ */
+export async function readVideo(file: string, options: ReadVideoOptions = {}): Promise<Tensor> {
+  const opts = parseOptions(file, options);
+  // Bytes are gathered on the CPU and uploaded once (one tensor, one kernel).
+  const parts: Uint8Array[] = [];
+  let frames = 0;
+  let h = 0;
+  let w = 0;
+  const chunks = decodeGeneric(file, opts, 8, (b, n, ch, cw) => ({
+    bytes: b.slice(0, n * ch * cw * 3),
+    frames: n,
+    h: ch,
+    w: cw,
+  }));
+  for await (const chunk of chunks) {
+    parts.push(chunk.bytes);
+    frames += chunk.frames;
+    h = chunk.h;
+    w = chunk.w;
+  }
+  const total = frames * h * w * 3;
+  const all = new Uint8Array(paddedBytes(total));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.byteLength;
+  }
+  return unpackFrames(all, frames, h, w, opts.convertOn);
+}

@@ -1,0 +1,497 @@
+/**
+ * Encoding: `writeVideo` (a tensor of frames, or an iterable of chunks, to a video file) and
+ * `writeFramePng` (one frame to a PNG).
+ *
+ * Frames are quantised to 8 bits on the GPU with round-half-up (`floor(v * 255 + 0.5)`, clamped
+ * to [0, 255], NaN -> 0), read back packed, and written to ffmpeg's stdin with backpressure
+ * (each write is awaited before the next chunk's bytes are sent) while stderr is drained.
+ * ffmpeg writes a temporary dot-file in the target folder, which is renamed onto the target only
+ * when the encode has succeeded: a failed, aborted or interrupted write leaves no partial file.
+ *
+ * Codecs:
+ * - `ffv1`: lossless, 8-bit planar RGB (gbrp) in .mkv (or .nut, .avi). The default: the right
+ *   container for adversarial output, since what is measured is exactly what is written.
+ * - `x264-444`: H.264 without chroma subsampling; RGB through libx264rgb (default) or yuv444p
+ *   (`rgb: false`); qp 0 is lossless (the default), or give `crf` / `qp`. .mkv, .mp4, .mov.
+ * - `x264-420`: H.264 yuv420p, what a user uploads; lossy (crf 18 by default). Needs even
+ *   width and height: odd sizes are refused unless `oddSize: "pad"`, which replicates the last
+ *   column/row. .mp4 (faststart), .mkv, .mov.
+ *
+ * YUV output uses ffmpeg's default BT.601 limited-range conversion and is tagged so (smpte170m),
+ * which is also what ffmpeg assumes when decoding it again.
+ *
+ * @module
+ */
+
+import * as path from "path";
+import { z } from "zod";
+import { Tensor } from "../tensor/tensor.ts";
+import { type ConvertOn, packFrames } from "./_convert.ts";
+import {
+  checkOutputDir,
+  commitTemp,
+  discardTemp,
+  FFMPEG_BASE,
+  fileArg,
+  type Spawned,
+  spawnTool,
+  tempPathFor,
+  VideoError,
+} from "./_ffmpeg.ts";
+
+/** The codecs {@link writeVideo} writes. */
+export type VideoCodec = "ffv1" | "x264-444" | "x264-420";
+
+/** Options of {@link writeVideo}. */
+export interface WriteVideoOptions {
+  /** Frames per second. Default 25. */
+  fps?: number;
+  /** Codec. Default "ffv1" (lossless RGB, .mkv). */
+  codec?: VideoCodec;
+  /** x264 constant rate factor (0-51); x264-420 defaults to 18. Not with `qp`. */
+  crf?: number;
+  /** x264 constant quantiser (0-81 for 8-bit; 0 is lossless); x264-444 defaults to 0. */
+  qp?: number;
+  /** x264 preset. Default "medium". */
+  preset?:
+    | "ultrafast"
+    | "superfast"
+    | "veryfast"
+    | "faster"
+    | "fast"
+    | "medium"
+    | "slow"
+    | "slower"
+    | "veryslow";
+  /** x264-444 only: RGB through libx264rgb (default true) or yuv444p (false). */
+  rgb?: boolean;
+  /**
+   * x264-420 only, for odd widths or heights: "error" (default) refuses; "pad" replicates the
+   * last column and/or row, so the file is one pixel wider and/or taller.
+   */
+  oddSize?: "error" | "pad";
+  /** Dispose each input chunk once it has been read (for generators of chunks). Default false. */
+  disposeInput?: boolean;
+  /** Frames packed and sent per step when `frames` is one tensor. Default 8. */
+  chunkFrames?: number;
+  /** Quantise on the GPU (default) or on the CPU. */
+  convertOn?: ConvertOn;
+  /** Aborts the write (ffmpeg is stopped and nothing is left behind). */
+  signal?: AbortSignal;
+}
+
+/** What {@link writeVideo} wrote. */
+export interface WriteVideoResult {
+  /** The output file. */
+  path: string;
+  /** Frames written. */
+  frames: number;
+  /** Width of the written video (one more than the frames' when padded). */
+  width: number;
+  /** Height of the written video (one more than the frames' when padded). */
+  height: number;
+  /** Whether an odd size was padded for 4:2:0. */
+  padded: boolean;
+  /** The codec used. */
+  codec: VideoCodec;
+  /** Frames per second. */
+  fps: number;
+}
+
+const WriteSchema = z.object({
+  fps: z.number().finite().positive().default(25),
+  codec: z.enum(["ffv1", "x264-444", "x264-420"]).default("ffv1"),
+  crf: z.number().min(0).max(51).optional(),
+  qp: z.number().int().min(0).max(81).optional(),
+  preset: z.enum([
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+  ]).default("medium"),
+  rgb: z.boolean().default(true),
+  oddSize: z.enum(["error", "pad"]).default("error"),
+  disposeInput: z.boolean().default(false),
+  chunkFrames: z.number().int().positive().default(8),
+  convertOn: z.enum(["gpu", "cpu"]).default("gpu"),
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, "an AbortSignal").optional(),
+}).strict().refine((o) => o.crf === undefined || o.qp === undefined, {
+  message: "give crf or qp, not both",
+}).refine((o) => o.codec !== "ffv1" || (o.crf === undefined && o.qp === undefined), {
+  message: "ffv1 is lossless: crf and qp do not apply",
+});
+
+type WriteOpts = z.infer<typeof WriteSchema>;
+
+const MUXERS: Record<string, { muxer: string; codecs: VideoCodec[] }> = {
+  ".mkv": { muxer: "matroska", codecs: ["ffv1", "x264-444", "x264-420"] },
+  ".nut": { muxer: "nut", codecs: ["ffv1", "x264-444", "x264-420"] },
+  ".avi": { muxer: "avi", codecs: ["ffv1"] },
+  ".mp4": { muxer: "mp4", codecs: ["x264-444", "x264-420"] },
+  ".mov": { muxer: "mov", codecs: ["x264-444", "x264-420"] },
+};
+
+function muxerFor(file: string, codec: VideoCodec): string {
+  const ext = path.extname(file).toLowerCase();
+  const m = MUXERS[ext];
+  if (!m) {
+    throw new VideoError(
+      file,
+      `unknown output extension ${JSON.stringify(ext)}; use one of ${
+        Object.keys(MUXERS).join(", ")
+      }`,
+    );
+  }
+  if (!m.codecs.includes(codec)) {
+    const ok = Object.entries(MUXERS).filter(([, v]) => v.codecs.includes(codec)).map(([k]) => k);
+    throw new VideoError(file, `${codec} cannot be written to ${ext}; use ${ok.join(", ")}`);
+  }
+  return m.muxer;
+}
+
+const BT601_TAGS = [
+  "-colorspace",
+  "smpte170m",
+  "-color_primaries",
+  "smpte170m",
+  "-color_trc",
+  "smpte170m",
+  "-color_range",
+  "tv",
+];
+
+function codecArgs(o: WriteOpts, muxer: string): string[] {
+  const rate = (defaults: string[]) =>
+    o.qp !== undefined
+      ? ["-qp", String(o.qp)]
+      : o.crf !== undefined
+      ? ["-crf", String(o.crf)]
+      : defaults;
+  const faststart = muxer === "mp4" || muxer === "mov" ? ["-movflags", "+faststart"] : [];
+  switch (o.codec) {
+    case "ffv1":
+      return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1", "-pix_fmt", "gbrp"];
+    case "x264-444":
+      return [
+        ...(o.rgb
+          ? ["-c:v", "libx264rgb", "-pix_fmt", "rgb24"]
+          : ["-c:v", "libx264", "-pix_fmt", "yuv444p", ...BT601_TAGS]),
+        "-preset",
+        o.preset,
+        ...rate(["-qp", "0"]),
+        ...faststart,
+      ];
+    case "x264-420":
+      return [
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        ...BT601_TAGS,
+        "-preset",
+        o.preset,
+        ...rate(["-crf", "18"]),
+        ...faststart,
+      ];
+  }
+}
+
+/** A run of frames of one tensor to pack and send. */
+interface Piece {
+  tensor: Tensor;
+  /** The tensor as given (before a [3,H,W] -> [1,3,H,W] view). */
+  source: Tensor;
+  t0: number;
+  count: number;
+  /** Last piece of its tensor (dispose after packing when asked). */
+  last: boolean;
+}
+
+function framesOf(t: Tensor, file: string, at: number): Tensor {
+  if (t.disposed) throw new VideoError(file, `frames tensor ${t} was disposed`, { frame: at });
+  if (t.rank === 3 && t.shape[0] === 3) return t.reshape([1, ...t.shape]);
+  if (t.rank !== 4 || t.shape[1] !== 3) {
+    throw new VideoError(
+      file,
+      `frames must be [T,3,H,W] (or [3,H,W]), got [${t.shape.join(",")}]`,
+      { frame: at },
+    );
+  }
+  return t;
+}
+
+async function* piecesOf(
+  frames: Tensor | Iterable<Tensor> | AsyncIterable<Tensor>,
+  file: string,
+  chunkFrames: number,
+): AsyncGenerator<Piece> {
+  const sources: Iterable<Tensor> | AsyncIterable<Tensor> = frames instanceof Tensor
+    ? [frames]
+    : frames;
+  let at = 0;
+  for await (const src of sources) {
+    if (!(src instanceof Tensor)) {
+      throw new VideoError(file, "frames must be tensors (or an iterable of tensors)", {
+        frame: at,
+      });
+    }
+    const t = framesOf(src, file, at);
+    const T = t.shape[0];
+    if (T === 0) continue;
+    const step = frames instanceof Tensor ? chunkFrames : T;
+    for (let t0 = 0; t0 < T; t0 += step) {
+      const count = Math.min(step, T - t0);
+      yield { tensor: t, source: src, t0, count, last: t0 + count >= T };
+    }
+    if (t !== src) t.dispose(); // the [1,3,H,W] view of a [3,H,W] input
+    at += T;
+  }
+}
+
+/**
+ * Encodes frames to a video file. `frames` is one tensor [T,3,H,W] (or [3,H,W]) in [0,1], or an
+ * iterable / async iterable of such chunks (all of one size), so that a long video is written
+ * without holding it whole. Output goes to a temporary file in the target folder, renamed
+ * when complete. Errors name the file and the frame.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, readVideo, writeVideo } from "../../mod.ts";
+ * await initGpu();
+ * const frames = await readVideo("clip.mkv");
+ * await writeVideo("out.mkv", frames, { fps: 25 }); // ffv1, lossless
+ * await writeVideo("upload.mp4", frames, { codec: "x264-420", crf: 18, oddSize: "pad" });
+ * ```
+ */
+export async function writeVideo(
+  file: string,
+  frames: Tensor | Iterable<Tensor> | AsyncIterable<Tensor>,
+  options: WriteVideoOptions = {},
+): Promise<WriteVideoResult> {
+  const parsed = WriteSchema.safeParse(options);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`);
+    throw new VideoError(file, `bad write options: ${issues.join("; ")}`);
+  }
+  const o = parsed.data;
+  const muxer = muxerFor(file, o.codec);
+  await checkOutputDir(file);
+  o.signal?.throwIfAborted();
+
+  let proc: Spawned | null = null;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  let tmp: string | null = null;
+  let written = 0;
+  let size: { h: number; w: number; h2: number; w2: number } | null = null;
+  let pending: Promise<void> | null = null;
+  const onAbort = () => proc?.kill();
+  o.signal?.addEventListener("abort", onAbort);
+  try {
+    for await (const piece of piecesOf(frames, file, o.chunkFrames)) {
+      const [, , h, w] = piece.tensor.shape;
+      if (!size) {
+        let h2 = h;
+        let w2 = w;
+        if (o.codec === "x264-420" && (h % 2 || w % 2)) {
+          if (o.oddSize === "error") {
+            throw new VideoError(
+              file,
+              `x264-420 (4:2:0 chroma) needs an even width and height, the frames are ${w}x${h}; ` +
+                `pass oddSize: "pad" to replicate the last column/row (${w + (w % 2)}x` +
+                `${h + (h % 2)}), crop the frames, or use x264-444 or ffv1`,
+            );
+          }
+          h2 = h + (h % 2);
+          w2 = w + (w % 2);
+        }
+        size = { h, w, h2, w2 };
+        tmp = tempPathFor(file);
+        const args = [
+          ...FFMPEG_BASE,
+          "-f",
+          "rawvideo",
+          "-pix_fmt",
+          "rgb24",
+          "-s",
+          `${w2}x${h2}`,
+          "-framerate",
+          String(o.fps),
+          "-i",
+          "pipe:0",
+          "-an",
+          ...codecArgs(o, muxer),
+          "-f",
+          muxer,
+          "-y",
+          fileArg(tmp),
+        ];
+        proc = spawnTool("ffmpeg", args, { stdin: "piped" });
+        writer = proc.child.stdin.getWriter();
+      } else if (h !== size.h || w !== size.w) {
+        throw new VideoError(
+          file,
+          `a chunk of ${w}x${h} frames follows ${size.w}x${size.h} frames; all must be one size`,
+          { frame: written },
+        );
+      }
+      const bytes = await packFrames(piece.tensor, piece.t0, piece.count, {
+        h2: size.h2,
+        w2: size.w2,
+        on: o.convertOn,
+      });
+      if (o.disposeInput && piece.last) piece.source.dispose();
+      if (pending) await pending;
+      o.signal?.throwIfAborted();
+      pending = writer!.write(bytes);
+      pending.catch(() => {}); // handled when awaited
+      written += piece.count;
+    }
+    if (!proc || !writer || !size || !tmp) {
+      throw new VideoError(file, "no frames to write (zero frames given)");
+    }
+    if (pending) await pending;
+    await writer.close();
+    const status = await proc.child.status;
+    await proc.stderr.done;
+    if (!status.success) {
+      throw new VideoError(file, `ffmpeg failed (exit ${status.code}) while encoding`, {
+        frame: written,
+        stderr: proc.stderr.text(),
+      });
+    }
+    o.signal?.throwIfAborted();
+    await commitTemp(tmp, file);
+    tmp = null;
+    return {
+      path: file,
+      frames: written,
+      width: size.w2,
+      height: size.h2,
+      padded: size.w2 !== size.w || size.h2 !== size.h,
+      codec: o.codec,
+      fps: o.fps,
+    };
+  } catch (e) {
+    let err = e;
+    if (proc) {
+      const p: Spawned = proc;
+      // If ffmpeg died on its own (a broken pipe here), its stderr says why.
+      const exited = await Promise.race([
+        p.child.status.then((s) => s),
+        new Promise<null>((r) => setTimeout(() => r(null), 50)),
+      ]);
+      p.kill();
+      await p.child.status;
+      await p.stderr.done;
+      if (!(e instanceof VideoError) && exited && !exited.success && !o.signal?.aborted) {
+        err = new VideoError(file, `ffmpeg failed (exit ${exited.code}) while encoding`, {
+          frame: written,
+          stderr: p.stderr.text(),
+          cause: e,
+        });
+      }
+    }
+    throw err;
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+    if (tmp) await discardTemp(tmp);
+  }
+}
+
+/** Options of {@link writeFramePng}. */
+export interface WriteFramePngOptions {
+  /** Which frame of a [T,3,H,W] tensor. Default 0. */
+  frame?: number;
+}
+
+const PngSchema = z.object({ frame: z.number().int().nonnegative().default(0) }).strict();
+
+/**
+ * Writes one frame ([3,H,W], or frame `frame` of [T,3,H,W]) as an 8-bit RGB PNG, quantised
+ * like {@link writeVideo}. Written to a temporary file and renamed when complete.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, readVideo, writeFramePng } from "../../mod.ts";
+ * await initGpu();
+ * const frames = await readVideo("clip.mkv", { maxFrames: 4 });
+ * await writeFramePng("frame3.png", frames, { frame: 3 });
+ * ```
+ */
+export async function writeFramePng(
+  file: string,
+  frames: Tensor,
+  options: WriteFramePngOptions = {},
+): Promise<void> {
+  const parsed = PngSchema.safeParse(options);
+  if (!parsed.success) throw new VideoError(file, `bad options: ${parsed.error.message}`);
+  const index = parsed.data.frame;
+  const t = framesOf(frames, file, index);
+  try {
+    const [T, , h, w] = t.shape;
+    if (index >= T) {
+      throw new VideoError(file, `frame ${index} asked for, the tensor holds ${T}`, {
+        frame: index,
+      });
+    }
+    await checkOutputDir(file);
+    const bytes = await packFrames(t, index, 1);
+    const proc = spawnTool("ffmpeg", [
+      ...FFMPEG_BASE,
+      "-f",
+      "rawvideo",
+      "-pix_fmt",
+      "rgb24",
+      "-s",
+      `${w}x${h}`,
+      "-i",
+      "pipe:0",
+      "-frames:v",
+      "1",
+      "-c:v",
+      "png",
+      "-pix_fmt",
+      "rgb24",
+      "-f",
+      "image2pipe",
+      "pipe:1",
+    ], { stdin: "piped", stdout: "piped" });
+    const feed = (async () => {
+      const wr = proc.child.stdin.getWriter();
+      try {
+        await wr.write(bytes);
+        await wr.close();
+      } catch { /* ffmpeg exited: its status and stderr say why */ }
+    })();
+    const [png, status] = await Promise.all([
+      new Response(proc.child.stdout).arrayBuffer(),
+      proc.child.status,
+      feed,
+      proc.stderr.done,
+    ]);
+    if (!status.success || png.byteLength === 0) {
+      throw new VideoError(file, `ffmpeg failed (exit ${status.code}) while encoding the PNG`, {
+        frame: index,
+        stderr: proc.stderr.text(),
+      });
+    }
+    const tmp = tempPathFor(file);
+    try {
+      await Deno.writeFile(tmp, new Uint8Array(png));
+      await commitTemp(tmp, file);
+    } catch (e) {
+      await discardTemp(tmp);
+      throw new VideoError(file, `cannot write: ${(e as Error).message}`, {
+        frame: index,
+        cause: e,
+      });
+    }
+  } finally {
+    if (t !== frames) t.dispose();
+  }
+}
