@@ -64,3 +64,23 @@ export {
   saveSafetensors,
   type TensorData,
 } from "./src/tensor/safetensors.ts";
+export {
+  type ConvertOn,
+  FfmpegNotFoundError,
+  type FrameCountSource,
+  type ProbeOptions,
+  probeVideo,
+  readVideo,
+  readVideoChunks,
+  type ReadVideoChunksOptions,
+  type ReadVideoOptions,
+  type VideoChunk,
+  type VideoCodec,
+  VideoError,
+  type VideoInfo,
+  writeFramePng,
+  type WriteFramePngOptions,
+  writeVideo,
+  type WriteVideoOptions,
+  type WriteVideoResult,
+} from "./src/video/mod.ts";
