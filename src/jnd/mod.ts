@@ -1,0 +1,199 @@
+/**
+ * Just-noticeable-difference (JND) maps on the GPU (DESIGN.md section 3; kernels in
+ * shaders/jnd.wgsl).
+ *
+ * `computeJnd(frames)` takes RGB frames `[T, 3, H, W]` in [0, 1] and returns `[T, 1, H, W]` in
+ * the same units (8-bit levels / 255). Stages, each one dispatch over all T frames (borders
+ * replicate everywhere):
+ *
+ * 1. luma `p = 255 * (0.299 R + 0.587 G + 0.114 B)` (BT.601);
+ * 2. background luminance `bg` (5x5 weights `B` / 32), maximum weighted gradient `mg`
+ *    (`max_k |p * G_k| / 16`), and the Sobel gradient of luma for the edge detector;
+ * 3. edge detector (NAMM models only), a simplified Canny named `canny-l1`:
+ *    3x3 Sobel `gx`, `gy` on luma in levels, L1 magnitude `m = |gx| + |gy|` (OpenCV's default
+ *    Canny magnitude; a step of h levels gives 4h), non-maximum suppression across the gradient
+ *    in four sectors (boundaries at 22.5 degrees; a pixel survives when `m > m_before` and
+ *    `m >= m_after` along the gradient), double threshold `edgeLow` = 50 and `edgeHigh` = 150,
+ *    and one-step hysteresis (a weak pixel is an edge when one of its 8 neighbours is strong; no
+ *    iterative tracing). No Gaussian pre-smoothing: Sobel smooths across the gradient;
+ * 4. the edge map `E` dilated with a 3x3 square, `W = 1 - 0.95 * E` smoothed by a 7x7 Gaussian
+ *    (sigma 0.8, normalised);
+ * 5. the model: `chou-li` = `max(T_l, alpha(bg) mg + beta(bg))`; `namm` =
+ *    `T_l + T_t - 0.3 min(T_l, T_t)` with `T_t = max(0, alpha(bg) mg W + beta(bg))`; `namm-st` =
+ *    `namm` times the temporal factor `f(ild)`, `ild = ((p_t - p_{t-1}) + (bg_t - bg_{t-1})) / 2`
+ *    (frame 0 uses `options.previous` when given, else `f = 1`).
+ *
+ * The JND is a constant to the attack: it is computed from the clean frames and no gradient
+ * flows through it (the result never requires a gradient, whatever its input does).
+ *
+ * Wu et al. 2017 (pattern complexity) is not implemented yet.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { computeJnd } from "./mod.ts";
+ * await initGpu();
+ * const frames = tensor(new Float32Array(2 * 3 * 16 * 16).fill(0.5), [2, 3, 16, 16]);
+ * const jnd = computeJnd(frames, { model: "namm-st" }); // [2, 1, 16, 16]
+ * console.log((await jnd.read())[0] * 255); // levels
+ * ```
+ * @module
+ */
+
+import { dispatch } from "../gpu/queue.ts";
+import { empty, type Tensor } from "../tensor/tensor.ts";
+import {
+  DEFAULT_EDGE_HIGH,
+  DEFAULT_EDGE_LOW,
+  DEFAULT_JND_MODEL,
+  gaussianWeights,
+  JND_MODELS,
+  type JndModel,
+} from "./models.ts";
+
+export {
+  DEFAULT_EDGE_HIGH,
+  DEFAULT_EDGE_LOW,
+  DEFAULT_JND_MODEL,
+  DEFAULT_VIDEO_JND_MODEL,
+  JND_MODELS,
+  type JndModel,
+} from "./models.ts";
+
+/** Options of {@link computeJnd}. */
+export interface ComputeJndOptions {
+  /** The model: `chou-li`, `namm` (default) or `namm-st` (the default for video). */
+  model?: JndModel;
+  /**
+   * The frame before `frames[0]`, `[3, H, W]` or `[1, 3, H, W]`, so that `namm-st` has a temporal
+   * factor for frame 0 when a video is processed in batches. Ignored by the other models.
+   */
+  previous?: Tensor;
+  /** Weak-edge threshold on the L1 Sobel magnitude of luma in levels (default 50). */
+  edgeLow?: number;
+  /** Strong-edge threshold (default 150). */
+  edgeHigh?: number;
+}
+
+const WG_X = 16;
+const WG_Y = 4;
+const MODEL_CODE: Record<JndModel, number> = { "chou-li": 0, "namm": 1, "namm-st": 2 };
+
+/**
+ * JND maps of RGB frames: `[T, 3, H, W]` in [0, 1] to `[T, 1, H, W]` in levels / 255. The result
+ * carries no gradient (the JND is a constant to the attack). See the module documentation for
+ * the models and the edge detector.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { computeJnd } from "./mod.ts";
+ * await initGpu();
+ * const frames = tensor(new Float32Array(3 * 8 * 8).fill(0.2), [1, 3, 8, 8]);
+ * const jnd = computeJnd(frames); // namm
+ * ```
+ */
+export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Tensor {
+  const model = options.model ?? DEFAULT_JND_MODEL;
+  if (!(JND_MODELS as readonly string[]).includes(model)) {
+    throw new RangeError(`computeJnd: unknown model '${model}' (one of ${JND_MODELS.join(", ")})`);
+  }
+  const s = frames.shape;
+  if (s.length !== 4 || s[1] !== 3) {
+    throw new RangeError(`computeJnd: frames must be [T, 3, H, W], got [${s.join(", ")}]`);
+  }
+  const [t, , h, w] = s;
+  const edgeLow = options.edgeLow ?? DEFAULT_EDGE_LOW;
+  const edgeHigh = options.edgeHigh ?? DEFAULT_EDGE_HIGH;
+  if (!(edgeLow >= 0 && edgeHigh >= edgeLow)) {
+    throw new RangeError(`computeJnd: need 0 <= edgeLow <= edgeHigh, got ${edgeLow}, ${edgeHigh}`);
+  }
+  const out = empty([t, 1, h, w]);
+  if (out.size === 0) return out;
+  const prev = model === "namm-st" ? options.previous : undefined;
+  if (prev && prev.size !== 3 * h * w) {
+    throw new RangeError(
+      `computeJnd: previous frame [${prev.shape.join(", ")}] does not match frames [3, ${h}, ${w}]`,
+    );
+  }
+  const hasPrev = prev ? 1 : 0;
+  const tm = t + hasPrev; // frames in the intermediate maps
+  const edgesOn = model !== "chou-li";
+  const g = gaussianWeights();
+  const floats = [edgeLow, edgeHigh, g[3], g[4], g[5], g[6]];
+  const groups = (frameCount: number): [number, number, number] => [
+    Math.ceil(w / WG_X),
+    Math.ceil(h / WG_Y),
+    frameCount,
+  ];
+  const mapInts = [w, h, tm, hasPrev];
+  const p = empty([tm, h, w]);
+  const bg = empty([tm, h, w]);
+  const mg = empty([tm, h, w]);
+  const mag = empty(edgesOn ? [tm, h, w] : [1]);
+  const sector = empty(edgesOn ? [tm, h, w] : [1]);
+  const temps = [p, bg, mg, mag, sector];
+  try {
+    dispatch({
+      op: "jnd.luma",
+      shader: "jnd",
+      entry: "luma",
+      ints: mapInts,
+      floats,
+      buffers: [frames.buffer, (prev ?? frames).buffer, p.buffer],
+      workgroups: groups(tm),
+    });
+    dispatch({
+      op: "jnd.features",
+      shader: "jnd",
+      entry: "features",
+      defines: { EDGES: edgesOn ? "true" : "false" },
+      ints: mapInts,
+      floats,
+      // Without edges, mag and sector are 1-element placeholders the kernel never touches.
+      buffers: [p.buffer, bg.buffer, mg.buffer, mag.buffer, sector.buffer],
+      workgroups: groups(tm),
+    });
+    let edgeMap = mag; // any buffer for chou-li (unused)
+    if (edgesOn) {
+      const code = empty([tm, h, w]);
+      temps.push(code);
+      dispatch({
+        op: "jnd.nms",
+        shader: "jnd",
+        entry: "nms",
+        ints: mapInts,
+        floats,
+        buffers: [mag.buffer, sector.buffer, code.buffer],
+        workgroups: groups(tm),
+      });
+      edgeMap = empty([tm, h, w]);
+      temps.push(edgeMap);
+      dispatch({
+        op: "jnd.edges",
+        shader: "jnd",
+        entry: "edges",
+        ints: mapInts,
+        floats,
+        buffers: [code.buffer, edgeMap.buffer],
+        workgroups: groups(tm),
+      });
+    }
+    dispatch({
+      op: "jnd.combine",
+      shader: "jnd",
+      entry: "combine",
+      defines: { MODEL: MODEL_CODE[model] },
+      ints: [w, h, t, hasPrev],
+      floats,
+      buffers: [p.buffer, bg.buffer, mg.buffer, edgeMap.buffer, out.buffer],
+      workgroups: groups(t),
+    });
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    for (const x of temps) x.dispose();
+  }
+  return out;
+}

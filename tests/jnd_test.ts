@@ -1,0 +1,304 @@
+// JND maps: DESIGN.md's check values, a step edge, constant frames, and per-pixel agreement of the
+// GPU with the float64 CPU reference (src/jnd/reference.ts) on random and natural images.
+
+import { deepEqual as assertEquals, ok as assert } from "assert";
+import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
+import { tensor, tidy } from "../src/tensor/tensor.ts";
+import { computeJnd, JND_MODELS, type JndModel } from "../src/jnd/mod.ts";
+import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
+import { jndReference } from "../src/jnd/reference.ts";
+
+/** Agreement required between GPU and reference, in 8-bit levels. */
+const TOL_LEVELS = 1e-3;
+
+/** Runs computeJnd on CPU data and returns the map in levels. */
+async function gpuLevels(
+  frames: Float64Array | Float32Array,
+  shape: [number, number, number, number],
+  model: JndModel,
+  previous?: Float64Array,
+): Promise<Float64Array> {
+  await initGpu();
+  const out = tidy(() => {
+    const x = tensor(Float32Array.from(frames), shape);
+    const prev = previous
+      ? tensor(Float32Array.from(previous), [3, shape[2], shape[3]])
+      : undefined;
+    return computeJnd(x, { model, previous: prev });
+  });
+  try {
+    assertEquals([...out.shape], [shape[0], 1, shape[2], shape[3]]);
+    return Float64Array.from(await out.read(), (v) => v * 255);
+  } finally {
+    out.dispose();
+  }
+}
+
+function assertLevelsClose(actual: Float64Array, expected: Float64Array, what: string): void {
+  assertEquals(actual.length, expected.length);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    if (!(d <= worst)) {
+      worst = d;
+      at = i;
+    }
+  }
+  assert(
+    worst <= TOL_LEVELS,
+    `${what}: element ${at} is ${actual[at]} levels, reference ${expected[at]} ` +
+      `(difference ${worst}; tolerance ${TOL_LEVELS}; run seed ${RUN_SEED})`,
+  );
+}
+
+/** Frames filled with grey levels `values[t]` (0..255). */
+function greyFrames(values: number[], h: number, w: number): Float64Array {
+  const n = h * w;
+  const out = new Float64Array(values.length * 3 * n);
+  values.forEach((v, t) => out.fill(Math.fround(v / 255), t * 3 * n, (t + 1) * 3 * n));
+  return out;
+}
+
+const FLAT_TL: [number, number][] = [
+  [0, 20.0],
+  [32, 11.4666],
+  [64, 7.9320],
+  [127, 3.0],
+  [128, 3.0234],
+  [200, 4.7109],
+  [255, 6.0],
+];
+
+Deno.test("jnd: luminance adaptation and temporal factor check values (DESIGN.md)", () => {
+  for (const [v, tl] of FLAT_TL) {
+    assert(Math.abs(luminanceAdaptation(v) - tl) < 1e-4, `T_l(${v}) = ${luminanceAdaptation(v)}`);
+  }
+  for (const [ild, f] of [[-255, 4.8], [0, 0.80908], [255, 2.4]]) {
+    assert(Math.abs(temporalFactor(ild) - f) < 1e-5, `f(${ild}) = ${temporalFactor(ild)}`);
+  }
+});
+
+Deno.test("jnd: flat fields on the GPU give T_l (chou-li) and the NAMM combination", async () => {
+  const [h, w] = [9, 11];
+  const frames = greyFrames(FLAT_TL.map(([v]) => v), h, w);
+  const shape: [number, number, number, number] = [FLAT_TL.length, 3, h, w];
+  const chou = await gpuLevels(frames, shape, "chou-li");
+  const namm = await gpuLevels(frames, shape, "namm");
+  FLAT_TL.forEach(([v, tl], t) => {
+    const tt = Math.max(0, 0.5 - 0.01 * v); // mg = 0 and W = 1 on a flat field
+    const expectNamm = tl + tt - 0.3 * Math.min(tl, tt);
+    for (let i = t * h * w; i < (t + 1) * h * w; i++) {
+      assert(Math.abs(chou[i] - tl) < 1e-3, `chou-li flat ${v}: ${chou[i]}, expected ${tl}`);
+      assert(Math.abs(namm[i] - expectNamm) < 1e-3, `namm flat ${v}: ${namm[i]}`);
+    }
+  });
+});
+
+Deno.test("jnd: temporal factor on the GPU at ild = -255, 0, 255", async () => {
+  const [h, w] = [6, 7];
+  const n = h * w;
+  // Pairs of flat frames: ild = v1 - v0 (luma and background both change by it).
+  for (const [v0, v1, f] of [[255, 0, 4.8], [90, 90, 0.80908], [0, 255, 2.4]]) {
+    const frames = greyFrames([v0, v1], h, w);
+    const st = await gpuLevels(frames, [2, 3, h, w], "namm-st");
+    const sp = await gpuLevels(frames, [2, 3, h, w], "namm");
+    for (let i = 0; i < n; i++) {
+      assert(Math.abs(st[i] - sp[i]) < 1e-4, `frame 0 has no factor: ${st[i]} vs ${sp[i]}`);
+      const ratio = st[n + i] / sp[n + i];
+      assert(Math.abs(ratio - f) < 1e-4, `ild ${v1 - v0}: factor ${ratio}, expected ${f}`);
+    }
+    // The same pair split across batches: frame 1 alone with frame 0 as `previous`.
+    const alone = await gpuLevels(
+      frames.subarray(3 * n),
+      [1, 3, h, w],
+      "namm-st",
+      frames.slice(0, 3 * n),
+    );
+    for (let i = 0; i < n; i++) {
+      assert(Math.abs(alone[i] - st[n + i]) < 1e-4, `previous frame: ${alone[i]} vs ${st[n + i]}`);
+    }
+  }
+});
+
+Deno.test("jnd: vertical step edge (analytic mg and bg, edge protection, reference)", async () => {
+  const [h, w, s] = [12, 20, 10]; // columns < s are a, columns >= s are b
+  const [a, b] = [50, 200];
+  const frames = new Float64Array(3 * h * w);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        frames[c * h * w + y * w + x] = Math.fround((x < s ? a : b) / 255);
+      }
+    }
+  }
+  const shape: [number, number, number, number] = [1, 3, h, w];
+  const chou = await gpuLevels(frames, shape, "chou-li");
+  const namm = await gpuLevels(frames, shape, "namm");
+  // Next to the step (x = s-1 and x = s), G4 gives mg = |a - b| = 150; the 5x5 background is
+  // (19a + 13b) / 32 at x = s-1 and (13a + 19b) / 32 at x = s.
+  for (const [x, bg] of [[s - 1, (19 * a + 13 * b) / 32], [s, (13 * a + 19 * b) / 32]]) {
+    const tl = luminanceAdaptation(bg);
+    const texture = (0.0001 * bg + 0.115) * 150 + 0.5 - 0.01 * bg;
+    const unprotected = tl + texture - 0.3 * Math.min(tl, texture);
+    for (let y = 0; y < h; y++) {
+      const i = y * w + x;
+      assert(Math.abs(chou[i] - Math.max(tl, texture)) < 1e-3, `chou-li at the step: ${chou[i]}`);
+      // The edge is detected, dilated and smoothed: W is small there, so NAMM is far below the
+      // unprotected texture threshold.
+      assert(namm[i] < 0.5 * unprotected, `namm at the step ${namm[i]} vs ${unprotected}`);
+    }
+  }
+  // Far from the step the maps are the flat-field values.
+  for (const [x, v] of [[0, a], [w - 1, b]]) {
+    const tl = luminanceAdaptation(v);
+    const tt = Math.max(0, 0.5 - 0.01 * v);
+    assert(Math.abs(namm[x] - (tl + tt - 0.3 * Math.min(tl, tt))) < 1e-3, `namm far: ${namm[x]}`);
+  }
+  const ref = jndReference(frames, shape, { model: "namm" });
+  assertLevelsClose(namm, ref.jnd, "step edge namm");
+  assert(ref.edges[s] === 1 && ref.edges[0] === 0, "the reference marks the step as an edge");
+});
+
+Deno.test("jnd: constant frames give constant maps", async () => {
+  const [t, h, w] = [3, 13, 17];
+  const r = rng(RUN_SEED);
+  const n = h * w;
+  const frames = new Float64Array(t * 3 * n);
+  for (let f = 0; f < t; f++) {
+    for (let c = 0; c < 3; c++) {
+      frames.fill(Math.fround(r.uniform()), (f * 3 + c) * n, (f * 3 + c + 1) * n);
+    }
+  }
+  for (const model of JND_MODELS) {
+    const out = await gpuLevels(frames, [t, 3, h, w], model);
+    for (let f = 0; f < t; f++) {
+      const frame = out.subarray(f * n, (f + 1) * n);
+      const lo = Math.min(...frame);
+      const hi = Math.max(...frame);
+      assert(hi - lo < 1e-4, `${model} frame ${f}: ${lo}..${hi} (seed ${RUN_SEED})`);
+      assert(lo >= 3 / 255 * 0.8 * 255 - 1e-6, `${model} frame ${f}: ${lo} below any threshold`);
+    }
+  }
+});
+
+/** The natural-image fixture: sequences of [T,3,H,W] frames in [0,1] (float32 values). */
+function naturalSequences(): {
+  name: string;
+  frames: Float64Array;
+  shape: [number, number, number, number];
+}[] {
+  const dir = new URL("./fixtures/", import.meta.url);
+  const meta = JSON.parse(Deno.readTextFileSync(new URL("jnd_natural.json", dir)));
+  const bytes = Deno.readFileSync(new URL("jnd_natural.rgb", dir));
+  const { width: w, height: h, frames: t } = meta;
+  const n = w * h;
+  return meta.crops.map((crop: { file: string }, s: number) => {
+    const frames = new Float64Array(t * 3 * n);
+    for (let f = 0; f < t; f++) {
+      const src = (s * t + f) * 3 * n;
+      for (let i = 0; i < n; i++) {
+        for (let c = 0; c < 3; c++) {
+          frames[(f * 3 + c) * n + i] = Math.fround(bytes[src + 3 * i + c] / 255);
+        }
+      }
+    }
+    return { name: crop.file, frames, shape: [t, 3, h, w] };
+  });
+}
+
+/** Smooth random frames (bilinear upsampling of a coarse grid) with small frame-to-frame noise. */
+function smoothRandom(t: number, h: number, w: number, seed: number): Float64Array {
+  const r = rng(seed);
+  const gh = 5;
+  const gw = 6;
+  const grid = Array.from({ length: 3 * gh * gw }, () => r.uniform());
+  const n = h * w;
+  const out = new Float64Array(t * 3 * n);
+  for (let f = 0; f < t; f++) {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const gy = (y / (h - 1)) * (gh - 1);
+          const gx = (x / (w - 1)) * (gw - 1);
+          const y0 = Math.min(Math.floor(gy), gh - 2);
+          const x0 = Math.min(Math.floor(gx), gw - 2);
+          const fy = gy - y0;
+          const fx = gx - x0;
+          const g = (yy: number, xx: number) => grid[c * gh * gw + yy * gw + xx];
+          const v = (1 - fy) * ((1 - fx) * g(y0, x0) + fx * g(y0, x0 + 1)) +
+            fy * ((1 - fx) * g(y0 + 1, x0) + fx * g(y0 + 1, x0 + 1));
+          const noise = (r.uniform() - 0.5) * 0.02;
+          out[(f * 3 + c) * n + y * w + x] = Math.fround(Math.min(1, Math.max(0, v + noise)));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("jnd: GPU agrees with the float64 reference on random images (all models)", async () => {
+  const cases: { name: string; frames: Float64Array; shape: [number, number, number, number] }[] = [
+    { name: "uniform 37x29", frames: randu(3 * 3 * 29 * 37, RUN_SEED), shape: [3, 3, 29, 37] },
+    { name: "smooth 37x29", frames: smoothRandom(3, 29, 37, RUN_SEED + 1), shape: [3, 3, 29, 37] },
+    { name: "smooth 7x5", frames: smoothRandom(2, 5, 7, RUN_SEED + 2), shape: [2, 3, 5, 7] },
+  ];
+  for (const c of cases) {
+    for (const model of JND_MODELS) {
+      const gpu = await gpuLevels(c.frames, c.shape, model);
+      const ref = jndReference(c.frames, c.shape, { model });
+      assertLevelsClose(gpu, ref.jnd, `${c.name} ${model}`);
+    }
+  }
+});
+
+Deno.test("jnd: GPU agrees with the float64 reference on natural images (all models)", async () => {
+  let edgeFractions = 0;
+  for (const s of naturalSequences()) {
+    for (const model of JND_MODELS) {
+      const gpu = await gpuLevels(s.frames, s.shape, model);
+      const ref = jndReference(s.frames, s.shape, { model });
+      assertLevelsClose(gpu, ref.jnd, `${s.name} ${model}`);
+      if (model === "namm") {
+        const frac = ref.edges.reduce((a, b) => a + b, 0) / ref.edges.length;
+        if (frac > 0.02 && frac < 0.9) edgeFractions++;
+      }
+    }
+    // namm-st with the frame before as `previous` (batched video).
+    const [t, , h, w] = s.shape;
+    const n = 3 * h * w;
+    const rest = s.frames.slice(n);
+    const restShape: [number, number, number, number] = [t - 1, 3, h, w];
+    const prev = s.frames.slice(0, n);
+    const gpu = await gpuLevels(rest, restShape, "namm-st", prev);
+    const ref = jndReference(rest, restShape, { model: "namm-st", previous: prev });
+    assertLevelsClose(gpu, ref.jnd, `${s.name} namm-st with previous`);
+  }
+  // The edge detector must be exercised: partial edge maps on the natural crops.
+  assert(edgeFractions >= 2, `edge maps trivially empty or full on ${3 - edgeFractions} crops`);
+});
+
+Deno.test("jnd: no gradient flows through the JND; bad input is rejected", async () => {
+  await initGpu();
+  tidy(() => {
+    const x = tensor(new Float32Array(2 * 3 * 4 * 5).fill(0.3), [2, 3, 4, 5], {
+      requiresGrad: true,
+    });
+    const j = computeJnd(x, { model: "namm-st" });
+    assert(!j.requiresGrad && j.node === null, "JND is a constant");
+    let threw = false;
+    try {
+      computeJnd(tensor(new Float32Array(2 * 4 * 5), [2, 1, 4, 5]));
+    } catch {
+      threw = true;
+    }
+    assert(threw, "a one-channel input is rejected");
+    threw = false;
+    try {
+      computeJnd(x, { model: "nope" as JndModel });
+    } catch {
+      threw = true;
+    }
+    assert(threw, "an unknown model is rejected");
+  });
+});
