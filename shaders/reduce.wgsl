@@ -1,33 +1,59 @@
-// Reductions over chosen axes.
+// Reductions over chosen axes (src/tensor/ops/reduce.ts).
 //
-// sum_axes: one invocation per output element; it walks the reduced index space. The input is
-// described as "kept" axes (those of the output) and "reduced" axes, each with sizes and strides
-// into the input (rank <= 8 each). out = p0 * sum.
+// The input is described as "kept" axes (those of the output) and "reduced" axes, each with sizes
+// and strides into the input (rank <= 8 each; adjacent axes are merged on the CPU first, so a
+// reduction over the innermost axes has one reduced axis of stride 1). The reduced index space
+// [0, k) is split into `chunks` chunks of `chunk_len`; each chunk of each output is summed by one
+// workgroup (sum_tree) or one invocation (sum_axes) into a partial sum, and when chunks > 1 the
+// host reduces the partials in a second pass. Partial layouts:
+//   sum_tree: dst[o * chunks + c]   (reduced index innermost: the next pass is again contiguous)
+//   sum_axes: dst[c * n_out + o]    (outputs innermost: neighbouring invocations, neighbouring o)
+//
+// Accuracy: each invocation sums its elements with Kahan compensation, and sum_tree combines the
+// 256 invocations pairwise (a tree), so long f32 sums stay accurate.
+//
+// MODE (specialisation): 0 loads src[off]; 1 loads (src[off] - aux[o])^2 (aux holds one mean per
+// output: the second pass of the variance). For MODE 0 the host binds src again as aux.
+// SQRT (specialisation): the final pass writes sqrt(scale * sum) (the standard deviation).
+//
+// moments_grad: the gradient of var/std. gx[i] = g[o(i)] * coef * (x[i] - mean[o(i)]), times
+// 1 / std[o(i)] for std (MODE 1; 0 where std is 0). It binds g (4) and, for std, std (5); for
+// var the host binds g again as std.
 
 struct Params {
   n_out: u32,
   k: u32,
   rank_kept: u32,
   rank_red: u32,
+  chunks: u32,
+  chunk_len: u32,
+  _pad0: u32,
+  _pad1: u32,
   kept_shape: array<vec4<u32>, 2>,
   kept_strides: array<vec4<u32>, 2>,
   red_shape: array<vec4<u32>, 2>,
   red_strides: array<vec4<u32>, 2>,
-  p0: f32,
+  scale: f32,
 }
+
+const MODE: u32 = {{MODE|0}}u;
+const SQRT: bool = {{SQRT|false}};
+const WG: u32 = {{WG|256}}u;
+const CONTIG: bool = {{CONTIG|false}};
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read_write> aux: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
 
 fn dim(arr: array<vec4<u32>, 2>, i: u32) -> u32 {
   return arr[i / 4u][i % 4u];
 }
 
-@compute @workgroup_size(64)
-fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = gid.x + gid.y * nwg.x * 64u;
-  if (o >= params.n_out) { return; }
+// Offset into src of output element o (reduced index 0).
+fn base_of(o: u32) -> u32 {
   var rem = o;
   var base = 0u;
   for (var a = i32(params.rank_kept) - 1; a >= 0; a = a - 1) {
@@ -35,20 +61,126 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     base = base + (rem % d) * dim(params.kept_strides, u32(a));
     rem = rem / d;
   }
+  return base;
+}
+
+// Offset into src of the outer reduced runs (all but the innermost) at flat index q.
+fn outer_off(q: u32) -> u32 {
+  var rem = q;
+  var off = 0u;
+  for (var a = i32(params.rank_red) - 2; a >= 0; a = a - 1) {
+    let d = dim(params.red_shape, u32(a));
+    off = off + (rem % d) * dim(params.red_strides, u32(a));
+    rem = rem / d;
+  }
+  return off;
+}
+
+fn load(off: u32, o: u32) -> f32 {
+  let v = src[off];
+  if (MODE == 1u) {
+    let d = v - aux[o];
+    return d * d;
+  }
+  return v;
+}
+
+fn finish(v: f32) -> f32 {
+  if (SQRT) {
+    return sqrt(max(v, 0.0));
+  }
+  return v;
+}
+
+// Kahan-compensated sum of reduced indices start, start + step, ... below end. The innermost
+// reduced run is walked incrementally; the outer runs' offset is recomputed only when it wraps.
+fn chunk_sum(base: u32, o: u32, start: u32, end: u32, step: u32) -> f32 {
   var acc = 0.0;
-  var comp = 0.0; // Kahan compensation: long sums stay accurate in f32
-  for (var r = 0u; r < params.k; r = r + 1u) {
-    var rr = r;
-    var off = base;
-    for (var a = i32(params.rank_red) - 1; a >= 0; a = a - 1) {
-      let d = dim(params.red_shape, u32(a));
-      off = off + (rr % d) * dim(params.red_strides, u32(a));
-      rr = rr / d;
+  var comp = 0.0;
+  if (CONTIG) {
+    for (var r = start; r < end; r = r + step) {
+      let y = load(base + r, o) - comp;
+      let t = acc + y;
+      comp = (t - acc) - y;
+      acc = t;
     }
-    let y = src[off] - comp;
+    return acc - comp;
+  }
+  let last = params.rank_red - 1u;
+  let inner_n = dim(params.red_shape, last);
+  let inner_s = dim(params.red_strides, last);
+  var inner = start % inner_n;
+  var outer = start / inner_n;
+  var ooff = base + outer_off(outer);
+  for (var r = start; r < end; r = r + step) {
+    let y = load(ooff + inner * inner_s, o) - comp;
     let t = acc + y;
     comp = (t - acc) - y;
     acc = t;
+    inner = inner + step;
+    if (inner >= inner_n) {
+      let q = inner / inner_n;
+      inner = inner - q * inner_n;
+      outer = outer + q;
+      ooff = base + outer_off(outer);
+    }
   }
-  dst[o] = acc * params.p0;
+  return acc - comp;
+}
+
+// One workgroup per (output, chunk): invocations stride through the chunk, then a tree sum.
+@compute @workgroup_size(WG)
+fn sum_tree(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= params.n_out * params.chunks) { return; } // whole workgroup: uniform
+  let o = w / params.chunks;
+  let c = w % params.chunks;
+  let start = c * params.chunk_len;
+  let end = min(params.k, start + params.chunk_len);
+  partial[lid] = chunk_sum(base_of(o), o, start + lid, end, WG);
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) {
+      partial[lid] = partial[lid] + partial[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    dst[w] = finish(partial[0] * params.scale);
+  }
+}
+
+// One invocation per (output, chunk), outputs innermost.
+@compute @workgroup_size(64)
+fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= params.n_out * params.chunks) { return; }
+  let o = i % params.n_out;
+  let c = i / params.n_out;
+  let start = c * params.chunk_len;
+  let end = min(params.k, start + params.chunk_len);
+  dst[i] = finish(chunk_sum(base_of(o), o, start, end, 1u) * params.scale);
+}
+
+@group(0) @binding(4) var<storage, read_write> gout: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gstd: array<f32>;
+
+// Gradient of var/std, with params reused: n_out = number of elements, rank_kept = rank,
+// kept_shape = the input's shape, kept_strides = strides of the keepDims-shaped mean, g and std
+// (0 on reduced axes), scale = coef. src = x, aux = mean, dst = the gradient.
+@compute @workgroup_size(256)
+fn moments_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= params.n_out) { return; }
+  let o = base_of(i);
+  var f = params.scale * gout[o];
+  if (MODE == 1u) {
+    let s = gstd[o];
+    f = select(0.0, f / s, s > 0.0);
+  }
+  dst[i] = f * (src[i] - aux[o]);
 }

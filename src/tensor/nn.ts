@@ -34,6 +34,7 @@ export {
   tanh,
 } from "./ops/elementwise.ts";
 export { mean, type ReduceOptions, sum, sumTo } from "./ops/reduce.ts";
+export { type MomentOptions, std, variance, variance as var } from "./ops/reduce.ts";
 export {
   avgPool2d,
   globalMeanPool,

@@ -6,7 +6,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
-import { empty, record, type Shape, type Tensor } from "../tensor.ts";
+import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
 
 const MAX_RANK = 8;
 
@@ -25,18 +25,27 @@ export interface ReduceOptions {
  * ```ts
  * import { normAxes } from "./reduce.ts";
  * normAxes([-1, 0], 3, "sum"); // [0, 2]
+ * normAxes(3, 3, "sum", [2, 3, 4]); // throws: axis 3 is out of range for shape [2,3,4] (rank 3)
  * ```
  */
-export function normAxes(axes: number | number[] | undefined, rank: number, op: string): number[] {
+export function normAxes(
+  axes: number | number[] | undefined,
+  rank: number,
+  op: string,
+  shape?: Shape,
+): number[] {
+  const of = shape ? `shape [${shape.join(",")}]` : `rank ${rank}`;
   if (axes === undefined) return [...Array(rank).keys()];
   const list = Array.isArray(axes) ? axes : [axes];
   const out = list.map((a) => {
     if (!Number.isInteger(a) || a < -rank || a >= rank) {
-      throw new RangeError(`${op}: axis ${a} is out of range for rank ${rank}`);
+      throw new RangeError(`${op}: axis ${a} is out of range for ${of} (rank ${rank})`);
     }
     return a < 0 ? a + rank : a;
   });
-  if (new Set(out).size !== out.length) throw new RangeError(`${op}: repeated axis in [${list}]`);
+  if (new Set(out).size !== out.length) {
+    throw new RangeError(`${op}: repeated axis in [${list}] for ${of}`);
+  }
   return out.sort((a, b) => a - b);
 }
 
@@ -46,33 +55,155 @@ function contiguousStrides(shape: Shape): number[] {
   return s;
 }
 
-/** Sums `x` over `axes` (sorted, distinct) times `scale`, into a tensor of `outShape`. */
-function reduceSum(x: Tensor, axes: number[], scale: number, outShape: Shape, op: string): Tensor {
-  const strides = contiguousStrides(x.shape);
-  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  if (kept.length > MAX_RANK || axes.length > MAX_RANK) throw new RangeError(`${op}: rank above 8`);
+/** A run of input axes: total size and stride of its innermost axis. */
+interface Dim {
+  size: number;
+  stride: number;
+}
+
+/**
+ * Splits a contiguous shape into kept and reduced axis runs, dropping size-1 axes and merging
+ * neighbouring axes of the same kind (a reduction over the innermost axes becomes one reduced run
+ * of stride 1).
+ */
+function splitDims(shape: Shape, axes: number[]): { kept: Dim[]; red: Dim[] } {
+  const strides = contiguousStrides(shape);
+  const kept: Dim[] = [];
+  const red: Dim[] = [];
+  let lastKind: boolean | null = null;
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 1) continue;
+    const isRed = axes.includes(i);
+    const list = isRed ? red : kept;
+    if (lastKind === isRed) {
+      const d = list[list.length - 1];
+      d.size *= shape[i];
+      d.stride = strides[i];
+    } else list.push({ size: shape[i], stride: strides[i] });
+    lastKind = isRed;
+  }
+  return { kept, red };
+}
+
+const TREE_WG = 64;
+/** Fewest elements per tree workgroup chunk (16 per invocation). */
+const TREE_CHUNK_MIN = TREE_WG * 16;
+/**
+ * Most elements one invocation sums. Lavapipe (Mesa's CPU Vulkan) ends any loop nest after 65535
+ * iterations in total (its infinite-loop guard) and silently returns a short sum; with up to 8
+ * reduced runs (a nested loop on each wrap) this bound keeps every loop nest below that.
+ */
+const MAX_PER_INVOCATION = 4096;
+/** Workgroups worth launching for a tree reduction with few outputs. */
+const TREE_TARGET_GROUPS = 512;
+/** Fewest elements per invocation of the per-output kernel when it splits. */
+const AXES_CHUNK_MIN = 64;
+/** Invocations worth launching for the per-output kernel with few outputs. */
+const AXES_TARGET_THREADS = 16384;
+
+interface ReducePass {
+  /** MODE of reduce.wgsl: 0 plain sum, 1 squared deviations from `aux`. */
+  mode?: 0 | 1;
+  aux?: Tensor;
+  /** Take the square root of the final result. */
+  sqrt?: boolean;
+}
+
+/**
+ * Sums the elements of `src` (laid out by `kept` and `red` runs) over the reduced runs, times
+ * `scale`, into a new flat tensor of prod(kept sizes) elements. Long reductions are split into
+ * chunks whose partial sums a second pass adds.
+ */
+function reduceDims(
+  src: Tensor,
+  kept: Dim[],
+  red: Dim[],
+  scale: number,
+  op: string,
+  pass: ReducePass = {},
+): Tensor {
+  if (kept.length > MAX_RANK || red.length > MAX_RANK) {
+    throw new RangeError(`${op}: more than ${MAX_RANK} non-adjacent axis runs`);
+  }
+  const nOut = kept.reduce((p, d) => p * d.size, 1);
+  const k = red.reduce((p, d) => p * d.size, 1);
+  if (nOut === 0) return empty([0]);
+  if (k === 0) return full([nOut], pass.sqrt ? Math.sqrt(0 * scale) : 0 * scale);
+  if (red.length === 0) red = [{ size: 1, stride: 1 }];
+  const tree = red[red.length - 1].stride === 1 && k >= 32;
+  let chunks: number;
+  if (tree) {
+    chunks = Math.max(
+      Math.min(Math.ceil(k / TREE_CHUNK_MIN), Math.ceil(TREE_TARGET_GROUPS / nOut)),
+      Math.ceil(k / (TREE_WG * MAX_PER_INVOCATION)),
+    );
+  } else {
+    chunks = Math.max(
+      Math.min(Math.ceil(k / AXES_CHUNK_MIN), Math.ceil(AXES_TARGET_THREADS / nOut)),
+      Math.ceil(k / MAX_PER_INVOCATION),
+    );
+  }
+  const chunkLen = Math.ceil(k / chunks);
+  chunks = Math.ceil(k / chunkLen);
+  const last = chunks === 1;
+  const out = empty([nOut * chunks]);
   const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-  const k = axes.reduce((p, a) => p * x.shape[a], 1);
-  const out = empty(outShape);
-  const [gx, gy] = grid1d(out.size, 64);
+  const mode = pass.mode ?? 0;
+  const [gx, gy] = tree ? grid1d(nOut * chunks, 1) : grid1d(nOut * chunks, 64);
   dispatch({
     op,
     shader: "reduce",
-    entry: "sum_axes",
+    entry: tree ? "sum_tree" : "sum_axes",
+    defines: {
+      MODE: mode,
+      SQRT: String(last && (pass.sqrt ?? false)),
+      CONTIG: String(red.length === 1 && red[0].stride === 1),
+      WG: tree ? TREE_WG : 64,
+    },
     ints: [
-      out.size,
+      nOut,
       k,
       kept.length,
-      axes.length,
-      ...pad(kept.map((i) => x.shape[i])),
-      ...pad(kept.map((i) => strides[i])),
-      ...pad(axes.map((i) => x.shape[i])),
-      ...pad(axes.map((i) => strides[i])),
+      red.length,
+      chunks,
+      chunkLen,
+      0,
+      0,
+      ...pad(kept.map((d) => d.size)),
+      ...pad(kept.map((d) => d.stride)),
+      ...pad(red.map((d) => d.size)),
+      ...pad(red.map((d) => d.stride)),
     ],
-    floats: [scale],
-    buffers: [x.buffer, out.buffer],
+    floats: [last ? scale : 1],
+    buffers: [src.buffer, out.buffer, (mode === 1 ? pass.aux! : src).buffer],
     workgroups: [gx, gy],
   });
+  if (last) return out;
+  // Second pass over the partial sums.
+  const next = tree
+    ? reduceDims(out, [{ size: nOut, stride: chunks }], [{ size: chunks, stride: 1 }], scale, op, {
+      sqrt: pass.sqrt,
+    })
+    : reduceDims(out, [{ size: nOut, stride: 1 }], [{ size: chunks, stride: nOut }], scale, op, {
+      sqrt: pass.sqrt,
+    });
+  out.dispose();
+  return next;
+}
+
+/** Sums `x` over `axes` (sorted, distinct) times `scale`, into a tensor of `outShape`. */
+function reduceSum(
+  x: Tensor,
+  axes: number[],
+  scale: number,
+  outShape: Shape,
+  op: string,
+  pass: ReducePass = {},
+): Tensor {
+  const { kept, red } = splitDims(x.shape, axes);
+  const flat = reduceDims(x, kept, red, scale, op, pass);
+  const out = flat.reshape(outShape);
+  flat.dispose();
   return out;
 }
 
@@ -108,13 +239,101 @@ export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
   return scaledSum(x, options, "mean", (k) => 1 / k);
 }
 
+/** Options of {@link variance} and {@link std}. */
+export interface MomentOptions extends ReduceOptions {
+  /**
+   * Divide by `k - 1` (Bessel's correction, the default, as in `torch.var`) rather than by `k`,
+   * the number of elements reduced per output.
+   */
+  unbiased?: boolean;
+}
+
+/**
+ * Variance over axes (all by default); unbiased (divides by `k - 1`) unless
+ * `{ unbiased: false }`. Computed in two passes (mean, then the mean of squared deviations) with
+ * compensated sums. Differentiable. Exported from `nn` as both `variance` and `var`.
+ *
+ * @example
+ * ```ts
+ * import { variance } from "./reduce.ts";
+ * const v = variance(x, { axes: [0, 2, 3], keepDims: true }); // per-channel variance of NCHW
+ * ```
+ */
+export function variance(x: Tensor, options: MomentOptions = {}): Tensor {
+  return moments(x, options, "var", false);
+}
+
+/**
+ * Standard deviation over axes (all by default): `sqrt(variance(x, options))`, unbiased by
+ * default. Differentiable; where the deviation is 0 its gradient is taken as 0 (not NaN).
+ *
+ * @example
+ * ```ts
+ * import { std } from "./reduce.ts";
+ * const s = std(frames, { axes: [-2, -1] }); // per-frame, per-channel spatial std
+ * ```
+ */
+export function std(x: Tensor, options: MomentOptions = {}): Tensor {
+  return moments(x, options, "std", true);
+}
+
+function moments(x: Tensor, options: MomentOptions, op: string, isStd: boolean): Tensor {
+  const axes = normAxes(options.axes, x.rank, op, x.shape);
+  const k = axes.reduce((p, a) => p * x.shape[a], 1);
+  const unbiased = options.unbiased ?? true;
+  if (k < (unbiased ? 2 : 1)) {
+    throw new RangeError(
+      `${op}: reducing axes [${axes}] of [${x.shape}] leaves ${k} element(s) per output; ` +
+        (unbiased ? "the unbiased estimate needs at least 2" : "at least 1 is needed"),
+    );
+  }
+  const keptShape = reducedShape(x.shape, axes, true);
+  const outShape = reducedShape(x.shape, axes, options.keepDims ?? false);
+  const divisor = unbiased ? k - 1 : k;
+  const m = reduceSum(x, axes, 1 / k, keptShape, `${op}.mean`);
+  const out = reduceSum(x, axes, 1 / divisor, outShape, op, { mode: 1, aux: m, sqrt: isStd });
+  m.dispose();
+  return record(out, op, [x], (g) => {
+    const mean = reduceSum(x, axes, 1 / k, keptShape, `${op}.backward`);
+    const gin = empty(x.shape);
+    const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+    const rStrides = contiguousStrides(keptShape).map((s, i) => (keptShape[i] === 1 ? 0 : s));
+    const [gx, gy] = grid1d(x.size, 256);
+    dispatch({
+      op: `${op}.backward`,
+      shader: "reduce",
+      entry: "moments_grad",
+      defines: { MODE: isStd ? 1 : 0 },
+      ints: [
+        x.size,
+        0,
+        x.rank,
+        0,
+        0,
+        0,
+        0,
+        0,
+        ...pad([...x.shape]),
+        ...pad(rStrides),
+        ...pad([]),
+        ...pad([]),
+      ],
+      floats: [(isStd ? 1 : 2) / divisor],
+      buffers: [x.buffer, gin.buffer, mean.buffer, g.buffer, (isStd ? out : g).buffer],
+      workgroups: [gx, gy],
+    });
+    mean.dispose();
+    return [gin];
+  });
+}
+
 function scaledSum(
   x: Tensor,
   options: ReduceOptions,
   op: string,
   scaleOf: (k: number) => number,
 ): Tensor {
-  const axes = normAxes(options.axes, x.rank, op);
+  const axes = normAxes(options.axes, x.rank, op, x.shape);
   const k = axes.reduce((p, a) => p * x.shape[a], 1);
   const scale = scaleOf(k);
   const outShape = reducedShape(x.shape, axes, options.keepDims ?? false);
