@@ -45,3 +45,4 @@ export {
   type Size2,
 } from "./ops/pool.ts";
 export { upsample2x, type UpsampleOptions } from "./ops/resample.ts";
+export { l1Loss, type LossOptions, mseLoss } from "./ops/loss.ts";
