@@ -44,5 +44,6 @@ export {
   type Pool2dOptions,
   type Size2,
 } from "./ops/pool.ts";
+export { linear, matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { upsample2x, type UpsampleOptions } from "./ops/resample.ts";
 export { l1Loss, type LossOptions, mseLoss } from "./ops/loss.ts";
