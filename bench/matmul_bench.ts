@@ -1,0 +1,63 @@
+/**
+ * Matrix product benchmarks: `nn.matmul` (shaders/matmul.wgsl) against TF.js's WebGPU backend
+ * (`tf.matMul`) on the same adapter, square sizes 512 and 1024, FLOPs = 2 M N K.
+ *
+ * Run with `deno task bench` (method: bench/_suite.ts; results: bench/RESULTS.md).
+ *
+ * @module
+ */
+
+import { initGpu } from "../src/gpu/device.ts";
+import { matmul } from "../src/tensor/nn.ts";
+import { tensor } from "../src/tensor/tensor.ts";
+import { randomNormal, relativeMaxError } from "./_data.ts";
+import { describePeak, peakOnce } from "./_peak.ts";
+import { benchCase, noteCheck, printSummaryAtExit } from "./_suite.ts";
+import { initTfjs, tf, tfSync } from "./_tfjs.ts";
+
+await initGpu();
+await initTfjs();
+const peak = await peakOnce();
+console.log(describePeak(peak));
+
+const GROUP = "matmul";
+
+for (const size of [512, 1024]) {
+  const [m, n, k] = [size, size, size];
+  const flops = 2 * m * n * k;
+  const label = `${m}x${k} * ${k}x${n}`;
+  const aData = randomNormal(m * k, 1000 + size);
+  const bData = randomNormal(k * n, 2000 + size);
+
+  const a = tensor(aData, [m, k]);
+  const b = tensor(bData, [k, n]);
+  const ta = tf.tensor2d(aData, [m, k]);
+  const tb = tf.tensor2d(bData, [k, n]);
+
+  // Cross-check one product of each before timing anything.
+  const ours = matmul(a, b);
+  const peer = tf.matMul(ta, tb);
+  const got = await ours.read();
+  const want = await peer.data() as Float32Array;
+  ours.dispose();
+  peer.dispose();
+  await tfSync();
+  noteCheck(GROUP, label, relativeMaxError(got, want));
+
+  benchCase({
+    group: GROUP,
+    label,
+    impl: "tfjs",
+    flops,
+    run: () => tf.matMul(ta, tb).dispose(),
+  });
+  benchCase({
+    group: GROUP,
+    label,
+    impl: "stqa",
+    flops,
+    run: () => matmul(a, b).dispose(),
+  });
+}
+
+printSummaryAtExit("matmul", peak);
