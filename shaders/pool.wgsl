@@ -2,7 +2,8 @@
 //
 // Windowed pooling (PyTorch semantics, floor mode): output (oh, ow) of plane p covers input rows
 // oh*SH - PH .. oh*SH - PH + KH - 1 (and likewise columns); positions outside the image are
-// padding. Average pooling counts padding as zeros in a divisor of KH*KW (count_include_pad);
+// padding. Average pooling divides by KH*KW, padding counting as zeros (count_include_pad), or
+// when include_pad is 0 by the number of window positions inside the image;
 // max pooling treats padding as -inf and takes the first maximum in row-major window order.
 // All windowed kernels use one invocation per element over a 2-D grid of 64-wide workgroups.
 //
@@ -38,7 +39,8 @@ struct Params {
   sw: i32,
   ph: i32,
   pw: i32,
-  f0: f32,      // avg: 1 / (KH*KW); global: divisor of the variance (HW - 1 or HW)
+  include_pad: i32, // avg: 1 to divide by KH*KW, 0 by the positions inside the image
+  f0: f32,          // global: divisor of the variance (HW - 1 or HW)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -58,6 +60,16 @@ fn covering(i: i32, k: i32, s: i32, p: i32, n_out: i32) -> vec2<i32> {
   if (a > 0) { lo = (a + s - 1) / s; }
   let hi = min((i + p) / s, n_out - 1);
   return vec2<i32>(lo, hi);
+}
+
+// Divisor of output (oy, ox) of average pooling.
+fn avg_divisor(oy: i32, ox: i32) -> f32 {
+  if (params.include_pad != 0) { return f32(params.kh * params.kw); }
+  let y0 = oy * params.sh - params.ph;
+  let x0 = ox * params.sw - params.pw;
+  let rows = min(y0 + params.kh, params.h) - max(y0, 0);
+  let cols = min(x0 + params.kw, params.w) - max(x0, 0);
+  return f32(rows * cols);
 }
 
 @compute @workgroup_size(64)
@@ -82,7 +94,7 @@ fn avg_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       acc = acc + b1[base + u32(y * params.w + x)];
     }
   }
-  b2[o] = acc * params.f0;
+  b2[o] = acc / avg_divisor(oy, ox);
 }
 
 @compute @workgroup_size(64)
@@ -100,10 +112,10 @@ fn avg_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   var acc = 0.0;
   for (var oy = ry.x; oy <= ry.y; oy = oy + 1) {
     for (var ox = rx.x; ox <= rx.y; ox = ox + 1) {
-      acc = acc + b1[base + u32(oy * params.ow + ox)];
+      acc = acc + b1[base + u32(oy * params.ow + ox)] / avg_divisor(oy, ox);
     }
   }
-  b2[i] = acc * params.f0;
+  b2[i] = acc;
 }
 
 // The first maximum of output o's window: (value, row-major index in the plane; -1 if none).

@@ -85,6 +85,24 @@ for (const cfg of CONFIGS) {
   });
 }
 
+Deno.test("avgPool2d countIncludePad false: forward and gradient", async () => {
+  // Padding marked NaN in the reference and left out of both sum and count.
+  const insideMean = (v: number[]) => {
+    const inside = v.filter((x) => !Number.isNaN(x));
+    return inside.reduce((a, b) => a + b, 0) / inside.length;
+  };
+  for (const cfg of CONFIGS.filter((c) => c.padding > 0)) {
+    for (const shape of SHAPES) {
+      await checkOp({
+        name: `avgPool2d ${cfgName(cfg)} exclude pad`,
+        inputs: [{ shape }],
+        gpu: (x) => nn.avgPool2d(x, { ...cfg, countIncludePad: false }),
+        ref: poolRef(shape, cfg, NaN, insideMean),
+      });
+    }
+  }
+});
+
 Deno.test("pool2d: rectangular kernel, stride and padding", async () => {
   const shape: Dims = [2, 3, 7, 5];
   const [n, c, h, w] = shape;

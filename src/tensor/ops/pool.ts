@@ -21,6 +21,12 @@ export interface Pool2dOptions {
   stride?: Size2;
   /** Implicit padding on each side (default 0); at most half the kernel, as in PyTorch. */
   padding?: Size2;
+  /**
+   * Average pooling only: divide every window by `kernelH * kernelW`, padding counting as zeros
+   * (PyTorch's default, `count_include_pad=True`), or, when false, by the number of window
+   * positions inside the image. Default true.
+   */
+  countIncludePad?: boolean;
 }
 
 /** Options of {@link globalStdPool}. */
@@ -100,13 +106,28 @@ function geometry(x: Tensor, options: Pool2dOptions, op: string): Geometry {
     w,
     oh,
     ow,
-    ints: (count) => [count, n * c, h, w, oh, ow, kh, kw, sh, sw, ph, pw],
+    ints: (count) => [
+      count,
+      n * c,
+      h,
+      w,
+      oh,
+      ow,
+      kh,
+      kw,
+      sh,
+      sw,
+      ph,
+      pw,
+      options.countIncludePad === false ? 0 : 1,
+    ],
   };
 }
 
 /**
- * 2-D average pooling, as PyTorch's `avg_pool2d` with `count_include_pad=True` and
- * `ceil_mode=False`: every window is divided by `kernelH * kernelW`, padding counting as zeros.
+ * 2-D average pooling, as PyTorch's `avg_pool2d` with `ceil_mode=False`: by default
+ * (`count_include_pad=True`) every window is divided by `kernelH * kernelW`, padding counting as
+ * zeros; with `countIncludePad: false` by the number of its positions inside the image.
  * `[N,C,H,W] -> [N,C,OH,OW]` with `OH = floor((H + 2*padding - kernel) / stride) + 1`.
  * Differentiable.
  *
@@ -120,15 +141,13 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const op = "avgPool2d";
   const geo = geometry(x, options, op);
   const { n, c, oh, ow } = geo;
-  const [kh, kw] = pair(options.kernel, "kernel", op, 1);
-  const scale = 1 / (kh * kw);
   const out = empty([n, c, oh, ow]);
   dispatch({
     op,
     shader: "pool",
     entry: "avg_pool_fwd",
     ints: geo.ints(out.size),
-    floats: [scale],
+    floats: [0],
     buffers: [x.buffer, out.buffer],
     workgroups: grid1d(out.size, 64),
   });
@@ -139,7 +158,7 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
       shader: "pool",
       entry: "avg_pool_bwd",
       ints: geo.ints(x.size),
-      floats: [scale],
+      floats: [0],
       buffers: [g.buffer, gin.buffer],
       workgroups: grid1d(x.size, 64),
     });
@@ -205,7 +224,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 
 /** Integer params of the global kernels (the windowed fields unused). */
 function globalInts(count: number, planes: number, h: number, w: number): number[] {
-  return [count, planes, h, w, 0, 0, 0, 0, 0, 0, 0, 0];
+  return [count, planes, h, w, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 }
 
 function checkGlobal(x: Tensor, op: string): [number, number, number, number] {
