@@ -47,3 +47,14 @@ export {
 export { linear, matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { upsample2x, type UpsampleOptions } from "./ops/resample.ts";
 export { l1Loss, type LossOptions, mseLoss } from "./ops/loss.ts";
+export {
+  concat,
+  permute,
+  slice,
+  type SliceRange,
+  split,
+  squeeze,
+  stack,
+  transpose,
+  unsqueeze,
+} from "./ops/shape.ts";

@@ -1,0 +1,399 @@
+/**
+ * Shape ops: permute, transpose, slice, split, concat, stack, squeeze and unsqueeze. All are
+ * differentiable. Kernels: shaders/layout.wgsl (one strided copy serves them all); squeeze and
+ * unsqueeze are views (reshape), the rest copy.
+ *
+ * @module
+ */
+
+import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
+import { normAxes } from "./reduce.ts";
+
+const MAX_RANK = 8;
+
+function contiguousStrides(shape: Shape): number[] {
+  const s = new Array(shape.length).fill(1);
+  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+const fmt = (shape: Shape) => `[${shape.join(",")}]`;
+
+/** Normalises one axis of a tensor of rank `rank` (negative from the end). */
+function normAxis(axis: number, rank: number, op: string, shape: Shape): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new RangeError(
+      `${op}: axis ${axis} is out of range for shape ${fmt(shape)} (rank ${rank})`,
+    );
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/**
+ * `dst[dstBase + c . dstStrides] = src[srcBase + c . srcStrides]` for every coordinate `c` of a
+ * box of `shape`. Axes of size 1 are dropped and axes contiguous in both tensors merged first.
+ */
+function stridedCopy(
+  op: string,
+  src: Tensor,
+  srcBase: number,
+  srcStrides: number[],
+  dst: Tensor,
+  dstBase: number,
+  dstStrides: number[],
+  shape: Shape,
+): void {
+  const dims: { size: number; s: number; d: number }[] = [];
+  shape.forEach((size, i) => {
+    if (size === 1) return;
+    const prev = dims[dims.length - 1];
+    if (prev && prev.s === size * srcStrides[i] && prev.d === size * dstStrides[i]) {
+      prev.size *= size;
+      prev.s = srcStrides[i];
+      prev.d = dstStrides[i];
+    } else dims.push({ size, s: srcStrides[i], d: dstStrides[i] });
+  });
+  if (dims.length > MAX_RANK) {
+    throw new RangeError(`${op}: shape ${fmt(shape)} has more than ${MAX_RANK} non-mergeable axes`);
+  }
+  const n = shape.reduce((p, d) => p * d, 1);
+  if (n === 0) return;
+  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+  const [gx, gy] = grid1d(n, 256);
+  dispatch({
+    op,
+    shader: "layout",
+    entry: "copy",
+    ints: [
+      n,
+      dims.length,
+      srcBase,
+      dstBase,
+      ...pad(dims.map((d) => d.size)),
+      ...pad(dims.map((d) => d.s)),
+      ...pad(dims.map((d) => d.d)),
+    ],
+    buffers: [src.buffer, dst.buffer],
+    workgroups: [gx, gy],
+  });
+}
+
+/** A tensor of `shape` holding the box of `src` at `base` with `strides` (not differentiable). */
+function gather(op: string, src: Tensor, base: number, strides: number[], shape: Shape): Tensor {
+  const out = empty(shape);
+  stridedCopy(op, src, base, strides, out, 0, contiguousStrides(shape), shape);
+  return out;
+}
+
+/**
+ * Reorders axes: output axis `i` is input axis `axes[i]` (a permutation of `0..rank-1`; negative
+ * axes count from the end). Copies. Differentiable (the gradient is the inverse permutation).
+ *
+ * @example
+ * ```ts
+ * import { permute } from "./shape.ts";
+ * const nhwc = permute(nchw, [0, 2, 3, 1]); // [N,C,H,W] -> [N,H,W,C]
+ * ```
+ */
+export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  const rank = x.rank;
+  if (axes.length !== rank) {
+    throw new RangeError(
+      `permute: axes [${axes.join(",")}] must list all ${rank} axes of shape ${fmt(x.shape)}`,
+    );
+  }
+  const perm = axes.map((a) => normAxis(a, rank, "permute", x.shape));
+  if (new Set(perm).size !== rank) {
+    throw new RangeError(
+      `permute: axes [${axes.join(",")}] repeat an axis (shape ${fmt(x.shape)})`,
+    );
+  }
+  const strides = contiguousStrides(x.shape);
+  const outShape = perm.map((a) => x.shape[a]);
+  const out = gather("permute", x, 0, perm.map((a) => strides[a]), outShape);
+  const inverse = new Array(rank);
+  perm.forEach((a, i) => (inverse[a] = i));
+  return record(out, "permute", [x], (g) => [permute(g, inverse)]);
+}
+
+/**
+ * Swaps two axes (by default the last two). Copies. Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { transpose } from "./shape.ts";
+ * const at = transpose(a); // [M, K] -> [K, M]
+ * const y = transpose(x, 0, 1); // [T, N, C] -> [N, T, C]
+ * ```
+ */
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  if (x.rank < 2 && (a === -2 || b === -2)) {
+    throw new RangeError(`transpose: shape ${fmt(x.shape)} has fewer than 2 axes`);
+  }
+  const i = normAxis(a, x.rank, "transpose", x.shape);
+  const j = normAxis(b, x.rank, "transpose", x.shape);
+  const perm = [...Array(x.rank).keys()];
+  perm[i] = j;
+  perm[j] = i;
+  return permute(x, perm);
+}
+
+/** One axis range of {@link slice}: `start` (inclusive) to `end` (exclusive). */
+export interface SliceRange {
+  /** The axis (negative counts from the end). */
+  axis: number;
+  /** First index, default 0; negative counts from the end of the axis. */
+  start?: number;
+  /** One past the last index, default the axis size; negative counts from the end. */
+  end?: number;
+}
+
+/**
+ * A contiguous sub-box: for each given axis, indices `start <= i < end` (Python-style negative
+ * indices allowed; out-of-range indices are errors, not clamped). Axes not given are kept whole.
+ * Copies. Differentiable (the gradient scatters into zeros).
+ *
+ * @example
+ * ```ts
+ * import { slice } from "./shape.ts";
+ * const last = slice(frames, { axis: 0, start: -1 }); // the last frame, axis kept (size 1)
+ * const crop = slice(img, [{ axis: -2, start: 2, end: -2 }, { axis: -1, start: 2, end: -2 }]);
+ * ```
+ */
+export function slice(x: Tensor, ranges: SliceRange | readonly SliceRange[]): Tensor {
+  const list = Array.isArray(ranges) ? ranges : [ranges as SliceRange];
+  const starts = new Array(x.rank).fill(0);
+  const outShape = [...x.shape];
+  const seen = new Set<number>();
+  for (const r of list) {
+    const axis = normAxis(r.axis, x.rank, "slice", x.shape);
+    if (seen.has(axis)) {
+      throw new RangeError(`slice: axis ${r.axis} is given twice (shape ${fmt(x.shape)})`);
+    }
+    seen.add(axis);
+    const size = x.shape[axis];
+    const resolve = (v: number | undefined, dflt: number, what: string) => {
+      const idx = v === undefined ? dflt : v < 0 ? v + size : v;
+      if (!Number.isInteger(idx) || idx < 0 || idx > size) {
+        throw new RangeError(
+          `slice: ${what} ${v} is out of range for axis ${r.axis} of size ${size} ` +
+            `(shape ${fmt(x.shape)})`,
+        );
+      }
+      return idx;
+    };
+    const start = resolve(r.start, 0, "start");
+    const end = resolve(r.end, size, "end");
+    if (end < start) {
+      throw new RangeError(
+        `slice: end ${r.end} is before start ${r.start} on axis ${r.axis} ` +
+          `(shape ${fmt(x.shape)})`,
+      );
+    }
+    starts[axis] = start;
+    outShape[axis] = end - start;
+  }
+  const strides = contiguousStrides(x.shape);
+  const base = starts.reduce((p, s, i) => p + s * strides[i], 0);
+  const out = gather("slice", x, base, strides, outShape);
+  return record(out, "slice", [x], (g) => {
+    const gin = full(x.shape, 0);
+    stridedCopy(
+      "slice.backward",
+      g,
+      0,
+      contiguousStrides(outShape),
+      gin,
+      base,
+      strides,
+      outShape,
+    );
+    return [gin];
+  });
+}
+
+/**
+ * Splits along `axis` into pieces of the given sizes (which must add up to the axis size), or
+ * into `count` equal pieces. Each piece is a {@link slice}. Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { split } from "./shape.ts";
+ * const [r, z, n] = split(gates, 3, 1); // [N, 3C, H, W] -> three [N, C, H, W]
+ * const [a, b] = split(x, [2, 5], -1);
+ * ```
+ */
+export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  const ax = normAxis(axis, x.rank, "split", x.shape);
+  const total = x.shape[ax];
+  let list: number[];
+  if (typeof sizes === "number") {
+    if (!Number.isInteger(sizes) || sizes < 1 || total % sizes !== 0) {
+      throw new RangeError(
+        `split: axis ${axis} of shape ${fmt(x.shape)} (size ${total}) does not split into ` +
+          `${sizes} equal pieces`,
+      );
+    }
+    list = new Array(sizes).fill(total / sizes);
+  } else {
+    list = [...sizes];
+    const sum = list.reduce((p, s) => p + s, 0);
+    if (list.some((s) => !Number.isInteger(s) || s < 0) || sum !== total) {
+      throw new RangeError(
+        `split: sizes [${list.join(",")}] do not add up to axis ${axis} of shape ` +
+          `${fmt(x.shape)} (size ${total})`,
+      );
+    }
+  }
+  let start = 0;
+  return list.map((s) => {
+    const piece = slice(x, { axis: ax, start, end: start + s });
+    start += s;
+    return piece;
+  });
+}
+
+function checkSameShapes(op: string, xs: readonly Tensor[], skipAxis: number | null): void {
+  if (xs.length === 0) throw new RangeError(`${op}: needs at least one tensor`);
+  const ref = xs[0].shape;
+  for (const t of xs) {
+    const ok = t.rank === ref.length &&
+      t.shape.every((d, i) => i === skipAxis || d === ref[i]);
+    if (!ok) {
+      const shapes = xs.map((u) => fmt(u.shape)).join(", ");
+      const rule = skipAxis === null
+        ? "must all have the same shape"
+        : `must match except on axis ${skipAxis}`;
+      throw new RangeError(`${op}: shapes ${shapes} ${rule}`);
+    }
+  }
+}
+
+/**
+ * Joins tensors along an existing axis (all other sizes must match). Copies. Differentiable
+ * (the gradient is split back).
+ *
+ * @example
+ * ```ts
+ * import { concat } from "./shape.ts";
+ * const fused = concat([features, hidden], 1); // [N,64,H,W] + [N,64,H,W] -> [N,128,H,W]
+ * ```
+ */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new RangeError("concat: needs at least one tensor");
+  const ax = normAxis(axis, xs[0].rank, "concat", xs[0].shape);
+  checkSameShapes("concat", xs, ax);
+  const sizes = xs.map((t) => t.shape[ax]);
+  const outShape = [...xs[0].shape];
+  outShape[ax] = sizes.reduce((p, s) => p + s, 0);
+  const out = empty(outShape);
+  const outStrides = contiguousStrides(outShape);
+  const offsets: number[] = [];
+  let at = 0;
+  for (const t of xs) {
+    offsets.push(at);
+    const base = at * outStrides[ax];
+    stridedCopy("concat", t, 0, contiguousStrides(t.shape), out, base, outStrides, t.shape);
+    at += t.shape[ax];
+  }
+  const inputs = [...xs];
+  return record(
+    out,
+    "concat",
+    inputs,
+    (g) =>
+      inputs.map((t, i) =>
+        t.requiresGrad
+          ? gather("concat.backward", g, offsets[i] * outStrides[ax], outStrides, t.shape)
+          : null
+      ),
+  );
+}
+
+/**
+ * Stacks same-shaped tensors along a new axis at position `axis` (in `-(rank+1)..rank`).
+ * Copies. Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { stack } from "./shape.ts";
+ * const clip = stack(frames, 0); // T tensors [C,H,W] -> [T,C,H,W]
+ * ```
+ */
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new RangeError("stack: needs at least one tensor");
+  checkSameShapes("stack", xs, null);
+  const inShape = xs[0].shape;
+  const rank = inShape.length + 1;
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new RangeError(
+      `stack: axis ${axis} is out of range for stacking shape ${fmt(inShape)} (new rank ${rank})`,
+    );
+  }
+  const ax = axis < 0 ? axis + rank : axis;
+  const outShape = [...inShape.slice(0, ax), xs.length, ...inShape.slice(ax)];
+  const out = empty(outShape);
+  const outStrides = contiguousStrides(outShape);
+  const dstStrides = outStrides.filter((_, i) => i !== ax);
+  const inStrides = contiguousStrides(inShape);
+  xs.forEach((t, i) => {
+    stridedCopy("stack", t, 0, inStrides, out, i * outStrides[ax], dstStrides, inShape);
+  });
+  const inputs = [...xs];
+  return record(
+    out,
+    "stack",
+    inputs,
+    (g) =>
+      inputs.map((t, i) =>
+        t.requiresGrad ? gather("stack.backward", g, i * outStrides[ax], dstStrides, inShape) : null
+      ),
+  );
+}
+
+/**
+ * Removes size-1 axes (the given ones, or all). A view (no copy). Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { squeeze } from "./shape.ts";
+ * const v = squeeze(x); // [1, 3, 1, 5] -> [3, 5]
+ * const w = squeeze(x, 0); // [1, 3, 1, 5] -> [3, 1, 5]
+ * ```
+ */
+export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
+  const list = axes === undefined
+    ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)
+    : normAxes(axes, x.rank, "squeeze", x.shape);
+  for (const a of list) {
+    if (x.shape[a] !== 1) {
+      throw new RangeError(
+        `squeeze: axis ${a} of shape ${fmt(x.shape)} has size ${x.shape[a]}, not 1`,
+      );
+    }
+  }
+  return x.reshape(x.shape.filter((_, i) => !list.includes(i)));
+}
+
+/**
+ * Inserts a size-1 axis at position `axis` (in `-(rank+1)..rank`). A view (no copy).
+ * Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { unsqueeze } from "./shape.ts";
+ * const batch = unsqueeze(img, 0); // [C,H,W] -> [1,C,H,W]
+ * const col = unsqueeze(v, -1); // [N] -> [N,1]
+ * ```
+ */
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const rank = x.rank + 1;
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new RangeError(
+      `unsqueeze: axis ${axis} is out of range for shape ${fmt(x.shape)} (new rank ${rank})`,
+    );
+  }
+  const ax = axis < 0 ? axis + rank : axis;
+  return x.reshape([...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)]);
+}

@@ -1,0 +1,309 @@
+// Shape ops (permute, transpose, slice, split, concat, stack, squeeze, unsqueeze): forward
+// against float64 references, gradients against finite differences, argument errors.
+
+import { initGpu, nn, type Tensor, tensor, tidy } from "../mod.ts";
+import { assertClose, checkOp, numel, randn, RUN_SEED } from "./_helpers.ts";
+
+function strides(shape: number[]): number[] {
+  const s = new Array(shape.length).fill(1);
+  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+function coordsOf(i: number, shape: number[]): number[] {
+  const c = new Array(shape.length);
+  for (let a = shape.length - 1; a >= 0; a--) {
+    c[a] = i % shape[a];
+    i = Math.floor(i / shape[a]);
+  }
+  return c;
+}
+
+/** Output element i of a permute takes input coordinate c[perm^-1]. */
+function permuteRef(shape: number[], axes: number[]): (x: Float64Array) => Float64Array {
+  const rank = shape.length;
+  const perm = axes.map((a) => (a < 0 ? a + rank : a));
+  const outShape = perm.map((a) => shape[a]);
+  const st = strides(shape);
+  return (x) => {
+    const y = new Float64Array(x.length);
+    for (let i = 0; i < y.length; i++) {
+      const c = coordsOf(i, outShape);
+      let off = 0;
+      perm.forEach((a, j) => (off += c[j] * st[a]));
+      y[i] = x[off];
+    }
+    return y;
+  };
+}
+
+/** The box [starts, starts + sizes) of x. */
+function sliceRef(shape: number[], starts: number[], sizes: number[]) {
+  const st = strides(shape);
+  return (x: Float64Array) => {
+    const y = new Float64Array(numel(sizes));
+    for (let i = 0; i < y.length; i++) {
+      const c = coordsOf(i, sizes);
+      let off = 0;
+      c.forEach((v, a) => (off += (v + starts[a]) * st[a]));
+      y[i] = x[off];
+    }
+    return y;
+  };
+}
+
+/** Concatenation of xs (shapes) along axis. */
+function concatRef(shapes: number[][], axis: number) {
+  const rank = shapes[0].length;
+  const ax = axis < 0 ? axis + rank : axis;
+  const outShape = [...shapes[0]];
+  outShape[ax] = shapes.reduce((p, s) => p + s[ax], 0);
+  return (...xs: Float64Array[]) => {
+    const y = new Float64Array(numel(outShape));
+    for (let i = 0; i < y.length; i++) {
+      const c = coordsOf(i, outShape);
+      let k = 0;
+      while (c[ax] >= shapes[k][ax]) c[ax] -= shapes[k++][ax];
+      const st = strides(shapes[k]);
+      y[i] = xs[k][c.reduce((p, v, a) => p + v * st[a], 0)];
+    }
+    return y;
+  };
+}
+
+Deno.test("permute: forward and gradient, ranks 2 to 5, negative axes", async () => {
+  const cases: [number[], number[]][] = [
+    [[3, 5], [1, 0]],
+    [[4, 3, 5], [0, 1, 2]],
+    [[2, 3, 4, 5], [0, 2, 3, 1]],
+    [[3, 2, 5, 3], [-1, 0, -2, 1]],
+    [[2, 3, 1, 4, 3], [4, 2, 0, 3, 1]],
+    [[3, 2, 2, 3, 2], [1, 3, 4, 0, 2]],
+  ];
+  for (const [shape, axes] of cases) {
+    await checkOp({
+      name: `permute [${axes}]`,
+      inputs: [{ shape }],
+      gpu: (x) => {
+        const y = nn.permute(x, axes);
+        const want = axes.map((a) => shape[a < 0 ? a + shape.length : a]);
+        if (y.shape.join() !== want.join()) throw new Error(`shape [${y.shape}] != [${want}]`);
+        return y;
+      },
+      ref: permuteRef(shape, axes),
+    });
+  }
+});
+
+Deno.test("permute of a larger rank-4 tensor matches the reference", async () => {
+  await initGpu();
+  const shape = [3, 17, 33, 9];
+  const axes = [2, 0, 3, 1];
+  const data = randn(numel(shape), RUN_SEED + 3);
+  const y = tidy(() => nn.permute(tensor(Float32Array.from(data), shape), axes));
+  assertClose(await y.read(), permuteRef(shape, axes)(data), { rtol: 0, atol: 0, what: "permute" });
+  y.dispose();
+});
+
+Deno.test("transpose: default last two axes and explicit axes", async () => {
+  await checkOp({
+    name: "transpose",
+    inputs: [{ shape: [3, 5] }],
+    gpu: (x) => nn.transpose(x),
+    ref: permuteRef([3, 5], [1, 0]),
+  });
+  await checkOp({
+    name: "transpose(0, -1)",
+    inputs: [{ shape: [2, 3, 7] }],
+    gpu: (x) => nn.transpose(x, 0, -1),
+    ref: permuteRef([2, 3, 7], [2, 1, 0]),
+  });
+  await checkOp({
+    name: "transpose [2,3,4,5]",
+    inputs: [{ shape: [2, 3, 4, 5] }],
+    gpu: (x) => nn.transpose(x),
+    ref: permuteRef([2, 3, 4, 5], [0, 1, 3, 2]),
+  });
+});
+
+Deno.test("slice: forward and gradient (scatter into zeros), negative indices", async () => {
+  // [shape, ranges, starts, sizes]
+  const cases: [number[], nn.SliceRange[], number[], number[]][] = [
+    [[7, 5], [{ axis: 0, start: 2, end: -1 }], [2, 0], [4, 5]],
+    [[3, 4, 5], [{ axis: -1, start: 1, end: 4 }, { axis: 0, start: -2 }], [1, 0, 1], [2, 4, 3]],
+    [[2, 3, 7, 5], [{ axis: 2, start: 3, end: 4 }], [0, 0, 3, 0], [2, 3, 1, 5]],
+    [[2, 3, 7, 5], [{ axis: 1, end: 2 }, { axis: 3, start: -3, end: -1 }], [0, 0, 0, 2], [
+      2,
+      2,
+      7,
+      2,
+    ]],
+    [[9], [{ axis: 0, start: 0, end: 9 }], [0], [9]],
+  ];
+  for (const [shape, ranges, starts, sizes] of cases) {
+    await checkOp({
+      name: `slice ${JSON.stringify(ranges)}`,
+      inputs: [{ shape }],
+      gpu: (x) => {
+        const y = nn.slice(x, ranges);
+        if (y.shape.join() !== sizes.join()) throw new Error(`shape [${y.shape}] != [${sizes}]`);
+        return y;
+      },
+      ref: sliceRef(shape, starts, sizes),
+    });
+  }
+});
+
+Deno.test("slice: an empty range gives a size-0 axis", async () => {
+  await initGpu();
+  tidy(() => {
+    const y = nn.slice(tensor(new Float32Array(15), [3, 5]), { axis: 1, start: 2, end: 2 });
+    if (y.shape.join() !== "3,0") throw new Error(`shape [${y.shape}]`);
+  });
+});
+
+Deno.test("concat: three tensors of different sizes along an axis, gradients split", async () => {
+  const cases: [number[][], number][] = [
+    [[[2, 3, 4], [2, 1, 4], [2, 5, 4]], 1],
+    [[[3, 2], [3, 5], [3, 1]], -1],
+    [[[1, 3, 2], [4, 3, 2], [2, 3, 2]], 0],
+    [[[2, 3, 2, 3], [2, 3, 3, 3], [2, 3, 1, 3]], -2],
+  ];
+  for (const [shapes, axis] of cases) {
+    await checkOp({
+      name: `concat axis ${axis}`,
+      inputs: shapes.map((shape) => ({ shape })),
+      gpu: (...xs) => nn.concat(xs, axis),
+      ref: concatRef(shapes, axis),
+    });
+  }
+});
+
+Deno.test("concat: an input that does not need a gradient, and one used twice", async () => {
+  await checkOp({
+    name: "concat [a, b(no grad), a]",
+    inputs: [{ shape: [2, 3] }, { shape: [2, 4], grad: false }],
+    gpu: (a, b) => nn.concat([a, b, a], 1),
+    ref: (a, b) => concatRef([[2, 3], [2, 4], [2, 3]], 1)(a, b, a),
+  });
+});
+
+Deno.test("stack: new axis at every position, gradients", async () => {
+  const shape = [3, 5];
+  for (const axis of [0, 1, 2, -1, -3]) {
+    const ax = axis < 0 ? axis + 3 : axis;
+    // stack == concat of unsqueezed inputs
+    const unsq = [...shape.slice(0, ax), 1, ...shape.slice(ax)];
+    await checkOp({
+      name: `stack axis ${axis}`,
+      inputs: [{ shape }, { shape }, { shape }],
+      gpu: (...xs) => {
+        const y = nn.stack(xs, axis);
+        const want = [...shape.slice(0, ax), 3, ...shape.slice(ax)];
+        if (y.shape.join() !== want.join()) throw new Error(`shape [${y.shape}] != [${want}]`);
+        return y;
+      },
+      ref: concatRef([unsq, unsq, unsq], ax),
+    });
+  }
+  await checkOp({
+    name: "stack rank 3, axis 2",
+    inputs: [{ shape: [2, 3, 4] }, { shape: [2, 3, 4] }],
+    gpu: (a, b) => nn.stack([a, b], 2),
+    ref: concatRef([[2, 3, 1, 4], [2, 3, 1, 4]], 2),
+  });
+});
+
+Deno.test("split: sizes and equal pieces; gradients through a reordered concat", async () => {
+  await checkOp({
+    name: "split [1,2,3] axis 1",
+    inputs: [{ shape: [4, 6, 3] }],
+    gpu: (x) => {
+      const [a, b, c] = nn.split(x, [1, 2, 3], 1);
+      return nn.concat([c, a, b], 1);
+    },
+    ref: (x) => {
+      const pieces = [[0, 1], [1, 2], [3, 3]].map(([s, n]) =>
+        sliceRef([4, 6, 3], [0, s, 0], [4, n, 3])(x)
+      );
+      return concatRef([[4, 3, 3], [4, 1, 3], [4, 2, 3]], 1)(pieces[2], pieces[0], pieces[1]);
+    },
+  });
+  await checkOp({
+    name: "split 3 axis -1",
+    inputs: [{ shape: [5, 9] }],
+    gpu: (x) => {
+      const parts = nn.split(x, 3, -1);
+      if (parts.length !== 3 || parts.some((p) => p.shape.join() !== "5,3")) {
+        throw new Error(`pieces ${parts.map((p) => p.shape)}`);
+      }
+      return nn.concat([parts[1], parts[2], parts[0]], -1);
+    },
+    ref: (x) => {
+      const p = [0, 3, 6].map((s) => sliceRef([5, 9], [0, s], [5, 3])(x));
+      return concatRef([[5, 3], [5, 3], [5, 3]], 1)(p[1], p[2], p[0]);
+    },
+  });
+});
+
+Deno.test("squeeze and unsqueeze: shapes and gradients", async () => {
+  const check = (t: Tensor, want: number[]) => {
+    if (t.shape.join() !== want.join()) throw new Error(`shape [${t.shape}] != [${want}]`);
+    return t;
+  };
+  const id = (x: Float64Array) => x.slice();
+  await checkOp({
+    name: "squeeze all",
+    inputs: [{ shape: [1, 3, 1, 5] }],
+    gpu: (x) => check(nn.squeeze(x), [3, 5]),
+    ref: id,
+  });
+  await checkOp({
+    name: "squeeze -2",
+    inputs: [{ shape: [1, 3, 1, 5] }],
+    gpu: (x) => check(nn.squeeze(x, -2), [1, 3, 5]),
+    ref: id,
+  });
+  await checkOp({
+    name: "unsqueeze",
+    inputs: [{ shape: [3, 5] }],
+    gpu: (x) => check(nn.unsqueeze(nn.unsqueeze(x, -1), 0), [1, 3, 5, 1]),
+    ref: id,
+  });
+});
+
+function expectError(fn: () => unknown, ...parts: string[]): void {
+  let message = "";
+  try {
+    fn();
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  for (const p of parts) {
+    if (!message.includes(p)) throw new Error(`expected an error with '${p}', got '${message}'`);
+  }
+}
+
+Deno.test("bad shape-op arguments give errors naming shapes and axes", async () => {
+  await initGpu();
+  tidy(() => {
+    const x = tensor(new Float32Array(24), [2, 3, 4]);
+    const y = tensor(new Float32Array(10), [2, 5]);
+    expectError(() => nn.permute(x, [0, 1]), "permute", "[0,1]", "[2,3,4]");
+    expectError(() => nn.permute(x, [0, 1, 1]), "permute", "repeat", "[2,3,4]");
+    expectError(() => nn.permute(x, [0, 1, 3]), "permute", "axis 3", "[2,3,4]");
+    expectError(() => nn.transpose(tensor([1, 2], [2])), "transpose", "[2]");
+    expectError(() => nn.slice(x, { axis: 1, start: 4 }), "slice", "start 4", "size 3", "[2,3,4]");
+    expectError(() => nn.slice(x, { axis: 2, start: 3, end: 1 }), "slice", "end 1", "start 3");
+    expectError(() => nn.slice(x, { axis: -4 }), "slice", "axis -4", "[2,3,4]");
+    expectError(() => nn.concat([x, y], 1), "concat", "[2,3,4]", "[2,5]");
+    expectError(() => nn.concat([y, tensor(new Float32Array(6), [3, 2])], 1), "axis 1", "[3,2]");
+    expectError(() => nn.concat([]), "concat", "at least one");
+    expectError(() => nn.stack([y, tensor(new Float32Array(10), [5, 2])]), "stack", "[5,2]");
+    expectError(() => nn.stack([y, y], 3), "stack", "axis 3", "[2,5]");
+    expectError(() => nn.split(y, 2, 1), "split", "[2,5]", "2 equal");
+    expectError(() => nn.split(y, [2, 2], 1), "split", "[2,2]", "[2,5]");
+    expectError(() => nn.squeeze(x, 1), "squeeze", "axis 1", "[2,3,4]", "size 3");
+    expectError(() => nn.unsqueeze(x, 4), "unsqueeze", "axis 4", "[2,3,4]");
+  });
+});
