@@ -1,0 +1,195 @@
+/**
+ * 2-D convolution (NCHW) with forward, input-gradient and weight-gradient kernels, each an
+ * implicit GEMM in shaders/conv2d.wgsl; the bias gradient is a sum over batch and pixels.
+ *
+ * @module
+ */
+
+import { dispatch } from "../../gpu/queue.ts";
+import { empty, record, type Shape, type Tensor } from "../tensor.ts";
+import { sum } from "./reduce.ts";
+
+/** A size given once for both axes or as [height, width]. */
+export type Pair = number | readonly [number, number];
+
+/** Options of {@link conv2d}. */
+export interface Conv2dOptions {
+  /** Step between output pixels, per axis. Default 1. */
+  stride?: Pair;
+  /** Zeros added on each side of the input, per axis. Default 0. */
+  padding?: Pair;
+}
+
+function pair(v: Pair | undefined, fallback: number, what: string, min: number): [number, number] {
+  const p: [number, number] = v === undefined
+    ? [fallback, fallback]
+    : typeof v === "number"
+    ? [v, v]
+    : [v[0], v[1]];
+  if (p.some((d) => !Number.isInteger(d) || d < min)) {
+    throw new RangeError(`conv2d: ${what} must be integers >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+const s = (shape: Shape) => `[${shape.join(",")}]`;
+
+/** Geometry of one convolution. */
+interface Geometry {
+  nb: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  oh: number;
+  ow: number;
+}
+
+function defines(g: Geometry, rm: number, rn: number, wg: number, bias = false) {
+  return {
+    KH: g.kh,
+    KW: g.kw,
+    SH: g.sh,
+    SW: g.sw,
+    PH: g.ph,
+    PW: g.pw,
+    RM: rm,
+    RN: rn,
+    WG: wg,
+    BIAS: String(bias),
+  };
+}
+
+/** Block sizes for a GEMM with `m` rows and `n` columns: rows RM, columns RN, WG lanes. */
+function tile(m: number, n: number): { rm: number; rn: number; wg: number } {
+  const rm = m <= 4 ? 4 : 8;
+  const rn = n <= 32 ? 4 : 8;
+  const wg = Math.max(1, Math.min(8, Math.ceil(n / rn)));
+  return { rm, rn, wg };
+}
+
+function ints(g: Geometry, chunk = 0): number[] {
+  return [g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, chunk];
+}
+
+function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tensor {
+  const out = empty([g.nb, g.cout, g.oh, g.ow]);
+  const npix = g.nb * g.oh * g.ow;
+  const { rm, rn, wg } = tile(g.cout, npix);
+  dispatch({
+    op: "conv2d",
+    shader: "conv2d",
+    entry: "conv_fwd",
+    defines: defines(g, rm, rn, wg, !!b),
+    ints: ints(g),
+    buffers: [x.buffer, w.buffer, out.buffer, (b ?? out).buffer],
+    workgroups: [Math.ceil(npix / (rn * wg)), Math.ceil(g.cout / rm)],
+  });
+  return out;
+}
+
+function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
+  const dx = empty([g.nb, g.cin, g.h, g.w]);
+  const npix = g.nb * g.h * g.w;
+  const { rm, rn, wg } = tile(g.cin, npix);
+  dispatch({
+    op: "conv2d.backward_input",
+    shader: "conv2d",
+    entry: "conv_dx",
+    defines: defines(g, rm, rn, wg),
+    ints: ints(g),
+    buffers: [dy.buffer, w.buffer, dx.buffer],
+    workgroups: [Math.ceil(npix / (rn * wg)), Math.ceil(g.cin / rm)],
+  });
+  return dx;
+}
+
+function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
+  const ncol = g.cin * g.kh * g.kw;
+  const total = g.nb * g.oh * g.ow;
+  const { rm, rn, wg } = tile(g.cout, ncol);
+  const gx = Math.ceil(ncol / (rn * wg));
+  const gy = Math.ceil(g.cout / rm);
+  // Split the long reduction over pixels so that enough workgroups run; each split stays far
+  // below lavapipe's 65535-iteration loop limit.
+  const want = Math.max(1, Math.ceil(256 / (gx * gy)));
+  const chunk = Math.min(16384, Math.max(256, Math.ceil(total / want)));
+  const splits = Math.ceil(total / chunk);
+  const partial = empty(
+    splits > 1 ? [splits, g.cout, g.cin, g.kh, g.kw] : [g.cout, g.cin, g.kh, g.kw],
+  );
+  dispatch({
+    op: "conv2d.backward_weight",
+    shader: "conv2d",
+    entry: "conv_dw",
+    defines: defines(g, rm, rn, wg),
+    ints: ints(g, chunk),
+    buffers: [x.buffer, dy.buffer, partial.buffer],
+    workgroups: [gx, gy, splits],
+  });
+  if (splits === 1) return partial;
+  const dw = sum(partial, { axes: 0 });
+  partial.dispose();
+  return dw;
+}
+
+/**
+ * 2-D convolution (cross-correlation, as in PyTorch) of `x` [N, Cin, H, W] with `w`
+ * [Cout, Cin, KH, KW] and optional bias `b` [Cout], giving [N, Cout, OH, OW] with
+ * `OH = floor((H + 2*padH - KH) / strideH) + 1` (likewise OW). Any kernel size; stride and
+ * zero padding per axis. Differentiable in `x`, `w` and `b`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { conv2d } from "./conv.ts";
+ * await initGpu();
+ * const x = tensor(new Float32Array(2 * 3 * 8 * 8).fill(1), [2, 3, 8, 8]);
+ * const w = tensor(new Float32Array(16 * 3 * 3 * 3).fill(0.1), [16, 3, 3, 3], { requiresGrad: true });
+ * const y = conv2d(x, w, undefined, { stride: 2, padding: 1 }); // [2, 16, 4, 4]
+ * ```
+ */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor, options: Conv2dOptions = {}): Tensor {
+  if (x.rank !== 4) throw new RangeError(`conv2d: x must be [N, Cin, H, W], got ${s(x.shape)}`);
+  if (w.rank !== 4) {
+    throw new RangeError(`conv2d: w must be [Cout, Cin, KH, KW], got ${s(w.shape)}`);
+  }
+  const [nb, cin, h, wd] = x.shape;
+  const [cout, wcin, kh, kw] = w.shape;
+  if (wcin !== cin) {
+    throw new RangeError(
+      `conv2d: x ${s(x.shape)} has ${cin} channels but w ${s(w.shape)} expects ${wcin}`,
+    );
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== cout)) {
+    throw new RangeError(`conv2d: bias ${s(b.shape)} must be [${cout}] for w ${s(w.shape)}`);
+  }
+  const [sh, sw] = pair(options.stride, 1, "stride", 1);
+  const [ph, pw] = pair(options.padding, 0, "padding", 0);
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1;
+  const ow = Math.floor((wd + 2 * pw - kw) / sw) + 1;
+  if (kh < 1 || kw < 1 || oh < 1 || ow < 1) {
+    throw new RangeError(
+      `conv2d: kernel ${kh}x${kw} (w ${s(w.shape)}) does not fit the input ${h}x${wd} ` +
+        `(x ${s(x.shape)}) with padding [${ph},${pw}]`,
+    );
+  }
+  const g: Geometry = { nb, cin, h, w: wd, cout, kh, kw, sh, sw, ph, pw, oh, ow };
+  const out = nb === 0 || cout === 0 ? empty([nb, cout, oh, ow]) : forward(x, w, b, g);
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(out, "conv2d", inputs, (dy) => {
+    const grads: (Tensor | null)[] = [
+      x.requiresGrad ? inputGrad(dy, w, g) : null,
+      w.requiresGrad ? weightGrad(dy, x, g) : null,
+    ];
+    if (b) grads.push(b.requiresGrad ? sum(dy, { axes: [0, 2, 3] }) : null);
+    return grads;
+  });
+}
