@@ -9,8 +9,14 @@
 //   features  p -> background luminance bg, maximum weighted gradient mg, L1 Sobel magnitude
 //             and its gradient sector (0 horizontal, 1 vertical, 2/3 diagonals)
 //   nms       magnitude, sector -> 0 / 1 (weak) / 2 (strong) after non-maximum suppression
-//   edges     codes -> edge (strong, or weak with a strong 8-neighbour), dilated 3x3
-//   combine   p, bg, mg, edges -> JND / 255 for model MODEL (0 chou-li, 1 namm, 2 namm-st)
+//   hyst      codes -> edge (strong, or weak with a strong 8-neighbour)
+//   dilate    edge -> its 3x3 maximum
+//   blur_rows dilated edge -> horizontal 7-tap Gaussian (the vertical taps are in combine)
+//   combine   p, bg, mg, blurred edges -> JND / 255 for model MODEL (0 chou-li, 1 namm,
+//             2 namm-st)
+//
+// Specialisation: WGX, WGY (workgroup size), EDGES (features: also the Sobel outputs), MODEL,
+// G0..G3 (the normalised Gaussian weights at distance 0..3).
 //
 // The order of every float operation that a comparison depends on (luma, bg, Sobel, ild) is
 // mirrored by the float32 steps of src/jnd/reference.ts; keep the two in step.
@@ -18,14 +24,10 @@
 struct Params {
   w: i32,
   h: i32,
-  frames: i32,   // frames in the input maps (luma/features/nms/edges), output frames (combine)
+  frames: i32,   // frames in the input maps (luma .. blur_rows), output frames (combine)
   has_prev: i32, // 1 when map frame 0 is the previous frame
   edge_low: f32,
   edge_high: f32,
-  g0: f32,       // normalised 1-D Gaussian weights at distance 0..3
-  g1: f32,
-  g2: f32,
-  g3: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,7 +48,7 @@ fn cy(y: i32) -> i32 {
 }
 
 // luma: b1 frames [T,3,H,W], b2 previous frame [3,H,W] (any buffer when has_prev = 0), b3 p.
-@compute @workgroup_size(16, 4, 1)
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);
@@ -70,48 +72,10 @@ fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
   b3[f * n + i] = 255.0 * ((0.299 * r + 0.587 * g) + 0.114 * b);
 }
 
-const BGW = array<f32, 25>(
-  1.0, 1.0, 1.0, 1.0, 1.0,
-  1.0, 2.0, 2.0, 2.0, 1.0,
-  1.0, 2.0, 0.0, 2.0, 1.0,
-  1.0, 2.0, 2.0, 2.0, 1.0,
-  1.0, 1.0, 1.0, 1.0, 1.0,
-);
-
-const G1 = array<f32, 25>(
-  0.0, 0.0, 0.0, 0.0, 0.0,
-  1.0, 3.0, 8.0, 3.0, 1.0,
-  0.0, 0.0, 0.0, 0.0, 0.0,
-  -1.0, -3.0, -8.0, -3.0, -1.0,
-  0.0, 0.0, 0.0, 0.0, 0.0,
-);
-
-const G2 = array<f32, 25>(
-  0.0, 0.0, 1.0, 0.0, 0.0,
-  0.0, 8.0, 3.0, 0.0, 0.0,
-  1.0, 3.0, 0.0, -3.0, -1.0,
-  0.0, 0.0, -3.0, -8.0, 0.0,
-  0.0, 0.0, -1.0, 0.0, 0.0,
-);
-
-const G3 = array<f32, 25>(
-  0.0, 0.0, 1.0, 0.0, 0.0,
-  0.0, 0.0, 3.0, 8.0, 0.0,
-  -1.0, -3.0, 0.0, 3.0, 1.0,
-  0.0, -8.0, -3.0, 0.0, 0.0,
-  0.0, 0.0, -1.0, 0.0, 0.0,
-);
-
-const G4 = array<f32, 25>(
-  0.0, 1.0, 0.0, -1.0, 0.0,
-  0.0, 3.0, 0.0, -3.0, 0.0,
-  0.0, 8.0, 0.0, -8.0, 0.0,
-  0.0, 3.0, 0.0, -3.0, 0.0,
-  0.0, 1.0, 0.0, -1.0, 0.0,
-);
-
 // features: b1 p -> b2 bg, b3 mg, b4 Sobel L1 magnitude, b5 sector (when EDGES is true).
-@compute @workgroup_size(16, 4, 1)
+// Straight-line code over the 5x5 window q<row><col> (centre q22): lavapipe spills indexed
+// private arrays to memory.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);
@@ -119,38 +83,57 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (x >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
   let base = f * w * params.h;
-  var win: array<f32, 25>;
-  for (var ky = 0; ky < 5; ky++) {
-    let row = base + cy(y + ky - 2) * w;
-    for (var kx = 0; kx < 5; kx++) {
-      win[ky * 5 + kx] = b1[row + cx(x + kx - 2)];
-    }
-  }
-  var acc = 0.0;
-  var d1 = 0.0;
-  var d2 = 0.0;
-  var d3 = 0.0;
-  var d4 = 0.0;
-  for (var k = 0; k < 25; k++) {
-    let q = win[k];
-    acc = acc + BGW[k] * q;
-    d1 = d1 + G1[k] * q;
-    d2 = d2 + G2[k] * q;
-    d3 = d3 + G3[k] * q;
-    d4 = d4 + G4[k] * q;
-  }
-  let i = base + y * w + x;
+  let r0 = base + cy(y - 2) * w;
+  let r1 = base + cy(y - 1) * w;
+  let r2 = base + y * w;
+  let r3 = base + cy(y + 1) * w;
+  let r4 = base + cy(y + 2) * w;
+  let c0 = cx(x - 2);
+  let c1 = cx(x - 1);
+  let c3 = cx(x + 1);
+  let c4 = cx(x + 2);
+  let q00 = b1[r0 + c0]; let q01 = b1[r0 + c1]; let q02 = b1[r0 + x]; let q03 = b1[r0 + c3]; let q04 = b1[r0 + c4];
+  let q10 = b1[r1 + c0]; let q11 = b1[r1 + c1]; let q12 = b1[r1 + x]; let q13 = b1[r1 + c3]; let q14 = b1[r1 + c4];
+  let q20 = b1[r2 + c0]; let q21 = b1[r2 + c1];                        let q23 = b1[r2 + c3]; let q24 = b1[r2 + c4];
+  let q30 = b1[r3 + c0]; let q31 = b1[r3 + c1]; let q32 = b1[r3 + x]; let q33 = b1[r3 + c3]; let q34 = b1[r3 + c4];
+  let q40 = b1[r4 + c0]; let q41 = b1[r4 + c1]; let q42 = b1[r4 + x]; let q43 = b1[r4 + c3]; let q44 = b1[r4 + c4];
+  // Background luminance: weights B summed row by row, left to right (the reference's order).
+  var acc = q00 + q01;
+  acc = acc + q02;
+  acc = acc + q03;
+  acc = acc + q04;
+  acc = acc + q10;
+  acc = acc + 2.0 * q11;
+  acc = acc + 2.0 * q12;
+  acc = acc + 2.0 * q13;
+  acc = acc + q14;
+  acc = acc + q20;
+  acc = acc + 2.0 * q21;
+  acc = acc + 2.0 * q23;
+  acc = acc + q24;
+  acc = acc + q30;
+  acc = acc + 2.0 * q31;
+  acc = acc + 2.0 * q32;
+  acc = acc + 2.0 * q33;
+  acc = acc + q34;
+  acc = acc + q40;
+  acc = acc + q41;
+  acc = acc + q42;
+  acc = acc + q43;
+  acc = acc + q44;
+  // Maximum weighted gradient over G1..G4.
+  let d1 = (q10 + 3.0 * q11 + 8.0 * q12 + 3.0 * q13 + q14) - (q30 + 3.0 * q31 + 8.0 * q32 + 3.0 * q33 + q34);
+  let d2 = q02 + 8.0 * q11 + 3.0 * q12 + q20 + 3.0 * q21 - 3.0 * q23 - q24 - 3.0 * q32 - 8.0 * q33 - q42;
+  let d3 = q02 + 3.0 * q12 + 8.0 * q13 - q20 - 3.0 * q21 + 3.0 * q23 + q24 - 8.0 * q31 - 3.0 * q32 - q42;
+  let d4 = (q01 + 3.0 * q11 + 8.0 * q21 + 3.0 * q31 + q41) - (q03 + 3.0 * q13 + 8.0 * q23 + 3.0 * q33 + q43);
+  let i = r2 + x;
   b2[i] = acc / 32.0;
   b3[i] = max(max(abs(d1), abs(d2)), max(abs(d3), abs(d4))) / 16.0;
   if ({{EDGES|true}}) {
-    // Sobel on the inner 3x3 of the window (centre at 12); columns and rows summed as
-    // (top + 2 * middle) + bottom, the order the reference mirrors.
-    let cr = (win[8] + 2.0 * win[13]) + win[18];
-    let cl = (win[6] + 2.0 * win[11]) + win[16];
-    let rb = (win[16] + 2.0 * win[17]) + win[18];
-    let rt = (win[6] + 2.0 * win[7]) + win[8];
-    let gx = cr - cl;
-    let gy = rb - rt;
+    // Sobel on the inner 3x3; columns and rows summed as (top + 2 * middle) + bottom, the order
+    // the reference mirrors.
+    let gx = ((q13 + 2.0 * q23) + q33) - ((q11 + 2.0 * q21) + q31);
+    let gy = ((q31 + 2.0 * q32) + q33) - ((q11 + 2.0 * q12) + q13);
     let ax = abs(gx);
     let ay = abs(gy);
     b4[i] = ax + ay;
@@ -167,7 +150,7 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // nms: b1 magnitude, b2 sector -> b3 code (0 none, 1 weak, 2 strong).
-@compute @workgroup_size(16, 4, 1)
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn nms(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);
@@ -203,46 +186,65 @@ fn nms(@builtin(global_invocation_id) gid: vec3<u32>) {
   b3[i] = code;
 }
 
-// edges: b1 codes -> b2 dilated edge map (0 or 1). A pixel is an edge when strong, or weak with
-// a strong 8-neighbour; the map is then dilated with a 3x3 square.
-@compute @workgroup_size(16, 4, 1)
-fn edges(@builtin(global_invocation_id) gid: vec3<u32>) {
+// hyst: b1 codes -> b2 edge (0 or 1): strong, or weak with a strong 8-neighbour (one-step
+// hysteresis). Equivalently: code >= 1 and the 3x3 maximum of the codes is 2.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn hyst(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);
   let f = i32(gid.z);
   if (x >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
   let base = f * w * params.h;
-  // Replicate borders apply to each stage's own input: a dilation tap is a clamped pixel, and
-  // its hysteresis neighbours are clamped around that pixel.
-  var on = 0.0;
-  for (var dy = -1; dy <= 1; dy++) {
-    let yy = cy(y + dy);
-    for (var dx = -1; dx <= 1; dx++) {
-      let xx = cx(x + dx);
-      let v = b1[base + yy * w + xx];
-      if (v == 2.0) {
-        on = 1.0;
-      } else if (v == 1.0) {
-        for (var qy = -1; qy <= 1; qy++) {
-          let row = base + cy(yy + qy) * w;
-          for (var qx = -1; qx <= 1; qx++) {
-            if (b1[row + cx(xx + qx)] == 2.0) { on = 1.0; }
-          }
-        }
-      }
-    }
-  }
-  b2[base + y * w + x] = on;
+  let r0 = base + cy(y - 1) * w;
+  let r1 = base + y * w;
+  let r2 = base + cy(y + 1) * w;
+  let c0 = cx(x - 1);
+  let c2 = cx(x + 1);
+  let own = b1[r1 + x];
+  let m0 = max(max(b1[r0 + c0], b1[r0 + x]), b1[r0 + c2]);
+  let m1 = max(max(b1[r1 + c0], own), b1[r1 + c2]);
+  let m2 = max(max(b1[r2 + c0], b1[r2 + x]), b1[r2 + c2]);
+  b2[r1 + x] = select(0.0, 1.0, own >= 1.0 && max(max(m0, m1), m2) == 2.0);
 }
 
-fn gauss(d: i32) -> f32 {
-  switch (abs(d)) {
-    case 0: { return params.g0; }
-    case 1: { return params.g1; }
-    case 2: { return params.g2; }
-    default: { return params.g3; }
-  }
+// dilate: b1 edge -> b2 its 3x3 maximum.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn dilate(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let x = i32(gid.x);
+  let y = i32(gid.y);
+  let f = i32(gid.z);
+  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  let w = params.w;
+  let base = f * w * params.h;
+  let r0 = base + cy(y - 1) * w;
+  let r1 = base + y * w;
+  let r2 = base + cy(y + 1) * w;
+  let c0 = cx(x - 1);
+  let c2 = cx(x + 1);
+  let m0 = max(max(b1[r0 + c0], b1[r0 + x]), b1[r0 + c2]);
+  let m1 = max(max(b1[r1 + c0], b1[r1 + x]), b1[r1 + c2]);
+  let m2 = max(max(b1[r2 + c0], b1[r2 + x]), b1[r2 + c2]);
+  b2[r1 + x] = max(max(m0, m1), m2);
+}
+
+// Normalised Gaussian weights at distance 0..3 (sigma 0.8), filled in by src/jnd/mod.ts.
+const GW0: f32 = {{G0|0.0}};
+const GW1: f32 = {{G1|0.0}};
+const GW2: f32 = {{G2|0.0}};
+const GW3: f32 = {{G3|0.0}};
+
+// blur_rows: b1 dilated edges -> b2 horizontal 7-tap Gaussian of them.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn blur_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let x = i32(gid.x);
+  let y = i32(gid.y);
+  let f = i32(gid.z);
+  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  let r = f * params.w * params.h + y * params.w;
+  let s = GW3 * b1[r + cx(x - 3)] + GW2 * b1[r + cx(x - 2)] + GW1 * b1[r + cx(x - 1)] +
+    GW0 * b1[r + x] + GW1 * b1[r + cx(x + 1)] + GW2 * b1[r + cx(x + 2)] + GW3 * b1[r + cx(x + 3)];
+  b2[r + x] = s;
 }
 
 fn lum_adapt(bg: f32) -> f32 {
@@ -260,9 +262,9 @@ fn temporal_factor(ild: f32) -> f32 {
   return max(0.8, 1.6 * exp(k * (255.0 - ild)) + 0.8);
 }
 
-// combine: b1 p, b2 bg, b3 mg, b4 edges (unused by chou-li) -> b5 JND [T,H,W] / 255.
+// combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li) -> b5 JND [T,H,W] / 255.
 // params.frames = output frames T; input map frame of output f is f + has_prev.
-@compute @workgroup_size(16, 4, 1)
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);
@@ -282,15 +284,10 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   if ({{MODEL|1}} == 0) {
     jnd = max(tl, alpha * mg + beta);
   } else {
-    var s = 0.0;
-    for (var dy = -3; dy <= 3; dy++) {
-      let row = base + cy(y + dy) * w;
-      var rs = 0.0;
-      for (var dx = -3; dx <= 3; dx++) {
-        rs = rs + gauss(dx) * b4[row + cx(x + dx)];
-      }
-      s = s + gauss(dy) * rs;
-    }
+    // Vertical 7-tap Gaussian of the row-blurred edge map.
+    let s = GW3 * b4[base + cy(y - 3) * w + x] + GW2 * b4[base + cy(y - 2) * w + x] +
+      GW1 * b4[base + cy(y - 1) * w + x] + GW0 * b4[i] + GW1 * b4[base + cy(y + 1) * w + x] +
+      GW2 * b4[base + cy(y + 2) * w + x] + GW3 * b4[base + cy(y + 3) * w + x];
     let wt = 1.0 - 0.95 * s;
     let tt = max(0.0, alpha * mg * wt + beta);
     jnd = tl + tt - 0.3 * min(tl, tt);

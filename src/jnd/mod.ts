@@ -75,8 +75,8 @@ export interface ComputeJndOptions {
   edgeHigh?: number;
 }
 
-const WG_X = 16;
-const WG_Y = 4;
+const WG_X = 8;
+const WG_Y = 8;
 const MODEL_CODE: Record<JndModel, number> = { "chou-li": 0, "namm": 1, "namm-st": 2 };
 
 /**
@@ -120,7 +120,8 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
   const tm = t + hasPrev; // frames in the intermediate maps
   const edgesOn = model !== "chou-li";
   const g = gaussianWeights();
-  const floats = [edgeLow, edgeHigh, g[3], g[4], g[5], g[6]];
+  const gauss = { G0: g[3], G1: g[4], G2: g[5], G3: g[6] };
+  const floats = [edgeLow, edgeHigh];
   const groups = (frameCount: number): [number, number, number] => [
     Math.ceil(w / WG_X),
     Math.ceil(h / WG_Y),
@@ -167,23 +168,52 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
         buffers: [mag.buffer, sector.buffer, code.buffer],
         workgroups: groups(tm),
       });
+      // Released buffers may serve the next maps at once: kernels run in encoding order.
+      mag.dispose();
+      sector.dispose();
+      const edge = empty([tm, h, w]);
+      temps.push(edge);
+      dispatch({
+        op: "jnd.hyst",
+        shader: "jnd",
+        entry: "hyst",
+        ints: mapInts,
+        floats,
+        buffers: [code.buffer, edge.buffer],
+        workgroups: groups(tm),
+      });
+      code.dispose();
+      const dilated = empty([tm, h, w]);
+      temps.push(dilated);
+      dispatch({
+        op: "jnd.dilate",
+        shader: "jnd",
+        entry: "dilate",
+        ints: mapInts,
+        floats,
+        buffers: [edge.buffer, dilated.buffer],
+        workgroups: groups(tm),
+      });
+      edge.dispose();
       edgeMap = empty([tm, h, w]);
       temps.push(edgeMap);
       dispatch({
-        op: "jnd.edges",
+        op: "jnd.blur_rows",
         shader: "jnd",
-        entry: "edges",
+        entry: "blur_rows",
+        defines: gauss,
         ints: mapInts,
         floats,
-        buffers: [code.buffer, edgeMap.buffer],
+        buffers: [dilated.buffer, edgeMap.buffer],
         workgroups: groups(tm),
       });
+      dilated.dispose();
     }
     dispatch({
       op: "jnd.combine",
       shader: "jnd",
       entry: "combine",
-      defines: { MODEL: MODEL_CODE[model] },
+      defines: { MODEL: MODEL_CODE[model], ...gauss },
       ints: [w, h, t, hasPrev],
       floats,
       buffers: [p.buffer, bg.buffer, mg.buffer, edgeMap.buffer, out.buffer],
