@@ -9,7 +9,7 @@
  * when the encode has succeeded: a failed, aborted or interrupted write leaves no partial file.
  *
  * Codecs:
- * - `ffv1`: lossless, 8-bit planar RGB (gbrp) in .mkv (or .nut, .avi). The default: the right
+ * - `ffv1`: lossless 8-bit RGB (bgr0) in .mkv (or .nut, .avi). The default: the right
  *   container for adversarial output, since what is measured is exactly what is written.
  * - `x264-444`: H.264 without chroma subsampling; RGB through libx264rgb (default) or yuv444p
  *   (`rgb: false`); qp 0 is lossless (the default), or give `crf` / `qp`. .mkv, .mp4, .mov.
@@ -165,7 +165,7 @@ const BT601_TAGS = [
   "tv",
 ];
 
-function codecArgs(o: WriteOpts, muxer: string): string[] {
+function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] {
   const rate = (defaults: string[]) =>
     o.qp !== undefined
       ? ["-qp", String(o.qp)]
@@ -175,7 +175,18 @@ function codecArgs(o: WriteOpts, muxer: string): string[] {
   const faststart = muxer === "mp4" || muxer === "mov" ? ["-movflags", "+faststart"] : [];
   switch (o.codec) {
     case "ffv1":
-      return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1", "-pix_fmt", "gbrp"];
+      // Level 3 (slices with CRCs, so corruption is detected) silently writes wrong pixels in
+      // ffmpeg 5.1 when a side is below 3 pixels (checked: 1xN, 2xN, Nx1, Nx2 all fail, every
+      // size from 3x3 up that was tried is exact); such frames use level 1.
+      return [
+        "-c:v",
+        "ffv1",
+        ...(Math.min(w, h) >= 3 ? ["-level", "3", "-slicecrc", "1"] : ["-level", "1"]),
+        "-g",
+        "1",
+        "-pix_fmt",
+        "bgr0",
+      ];
     case "x264-444":
       return [
         ...(o.rgb
@@ -324,7 +335,7 @@ export async function writeVideo(
           "-i",
           "pipe:0",
           "-an",
-          ...codecArgs(o, muxer),
+          ...codecArgs(o, muxer, w2, h2),
           "-f",
           muxer,
           "-y",
