@@ -59,3 +59,4 @@ export {
   unsqueeze,
 } from "./ops/shape.ts";
 export { conv2d, type Conv2dOptions, type Pair } from "./ops/conv.ts";
+export { gruCell, type GruCellWeights } from "./ops/rnn.ts";

@@ -1,0 +1,92 @@
+/**
+ * Recurrent cells composed from differentiable ops (no kernels of their own).
+ *
+ * @module
+ */
+
+import type { Tensor } from "../tensor.ts";
+import { add, mul, sigmoid, sub, tanh } from "./elementwise.ts";
+import { linear } from "./matmul.ts";
+import { slice } from "./shape.ts";
+
+/** Parameters of {@link gruCell}, in PyTorch's `torch.nn.GRUCell` layout (gate order r, z, n). */
+export interface GruCellWeights {
+  /** Input-to-hidden weights `[3H, in]` (PyTorch's `weight_ih`). */
+  wIh: Tensor;
+  /** Hidden-to-hidden weights `[3H, H]` (PyTorch's `weight_hh`). */
+  wHh: Tensor;
+  /** Input-to-hidden bias `[3H]` (PyTorch's `bias_ih`); none when omitted. */
+  bIh?: Tensor;
+  /** Hidden-to-hidden bias `[3H]` (PyTorch's `bias_hh`); none when omitted. */
+  bHh?: Tensor;
+}
+
+function shapeStr(t: Tensor): string {
+  return `[${t.shape.join(",")}]`;
+}
+
+function checkGru(x: Tensor, h: Tensor, w: GruCellWeights): number {
+  const { wIh, wHh, bIh, bHh } = w;
+  if (x.rank !== 2 || h.rank !== 2 || wIh.rank !== 2 || wHh.rank !== 2) {
+    throw new RangeError(
+      `gruCell: x ${shapeStr(x)} and h ${shapeStr(h)} must be [N, in] and [N, H], ` +
+        `wIh ${shapeStr(wIh)} and wHh ${shapeStr(wHh)} must be [3H, in] and [3H, H]`,
+    );
+  }
+  const [n, inp] = x.shape;
+  const hid = h.shape[1];
+  if (h.shape[0] !== n) {
+    throw new RangeError(`gruCell: x ${shapeStr(x)} and h ${shapeStr(h)} differ in batch size`);
+  }
+  if (wIh.shape[0] !== 3 * hid || wIh.shape[1] !== inp) {
+    throw new RangeError(`gruCell: wIh is ${shapeStr(wIh)}, expected [${3 * hid},${inp}]`);
+  }
+  if (wHh.shape[0] !== 3 * hid || wHh.shape[1] !== hid) {
+    throw new RangeError(`gruCell: wHh is ${shapeStr(wHh)}, expected [${3 * hid},${hid}]`);
+  }
+  for (const [name, b] of [["bIh", bIh], ["bHh", bHh]] as const) {
+    if (b && (b.rank !== 1 || b.shape[0] !== 3 * hid)) {
+      throw new RangeError(`gruCell: ${name} is ${shapeStr(b)}, expected [${3 * hid}]`);
+    }
+  }
+  return hid;
+}
+
+/**
+ * One step of a GRU, exactly as PyTorch's `torch.nn.GRUCell` (weights in its layout, gates
+ * r, z, n along the `3H` axis):
+ *
+ * - `r = σ(W_ir x + b_ir + W_hr h + b_hr)`, `z = σ(W_iz x + b_iz + W_hz h + b_hz)`
+ * - `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`
+ * - `h' = (1 − z) ⊙ n + z ⊙ h`
+ *
+ * `x` is `[N, in]`, `h` is `[N, H]`; returns `h'` `[N, H]`. Differentiable in every input and
+ * parameter (composed from `linear`, `slice` and elementwise ops).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, nn, tensor } from "../../../mod.ts";
+ * await initGpu();
+ * const [n, inp, hid] = [2, 3, 4];
+ * const x = tensor(new Float32Array(n * inp).fill(0.5), [n, inp]);
+ * const h = tensor(new Float32Array(n * hid), [n, hid]);
+ * const wIh = tensor(new Float32Array(3 * hid * inp).fill(0.1), [3 * hid, inp], { requiresGrad: true });
+ * const wHh = tensor(new Float32Array(3 * hid * hid).fill(0.1), [3 * hid, hid], { requiresGrad: true });
+ * const h1 = nn.gruCell(x, h, { wIh, wHh });
+ * nn.sum(h1).backward();
+ * console.log(await h1.read(), await wIh.grad!.read());
+ * ```
+ */
+export function gruCell(x: Tensor, h: Tensor, weights: GruCellWeights): Tensor {
+  const hid = checkGru(x, h, weights);
+  const cols = (t: Tensor, start: number, end: number) => slice(t, { axis: 1, start, end });
+  const gi = linear(x, weights.wIh, weights.bIh); // [N, 3H]
+  const gh = linear(h, weights.wHh, weights.bHh); // [N, 3H]
+  // r and z together: σ over the first 2H columns of gi + gh.
+  const rz = sigmoid(add(cols(gi, 0, 2 * hid), cols(gh, 0, 2 * hid)));
+  const r = cols(rz, 0, hid);
+  const z = cols(rz, hid, 2 * hid);
+  const n = tanh(add(cols(gi, 2 * hid, 3 * hid), mul(r, cols(gh, 2 * hid, 3 * hid))));
+  // (1 − z) ⊙ n + z ⊙ h  =  n + z ⊙ (h − n)
+  return add(n, mul(z, sub(h, n)));
+}
