@@ -1,0 +1,196 @@
+// PyTorch parity: runs STQA's nn ops on the inputs stored in tests/fixtures/torch_fixtures.json
+// (written by tests/fixtures/make_torch_fixtures.py with torch 1.13; torch is not needed here)
+// and compares the outputs and the gradients of sum(w * out) for every input and parameter
+// with PyTorch's.
+//
+// Error measure, per tensor: rel = max_i |a_i - b_i| / max(max_i |b_i|, TINY), where a is STQA's
+// value and b PyTorch's; every tensor must have rel < 1e-4.
+
+import { nn, type Tensor, tensor, tidy } from "../mod.ts";
+import { initGpu } from "./_helpers.ts";
+
+/** Largest allowed relative error (see the header). */
+const MAX_REL = 1e-4;
+/** Floor of the denominator, for all-zero reference tensors. */
+const TINY = 1e-12;
+
+interface Stored {
+  shape: number[];
+  data: number[];
+}
+
+interface Case {
+  op: string;
+  seed: number;
+  params: Record<string, number | string | boolean>;
+  tensors: Record<string, Stored>;
+}
+
+const FIXTURES: { torch_version: string; cases: Record<string, Case> } = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/torch_fixtures.json", import.meta.url)),
+);
+const CASES = FIXTURES.cases;
+
+/** max|a-b| / max(max|b|, TINY). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    diff = d > diff || Number.isNaN(d) ? d : diff;
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / Math.max(scale, TINY);
+}
+
+function check(what: string, got: ArrayLike<number>, shape: readonly number[], want: Stored) {
+  if (shape.join(",") !== want.shape.join(",")) {
+    throw new Error(`${what}: shape [${shape}], PyTorch [${want.shape}]`);
+  }
+  if (got.length !== want.data.length) {
+    throw new Error(`${what}: ${got.length} values, PyTorch ${want.data.length}`);
+  }
+  const rel = relErr(got, want.data);
+  if (!(rel < MAX_REL)) {
+    throw new Error(`${what}: relative error ${rel.toExponential(3)} (limit ${MAX_REL})`);
+  }
+}
+
+/**
+ * Runs `fn` on the case's inputs `names` (each requiring a gradient), back-propagates the stored
+ * `w`, and checks the output and every input's gradient against PyTorch's.
+ */
+async function parity(
+  name: string,
+  names: string[],
+  fn: (t: Record<string, Tensor>, params: Case["params"]) => Tensor,
+): Promise<void> {
+  await initGpu();
+  const c = CASES[name];
+  if (!c) throw new Error(`no fixture named ${name}`);
+  const res = tidy(() => {
+    const ins: Record<string, Tensor> = {};
+    for (const n of names) {
+      const s = c.tensors[n];
+      ins[n] = tensor(s.data, s.shape, { requiresGrad: true });
+    }
+    const out = fn(ins, c.params);
+    out.backward(tensor(c.tensors.w.data, out.shape));
+    return { out, ins, grads: names.map((n) => ins[n].grad) };
+  });
+  try {
+    check(`${name}: output`, await res.out.read(), res.out.shape, c.tensors.out);
+    for (let i = 0; i < names.length; i++) {
+      const g = res.grads[i];
+      if (!g) throw new Error(`${name}: ${names[i]} got no gradient`);
+      check(
+        `${name}: gradient of ${names[i]}`,
+        await g.read(),
+        g.shape,
+        c.tensors[`grad_${names[i]}`],
+      );
+    }
+  } finally {
+    res.out.dispose();
+    Object.values(res.ins).forEach((t) => t.dispose());
+  }
+}
+
+/** The fixture names of one op, in file order. */
+function casesOf(op: string): string[] {
+  const names = Object.keys(CASES).filter((n) => CASES[n].op === op);
+  if (names.length === 0) throw new Error(`no fixtures for ${op}`);
+  return names;
+}
+
+const num = (v: number | string | boolean) => v as number;
+
+Deno.test("torch parity: relErr measures what it says", () => {
+  const e = relErr([1, 2.5, -3], [1, 2, -4]);
+  if (Math.abs(e - 0.25) > 1e-15) throw new Error(`relErr gave ${e}, expected 0.25`);
+  let threw = false;
+  try {
+    check("self-test", [1, 2, 3.001], [3], { shape: [3], data: [1, 2, 3] });
+  } catch {
+    threw = true;
+  }
+  if (!threw) throw new Error("check accepted a relative error of 3.3e-4");
+});
+
+for (const name of casesOf("conv2d")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(
+      name,
+      ["x", "weight", "bias"],
+      (t, p) =>
+        nn.conv2d(t.x, t.weight, t.bias, { stride: num(p.stride), padding: num(p.padding) }),
+    );
+  });
+}
+
+for (const name of casesOf("matmul")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(name, ["a", "b"], (t) => nn.matmul(t.a, t.b));
+  });
+}
+
+for (const name of casesOf("linear")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(name, ["x", "weight", "bias"], (t) => nn.linear(t.x, t.weight, t.bias));
+  });
+}
+
+for (const name of casesOf("upsample2x")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(
+      name,
+      ["x"],
+      (t, p) => nn.upsample2x(t.x, { mode: p.mode as "nearest" | "bilinear" }),
+    );
+  });
+}
+
+for (const name of casesOf("avgPool2d")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(name, ["x"], (t, p) =>
+      nn.avgPool2d(t.x, {
+        kernel: num(p.kernel),
+        stride: num(p.stride),
+        padding: num(p.padding),
+        countIncludePad: p.count_include_pad as boolean,
+      }));
+  });
+}
+
+for (const name of casesOf("maxPool2d")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(
+      name,
+      ["x"],
+      (t, p) =>
+        nn.maxPool2d(t.x, {
+          kernel: num(p.kernel),
+          stride: num(p.stride),
+          padding: num(p.padding),
+        }),
+    );
+  });
+}
+
+Deno.test("torch parity: global_mean", async () => {
+  await parity("global_mean", ["x"], (t) => nn.globalMeanPool(t.x));
+});
+
+Deno.test("torch parity: global_std", async () => {
+  await parity("global_std", ["x"], (t) => nn.globalStdPool(t.x));
+});
+
+for (const name of casesOf("gruCell")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(
+      name,
+      ["x", "h", "w_ih", "w_hh", "b_ih", "b_hh"],
+      (t) => nn.gruCell(t.x, t.h, { wIh: t.w_ih, wHh: t.w_hh, bIh: t.b_ih, bHh: t.b_hh }),
+    );
+  });
+}
