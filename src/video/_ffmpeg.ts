@@ -28,7 +28,7 @@ const STDERR_TAIL = 4096;
 export class VideoError extends Error {
   /** The file the error is about. */
   readonly file: string;
-  /** The frame (0-based) where it happened, when the error is about one. */
+  /** The frame (0-based) where it happened, as near as ffmpeg tells, when the error is about one. */
   readonly frame: number | undefined;
   /** The tail of the tool's stderr, when a tool ran. */
   readonly stderr: string;

@@ -192,11 +192,18 @@ async function* decodeGeneric<T>(
       );
     }
     if (opts.strict && stderr) {
+      // Decoders often say where ("... at 0.080000 seconds"): name that frame; else the frame
+      // after the last one decoded.
+      const at = /at (\d+(?:\.\d+)?) seconds/.exec(stderr);
+      const fps = opts.fps ?? info.fps;
+      const near = at && fps > 0
+        ? Math.max(0, Math.round((Number(at[1]) - opts.start) * fps))
+        : frame;
       throw new VideoError(
         file,
-        "corrupt or truncated: ffmpeg reported decode errors (pass strict: false to accept " +
-          "what decodes)",
-        { frame, stderr },
+        `corrupt or truncated: ffmpeg reported decode errors (${frame} frames decoded; pass ` +
+          "strict: false to accept what decodes)",
+        { frame: near, stderr },
       );
     }
     if (frame === 0) {

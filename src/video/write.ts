@@ -370,10 +370,11 @@ export async function writeVideo(
     const status = await proc.child.status;
     await proc.stderr.done;
     if (!status.success) {
-      throw new VideoError(file, `ffmpeg failed (exit ${status.code}) while encoding`, {
-        frame: written,
-        stderr: proc.stderr.text(),
-      });
+      throw new VideoError(
+        file,
+        `ffmpeg failed (exit ${status.code}) while encoding, after ${written} frame(s) were sent`,
+        { stderr: proc.stderr.text() },
+      );
     }
     o.signal?.throwIfAborted();
     await commitTemp(tmp, file);
@@ -400,11 +401,11 @@ export async function writeVideo(
       await p.child.status;
       await p.stderr.done;
       if (!(e instanceof VideoError) && exited && !exited.success && !o.signal?.aborted) {
-        err = new VideoError(file, `ffmpeg failed (exit ${exited.code}) while encoding`, {
-          frame: written,
-          stderr: p.stderr.text(),
-          cause: e,
-        });
+        err = new VideoError(
+          file,
+          `ffmpeg failed (exit ${exited.code}) while encoding, after ${written} frame(s) were sent`,
+          { stderr: p.stderr.text(), cause: e },
+        );
       }
     }
     throw err;
