@@ -1,7 +1,7 @@
 // 2x upsampling of NCHW float32 planes of H x W to 2H x 2W, used by src/tensor/ops/resample.ts.
-// One invocation per element (outputs forward, inputs backward) over a 2-D grid of 64-wide
-// workgroups. Backward kernels gather the output gradients that each input contributed to, so
-// every input gradient is written once, without atomics.
+// One invocation per input element over a 2-D grid of 64-wide workgroups: forward kernels write
+// the 2x2 block of outputs at (2y, 2x); backward kernels gather the output gradients that the
+// input contributed to, so every input gradient is written once, without atomics.
 //
 //   nearest_fwd   b1 = x, b2 = out: out[y, x] = in[y / 2, x / 2]
 //   nearest_bwd   b1 = g, b2 = gin: the sum of the 2x2 block of outputs an input feeds
@@ -22,6 +22,11 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> b1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> b2: array<f32>;
+// Output-shaped buffers seen as pairs of floats (output rows have even length 2W): the forward
+// outputs, and the output gradients read by the backward kernels. Different entry points use
+// each binding as one type or the other.
+@group(0) @binding(1) var<storage, read_write> g2: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read_write> out2: array<vec2<f32>>;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
@@ -29,15 +34,16 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 @compute @workgroup_size(64)
 fn nearest_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flat(gid, nwg);
-  if (o >= params.n) { return; }
+  let i = flat(gid, nwg);
+  if (i >= params.n) { return; }
+  let plane_in = u32(params.h * params.w);
+  let p = i / plane_in;
+  let r = i32(i % plane_in);
   let ow = 2 * params.w;
-  let plane_out = u32(2 * params.h * ow);
-  let p = o / plane_out;
-  let r = i32(o % plane_out);
-  let y = (r / ow) / 2;
-  let x = (r % ow) / 2;
-  b2[o] = b1[p * u32(params.h * params.w) + u32(y * params.w + x)];
+  let top = p * u32(4 * params.h * params.w) + u32((2 * (r / params.w)) * ow + 2 * (r % params.w));
+  let v = vec2<f32>(b1[i]);
+  out2[top / 2u] = v;
+  out2[(top + u32(ow)) / 2u] = v;
 }
 
 @compute @workgroup_size(64)
@@ -49,48 +55,67 @@ fn nearest_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   let r = i32(i % plane_in);
   let ow = 2 * params.w;
   let top = p * u32(4 * params.h * params.w) + u32((2 * (r / params.w)) * ow + 2 * (r % params.w));
-  b2[i] = (b1[top] + b1[top + 1u]) + (b1[top + u32(ow)] + b1[top + u32(ow) + 1u]);
+  let a = g2[top / 2u];
+  let b = g2[(top + u32(ow)) / 2u];
+  b2[i] = (a.x + a.y) + (b.x + b.y);
 }
 
-// The two taps (i0, i1) and weights (l0, l1) of output coordinate d on an axis of n inputs.
-struct Taps {
-  i0: i32,
-  i1: i32,
-  l0: f32,
-  l1: f32,
+// Along an axis of n inputs, input i feeds outputs 2i (with input i-1) and 2i+1 (with i+1):
+//   out[2i]   = a * in[i-1] + (1 - a) * in[i],   a = 0.25, or 0 at i = 0 (source clamped at 0)
+//   out[2i+1] = (1 - b) * in[i] + b * in[i+1],   b = 0.25, or 0 at i = n-1 (edge replicated)
+// which is PyTorch's l0 * in[i0] + l1 * in[i1] with source (d + 0.5) / 2 - 0.5 (at the edges
+// PyTorch's weights are 1 and 0, or 0.75 and 0.25 on one replicated input: the same sum).
+fn lo_weight(i: i32) -> f32 {
+  return select(0.25, 0.0, i == 0);
 }
 
-fn taps(d: i32, n: i32) -> Taps {
-  let s = max(0.5 * (f32(d) + 0.5) - 0.5, 0.0);
-  let i0 = min(i32(s), n - 1);
-  let i1 = select(i0, i0 + 1, i0 < n - 1);
-  let l1 = s - f32(i0);
-  return Taps(i0, i1, 1.0 - l1, l1);
+fn hi_weight(i: i32, n: i32) -> f32 {
+  return select(0.25, 0.0, i == n - 1);
 }
 
 @compute @workgroup_size(64)
 fn bilinear_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flat(gid, nwg);
-  if (o >= params.n) { return; }
-  let ow = 2 * params.w;
-  let plane_out = u32(2 * params.h * ow);
-  let p = o / plane_out;
-  let r = i32(o % plane_out);
-  let ty = taps(r / ow, params.h);
-  let tx = taps(r % ow, params.w);
-  let base = p * u32(params.h * params.w);
-  let r0 = base + u32(ty.i0 * params.w);
-  let r1 = base + u32(ty.i1 * params.w);
-  let top = tx.l0 * b1[r0 + u32(tx.i0)] + tx.l1 * b1[r0 + u32(tx.i1)];
-  let bottom = tx.l0 * b1[r1 + u32(tx.i0)] + tx.l1 * b1[r1 + u32(tx.i1)];
-  b2[o] = ty.l0 * top + ty.l1 * bottom;
+  let i = flat(gid, nwg);
+  if (i >= params.n) { return; }
+  let plane_in = u32(params.h * params.w);
+  let p = i / plane_in;
+  let r = i32(i % plane_in);
+  let iy = r / params.w;
+  let ix = r % params.w;
+  let base = p * plane_in;
+  // Rows iy-1, iy, iy+1 and columns ix-1, ix, ix+1, clamped (a clamped cell has weight 0).
+  let r0 = base + u32(max(iy - 1, 0) * params.w);
+  let r1 = base + u32(iy * params.w);
+  let r2 = base + u32(min(iy + 1, params.h - 1) * params.w);
+  let c0 = u32(max(ix - 1, 0));
+  let c1 = u32(ix);
+  let c2 = u32(min(ix + 1, params.w - 1));
+  let ax = lo_weight(ix);
+  let bx = hi_weight(ix, params.w);
+  let ay = lo_weight(iy);
+  let by = hi_weight(iy, params.h);
+  // Horizontal pass on the three rows: left (2ix) and right (2ix+1) outputs.
+  let x1 = b1[r1 + c1];
+  let l0 = ax * b1[r0 + c0] + (1.0 - ax) * b1[r0 + c1];
+  let l1 = ax * b1[r1 + c0] + (1.0 - ax) * x1;
+  let l2 = ax * b1[r2 + c0] + (1.0 - ax) * b1[r2 + c1];
+  let q0 = (1.0 - bx) * b1[r0 + c1] + bx * b1[r0 + c2];
+  let q1 = (1.0 - bx) * x1 + bx * b1[r1 + c2];
+  let q2 = (1.0 - bx) * b1[r2 + c1] + bx * b1[r2 + c2];
+  let ow = u32(2 * params.w);
+  let top = p * (4u * plane_in) + u32(2 * iy) * ow + u32(2 * ix);
+  out2[top / 2u] = vec2<f32>(ay * l0 + (1.0 - ay) * l1, ay * q0 + (1.0 - ay) * q1);
+  out2[(top + ow) / 2u] = vec2<f32>((1.0 - by) * l1 + by * l2, (1.0 - by) * q1 + by * q2);
 }
 
-// Weight with which output coordinate d reads input i along an axis of n inputs (both taps count
-// when they coincide at the edge).
-fn tap_weight(d: i32, i: i32, n: i32) -> f32 {
-  let t = taps(d, n);
-  return select(0.0, t.l0, t.i0 == i) + select(0.0, t.l1, t.i1 == i);
+// Weights with which outputs 2i-1, 2i, 2i+1, 2i+2 read input i (0 where an output is absent).
+fn axis_weights(i: i32, n: i32) -> vec4<f32> {
+  return vec4<f32>(
+    select(0.0, 0.25, i > 0),
+    select(0.75, 1.0, i == 0),
+    select(0.75, 1.0, i == n - 1),
+    select(0.0, 0.25, i < n - 1),
+  );
 }
 
 @compute @workgroup_size(64)
@@ -103,26 +128,19 @@ fn bilinear_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let iy = r / params.w;
   let ix = r % params.w;
   let oh = 2 * params.h;
-  let ow = 2 * params.w;
-  let base = p * u32(oh * ow);
-  var wx: array<f32, 4>;
-  for (var c = 0; c < 4; c = c + 1) {
-    let ox = 2 * ix - 1 + c;
-    wx[c] = select(0.0, tap_weight(ox, ix, params.w), ox >= 0 && ox < ow);
-  }
+  let wy = axis_weights(iy, params.h);
+  let wx = axis_weights(ix, params.w);
+  // In pairs of output columns: (2ix-2, 2ix-1), (2ix, 2ix+1), (2ix+2, 2ix+3), clamped where
+  // absent (their weights are 0); rows 2iy-1 .. 2iy+2 likewise.
+  let base = p * (2u * plane_in); // in pairs
+  let cl = u32(max(ix - 1, 0));
+  let cr = u32(min(ix + 1, params.w - 1));
   var acc = 0.0;
-  for (var cy = 0; cy < 4; cy = cy + 1) {
-    let oy = 2 * iy - 1 + cy;
-    if (oy < 0 || oy >= oh) { continue; }
-    let wy = tap_weight(oy, iy, params.h);
-    if (wy == 0.0) { continue; }
-    let row = base + u32(oy * ow);
-    var racc = 0.0;
-    for (var cx = 0; cx < 4; cx = cx + 1) {
-      let ox = 2 * ix - 1 + cx;
-      if (wx[cx] != 0.0) { racc = racc + wx[cx] * b1[row + u32(ox)]; }
-    }
-    acc = acc + wy * racc;
+  for (var k = 0; k < 4; k = k + 1) {
+    let row = base + u32(clamp(2 * iy - 1 + k, 0, oh - 1) * params.w);
+    let m = g2[row + u32(ix)];
+    let v = vec4<f32>(g2[row + cl].y, m.x, m.y, g2[row + cr].x);
+    acc = acc + wy[k] * dot(wx, v);
   }
   b2[i] = acc;
 }

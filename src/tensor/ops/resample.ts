@@ -44,9 +44,9 @@ export function upsample2x(x: Tensor, options: UpsampleOptions = {}): Tensor {
     op,
     shader: "resample",
     entry: `${mode}_fwd`,
-    ints: [out.size, n * c, h, w],
+    ints: [x.size, n * c, h, w],
     buffers: [x.buffer, out.buffer],
-    workgroups: grid1d(out.size, 64),
+    workgroups: grid1d(x.size, 64),
   });
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
