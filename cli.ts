@@ -7,6 +7,7 @@
 
 import { parseArgs } from "util";
 import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
+import { jndCommand } from "./src/jnd/command.ts";
 
 /** Exit code for bad usage (unknown command or option). */
 export const EXIT_USAGE = 2;
@@ -16,6 +17,7 @@ const USAGE = `Usage: deno task <command> [options]
 Commands:
   attack   generate adversarial videos with STQA-Net (not implemented yet)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
+  jnd      JND maps of a video: heat-map video, PNGs, per-frame statistics (jnd --help)
 `;
 
 async function ffmpegVersion(): Promise<string> {
@@ -75,6 +77,8 @@ export async function main(args: string[]): Promise<number> {
         return await info();
       case "attack":
         return attack();
+      case "jnd":
+        return await jndCommand(args.slice(args.indexOf("jnd") + 1));
       default:
         console.error(`Unknown command '${command}'.\n\n${USAGE}`);
         return EXIT_USAGE;

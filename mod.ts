@@ -84,3 +84,13 @@ export {
   type WriteVideoOptions,
   type WriteVideoResult,
 } from "./src/video/mod.ts";
+export {
+  computeJnd,
+  type ComputeJndOptions,
+  DEFAULT_JND_MODEL,
+  DEFAULT_VIDEO_JND_MODEL,
+  JND_MODELS,
+  jndHeatmap,
+  type JndHeatmapOptions,
+  type JndModel,
+} from "./src/jnd/mod.ts";

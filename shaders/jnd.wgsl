@@ -298,3 +298,36 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   b5[f * n + y * w + x] = jnd / 255.0;
 }
+
+// heatmap: b1 JND [T,H,W] (levels / 255) -> b2 RGB [T,3,H,W] in [0,1] on an inferno-like ramp,
+// piecewise linear through five colours of matplotlib's inferno; edge_low holds 255 / the
+// level shown at the top of the ramp.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn heatmap(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let x = i32(gid.x);
+  let y = i32(gid.y);
+  let f = i32(gid.z);
+  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  let n = params.w * params.h;
+  let i = y * params.w + x;
+  let v = clamp(b1[f * n + i] * params.edge_low, 0.0, 1.0) * 4.0;
+  let k = min(i32(floor(v)), 3);
+  let t = v - f32(k);
+  var c0 = vec3<f32>(0.0015, 0.0005, 0.0139);
+  var c1 = vec3<f32>(0.2582, 0.0386, 0.4065);
+  if (k == 1) {
+    c0 = vec3<f32>(0.2582, 0.0386, 0.4065);
+    c1 = vec3<f32>(0.7350, 0.2158, 0.3300);
+  } else if (k == 2) {
+    c0 = vec3<f32>(0.7350, 0.2158, 0.3300);
+    c1 = vec3<f32>(0.9783, 0.5570, 0.0350);
+  } else if (k == 3) {
+    c0 = vec3<f32>(0.9783, 0.5570, 0.0350);
+    c1 = vec3<f32>(0.9884, 0.9984, 0.6449);
+  }
+  let c = mix(c0, c1, t);
+  let o = f * 3 * n + i;
+  b2[o] = c.x;
+  b2[o + n] = c.y;
+  b2[o + 2 * n] = c.z;
+}

@@ -227,3 +227,45 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
   }
   return out;
 }
+
+/** Options of {@link jndHeatmap}. */
+export interface JndHeatmapOptions {
+  /** The JND (in 8-bit levels) shown at the top of the colour ramp; larger values clip. Default 32. */
+  maxLevels?: number;
+}
+
+/**
+ * Colours JND maps `[T, 1, H, W]` (levels / 255) on an inferno-like ramp (black, purple, red,
+ * orange, pale yellow; piecewise linear through five colours of matplotlib's inferno), from 0 to
+ * `maxLevels` levels: RGB frames `[T, 3, H, W]` in [0, 1], ready for `writeVideo`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { computeJnd, jndHeatmap } from "./mod.ts";
+ * await initGpu();
+ * const frames = tensor(new Float32Array(3 * 8 * 8).fill(0.2), [1, 3, 8, 8]);
+ * const rgb = jndHeatmap(computeJnd(frames), { maxLevels: 24 }); // [1, 3, 8, 8]
+ * ```
+ */
+export function jndHeatmap(jnd: Tensor, options: JndHeatmapOptions = {}): Tensor {
+  const s = jnd.shape;
+  if (s.length !== 4 || s[1] !== 1) {
+    throw new RangeError(`jndHeatmap: maps must be [T, 1, H, W], got [${s.join(", ")}]`);
+  }
+  const maxLevels = options.maxLevels ?? 32;
+  if (!(maxLevels > 0)) throw new RangeError(`jndHeatmap: maxLevels must be > 0, got ${maxLevels}`);
+  const [t, , h, w] = s;
+  const out = empty([t, 3, h, w]);
+  if (out.size === 0) return out;
+  dispatch({
+    op: "jnd.heatmap",
+    shader: "jnd",
+    entry: "heatmap",
+    ints: [w, h, t, 0],
+    floats: [255 / maxLevels, 0],
+    buffers: [jnd.buffer, out.buffer],
+    workgroups: [Math.ceil(w / WG_X), Math.ceil(h / WG_Y), t],
+  });
+  return out;
+}

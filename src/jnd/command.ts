@@ -1,0 +1,260 @@
+/**
+ * `deno task jnd`: JND maps of a video, as a heat-map video, PNGs of the first, middle and last
+ * frame, and per-frame statistics (mean, 5th and 95th percentile, in 8-bit levels) printed and
+ * written to `stats.csv`.
+ *
+ * ```
+ * deno task jnd --input clip.mp4 --out out/jnd [--model namm-st] [--frames 64] [--max-levels 32]
+ * ```
+ *
+ * The video is decoded in batches (`--batch` frames); for `namm-st` each batch gets the last frame
+ * of the one before as `previous`, so the temporal factor is continuous across batches.
+ *
+ * @module
+ */
+
+import { parseArgs } from "util";
+import { join } from "path";
+import { z } from "zod";
+import { copyBuffer } from "../gpu/queue.ts";
+import { empty, type Tensor } from "../tensor/tensor.ts";
+import { initGpu } from "../gpu/device.ts";
+import {
+  FfmpegNotFoundError,
+  probeVideo,
+  readVideoChunks,
+  VideoError,
+  writeFramePng,
+  writeVideo,
+} from "../video/mod.ts";
+import { computeJnd, jndHeatmap } from "./mod.ts";
+import { DEFAULT_VIDEO_JND_MODEL, JND_MODELS } from "./models.ts";
+
+const USAGE = `Usage: deno task jnd --input <video> --out <dir> [options]
+
+Computes JND maps on the GPU and writes <dir>/jnd_heatmap.mkv (lossless ffv1), jnd_first.png,
+jnd_middle.png, jnd_last.png and stats.csv; prints mean, p5 and p95 (8-bit levels) per frame.
+
+Options:
+  -i, --input <video>    video to read (anything ffmpeg decodes)
+  -o, --out <dir>        output folder (created if missing)
+  --model <name>         ${JND_MODELS.join(" | ")} (default ${DEFAULT_VIDEO_JND_MODEL})
+  --frames <n>           at most n frames (default: all)
+  --batch <n>            frames per GPU batch (default 8)
+  --max-levels <v>       JND shown at the top of the colour ramp, in levels (default 32)
+  --edge-low <v>         weak-edge threshold, L1 Sobel magnitude (default 50)
+  --edge-high <v>        strong-edge threshold (default 150)
+  -q, --quiet            do not print the per-frame table
+  -h, --help             this text
+`;
+
+const ArgsSchema = z.object({
+  input: z.string({ required_error: "--input is required" }).min(1),
+  out: z.string({ required_error: "--out is required" }).min(1),
+  model: z.enum(JND_MODELS).default(DEFAULT_VIDEO_JND_MODEL),
+  frames: z.coerce.number().int().positive().optional(),
+  batch: z.coerce.number().int().positive().max(256).default(8),
+  "max-levels": z.coerce.number().positive().default(32),
+  "edge-low": z.coerce.number().nonnegative().default(50),
+  "edge-high": z.coerce.number().nonnegative().default(150),
+  quiet: z.boolean().default(false),
+}).refine((a) => a["edge-high"] >= a["edge-low"], {
+  message: "--edge-high must be at least --edge-low",
+});
+
+/** Per-frame statistics of a JND map, in 8-bit levels. */
+export interface JndFrameStats {
+  /** Frame index in the decoded video. */
+  frame: number;
+  /** Mean. */
+  mean: number;
+  /** 5th percentile (linear interpolation between order statistics). */
+  p5: number;
+  /** 95th percentile. */
+  p95: number;
+}
+
+/**
+ * Mean, 5th and 95th percentile of one map (values in levels), percentiles by linear
+ * interpolation between order statistics (numpy's default).
+ *
+ * @example
+ * ```ts
+ * import { mapStats } from "./command.ts";
+ * mapStats(new Float32Array([1, 2, 3, 4]), 0); // { frame: 0, mean: 2.5, p5: 1.15, p95: 3.85 }
+ * ```
+ */
+export function mapStats(levels: Float32Array, frame: number): JndFrameStats {
+  const sorted = levels.slice().sort();
+  const q = (p: number) => {
+    const pos = p * (sorted.length - 1);
+    const lo = Math.floor(pos);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  };
+  let sum = 0;
+  for (const v of levels) sum += v;
+  return { frame, mean: sum / levels.length, p5: q(0.05), p95: q(0.95) };
+}
+
+/** Copies frame `index` of `[T, C, H, W]` into a new `[1, C, H, W]` tensor. */
+function frameCopy(frames: Tensor, index: number): Tensor {
+  const [, c, h, w] = frames.shape;
+  const out = empty([1, c, h, w]);
+  const bytes = c * h * w * 4;
+  copyBuffer(frames.buffer, out.buffer, bytes, index * bytes, 0);
+  return out;
+}
+
+/**
+ * Runs `deno task jnd` with its arguments (after the command name); returns the exit code
+ * (0 success, 1 failure, 2 bad usage). A missing WebGPU adapter throws `NoAdapterError`.
+ *
+ * @example
+ * ```ts
+ * import { jndCommand } from "./command.ts";
+ * const code = await jndCommand(["--input", "clip.mp4", "--out", "out/jnd", "--frames", "16"]);
+ * ```
+ */
+export async function jndCommand(args: string[]): Promise<number> {
+  let raw;
+  try {
+    raw = parseArgs({
+      args,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        input: { type: "string", short: "i" },
+        out: { type: "string", short: "o" },
+        model: { type: "string" },
+        frames: { type: "string" },
+        batch: { type: "string" },
+        "max-levels": { type: "string" },
+        "edge-low": { type: "string" },
+        "edge-high": { type: "string" },
+        quiet: { type: "boolean", short: "q" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (raw.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { help: _help, ...rest } = raw;
+  const parsed = ArgsSchema.safeParse(rest);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) =>
+      `${i.path.length ? `--${i.path.join(".")}: ` : ""}${i.message}`
+    );
+    console.error(`${issues.join("\n")}\n\n${USAGE}`);
+    return 2;
+  }
+  const o = parsed.data;
+  try {
+    return await run(o);
+  } catch (e) {
+    if (e instanceof VideoError || e instanceof FfmpegNotFoundError) {
+      console.error(e.message);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
+  await initGpu();
+  const info = await probeVideo(o.input);
+  const expected = info.frameCount === null
+    ? o.frames ?? null
+    : Math.min(info.frameCount, o.frames ?? Infinity);
+  const middle = expected === null ? null : Math.floor((expected - 1) / 2);
+  await Deno.mkdir(o.out, { recursive: true });
+  const videoPath = join(o.out, "jnd_heatmap.mkv");
+  const stats: JndFrameStats[] = [];
+  const keep: { first?: Tensor; middle?: Tensor; last?: Tensor } = {};
+  let previous: Tensor | undefined;
+  let seconds = 0;
+  if (!o.quiet) {
+    console.log(
+      `${o.input}: ${info.width}x${info.height}, ${info.fps.toFixed(3)} fps, ` +
+        `${expected ?? "unknown number of"} frames; model ${o.model}`,
+    );
+    console.log("frame      mean        p5       p95   (levels)");
+  }
+
+  async function* heatFrames(): AsyncGenerator<Tensor> {
+    for await (
+      const { frames, start } of readVideoChunks(o.input, {
+        maxFrames: o.frames,
+        chunkFrames: o.batch,
+      })
+    ) {
+      const t0 = performance.now();
+      const jnd = computeJnd(frames, {
+        model: o.model,
+        previous,
+        edgeLow: o["edge-low"],
+        edgeHigh: o["edge-high"],
+      });
+      const values = await jnd.read(); // waits for the GPU
+      seconds += (performance.now() - t0) / 1000;
+      const t = frames.shape[0];
+      previous?.dispose();
+      previous = frameCopy(frames, t - 1);
+      frames.dispose();
+      const n = values.length / t;
+      for (let k = 0; k < t; k++) {
+        const levels = values.subarray(k * n, (k + 1) * n).map((v) => v * 255);
+        const s = mapStats(levels, start + k);
+        stats.push(s);
+        if (!o.quiet) {
+          console.log(
+            `${String(s.frame).padStart(5)} ${s.mean.toFixed(4).padStart(9)} ` +
+              `${s.p5.toFixed(4).padStart(9)} ${s.p95.toFixed(4).padStart(9)}`,
+          );
+        }
+      }
+      const heat = jndHeatmap(jnd, { maxLevels: o["max-levels"] });
+      jnd.dispose();
+      if (start === 0) keep.first = frameCopy(heat, 0);
+      if (middle !== null && middle >= start && middle < start + t) {
+        keep.middle = frameCopy(heat, middle - start);
+      }
+      keep.last?.dispose();
+      keep.last = frameCopy(heat, t - 1);
+      yield heat; // disposed by writeVideo (disposeInput)
+    }
+  }
+
+  try {
+    const result = await writeVideo(videoPath, heatFrames(), {
+      fps: info.fps || 25,
+      codec: "ffv1",
+      disposeInput: true,
+    });
+    if (result.frames === 0) {
+      console.error(`${o.input}: no frames decoded`);
+      return 1;
+    }
+    for (const [name, t] of Object.entries(keep)) {
+      if (t) await writeFramePng(join(o.out, `jnd_${name}.png`), t);
+    }
+    if (!keep.middle) console.error("warning: frame count unknown; jnd_middle.png not written");
+    const csv = ["frame,mean,p5,p95", ...stats.map((s) => `${s.frame},${s.mean},${s.p5},${s.p95}`)];
+    await Deno.writeTextFile(join(o.out, "stats.csv"), csv.join("\n") + "\n");
+    const all = stats.reduce((a, s) => a + s.mean, 0) / stats.length;
+    console.log(
+      `${result.frames} frames; mean JND ${all.toFixed(3)} levels; JND on the GPU ` +
+        `${(result.frames / Math.max(seconds, 1e-9)).toFixed(2)} frames/s (with read-back); ` +
+        `wrote ${videoPath}, jnd_{first,middle,last}.png, stats.csv in ${o.out}`,
+    );
+    return 0;
+  } finally {
+    previous?.dispose();
+    for (const t of Object.values(keep)) t?.dispose();
+  }
+}
