@@ -105,6 +105,32 @@ Deno.test("permute of a larger rank-4 tensor matches the reference", async () =>
   y.dispose();
 });
 
+Deno.test("long rows (many copy segments): concat, slice and stack match the references", async () => {
+  await initGpu();
+  const shapes = [[3, 1000], [3, 77], [3, 5]];
+  const datas = shapes.map((s, i) => randn(numel(s), RUN_SEED + 11 * i));
+  const [c, sl, st] = tidy(() => {
+    const xs = shapes.map((s, i) => tensor(Float32Array.from(datas[i]), s));
+    return [
+      nn.concat(xs, 1),
+      nn.slice(xs[0], { axis: 1, start: 3, end: -7 }),
+      nn.stack([xs[0], xs[0]], 2),
+    ];
+  });
+  const exact = { rtol: 0, atol: 0 };
+  assertClose(await c.read(), concatRef(shapes, 1)(...datas), { ...exact, what: "concat" });
+  assertClose(await sl.read(), sliceRef([3, 1000], [0, 3], [3, 990])(datas[0]), {
+    ...exact,
+    what: "slice",
+  });
+  const s2 = [3, 1000, 1];
+  assertClose(await st.read(), concatRef([s2, s2], 2)(datas[0], datas[0]), {
+    ...exact,
+    what: "stack",
+  });
+  [c, sl, st].forEach((t) => t.dispose());
+});
+
 Deno.test("transpose: default last two axes and explicit axes", async () => {
   await checkOp({
     name: "transpose",

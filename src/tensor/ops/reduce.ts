@@ -239,7 +239,16 @@ export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
   return scaledSum(x, options, "mean", (k) => 1 / k);
 }
 
-/** Options of {@link variance} and {@link std}. */
+/**
+ * Options of {@link variance} and {@link std}.
+ *
+ * @example
+ * ```ts
+ * import { std, type MomentOptions } from "./reduce.ts";
+ * const opts: MomentOptions = { axes: [-2, -1], keepDims: true, unbiased: false };
+ * const s = std(x, opts);
+ * ```
+ */
 export interface MomentOptions extends ReduceOptions {
   /**
    * Divide by `k - 1` (Bessel's correction, the default, as in `torch.var`) rather than by `k`,

@@ -11,6 +11,8 @@ import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
 import { normAxes } from "./reduce.ts";
 
 const MAX_RANK = 8;
+/** Elements of a row that one invocation of the copy kernel moves (at most). */
+const SEG_LEN = 32;
 
 function contiguousStrides(shape: Shape): number[] {
   const s = new Array(shape.length).fill(1);
@@ -59,17 +61,29 @@ function stridedCopy(
   }
   const n = shape.reduce((p, d) => p * d, 1);
   if (n === 0) return;
+  const inner = dims.pop() ?? { size: 1, s: 1, d: 1 };
+  const rows = n / inner.size;
+  const nSegs = Math.ceil(inner.size / SEG_LEN);
+  const segLen = Math.ceil(inner.size / nSegs);
   const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-  const [gx, gy] = grid1d(n, 256);
+  const [gx, gy] = grid1d(rows * nSegs, 64);
   dispatch({
     op,
     shader: "layout",
     entry: "copy",
     ints: [
-      n,
+      rows,
+      inner.size,
+      segLen,
+      nSegs,
       dims.length,
       srcBase,
       dstBase,
+      inner.s,
+      inner.d,
+      0,
+      0,
+      0,
       ...pad(dims.map((d) => d.size)),
       ...pad(dims.map((d) => d.s)),
       ...pad(dims.map((d) => d.d)),
@@ -139,7 +153,16 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   return permute(x, perm);
 }
 
-/** One axis range of {@link slice}: `start` (inclusive) to `end` (exclusive). */
+/**
+ * One axis range of {@link slice}: `start` (inclusive) to `end` (exclusive).
+ *
+ * @example
+ * ```ts
+ * import { slice, type SliceRange } from "./shape.ts";
+ * const inner: SliceRange = { axis: -1, start: 1, end: -1 }; // drop the first and last column
+ * const y = slice(x, inner);
+ * ```
+ */
 export interface SliceRange {
   /** The axis (negative counts from the end). */
   axis: number;
