@@ -72,31 +72,65 @@ fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
   b3[f * n + i] = 255.0 * ((0.299 * r + 0.587 * g) + 0.114 * b);
 }
 
+// Eight consecutive values of a row, from column x0 - 2, columns clamped (replicate border).
+struct Row8 {
+  lo: vec4<f32>,
+  hi: vec4<f32>,
+}
+
+fn row8(buf_row: i32, x0: i32) -> Row8 {
+  return Row8(
+    vec4<f32>(b1[buf_row + cx(x0 - 2)], b1[buf_row + cx(x0 - 1)], b1[buf_row + cx(x0)],
+      b1[buf_row + cx(x0 + 1)]),
+    vec4<f32>(b1[buf_row + cx(x0 + 2)], b1[buf_row + cx(x0 + 3)], b1[buf_row + cx(x0 + 4)],
+      b1[buf_row + cx(x0 + 5)]),
+  );
+}
+
+// Columns offset k = 0..4 (x - 2 .. x + 2) for the four outputs x0 .. x0 + 3.
+fn tap0(r: Row8) -> vec4<f32> { return r.lo; }
+fn tap1(r: Row8) -> vec4<f32> { return vec4<f32>(r.lo.yzw, r.hi.x); }
+fn tap2(r: Row8) -> vec4<f32> { return vec4<f32>(r.lo.zw, r.hi.xy); }
+fn tap3(r: Row8) -> vec4<f32> { return vec4<f32>(r.lo.w, r.hi.xyz); }
+fn tap4(r: Row8) -> vec4<f32> { return r.hi; }
+
+fn store4(buf: i32, i: i32, n_valid: i32, v: vec4<f32>) {
+  // buf: 2..5 selects b2..b5; only the first n_valid lanes are inside the row.
+  for (var j = 0; j < 4; j++) {
+    if (j < n_valid) {
+      switch (buf) {
+        case 2: { b2[i + j] = v[j]; }
+        case 3: { b3[i + j] = v[j]; }
+        case 4: { b4[i + j] = v[j]; }
+        default: { b5[i + j] = v[j]; }
+      }
+    }
+  }
+}
+
 // features: b1 p -> b2 bg, b3 mg, b4 Sobel L1 magnitude, b5 sector (when EDGES is true).
-// Straight-line code over the 5x5 window q<row><col> (centre q22): lavapipe spills indexed
-// private arrays to memory.
+// Each invocation computes four horizontally adjacent pixels x0 .. x0 + 3 as the lanes of vec4
+// values (a 5x8 window instead of four 5x5 ones); q<row><col> is the window at offset (row - 2,
+// col - 2) for all four lanes, centre q22. Per lane the arithmetic is the scalar formula, in the
+// order the reference mirrors.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
   let base = f * w * params.h;
-  let r0 = base + cy(y - 2) * w;
-  let r1 = base + cy(y - 1) * w;
-  let r2 = base + y * w;
-  let r3 = base + cy(y + 1) * w;
-  let r4 = base + cy(y + 2) * w;
-  let c0 = cx(x - 2);
-  let c1 = cx(x - 1);
-  let c3 = cx(x + 1);
-  let c4 = cx(x + 2);
-  let q00 = b1[r0 + c0]; let q01 = b1[r0 + c1]; let q02 = b1[r0 + x]; let q03 = b1[r0 + c3]; let q04 = b1[r0 + c4];
-  let q10 = b1[r1 + c0]; let q11 = b1[r1 + c1]; let q12 = b1[r1 + x]; let q13 = b1[r1 + c3]; let q14 = b1[r1 + c4];
-  let q20 = b1[r2 + c0]; let q21 = b1[r2 + c1];                        let q23 = b1[r2 + c3]; let q24 = b1[r2 + c4];
-  let q30 = b1[r3 + c0]; let q31 = b1[r3 + c1]; let q32 = b1[r3 + x]; let q33 = b1[r3 + c3]; let q34 = b1[r3 + c4];
-  let q40 = b1[r4 + c0]; let q41 = b1[r4 + c1]; let q42 = b1[r4 + x]; let q43 = b1[r4 + c3]; let q44 = b1[r4 + c4];
+  let a0 = row8(base + cy(y - 2) * w, x0);
+  let a1 = row8(base + cy(y - 1) * w, x0);
+  let a2 = row8(base + y * w, x0);
+  let a3 = row8(base + cy(y + 1) * w, x0);
+  let a4 = row8(base + cy(y + 2) * w, x0);
+  let q00 = tap0(a0); let q01 = tap1(a0); let q02 = tap2(a0); let q03 = tap3(a0); let q04 = tap4(a0);
+  let q10 = tap0(a1); let q11 = tap1(a1); let q12 = tap2(a1); let q13 = tap3(a1); let q14 = tap4(a1);
+  let q20 = tap0(a2); let q21 = tap1(a2);                     let q23 = tap3(a2); let q24 = tap4(a2);
+  let q30 = tap0(a3); let q31 = tap1(a3); let q32 = tap2(a3); let q33 = tap3(a3); let q34 = tap4(a3);
+  let q40 = tap0(a4); let q41 = tap1(a4); let q42 = tap2(a4); let q43 = tap3(a4); let q44 = tap4(a4);
   // Background luminance: weights B summed row by row, left to right (the reference's order).
   var acc = q00 + q01;
   acc = acc + q02;
@@ -126,9 +160,10 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   let d2 = q02 + 8.0 * q11 + 3.0 * q12 + q20 + 3.0 * q21 - 3.0 * q23 - q24 - 3.0 * q32 - 8.0 * q33 - q42;
   let d3 = q02 + 3.0 * q12 + 8.0 * q13 - q20 - 3.0 * q21 + 3.0 * q23 + q24 - 8.0 * q31 - 3.0 * q32 - q42;
   let d4 = (q01 + 3.0 * q11 + 8.0 * q21 + 3.0 * q31 + q41) - (q03 + 3.0 * q13 + 8.0 * q23 + 3.0 * q33 + q43);
-  let i = r2 + x;
-  b2[i] = acc / 32.0;
-  b3[i] = max(max(abs(d1), abs(d2)), max(abs(d3), abs(d4))) / 16.0;
+  let i = base + y * w + x0;
+  let nv = min(4, w - x0);
+  store4(2, i, nv, acc / 32.0);
+  store4(3, i, nv, max(max(abs(d1), abs(d2)), max(abs(d3), abs(d4))) / 16.0);
   if ({{EDGES|true}}) {
     // Sobel on the inner 3x3; columns and rows summed as (top + 2 * middle) + bottom, the order
     // the reference mirrors.
@@ -136,16 +171,13 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gy = ((q31 + 2.0 * q32) + q33) - ((q11 + 2.0 * q12) + q13);
     let ax = abs(gx);
     let ay = abs(gy);
-    b4[i] = ax + ay;
-    var sector = 3.0;
-    if (ay <= TAN_22_5 * ax) {
-      sector = 0.0;
-    } else if (ax <= TAN_22_5 * ay) {
-      sector = 1.0;
-    } else if ((gx > 0.0) == (gy > 0.0)) {
-      sector = 2.0;
-    }
-    b5[i] = sector;
+    store4(4, i, nv, ax + ay);
+    // Sector: 0 when ay <= tan(22.5) ax, else 1 when ax <= tan(22.5) ay, else 2 when gx and gy
+    // have the same sign, else 3.
+    var sector = select(vec4<f32>(3.0), vec4<f32>(2.0), (gx > vec4<f32>(0.0)) == (gy > vec4<f32>(0.0)));
+    sector = select(sector, vec4<f32>(1.0), ax <= TAN_22_5 * ay);
+    sector = select(sector, vec4<f32>(0.0), ay <= TAN_22_5 * ax);
+    store4(5, i, nv, sector);
   }
 }
 

@@ -153,7 +153,7 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       floats,
       // Without edges, mag and sector are 1-element placeholders the kernel never touches.
       buffers: [p.buffer, bg.buffer, mg.buffer, mag.buffer, sector.buffer],
-      workgroups: groups(tm),
+      workgroups: [Math.ceil(Math.ceil(w / 4) / WG_X), Math.ceil(h / WG_Y), tm], // 4 pixels each
     });
     let edgeMap = mag; // any buffer for chou-li (unused)
     if (edgesOn) {
