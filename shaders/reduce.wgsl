@@ -169,18 +169,71 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @group(0) @binding(4) var<storage, read_write> gout: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gstd: array<f32>;
 
-// Gradient of var/std, with params reused: n_out = number of elements, rank_kept = rank,
-// kept_shape = the input's shape, kept_strides = strides of the keepDims-shaped mean, g and std
-// (0 on reduced axes), scale = coef. src = x, aux = mean, dst = the gradient.
-@compute @workgroup_size(256)
-fn moments_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= params.n_out) { return; }
-  let o = base_of(i);
-  var f = params.scale * gout[o];
-  if (MODE == 1u) {
-    let s = gstd[o];
-    f = select(0.0, f / s, s > 0.0);
+// Gradient kernels: walk a contiguous tensor x (the reduction's input shape) row by row, each
+// invocation one segment of up to seg_len elements of a row, with the offset o into the
+// keepDims-shaped reduced tensors (mean, g, std: strides 0 on reduced axes) alongside. Axes are
+// merged on the host, so the integer divisions are paid once per segment. Params fields reused:
+//   n_out = rows, k = row length, rank_kept = outer rank, rank_red = segments per row,
+//   chunks = segment length, chunk_len = row stride of the reduced tensor (0 or 1),
+//   kept_shape = outer sizes, kept_strides = outer strides of x,
+//   red_shape = outer strides of the reduced tensor; scale = the constant factor.
+struct Segment {
+  x0: u32,
+  o0: u32,
+  j0: u32,
+  j1: u32,
+  ostep: u32,
+}
+
+fn segment(t: u32) -> Segment {
+  let n_segs = params.rank_red;
+  var rem = t / n_segs;
+  let seg = t - rem * n_segs;
+  var xo = 0u;
+  var oo = 0u;
+  for (var a = i32(params.rank_kept) - 1; a >= 0; a = a - 1) {
+    let d = dim(params.kept_shape, u32(a));
+    let c = rem % d;
+    rem = rem / d;
+    xo = xo + c * dim(params.kept_strides, u32(a));
+    oo = oo + c * dim(params.red_shape, u32(a));
   }
-  dst[i] = f * (src[i] - aux[o]);
+  let j0 = seg * params.chunks;
+  return Segment(xo, oo, j0, min(params.k, j0 + params.chunks), params.chunk_len);
+}
+
+// dst[i] = scale * src[o(i)]: the gradient of sum and mean (src = g).
+@compute @workgroup_size(64)
+fn broadcast_scaled(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= params.n_out * params.rank_red) { return; }
+  let sg = segment(t);
+  for (var j = sg.j0; j < sg.j1; j = j + 1u) {
+    dst[sg.x0 + j] = params.scale * src[sg.o0 + j * sg.ostep];
+  }
+}
+
+// The gradient of var/std: src = x, aux = mean, gout = g, gstd = std (MODE 1; for var the host
+// binds g again), dst = the gradient.
+@compute @workgroup_size(64)
+fn moments_grad(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= params.n_out * params.rank_red) { return; }
+  let sg = segment(t);
+  for (var j = sg.j0; j < sg.j1; j = j + 1u) {
+    let o = sg.o0 + j * sg.ostep;
+    var f = params.scale * gout[o];
+    if (MODE == 1u) {
+      let s = gstd[o];
+      f = select(0.0, f / s, s > 0.0);
+    }
+    let i = sg.x0 + j;
+    dst[i] = f * (src[i] - aux[o]);
+  }
 }

@@ -205,6 +205,18 @@ Deno.test("std of a constant has a zero gradient, not NaN", async () => {
   y.dispose();
 });
 
+Deno.test("reductions over an empty axis: sum 0, mean NaN", async () => {
+  await initGpu();
+  const [s, m, e] = tidy(() => {
+    const x = tensor(new Float32Array(0), [3, 0]);
+    return [nn.sum(x, { axes: 1 }), nn.mean(x, { axes: 1 }), nn.sum(x, { axes: 0 })];
+  });
+  assertClose(await s.read(), [0, 0, 0], { what: "sum over an empty axis" });
+  if (!(await m.read()).every(Number.isNaN)) throw new Error("mean over an empty axis is not NaN");
+  if (e.shape.join() !== "0") throw new Error(`sum over axis 0 of [3,0]: shape [${e.shape}]`);
+  [s, m, e].forEach((t) => t.dispose());
+});
+
 function expectError(fn: () => unknown, ...parts: string[]): void {
   let message = "";
   try {

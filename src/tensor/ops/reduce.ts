@@ -6,7 +6,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
-import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
+import { empty, full, record, type Shape, sizeOf, type Tensor } from "../tensor.ts";
 
 const MAX_RANK = 8;
 
@@ -305,32 +305,13 @@ function moments(x: Tensor, options: MomentOptions, op: string, isStd: boolean):
   return record(out, op, [x], (g) => {
     const mean = reduceSum(x, axes, 1 / k, keptShape, `${op}.backward`);
     const gin = empty(x.shape);
-    const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-    const rStrides = contiguousStrides(keptShape).map((s, i) => (keptShape[i] === 1 ? 0 : s));
-    const [gx, gy] = grid1d(x.size, 256);
-    dispatch({
-      op: `${op}.backward`,
-      shader: "reduce",
-      entry: "moments_grad",
-      defines: { MODE: isStd ? 1 : 0 },
-      ints: [
-        x.size,
-        0,
-        x.rank,
-        0,
-        0,
-        0,
-        0,
-        0,
-        ...pad([...x.shape]),
-        ...pad(rStrides),
-        ...pad([]),
-        ...pad([]),
-      ],
-      floats: [(isStd ? 1 : 2) / divisor],
-      buffers: [x.buffer, gin.buffer, mean.buffer, g.buffer, (isStd ? out : g).buffer],
-      workgroups: [gx, gy],
-    });
+    segmentPass(`${op}.backward`, "moments_grad", x.shape, keptShape, (isStd ? 1 : 2) / divisor, [
+      x.buffer,
+      gin.buffer,
+      mean.buffer,
+      g.buffer,
+      (isStd ? out : g).buffer,
+    ], isStd ? 1 : 0);
     mean.dispose();
     return [gin];
   });
@@ -382,35 +363,74 @@ export function sumTo(x: Tensor, shape: Shape): Tensor {
   return record(out, "sumTo", [x], (g) => [broadcastTo(g, keptShape, x.shape, 1)]);
 }
 
+/** Elements of a row that one invocation of the gradient kernels writes (at most). */
+const SEG_LEN = 32;
+
+/**
+ * Runs a gradient kernel of reduce.wgsl (broadcast_scaled, moments_grad) over a contiguous
+ * tensor of shape `to`, alongside tensors of shape `from` (`to` with size-1 axes where it was
+ * reduced). Axes are merged where both layouts allow, and each invocation walks a segment of a row.
+ */
+function segmentPass(
+  op: string,
+  entry: string,
+  to: Shape,
+  from: Shape,
+  scale: number,
+  buffers: GPUBuffer[],
+  mode = 0,
+): void {
+  const xStrides = contiguousStrides(to);
+  const rStrides = contiguousStrides(from).map((s, i) => (from[i] === 1 ? 0 : s));
+  const dims: { size: number; xs: number; rs: number }[] = [];
+  to.forEach((size, i) => {
+    if (size === 1) return;
+    const prev = dims[dims.length - 1];
+    if (prev && prev.xs === size * xStrides[i] && prev.rs === size * rStrides[i]) {
+      prev.size *= size;
+      prev.xs = xStrides[i];
+      prev.rs = rStrides[i];
+    } else dims.push({ size, xs: xStrides[i], rs: rStrides[i] });
+  });
+  const n = sizeOf(to);
+  if (n === 0) return;
+  const inner = dims.pop() ?? { size: 1, xs: 1, rs: 0 };
+  const rows = n / inner.size;
+  const nSegs = Math.ceil(inner.size / SEG_LEN);
+  const segLen = Math.ceil(inner.size / nSegs);
+  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+  const [gx, gy] = grid1d(rows * nSegs, 64);
+  dispatch({
+    op,
+    shader: "reduce",
+    entry,
+    defines: { MODE: mode },
+    ints: [
+      rows,
+      inner.size,
+      dims.length,
+      nSegs,
+      segLen,
+      inner.rs,
+      0,
+      0,
+      ...pad(dims.map((d) => d.size)),
+      ...pad(dims.map((d) => d.xs)),
+      ...pad(dims.map((d) => d.rs)),
+      ...pad([]),
+    ],
+    floats: [scale],
+    buffers,
+    workgroups: [gx, gy],
+  });
+}
+
 /**
  * `scale * g` (viewed as `from`, size-1 axes where it was reduced) broadcast to `to`.
  * Not differentiable itself (used in backward passes).
  */
 function broadcastTo(g: Tensor, from: Shape, to: Shape, scale: number): Tensor {
-  const view = g.reshape(from);
   const out = empty(to);
-  const rank = to.length;
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-  const fromStrides = contiguousStrides(from).map((s, i) => (from[i] === 1 ? 0 : s));
-  const [gx, gy] = grid1d(out.size, 256);
-  dispatch({
-    op: "broadcast",
-    shader: "elementwise",
-    entry: "binary",
-    defines: { BEXPR: "a * params.p0" },
-    ints: [
-      out.size,
-      rank,
-      0,
-      0,
-      ...pad([...to]),
-      ...pad(fromStrides),
-      ...pad(new Array(rank).fill(0)),
-    ],
-    floats: [scale, 0],
-    buffers: [view.buffer, view.buffer, out.buffer],
-    workgroups: [gx, gy],
-  });
-  view.dispose();
+  segmentPass("broadcast", "broadcast_scaled", to, from, scale, [g.buffer, out.buffer]);
   return out;
 }
