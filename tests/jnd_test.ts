@@ -7,6 +7,8 @@ import { tensor, tidy } from "../src/tensor/tensor.ts";
 import { computeJnd, JND_MODELS, type JndModel } from "../src/jnd/mod.ts";
 import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
 import { jndReference } from "../src/jnd/reference.ts";
+import { jndCommand, mapStats } from "../src/jnd/command.ts";
+import { readVideo } from "../src/video/mod.ts";
 
 /** Agreement required between GPU and reference, in 8-bit levels. */
 const TOL_LEVELS = 1e-3;
@@ -301,4 +303,62 @@ Deno.test("jnd: no gradient flows through the JND; bad input is rejected", async
     }
     assert(threw, "an unknown model is rejected");
   });
+});
+
+Deno.test("jnd command: heat-map video, PNGs and stats; batches chain the temporal factor", async () => {
+  await initGpu();
+  const dir = await Deno.makeTempDir({ prefix: "stqa_jnd_test_" });
+  try {
+    const clip = `${dir}/clip.mkv`;
+    const made = await new Deno.Command("ffmpeg", {
+      args: [
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=36x22:rate=10",
+        "-frames:v",
+        "5",
+        "-c:v",
+        "ffv1",
+        clip,
+      ],
+      stderr: "piped",
+    }).output();
+    assert(made.success, new TextDecoder().decode(made.stderr));
+    const out = `${dir}/out`;
+    const code = await jndCommand(["-i", clip, "-o", out, "--batch", "2", "--quiet"]);
+    assertEquals(code, 0);
+    for (const f of ["jnd_heatmap.mkv", "jnd_first.png", "jnd_middle.png", "jnd_last.png"]) {
+      assert((await Deno.stat(`${out}/${f}`)).size > 0, f);
+    }
+    const rows = (await Deno.readTextFile(`${out}/stats.csv`)).trim().split("\n").slice(1);
+    assertEquals(rows.length, 5);
+    // The same frames in one batch give the same statistics (namm-st across batch borders).
+    const frames = await readVideo(clip);
+    const jnd = computeJnd(frames, { model: "namm-st" });
+    const values = await jnd.read();
+    frames.dispose();
+    jnd.dispose();
+    const n = 36 * 22;
+    rows.forEach((row, k) => {
+      const [frame, mean, p5, p95] = row.split(",").map(Number);
+      const want = mapStats(values.subarray(k * n, (k + 1) * n).map((v) => v * 255), k);
+      assertEquals(frame, k);
+      for (const [a, b] of [[mean, want.mean], [p5, want.p5], [p95, want.p95]]) {
+        assert(Math.abs(a - b) < 1e-4, `frame ${k}: ${a} vs ${b}`);
+      }
+    });
+    assertEquals(await jndCommand(["--out", out]), 2); // no --input
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("jnd: mapStats percentiles interpolate like numpy", () => {
+  const s = mapStats(new Float32Array([4, 1, 3, 2]), 7);
+  assertEquals(s.frame, 7);
+  assert(Math.abs(s.mean - 2.5) < 1e-12);
+  assert(Math.abs(s.p5 - 1.15) < 1e-6 && Math.abs(s.p95 - 3.85) < 1e-6, JSON.stringify(s));
 });

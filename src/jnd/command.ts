@@ -49,8 +49,8 @@ Options:
 `;
 
 const ArgsSchema = z.object({
-  input: z.string({ required_error: "--input is required" }).min(1),
-  out: z.string({ required_error: "--out is required" }).min(1),
+  input: z.string({ required_error: "required" }).min(1),
+  out: z.string({ required_error: "required" }).min(1),
   model: z.enum(JND_MODELS).default(DEFAULT_VIDEO_JND_MODEL),
   frames: z.coerce.number().int().positive().optional(),
   batch: z.coerce.number().int().positive().max(256).default(8),
