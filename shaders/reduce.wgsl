@@ -12,8 +12,9 @@
 // Accuracy: each invocation sums its elements with Kahan compensation, and sum_tree combines the
 // 256 invocations pairwise (a tree), so long f32 sums stay accurate.
 //
-// MODE (specialisation): 0 loads src[off]; 1 loads (src[off] - aux[o])^2 (aux holds one mean per
-// output: the second pass of the variance). For MODE 0 the host binds src again as aux.
+// MODE (specialisation): 0 loads src[off]; 1 loads (src[off] - aux[o / aux_div])^2 (aux holds one
+// mean per output of the whole reduction, aux_div partial outputs per final output: the second
+// pass of the variance). For MODE 0 the host binds src again as aux.
 // SQRT (specialisation): the final pass writes sqrt(scale * sum) (the standard deviation).
 //
 // moments_grad: the gradient of var/std. gx[i] = g[o(i)] * coef * (x[i] - mean[o(i)]), times
@@ -27,7 +28,7 @@ struct Params {
   rank_red: u32,
   chunks: u32,
   chunk_len: u32,
-  _pad0: u32,
+  aux_div: u32,
   _pad1: u32,
   kept_shape: array<vec4<u32>, 2>,
   kept_strides: array<vec4<u32>, 2>,
@@ -76,10 +77,10 @@ fn outer_off(q: u32) -> u32 {
   return off;
 }
 
-fn load(off: u32, o: u32) -> f32 {
+fn load(off: u32, ao: u32) -> f32 {
   let v = src[off];
   if (MODE == 1u) {
-    let d = v - aux[o];
+    let d = v - aux[ao];
     return d * d;
   }
   return v;
@@ -94,12 +95,12 @@ fn finish(v: f32) -> f32 {
 
 // Kahan-compensated sum of reduced indices start, start + step, ... below end. The innermost
 // reduced run is walked incrementally; the outer runs' offset is recomputed only when it wraps.
-fn chunk_sum(base: u32, o: u32, start: u32, end: u32, step: u32) -> f32 {
+fn chunk_sum(base: u32, ao: u32, start: u32, end: u32, step: u32) -> f32 {
   var acc = 0.0;
   var comp = 0.0;
   if (CONTIG) {
     for (var r = start; r < end; r = r + step) {
-      let y = load(base + r, o) - comp;
+      let y = load(base + r, ao) - comp;
       let t = acc + y;
       comp = (t - acc) - y;
       acc = t;
@@ -113,7 +114,7 @@ fn chunk_sum(base: u32, o: u32, start: u32, end: u32, step: u32) -> f32 {
   var outer = start / inner_n;
   var ooff = base + outer_off(outer);
   for (var r = start; r < end; r = r + step) {
-    let y = load(ooff + inner * inner_s, o) - comp;
+    let y = load(ooff + inner * inner_s, ao) - comp;
     let t = acc + y;
     comp = (t - acc) - y;
     acc = t;
@@ -141,7 +142,7 @@ fn sum_tree(
   let c = w % params.chunks;
   let start = c * params.chunk_len;
   let end = min(params.k, start + params.chunk_len);
-  partial[lid] = chunk_sum(base_of(o), o, start + lid, end, WG);
+  partial[lid] = chunk_sum(base_of(o), o / params.aux_div, start + lid, end, WG);
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s = s / 2u) {
     if (lid < s) {
@@ -163,7 +164,7 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let c = i / params.n_out;
   let start = c * params.chunk_len;
   let end = min(params.k, start + params.chunk_len);
-  dst[i] = finish(chunk_sum(base_of(o), o, start, end, 1u) * params.scale);
+  dst[i] = finish(chunk_sum(base_of(o), o / params.aux_div, start, end, 1u) * params.scale);
 }
 
 @group(0) @binding(4) var<storage, read_write> gout: array<f32>;

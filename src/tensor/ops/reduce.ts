@@ -98,6 +98,8 @@ const MAX_PER_INVOCATION = 4096;
 const TREE_TARGET_GROUPS = 512;
 /** Fewest elements per invocation of the per-output kernel when it splits. */
 const AXES_CHUNK_MIN = 64;
+/** Innermost contiguous reduced runs at least this long are reduced in a pass of their own. */
+const SPLIT_INNER_MIN = 256;
 /** Invocations worth launching for the per-output kernel with few outputs. */
 const AXES_TARGET_THREADS = 16384;
 
@@ -105,6 +107,8 @@ interface ReducePass {
   /** MODE of reduce.wgsl: 0 plain sum, 1 squared deviations from `aux`. */
   mode?: 0 | 1;
   aux?: Tensor;
+  /** Outputs of this pass per element of `aux` (default 1). */
+  auxDiv?: number;
   /** Take the square root of the final result. */
   sqrt?: boolean;
 }
@@ -130,7 +134,29 @@ function reduceDims(
   if (nOut === 0) return empty([0]);
   if (k === 0) return full([nOut], pass.sqrt ? Math.sqrt(0 * scale) : 0 * scale);
   if (red.length === 0) red = [{ size: 1, stride: 1 }];
-  const tree = red[red.length - 1].stride === 1 && k >= 32;
+  const inner = red[red.length - 1];
+  if (red.length > 1 && inner.stride === 1 && inner.size >= SPLIT_INNER_MIN) {
+    // Reduce the long contiguous innermost run first (fast path), with the outer reduced runs
+    // kept as extra outputs placed innermost, then those partial sums.
+    const outer = red.slice(0, -1);
+    const outerCount = k / inner.size;
+    const rows = reduceDims(src, [...kept, ...outer], [inner], 1, op, {
+      mode: pass.mode,
+      aux: pass.aux,
+      auxDiv: (pass.auxDiv ?? 1) * outerCount,
+    });
+    const result = reduceDims(
+      rows,
+      [{ size: nOut, stride: outerCount }],
+      [{ size: outerCount, stride: 1 }],
+      scale,
+      op,
+      { sqrt: pass.sqrt },
+    );
+    rows.dispose();
+    return result;
+  }
+  const tree = inner.stride === 1 && k >= 32;
   let chunks: number;
   if (tree) {
     chunks = Math.max(
@@ -167,7 +193,7 @@ function reduceDims(
       red.length,
       chunks,
       chunkLen,
-      0,
+      pass.auxDiv ?? 1,
       0,
       ...pad(kept.map((d) => d.size)),
       ...pad(kept.map((d) => d.stride)),
