@@ -97,11 +97,11 @@ const MAX_PER_INVOCATION = 4096;
 /** Workgroups worth launching for a tree reduction with few outputs. */
 const TREE_TARGET_GROUPS = 512;
 /** Fewest elements per invocation of the per-output kernel when it splits. */
-const AXES_CHUNK_MIN = 64;
+const AXES_CHUNK_MIN = 256;
 /** Innermost contiguous reduced runs at least this long are reduced in a pass of their own. */
 const SPLIT_INNER_MIN = 256;
 /** Invocations worth launching for the per-output kernel with few outputs. */
-const AXES_TARGET_THREADS = 16384;
+const AXES_TARGET_THREADS = 8192;
 
 interface ReducePass {
   /** MODE of reduce.wgsl: 0 plain sum, 1 squared deviations from `aux`. */
