@@ -1,6 +1,14 @@
 /**
- * Reductions: sum and mean over chosen axes, and `sumTo` (the gradient of broadcasting).
- * Kernels: shaders/reduce.wgsl.
+ * Reductions: sum, mean, variance and standard deviation over chosen axes, and `sumTo` (the
+ * gradient of broadcasting). Kernels: shaders/reduce.wgsl.
+ *
+ * How a reduction runs: the input's axes are merged into "kept" and "reduced" runs. When the
+ * innermost run is reduced and contiguous, a workgroup tree sum (shared memory) handles each
+ * output, or each chunk of a long output; otherwise one invocation per output and chunk walks
+ * the reduced runs. Long reductions are split into chunks whose partial sums a second pass adds,
+ * and every invocation uses Kahan summation, so sums of millions of f32 values stay accurate.
+ * Each invocation sums at most 4096 elements: lavapipe silently ends loops after 65535
+ * iterations per invocation (all loops together).
  *
  * @module
  */
