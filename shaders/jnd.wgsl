@@ -47,29 +47,53 @@ fn cy(y: i32) -> i32 {
   return clamp(y, 0, params.h - 1);
 }
 
+// Every kernel below except heatmap computes four horizontally adjacent pixels x0 .. x0 + 3 per
+// invocation, as the lanes of vec4 values (lavapipe runs invocations as SIMD lanes; fewer, wider
+// invocations share index arithmetic and loads). Per lane, the arithmetic is the scalar formula.
+// Reads clamp columns, so lanes past the row end read valid memory; only lanes inside the row
+// (n_valid) are stored.
+
+fn lane_count(x0: i32) -> i32 {
+  return min(4, params.w - x0);
+}
+
+// Four values of row `r` (a flat offset of column 0) at columns x0 - k + 0..3, clamped.
+fn load4(r: i32, x0: i32, k: i32) -> vec4<f32> {
+  return vec4<f32>(b1[r + cx(x0 - k)], b1[r + cx(x0 - k + 1)], b1[r + cx(x0 - k + 2)],
+    b1[r + cx(x0 - k + 3)]);
+}
+
 // luma: b1 frames [T,3,H,W], b2 previous frame [3,H,W] (any buffer when has_prev = 0), b3 p.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let n = params.w * params.h;
-  let i = y * params.w + x;
-  var r: f32;
-  var g: f32;
-  var b: f32;
+  let row = y * params.w;
+  var r: vec4<f32>;
+  var g: vec4<f32>;
+  var b: vec4<f32>;
   if (params.has_prev == 1 && f == 0) {
-    r = b2[i];
-    g = b2[n + i];
-    b = b2[2 * n + i];
+    for (var j = 0; j < 4; j++) {
+      let i = row + cx(x0 + j);
+      r[j] = b2[i];
+      g[j] = b2[n + i];
+      b[j] = b2[2 * n + i];
+    }
   } else {
-    let base = (f - params.has_prev) * 3 * n + i;
-    r = b1[base];
-    g = b1[base + n];
-    b = b1[base + 2 * n];
+    let base = (f - params.has_prev) * 3 * n + row;
+    r = load4(base, x0, 0);
+    g = load4(base + n, x0, 0);
+    b = load4(base + 2 * n, x0, 0);
   }
-  b3[f * n + i] = 255.0 * ((0.299 * r + 0.587 * g) + 0.114 * b);
+  let v = 255.0 * ((0.299 * r + 0.587 * g) + 0.114 * b);
+  let o = f * n + row + x0;
+  let nv = lane_count(x0);
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b3[o + j] = v[j]; }
+  }
 }
 
 // Eight consecutive values of a row, from column x0 - 2, columns clamped (replicate border).
@@ -184,80 +208,97 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
 // nms: b1 magnitude, b2 sector -> b3 code (0 none, 1 weak, 2 strong).
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn nms(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
   let base = f * w * params.h;
-  let i = base + y * w + x;
-  let m = b1[i];
-  let s = i32(b2[i]);
-  var dy = 0;
-  var dx = 1;
-  if (s == 1) {
-    dy = 1;
-    dx = 0;
-  } else if (s == 2) {
-    dy = 1;
-    dx = 1;
-  } else if (s == 3) {
-    dy = -1;
-    dx = 1;
-  }
-  let before = b1[base + cy(y - dy) * w + cx(x - dx)];
-  let after = b1[base + cy(y + dy) * w + cx(x + dx)];
-  var code = 0.0;
-  if (m > before && m >= after) {
-    if (m > params.edge_high) {
-      code = 2.0;
-    } else if (m > params.edge_low) {
-      code = 1.0;
+  let nv = lane_count(x0);
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) {
+      let x = x0 + j;
+      let i = base + y * w + x;
+      let m = b1[i];
+      let s = i32(b2[i]);
+      var dy = 0;
+      var dx = 1;
+      if (s == 1) {
+        dy = 1;
+        dx = 0;
+      } else if (s == 2) {
+        dy = 1;
+        dx = 1;
+      } else if (s == 3) {
+        dy = -1;
+        dx = 1;
+      }
+      let before = b1[base + cy(y - dy) * w + cx(x - dx)];
+      let after = b1[base + cy(y + dy) * w + cx(x + dx)];
+      var code = 0.0;
+      if (m > before && m >= after) {
+        if (m > params.edge_high) {
+          code = 2.0;
+        } else if (m > params.edge_low) {
+          code = 1.0;
+        }
+      }
+      b3[i] = code;
     }
   }
-  b3[i] = code;
+}
+
+// Per lane, the maximum over columns x - 1, x, x + 1 of three rows (clamped), and the centre
+// row's own values.
+struct Max3 {
+  m: vec4<f32>,
+  own: vec4<f32>,
+}
+
+fn max3x3(base: i32, y: i32, x0: i32) -> Max3 {
+  let w = params.w;
+  let ra = base + cy(y - 1) * w;
+  let rb = base + y * w;
+  let rc = base + cy(y + 1) * w;
+  // Column maxima at x0 - 1 .. x0 + 2 (lo) and x0 + 3, x0 + 4 (hi).
+  let lo = max(max(load4(ra, x0, 1), load4(rb, x0, 1)), load4(rc, x0, 1));
+  let own = load4(rb, x0, 0);
+  let e3 = max(max(b1[ra + cx(x0 + 3)], b1[rb + cx(x0 + 3)]), b1[rc + cx(x0 + 3)]);
+  let e4 = max(max(b1[ra + cx(x0 + 4)], b1[rb + cx(x0 + 4)]), b1[rc + cx(x0 + 4)]);
+  let m = max(max(lo, vec4<f32>(lo.yzw, e3)), vec4<f32>(lo.zw, e3, e4));
+  return Max3(m, own);
+}
+
+fn store_b2(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b2[i + j] = v[j]; }
+  }
 }
 
 // hyst: b1 codes -> b2 edge (0 or 1): strong, or weak with a strong 8-neighbour (one-step
 // hysteresis). Equivalently: code >= 1 and the 3x3 maximum of the codes is 2.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn hyst(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
-  let w = params.w;
-  let base = f * w * params.h;
-  let r0 = base + cy(y - 1) * w;
-  let r1 = base + y * w;
-  let r2 = base + cy(y + 1) * w;
-  let c0 = cx(x - 1);
-  let c2 = cx(x + 1);
-  let own = b1[r1 + x];
-  let m0 = max(max(b1[r0 + c0], b1[r0 + x]), b1[r0 + c2]);
-  let m1 = max(max(b1[r1 + c0], own), b1[r1 + c2]);
-  let m2 = max(max(b1[r2 + c0], b1[r2 + x]), b1[r2 + c2]);
-  b2[r1 + x] = select(0.0, 1.0, own >= 1.0 && max(max(m0, m1), m2) == 2.0);
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
+  let base = f * params.w * params.h;
+  let mm = max3x3(base, y, x0);
+  let e = select(vec4<f32>(0.0), vec4<f32>(1.0),
+    mm.own >= vec4<f32>(1.0) & mm.m == vec4<f32>(2.0));
+  store_b2(base + y * params.w + x0, lane_count(x0), e);
 }
 
 // dilate: b1 edge -> b2 its 3x3 maximum.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn dilate(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
-  let w = params.w;
-  let base = f * w * params.h;
-  let r0 = base + cy(y - 1) * w;
-  let r1 = base + y * w;
-  let r2 = base + cy(y + 1) * w;
-  let c0 = cx(x - 1);
-  let c2 = cx(x + 1);
-  let m0 = max(max(b1[r0 + c0], b1[r0 + x]), b1[r0 + c2]);
-  let m1 = max(max(b1[r1 + c0], b1[r1 + x]), b1[r1 + c2]);
-  let m2 = max(max(b1[r2 + c0], b1[r2 + x]), b1[r2 + c2]);
-  b2[r1 + x] = max(max(m0, m1), m2);
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
+  let base = f * params.w * params.h;
+  store_b2(base + y * params.w + x0, lane_count(x0), max3x3(base, y, x0).m);
 }
 
 // Normalised Gaussian weights at distance 0..3 (sigma 0.8), filled in by src/jnd/mod.ts.
@@ -269,66 +310,87 @@ const GW3: f32 = {{G3|0.0}};
 // blur_rows: b1 dilated edges -> b2 horizontal 7-tap Gaussian of them.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn blur_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let r = f * params.w * params.h + y * params.w;
-  let s = GW3 * b1[r + cx(x - 3)] + GW2 * b1[r + cx(x - 2)] + GW1 * b1[r + cx(x - 1)] +
-    GW0 * b1[r + x] + GW1 * b1[r + cx(x + 1)] + GW2 * b1[r + cx(x + 2)] + GW3 * b1[r + cx(x + 3)];
-  b2[r + x] = s;
+  let a = load4(r, x0, 3); // columns x0 - 3 .. x0
+  let b = load4(r, x0, -1); // x0 + 1 .. x0 + 4
+  let c = vec2<f32>(b1[r + cx(x0 + 5)], b1[r + cx(x0 + 6)]);
+  let s = GW3 * a + GW2 * vec4<f32>(a.yzw, b.x) + GW1 * vec4<f32>(a.zw, b.xy) +
+    GW0 * vec4<f32>(a.w, b.xyz) + GW1 * b + GW2 * vec4<f32>(b.yzw, c.x) +
+    GW3 * vec4<f32>(b.zw, c);
+  store_b2(r + x0, lane_count(x0), s);
 }
 
-fn lum_adapt(bg: f32) -> f32 {
-  if (bg <= 127.0) {
-    return 17.0 * (1.0 - sqrt(bg / 127.0)) + 3.0;
-  }
-  return (3.0 / 128.0) * (bg - 127.0) + 3.0;
+fn lum_adapt(bg: vec4<f32>) -> vec4<f32> {
+  return select((3.0 / 128.0) * (bg - 127.0) + 3.0, 17.0 * (1.0 - sqrt(bg / 127.0)) + 3.0,
+    bg <= vec4<f32>(127.0));
 }
 
-fn temporal_factor(ild: f32) -> f32 {
+fn temporal_factor(ild: vec4<f32>) -> vec4<f32> {
   let k = -0.15 / (2.0 * 3.14159265358979);
-  if (ild <= 0.0) {
-    return max(0.8, 4.0 * exp(k * (ild + 255.0)) + 0.8);
-  }
-  return max(0.8, 1.6 * exp(k * (255.0 - ild)) + 0.8);
+  let neg = max(vec4<f32>(0.8), 4.0 * exp(k * (ild + 255.0)) + 0.8);
+  let pos = max(vec4<f32>(0.8), 1.6 * exp(k * (255.0 - ild)) + 0.8);
+  return select(pos, neg, ild <= vec4<f32>(0.0));
 }
 
-// combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li) -> b5 JND [T,H,W] / 255.
-// params.frames = output frames T; input map frame of output f is f + has_prev.
+// Four values of buffer `which` (1..4) at flat offset i + 0..3 (columns clamped via x0).
+fn at4(which: i32, r: i32, x0: i32) -> vec4<f32> {
+  var v: vec4<f32>;
+  for (var j = 0; j < 4; j++) {
+    let i = r + cx(x0 + j);
+    switch (which) {
+      case 1: { v[j] = b1[i]; }
+      case 2: { v[j] = b2[i]; }
+      case 3: { v[j] = b3[i]; }
+      default: { v[j] = b4[i]; }
+    }
+  }
+  return v;
+}
+
+// combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li) -> b5 JND
+// [T,H,W] / 255. params.frames = output frames T; the map frame of output f is f + has_prev.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x = i32(gid.x);
+  let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
   let f = i32(gid.z);
-  if (x >= params.w || y >= params.h || f >= params.frames) { return; }
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
   let n = w * params.h;
   let fi = f + params.has_prev;
   let base = fi * n;
-  let i = base + y * w + x;
-  let bg = b2[i];
-  let mg = b3[i];
+  let row = base + y * w;
+  let bg = at4(2, row, x0);
+  let mg = at4(3, row, x0);
   let tl = lum_adapt(bg);
   let alpha = 0.0001 * bg + 0.115;
   let beta = 0.5 - 0.01 * bg;
-  var jnd: f32;
+  var jnd: vec4<f32>;
   if ({{MODEL|1}} == 0) {
     jnd = max(tl, alpha * mg + beta);
   } else {
     // Vertical 7-tap Gaussian of the row-blurred edge map.
-    let s = GW3 * b4[base + cy(y - 3) * w + x] + GW2 * b4[base + cy(y - 2) * w + x] +
-      GW1 * b4[base + cy(y - 1) * w + x] + GW0 * b4[i] + GW1 * b4[base + cy(y + 1) * w + x] +
-      GW2 * b4[base + cy(y + 2) * w + x] + GW3 * b4[base + cy(y + 3) * w + x];
+    let s = GW3 * at4(4, base + cy(y - 3) * w, x0) + GW2 * at4(4, base + cy(y - 2) * w, x0) +
+      GW1 * at4(4, base + cy(y - 1) * w, x0) + GW0 * at4(4, row, x0) +
+      GW1 * at4(4, base + cy(y + 1) * w, x0) + GW2 * at4(4, base + cy(y + 2) * w, x0) +
+      GW3 * at4(4, base + cy(y + 3) * w, x0);
     let wt = 1.0 - 0.95 * s;
-    let tt = max(0.0, alpha * mg * wt + beta);
+    let tt = max(vec4<f32>(0.0), alpha * mg * wt + beta);
     jnd = tl + tt - 0.3 * min(tl, tt);
     if ({{MODEL|1}} == 2 && fi >= 1) {
-      let ild = 0.5 * ((b1[i] - b1[i - n]) + (bg - b2[i - n]));
+      let ild = 0.5 * ((at4(1, row, x0) - at4(1, row - n, x0)) + (bg - at4(2, row - n, x0)));
       jnd = jnd * temporal_factor(ild);
     }
   }
-  b5[f * n + y * w + x] = jnd / 255.0;
+  let o = f * n + y * w + x0;
+  let nv = lane_count(x0);
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b5[o + j] = jnd[j] / 255.0; }
+  }
 }
 
 // heatmap: b1 JND [T,H,W] (levels / 255) -> b2 RGB [T,3,H,W] in [0,1] on an inferno-like ramp,

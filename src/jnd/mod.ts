@@ -122,8 +122,9 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
   const g = gaussianWeights();
   const gauss = { G0: g[3], G1: g[4], G2: g[5], G3: g[6] };
   const floats = [edgeLow, edgeHigh];
+  // Each invocation computes four horizontally adjacent pixels.
   const groups = (frameCount: number): [number, number, number] => [
-    Math.ceil(w / WG_X),
+    Math.ceil(Math.ceil(w / 4) / WG_X),
     Math.ceil(h / WG_Y),
     frameCount,
   ];
@@ -153,7 +154,7 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       floats,
       // Without edges, mag and sector are 1-element placeholders the kernel never touches.
       buffers: [p.buffer, bg.buffer, mg.buffer, mag.buffer, sector.buffer],
-      workgroups: [Math.ceil(Math.ceil(w / 4) / WG_X), Math.ceil(h / WG_Y), tm], // 4 pixels each
+      workgroups: groups(tm),
     });
     let edgeMap = mag; // any buffer for chou-li (unused)
     if (edgesOn) {
