@@ -1,17 +1,19 @@
 // Video frame conversion between ffmpeg's rgb24 (interleaved 8-bit R,G,B per pixel, packed
 // four bytes to a little-endian u32) and STQA's planar float frames [T,3,H,W] in [0,1].
 //
-// unpack_rgb24: one invocation per 4 pixels (3 words). Values come from a 256-entry table
-//   (b3[i] = fround(i/255), written by the CPU), so they equal the CPU's i/255 exactly on any GPU.
-//   The packed input must be padded to a multiple of 12 bytes (src/video/_convert.ts does).
-// pack_rgb24: one invocation per output word (4 bytes). Quantises with round-half-up,
-//   q = floor(v * 255 + 0.5) clamped to [0, 255] (NaN -> 0), and pads the output to w2 x h2 by
+// unpack_rgb24 / unpack_rgb24_x4: frame t = gid.z (no integer division per pixel); _x4 takes
+//   4 pixels per invocation when H*W is a multiple of 4. Values come from a 256-entry table
+//   (lut[i] = fround(i/255), written by the CPU), so they equal the CPU's i/255 exactly on any
+//   GPU. The packed input is padded to a multiple of 12 bytes (src/video/_convert.ts does).
+// pack_rgb24_x4: the fast path (no padding, H*W a multiple of 4): 4 pixels per invocation.
+// pack_rgb24: one invocation per output word (4 bytes). Quantises with round-half-to-even,
+//   q = round(v * 255) clamped to [0, 255] (NaN -> 0), and pads the output to w2 x h2 by
 //   replicating the last column and row of the source.
 //
 // Indexing: a 1-D range over a 2-D grid of 256-wide workgroups (see grid1d in src/gpu/queue.ts).
 
 struct Params {
-  n: u32,     // unpack: pixels; pack: output words
+  n: u32,     // pack: output words
   hw: u32,    // unpack: H*W per frame; pack: source H*W
   w: u32,     // pack: source width
   h: u32,     // pack: source height
@@ -25,41 +27,58 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> packed_in: array<u32>;
 @group(0) @binding(2) var<storage, read_write> planar_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lut: array<f32>;
+@group(0) @binding(2) var<storage, read_write> planar_out4: array<vec4<f32>>;
 
 @group(0) @binding(1) var<storage, read_write> planar_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed_out: array<u32>;
+@group(0) @binding(1) var<storage, read_write> planar_in4: array<vec4<f32>>;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 256u;
 }
 
-fn byte_of(words: array<u32, 3>, k: u32) -> u32 {
-  return (words[k / 4u] >> ((k % 4u) * 8u)) & 255u;
-}
-
+// General case (any H*W): one invocation per pixel s of frame t = gid.z.
 @compute @workgroup_size(256)
 fn unpack_rgb24(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = flat(gid, nwg);
-  let p0 = g * 4u;
-  if (p0 >= params.n) { return; }
-  let words = array<u32, 3>(packed_in[3u * g], packed_in[3u * g + 1u], packed_in[3u * g + 2u]);
+  let s = flat(gid, nwg);
   let hw = params.hw;
-  for (var k = 0u; k < 4u; k = k + 1u) {
-    let p = p0 + k;
-    if (p >= params.n) { return; }
-    let t = p / hw;
-    let s = p - t * hw;
-    let base = t * 3u * hw + s;
-    planar_out[base] = lut[byte_of(words, 3u * k)];
-    planar_out[base + hw] = lut[byte_of(words, 3u * k + 1u)];
-    planar_out[base + 2u * hw] = lut[byte_of(words, 3u * k + 2u)];
+  if (s >= hw) { return; }
+  let t = gid.z;
+  let b = 3u * (t * hw + s);
+  let base = t * 3u * hw + s;
+  for (var c = 0u; c < 3u; c = c + 1u) {
+    let k = b + c;
+    planar_out[base + c * hw] = lut[(packed_in[k >> 2u] >> ((k & 3u) * 8u)) & 255u];
   }
+}
+
+// H*W divisible by 4: one invocation per 4 pixels (3 words in, one vec4 store per plane).
+@compute @workgroup_size(256)
+fn unpack_rgb24_x4(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = flat(gid, nwg);
+  let q = params.hw / 4u;
+  if (g >= q) { return; }
+  let t = gid.z;
+  let wi = 3u * (t * q + g);
+  let w0 = packed_in[wi];
+  let w1 = packed_in[wi + 1u];
+  let w2 = packed_in[wi + 2u];
+  let o = t * 3u * q + g;
+  planar_out4[o] = vec4<f32>(lut[w0 & 255u], lut[w0 >> 24u], lut[(w1 >> 16u) & 255u],
+                             lut[(w2 >> 8u) & 255u]);
+  planar_out4[o + q] = vec4<f32>(lut[(w0 >> 8u) & 255u], lut[w1 & 255u], lut[w1 >> 24u],
+                                 lut[(w2 >> 16u) & 255u]);
+  planar_out4[o + 2u * q] = vec4<f32>(lut[(w0 >> 16u) & 255u], lut[(w1 >> 8u) & 255u],
+                                      lut[w2 & 255u], lut[w2 >> 24u]);
 }
 
 fn quantise(v: f32) -> u32 {
   if (!(v >= 0.0)) { return 0u; }
-  return u32(min(floor(v * 255.0 + 0.5), 255.0));
+  // The product is correctly rounded to f32 and round() is exact (ties to even), so every
+  // implementation gets the same byte (floor(x + 0.5) could be fused into an FMA).
+  return u32(min(round(v * 255.0), 255.0));
 }
 
 @compute @workgroup_size(256)
@@ -84,4 +103,27 @@ fn pack_rgb24(@builtin(global_invocation_id) gid: vec3<u32>,
     word = word | (quantise(v) << (8u * k));
   }
   packed_out[j] = word;
+}
+
+fn quantise4(v: vec4<f32>) -> vec4<u32> {
+  // select(0, q, v >= 0) also maps NaN to 0.
+  let q = vec4<u32>(min(round(v * 255.0), vec4<f32>(255.0)));
+  return select(vec4<u32>(0u), q, v >= vec4<f32>(0.0));
+}
+
+// Unpadded frames with H*W divisible by 4: one invocation per 4 pixels of frame t0 + gid.z.
+@compute @workgroup_size(256)
+fn pack_rgb24_x4(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = flat(gid, nwg);
+  let q = params.hw / 4u;
+  if (g >= q) { return; }
+  let i = (params.t0 + gid.z) * 3u * q + g;
+  let r = quantise4(planar_in4[i]);
+  let gr = quantise4(planar_in4[i + q]);
+  let b = quantise4(planar_in4[i + 2u * q]);
+  let o = 3u * (gid.z * q + g);
+  packed_out[o] = r.x | (gr.x << 8u) | (b.x << 16u) | (r.y << 24u);
+  packed_out[o + 1u] = gr.y | (b.y << 8u) | (r.z << 16u) | (gr.z << 24u);
+  packed_out[o + 2u] = b.z | (r.w << 8u) | (gr.w << 16u) | (b.w << 24u);
 }

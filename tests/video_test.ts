@@ -17,6 +17,13 @@ import {
   writeFramePng,
   writeVideo,
 } from "../mod.ts";
+import {
+  packFrames,
+  paddedBytes,
+  planarToRgb24,
+  rgb24ToPlanar,
+  unpackFrames,
+} from "../src/video/_convert.ts";
 import { rng, RUN_SEED } from "./_helpers.ts";
 
 await initGpu();
@@ -108,6 +115,31 @@ async function assertVideoError(
   return e;
 }
 
+Deno.test("conversion kernels match the CPU reference (generic, 4-pixel and padded paths)", async () => {
+  for (const [t, h, w] of [[2, 3, 5], [3, 4, 8], [1, 7, 1], [2, 6, 10]]) {
+    const r = rng(RUN_SEED + 100 + h * w);
+    const n = t * h * w * 3;
+    const bytes = new Uint8Array(paddedBytes(n));
+    for (let i = 0; i < n; i++) bytes[i] = Math.floor(r.uniform() * 256);
+    const gpu = unpackFrames(bytes, t, h, w, "gpu");
+    assertExact(await gpu.read(), rgb24ToPlanar(bytes, t, h, w), `unpack ${t}x${h}x${w}`);
+    // Values off the 8-bit grid, some out of range, to exercise quantisation.
+    const values = Float32Array.from({ length: n }, () => r.uniform() * 1.2 - 0.1);
+    const x = tensor(values, [t, 3, h, w]);
+    for (const [h2, w2] of [[h, w], [h + 1, w], [h, w + 1], [h + 1, w + 1]]) {
+      const expected = planarToRgb24(values, t, h, w, h2, w2);
+      const got = await packFrames(x, 0, t, { h2, w2 });
+      assert.deepEqual(got, expected, `pack ${t}x${h}x${w} -> ${h2}x${w2}`);
+      if (t > 1) {
+        const last = await packFrames(x, t - 1, 1, { h2, w2 });
+        assert.deepEqual(last, expected.subarray(expected.length / t * (t - 1)), "last frame");
+      }
+    }
+    gpu.dispose();
+    x.dispose();
+  }
+});
+
 Deno.test("probeVideo: size, rate, frame count, duration, pixel format, codec", async () => {
   await withDir(async (dir) => {
     const mp4 = path.join(dir, "a.mp4");
@@ -194,19 +226,26 @@ Deno.test("writeVideo: async chunks and CPU quantisation give the same file cont
   });
 });
 
-Deno.test("quantisation is round-half-up with clamping; NaN writes 0", async () => {
+Deno.test("quantisation is round-half-to-even with clamping; NaN writes 0", async () => {
   await withDir(async (dir) => {
     const v = [-0.1, 1.7, NaN, 0.2, 10.49 / 255, 10.51 / 255, 0, 1, 254.6 / 255, 0.4 / 255];
-    const expected = [0, 255, 0, 51, 10, 11, 0, 255, 255, 0];
-    // 10 values -> frame [1,3,1,W]: put them in the red plane, zeros elsewhere.
-    const w = v.length;
-    const values = new Float32Array(3 * w);
-    values.set(v);
-    for (const on of ["gpu", "cpu"] as const) {
-      const file = path.join(dir, `q_${on}.mkv`);
-      await writeVideo(file, tensor(values, [1, 3, 1, w]), { convertOn: on });
-      const back = await (await readVideo(file)).read();
-      assert.deepEqual(Array.from(back.subarray(0, w), (x) => Math.round(x * 255)), expected, on);
+    // 1.5/255 and 2.5/255 in float32 times 255 give exactly 1.5 and 2.5 (ties -> 2 and 2).
+    v.push(128.3 / 255, Infinity, -Infinity, 3.5e38, 1.5 / 255, 2.5 / 255);
+    const expected = [0, 255, 0, 51, 10, 11, 0, 255, 255, 0, 128, 255, 0, 255, 2, 2];
+    // Widths 10 (generic kernel) and 16 (the 4-pixel kernel): values in the red plane.
+    for (const w of [10, 16]) {
+      for (const on of ["gpu", "cpu"] as const) {
+        const values = new Float32Array(3 * w);
+        values.set(v.slice(0, w));
+        const file = path.join(dir, `q_${on}_${w}.mkv`);
+        await writeVideo(file, tensor(values, [1, 3, 1, w]), { convertOn: on });
+        const back = await (await readVideo(file)).read();
+        assert.deepEqual(
+          Array.from(back.subarray(0, w), (x) => Math.round(x * 255)),
+          expected.slice(0, w),
+          `${on} w=${w}`,
+        );
+      }
     }
   });
 });

@@ -3,8 +3,9 @@
  * float32 in [0,1], planar RGB), on the GPU (shaders/video.wgsl) or on the CPU (a reference
  * and a fallback, selectable for measurement).
  *
- * Quantisation (float -> 8 bit) is round-half-up: `q = floor(v * 255 + 0.5)`, clamped to
- * [0, 255], NaN -> 0. Unpacking gives exactly `fround(q / 255)`.
+ * Quantisation (float -> 8 bit) is round-half-to-even of the float32 product:
+ * `q = roundHalfEven(fround(v * 255))`, clamped to [0, 255], NaN -> 0 (WGSL's `round`; chosen
+ * over `floor(x + 0.5)` because that sum may be fused into an FMA on some GPUs). Unpacking gives exactly `fround(q / 255)`.
  *
  * @module
  */
@@ -62,14 +63,19 @@ export function unpackFrames(
       ? view
       : new Float32Array(data.slice(0, bytes).buffer);
     writeBuffer(staging, aligned, { fresh: true });
-    const [x, y] = grid1d(Math.ceil(npix / 4), 256);
+    const hw = h * w;
+    const x4 = hw % 4 === 0;
+    const [x, y] = grid1d(x4 ? hw / 4 : hw, 256);
+    if (frames > getGpu().limits.maxComputeWorkgroupsPerDimension) {
+      throw new RangeError(`unpackFrames: ${frames} frames in one chunk are too many`);
+    }
     dispatch({
       op: "video.unpack_rgb24",
       shader: "video",
-      entry: "unpack_rgb24",
-      ints: [npix, h * w, 0, 0, 0, 0, 0, 0],
+      entry: x4 ? "unpack_rgb24_x4" : "unpack_rgb24",
+      ints: [0, hw, 0, 0, 0, 0, 0, 0],
       buffers: [staging, out.buffer, lut()],
-      workgroups: [x, y],
+      workgroups: [x, y, frames],
     });
   } finally {
     releaseBuffer(staging);
@@ -103,7 +109,11 @@ export function rgb24ToPlanar(
 
 function quantise(v: number): number {
   if (!(v >= 0)) return 0;
-  return Math.min(Math.floor(Math.fround(Math.fround(v * 255) + 0.5)), 255);
+  const x = Math.fround(v * 255);
+  let q = Math.floor(x);
+  const frac = x - q;
+  if (frac > 0.5 || (frac === 0.5 && q % 2 === 1)) q++;
+  return Math.min(q, 255);
 }
 
 /** CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication. */
@@ -155,15 +165,29 @@ export async function packFrames(
   const nwords = Math.ceil(nbytes / 4);
   const out = acquireBuffer(nwords * 4);
   try {
-    const [x, y] = grid1d(nwords, 256);
-    dispatch({
-      op: "video.pack_rgb24",
-      shader: "video",
-      entry: "pack_rgb24",
-      ints: [nwords, h * w, w, h, w2, h2, t0, nbytes],
-      buffers: [frames.buffer, out],
-      workgroups: [x, y],
-    });
+    const hw = h * w;
+    if (h2 === h && w2 === w && hw % 4 === 0) {
+      // 4 pixels per invocation, frame = gid.z: no integer division per byte.
+      const [x, y] = grid1d(hw / 4, 256);
+      dispatch({
+        op: "video.pack_rgb24",
+        shader: "video",
+        entry: "pack_rgb24_x4",
+        ints: [0, hw, 0, 0, 0, 0, t0, 0],
+        buffers: [frames.buffer, out],
+        workgroups: [x, y, count],
+      });
+    } else {
+      const [x, y] = grid1d(nwords, 256);
+      dispatch({
+        op: "video.pack_rgb24",
+        shader: "video",
+        entry: "pack_rgb24",
+        ints: [nwords, hw, w, h, w2, h2, t0, nbytes],
+        buffers: [frames.buffer, out],
+        workgroups: [x, y],
+      });
+    }
     const words = await readBuffer(out, nwords * 4);
     return new Uint8Array(words.buffer, 0, nbytes);
   } finally {

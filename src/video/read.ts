@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import { getGpu } from "../gpu/device.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, paddedBytes, unpackFrames } from "./_convert.ts";
 import { checkInputFile, FFMPEG_BASE, inputArgs, spawnTool, VideoError } from "./_ffmpeg.ts";
@@ -263,11 +264,23 @@ export async function readVideo(file: string, options: ReadVideoOptions = {}): P
     h: ch,
     w: cw,
   }));
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
   for await (const chunk of chunks) {
     parts.push(chunk.bytes);
     frames += chunk.frames;
     h = chunk.h;
     w = chunk.w;
+    if (frames * 3 * h * w * 4 > limit) {
+      const fit = Math.floor(limit / (3 * h * w * 4));
+      await chunks.return(); // stops ffmpeg
+      throw new VideoError(
+        file,
+        `more than ${fit} frames of ${w}x${h}: one tensor would exceed this adapter's ` +
+          `${(limit / 2 ** 20).toFixed(0)} MiB binding limit; use readVideoChunks, maxFrames ` +
+          "or a smaller size",
+        { frame: fit },
+      );
+    }
   }
   const total = frames * h * w * 3;
   const all = new Uint8Array(paddedBytes(total));

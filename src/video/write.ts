@@ -2,7 +2,7 @@
  * Encoding: `writeVideo` (a tensor of frames, or an iterable of chunks, to a video file) and
  * `writeFramePng` (one frame to a PNG).
  *
- * Frames are quantised to 8 bits on the GPU with round-half-up (`floor(v * 255 + 0.5)`, clamped
+ * Frames are quantised to 8 bits on the GPU with round-half-to-even (`round(v * 255)`, clamped
  * to [0, 255], NaN -> 0), read back packed, and written to ffmpeg's stdin with backpressure
  * (each write is awaited before the next chunk's bytes are sent) while stderr is drained.
  * ffmpeg writes a temporary dot-file in the target folder, which is renamed onto the target only
