@@ -1,24 +1,28 @@
 // Batched matrix product C[b] = op(A[b]) * op(B[b]) (+ bias along columns), register-blocked.
 //
-// Each invocation computes an RM x (4*RN4) block of C in registers; a workgroup is WG
-// invocations side by side along the columns (tile RM x 4*RN4*WG). There is no workgroup-shared
-// tile: on lavapipe (llvmpipe) a workgroup's invocations are SIMD lanes and every lane-varying
-// load, shared or global, is fetched lane by lane, so what pays is many FMAs per loaded value
-// (large per-lane blocks) and 16-byte vec4 loads rather than scalar ones.
+// Each invocation computes an 8 x 16 block of C in registers (one mat4x4 per row: four vec4
+// column groups); a workgroup is WG invocations side by side along the columns (tile 8 x 16*WG).
+// There is no workgroup-shared tile: on lavapipe (llvmpipe) a workgroup's invocations are SIMD
+// lanes and every lane-varying load, shared or global, is fetched lane by lane, so what pays is
+// many FMAs per loaded value (large per-lane blocks) and 16-byte vec4 loads rather than scalar
+// ones. The block is written out by hand (named variables, no private arrays): llvmpipe keeps
+// dynamically indexed private arrays in memory, which costs more than an order of magnitude.
 //
-// The reduction runs over k in steps of 4. Per step a lane loads its A fragment af[r] =
-// A(m0+r, k..k+3) and B fragment bf[j][c] = B(k+j, n0+4c..n0+4c+3), then does 4*RM*RN4 vec4 FMAs.
+// The reduction runs over k in steps of 4. Per step a lane loads its A fragment a_r =
+// A(m0+r, k..k+3) (r < 8) and B fragment b_j = B(k+j, n0..n0+15) (j < 4, a mat4x4 whose column c
+// holds columns n0+4c..n0+4c+3), then does 128 vec4 FMAs.
 //
 // Specialisation ({{...}}, set by src/tensor/ops/matmul.ts):
-//   RM, RN4, WG   block rows, vec4 column groups per invocation, invocations per workgroup
+//   WG            invocations per workgroup
 //   A_MODE        0: A is [M,K] row-major and K % 4 == 0 (vec4 loads along k)
-//                 1: A is stored transposed [K,M] and M % 4 == 0 (vec4 loads along m; RM % 4 == 0)
+//                 1: A is stored transposed [K,M] and M % 4 == 0 (vec4 loads along m)
 //                 2: any layout (scalar loads; transposition from A_TRANS)
 //   B_MODE        0: B is [K,N] row-major and N % 4 == 0 (vec4 loads along n)
 //                 1: B is stored transposed [N,K] and K % 4 == 0 (vec4 loads along k)
 //                 2: any layout (scalar loads; transposition from B_TRANS)
 //   A_TRANS, B_TRANS   storage transposed (used by mode 2)
 //   C_VEC         N % 4 == 0 (vec4 stores)
+//   K4            K % 4 == 0 (no bounds checks along k)
 //   BIAS          add bias[n] to every row
 //
 // Storage is bound as arrays of vec4 (sizes are rounded up by the buffer pool); a scalar element
@@ -41,14 +45,15 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> bias: array<f32>;
 
-const RM: u32 = {{RM|8}}u;
-const RN4: u32 = {{RN4|4}}u;
+const RM: u32 = 8u;
+const RN: u32 = 16u;
 const WG: u32 = {{WG|8}}u;
 const A_MODE: u32 = {{A_MODE|2}}u;
 const B_MODE: u32 = {{B_MODE|2}}u;
 const A_TRANS: bool = {{A_TRANS|false}};
 const B_TRANS: bool = {{B_TRANS|false}};
 const C_VEC: bool = {{C_VEC|false}};
+const K4: bool = {{K4|false}}; // K % 4 == 0: no k-quad runs past the end
 const BIAS: bool = {{BIAS|false}};
 
 fn lda(i: u32) -> f32 {
@@ -72,107 +77,151 @@ fn b_at(off: u32, k: u32, n: u32) -> f32 {
   return ldb(off + k * params.n + n);
 }
 
+// A(m, k0 .. k0+3) in modes 0 and 2 (mode 1 goes through a_quad).
+fn a_row(off: u32, m: u32, k0: u32) -> vec4<f32> {
+  if (A_MODE == 0u) {
+    return a4[(off + min(m, params.m - 1u) * params.k + k0) >> 2u];
+  }
+  return vec4<f32>(a_at(off, m, k0), a_at(off, m, k0 + 1u), a_at(off, m, k0 + 2u), a_at(off, m, k0 + 3u));
+}
+
+// Mode 1: A(m .. m+3, k) (m % 4 == 0), 0 past the last k.
+fn a_col(off: u32, m: u32, k: u32) -> vec4<f32> {
+  if (K4) { return a4[(off + k * params.m + min(m, params.m - 4u)) >> 2u]; }
+  let v = a4[(off + min(k, params.k - 1u) * params.m + min(m, params.m - 4u)) >> 2u];
+  return select(vec4<f32>(0.0), v, k < params.k);
+}
+
+// Mode 1: rows m .. m+3 (m % 4 == 0) of A(., k0 .. k0+3), one row per column of the result.
+fn a_quad(off: u32, m: u32, k0: u32) -> mat4x4<f32> {
+  return transpose(mat4x4<f32>(a_col(off, m, k0), a_col(off, m, k0 + 1u), a_col(off, m, k0 + 2u), a_col(off, m, k0 + 3u)));
+}
+
+// B(k, n .. n+3).
+fn b_vec(off: u32, k: u32, n: u32) -> vec4<f32> {
+  if (B_MODE == 0u) {
+    if (K4) { return b4[(off + k * params.n + min(n, params.n - 4u)) >> 2u]; }
+    let v = b4[(off + min(k, params.k - 1u) * params.n + min(n, params.n - 4u)) >> 2u];
+    return select(vec4<f32>(0.0), v, k < params.k);
+  }
+  return vec4<f32>(b_at(off, k, n), b_at(off, k, n + 1u), b_at(off, k, n + 2u), b_at(off, k, n + 3u));
+}
+
+// B(k, n .. n+15) as four column groups.
+fn b_row(off: u32, k: u32, n: u32) -> mat4x4<f32> {
+  return mat4x4<f32>(b_vec(off, k, n), b_vec(off, k, n + 4u), b_vec(off, k, n + 8u), b_vec(off, k, n + 12u));
+}
+
+// Mode 1: B(k0 .. k0+3, n .. n+3) from rows n .. n+3 of the stored [N,K] matrix; column j of the
+// result is B(k0+j, n .. n+3).
+fn b_quad(off: u32, k0: u32, n: u32) -> mat4x4<f32> {
+  let base = off + k0;
+  let last = params.n - 1u;
+  return transpose(mat4x4<f32>(b4[(base + min(n, last) * params.k) >> 2u], b4[(base + min(n + 1u, last) * params.k) >> 2u],
+    b4[(base + min(n + 2u, last) * params.k) >> 2u], b4[(base + min(n + 3u, last) * params.k) >> 2u]));
+}
+
+// acc + a * b, column by column.
+fn axpy(acc: mat4x4<f32>, a: f32, b: mat4x4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(fma(vec4<f32>(a), b[0], acc[0]), fma(vec4<f32>(a), b[1], acc[1]),
+    fma(vec4<f32>(a), b[2], acc[2]), fma(vec4<f32>(a), b[3], acc[3]));
+}
+
+// acc + sum_j a[j] * b_j: one row of the block over a k-quad.
+fn step(acc: mat4x4<f32>, a: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat4x4<f32>, b3: mat4x4<f32>) -> mat4x4<f32> {
+  return axpy(axpy(axpy(axpy(acc, a.x, b0), a.y, b1), a.z, b2), a.w, b3);
+}
+
+fn store_row(coff: u32, m: u32, n0: u32, acc: mat4x4<f32>) {
+  if (m >= params.m) { return; }
+  let N = params.n;
+  for (var c = 0u; c < 4u; c++) {
+    let n = n0 + 4u * c;
+    var v = acc[c];
+    if (BIAS) {
+      v += vec4<f32>(bias[min(n, N - 1u)], bias[min(n + 1u, N - 1u)], bias[min(n + 2u, N - 1u)], bias[min(n + 3u, N - 1u)]);
+    }
+    let o = coff + m * N + n;
+    if (C_VEC) {
+      if (n < N) { c4[o >> 2u] = v; }
+    } else {
+      for (var i = 0u; i < 4u; i++) {
+        if (n + i < N) { c4[(o + i) >> 2u][(o + i) & 3u] = v[i]; }
+      }
+    }
+  }
+}
+
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let M = params.m;
-  let N = params.n;
   let K = params.k;
   let m0 = wid.y * RM;
-  let n0 = (wid.x * WG + lid.x) * (4u * RN4);
+  let n0 = (wid.x * WG + lid.x) * RN;
   let z = wid.z + params.z0;
   let aoff = z * params.a_bstride;
   let boff = z * params.b_bstride;
   let coff = z * params.c_bstride;
 
-  var acc: array<vec4<f32>, RM * RN4>;
-  for (var i = 0u; i < RM * RN4; i++) { acc[i] = vec4<f32>(0.0); }
-  var af: array<vec4<f32>, RM>;
-  var bf: array<vec4<f32>, 4u * RN4>;
-
-  // Clamped row and column starts keep vec4 loads inside the matrices; what they compute for
-  // rows or columns past the edge is never stored.
-  for (var k0 = 0u; k0 < K; k0 += 4u) {
-    // A fragment: af[r] = A(m0 + r, k0 .. k0 + 3)
-    if (A_MODE == 0u) {
-      for (var r = 0u; r < RM; r++) {
-        let m = min(m0 + r, M - 1u);
-        af[r] = a4[(aoff + m * K + k0) >> 2u];
-      }
-    } else if (A_MODE == 1u) {
-      for (var j = 0u; j < 4u; j++) {
-        let k = min(k0 + j, K - 1u);
-        let keep = select(0.0, 1.0, k0 + j < K);
-        for (var r4 = 0u; r4 < RM / 4u; r4++) {
-          let m = min(m0 + 4u * r4, M - 4u);
-          let v = a4[(aoff + k * M + m) >> 2u] * keep;
-          af[4u * r4][j] = v.x;
-          af[4u * r4 + 1u][j] = v.y;
-          af[4u * r4 + 2u][j] = v.z;
-          af[4u * r4 + 3u][j] = v.w;
-        }
-      }
-    } else {
-      for (var r = 0u; r < RM; r++) {
-        for (var j = 0u; j < 4u; j++) { af[r][j] = a_at(aoff, m0 + r, k0 + j); }
-      }
-    }
-    // B fragment: bf[j * RN4 + c] = B(k0 + j, n0 + 4c .. n0 + 4c + 3)
-    if (B_MODE == 0u) {
-      for (var j = 0u; j < 4u; j++) {
-        let k = min(k0 + j, K - 1u);
-        let keep = select(0.0, 1.0, k0 + j < K);
-        for (var c = 0u; c < RN4; c++) {
-          let n = min(n0 + 4u * c, N - 4u);
-          bf[j * RN4 + c] = b4[(boff + k * N + n) >> 2u] * keep;
-        }
-      }
-    } else if (B_MODE == 1u) {
-      for (var c = 0u; c < RN4; c++) {
-        for (var i = 0u; i < 4u; i++) {
-          let n = min(n0 + 4u * c + i, N - 1u);
-          let v = b4[(boff + n * K + k0) >> 2u];
-          bf[c][i] = v.x;
-          bf[RN4 + c][i] = v.y;
-          bf[2u * RN4 + c][i] = v.z;
-          bf[3u * RN4 + c][i] = v.w;
-        }
-      }
-    } else {
-      for (var j = 0u; j < 4u; j++) {
-        for (var c = 0u; c < RN4; c++) {
-          for (var i = 0u; i < 4u; i++) {
-            bf[j * RN4 + c][i] = b_at(boff, k0 + j, n0 + 4u * c + i);
-          }
-        }
-      }
-    }
-    for (var j = 0u; j < 4u; j++) {
-      for (var r = 0u; r < RM; r++) {
-        let a = vec4<f32>(af[r][j]);
-        for (var c = 0u; c < RN4; c++) {
-          acc[r * RN4 + c] = fma(a, bf[j * RN4 + c], acc[r * RN4 + c]);
-        }
-      }
-    }
-  }
-
-  for (var r = 0u; r < RM; r++) {
-    let m = m0 + r;
-    if (m >= M) { break; }
-    for (var c = 0u; c < RN4; c++) {
-      let n = n0 + 4u * c;
-      var v = acc[r * RN4 + c];
-      if (BIAS) {
-        for (var i = 0u; i < 4u; i++) { v[i] += bias[min(n + i, N - 1u)]; }
-      }
-      let o = coff + m * N + n;
-      if (C_VEC) {
-        if (n < N) { c4[o >> 2u] = v; }
+  var c0 = mat4x4<f32>();
+  var c1 = mat4x4<f32>();
+  var c2 = mat4x4<f32>();
+  var c3 = mat4x4<f32>();
+  var c4_ = mat4x4<f32>();
+  var c5 = mat4x4<f32>();
+  var c6 = mat4x4<f32>();
+  var c7 = mat4x4<f32>();
+  // Two loop levels keep each loop far below lavapipe's 65535-iteration limit.
+  for (var kc = 0u; kc < K; kc += 65536u) {
+    let kend = min(kc + 65536u, K);
+    for (var k0 = kc; k0 < kend; k0 += 4u) {
+      var b0: mat4x4<f32>;
+      var b1: mat4x4<f32>;
+      var b2: mat4x4<f32>;
+      var b3: mat4x4<f32>;
+      if (B_MODE == 1u) {
+        let q0 = b_quad(boff, k0, n0);
+        let q1 = b_quad(boff, k0, n0 + 4u);
+        let q2 = b_quad(boff, k0, n0 + 8u);
+        let q3 = b_quad(boff, k0, n0 + 12u);
+        b0 = mat4x4<f32>(q0[0], q1[0], q2[0], q3[0]);
+        b1 = mat4x4<f32>(q0[1], q1[1], q2[1], q3[1]);
+        b2 = mat4x4<f32>(q0[2], q1[2], q2[2], q3[2]);
+        b3 = mat4x4<f32>(q0[3], q1[3], q2[3], q3[3]);
       } else {
-        for (var i = 0u; i < 4u; i++) {
-          if (n + i < N) { c4[(o + i) >> 2u][(o + i) & 3u] = v[i]; }
-        }
+        b0 = b_row(boff, k0, n0);
+        b1 = b_row(boff, k0 + 1u, n0);
+        b2 = b_row(boff, k0 + 2u, n0);
+        b3 = b_row(boff, k0 + 3u, n0);
+      }
+      if (A_MODE == 1u) {
+        let lo = a_quad(aoff, m0, k0);
+        let hi = a_quad(aoff, m0 + 4u, k0);
+        c0 = step(c0, lo[0], b0, b1, b2, b3);
+        c1 = step(c1, lo[1], b0, b1, b2, b3);
+        c2 = step(c2, lo[2], b0, b1, b2, b3);
+        c3 = step(c3, lo[3], b0, b1, b2, b3);
+        c4_ = step(c4_, hi[0], b0, b1, b2, b3);
+        c5 = step(c5, hi[1], b0, b1, b2, b3);
+        c6 = step(c6, hi[2], b0, b1, b2, b3);
+        c7 = step(c7, hi[3], b0, b1, b2, b3);
+      } else {
+        c0 = step(c0, a_row(aoff, m0, k0), b0, b1, b2, b3);
+        c1 = step(c1, a_row(aoff, m0 + 1u, k0), b0, b1, b2, b3);
+        c2 = step(c2, a_row(aoff, m0 + 2u, k0), b0, b1, b2, b3);
+        c3 = step(c3, a_row(aoff, m0 + 3u, k0), b0, b1, b2, b3);
+        c4_ = step(c4_, a_row(aoff, m0 + 4u, k0), b0, b1, b2, b3);
+        c5 = step(c5, a_row(aoff, m0 + 5u, k0), b0, b1, b2, b3);
+        c6 = step(c6, a_row(aoff, m0 + 6u, k0), b0, b1, b2, b3);
+        c7 = step(c7, a_row(aoff, m0 + 7u, k0), b0, b1, b2, b3);
       }
     }
   }
+  store_row(coff, m0, n0, c0);
+  store_row(coff, m0 + 1u, n0, c1);
+  store_row(coff, m0 + 2u, n0, c2);
+  store_row(coff, m0 + 3u, n0, c3);
+  store_row(coff, m0 + 4u, n0, c4_);
+  store_row(coff, m0 + 5u, n0, c5);
+  store_row(coff, m0 + 6u, n0, c6);
+  store_row(coff, m0 + 7u, n0, c7);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dispatch } from "../../gpu/queue.ts";
+import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, record, type Shape, type Tensor } from "../tensor.ts";
 import { sum } from "./reduce.ts";
 
@@ -78,8 +78,62 @@ function ints(g: Geometry, chunk = 0): number[] {
   return [g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, chunk];
 }
 
+/** Whether the direct 3-tap kernel (conv_win) applies: KW 3, padding 1 and stride 1 or 2 along
+ * the width, widths multiples of 4. */
+function windowed(g: Geometry): boolean {
+  return g.kw === 3 && g.pw === 1 && (g.sw === 1 || g.sw === 2) && g.w % 4 === 0 &&
+    g.ow % 4 === 0;
+}
+
+/** Packs weights for conv_win as vec4 (three taps, 0) per (ci, ky, co); `flip` packs the
+ * transposed, flipped kernel of the input gradient. */
+function packWeights(w: Tensor, g: Geometry, flip: boolean): Tensor {
+  const [cin, cout] = flip ? [g.cout, g.cin] : [g.cin, g.cout];
+  const coutp = Math.ceil(cout / 8) * 8;
+  const n = cin * g.kh * coutp;
+  const packed = empty([n, 4]);
+  dispatch({
+    op: "conv2d.pack_weights",
+    shader: "conv2d",
+    entry: "pack_w3",
+    defines: { KH: g.kh },
+    ints: [0, cin, 0, 0, cout, 0, 0, flip ? 1 : 0],
+    buffers: [w.buffer, packed.buffer],
+    workgroups: grid1d(n, 64),
+  });
+  return packed;
+}
+
+/** conv_win: `x` [nb, cin, h, w] with packed weights into [nb, cout, oh, ow]. */
+function windowConv(
+  op: string,
+  x: Tensor,
+  packed: Tensor,
+  b: Tensor | undefined,
+  g: Geometry,
+  out: Tensor,
+): void {
+  const groups = g.nb * g.oh * Math.ceil(g.ow / 16);
+  const wg = 8;
+  dispatch({
+    op,
+    shader: "conv2d",
+    entry: "conv_win",
+    defines: { KH: g.kh, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), WG: wg, BIAS: String(!!b) },
+    ints: ints(g),
+    buffers: [x.buffer, packed.buffer, out.buffer, (b ?? out).buffer],
+    workgroups: [Math.ceil(groups / wg), Math.ceil(g.cout / 8)],
+  });
+}
+
 function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tensor {
   const out = empty([g.nb, g.cout, g.oh, g.ow]);
+  if (windowed(g)) {
+    const packed = packWeights(w, g, false);
+    windowConv("conv2d", x, packed, b, g, out);
+    packed.dispose();
+    return out;
+  }
   const npix = g.nb * g.oh * g.ow;
   const { rm, rn, wg } = tile(g.cout, npix);
   dispatch({

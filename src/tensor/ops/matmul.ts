@@ -37,13 +37,9 @@ interface GemmSpec {
   outShape: Shape;
 }
 
-/** Register-block and workgroup sizes for an M x N output. */
-export function gemmTile(m: number, n: number): { rm: number; rn4: number; wg: number } {
-  const rm = m <= 4 ? 4 : 8;
-  const rn4 = n <= 16 ? 1 : n <= 64 ? 2 : 4;
-  const wg = Math.max(1, Math.min(8, Math.ceil(n / (4 * rn4))));
-  return { rm, rn4, wg };
-}
+/** Rows and columns of C each invocation computes (fixed in shaders/matmul.wgsl). */
+const RM = 8;
+const RN = 16;
 
 const MAX_Z = 65535;
 
@@ -61,22 +57,22 @@ function gemm(s: GemmSpec): Tensor {
     zeros.dispose();
     return r;
   }
-  const { rm, rn4, wg } = gemmTile(m, n);
+  // Up to 8 invocations (one SIMD row on lavapipe) side by side along the columns.
+  const wg = Math.max(1, Math.min(8, Math.ceil(n / RN)));
   const aMode = !s.transA && k % 4 === 0 ? 0 : s.transA && m % 4 === 0 ? 1 : 2;
   const bMode = !s.transB && n % 4 === 0 ? 0 : s.transB && k % 4 === 0 ? 1 : 2;
   const defines = {
-    RM: rm,
-    RN4: rn4,
     WG: wg,
     A_MODE: aMode,
     B_MODE: bMode,
     A_TRANS: String(s.transA),
     B_TRANS: String(s.transB),
     C_VEC: String(n % 4 === 0),
+    K4: String(k % 4 === 0),
     BIAS: String(!!s.bias),
   };
-  const gx = Math.ceil(n / (4 * rn4 * wg));
-  const gy = Math.ceil(m / rm);
+  const gx = Math.ceil(n / (RN * wg));
+  const gy = Math.ceil(m / RM);
   for (let z0 = 0; z0 < batch; z0 += MAX_Z) {
     dispatch({
       op: s.op,
