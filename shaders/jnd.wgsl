@@ -89,11 +89,7 @@ fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
     b = load4(base + 2 * n, x0, 0);
   }
   let v = 255.0 * ((0.299 * r + 0.587 * g) + 0.114 * b);
-  let o = f * n + row + x0;
-  let nv = lane_count(x0);
-  for (var j = 0; j < 4; j++) {
-    if (j < nv) { b3[o + j] = v[j]; }
-  }
+  store_b3(f * n + row + x0, lane_count(x0), v);
 }
 
 // Eight consecutive values of a row, from column x0 - 2, columns clamped (replicate border).
@@ -118,17 +114,27 @@ fn tap2(r: Row8) -> vec4<f32> { return vec4<f32>(r.lo.zw, r.hi.xy); }
 fn tap3(r: Row8) -> vec4<f32> { return vec4<f32>(r.lo.w, r.hi.xyz); }
 fn tap4(r: Row8) -> vec4<f32> { return r.hi; }
 
-fn store4(buf: i32, i: i32, n_valid: i32, v: vec4<f32>) {
-  // buf: 2..5 selects b2..b5; only the first n_valid lanes are inside the row.
+fn store_b2(i: i32, nv: i32, v: vec4<f32>) {
   for (var j = 0; j < 4; j++) {
-    if (j < n_valid) {
-      switch (buf) {
-        case 2: { b2[i + j] = v[j]; }
-        case 3: { b3[i + j] = v[j]; }
-        case 4: { b4[i + j] = v[j]; }
-        default: { b5[i + j] = v[j]; }
-      }
-    }
+    if (j < nv) { b2[i + j] = v[j]; }
+  }
+}
+
+fn store_b3(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b3[i + j] = v[j]; }
+  }
+}
+
+fn store_b4(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b4[i + j] = v[j]; }
+  }
+}
+
+fn store_b5(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b5[i + j] = v[j]; }
   }
 }
 
@@ -186,8 +192,8 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   let d4 = (q01 + 3.0 * q11 + 8.0 * q21 + 3.0 * q31 + q41) - (q03 + 3.0 * q13 + 8.0 * q23 + 3.0 * q33 + q43);
   let i = base + y * w + x0;
   let nv = min(4, w - x0);
-  store4(2, i, nv, acc / 32.0);
-  store4(3, i, nv, max(max(abs(d1), abs(d2)), max(abs(d3), abs(d4))) / 16.0);
+  store_b2(i, nv, acc / 32.0);
+  store_b3(i, nv, max(max(abs(d1), abs(d2)), max(abs(d3), abs(d4))) / 16.0);
   if ({{EDGES|true}}) {
     // Sobel on the inner 3x3; columns and rows summed as (top + 2 * middle) + bottom, the order
     // the reference mirrors.
@@ -195,13 +201,13 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gy = ((q31 + 2.0 * q32) + q33) - ((q11 + 2.0 * q12) + q13);
     let ax = abs(gx);
     let ay = abs(gy);
-    store4(4, i, nv, ax + ay);
+    store_b4(i, nv, ax + ay);
     // Sector: 0 when ay <= tan(22.5) ax, else 1 when ax <= tan(22.5) ay, else 2 when gx and gy
     // have the same sign, else 3.
     var sector = select(vec4<f32>(3.0), vec4<f32>(2.0), (gx > vec4<f32>(0.0)) == (gy > vec4<f32>(0.0)));
     sector = select(sector, vec4<f32>(1.0), ax <= TAN_22_5 * ay);
     sector = select(sector, vec4<f32>(0.0), ay <= TAN_22_5 * ax);
-    store4(5, i, nv, sector);
+    store_b5(i, nv, sector);
   }
 }
 
@@ -269,12 +275,6 @@ fn max3x3(base: i32, y: i32, x0: i32) -> Max3 {
   return Max3(m, own);
 }
 
-fn store_b2(i: i32, nv: i32, v: vec4<f32>) {
-  for (var j = 0; j < 4; j++) {
-    if (j < nv) { b2[i + j] = v[j]; }
-  }
-}
-
 // hyst: b1 codes -> b2 edge (0 or 1): strong, or weak with a strong 8-neighbour (one-step
 // hysteresis). Equivalently: code >= 1 and the 3x3 maximum of the codes is 2.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
@@ -336,19 +336,21 @@ fn temporal_factor(ild: vec4<f32>) -> vec4<f32> {
   return select(pos, neg, ild <= vec4<f32>(0.0));
 }
 
-// Four values of buffer `which` (1..4) at flat offset i + 0..3 (columns clamped via x0).
-fn at4(which: i32, r: i32, x0: i32) -> vec4<f32> {
-  var v: vec4<f32>;
-  for (var j = 0; j < 4; j++) {
-    let i = r + cx(x0 + j);
-    switch (which) {
-      case 1: { v[j] = b1[i]; }
-      case 2: { v[j] = b2[i]; }
-      case 3: { v[j] = b3[i]; }
-      default: { v[j] = b4[i]; }
-    }
-  }
-  return v;
+// Four values at flat offset r + x0 + 0..3 (columns clamped) of b1 .. b4.
+fn at4_b1(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b1[r + cx(x0)], b1[r + cx(x0 + 1)], b1[r + cx(x0 + 2)], b1[r + cx(x0 + 3)]);
+}
+
+fn at4_b2(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b2[r + cx(x0)], b2[r + cx(x0 + 1)], b2[r + cx(x0 + 2)], b2[r + cx(x0 + 3)]);
+}
+
+fn at4_b3(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b3[r + cx(x0)], b3[r + cx(x0 + 1)], b3[r + cx(x0 + 2)], b3[r + cx(x0 + 3)]);
+}
+
+fn at4_b4(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b4[r + cx(x0)], b4[r + cx(x0 + 1)], b4[r + cx(x0 + 2)], b4[r + cx(x0 + 3)]);
 }
 
 // combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li) -> b5 JND
@@ -364,8 +366,8 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   let fi = f + params.has_prev;
   let base = fi * n;
   let row = base + y * w;
-  let bg = at4(2, row, x0);
-  let mg = at4(3, row, x0);
+  let bg = at4_b2(row, x0);
+  let mg = at4_b3(row, x0);
   let tl = lum_adapt(bg);
   let alpha = 0.0001 * bg + 0.115;
   let beta = 0.5 - 0.01 * bg;
@@ -374,23 +376,19 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
     jnd = max(tl, alpha * mg + beta);
   } else {
     // Vertical 7-tap Gaussian of the row-blurred edge map.
-    let s = GW3 * at4(4, base + cy(y - 3) * w, x0) + GW2 * at4(4, base + cy(y - 2) * w, x0) +
-      GW1 * at4(4, base + cy(y - 1) * w, x0) + GW0 * at4(4, row, x0) +
-      GW1 * at4(4, base + cy(y + 1) * w, x0) + GW2 * at4(4, base + cy(y + 2) * w, x0) +
-      GW3 * at4(4, base + cy(y + 3) * w, x0);
+    let s = GW3 * at4_b4(base + cy(y - 3) * w, x0) + GW2 * at4_b4(base + cy(y - 2) * w, x0) +
+      GW1 * at4_b4(base + cy(y - 1) * w, x0) + GW0 * at4_b4(row, x0) +
+      GW1 * at4_b4(base + cy(y + 1) * w, x0) + GW2 * at4_b4(base + cy(y + 2) * w, x0) +
+      GW3 * at4_b4(base + cy(y + 3) * w, x0);
     let wt = 1.0 - 0.95 * s;
     let tt = max(vec4<f32>(0.0), alpha * mg * wt + beta);
     jnd = tl + tt - 0.3 * min(tl, tt);
     if ({{MODEL|1}} == 2 && fi >= 1) {
-      let ild = 0.5 * ((at4(1, row, x0) - at4(1, row - n, x0)) + (bg - at4(2, row - n, x0)));
+      let ild = 0.5 * ((at4_b1(row, x0) - at4_b1(row - n, x0)) + (bg - at4_b2(row - n, x0)));
       jnd = jnd * temporal_factor(ild);
     }
   }
-  let o = f * n + y * w + x0;
-  let nv = lane_count(x0);
-  for (var j = 0; j < 4; j++) {
-    if (j < nv) { b5[o + j] = jnd[j] / 255.0; }
-  }
+  store_b5(f * n + y * w + x0, lane_count(x0), jnd / 255.0);
 }
 
 // heatmap: b1 JND [T,H,W] (levels / 255) -> b2 RGB [T,3,H,W] in [0,1] on an inferno-like ramp,
