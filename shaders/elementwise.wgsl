@@ -6,12 +6,22 @@
 //   BEXPR  binary forward, of a and b;  DA, DB  its derivatives with respect to a and b
 //
 // Indexing: a 1-D range of n items over a 2-D grid of 256-wide workgroups (see grid1d).
-// Broadcasting: the output index is split into coordinates with `shape` (rank <= 8, outermost
-// first), and each input's offset is the dot product with its strides (0 on broadcast axes).
+// Broadcasting (binary, binary_grad): the output is split into rows of its innermost axis
+// (`inner` elements) and up to 7 outer axes (`shape`, outermost first). Each invocation handles a
+// segment of up to SEG elements of one row: it splits the row index into coordinates once (integer
+// division is slow on CPU adapters) and then steps along the row with each input's innermost
+// stride (0 where that input is broadcast). Strides `sa`/`sb` are per outer axis, 0 on broadcast
+// axes. binary_same and binary_grad_same skip all index arithmetic for equal shapes.
+
+const SEG: u32 = 32u;
 
 struct Params {
   n: u32,
   rank: u32,
+  inner: u32,
+  n_segs: u32,
+  inner_a: u32,
+  inner_b: u32,
   _pad0: u32,
   _pad1: u32,
   shape: array<vec4<u32>, 2>,
@@ -36,19 +46,21 @@ fn dim(arr: array<vec4<u32>, 2>, i: u32) -> u32 {
   return arr[i / 4u][i % 4u];
 }
 
-// Offsets of output element `i` into a and b, given per-axis strides.
-fn offsets(i: u32) -> vec2<u32> {
-  var rem = i;
-  var oa = 0u;
-  var ob = 0u;
+// For segment t: x = first output index, y = its offset into a, z = into b, w = segment length.
+fn segment(t: u32) -> vec4<u32> {
+  var row = t / params.n_segs;
+  let j0 = (t - row * params.n_segs) * SEG;
+  let out0 = row * params.inner + j0;
+  var oa = j0 * params.inner_a;
+  var ob = j0 * params.inner_b;
   for (var k = i32(params.rank) - 1; k >= 0; k = k - 1) {
     let d = dim(params.shape, u32(k));
-    let c = rem % d;
-    rem = rem / d;
+    let c = row % d;
+    row = row / d;
     oa = oa + c * dim(params.sa, u32(k));
     ob = ob + c * dim(params.sb, u32(k));
   }
-  return vec2<u32>(oa, ob);
+  return vec4<u32>(out0, oa, ob, min(SEG, params.inner - j0));
 }
 
 // b1 = p0
@@ -90,27 +102,53 @@ fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   b4[i] = b3[i] * ({{DEXPR|0.0}});
 }
 
-// b3 = BEXPR(a = b1, b = b2) with broadcasting
+// b3 = BEXPR(a = b1, b = b2), equal shapes
 @compute @workgroup_size(256)
-fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn binary_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);
   if (i >= params.n) { return; }
-  let o = offsets(i);
-  let a = b1[o.x];
-  let b = b2[o.y];
+  let a = b1[i];
+  let b = b2[i];
   b3[i] = {{BEXPR|0.0}};
 }
 
-// Gradients in the output's shape (reduced to each input's shape by the caller):
+// b3 = BEXPR(a = b1, b = b2) with broadcasting; n = number of segments
+@compute @workgroup_size(64)
+fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= params.n) { return; }
+  let s = segment(t);
+  for (var j = 0u; j < s.w; j = j + 1u) {
+    let a = b1[s.y + j * params.inner_a];
+    let b = b2[s.z + j * params.inner_b];
+    b3[s.x + j] = {{BEXPR|0.0}};
+  }
+}
+
+// Gradients in the output's shape (reduced to each input's shape by the caller), equal shapes:
 // b4 = g * DA(a, b), b5 = g * DB(a, b), with g = b3.
 @compute @workgroup_size(256)
-fn binary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn binary_grad_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);
   if (i >= params.n) { return; }
-  let o = offsets(i);
-  let a = b1[o.x];
-  let b = b2[o.y];
+  let a = b1[i];
+  let b = b2[i];
   let g = b3[i];
   b4[i] = g * ({{DA|0.0}});
   b5[i] = g * ({{DB|0.0}});
+}
+
+// The same with broadcasting; n = number of segments.
+@compute @workgroup_size(64)
+fn binary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= params.n) { return; }
+  let s = segment(t);
+  for (var j = 0u; j < s.w; j = j + 1u) {
+    let a = b1[s.y + j * params.inner_a];
+    let b = b2[s.z + j * params.inner_b];
+    let g = b3[s.x + j];
+    b4[s.x + j] = g * ({{DA|0.0}});
+    b5[s.x + j] = g * ({{DB|0.0}});
+  }
 }

@@ -128,3 +128,20 @@ Deno.test("broadcasting errors name both shapes", () => {
     throw new Error(`unexpected message: ${message}`);
   }
 });
+
+Deno.test("broadcasting over long rows and many segments (segment kernel)", async () => {
+  // Rows of 70 elements (3 segments, the last partial), a [C,1,1]-style bias and a row vector.
+  const cases: [number[], number[]][] = [
+    [[2, 3, 4, 70], [3, 1, 1]],
+    [[5, 70], [70]],
+    [[70, 1], [1, 33]],
+  ];
+  for (const [sa, sb] of cases) {
+    await checkOp({
+      name: "mul (segments)",
+      inputs: [{ shape: sa }, { shape: sb }],
+      gpu: (a, b) => nn.mul(a, b),
+      ref: broadcastRef((a, b) => a * b, sa, sb),
+    });
+  }
+});

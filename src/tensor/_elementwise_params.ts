@@ -1,8 +1,8 @@
-// The integer block of shaders/elementwise.wgsl's Params: [n, rank, pad, pad, shape[8],
-// strides_a[8], strides_b[8]]; the float params p0, p1 follow it.
+// The integer block of shaders/elementwise.wgsl's Params: [n, rank, inner, n_segs, inner_a,
+// inner_b, pad, pad, shape[8], strides_a[8], strides_b[8]]; the float params p0, p1 follow it.
 
 /** Number of integer slots before the float params. */
-export const ELEMENTWISE_INTS = 28;
+export const ELEMENTWISE_INTS = 32;
 
 /** The integer block for a plain 1-D range of `n` items. */
 export function rangeInts(n: number): number[] {

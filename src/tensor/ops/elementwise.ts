@@ -11,6 +11,8 @@ import { sumTo } from "./reduce.ts";
 import { rangeInts } from "../_elementwise_params.ts";
 
 const MAX_RANK = 8;
+/** Elements per invocation along the innermost axis in broadcasting kernels (SEG in the shader). */
+const SEG = 32;
 
 interface UnaryDef {
   expr: string;
@@ -168,38 +170,86 @@ const BINARY = {
   minimum: { expr: "min(a, b)", da: "select(0.0, 1.0, a <= b)", db: "select(0.0, 1.0, a > b)" },
 } satisfies Record<string, BinaryDef>;
 
-function runBinary(name: string, def: BinaryDef, a: Tensor, b: Tensor): Tensor {
-  const outShape = broadcastShapes(a.shape, b.shape);
-  if (outShape.length > MAX_RANK) throw new RangeError(`${name}: rank above ${MAX_RANK}`);
-  const out = empty(outShape);
+/** How a binary op is launched: entry points, parameters and grid. */
+interface BinaryPlan {
+  outShape: number[];
+  forward: string;
+  backward: string;
+  ints: number[];
+  workgroups: [number, number];
+}
+
+function planBinary(a: Shape, b: Shape): BinaryPlan {
+  const outShape = broadcastShapes(a, b);
+  if (outShape.length > MAX_RANK) throw new RangeError(`rank above ${MAX_RANK}: [${outShape}]`);
+  const size = outShape.reduce((p, d) => p * d, 1);
+  if (a.join() === b.join()) {
+    return {
+      outShape,
+      forward: "binary_same",
+      backward: "binary_grad_same",
+      ints: rangeInts(size),
+      workgroups: grid1d(size, 256),
+    };
+  }
+  // Innermost axis in segments; up to 7 outer axes split once per segment (see the shader).
   const rank = outShape.length;
-  const ints = (): number[] => {
-    const sa = broadcastStrides(a.shape, outShape);
-    const sb = broadcastStrides(b.shape, outShape);
-    const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-    return [out.size, rank, 0, 0, ...pad(outShape), ...pad(sa), ...pad(sb)];
+  const sa = broadcastStrides(a, outShape);
+  const sb = broadcastStrides(b, outShape);
+  const inner = outShape[rank - 1];
+  const nSegs = Math.ceil(inner / SEG);
+  const rows = inner === 0 ? 0 : size / inner;
+  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+  const n = rows * nSegs;
+  return {
+    outShape,
+    forward: "binary",
+    backward: "binary_grad",
+    ints: [
+      n,
+      rank - 1,
+      inner,
+      nSegs,
+      sa[rank - 1],
+      sb[rank - 1],
+      0,
+      0,
+      ...pad(outShape.slice(0, -1)),
+      ...pad(sa.slice(0, -1)),
+      ...pad(sb.slice(0, -1)),
+    ],
+    workgroups: grid1d(n, 64),
   };
-  const [gx, gy] = grid1d(out.size, 256);
+}
+
+function runBinary(name: string, def: BinaryDef, a: Tensor, b: Tensor): Tensor {
+  let plan: BinaryPlan;
+  try {
+    plan = planBinary(a.shape, b.shape);
+  } catch (e) {
+    throw new RangeError(`${name}: ${(e as Error).message}`);
+  }
+  const out = empty(plan.outShape);
   dispatch({
     op: name,
     shader: "elementwise",
-    entry: "binary",
+    entry: plan.forward,
     defines: { BEXPR: def.expr },
-    ints: ints(),
+    ints: plan.ints,
     buffers: [a.buffer, b.buffer, out.buffer],
-    workgroups: [gx, gy],
+    workgroups: plan.workgroups,
   });
   return record(out, name, [a, b], (g) => {
-    const ga = empty(outShape);
-    const gb = empty(outShape);
+    const ga = empty(plan.outShape);
+    const gb = empty(plan.outShape);
     dispatch({
       op: `${name}.backward`,
       shader: "elementwise",
-      entry: "binary_grad",
+      entry: plan.backward,
       defines: { DA: def.da, DB: def.db },
-      ints: ints(),
+      ints: plan.ints,
       buffers: [a.buffer, b.buffer, g.buffer, ga.buffer, gb.buffer],
-      workgroups: [gx, gy],
+      workgroups: plan.workgroups,
     });
     return [reduceTo(ga, a.shape), reduceTo(gb, b.shape)];
   });
