@@ -248,12 +248,13 @@ fn conv_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
 // ---------------------------------------------------------------------------------------------
 // Direct 3-tap-wide convolution (KW = 3, PW = 1, SW = 1 or 2; any KH, SH, PH), W and OW
 // multiples of 4. Each invocation computes 16 consecutive output pixels of one row for 8 output
-// channels. Per (ci, ky) it loads the input row segment those pixels need as aligned vec4s
+// channels (4 with CB = 4). Per (ci, ky) it loads the input row segment those pixels need as aligned vec4s
 // (6 for stride 1, 9 for stride 2) and derives the three taps' operands by swizzling, and it
 // loads the 8 channels' three weights as one vec4 each from a packed copy of the weights
 // (pack_w3): 14 or 17 vec4 loads per 384 FMAs.
 
 const SW2: bool = {{SW2|false}}; // conv_win: horizontal stride 2 (else 1)
+const CB: u32 = {{CB|8}}u; // conv_win: output channels per invocation, 4 or 8
 
 // Packed weights (read from binding 1, written to binding 2): wp[(ci * KH + ky) * coutp + co] = (w[co, ci, ky, 0..2], 0), zero for the padded
 // channels co >= cout. With flip (params.chunk = 1), w is read as the weights of the transposed
@@ -315,7 +316,7 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let ox0 = (g % owg) * 16u;
   let oy = (g / owg) % params.oh;
   let b = g / (owg * params.oh);
-  let co0 = wid.y * 8u;
+  let co0 = wid.y * CB;
   let coutp = (params.cout + 7u) / 8u * 8u;
   let hw = params.h * params.w;
   // Input column of window element 0, relative to which the vec4s are loaded.
@@ -374,6 +375,7 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
       c1 = taps3(c1, wt4[wb + 1u], b0, b1, b2);
       c2 = taps3(c2, wt4[wb + 2u], b0, b1, b2);
       c3 = taps3(c3, wt4[wb + 3u], b0, b1, b2);
+      if (CB == 4u) { continue; }
       c4 = taps3(c4, wt4[wb + 4u], b0, b1, b2);
       c5 = taps3(c5, wt4[wb + 5u], b0, b1, b2);
       c6 = taps3(c6, wt4[wb + 6u], b0, b1, b2);
@@ -386,6 +388,7 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   store16(obase, co0 + 1u, ox0, c1);
   store16(obase, co0 + 2u, ox0, c2);
   store16(obase, co0 + 3u, ox0, c3);
+  if (CB == 4u) { return; }
   store16(obase, co0 + 4u, ox0, c4);
   store16(obase, co0 + 5u, ox0, c5);
   store16(obase, co0 + 6u, ox0, c6);

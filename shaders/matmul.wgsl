@@ -23,7 +23,7 @@
 //   A_TRANS, B_TRANS   storage transposed (used by mode 2)
 //   C_VEC         N % 4 == 0 (vec4 stores)
 //   K4            K % 4 == 0 (no bounds checks along k)
-//   BIAS          add bias[n] to every row
+//   BIAS          0: none; 1: add bias[n] to every row; 2: add bias[m] to every column
 //
 // Storage is bound as arrays of vec4 (sizes are rounded up by the buffer pool); a scalar element
 // i is x[i >> 2][i & 3]. Batch offsets are in elements and must be multiples of 4 in modes 0/1.
@@ -54,7 +54,7 @@ const A_TRANS: bool = {{A_TRANS|false}};
 const B_TRANS: bool = {{B_TRANS|false}};
 const C_VEC: bool = {{C_VEC|false}};
 const K4: bool = {{K4|false}}; // K % 4 == 0: no k-quad runs past the end
-const BIAS: bool = {{BIAS|false}};
+const BIAS: u32 = {{BIAS|0}}u;
 
 fn lda(i: u32) -> f32 {
   return a4[i >> 2u][i & 3u];
@@ -138,7 +138,9 @@ fn store_row(coff: u32, m: u32, n0: u32, acc: mat4x4<f32>) {
   for (var c = 0u; c < 4u; c++) {
     let n = n0 + 4u * c;
     var v = acc[c];
-    if (BIAS) {
+    if (BIAS == 2u) {
+      v += vec4<f32>(bias[m]);
+    } else if (BIAS == 1u) {
       v += vec4<f32>(bias[min(n, N - 1u)], bias[min(n + 1u, N - 1u)], bias[min(n + 2u, N - 1u)], bias[min(n + 3u, N - 1u)]);
     }
     let o = coff + m * N + n;

@@ -65,6 +65,13 @@ const CASES: Case[] = [
   { ...base, cout: 3, kh: 3, kw: 2, stride: [2, 1], padding: [0, 1] }, // per-axis options
   { n: 1, cin: 1, h: 6, w: 9, cout: 10, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
   { n: 2, cin: 4, h: 8, w: 8, cout: 12, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },
+  // widths multiples of 4: the window kernel (forward, and input gradient at stride 1)
+  { n: 2, cin: 3, h: 5, w: 12, cout: 5, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
+  { n: 1, cin: 2, h: 9, w: 8, cout: 3, kh: 5, kw: 3, stride: [2, 1], padding: [2, 1] },
+  { n: 2, cin: 2, h: 6, w: 8, cout: 3, kh: 3, kw: 3, stride: [1, 2], padding: [0, 1] },
+  // 1x1: a batched GEMM (aligned and not), and strided / padded 1x1 on the general kernels
+  { n: 2, cin: 8, h: 4, w: 6, cout: 12, kh: 1, kw: 1, stride: [1, 1], padding: [0, 0] },
+  { ...base, cout: 4, kh: 1, kw: 1, stride: [2, 2], padding: [1, 1] },
 ];
 
 function describe(c: Case): string {

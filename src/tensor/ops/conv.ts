@@ -7,6 +7,7 @@
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, record, type Shape, type Tensor } from "../tensor.ts";
+import { gemm } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 
 /** A size given once for both axes or as [height, width]. */
@@ -115,18 +116,52 @@ function windowConv(
 ): void {
   const groups = g.nb * g.oh * Math.ceil(g.ow / 16);
   const wg = 8;
+  // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
+  const cb = g.cout <= 4 ? 4 : 8;
   dispatch({
     op,
     shader: "conv2d",
     entry: "conv_win",
-    defines: { KH: g.kh, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), WG: wg, BIAS: String(!!b) },
+    defines: {
+      KH: g.kh,
+      SH: g.sh,
+      PH: g.ph,
+      SW2: String(g.sw === 2),
+      CB: cb,
+      WG: wg,
+      BIAS: String(!!b),
+    },
     ints: ints(g),
     buffers: [x.buffer, packed.buffer, out.buffer, (b ?? out).buffer],
-    workgroups: [Math.ceil(groups / wg), Math.ceil(g.cout / 8)],
+    workgroups: [Math.ceil(groups / wg), Math.ceil(g.cout / cb)],
   });
 }
 
+/** A 1x1 convolution with stride 1 and no padding is a batched GEMM over the pixels. */
+function pointwise(g: Geometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+}
+
 function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tensor {
+  if (pointwise(g)) {
+    // y[b] = w [Cout, Cin] x[b] [Cin, H*W] + bias on the rows
+    return gemm({
+      op: "conv2d",
+      a: w,
+      transA: false,
+      b: x,
+      transB: false,
+      m: g.cout,
+      n: g.h * g.w,
+      k: g.cin,
+      batch: g.nb,
+      aBatched: false,
+      bBatched: true,
+      bias: b,
+      biasRows: true,
+      outShape: [g.nb, g.cout, g.oh, g.ow],
+    });
+  }
   const out = empty([g.nb, g.cout, g.oh, g.ow]);
   if (windowed(g)) {
     const packed = packWeights(w, g, false);
@@ -149,6 +184,44 @@ function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tens
 }
 
 function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
+  if (pointwise(g)) {
+    // dx[b] = w^T dy[b]
+    return gemm({
+      op: "conv2d.backward_input",
+      a: w,
+      transA: true,
+      b: dy,
+      transB: false,
+      m: g.cin,
+      n: g.h * g.w,
+      k: g.cout,
+      batch: g.nb,
+      aBatched: false,
+      bBatched: true,
+      outShape: [g.nb, g.cin, g.h, g.w],
+    });
+  }
+  if (g.sh === 1 && g.sw === 1 && g.ph <= g.kh - 1) {
+    // Stride 1: dx is the convolution of dy with the flipped, transposed kernel and padding
+    // KH-1-PH (KW-1-PW = 1 horizontally), which the window kernel runs.
+    const t: Geometry = {
+      ...g,
+      cin: g.cout,
+      h: g.oh,
+      w: g.ow,
+      cout: g.cin,
+      ph: g.kh - 1 - g.ph,
+      oh: g.h,
+      ow: g.w,
+    };
+    if (windowed(t)) {
+      const packed = packWeights(w, g, true);
+      const dx = empty([g.nb, g.cin, g.h, g.w]);
+      windowConv("conv2d.backward_input", dy, packed, undefined, t, dx);
+      packed.dispose();
+      return dx;
+    }
+  }
   const dx = empty([g.nb, g.cin, g.h, g.w]);
   const npix = g.nb * g.h * g.w;
   const { rm, rn, wg } = tile(g.cin, npix);
@@ -165,6 +238,31 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
 }
 
 function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
+  if (pointwise(g)) {
+    // dw = sum over b of dy[b] x[b]^T
+    const per = gemm({
+      op: "conv2d.backward_weight",
+      a: dy,
+      transA: false,
+      b: x,
+      transB: true,
+      m: g.cout,
+      n: g.cin,
+      k: g.h * g.w,
+      batch: g.nb,
+      aBatched: true,
+      bBatched: true,
+      outShape: [g.nb, g.cout, g.cin, 1, 1],
+    });
+    if (g.nb === 1) {
+      const r = per.reshape([g.cout, g.cin, 1, 1]);
+      per.dispose();
+      return r;
+    }
+    const dw = sum(per, { axes: 0 });
+    per.dispose();
+    return dw;
+  }
   const ncol = g.cin * g.kh * g.kw;
   const total = g.nb * g.oh * g.ow;
   const { rm, rn, wg } = tile(g.cout, ncol);

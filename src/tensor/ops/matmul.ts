@@ -20,7 +20,8 @@ export interface MatmulOptions {
 }
 
 /** One GEMM launch: C[z] = op(A[z]) op(B[z]) (+ bias), z < batch. */
-interface GemmSpec {
+export interface GemmSpec {
+  /** Name for error messages. */
   op: string;
   a: Tensor;
   b: Tensor;
@@ -33,7 +34,10 @@ interface GemmSpec {
   /** Whether A / B hold one matrix per batch (else one matrix broadcast to all). */
   aBatched: boolean;
   bBatched: boolean;
+  /** Added to every row (length N), or to every column (length M) with `biasRows`. */
   bias?: Tensor;
+  biasRows?: boolean;
+  /** Shape of the output tensor (M*N*batch elements). */
   outShape: Shape;
 }
 
@@ -43,8 +47,19 @@ const RN = 16;
 
 const MAX_Z = 65535;
 
-/** Runs the GEMM kernel into a new tensor (no gradient recording). */
-function gemm(s: GemmSpec): Tensor {
+/**
+ * Runs the GEMM kernel into a new tensor, without recording a gradient (a building block for
+ * ops such as 1x1 convolutions).
+ *
+ * @example
+ * ```ts
+ * import { gemm } from "./matmul.ts";
+ * // y[b] = w [M,K] * x[b] [K,N] for every b, plus bias[m] on row m
+ * const y = gemm({ op: "conv1x1", a: w, transA: false, b: x, transB: false, m, n, k, batch,
+ *   aBatched: false, bBatched: true, bias, biasRows: true, outShape: [batch, m, n] });
+ * ```
+ */
+export function gemm(s: GemmSpec): Tensor {
   const { m, n, k, batch } = s;
   const out = empty(s.outShape);
   if (out.size === 0) return out;
@@ -53,7 +68,7 @@ function gemm(s: GemmSpec): Tensor {
     const zeros = full(s.outShape, 0);
     out.dispose();
     if (!s.bias) return zeros;
-    const r = add(zeros, s.bias);
+    const r = add(zeros, s.biasRows ? s.bias.reshape([s.m, 1]) : s.bias);
     zeros.dispose();
     return r;
   }
@@ -69,7 +84,7 @@ function gemm(s: GemmSpec): Tensor {
     B_TRANS: String(s.transB),
     C_VEC: String(n % 4 === 0),
     K4: String(k % 4 === 0),
-    BIAS: String(!!s.bias),
+    BIAS: s.bias ? (s.biasRows ? 2 : 1) : 0,
   };
   const gx = Math.ceil(n / (RN * wg));
   const gy = Math.ceil(m / RM);
