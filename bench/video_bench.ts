@@ -56,10 +56,30 @@ async function setup(): Promise<Setup> {
   const frames = await readVideo(ffv1);
   const bytes = new Uint8Array(paddedBytes(FRAMES * H * W * 3));
   bytes.set(await packFrames(frames, 0, FRAMES));
+  await Deno.writeFile(path.join(dir, "raw.rgb"), bytes.subarray(0, FRAMES * H * W * 3));
   return { dir, ffv1, x264, frames, bytes };
 }
 
 type Case = [string, (s: Setup) => Promise<unknown>];
+
+/** ffmpeg by itself, for comparison: decode to rgb24 into a null sink. */
+const ffmpegDecode = (file: string) => ffmpeg(["-i", file, "-f", "null", "-pix_fmt", "rgb24", "-"]);
+/** ffmpeg by itself: encode from an rgb24 file. */
+const ffmpegEncode = (s: Setup, codec: string[], out: string) =>
+  ffmpeg([
+    "-f",
+    "rawvideo",
+    "-pix_fmt",
+    "rgb24",
+    "-s",
+    `${W}x${H}`,
+    "-framerate",
+    "25",
+    "-i",
+    path.join(s.dir, "raw.rgb"),
+    ...codec,
+    path.join(s.dir, out),
+  ]);
 
 const CASES: Case[] = [
   ["decode ffv1 (GPU unpack)", async (s) => (await readVideo(s.ffv1)).dispose()],
@@ -67,6 +87,8 @@ const CASES: Case[] = [
     (await readVideo(s.ffv1, { convertOn: "cpu" })).dispose();
   }],
   ["decode x264-420 (GPU unpack)", async (s) => (await readVideo(s.x264)).dispose()],
+  ["ffmpeg alone: decode ffv1 to rgb24 (null sink)", (s) => ffmpegDecode(s.ffv1)],
+  ["ffmpeg alone: decode x264-420 to rgb24 (null sink)", (s) => ffmpegDecode(s.x264)],
   ["unpack only, GPU (upload + kernel)", async (s) => {
     const t = unpackFrames(s.bytes, FRAMES, H, W, "gpu");
     await syncGpu();
@@ -79,6 +101,19 @@ const CASES: Case[] = [
   }],
   ["pack only, GPU (kernel + read back)", (s) => packFrames(s.frames, 0, FRAMES)],
   ["pack only, CPU (read back + quantise)", (s) => packFrames(s.frames, 0, FRAMES, { on: "cpu" })],
+  [
+    "ffmpeg alone: encode ffv1 from an rgb24 file",
+    (s) =>
+      ffmpegEncode(
+        s,
+        ["-c:v", "ffv1", "-level", "3", "-slicecrc", "1", "-pix_fmt", "bgr0"],
+        "f.mkv",
+      ),
+  ],
+  [
+    "ffmpeg alone: encode x264-420 crf 18 from an rgb24 file",
+    (s) => ffmpegEncode(s, ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18"], "f.mp4"),
+  ],
   ["encode ffv1", (s) => writeVideo(path.join(s.dir, "o.mkv"), s.frames, { fps: 25 })],
   [
     "encode x264-444 qp 0 (libx264rgb, medium)",
@@ -90,13 +125,19 @@ const CASES: Case[] = [
   ],
 ];
 
+if (!allowed) {
+  console.error(
+    "video benches skipped: they need --allow-run and --allow-write (ffmpeg, temp files)",
+  );
+}
+
 let shared: Promise<Setup> | null = null;
 const getSetup = () => shared ??= setup();
 
 for (const [name, fn] of CASES) {
   Deno.bench({
     name: `${name}: ${FRAMES} frames ${H}x${W}`,
-    group: name.startsWith("decode") || name.startsWith("unpack") ? "decode" : "encode",
+    group: /decode|unpack/.test(name) ? "decode" : "encode",
     ignore: !allowed,
     n: 3,
     warmup: 1,
