@@ -52,7 +52,7 @@ interface Geometry {
   ow: number;
 }
 
-function defines(g: Geometry, rm: number, rn: number, wg: number, bias = false) {
+function defines(g: Geometry, wg: number, bias = false) {
   return {
     KH: g.kh,
     KW: g.kw,
@@ -60,19 +60,19 @@ function defines(g: Geometry, rm: number, rn: number, wg: number, bias = false) 
     SW: g.sw,
     PH: g.ph,
     PW: g.pw,
-    RM: rm,
-    RN: rn,
     WG: wg,
     BIAS: String(bias),
   };
 }
 
-/** Block sizes for a GEMM with `m` rows and `n` columns: rows RM, columns RN, WG lanes. */
-function tile(m: number, n: number): { rm: number; rn: number; wg: number } {
-  const rm = m <= 4 ? 4 : 8;
-  const rn = n <= 32 ? 4 : 8;
-  const wg = Math.max(1, Math.min(8, Math.ceil(n / rn)));
-  return { rm, rn, wg };
+/** Rows and columns of the output block of one invocation in the general kernels. */
+const RM = 8;
+const RN = 16;
+
+/** Workgroup size and counts for a GEMM with `m` rows and `n` columns. */
+function tile(m: number, n: number): { wg: number; gx: number; gy: number } {
+  const wg = Math.max(1, Math.min(8, Math.ceil(n / RN)));
+  return { wg, gx: Math.ceil(n / (RN * wg)), gy: Math.ceil(m / RM) };
 }
 
 function ints(g: Geometry, chunk = 0): number[] {
@@ -170,15 +170,15 @@ function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tens
     return out;
   }
   const npix = g.nb * g.oh * g.ow;
-  const { rm, rn, wg } = tile(g.cout, npix);
+  const { wg, gx, gy } = tile(g.cout, npix);
   dispatch({
     op: "conv2d",
     shader: "conv2d",
     entry: "conv_fwd",
-    defines: defines(g, rm, rn, wg, !!b),
+    defines: defines(g, wg, !!b),
     ints: ints(g),
     buffers: [x.buffer, w.buffer, out.buffer, (b ?? out).buffer],
-    workgroups: [Math.ceil(npix / (rn * wg)), Math.ceil(g.cout / rm)],
+    workgroups: [gx, gy],
   });
   return out;
 }
@@ -224,15 +224,15 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
   }
   const dx = empty([g.nb, g.cin, g.h, g.w]);
   const npix = g.nb * g.h * g.w;
-  const { rm, rn, wg } = tile(g.cin, npix);
+  const { wg, gx, gy } = tile(g.cin, npix);
   dispatch({
     op: "conv2d.backward_input",
     shader: "conv2d",
     entry: "conv_dx",
-    defines: defines(g, rm, rn, wg),
+    defines: defines(g, wg),
     ints: ints(g),
     buffers: [dy.buffer, w.buffer, dx.buffer],
-    workgroups: [Math.ceil(npix / (rn * wg)), Math.ceil(g.cin / rm)],
+    workgroups: [gx, gy],
   });
   return dx;
 }
@@ -265,9 +265,7 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   }
   const ncol = g.cin * g.kh * g.kw;
   const total = g.nb * g.oh * g.ow;
-  const { rm, rn, wg } = tile(g.cout, ncol);
-  const gx = Math.ceil(ncol / (rn * wg));
-  const gy = Math.ceil(g.cout / rm);
+  const { wg, gx, gy } = tile(g.cout, ncol);
   // Split the long reduction over pixels so that enough workgroups run; each split stays far
   // below lavapipe's 65535-iteration loop limit.
   const want = Math.max(1, Math.ceil(256 / (gx * gy)));
@@ -280,7 +278,7 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
     op: "conv2d.backward_weight",
     shader: "conv2d",
     entry: "conv_dw",
-    defines: defines(g, rm, rn, wg),
+    defines: defines(g, wg),
     ints: ints(g, chunk),
     buffers: [x.buffer, dy.buffer, partial.buffer],
     workgroups: [gx, gy, splits],
