@@ -18,7 +18,13 @@ import { empty, type Tensor, tensor } from "../tensor/tensor.ts";
 /** Where frames are converted. */
 export type ConvertOn = "gpu" | "cpu";
 
-/** Bytes to allocate for `bytes` of packed rgb24, padded for the unpack kernel (12-byte groups). */
+/** Bytes to allocate for `bytes` of packed rgb24, padded for the unpack kernel (12-byte groups). *
+ * @example
+ * ```ts
+ * import { paddedBytes } from "./_convert.ts";
+ * paddedBytes(15); // 24
+ * ```
+ */
 export function paddedBytes(bytes: number): number {
   return Math.max(12, Math.ceil(bytes / 12) * 12);
 }
@@ -42,6 +48,13 @@ function lut(): GPUBuffer {
 /**
  * Uploads `frames` frames of packed rgb24 (`data`, whose length is at least
  * `paddedBytes(frames*h*w*3)`) and returns them as a [frames,3,h,w] tensor.
+ *
+ * @example
+ * ```ts
+ * import { paddedBytes, unpackFrames } from "./_convert.ts";
+ * const bytes = new Uint8Array(paddedBytes(2 * 4 * 4 * 3));
+ * const frames = unpackFrames(bytes, 2, 4, 4); // [2,3,4,4]
+ * ```
  */
 export function unpackFrames(
   data: Uint8Array,
@@ -83,7 +96,13 @@ export function unpackFrames(
   return out;
 }
 
-/** CPU reference: packed rgb24 -> planar float32 values `q / 255`. */
+/** CPU reference: packed rgb24 -> planar float32 values `q / 255`. *
+ * @example
+ * ```ts
+ * import { rgb24ToPlanar } from "./_convert.ts";
+ * rgb24ToPlanar(new Uint8Array([255, 0, 51]), 1, 1, 1); // [1, 0, 0.2]
+ * ```
+ */
 export function rgb24ToPlanar(
   data: Uint8Array,
   frames: number,
@@ -116,7 +135,13 @@ function quantise(v: number): number {
   return Math.min(q, 255);
 }
 
-/** CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication. */
+/** CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication. *
+ * @example
+ * ```ts
+ * import { planarToRgb24 } from "./_convert.ts";
+ * planarToRgb24(new Float32Array([1, 0, 0.2]), 1, 1, 1); // [255, 0, 51]
+ * ```
+ */
 export function planarToRgb24(
   values: Float32Array,
   frames: number,
@@ -146,6 +171,12 @@ export function planarToRgb24(
 /**
  * Frames `t0 .. t0+count-1` of a [T,3,h,w] tensor as packed rgb24 bytes of size w2 x h2
  * (replicating the last column/row where larger), read back to the CPU.
+ *
+ * @example
+ * ```ts
+ * import { packFrames } from "./_convert.ts";
+ * const bytes = await packFrames(frames, 0, frames.shape[0]);
+ * ```
  */
 export async function packFrames(
   frames: Tensor,

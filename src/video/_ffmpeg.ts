@@ -32,6 +32,7 @@ export class VideoError extends Error {
   readonly frame: number | undefined;
   /** The tail of the tool's stderr, when a tool ran. */
   readonly stderr: string;
+  /** An error about `file`; `frame`, `stderr` and `cause` where known. */
   constructor(
     file: string,
     detail: string,
@@ -65,6 +66,7 @@ export class VideoError extends Error {
 export class FfmpegNotFoundError extends Error {
   /** "ffmpeg" or "ffprobe". */
   readonly tool: string;
+  /** `binary` (from the environment variable or PATH) could not be started, for `reason`. */
   constructor(tool: Tool, binary: string, reason: string, cause?: unknown) {
     const envVar = tool.toUpperCase();
     super(
@@ -86,6 +88,12 @@ export type Tool = "ffmpeg" | "ffprobe";
 /**
  * The binary to run for a tool: the `FFMPEG` / `FFPROBE` environment variable when set (and
  * readable under the current permissions), else the bare name, which the OS finds on PATH.
+ *
+ * @example
+ * ```ts
+ * import { toolBinary } from "./_ffmpeg.ts";
+ * toolBinary("ffmpeg"); // "ffmpeg", or the value of FFMPEG
+ * ```
  */
 export function toolBinary(tool: Tool): string {
   try {
@@ -101,6 +109,12 @@ export function toolBinary(tool: Tool): string {
  * A path as an ffmpeg/ffprobe URL argument: the `file:` protocol prefix makes every path
  * literal (a leading dash is not an option, a colon is not a protocol, `%` is not a pattern
  * for the protocol layer).
+ *
+ * @example
+ * ```ts
+ * import { fileArg } from "./_ffmpeg.ts";
+ * fileArg("-clip.mp4"); // "file:-clip.mp4"
+ * ```
  */
 export function fileArg(p: string): string {
   return `file:${p}`;
@@ -112,6 +126,12 @@ const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tif
  * Input arguments for a file: `-f image2 -pattern_type none` for still images (so that `%` in
  * the name is literal, not a frame-number pattern), then `-i file:<path>`-style literal path.
  * For ffprobe pass `withI: false` (it takes the path without `-i`).
+ *
+ * @example
+ * ```ts
+ * import { inputArgs } from "./_ffmpeg.ts";
+ * inputArgs("a%d.png"); // ["-f", "image2", "-pattern_type", "none", "-i", "file:a%d.png"]
+ * ```
  */
 export function inputArgs(p: string, withI = true): string[] {
   const image = IMAGE_EXTENSIONS.has(path.extname(p).toLowerCase());
@@ -122,10 +142,24 @@ export function inputArgs(p: string, withI = true): string[] {
   ];
 }
 
-/** The fixed leading arguments of every ffmpeg run. */
+/** The fixed leading arguments of every ffmpeg run. *
+ * @example
+ * ```ts
+ * import { FFMPEG_BASE } from "./_ffmpeg.ts";
+ * const args = [...FFMPEG_BASE, "-i", "file:in.mkv", "-f", "null", "-"];
+ * ```
+ */
 export const FFMPEG_BASE = ["-nostdin", "-hide_banner", "-loglevel", "error"];
 
-/** Collects a process's stderr concurrently, keeping the tail. */
+/** Collects a process's stderr concurrently, keeping the tail. *
+ * @example
+ * ```ts
+ * import { StderrTail } from "./_ffmpeg.ts";
+ * const tail = new StderrTail(child.stderr);
+ * await tail.done;
+ * console.log(tail.text());
+ * ```
+ */
 export class StderrTail {
   #chunks: Uint8Array[] = [];
   #bytes = 0;
@@ -206,6 +240,13 @@ function updateSignals(): void {
 /**
  * Spawns a tool with an argument array. stdout is piped or null; stdin piped or null; stderr is
  * always piped and drained at once.
+ *
+ * @example
+ * ```ts
+ * import { spawnTool } from "./_ffmpeg.ts";
+ * const p = spawnTool("ffmpeg", ["-version"], { stdout: "piped" });
+ * await p.child.status;
+ * ```
  */
 export function spawnTool(
   tool: Tool,
@@ -249,7 +290,13 @@ export function spawnTool(
   };
 }
 
-/** Runs a tool to completion, collecting stdout. */
+/** Runs a tool to completion, collecting stdout. *
+ * @example
+ * ```ts
+ * import { runTool } from "./_ffmpeg.ts";
+ * const { code, stdout } = await runTool("ffprobe", ["-version"]);
+ * ```
+ */
 export async function runTool(
   tool: Tool,
   args: string[],
@@ -263,7 +310,13 @@ export async function runTool(
   return { code: status.code, stdout: new Uint8Array(out), stderr: p.stderr.text() };
 }
 
-/** Throws a {@link VideoError} when `file` does not exist or is not a regular file. */
+/** Throws a {@link VideoError} when `file` does not exist or is not a regular file. *
+ * @example
+ * ```ts
+ * import { checkInputFile } from "./_ffmpeg.ts";
+ * await checkInputFile("clip.mkv"); // throws VideoError when missing
+ * ```
+ */
 export async function checkInputFile(file: string): Promise<void> {
   let info: Deno.FileInfo;
   try {
@@ -278,6 +331,12 @@ export async function checkInputFile(file: string): Promise<void> {
 /**
  * A temporary path beside `target` (same folder, so the final rename is atomic): a dot-name with
  * a random suffix, registered so that SIGINT/SIGTERM removes it.
+ *
+ * @example
+ * ```ts
+ * import { tempPathFor } from "./_ffmpeg.ts";
+ * tempPathFor("out/a.mkv"); // "out/.a.mkv.k3j2h1.tmp"
+ * ```
  */
 export function tempPathFor(target: string): string {
   const dir = path.dirname(target);
@@ -290,7 +349,15 @@ export function tempPathFor(target: string): string {
   return tmp;
 }
 
-/** Renames a finished temporary file onto its target and unregisters it. */
+/** Renames a finished temporary file onto its target and unregisters it. *
+ * @example
+ * ```ts
+ * import { commitTemp, tempPathFor } from "./_ffmpeg.ts";
+ * const tmp = tempPathFor("a.mkv");
+ * // ... write tmp ...
+ * await commitTemp(tmp, "a.mkv");
+ * ```
+ */
 export async function commitTemp(tmp: string, target: string): Promise<void> {
   try {
     await Deno.rename(tmp, target);
@@ -300,7 +367,13 @@ export async function commitTemp(tmp: string, target: string): Promise<void> {
   }
 }
 
-/** Removes a temporary file (ignoring one that is gone) and unregisters it. */
+/** Removes a temporary file (ignoring one that is gone) and unregisters it. *
+ * @example
+ * ```ts
+ * import { discardTemp, tempPathFor } from "./_ffmpeg.ts";
+ * await discardTemp(tempPathFor("a.mkv"));
+ * ```
+ */
 export async function discardTemp(tmp: string): Promise<void> {
   try {
     await Deno.remove(tmp);
@@ -309,7 +382,13 @@ export async function discardTemp(tmp: string): Promise<void> {
   updateSignals();
 }
 
-/** Checks that the folder of an output path exists, with an error naming the file. */
+/** Checks that the folder of an output path exists, with an error naming the file. *
+ * @example
+ * ```ts
+ * import { checkOutputDir } from "./_ffmpeg.ts";
+ * await checkOutputDir("out/a.mkv"); // throws VideoError when out/ is missing
+ * ```
+ */
 export async function checkOutputDir(file: string): Promise<void> {
   const dir = path.dirname(file);
   let info: Deno.FileInfo;
