@@ -12,11 +12,14 @@
 //   hyst      codes -> edge (strong, or weak with a strong 8-neighbour)
 //   dilate    edge -> its 3x3 maximum
 //   blur_rows dilated edge -> horizontal 7-tap Gaussian (the vertical taps are in combine)
-//   combine   p, bg, mg, blurred edges -> JND / 255 for model MODEL (0 chou-li, 1 namm,
-//             2 namm-st)
+//   complexity (wu2017) orientation labels -> distinct labels in 3x3
+//   combine   p, bg, mg, blurred edges (+ contrast, complexity) -> JND / 255 for model MODEL
+//             (0 chou-li, 1 namm, 2 namm-st, 3 wu2017)
 //
-// Specialisation: WGX, WGY (workgroup size), EDGES (features: also the Sobel outputs), MODEL,
-// G0..G3 (the normalised Gaussian weights at distance 0..3).
+// Specialisation: WGX, WGY (workgroup size), EDGES (features: also the Sobel outputs), WU
+// (features: also the wu2017 contrast and orientation label), WU_PASSED and WU_G2MIN (the
+// orientation-bin test and gradient threshold), MODEL, G0..G3 (the normalised Gaussian weights
+// at distance 0..3), CW0 and CW1 (the wu2017 3x3 complexity Gaussian).
 //
 // The order of every float operation that a comparison depends on (luma, bg, Sobel, ild) is
 // mirrored by the float32 steps of src/jnd/reference.ts; keep the two in step.
@@ -36,6 +39,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> b3: array<f32>;
 @group(0) @binding(4) var<storage, read_write> b4: array<f32>;
 @group(0) @binding(5) var<storage, read_write> b5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> b6: array<f32>;
+@group(0) @binding(7) var<storage, read_write> b7: array<f32>;
 
 const TAN_22_5: f32 = 0.41421356237309503;
 
@@ -138,7 +143,21 @@ fn store_b5(i: i32, nv: i32, v: vec4<f32>) {
   }
 }
 
-// features: b1 p -> b2 bg, b3 mg, b4 Sobel L1 magnitude, b5 sector (when EDGES is true).
+fn store_b6(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b6[i + j] = v[j]; }
+  }
+}
+
+fn store_b7(i: i32, nv: i32, v: vec4<f32>) {
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) { b7[i + j] = v[j]; }
+  }
+}
+
+// features: b1 p -> b2 bg, b3 mg, b4 Sobel L1 magnitude, b5 sector (when EDGES is true), and
+// for wu2017 (WU true) b6 luminance contrast (5x5 standard deviation) and b7 orientation label
+// (0..14, 15 for a smooth pixel).
 // Each invocation computes four horizontally adjacent pixels x0 .. x0 + 3 as the lanes of vec4
 // values (a 5x8 window instead of four 5x5 ones); q<row><col> is the window at offset (row - 2,
 // col - 2) for all four lanes, centre q22. Per lane the arithmetic is the scalar formula, in the
@@ -158,7 +177,7 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   let a4 = row8(base + cy(y + 2) * w, x0);
   let q00 = tap0(a0); let q01 = tap1(a0); let q02 = tap2(a0); let q03 = tap3(a0); let q04 = tap4(a0);
   let q10 = tap0(a1); let q11 = tap1(a1); let q12 = tap2(a1); let q13 = tap3(a1); let q14 = tap4(a1);
-  let q20 = tap0(a2); let q21 = tap1(a2);                     let q23 = tap3(a2); let q24 = tap4(a2);
+  let q20 = tap0(a2); let q21 = tap1(a2); let q22 = tap2(a2); let q23 = tap3(a2); let q24 = tap4(a2);
   let q30 = tap0(a3); let q31 = tap1(a3); let q32 = tap2(a3); let q33 = tap3(a3); let q34 = tap4(a3);
   let q40 = tap0(a4); let q41 = tap1(a4); let q42 = tap2(a4); let q43 = tap3(a4); let q44 = tap4(a4);
   // Background luminance: weights B summed row by row, left to right (the reference's order).
@@ -208,6 +227,61 @@ fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
     sector = select(sector, vec4<f32>(1.0), ax <= TAN_22_5 * ay);
     sector = select(sector, vec4<f32>(0.0), ay <= TAN_22_5 * ax);
     store_b5(i, nv, sector);
+  }
+  if ({{WU|false}}) {
+    let mean = (q00 + q01 + q02 + q03 + q04 + q10 + q11 + q12 + q13 + q14 + q20 + q21 + q22 +
+      q23 + q24 + q30 + q31 + q32 + q33 + q34 + q40 + q41 + q42 + q43 + q44) / 25.0;
+    var ss = sq(q00 - mean) + sq(q01 - mean) + sq(q02 - mean) + sq(q03 - mean) + sq(q04 - mean);
+    ss = ss + sq(q10 - mean) + sq(q11 - mean) + sq(q12 - mean) + sq(q13 - mean) + sq(q14 - mean);
+    ss = ss + sq(q20 - mean) + sq(q21 - mean) + sq(q22 - mean) + sq(q23 - mean) + sq(q24 - mean);
+    ss = ss + sq(q30 - mean) + sq(q31 - mean) + sq(q32 - mean) + sq(q33 - mean) + sq(q34 - mean);
+    ss = ss + sq(q40 - mean) + sq(q41 - mean) + sq(q42 - mean) + sq(q43 - mean) + sq(q44 - mean);
+    store_b6(i, nv, sqrt(ss / 25.0));
+    // Prewitt (three times the gradient), in the order the reference mirrors.
+    var px = ((q13 + q23) + q33) - ((q11 + q21) + q31);
+    var py = ((q31 + q32) + q33) - ((q11 + q12) + q13);
+    let g2 = px * px + py * py;
+    // Fold the direction into the upper half-plane (orientation mod 180 degrees).
+    let flip = py < vec4<f32>(0.0) | (py == vec4<f32>(0.0) & px < vec4<f32>(0.0));
+    px = select(px, -px, flip);
+    py = select(py, -py, flip);
+    let zero = vec4<f32>(0.0);
+    let one = vec4<f32>(1.0);
+    // Boundaries passed (gy cos b > gx sin b for b = 6, 18, .., 174 degrees), from src/jnd/mod.ts.
+    let passed = {{WU_PASSED|zero}};
+    let bin = select(passed, zero, passed == vec4<f32>(15.0));
+    store_b7(i, nv, select(bin, vec4<f32>(15.0), g2 < vec4<f32>({{WU_G2MIN|225.0}})));
+  }
+}
+
+fn sq(v: vec4<f32>) -> vec4<f32> {
+  return v * v;
+}
+
+// complexity: b1 labels -> b2 pattern complexity count: the number of distinct labels in the
+// 3x3 neighbourhood, 1 when the centre is smooth (label 15).
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn complexity(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let x0 = i32(gid.x) * 4;
+  let y = i32(gid.y);
+  let f = i32(gid.z);
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
+  let w = params.w;
+  let base = f * w * params.h;
+  let nv = lane_count(x0);
+  for (var j = 0; j < 4; j++) {
+    if (j < nv) {
+      let x = x0 + j;
+      var mask = 0u;
+      for (var dy = -1; dy <= 1; dy++) {
+        let row = base + cy(y + dy) * w;
+        for (var dx = -1; dx <= 1; dx++) {
+          mask = mask | (1u << u32(b1[row + cx(x + dx)]));
+        }
+      }
+      let centre = b1[base + y * w + x];
+      b2[base + y * w + x] = select(f32(countOneBits(mask)), 1.0, centre == 15.0);
+    }
   }
 }
 
@@ -353,8 +427,16 @@ fn at4_b4(r: i32, x0: i32) -> vec4<f32> {
   return vec4<f32>(b4[r + cx(x0)], b4[r + cx(x0 + 1)], b4[r + cx(x0 + 2)], b4[r + cx(x0 + 3)]);
 }
 
-// combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li) -> b5 JND
-// [T,H,W] / 255. params.frames = output frames T; the map frame of output f is f + has_prev.
+fn at4_b6(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b6[r + cx(x0)], b6[r + cx(x0 + 1)], b6[r + cx(x0 + 2)], b6[r + cx(x0 + 3)]);
+}
+
+fn at4_b7(r: i32, x0: i32) -> vec4<f32> {
+  return vec4<f32>(b7[r + cx(x0)], b7[r + cx(x0 + 1)], b7[r + cx(x0 + 2)], b7[r + cx(x0 + 3)]);
+}
+
+// combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li), b6 contrast and
+// b7 complexity count (wu2017 only) -> b5 JND [T,H,W] / 255. MODEL 3 is wu2017. params.frames = output frames T; the map frame of output f is f + has_prev.
 @compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
 fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
@@ -374,6 +456,25 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   var jnd: vec4<f32>;
   if ({{MODEL|1}} == 0) {
     jnd = max(tl, alpha * mg + beta);
+  } else if ({{MODEL|1}} == 3) {
+    // wu2017: b6 luminance contrast, b7 complexity count (smoothed here by a 3x3 Gaussian).
+    let s = GW3 * at4_b4(base + cy(y - 3) * w, x0) + GW2 * at4_b4(base + cy(y - 2) * w, x0) +
+      GW1 * at4_b4(base + cy(y - 1) * w, x0) + GW0 * at4_b4(row, x0) +
+      GW1 * at4_b4(base + cy(y + 1) * w, x0) + GW2 * at4_b4(base + cy(y + 2) * w, x0) +
+      GW3 * at4_b4(base + cy(y + 3) * w, x0);
+    let wt = 1.0 - 0.95 * s;
+    var pc = vec4<f32>(0.0);
+    for (var dy = -1; dy <= 1; dy++) {
+      let r = base + cy(y + dy) * w;
+      let rs = {{CW1|0.0}} * at4_b7(r, x0 - 1) + {{CW0|0.0}} * at4_b7(r, x0) +
+        {{CW1|0.0}} * at4_b7(r, x0 + 1);
+      pc = pc + select({{CW1|0.0}}, {{CW0|0.0}}, dy == 0) * rs;
+    }
+    let cl = at4_b6(row, x0);
+    let lc = 1.84 * pow(cl, vec4<f32>(2.4)) / (cl * cl + 676.0);
+    let ct = 0.3 * pow(pc, vec4<f32>(2.7)) / (pc * pc + 1.0);
+    let vm = max(lc, cl * ct * wt);
+    jnd = tl + vm - 0.3 * min(tl, vm);
   } else {
     // Vertical 7-tap Gaussian of the row-blurred edge map.
     let s = GW3 * at4_b4(base + cy(y - 3) * w, x0) + GW2 * at4_b4(base + cy(y - 2) * w, x0) +

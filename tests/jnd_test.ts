@@ -87,12 +87,15 @@ Deno.test("jnd: flat fields on the GPU give T_l (chou-li) and the NAMM combinati
   const shape: [number, number, number, number] = [FLAT_TL.length, 3, h, w];
   const chou = await gpuLevels(frames, shape, "chou-li");
   const namm = await gpuLevels(frames, shape, "namm");
+  const wu = await gpuLevels(frames, shape, "wu2017");
   FLAT_TL.forEach(([v, tl], t) => {
     const tt = Math.max(0, 0.5 - 0.01 * v); // mg = 0 and W = 1 on a flat field
     const expectNamm = tl + tt - 0.3 * Math.min(tl, tt);
     for (let i = t * h * w; i < (t + 1) * h * w; i++) {
       assert(Math.abs(chou[i] - tl) < 1e-3, `chou-li flat ${v}: ${chou[i]}, expected ${tl}`);
       assert(Math.abs(namm[i] - expectNamm) < 1e-3, `namm flat ${v}: ${namm[i]}`);
+      // No contrast, so no visual masking: wu2017 is the luminance adaptation alone.
+      assert(Math.abs(wu[i] - tl) < 1e-3, `wu2017 flat ${v}: ${wu[i]}, expected ${tl}`);
     }
   });
 });
@@ -160,6 +163,37 @@ Deno.test("jnd: vertical step edge (analytic mg and bg, edge protection, referen
   const ref = jndReference(frames, shape, { model: "namm" });
   assertLevelsClose(namm, ref.jnd, "step edge namm");
   assert(ref.edges[s] === 1 && ref.edges[0] === 0, "the reference marks the step as an edge");
+});
+
+Deno.test("jnd: wu2017 masks less in a regular pattern than in a disordered one", async () => {
+  // Same luminance contrast (a 24-level step, weak for the edge detector): vertical stripes (one
+  // orientation) and random dots around grey.
+  const [h, w] = [24, 28];
+  const n = h * w;
+  const r = rng(RUN_SEED + 5);
+  const frames = new Float64Array(2 * 3 * n);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const stripe = (x % 4 < 2 ? 116 : 140) / 255;
+      const dots = (r.uniform() < 0.5 ? 116 : 140) / 255;
+      for (let c = 0; c < 3; c++) {
+        frames[c * n + y * w + x] = Math.fround(stripe);
+        frames[(3 + c) * n + y * w + x] = Math.fround(dots);
+      }
+    }
+  }
+  const shape: [number, number, number, number] = [2, 3, h, w];
+  const gpu = await gpuLevels(frames, shape, "wu2017");
+  assertLevelsClose(gpu, jndReference(frames, shape, { model: "wu2017" }).jnd, "wu2017 patterns");
+  const interior = (f: number) => {
+    let s = 0;
+    let k = 0;
+    for (let y = 4; y < h - 4; y++) {
+      for (let x = 4; x < w - 4; x++, k++) s += gpu[f * n + y * w + x];
+    }
+    return s / k;
+  };
+  assert(interior(1) > 2 * interior(0), `disordered ${interior(1)} vs regular ${interior(0)}`);
 });
 
 Deno.test("jnd: constant frames give constant maps", async () => {

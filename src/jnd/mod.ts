@@ -21,12 +21,14 @@
  * 5. the model: `chou-li` = `max(T_l, alpha(bg) mg + beta(bg))`; `namm` =
  *    `T_l + T_t - 0.3 min(T_l, T_t)` with `T_t = max(0, alpha(bg) mg W + beta(bg))`; `namm-st` =
  *    `namm` times the temporal factor `f(ild)`, `ild = ((p_t - p_{t-1}) + (bg_t - bg_{t-1})) / 2`
- *    (frame 0 uses `options.previous` when given, else `f = 1`).
+ *    (frame 0 uses `options.previous` when given, else `f = 1`); `wu2017` (Wu et al. 2017) =
+ *    `LA + VM - 0.3 min(LA, VM)` with `VM = max(LC, PM)`: contrast masking `LC` from the 5x5
+ *    standard deviation of luma, pattern masking `PM` from it, the pattern complexity of local
+ *    orientations (Prewitt, 15 bins of 12 degrees) and the NAMM edge weight `W` (details in
+ *    `WU2017`, src/jnd/models.ts).
  *
  * The JND is a constant to the attack: it is computed from the clean frames and no gradient
  * flows through it (the result never requires a gradient, whatever its input does).
- *
- * Wu et al. 2017 (pattern complexity) is not implemented yet.
  *
  * @example
  * ```ts
@@ -43,12 +45,15 @@
 import { dispatch } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import {
+  complexityWeights,
   DEFAULT_EDGE_HIGH,
   DEFAULT_EDGE_LOW,
   DEFAULT_JND_MODEL,
   gaussianWeights,
   JND_MODELS,
   type JndModel,
+  orientationBoundaries,
+  WU2017,
 } from "./models.ts";
 
 export {
@@ -58,11 +63,12 @@ export {
   DEFAULT_VIDEO_JND_MODEL,
   JND_MODELS,
   type JndModel,
+  WU2017,
 } from "./models.ts";
 
 /** Options of {@link computeJnd}. */
 export interface ComputeJndOptions {
-  /** The model: `chou-li`, `namm` (default) or `namm-st` (the default for video). */
+  /** The model: `chou-li`, `namm` (default), `namm-st` (the default for video) or `wu2017`. */
   model?: JndModel;
   /**
    * The frame before `frames[0]`, `[3, H, W]` or `[1, 3, H, W]`, so that `namm-st` has a temporal
@@ -77,7 +83,31 @@ export interface ComputeJndOptions {
 
 const WG_X = 8;
 const WG_Y = 8;
-const MODEL_CODE: Record<JndModel, number> = { "chou-li": 0, "namm": 1, "namm-st": 2 };
+const MODEL_CODE: Record<JndModel, number> = { "chou-li": 0, "namm": 1, "namm-st": 2, "wu2017": 3 };
+
+/** A WGSL f32 literal that rounds to exactly the float32 value `v`. */
+function f32Literal(v: number): string {
+  return `(${Math.fround(v).toPrecision(9)})`;
+}
+
+/**
+ * wu2017 specialisation: the orientation-bin test as one expression (boundaries passed, per
+ * lane) with float32 constants identical to the reference's, the squared-gradient threshold in
+ * Prewitt-sum units, and the 3x3 complexity Gaussian.
+ */
+function wuDefines(): Record<string, string> {
+  const passed = orientationBoundaries().map((b) =>
+    `select(zero, one, py * ${f32Literal(b.cos)} > px * ${f32Literal(b.sin)})`
+  ).join(" + ");
+  const cw = complexityWeights();
+  return {
+    WU: "true",
+    WU_PASSED: passed,
+    WU_G2MIN: f32Literal((3 * WU2017.gradientMin) ** 2),
+    CW0: f32Literal(cw[1]),
+    CW1: f32Literal(cw[0]),
+  };
+}
 
 /**
  * JND maps of RGB frames: `[T, 3, H, W]` in [0, 1] to `[T, 1, H, W]` in levels / 255. The result
@@ -134,7 +164,12 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
   const mg = empty([tm, h, w]);
   const mag = empty(edgesOn ? [tm, h, w] : [1]);
   const sector = empty(edgesOn ? [tm, h, w] : [1]);
-  const temps = [p, bg, mg, mag, sector];
+  const wu = model === "wu2017";
+  const wuDefs = wu ? wuDefines() : {};
+  const contrast = empty(wu ? [tm, h, w] : [1]);
+  const label = empty(wu ? [tm, h, w] : [1]);
+  const count = empty(wu ? [tm, h, w] : [1]);
+  const temps = [p, bg, mg, mag, sector, contrast, label, count];
   try {
     dispatch({
       op: "jnd.luma",
@@ -149,13 +184,33 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       op: "jnd.features",
       shader: "jnd",
       entry: "features",
-      defines: { EDGES: edgesOn ? "true" : "false" },
+      defines: { EDGES: edgesOn ? "true" : "false", ...wuDefs },
       ints: mapInts,
       floats,
-      // Without edges, mag and sector are 1-element placeholders the kernel never touches.
-      buffers: [p.buffer, bg.buffer, mg.buffer, mag.buffer, sector.buffer],
+      // Outputs a model does not need are 1-element placeholders the kernel never touches.
+      buffers: [
+        p.buffer,
+        bg.buffer,
+        mg.buffer,
+        mag.buffer,
+        sector.buffer,
+        contrast.buffer,
+        label.buffer,
+      ],
       workgroups: groups(tm),
     });
+    if (wu) {
+      dispatch({
+        op: "jnd.complexity",
+        shader: "jnd",
+        entry: "complexity",
+        ints: mapInts,
+        floats,
+        buffers: [label.buffer, count.buffer],
+        workgroups: groups(tm),
+      });
+      label.dispose();
+    }
     let edgeMap = mag; // any buffer for chou-li (unused)
     if (edgesOn) {
       const code = empty([tm, h, w]);
@@ -214,10 +269,18 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       op: "jnd.combine",
       shader: "jnd",
       entry: "combine",
-      defines: { MODEL: MODEL_CODE[model], ...gauss },
+      defines: { MODEL: MODEL_CODE[model], ...gauss, ...(wu ? wuDefs : {}) },
       ints: [w, h, t, hasPrev],
       floats,
-      buffers: [p.buffer, bg.buffer, mg.buffer, edgeMap.buffer, out.buffer],
+      buffers: [
+        p.buffer,
+        bg.buffer,
+        mg.buffer,
+        edgeMap.buffer,
+        out.buffer,
+        contrast.buffer,
+        count.buffer,
+      ],
       workgroups: groups(t),
     });
   } catch (e) {

@@ -8,7 +8,7 @@
  */
 
 /** The JND models implemented on the GPU. */
-export const JND_MODELS = ["chou-li", "namm", "namm-st"] as const;
+export const JND_MODELS = ["chou-li", "namm", "namm-st", "wu2017"] as const;
 
 /**
  * A JND model:
@@ -16,6 +16,8 @@ export const JND_MODELS = ["chou-li", "namm", "namm-st"] as const;
  * - `namm`: Yang et al. 2005, `T_l + T_t - 0.3 * min(T_l, T_t)` with edge-protected texture
  *   masking `T_t = max(0, alpha(bg) * mg * W + beta(bg))`.
  * - `namm-st`: `namm` times the temporal masking factor of Chou and Chen 1996.
+ * - `wu2017`: Wu et al. 2017, luminance adaptation plus visual masking from luminance contrast
+ *   and pattern complexity (see {@link WU2017}).
  */
 export type JndModel = typeof JND_MODELS[number];
 
@@ -138,4 +140,71 @@ export function gaussianWeights(): number[] {
   }
   const s = w.reduce((a, b) => a + b, 0);
   return w.map((v) => v / s);
+}
+
+/**
+ * Constants of the `wu2017` model (Wu, Li, Dong, Shi, Lin and Kuo, "Enhanced just noticeable
+ * difference model for images with pattern complexity", IEEE TIP 26(6), 2017), as implemented
+ * here:
+ *
+ * - `LA = T_l(bg)` (the paper's luminance adaptation, Chou and Li's curve);
+ * - luminance contrast `C_l` = standard deviation of luma over the 5x5 window;
+ *   contrast masking `LC = 1.84 C_l^2.4 / (C_l^2 + 26^2)`;
+ * - orientation: Prewitt gradients of luma over the 3x3 window; a pixel is textured when
+ *   `|g| >= 5`; its orientation (mod 180 degrees) falls in one of 15 bins of 12 degrees centred
+ *   on multiples of 12 degrees; a smooth pixel gets a label of its own;
+ * - pattern complexity: the number of distinct labels in the 3x3 neighbourhood (1 when the
+ *   centre is smooth), smoothed by a 3x3 Gaussian (sigma 1): `P_c`; `C_t = 0.3 P_c^2.7 /
+ *   (P_c^2 + 1)`;
+ * - pattern masking `PM = C_l * C_t * W` with the NAMM edge weight `W` (the paper protects edges
+ *   with a Canny map too); `VM = max(LC, PM)`; `JND = LA + VM - 0.3 min(LA, VM)`.
+ *
+ * The official code's extras (a 0.7 scale of `LA`, brightening of dark backgrounds, zero
+ * contrast on a 2-pixel border) are not reproduced; borders replicate as everywhere else.
+ */
+export const WU2017 = {
+  contrastA: 0.115 * 16,
+  contrastB: 26,
+  gradientMin: 5,
+  bins: 15,
+  binDegrees: 12,
+  complexityA: 0.3,
+  complexityExp: 2.7,
+  complexityB: 1,
+  complexitySigma: 1,
+} as const;
+
+/**
+ * Sine and cosine (float32 values) of the orientation-bin boundaries `6 + 12k` degrees,
+ * k = 0..13: an orientation `phi` in [0, 180) is past boundary b when
+ * `gy * cos(b) > gx * sin(b)` (with `(gx, gy)` folded into the upper half-plane).
+ * Boundary 174 degrees is the wrap to bin 0 and is included as k = 14.
+ *
+ * @example
+ * ```ts
+ * import { orientationBoundaries } from "./models.ts";
+ * orientationBoundaries().length; // 15
+ * ```
+ */
+export function orientationBoundaries(): { sin: number; cos: number }[] {
+  const out: { sin: number; cos: number }[] = [];
+  for (let k = 0; k < WU2017.bins; k++) {
+    const b = ((WU2017.binDegrees / 2 + WU2017.binDegrees * k) * Math.PI) / 180;
+    out.push({ sin: Math.fround(Math.sin(b)), cos: Math.fround(Math.cos(b)) });
+  }
+  return out;
+}
+
+/**
+ * Normalised 3-tap Gaussian (sigma 1) of the `wu2017` complexity smoothing: `[w1, w0, w1]`.
+ *
+ * @example
+ * ```ts
+ * import { complexityWeights } from "./models.ts";
+ * complexityWeights()[1]; // about 0.452
+ * ```
+ */
+export function complexityWeights(): number[] {
+  const e = Math.exp(-1 / (2 * WU2017.complexitySigma ** 2));
+  return [e / (1 + 2 * e), 1 / (1 + 2 * e), e / (1 + 2 * e)];
 }

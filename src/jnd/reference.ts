@@ -15,6 +15,7 @@
 
 import {
   BG_WEIGHTS,
+  complexityWeights,
   DEFAULT_EDGE_HIGH,
   DEFAULT_EDGE_LOW,
   DEFAULT_JND_MODEL,
@@ -25,10 +26,12 @@ import {
   type JndModel,
   LUMA_WEIGHTS,
   luminanceAdaptation,
+  orientationBoundaries,
   TAN_22_5,
   temporalFactor,
   textureAlpha,
   textureBeta,
+  WU2017,
 } from "./models.ts";
 
 const fr = Math.fround;
@@ -93,8 +96,17 @@ function spatialStages(
   w: number,
   edgeLow: number,
   edgeHigh: number,
-): { bg: Float64Array; mg: Float64Array; code: Uint8Array } {
+): {
+  bg: Float64Array;
+  mg: Float64Array;
+  code: Uint8Array;
+  contrast: Float64Array;
+  label: Uint8Array;
+} {
   const n = h * w;
+  const contrast = new Float64Array(n);
+  const label = new Uint8Array(n);
+  const bounds = orientationBoundaries();
   const at = (y: number, x: number) => p[clampi(y, 0, h - 1) * w + clampi(x, 0, w - 1)];
   const bg = new Float64Array(n);
   const mg = new Float64Array(n);
@@ -112,6 +124,36 @@ function spatialStages(
         }
       }
       const i = y * w + x;
+      // wu2017: luminance contrast (5x5 standard deviation) and orientation label.
+      let sum = 0;
+      for (let ky = -2; ky <= 2; ky++) for (let kx = -2; kx <= 2; kx++) sum += at(y + ky, x + kx);
+      const mean = sum / 25;
+      let ss = 0;
+      for (let ky = -2; ky <= 2; ky++) {
+        for (let kx = -2; kx <= 2; kx++) ss += (at(y + ky, x + kx) - mean) ** 2;
+      }
+      contrast[i] = Math.sqrt(ss / 25);
+      // Prewitt (3x the gradient), float32 in the shader's order.
+      let px = fr(
+        fr(fr(at(y - 1, x + 1) + at(y, x + 1)) + at(y + 1, x + 1)) -
+          fr(fr(at(y - 1, x - 1) + at(y, x - 1)) + at(y + 1, x - 1)),
+      );
+      let py = fr(
+        fr(fr(at(y + 1, x - 1) + at(y + 1, x)) + at(y + 1, x + 1)) -
+          fr(fr(at(y - 1, x - 1) + at(y - 1, x)) + at(y - 1, x + 1)),
+      );
+      const g2 = fr(fr(px * px) + fr(py * py));
+      if (g2 >= (3 * WU2017.gradientMin) ** 2) {
+        if (py < 0 || (py === 0 && px < 0)) {
+          px = -px;
+          py = -py;
+        }
+        let passed = 0;
+        for (const b of bounds) if (fr(py * b.cos) > fr(px * b.sin)) passed++;
+        label[i] = passed % WU2017.bins;
+      } else {
+        label[i] = WU2017.bins; // smooth
+      }
       bg[i] = fr(acc / 32);
       mg[i] = Math.max(...g.map(Math.abs)) / 16;
       // Sobel, float32, in the shader's order.
@@ -144,7 +186,41 @@ function spatialStages(
       if (m > before && m >= after) code[i] = m > edgeHigh ? 2 : m > edgeLow ? 1 : 0;
     }
   }
-  return { bg, mg, code };
+  return { bg, mg, code, contrast, label };
+}
+
+/** wu2017 pattern complexity `P_c`: distinct labels in 3x3, then a 3x3 Gaussian. */
+function patternComplexity(label: Uint8Array, h: number, w: number): Float64Array {
+  const lab = (y: number, x: number) => label[clampi(y, 0, h - 1) * w + clampi(x, 0, w - 1)];
+  const count = new Float64Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (lab(y, x) === WU2017.bins) {
+        count[y * w + x] = 1;
+        continue;
+      }
+      const seen = new Set<number>();
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) seen.add(lab(y + dy, x + dx));
+      }
+      count[y * w + x] = seen.size;
+    }
+  }
+  const g = complexityWeights();
+  const out = new Float64Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          s += g[dy + 1] * g[dx + 1] *
+            count[clampi(y + dy, 0, h - 1) * w + clampi(x + dx, 0, w - 1)];
+        }
+      }
+      out[y * w + x] = s;
+    }
+  }
+  return out;
 }
 
 /** Edge map from codes: strong, or weak next to strong; then 3x3 dilation. */
@@ -245,9 +321,10 @@ export function jndReference(
   }
   for (let f = 0; f < t; f++) {
     const p = lumaOf(frames, f * 3 * n);
-    const { bg, mg, code } = spatialStages(p, h, w, edgeLow, edgeHigh);
+    const { bg, mg, code, contrast, label } = spatialStages(p, h, w, edgeLow, edgeHigh);
     const edges = edgeMap(code, h, w);
     const weight = edgeWeight(edges, h, w);
+    const pc = model === "wu2017" ? patternComplexity(label, h, w) : null;
     const o = f * n;
     for (let i = 0; i < n; i++) {
       const tl = luminanceAdaptation(bg[i]);
@@ -256,6 +333,13 @@ export function jndReference(
       let j: number;
       if (model === "chou-li") {
         j = Math.max(tl, a * mg[i] + b);
+      } else if (pc) {
+        const cl = contrast[i];
+        const lc = (WU2017.contrastA * cl ** 2.4) / (cl * cl + WU2017.contrastB ** 2);
+        const ct = (WU2017.complexityA * pc[i] ** WU2017.complexityExp) /
+          (pc[i] * pc[i] + WU2017.complexityB ** 2);
+        const vm = Math.max(lc, cl * ct * weight[i]);
+        j = tl + vm - 0.3 * Math.min(tl, vm);
       } else {
         const tt = Math.max(0, a * mg[i] * weight[i] + b);
         j = tl + tt - 0.3 * Math.min(tl, tt);
