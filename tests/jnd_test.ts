@@ -4,7 +4,7 @@
 import { deepEqual as assertEquals, ok as assert } from "assert";
 import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
 import { tensor, tidy } from "../src/tensor/tensor.ts";
-import { computeJnd, JND_MODELS, type JndModel } from "../src/jnd/mod.ts";
+import { computeJnd, JND_MODELS, jndHeatmap, type JndModel } from "../src/jnd/mod.ts";
 import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
 import { jndReference } from "../src/jnd/reference.ts";
 import { jndCommand, mapStats } from "../src/jnd/command.ts";
@@ -395,4 +395,19 @@ Deno.test("jnd: mapStats percentiles interpolate like numpy", () => {
   assertEquals(s.frame, 7);
   assert(Math.abs(s.mean - 2.5) < 1e-12);
   assert(Math.abs(s.p5 - 1.15) < 1e-6 && Math.abs(s.p95 - 3.85) < 1e-6, JSON.stringify(s));
+});
+
+Deno.test("jnd: heat map colours 0 and maxLevels at the ends of the ramp, clipping above", async () => {
+  await initGpu();
+  const levels = [0, 16, 32, 64, 8];
+  const rgb = await tidy(() =>
+    jndHeatmap(tensor(levels.map((v) => v / 255), [5, 1, 1, 1]), { maxLevels: 32 })
+  ).read();
+  const colour = (t: number) => [rgb[t * 3], rgb[t * 3 + 1], rgb[t * 3 + 2]];
+  const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) < 1e-4);
+  assert(near(colour(0), [0.0015, 0.0005, 0.0139]), `0 levels: ${colour(0)}`);
+  assert(near(colour(1), [0.7350, 0.2158, 0.3300]), `half: ${colour(1)}`);
+  assert(near(colour(2), [0.9884, 0.9984, 0.6449]), `max: ${colour(2)}`);
+  assert(near(colour(3), colour(2)), "values above maxLevels clip");
+  assert(near(colour(4), [0.2582, 0.0386, 0.4065]), `quarter: ${colour(4)}`);
 });

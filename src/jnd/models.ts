@@ -176,9 +176,9 @@ export const WU2017 = {
 
 /**
  * Sine and cosine (float32 values) of the orientation-bin boundaries `6 + 12k` degrees,
- * k = 0..13: an orientation `phi` in [0, 180) is past boundary b when
- * `gy * cos(b) > gx * sin(b)` (with `(gx, gy)` folded into the upper half-plane).
- * Boundary 174 degrees is the wrap to bin 0 and is included as k = 14.
+ * k = 0..14: an orientation `phi` in [0, 180) is past boundary b when
+ * `gy * cos(b) > gx * sin(b)` (with `(gx, gy)` folded into the upper half-plane). The bin is the
+ * number of boundaries passed, modulo 15 (past 174 degrees wraps to bin 0).
  *
  * @example
  * ```ts
