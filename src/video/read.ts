@@ -99,6 +99,11 @@ function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: Vi
     "-sn",
     "-dn",
     ...(filters.length ? ["-vf", filters.join(",")] : []),
+    // One output frame per decoded frame (no duplicates or drops for variable-rate input);
+    // with `fps` the filter has already made the rate constant. `-vsync` (deprecated in 5.1 in
+    // favour of `-fps_mode`, which 4.x lacks) works in ffmpeg 4.x to 7.x.
+    "-vsync",
+    "passthrough",
     ...(opts.maxFrames !== undefined ? ["-frames:v", String(opts.maxFrames)] : []),
     "-f",
     "rawvideo",
