@@ -7,6 +7,9 @@
  * (each write is awaited before the next chunk's bytes are sent) while stderr is drained.
  * ffmpeg writes a temporary dot-file in the target folder, which is renamed onto the target only
  * when the encode has succeeded: a failed, aborted or interrupted write leaves no partial file.
+ * While a temporary file exists, SIGINT and SIGTERM listeners are installed that kill ffmpeg,
+ * remove the temporary files and exit with code 130 (what the signal would have done, minus the
+ * debris); they are removed when no write is in progress.
  *
  * Codecs:
  * - `ffv1`: lossless 8-bit RGB (bgr0) in .mkv (or .nut, .avi). The default: the right
