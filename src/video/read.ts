@@ -38,7 +38,10 @@ export interface ReadVideoOptions {
 
 /** Options of {@link readVideoChunks}. */
 export interface ReadVideoChunksOptions extends ReadVideoOptions {
-  /** Frames per chunk (the last chunk may hold fewer). Default 16. */
+  /**
+   * Frames per chunk (the last chunk may hold fewer; chunks are also kept under the adapter's
+   * storage-binding limit). Default 16.
+   */
   chunkFrames?: number;
 }
 
@@ -155,7 +158,16 @@ async function* decodeGeneric<T>(
   const { w, h } = outputSize(info, opts.size);
   const frameBytes = w * h * 3;
   const limit = opts.maxFrames ?? Infinity;
-  const framesPerChunk = Math.max(1, Math.min(chunkFrames, limit));
+  // A chunk becomes one tensor: keep it within the adapter's binding limit.
+  const bindable = Math.floor(getGpu().limits.maxStorageBufferBindingSize / (frameBytes * 4));
+  if (bindable < 1) {
+    throw new VideoError(
+      file,
+      `one ${w}x${h} frame as float32 exceeds this adapter's binding limit; read it smaller ` +
+        "with the size option",
+    );
+  }
+  const framesPerChunk = Math.max(1, Math.min(chunkFrames, limit, bindable));
   const chunkBytes = framesPerChunk * frameBytes;
   const proc = spawnTool("ffmpeg", ffmpegArgs(file, opts, w, h, info), { stdout: "piped" });
   const reader = proc.child.stdout.getReader({ mode: "byob" });
