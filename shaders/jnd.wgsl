@@ -9,8 +9,7 @@
 //   features  p -> background luminance bg, maximum weighted gradient mg, L1 Sobel magnitude
 //             and its gradient sector (0 horizontal, 1 vertical, 2/3 diagonals)
 //   nms       magnitude, sector -> 0 / 1 (weak) / 2 (strong) after non-maximum suppression
-//   hyst      codes -> edge (strong, or weak with a strong 8-neighbour)
-//   dilate    edge -> its 3x3 maximum
+//   edges     codes -> edge (strong, or weak with a strong 8-neighbour), dilated 3x3
 //   blur_rows dilated edge -> horizontal 7-tap Gaussian (the vertical taps are in combine)
 //   complexity (wu2017) orientation labels -> distinct labels in 3x3
 //   combine   p, bg, mg, blurred edges (+ contrast, complexity) -> JND / 255 for model MODEL
@@ -328,51 +327,61 @@ fn nms(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-// Per lane, the maximum over columns x - 1, x, x + 1 of three rows (clamped), and the centre
-// row's own values.
-struct Max3 {
+// Horizontal 3-maxima of a Row8, centred at x - 1 (m), x (c) and x + 1 (p) for each lane x.
+struct HMax {
   m: vec4<f32>,
-  own: vec4<f32>,
+  c: vec4<f32>,
+  p: vec4<f32>,
 }
 
-fn max3x3(base: i32, y: i32, x0: i32) -> Max3 {
+fn hmax3(r: Row8) -> HMax {
+  let t1 = tap1(r);
+  let t2 = tap2(r);
+  let t3 = tap3(r);
+  return HMax(max(max(tap0(r), t1), t2), max(max(t1, t2), t3), max(max(t2, t3), tap4(r)));
+}
+
+// One dilation tap: the pixel is an edge (code >= 1 with a strong code in its 3x3, s == 2).
+fn tap_edge(code: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
+  return select(vec4<f32>(0.0), vec4<f32>(1.0), code >= vec4<f32>(1.0) & s == vec4<f32>(2.0));
+}
+
+// edges: b1 codes -> b2 dilated edge map (0 or 1). A pixel is an edge when strong, or weak with a
+// strong 8-neighbour (one-step hysteresis: code >= 1 and the 3x3 maximum of the codes is 2); the
+// map is then dilated with a 3x3 square. Both in one pass over a 5x8 window of codes (rows and
+// columns clamped). Around a dilation tap inside the image, the window's 3x3 is exactly that
+// pixel's clamped 3x3. A tap outside the image stands for the border pixel next to it (the
+// centre row or column), and its window 3x3 is a subset of that pixel's 3x3, so it can only
+// repeat that pixel's verdict or say "no edge": the maximum is unchanged.
+@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+fn edges(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let x0 = i32(gid.x) * 4;
+  let y = i32(gid.y);
+  let f = i32(gid.z);
+  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
   let w = params.w;
-  let ra = base + cy(y - 1) * w;
-  let rb = base + y * w;
-  let rc = base + cy(y + 1) * w;
-  // Column maxima at x0 - 1 .. x0 + 2 (lo) and x0 + 3, x0 + 4 (hi).
-  let lo = max(max(load4(ra, x0, 1), load4(rb, x0, 1)), load4(rc, x0, 1));
-  let own = load4(rb, x0, 0);
-  let e3 = max(max(b1[ra + cx(x0 + 3)], b1[rb + cx(x0 + 3)]), b1[rc + cx(x0 + 3)]);
-  let e4 = max(max(b1[ra + cx(x0 + 4)], b1[rb + cx(x0 + 4)]), b1[rc + cx(x0 + 4)]);
-  let m = max(max(lo, vec4<f32>(lo.yzw, e3)), vec4<f32>(lo.zw, e3, e4));
-  return Max3(m, own);
-}
-
-// hyst: b1 codes -> b2 edge (0 or 1): strong, or weak with a strong 8-neighbour (one-step
-// hysteresis). Equivalently: code >= 1 and the 3x3 maximum of the codes is 2.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
-fn hyst(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x0 = i32(gid.x) * 4;
-  let y = i32(gid.y);
-  let f = i32(gid.z);
-  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
-  let base = f * params.w * params.h;
-  let mm = max3x3(base, y, x0);
-  let e = select(vec4<f32>(0.0), vec4<f32>(1.0),
-    mm.own >= vec4<f32>(1.0) & mm.m == vec4<f32>(2.0));
-  store_b2(base + y * params.w + x0, lane_count(x0), e);
-}
-
-// dilate: b1 edge -> b2 its 3x3 maximum.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
-fn dilate(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let x0 = i32(gid.x) * 4;
-  let y = i32(gid.y);
-  let f = i32(gid.z);
-  if (x0 >= params.w || y >= params.h || f >= params.frames) { return; }
-  let base = f * params.w * params.h;
-  store_b2(base + y * params.w + x0, lane_count(x0), max3x3(base, y, x0).m);
+  let base = f * w * params.h;
+  let a0 = row8(base + cy(y - 2) * w, x0);
+  let a1 = row8(base + cy(y - 1) * w, x0);
+  let a2 = row8(base + y * w, x0);
+  let a3 = row8(base + cy(y + 1) * w, x0);
+  let a4 = row8(base + cy(y + 2) * w, x0);
+  let h0 = hmax3(a0);
+  let h1 = hmax3(a1);
+  let h2 = hmax3(a2);
+  let h3 = hmax3(a3);
+  let h4 = hmax3(a4);
+  // Taps in row y - 1 (codes a1, neighbourhood rows a0..a2), y (a2; a1..a3), y + 1 (a3; a2..a4).
+  var d = tap_edge(tap1(a1), max(max(h0.m, h1.m), h2.m));
+  d = max(d, tap_edge(tap2(a1), max(max(h0.c, h1.c), h2.c)));
+  d = max(d, tap_edge(tap3(a1), max(max(h0.p, h1.p), h2.p)));
+  d = max(d, tap_edge(tap1(a2), max(max(h1.m, h2.m), h3.m)));
+  d = max(d, tap_edge(tap2(a2), max(max(h1.c, h2.c), h3.c)));
+  d = max(d, tap_edge(tap3(a2), max(max(h1.p, h2.p), h3.p)));
+  d = max(d, tap_edge(tap1(a3), max(max(h2.m, h3.m), h4.m)));
+  d = max(d, tap_edge(tap2(a3), max(max(h2.c, h3.c), h4.c)));
+  d = max(d, tap_edge(tap3(a3), max(max(h2.p, h3.p), h4.p)));
+  store_b2(base + y * w + x0, lane_count(x0), d);
 }
 
 // Normalised Gaussian weights at distance 0..3 (sigma 0.8), filled in by src/jnd/mod.ts.

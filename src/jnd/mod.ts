@@ -227,30 +227,18 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       // Released buffers may serve the next maps at once: kernels run in encoding order.
       mag.dispose();
       sector.dispose();
-      const edge = empty([tm, h, w]);
-      temps.push(edge);
-      dispatch({
-        op: "jnd.hyst",
-        shader: "jnd",
-        entry: "hyst",
-        ints: mapInts,
-        floats,
-        buffers: [code.buffer, edge.buffer],
-        workgroups: groups(tm),
-      });
-      code.dispose();
       const dilated = empty([tm, h, w]);
       temps.push(dilated);
       dispatch({
-        op: "jnd.dilate",
+        op: "jnd.edges",
         shader: "jnd",
-        entry: "dilate",
+        entry: "edges",
         ints: mapInts,
         floats,
-        buffers: [edge.buffer, dilated.buffer],
+        buffers: [code.buffer, dilated.buffer],
         workgroups: groups(tm),
       });
-      edge.dispose();
+      code.dispose();
       edgeMap = empty([tm, h, w]);
       temps.push(edgeMap);
       dispatch({
