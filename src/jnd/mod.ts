@@ -3,19 +3,21 @@
  * shaders/jnd.wgsl).
  *
  * `computeJnd(frames)` takes RGB frames `[T, 3, H, W]` in [0, 1] and returns `[T, 1, H, W]` in
- * the same units (8-bit levels / 255). Stages, each one dispatch over all T frames (borders
- * replicate everywhere):
+ * the same units (8-bit levels / 255). Every kernel (dispatch) covers all T frames of the batch
+ * at once (grid z = frame); borders replicate at every stage. Stages:
  *
  * 1. luma `p = 255 * (0.299 R + 0.587 G + 0.114 B)` (BT.601);
  * 2. background luminance `bg` (5x5 weights `B` / 32), maximum weighted gradient `mg`
  *    (`max_k |p * G_k| / 16`), and the Sobel gradient of luma for the edge detector;
- * 3. edge detector (NAMM models only), a simplified Canny named `canny-l1`:
+ * 3. edge detector (all models but chou-li), a simplified Canny named `canny-l1`:
  *    3x3 Sobel `gx`, `gy` on luma in levels, L1 magnitude `m = |gx| + |gy|` (OpenCV's default
  *    Canny magnitude; a step of h levels gives 4h), non-maximum suppression across the gradient
  *    in four sectors (boundaries at 22.5 degrees; a pixel survives when `m > m_before` and
  *    `m >= m_after` along the gradient), double threshold `edgeLow` = 50 and `edgeHigh` = 150,
  *    and one-step hysteresis (a weak pixel is an edge when one of its 8 neighbours is strong; no
- *    iterative tracing). No Gaussian pre-smoothing: Sobel smooths across the gradient;
+ *    iterative tracing). No Gaussian pre-smoothing: Sobel smooths across the gradient. The
+ *    decisions (sector, suppression, thresholds) are taken on float32 values that the CPU
+ *    reference reproduces bit for bit, so both agree at ties;
  * 4. the edge map `E` dilated with a 3x3 square, `W = 1 - 0.95 * E` smoothed by a 7x7 Gaussian
  *    (sigma 0.8, normalised);
  * 5. the model: `chou-li` = `max(T_l, alpha(bg) mg + beta(bg))`; `namm` =
