@@ -8,6 +8,7 @@
 import { parseArgs } from "util";
 import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
 import { jndCommand } from "./src/jnd/command.ts";
+import { dataCommand } from "./src/data/command.ts";
 
 /** Exit code for bad usage (unknown command or option). */
 export const EXIT_USAGE = 2;
@@ -16,6 +17,7 @@ const USAGE = `Usage: deno task <command> [options]
 
 Commands:
   attack   generate adversarial videos with STQA-Net (not implemented yet)
+  data     build the proxy dataset (cache/proxy), or check a real dataset (data --help)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
   jnd      JND maps of a video: heat-map video, PNGs, per-frame statistics (jnd --help)
 `;
@@ -77,6 +79,8 @@ export async function main(args: string[]): Promise<number> {
         return await info();
       case "attack":
         return attack();
+      case "data":
+        return await dataCommand(args.slice(args.indexOf("data") + 1));
       case "jnd":
         return await jndCommand(args.slice(args.indexOf("jnd") + 1));
       default:

@@ -1,0 +1,302 @@
+/**
+ * `deno task data`: builds the proxy dataset (default), or checks a real dataset's label file
+ * and videos.
+ *
+ * ```
+ * deno task data [--out cache/proxy] [--seed 1] [--frames 8] [--size 64] [--force]
+ * deno task data check --format konvid --root /data/KoNViD-1k
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "util";
+import { z } from "zod";
+import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
+import { DISTORTIONS, formatIssues, type ProxyManifest } from "./manifest.ts";
+import {
+  buildProxyDataset,
+  DEFAULT_PROXY_DIR,
+  DEFAULT_SOURCES_DIR,
+  MAX_LEVELS,
+  type ProxyProgress,
+} from "./proxy.ts";
+import { DATASET_FORMATS, type DatasetFormat, loadDataset } from "./loaders.ts";
+import { DatasetError } from "./types.ts";
+
+const USAGE = `Usage: deno task data [options]
+       deno task data check --format <format> --root <dir> [--labels <file>] [--videos <dir>]
+
+Builds the proxy dataset: clips with camera motion made from the source images, distorted with
+ffmpeg (${DISTORTIONS.join(", ")}), labelled 1..5 from their SSIM against the
+pristine clip (see docs/data.md). Writes <out>/manifest.json and <out>/clips/. A build whose
+manifest is up to date is skipped.
+
+Build options:
+  --out <dir>            output folder (default ${DEFAULT_PROXY_DIR})
+  --sources <dir>        source images (default ${DEFAULT_SOURCES_DIR})
+  --seed <n>             seed of motions, noise and split (default 1)
+  --frames <n>           frames per clip (default 8)
+  --size <n>             clip width and height, even (default 64)
+  --fps <n>              frame rate written in the clips (default 25)
+  --motions <n>          camera motions per image (default 3)
+  --levels <n>           levels per distortion, 1..${MAX_LEVELS} (default 4)
+  --distortions <list>   comma-separated subset of ${DISTORTIONS.join(",")} (default all)
+  --max-sources <n>      use only the first n images by name (default all)
+  --test <n>             images in the test split (default 3)
+  --val <n>              images in the val split (default 1)
+  -j, --jobs <n>         ffmpeg processes at a time (default 2)
+  --force                rebuild even if up to date
+  -q, --quiet            no progress line
+
+Check options (loads a real dataset and lists missing videos):
+  --format <f>           ${DATASET_FORMATS.join(" | ")}
+  --root <dir>           the dataset folder as its authors ship it
+  --labels <file>        the label file, when not in its usual place (required for manifest)
+  --videos <dir>         the video folder, when not in its usual place
+  -h, --help             this text
+`;
+
+const int = (name: string) =>
+  z.string().regex(/^\d+$/, { message: `--${name} must be a whole number` }).transform(Number);
+
+const BuildArgs = z.object({
+  out: z.string().min(1).optional(),
+  sources: z.string().min(1).optional(),
+  seed: int("seed").optional(),
+  frames: int("frames").optional(),
+  size: int("size").optional(),
+  fps: int("fps").optional(),
+  motions: int("motions").optional(),
+  levels: int("levels").optional(),
+  distortions: z.string().optional(),
+  "max-sources": int("max-sources").optional(),
+  test: int("test").optional(),
+  val: int("val").optional(),
+  jobs: int("jobs").optional(),
+  force: z.boolean().default(false),
+  quiet: z.boolean().default(false),
+});
+
+const CheckArgs = z.object({
+  format: z.enum(DATASET_FORMATS),
+  root: z.string().min(1),
+  labels: z.string().min(1).optional(),
+  videos: z.string().min(1).optional(),
+});
+
+/**
+ * Min, mean and max of the labels and SSIM per distortion, as table lines.
+ *
+ * @example
+ * ```ts
+ * import { labelSummary } from "./command.ts";
+ * import { loadManifest } from "./manifest.ts";
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * console.log(labelSummary(manifest).join("\n"));
+ * ```
+ */
+export function labelSummary(manifest: ProxyManifest): string[] {
+  const groups = new Map<string, { labels: number[]; ssim: number[] }>();
+  const add = (k: string, label: number, ssim: number) => {
+    const g = groups.get(k) ?? { labels: [], ssim: [] };
+    g.labels.push(label);
+    g.ssim.push(ssim);
+    groups.set(k, g);
+  };
+  for (const c of manifest.clips) {
+    add(c.distortion, c.label, c.ssim);
+    add("all", c.label, c.ssim);
+  }
+  const stats = (v: number[]) => {
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    return [Math.min(...v), mean, Math.max(...v)].map((x) => x.toFixed(3).padStart(6));
+  };
+  const lines = [
+    "distortion  clips   label min   mean    max    ssim min   mean    max",
+  ];
+  for (const k of ["none", ...DISTORTIONS, "all"]) {
+    const g = groups.get(k);
+    if (!g) continue;
+    lines.push(
+      `${k.padEnd(10)} ${String(g.labels.length).padStart(6)}      ${stats(g.labels).join(" ")}` +
+        `     ${stats(g.ssim).join(" ")}`,
+    );
+  }
+  const splits = (["train", "val", "test"] as const).map((s) =>
+    `${s} ${manifest.clips.filter((c) => c.split === s).length} clips ` +
+    `(${manifest.splits[s].join(", ") || "none"})`
+  );
+  return [...lines, ...splits];
+}
+
+function progressPrinter(quiet: boolean): (p: ProxyProgress) => void {
+  if (quiet) return () => {};
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  let lastPct = -1;
+  return (p) => {
+    if (tty) {
+      Deno.stderr.writeSync(enc.encode(`\r${p.done}/${p.total} clips`));
+      if (p.done === p.total) Deno.stderr.writeSync(enc.encode("\n"));
+    } else {
+      const pct = Math.floor(p.done * 10 / p.total) * 10;
+      if (pct !== lastPct) {
+        lastPct = pct;
+        console.error(`${p.done}/${p.total} clips (${pct}%)`);
+      }
+    }
+  };
+}
+
+async function build(raw: Record<string, unknown>): Promise<number> {
+  const parsed = BuildArgs.safeParse(raw);
+  if (!parsed.success) {
+    console.error(`deno task data: ${formatIssues(parsed.error)}\n\n${USAGE}`);
+    return 2;
+  }
+  const a = parsed.data;
+  const distortions = a.distortions?.split(",").map((s) => s.trim()).filter((s) => s);
+  const bad = distortions?.filter((d) => !(DISTORTIONS as readonly string[]).includes(d));
+  if (bad?.length) {
+    console.error(`deno task data: unknown distortion ${bad.join(", ")}; use ${DISTORTIONS}`);
+    return 2;
+  }
+  let result;
+  try {
+    result = await buildProxyDataset({
+      out: a.out,
+      sources: a.sources,
+      seed: a.seed,
+      frames: a.frames,
+      size: a.size,
+      fps: a.fps,
+      motionsPerImage: a.motions,
+      levels: a.levels,
+      distortions: distortions as (typeof DISTORTIONS)[number][] | undefined,
+      maxSources: a["max-sources"],
+      testSources: a.test,
+      valSources: a.val,
+      concurrency: a.jobs,
+      force: a.force,
+      onProgress: progressPrinter(a.quiet),
+    });
+  } catch (e) {
+    if (e instanceof RangeError) {
+      console.error(`deno task data: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof VideoError || e instanceof FfmpegNotFoundError) {
+      console.error(`deno task data: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const m = result.manifest;
+  console.log(
+    result.built
+      ? `Built ${m.clips.length} clips in ${result.seconds.toFixed(1)} s: ${result.manifestPath}`
+      : `Up to date (${m.clips.length} clips): ${result.manifestPath} (--force rebuilds)`,
+  );
+  if (!a.quiet) console.log(labelSummary(m).join("\n"));
+  return 0;
+}
+
+async function check(raw: Record<string, unknown>): Promise<number> {
+  const parsed = CheckArgs.safeParse(raw);
+  if (!parsed.success) {
+    console.error(`deno task data check: ${formatIssues(parsed.error)}\n\n${USAGE}`);
+    return 2;
+  }
+  const a = parsed.data;
+  try {
+    const d = await loadDataset(a.format as DatasetFormat, a.root, {
+      labels: a.labels,
+      videos: a.videos,
+    });
+    const mos = d.items.map((i) => i.mos);
+    console.log(`${d.items.length} videos with labels, ${d.missing.length} missing`);
+    if (mos.length) {
+      const mean = mos.reduce((x, y) => x + y, 0) / mos.length;
+      console.log(
+        `MOS min ${Math.min(...mos)}, mean ${mean.toFixed(3)}, max ${Math.max(...mos)}`,
+      );
+    }
+    for (const p of d.missing.slice(0, 20)) console.log(`missing: ${p}`);
+    if (d.missing.length > 20) console.log(`... and ${d.missing.length - 20} more`);
+    return d.missing.length ? 1 : 0;
+  } catch (e) {
+    if (e instanceof DatasetError) {
+      console.error(e.message);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+/**
+ * Runs `deno task data` with its arguments (after the command name); returns the exit code
+ * (0 success, 1 failure or missing videos, 2 bad usage).
+ *
+ * @example
+ * ```ts
+ * import { dataCommand } from "./command.ts";
+ * const code = await dataCommand(["--frames", "8", "--size", "64"]);
+ * ```
+ */
+export async function dataCommand(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        out: { type: "string", short: "o" },
+        sources: { type: "string" },
+        seed: { type: "string" },
+        frames: { type: "string" },
+        size: { type: "string" },
+        fps: { type: "string" },
+        motions: { type: "string" },
+        levels: { type: "string" },
+        distortions: { type: "string" },
+        "max-sources": { type: "string" },
+        test: { type: "string" },
+        val: { type: "string" },
+        jobs: { type: "string", short: "j" },
+        force: { type: "boolean" },
+        quiet: { type: "boolean", short: "q" },
+        format: { type: "string" },
+        root: { type: "string" },
+        labels: { type: "string" },
+        videos: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`deno task data: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const sub = positionals[0] ?? "build";
+  const checkOnly = ["format", "root", "labels", "videos"];
+  if (sub === "build") {
+    const stray = checkOnly.filter((k) => k in values);
+    if (stray.length) {
+      console.error(`deno task data: --${stray[0]} belongs to 'data check'\n\n${USAGE}`);
+      return 2;
+    }
+    return await build(values);
+  }
+  if (sub === "check") {
+    const { format, root, labels, videos } = values;
+    return await check({ format, root, labels, videos });
+  }
+  console.error(`deno task data: unknown subcommand '${sub}' (build or check)\n\n${USAGE}`);
+  return 2;
+}

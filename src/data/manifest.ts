@@ -1,0 +1,277 @@
+/**
+ * The proxy dataset's manifest (`manifest.json`): a zod schema, the label formula, and reading
+ * and atomic writing. Clip paths in a manifest are relative to the folder that holds it.
+ *
+ * @module
+ */
+
+import * as path from "path";
+import { z } from "zod";
+import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
+
+/** The manifest format version this module writes and reads. */
+export const MANIFEST_VERSION = 1;
+
+/** The distortion types of the proxy dataset (`none` marks a pristine clip). */
+export const DISTORTIONS = ["h264", "blur", "noise", "scale", "freeze"] as const;
+
+/** One distortion type. */
+export type Distortion = (typeof DISTORTIONS)[number];
+
+/** The camera motions that make pristine clips from a still image. */
+export const MOTIONS = ["pan", "zoom", "rotate"] as const;
+
+/** One motion type. */
+export type MotionType = (typeof MOTIONS)[number];
+
+/** The three splits; a source image belongs to exactly one. */
+export const SPLITS = ["train", "val", "test"] as const;
+
+/** One split. */
+export type Split = (typeof SPLITS)[number];
+
+/** SSIM (luma, mean over frames) at or below which the label is 1. */
+export const LABEL_SSIM_FLOOR = 0.4;
+
+/**
+ * The fixed label formula: mean luma SSIM against the pristine clip, mapped linearly from
+ * [{@link LABEL_SSIM_FLOOR}, 1] onto [1, 5] and clamped, rounded to 4 decimals:
+ * `label = 1 + 4 * clamp((ssim - 0.4) / 0.6, 0, 1)`. A pristine clip (SSIM 1) gets 5.
+ *
+ * @example
+ * ```ts
+ * import { ssimToLabel } from "./manifest.ts";
+ * ssimToLabel(1); // 5
+ * ssimToLabel(0.7); // 3
+ * ssimToLabel(0.2); // 1
+ * ```
+ */
+export function ssimToLabel(ssim: number): number {
+  if (!Number.isFinite(ssim)) throw new RangeError(`ssimToLabel: SSIM ${ssim} is not finite`);
+  const t = Math.min(1, Math.max(0, (ssim - LABEL_SSIM_FLOOR) / (1 - LABEL_SSIM_FLOOR)));
+  return Math.round((1 + 4 * t) * 1e4) / 1e4;
+}
+
+/** The build options as stored in the manifest (everything that determines its content). */
+export const ProxyOptionsSchema = z.object({
+  seed: z.number().int().nonnegative(),
+  frames: z.number().int().min(2),
+  size: z.number().int().min(16),
+  fps: z.number().int().positive(),
+  motionsPerImage: z.number().int().positive(),
+  levels: z.number().int().positive(),
+  distortions: z.array(z.enum(DISTORTIONS)).min(1),
+  maxSources: z.number().int().positive().nullable(),
+  testSources: z.number().int().positive(),
+  valSources: z.number().int().nonnegative(),
+});
+
+/** Stored build options. */
+export type ProxyOptionsRecord = z.infer<typeof ProxyOptionsSchema>;
+
+/** A camera motion applied to one source image, with its parameters and ffmpeg filter. */
+export const MotionSchema = z.object({
+  id: z.string().min(1),
+  source: z.string().min(1),
+  type: z.enum(MOTIONS),
+  params: z.record(z.number()),
+  filter: z.string().min(1),
+});
+
+/** One motion record. */
+export type MotionRecord = z.infer<typeof MotionSchema>;
+
+/** One clip of the proxy dataset. */
+export const ClipSchema = z.object({
+  /** Relative to the manifest's folder, with forward slashes. */
+  path: z.string().min(1).refine((p) => !path.isAbsolute(p) && !p.split("/").includes(".."), {
+    message: "must be a relative path inside the dataset folder",
+  }),
+  source: z.string().min(1),
+  motion: z.string().min(1),
+  distortion: z.enum(["none", ...DISTORTIONS]),
+  /** 0 for pristine clips, 1..levels from mild to strong. */
+  level: z.number().int().nonnegative(),
+  /** The distortion's ffmpeg parameter (CRF, sigma, noise strength, factor, hold); 0 if none. */
+  strength: z.number(),
+  ssim: z.number().min(-1).max(1),
+  label: z.number().min(1).max(5),
+  split: z.enum(SPLITS),
+});
+
+/** One clip record. */
+export type ClipRecord = z.infer<typeof ClipSchema>;
+
+/** The whole manifest. */
+export const ProxyManifestSchema = z.object({
+  version: z.literal(MANIFEST_VERSION),
+  kind: z.literal("stqa-proxy"),
+  seed: z.number().int().nonnegative(),
+  options: ProxyOptionsSchema,
+  /** ffmpeg's version line at build time (clips are bit-identical only for the same build). */
+  ffmpeg: z.string(),
+  label: z.object({ formula: z.string(), ssimFloor: z.number() }),
+  /** The source images, with their size and SHA-256 (a changed image means a rebuild). */
+  sources: z.array(z.object({
+    name: z.string().min(1),
+    file: z.string().min(1),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })),
+  splits: z.object({
+    train: z.array(z.string()),
+    val: z.array(z.string()),
+    test: z.array(z.string()),
+  }),
+  motions: z.array(MotionSchema),
+  clips: z.array(ClipSchema),
+}).superRefine((m, ctx) => {
+  const owner = new Map<string, Split>();
+  for (const s of SPLITS) {
+    for (const src of m.splits[s]) {
+      const prev = owner.get(src);
+      if (prev) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["splits", s],
+          message: `source ${JSON.stringify(src)} is in both ${prev} and ${s}`,
+        });
+      }
+      owner.set(src, s);
+    }
+  }
+  m.clips.forEach((c, i) => {
+    const s = owner.get(c.source);
+    if (s !== c.split) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["clips", i, "split"],
+        message: `clip ${c.path}: split ${c.split} but source ${c.source} is in ${s ?? "no split"}`,
+      });
+    }
+  });
+});
+
+/** A proxy dataset manifest. */
+export type ProxyManifest = z.infer<typeof ProxyManifestSchema>;
+
+/** The label formula as the manifest states it. */
+export const LABEL_FORMULA = "label = 1 + 4 * clamp((ssim - 0.4) / 0.6, 0, 1); " +
+  "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
+
+/** Formats zod issues as `field: message` lines. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+/** Options of {@link loadManifest}. */
+export interface LoadManifestOptions {
+  /** Only clips of these splits (default: all). */
+  splits?: Split[];
+  /** Check that every clip file exists and list the missing ones (default true). */
+  checkFiles?: boolean;
+}
+
+/** A proxy manifest with its items resolved against its folder. */
+export interface LoadedManifest extends LoadedDataset {
+  /** The validated manifest. */
+  manifest: ProxyManifest;
+  /** The folder that holds the manifest (clip paths are relative to it). */
+  dir: string;
+}
+
+/**
+ * Reads and validates a proxy manifest; returns it with the selected clips as items (path
+ * resolved against the manifest's folder, `mos` = label) and the clip files that are missing.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest } from "./manifest.ts";
+ * const { items, missing } = await loadManifest("cache/proxy/manifest.json", {
+ *   splits: ["train"],
+ * });
+ * console.log(items.length, items[0].path, items[0].mos, missing.length);
+ * ```
+ */
+export async function loadManifest(
+  file: string,
+  options: LoadManifestOptions = {},
+): Promise<LoadedManifest> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new DatasetError(file, "no such file (build it with `deno task data`)", { cause: e });
+    }
+    throw new DatasetError(file, `cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new DatasetError(file, `not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  const parsed = ProxyManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new DatasetError(file, `not a valid proxy manifest: ${formatIssues(parsed.error)}`);
+  }
+  const manifest = parsed.data;
+  const dir = path.dirname(path.resolve(file));
+  const wanted = new Set<Split>(options.splits ?? SPLITS);
+  const items: DatasetItem[] = [];
+  for (const c of manifest.clips) {
+    if (!wanted.has(c.split)) continue;
+    items.push({
+      path: path.join(dir, ...c.path.split("/")),
+      mos: c.label,
+      name: c.path,
+      source: c.source,
+      split: c.split,
+      distortion: c.distortion,
+      level: c.level,
+    });
+  }
+  const missing: string[] = [];
+  if (options.checkFiles ?? true) {
+    for (const it of items) {
+      if (!(await isFile(it.path))) missing.push(it.path);
+    }
+  }
+  return { manifest, dir, items, missing };
+}
+
+/** True when `p` exists and is a regular file. */
+export async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(p)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes JSON atomically: a temporary file in the same folder, then a rename.
+ *
+ * @example
+ * ```ts
+ * import { writeJsonAtomic } from "./manifest.ts";
+ * await writeJsonAtomic("cache/proxy/manifest.json", { version: 1 });
+ * ```
+ */
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const dir = path.dirname(file);
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  const tmp = path.join(dir, `.${path.basename(file)}.${rand}.tmp`);
+  try {
+    await Deno.writeTextFile(tmp, JSON.stringify(value, null, 1) + "\n");
+    await Deno.rename(tmp, file);
+  } catch (e) {
+    try {
+      await Deno.remove(tmp);
+    } catch { /* not created */ }
+    throw e;
+  }
+}

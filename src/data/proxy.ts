@@ -1,0 +1,857 @@
+/**
+ * The proxy dataset: short clips synthesised with ffmpeg from still images, distorted, and
+ * labelled by a full-reference measurement (ffmpeg's `ssim` filter against the pristine clip).
+ * It stands in for real VQA datasets, whose videos and models cannot be downloaded here; it is a
+ * proxy, not a subjective study.
+ *
+ * For each source image (sorted by name), `motionsPerImage` camera motions (pan, zoom, rotation
+ * in turn, parameters drawn from a seeded generator) make pristine clips (lossless ffv1, yuv420p).
+ * Each pristine clip gets every distortion at every level; each distorted clip is written as ffv1
+ * and labelled with `ssimToLabel(mean luma SSIM)`. Source images are assigned to train / val /
+ * test by a seeded shuffle, so no image is in two splits.
+ *
+ * @module
+ */
+
+import * as path from "path";
+import { z } from "zod";
+import { fileArg, inputArgs, runTool, toolBinary } from "../video/_ffmpeg.ts";
+import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
+import {
+  type ClipRecord,
+  type Distortion,
+  DISTORTIONS,
+  formatIssues,
+  isFile,
+  LABEL_FORMULA,
+  LABEL_SSIM_FLOOR,
+  MANIFEST_VERSION,
+  type MotionRecord,
+  MOTIONS,
+  type MotionType,
+  type ProxyManifest,
+  ProxyManifestSchema,
+  type ProxyOptionsRecord,
+  type Split,
+  ssimToLabel,
+  writeJsonAtomic,
+} from "./manifest.ts";
+
+/** The default output folder (ignored by git). */
+export const DEFAULT_PROXY_DIR = "cache/proxy";
+
+/** The default source image folder. */
+export const DEFAULT_SOURCES_DIR = "data/sources";
+
+/** Image file extensions taken from the source folder. */
+const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
+
+/**
+ * The distortion levels, mild to strong, as ffmpeg parameters: H.264 CRF, Gaussian blur sigma,
+ * temporal noise strength (`noise=alls`), down-scaling factor (down and back up, bilinear), and
+ * freeze hold (every k-th frame held for k frames). `levels` picks that many, evenly spaced.
+ */
+export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> = {
+  h264: [24, 30, 36, 42, 48, 51],
+  blur: [0.5, 1, 1.5, 2, 2.5, 3],
+  noise: [5, 10, 20, 30, 40, 50],
+  scale: [1.5, 2, 3, 4, 5, 6],
+  freeze: [2, 3, 4, 5, 6, 8],
+};
+
+/** The most levels a distortion has. */
+export const MAX_LEVELS = 6;
+
+/**
+ * The parameters for `levels` levels: `levels` entries of the table, evenly spaced, always
+ * including the mildest and the strongest.
+ *
+ * @example
+ * ```ts
+ * import { levelStrengths } from "./proxy.ts";
+ * levelStrengths("h264", 4); // [24, 36, 42, 51]
+ * ```
+ */
+export function levelStrengths(distortion: Distortion, levels: number): number[] {
+  const table = DISTORTION_LEVELS[distortion];
+  if (!Number.isInteger(levels) || levels < 1 || levels > table.length) {
+    throw new RangeError(`levels must be an integer from 1 to ${table.length}, got ${levels}`);
+  }
+  if (levels === 1) return [table[Math.floor((table.length - 1) / 2)]];
+  return Array.from(
+    { length: levels },
+    (_, i) => table[Math.round(i * (table.length - 1) / (levels - 1))],
+  );
+}
+
+/** Options of {@link buildProxyDataset}. Every field has a default suited to a 2-core CPU. */
+export interface BuildProxyOptions {
+  /** Folder of source images (`*.png`, `*.jpg`); default `data/sources`. */
+  sources?: string;
+  /** Output folder; the manifest is `<out>/manifest.json`, clips under `<out>/clips`. Default `cache/proxy`. */
+  out?: string;
+  /** Seed of motions, noise and the split (default 1). */
+  seed?: number;
+  /** Frames per clip (default 8). */
+  frames?: number;
+  /** Width and height of the square clips, even (default 64). */
+  size?: number;
+  /** Frames per second written in the clips (default 25). */
+  fps?: number;
+  /** Camera motions per image, cycling pan, zoom, rotate (default 3). */
+  motionsPerImage?: number;
+  /** Levels per distortion, 1 to 6 (default 4). */
+  levels?: number;
+  /** Distortion types (default all five). */
+  distortions?: Distortion[];
+  /** Use only the first n source images by name (default all). */
+  maxSources?: number | null;
+  /** Source images in the test split (default 3). */
+  testSources?: number;
+  /** Source images in the validation split (default 1). */
+  valSources?: number;
+  /** ffmpeg processes at a time (default 2). */
+  concurrency?: number;
+  /** Rebuild even when the manifest is up to date, and replace a `clips` folder it does not know. */
+  force?: boolean;
+  /** Called after every clip. */
+  onProgress?: (progress: ProxyProgress) => void;
+}
+
+/** Progress of a build. */
+export interface ProxyProgress {
+  /** Clips written so far. */
+  done: number;
+  /** Clips in all. */
+  total: number;
+  /** The clip just written, relative to the output folder. */
+  clip: string;
+}
+
+/** What {@link buildProxyDataset} returns. */
+export interface BuildProxyResult {
+  /** Path of the manifest. */
+  manifestPath: string;
+  /** The manifest. */
+  manifest: ProxyManifest;
+  /** False when an up-to-date manifest was found and nothing was built. */
+  built: boolean;
+  /** Seconds the build took. */
+  seconds: number;
+}
+
+const OptionsSchema = z.object({
+  sources: z.string().min(1).default(DEFAULT_SOURCES_DIR),
+  out: z.string().min(1).default(DEFAULT_PROXY_DIR),
+  seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(1),
+  frames: z.number().int().min(2).max(1024).default(8),
+  size: z.number().int().min(16).max(2048).refine((v) => v % 2 === 0, {
+    message: "must be even (clips are yuv420p)",
+  }).default(64),
+  fps: z.number().int().min(1).max(240).default(25),
+  motionsPerImage: z.number().int().min(1).max(64).default(3),
+  levels: z.number().int().min(1).max(MAX_LEVELS).default(4),
+  distortions: z.array(z.enum(DISTORTIONS)).min(1).refine((d) => new Set(d).size === d.length, {
+    message: "must not repeat a distortion",
+  }).default([...DISTORTIONS]),
+  maxSources: z.number().int().min(2).nullable().default(null),
+  testSources: z.number().int().min(1).default(3),
+  valSources: z.number().int().min(0).default(1),
+  concurrency: z.number().int().min(1).max(64).default(2),
+  force: z.boolean().default(false),
+});
+
+/** Options after defaults. */
+type Resolved = z.infer<typeof OptionsSchema>;
+
+/**
+ * Validates build options and fills in the defaults; throws a `RangeError` naming every bad
+ * option.
+ *
+ * @example
+ * ```ts
+ * import { resolveProxyOptions } from "./proxy.ts";
+ * resolveProxyOptions({ frames: 4 }).size; // 64
+ * ```
+ */
+export function resolveProxyOptions(options: BuildProxyOptions = {}): Resolved {
+  const { onProgress: _, ...rest } = options;
+  const parsed = OptionsSchema.safeParse(rest);
+  if (!parsed.success) throw new RangeError(`proxy dataset options: ${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomness
+
+/** 32-bit FNV-1a hash of a string. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** mulberry32: a small seeded generator of floats in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A generator for one purpose, independent of every other (seed and key hashed together). */
+function rngFor(seed: number, key: string): () => number {
+  return mulberry32(fnv1a(`${seed}:${key}`));
+}
+
+/** Rounds to `d` decimals (parameters are rounded before use, so the manifest reproduces them). */
+function round(v: number, d = 4): number {
+  const f = 10 ** d;
+  return Math.round(v * f) / f;
+}
+
+/**
+ * The seeded split of source names: a Fisher-Yates shuffle of the sorted names; the first
+ * `test` go to test, the next `val` to val, the rest to train.
+ *
+ * @example
+ * ```ts
+ * import { splitSources } from "./proxy.ts";
+ * splitSources(["a", "b", "c", "d"], { seed: 1, test: 1, val: 1 });
+ * ```
+ */
+export function splitSources(
+  names: string[],
+  opts: { seed: number; test: number; val: number },
+): Record<Split, string[]> {
+  const sorted = [...names].sort();
+  if (opts.test + opts.val >= sorted.length) {
+    throw new RangeError(
+      `${sorted.length} source images cannot make ${opts.test} test + ${opts.val} val images ` +
+        "and at least one train image",
+    );
+  }
+  const rand = rngFor(opts.seed, "split");
+  for (let i = sorted.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [sorted[i], sorted[j]] = [sorted[j], sorted[i]];
+  }
+  const test = sorted.slice(0, opts.test).sort();
+  const val = sorted.slice(opts.test, opts.test + opts.val).sort();
+  const train = sorted.slice(opts.test + opts.val).sort();
+  return { train, val, test };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ffmpeg
+
+/** Lossless, bit-exact ffv1 output (one thread, no timestamps or version strings written). */
+const FFV1_OUT = [
+  "-an",
+  "-c:v",
+  "ffv1",
+  "-level",
+  "3",
+  "-threads",
+  "1",
+  "-pix_fmt",
+  "yuv420p",
+  "-map_metadata",
+  "-1",
+  "-fflags",
+  "+bitexact",
+  "-flags:v",
+  "+bitexact",
+];
+
+const BASE = [
+  "-nostdin",
+  "-hide_banner",
+  "-loglevel",
+  "error",
+  "-y",
+  "-threads",
+  "1",
+  "-filter_complex_threads",
+  "1",
+];
+
+/**
+ * Runs ffmpeg (the `FFMPEG` variable, else PATH) with an argument array in `cwd`; returns its
+ * stdout, or throws a VideoError about `what` with the tail of stderr.
+ */
+async function ffmpeg(args: string[], what: string, cwd?: string): Promise<Uint8Array> {
+  const binary = toolBinary("ffmpeg");
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(binary, {
+      args: [...BASE, ...args],
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FfmpegNotFoundError("ffmpeg", binary, "not found", e);
+    }
+    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+      throw new FfmpegNotFoundError(
+        "ffmpeg",
+        binary,
+        `not allowed to run: ${(e as Error).message}; grant --allow-run`,
+        e,
+      );
+    }
+    throw e;
+  }
+  if (out.code !== 0) {
+    const stderr = new TextDecoder().decode(out.stderr).slice(-4096);
+    throw new VideoError(what, `ffmpeg exited with code ${out.code}`, { stderr });
+  }
+  return out.stdout;
+}
+
+/** ffmpeg's version line. */
+async function ffmpegVersion(): Promise<string> {
+  const r = await runTool("ffmpeg", ["-hide_banner", "-version"]);
+  return new TextDecoder().decode(r.stdout).split("\n")[0].trim();
+}
+
+/** Width and height of an image. */
+async function imageSize(file: string): Promise<{ width: number; height: number }> {
+  const r = await runTool("ffprobe", [
+    "-v",
+    "error",
+    "-select_streams",
+    "v:0",
+    "-show_entries",
+    "stream=width,height",
+    "-of",
+    "csv=p=0",
+    ...inputArgs(file, false),
+  ]);
+  const m = /^(\d+),(\d+)/.exec(new TextDecoder().decode(r.stdout).trim());
+  if (r.code !== 0 || !m) {
+    throw new VideoError(file, "ffprobe could not read the image size", { stderr: r.stderr });
+  }
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+/**
+ * Mean luma SSIM of `distorted` against `reference` over all frames, from ffmpeg's `ssim`
+ * filter (per-frame stats on stdout). Throws unless exactly `frames` frames were compared.
+ *
+ * @example
+ * ```ts
+ * import { measureSsim } from "./proxy.ts";
+ * const ssim = await measureSsim("blurred.mkv", "pristine.mkv", 8);
+ * ```
+ */
+export async function measureSsim(
+  distorted: string,
+  reference: string,
+  frames: number,
+): Promise<number> {
+  const out = await ffmpeg([
+    "-i",
+    fileArg(distorted),
+    "-i",
+    fileArg(reference),
+    "-lavfi",
+    "[0:v][1:v]ssim=stats_file=-",
+    "-f",
+    "null",
+    "-",
+  ], distorted);
+  return parseSsimStats(new TextDecoder().decode(out), frames, `${distorted} vs ${reference}`);
+}
+
+/**
+ * Mean luma SSIM from the per-frame stats that ffmpeg's `ssim` filter writes (`n:1 Y:0.98 ...`);
+ * throws unless exactly `frames` frames are listed.
+ *
+ * @example
+ * ```ts
+ * import { parseSsimStats } from "./proxy.ts";
+ * parseSsimStats("n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n", 2); // 0.85
+ * ```
+ */
+export function parseSsimStats(text: string, frames: number, what = "ssim stats"): number {
+  const ys: number[] = [];
+  for (const line of text.split("\n")) {
+    const m = /\bY:(-?[0-9.]+(?:e-?\d+)?)/.exec(line);
+    if (m) ys.push(Number(m[1]));
+  }
+  if (ys.length !== frames || ys.some((v) => !Number.isFinite(v))) {
+    throw new VideoError(what, `the ssim filter compared ${ys.length} frames, expected ${frames}`);
+  }
+  return ys.reduce((a, b) => a + b, 0) / ys.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Motions and distortions
+
+interface SourceImage {
+  name: string;
+  file: string;
+  width: number;
+  height: number;
+  sha256: string;
+}
+
+/** Draws a motion's parameters and builds its filter (input: the image; output: S x S yuv420p). */
+export function makeMotion(
+  src: { name: string; width: number; height: number },
+  index: number,
+  o: { seed: number; frames: number; size: number; fps: number },
+): MotionRecord & { loop: boolean } {
+  const type: MotionType = MOTIONS[index % MOTIONS.length];
+  const r = rngFor(o.seed, `motion:${src.name}:${index}`);
+  const u = (lo: number, hi: number) => lo + (hi - lo) * r();
+  const { width: w, height: h } = src;
+  const m = Math.min(w, h);
+  const S = o.size;
+  const F = o.frames;
+  const id = `m${index}_${type}`;
+  let params: Record<string, number>;
+  let filter: string;
+  let loop = true;
+  if (type === "pan") {
+    const win = Math.max(8, Math.round(m * u(0.45, 0.65)));
+    const speed = u(0.75, 2); // output pixels per frame
+    const theta = u(0, 2 * Math.PI);
+    let dx = speed * win / S * Math.cos(theta);
+    let dy = speed * win / S * Math.sin(theta);
+    const fit = Math.min(
+      1,
+      (w - win) / Math.max(1e-9, Math.abs(dx) * (F - 1)),
+      (h - win) / Math.max(1e-9, Math.abs(dy) * (F - 1)),
+    );
+    dx = round(dx * fit, 3);
+    dy = round(dy * fit, 3);
+    const place = (extent: number, d: number) => {
+      const lo = d < 0 ? -d * (F - 1) : 0;
+      const hi = extent - win - (d > 0 ? d * (F - 1) : 0);
+      return round(Math.max(lo, Math.min(hi, lo + r() * Math.max(0, hi - lo))), 1);
+    };
+    const x0 = place(w, dx);
+    const y0 = place(h, dy);
+    params = { win, x0, y0, dx, dy };
+    filter = `format=rgb24,crop=w=${win}:h=${win}:x='${x0}+${dx}*n':y='${y0}+${dy}*n',` +
+      `scale=${S}:${S}:flags=area,format=yuv420p`;
+  } else if (type === "zoom") {
+    const win = Math.max(8, Math.round(m * u(0.6, 0.95)));
+    const x0 = Math.floor(r() * (w - win + 1));
+    const y0 = Math.floor(r() * (h - win + 1));
+    const total = u(1.15, 1.5);
+    const zoomIn = r() < 0.5;
+    const z0 = round(zoomIn ? 1 : total, 5);
+    const rate = round(total ** ((zoomIn ? 1 : -1) / Math.max(1, F - 1)), 6);
+    const cx = round(u(0.25, 0.75), 3);
+    const cy = round(u(0.25, 0.75), 3);
+    const P = 8 * S;
+    params = { win, x0, y0, z0, rate, cx, cy };
+    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=area,` +
+      `zoompan=z='${z0}*pow(${rate},on)':x='(iw-iw/zoom)*${cx}':y='(ih-ih/zoom)*${cy}'` +
+      `:d=${F}:s=${S}x${S}:fps=${o.fps},format=yuv420p`;
+    loop = false;
+  } else {
+    const win = Math.max(8, Math.round(m * u(0.6, 0.95)));
+    const x0 = Math.floor(r() * (w - win + 1));
+    const y0 = Math.floor(r() * (h - win + 1));
+    const a0 = round(u(-0.4, 0.4), 4);
+    const speed = round(u(0.015, 0.05) * (r() < 0.5 ? -1 : 1), 4); // radians per frame
+    const P = 4 * S;
+    const inner = 2 * Math.floor(P / Math.SQRT2 / 2);
+    params = { win, x0, y0, a0, speed };
+    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=area,` +
+      `rotate=a='${a0}+${speed}*n':bilinear=1,crop=${inner}:${inner},` +
+      `scale=${S}:${S}:flags=area,format=yuv420p`;
+  }
+  return { id, source: src.name, type, params, filter, loop };
+}
+
+/** The ffv1 filter of a distortion (not used for h264, which is encoded and decoded). */
+function distortionFilter(
+  d: Distortion,
+  strength: number,
+  o: { size: number; fps: number; noiseSeed: number },
+): string {
+  switch (d) {
+    case "blur":
+      return `gblur=sigma=${strength}`;
+    case "noise":
+      return `noise=alls=${strength}:allf=t:all_seed=${o.noiseSeed}`;
+    case "scale": {
+      const small = Math.max(2, Math.floor(o.size / strength));
+      return `scale=${small}:${small}:flags=bilinear,scale=${o.size}:${o.size}:flags=bilinear`;
+    }
+    case "freeze":
+      return `framestep=step=${strength},setpts=N*${strength}/(${o.fps}*TB),fps=${o.fps},` +
+        `tpad=stop_mode=clone:stop=${strength}`;
+    case "h264":
+      throw new Error("h264 is not a filter");
+  }
+}
+
+/** Runs `jobs` with at most `limit` at a time; rejects with the first error (others finish). */
+async function runPool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const results = new Array<T>(jobs.length);
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (next < jobs.length && failed === null) {
+      const i = next++;
+      try {
+        results[i] = await jobs[i]();
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  if (failed !== null) throw failed;
+  return results;
+}
+
+async function sha256(file: string): Promise<string> {
+  const bytes = await Deno.readFile(file);
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The source images of a folder, sorted by name. */
+async function listSources(dir: string, maxSources: number | null): Promise<string[]> {
+  const files: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && IMAGE_EXT.has(path.extname(e.name).toLowerCase())) files.push(e.name);
+    }
+  } catch (e) {
+    throw new RangeError(`source folder ${JSON.stringify(dir)}: ${(e as Error).message}`);
+  }
+  files.sort();
+  const names = new Map<string, string>();
+  for (const f of files) {
+    const name = path.basename(f, path.extname(f));
+    if (names.has(name)) {
+      throw new RangeError(`source folder ${dir}: ${names.get(name)} and ${f} have the same name`);
+    }
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      throw new RangeError(`source image ${f}: use letters, digits, '.', '_' and '-' in names`);
+    }
+    names.set(name, f);
+  }
+  const chosen = maxSources === null ? files : files.slice(0, maxSources);
+  if (chosen.length < 2) {
+    throw new RangeError(`source folder ${dir}: ${chosen.length} images; at least 2 are needed`);
+  }
+  return chosen.map((f) => path.join(dir, f));
+}
+
+async function readManifestIfValid(file: string): Promise<ProxyManifest | null> {
+  try {
+    const parsed = ProxyManifestSchema.safeParse(JSON.parse(await Deno.readTextFile(file)));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The build
+
+/**
+ * Builds the proxy dataset into `out` (default `cache/proxy`): `clips/<source>/<motion>/*.mkv`
+ * and `manifest.json`. The same options (seed included), source images and ffmpeg give a
+ * byte-identical manifest and byte-identical clips. When an up-to-date manifest is already there
+ * and every clip exists, nothing is rebuilt (unless `force`).
+ *
+ * The clips are written into `<out>/clips.partial` and swapped in when all are done; the
+ * manifest is written atomically last.
+ *
+ * @example
+ * ```ts
+ * import { buildProxyDataset } from "./proxy.ts";
+ * const { manifest, manifestPath } = await buildProxyDataset({ frames: 8, size: 64 });
+ * console.log(manifestPath, manifest.clips.length);
+ * ```
+ */
+export async function buildProxyDataset(
+  options: BuildProxyOptions = {},
+): Promise<BuildProxyResult> {
+  const start = performance.now();
+  const o = resolveProxyOptions(options);
+  const sourceFiles = await listSources(o.sources, o.maxSources);
+  const version = await ffmpegVersion();
+  const sources: SourceImage[] = [];
+  for (const file of sourceFiles) {
+    const { width, height } = await imageSize(file);
+    sources.push({
+      name: path.basename(file, path.extname(file)),
+      file: path.basename(file),
+      width,
+      height,
+      sha256: await sha256(file),
+    });
+  }
+  const splits = splitSources(sources.map((s) => s.name), {
+    seed: o.seed,
+    test: o.testSources,
+    val: o.valSources,
+  });
+  const splitOf = new Map<string, Split>();
+  for (const s of ["train", "val", "test"] as const) for (const n of splits[s]) splitOf.set(n, s);
+
+  const record: ProxyOptionsRecord = {
+    seed: o.seed,
+    frames: o.frames,
+    size: o.size,
+    fps: o.fps,
+    motionsPerImage: o.motionsPerImage,
+    levels: o.levels,
+    distortions: o.distortions,
+    maxSources: o.maxSources,
+    testSources: o.testSources,
+    valSources: o.valSources,
+  };
+  const sourceRecords = sources.map(({ name, file, width, height, sha256 }) => ({
+    name,
+    file,
+    width,
+    height,
+    sha256,
+  }));
+
+  await Deno.mkdir(o.out, { recursive: true });
+  const manifestPath = path.join(o.out, "manifest.json");
+  const clipsDir = path.join(o.out, "clips");
+  const previous = await readManifestIfValid(manifestPath);
+  if (previous && !o.force) {
+    const same = JSON.stringify(previous.options) === JSON.stringify(record) &&
+      previous.ffmpeg === version &&
+      JSON.stringify(previous.sources) === JSON.stringify(sourceRecords);
+    if (same) {
+      let complete = true;
+      for (const c of previous.clips) {
+        if (!(await isFile(path.join(o.out, ...c.path.split("/"))))) {
+          complete = false;
+          break;
+        }
+      }
+      if (complete) {
+        return {
+          manifestPath,
+          manifest: previous,
+          built: false,
+          seconds: (performance.now() - start) / 1000,
+        };
+      }
+    }
+  }
+  if (!previous && !o.force && await exists(clipsDir)) {
+    throw new RangeError(
+      `${clipsDir} exists but ${manifestPath} is not a proxy manifest; ` +
+        "refusing to replace it (pass force to do so, or choose another output folder)",
+    );
+  }
+
+  const partial = path.join(o.out, "clips.partial");
+  await Deno.remove(partial, { recursive: true }).catch(() => {});
+  await Deno.mkdir(partial, { recursive: true });
+
+  const motions: (MotionRecord & { loop: boolean })[] = [];
+  for (const src of sources) {
+    for (let i = 0; i < o.motionsPerImage; i++) motions.push(makeMotion(src, i, o));
+  }
+  const perMotion = 1 + o.distortions.length * o.levels;
+  const total = motions.length * perMotion;
+  let done = 0;
+  const progress = (clip: string) => {
+    done++;
+    options.onProgress?.({ done, total, clip });
+  };
+
+  const jobs = motions.map((mo) => async (): Promise<ClipRecord[]> => {
+    const src = sources.find((s) => s.name === mo.source)!;
+    const rel = `clips/${mo.source}/${mo.id}`;
+    const dir = path.join(partial, mo.source, mo.id);
+    await Deno.mkdir(dir, { recursive: true });
+    const split = splitOf.get(mo.source)!;
+    // Every ffmpeg run below works in the motion's folder with plain relative names.
+    await ffmpeg(
+      [
+        ...(mo.loop ? ["-loop", "1", "-framerate", String(o.fps)] : []),
+        ...inputArgs(path.resolve(o.sources, src.file)),
+        "-vf",
+        mo.filter,
+        "-frames:v",
+        String(o.frames),
+        "-r",
+        String(o.fps),
+        ...FFV1_OUT,
+        "file:pristine.mkv",
+      ],
+      path.join(dir, "pristine.mkv"),
+      dir,
+    );
+    const clips: ClipRecord[] = [{
+      path: `${rel}/pristine.mkv`,
+      source: mo.source,
+      motion: mo.id,
+      distortion: "none",
+      level: 0,
+      strength: 0,
+      ssim: 1,
+      label: ssimToLabel(1),
+      split,
+    }];
+    const planned = o.distortions.flatMap((d) =>
+      levelStrengths(d, o.levels).map((strength, li) => ({
+        d,
+        strength,
+        level: li + 1,
+        name: `${d}_${li + 1}`,
+      }))
+    );
+    // H.264: one run encodes every level (one output per CRF, one thread each).
+    const h264 = planned.filter((p) => p.d === "h264");
+    if (h264.length) {
+      await ffmpeg(
+        [
+          "-i",
+          "file:pristine.mkv",
+          ...h264.flatMap((p) => [
+            "-map",
+            "0:v",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "medium",
+            "-crf",
+            String(p.strength),
+            "-threads",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+            "-map_metadata",
+            "-1",
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            `file:.${p.name}.h264.mkv`,
+          ]),
+        ],
+        path.join(dir, "h264"),
+        dir,
+      );
+    }
+    // One run makes every other distortion, decodes the H.264 files, measures every clip's SSIM
+    // against the pristine clip (the ssim filter passes its first input through) and writes
+    // them all as ffv1.
+    const inputs = [
+      "-i",
+      "file:pristine.mkv",
+      ...h264.flatMap((p) => ["-i", `file:.${p.name}.h264.mkv`]),
+    ];
+    const others = planned.filter((p) => p.d !== "h264");
+    const refs = planned.map((_, j) => `[r${j}]`).join("");
+    const srcs = others.map((_, j) => `[s${j}]`).join("");
+    const graph = [`[0:v]split=${planned.length + others.length}${refs}${srcs}`];
+    let hi = 0;
+    let oi = 0;
+    planned.forEach((p, j) => {
+      if (p.d === "h264") {
+        hi++;
+        graph.push(`[${hi}:v][r${j}]ssim=stats_file=${p.name}.ssim[o${j}]`);
+      } else {
+        const noiseSeed = fnv1a(`${o.seed}:noise:${mo.source}:${mo.id}:${p.level}`) % 2147483647;
+        const f = distortionFilter(p.d, p.strength, { size: o.size, fps: o.fps, noiseSeed });
+        graph.push(
+          `[s${oi}]${f},trim=end_frame=${o.frames}[d${j}]`,
+          `[d${j}][r${j}]ssim=stats_file=${p.name}.ssim[o${j}]`,
+        );
+        oi++;
+      }
+    });
+    await ffmpeg(
+      [
+        ...inputs,
+        "-filter_complex",
+        graph.join(";"),
+        ...planned.flatMap((p, j) => ["-map", `[o${j}]`, ...FFV1_OUT, `file:${p.name}.mkv`]),
+      ],
+      path.join(dir, "distortions"),
+      dir,
+    );
+    for (const p of planned) {
+      const statsFile = path.join(dir, `${p.name}.ssim`);
+      const ssim = round(
+        parseSsimStats(await Deno.readTextFile(statsFile), o.frames, `${rel}/${p.name}.mkv`),
+        6,
+      );
+      await Deno.remove(statsFile);
+      clips.push({
+        path: `${rel}/${p.name}.mkv`,
+        source: mo.source,
+        motion: mo.id,
+        distortion: p.d,
+        level: p.level,
+        strength: p.strength,
+        ssim,
+        label: ssimToLabel(ssim),
+        split,
+      });
+    }
+    for (const p of h264) await Deno.remove(path.join(dir, `.${p.name}.h264.mkv`));
+    for (const c of clips) progress(c.path);
+    return clips;
+  });
+
+  let clips: ClipRecord[];
+  try {
+    clips = (await runPool(jobs, o.concurrency)).flat();
+  } catch (e) {
+    await Deno.remove(partial, { recursive: true }).catch(() => {});
+    throw e;
+  }
+
+  const manifest: ProxyManifest = ProxyManifestSchema.parse({
+    version: MANIFEST_VERSION,
+    kind: "stqa-proxy",
+    seed: o.seed,
+    options: record,
+    ffmpeg: version,
+    label: { formula: LABEL_FORMULA, ssimFloor: LABEL_SSIM_FLOOR },
+    sources: sourceRecords,
+    splits,
+    motions: motions.map(({ loop: _, ...m }) => m),
+    clips,
+  });
+  // Swap the new clips in: the old manifest goes first, so a crash never leaves a manifest that
+  // describes clips that are not there.
+  await Deno.remove(manifestPath).catch(() => {});
+  await Deno.remove(clipsDir, { recursive: true }).catch(() => {});
+  await Deno.rename(partial, clipsDir);
+  await writeJsonAtomic(manifestPath, manifest);
+  return { manifestPath, manifest, built: true, seconds: (performance.now() - start) / 1000 };
+}
