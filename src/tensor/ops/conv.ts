@@ -238,6 +238,7 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
 }
 
 function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
+  if (g.kh === 3 && windowed(g)) return weightGradWindow(dy, x, g);
   if (pointwise(g)) {
     // dw = sum over b of dy[b] x[b]^T
     const per = gemm({
@@ -282,6 +283,32 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
     ints: ints(g, chunk),
     buffers: [x.buffer, dy.buffer, partial.buffer],
     workgroups: [gx, gy, splits],
+  });
+  if (splits === 1) return partial;
+  const dw = sum(partial, { axes: 0 });
+  partial.dispose();
+  return dw;
+}
+
+/** conv_dw_win: 3x3 weight gradient, split over output rows, partial sums added up. */
+function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
+  const lanes = g.cin * Math.ceil(g.cout / 4);
+  const wg = 8;
+  const rows = g.nb * g.oh;
+  // Enough splits for about 4096 invocations in all.
+  const want = Math.max(1, Math.min(rows, Math.ceil(4096 / lanes)));
+  const chunk = Math.ceil(rows / want);
+  const splits = Math.ceil(rows / chunk);
+  const shape = [g.cout, g.cin, 3, 3];
+  const partial = empty(splits > 1 ? [splits, ...shape] : shape);
+  dispatch({
+    op: "conv2d.backward_weight",
+    shader: "conv2d",
+    entry: "conv_dw_win",
+    defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), WG: wg },
+    ints: ints(g, chunk),
+    buffers: [x.buffer, dy.buffer, partial.buffer],
+    workgroups: [Math.ceil(lanes / wg), 1, splits],
   });
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });
