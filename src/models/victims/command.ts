@@ -1,0 +1,145 @@
+/**
+ * `deno task train-victim`: trains one victim family on the proxy dataset's train split and
+ * reports SRCC, KRCC, PLCC and RMSE on its test split.
+ *
+ * ```
+ * deno task train-victim --model vsfa-mini [--steps 400] [--seed 1] [--resume]
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "util";
+import { z } from "zod";
+import { initGpu } from "../../gpu/device.ts";
+import { DatasetError } from "../../data/types.ts";
+import { FfmpegNotFoundError, VideoError } from "../../video/mod.ts";
+import { NonFiniteLossError, trainVictim } from "./train.ts";
+import { VICTIM_FAMILIES } from "./victim.ts";
+
+const USAGE = `Usage: deno task train-victim --model <name> [options]
+
+Trains a victim VQA model on the proxy dataset (deno task data) and writes
+<out>.safetensors and <out>.json (config, command, seed, date, test metrics).
+
+Options:
+  -m, --model <name>       ${VICTIM_FAMILIES.join(" | ")}
+  --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
+  -o, --out <stem>         output stem (default data/models/<model>)
+  --steps <n>              optimiser steps (default 400)
+  --batch <n>              clips per step (default 8)
+  --lr <v>                 peak learning rate, cosine decay to lr/10 (default 2e-3)
+  --loss <mse|l1>          loss on the label (default mse)
+  --seed <n>               seed of the weights and the batch order (default 1)
+  --checkpoint-every <n>   steps between checkpoints (default 50)
+  --checkpoint-dir <dir>   checkpoint folder (default cache/victims/<model>)
+  --resume                 continue from the checkpoint (same options)
+  -h, --help               this text
+
+Exit codes: 0 done, 1 failure (including a non-finite loss), 2 bad usage.
+`;
+
+const ArgsSchema = z.object({
+  model: z.enum(VICTIM_FAMILIES, {
+    errorMap: () => ({ message: `required: one of ${VICTIM_FAMILIES.join(", ")}` }),
+  }),
+  manifest: z.string().min(1).default("cache/proxy/manifest.json"),
+  out: z.string().min(1).optional(),
+  steps: z.coerce.number().int().positive().default(400),
+  batch: z.coerce.number().int().positive().max(256).default(8),
+  lr: z.coerce.number().positive().max(1).default(2e-3),
+  loss: z.enum(["mse", "l1"]).default("mse"),
+  seed: z.coerce.number().int().nonnegative().default(1),
+  "checkpoint-every": z.coerce.number().int().positive().default(50),
+  "checkpoint-dir": z.string().min(1).optional(),
+  resume: z.boolean().default(false),
+}).strict();
+
+/**
+ * Runs `train-victim` with its arguments (after the command name); returns the exit code.
+ *
+ * @example
+ * ```ts
+ * import { trainVictimCommand } from "./command.ts";
+ * const code = await trainVictimCommand(["--model", "vsfa-mini", "--steps", "400"]);
+ * ```
+ */
+export async function trainVictimCommand(args: string[]): Promise<number> {
+  let raw;
+  try {
+    raw = parseArgs({
+      args,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        model: { type: "string", short: "m" },
+        manifest: { type: "string" },
+        out: { type: "string", short: "o" },
+        steps: { type: "string" },
+        batch: { type: "string" },
+        lr: { type: "string" },
+        loss: { type: "string" },
+        seed: { type: "string" },
+        "checkpoint-every": { type: "string" },
+        "checkpoint-dir": { type: "string" },
+        resume: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (raw.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { help: _help, ...rest } = raw;
+  const parsed = ArgsSchema.safeParse(rest);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) =>
+      `${i.path.length ? `--${i.path.join(".")}: ` : ""}${i.message}`
+    );
+    console.error(`${issues.join("\n")}\n\n${USAGE}`);
+    return 2;
+  }
+  const o = parsed.data;
+  await initGpu();
+  const command = `deno task train-victim ${args.filter((a) => a !== "--resume").join(" ")}`;
+  try {
+    const r = await trainVictim({
+      model: o.model,
+      manifest: o.manifest,
+      out: o.out,
+      steps: o.steps,
+      batch: o.batch,
+      lr: o.lr,
+      loss: o.loss,
+      seed: o.seed,
+      checkpointEvery: o["checkpoint-every"],
+      checkpointDir: o["checkpoint-dir"],
+      resume: o.resume,
+      command,
+    });
+    const t = r.test;
+    console.log(
+      `${o.model}: test split (${t.n} clips): SRCC ${t.srcc.toFixed(4)}  KRCC ${
+        t.krcc.toFixed(4)
+      }  PLCC ${t.plcc.toFixed(4)} (raw ${t.plccRaw.toFixed(4)})  RMSE ${t.rmse.toFixed(4)} ` +
+        `(raw ${t.rmseRaw.toFixed(4)})`,
+    );
+    console.log(`trained in ${r.trainSeconds.toFixed(0)} s; wrote ${r.weights} and ${r.json}`);
+    r.victim.dispose();
+    return 0;
+  } catch (e) {
+    if (
+      e instanceof NonFiniteLossError || e instanceof DatasetError || e instanceof VideoError ||
+      e instanceof FfmpegNotFoundError ||
+      (e instanceof Error && e.message.startsWith("--resume"))
+    ) {
+      console.error(`\n${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

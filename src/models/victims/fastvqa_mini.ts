@@ -1,0 +1,213 @@
+/**
+ * `fastvqa-mini`: a small model of FAST-VQA (Wu et al., "FAST-VQA: efficient end-to-end video
+ * quality assessment with fragment sampling", ECCV 2022). Each frame is cut into a `grid x grid`
+ * lattice of cells; the `patch x patch` patch at the centre of every cell is kept at full
+ * resolution and the patches are spliced into one small frame (the "fragments"), which keeps
+ * fine-grained artefacts (noise, blur, blocking) that resizing would erase. A small
+ * spatiotemporal network reads the fragments: a strided conv per frame, then a (2+1)-D stage
+ * that concatenates each frame's features with their temporal difference to the previous frame,
+ * more strided convs, global mean and std pooling, a linear per-frame score, and the mean score
+ * over frames. Patch positions are fixed (cell centres), so the model is deterministic.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import {
+  concat,
+  conv2d,
+  globalMeanPool,
+  globalStdPool,
+  leakyRelu,
+  linear,
+  mean,
+  slice,
+  sub,
+} from "../../tensor/nn.ts";
+import { full, type Tensor } from "../../tensor/tensor.ts";
+import {
+  asBatch,
+  BaseConfigSchema,
+  disposeParams,
+  ParamBuilder,
+  type Victim,
+  type VictimFamily,
+} from "./victim.ts";
+
+/** The config of {@link FastVqaMini}. */
+export const FastVqaMiniConfigSchema = BaseConfigSchema.extend({
+  /** Cells per side of the fragment lattice. */
+  grid: z.number().int().positive(),
+  /** Side of the full-resolution patch taken from each cell. */
+  patch: z.number().int().positive(),
+  /**
+   * Output channels of the stride-2 3x3 convs; after the first, the features are concatenated
+   * with their temporal difference (so the second layer sees twice the channels).
+   */
+  channels: z.array(z.number().int().positive()).min(2),
+}).strict();
+
+/** The config of {@link FastVqaMini}. */
+export type FastVqaMiniConfig = z.infer<typeof FastVqaMiniConfigSchema>;
+
+/** Defaults of {@link FastVqaMini}. */
+export const FASTVQA_MINI_DEFAULTS: FastVqaMiniConfig = {
+  frames: 8,
+  height: null,
+  width: null,
+  qMin: 1,
+  qMax: 5,
+  slope: 0.1,
+  grid: 4,
+  patch: 16,
+  channels: [16, 24, 32, 48],
+};
+
+/**
+ * Cuts fragments from frames: `[N,3,H,W] -> [N,3,grid*patch,grid*patch]`, the patch at the centre
+ * of each of the `grid x grid` cells at full resolution. Differentiable (slices and concats).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { fragments } from "./fastvqa_mini.ts";
+ * await initGpu();
+ * const x = tensor(new Float32Array(2 * 3 * 96 * 128), [2, 3, 96, 128]);
+ * const f = fragments(x, { grid: 4, patch: 16 }); // [2, 3, 64, 64]
+ * ```
+ */
+export function fragments(x: Tensor, options: { grid: number; patch: number }): Tensor {
+  const { grid, patch } = options;
+  const [, , h, w] = x.shape;
+  const ch = Math.floor(h / grid);
+  const cw = Math.floor(w / grid);
+  if (x.rank !== 4 || ch < patch || cw < patch) {
+    throw new RangeError(
+      `fragments: frames [${x.shape}] are too small for a ${grid}x${grid} grid of ` +
+        `${patch}x${patch} patches (need at least ${grid * patch}x${grid * patch})`,
+    );
+  }
+  const rows: Tensor[] = [];
+  for (let i = 0; i < grid; i++) {
+    const y0 = i * ch + Math.floor((ch - patch) / 2);
+    const row: Tensor[] = [];
+    for (let j = 0; j < grid; j++) {
+      const x0 = j * cw + Math.floor((cw - patch) / 2);
+      row.push(slice(x, [
+        { axis: 2, start: y0, end: y0 + patch },
+        { axis: 3, start: x0, end: x0 + patch },
+      ]));
+    }
+    rows.push(grid === 1 ? row[0] : concat(row, 3));
+  }
+  return grid === 1 ? rows[0] : concat(rows, 2);
+}
+
+/**
+ * The `fastvqa-mini` victim.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { FastVqaMini } from "./fastvqa_mini.ts";
+ * await initGpu();
+ * const model = new FastVqaMini({ seed: 1 });
+ * const frames = tensor(new Float32Array(4 * 3 * 96 * 96).fill(0.5), [4, 3, 96, 96]);
+ * const q = model.score(frames); // [1]
+ * ```
+ */
+export class FastVqaMini implements Victim {
+  /** The family name. */
+  readonly family: VictimFamily = "fastvqa-mini";
+  /** The model's name. */
+  readonly name: string;
+  /** The validated config. */
+  readonly config: FastVqaMiniConfig;
+  #params: Record<string, Tensor>;
+
+  constructor(
+    options: { config?: Partial<FastVqaMiniConfig>; seed?: number; name?: string } = {},
+  ) {
+    this.config = FastVqaMiniConfigSchema.parse({ ...FASTVQA_MINI_DEFAULTS, ...options.config });
+    this.name = options.name ?? this.family;
+    const c = this.config;
+    const pb = new ParamBuilder(options.seed ?? 0);
+    let cin = 3;
+    c.channels.forEach((cout, i) => {
+      pb.conv(`conv${i + 1}`, i === 1 ? 2 * cin : cin, cout, 3, c.slope);
+      cin = cout;
+    });
+    pb.linear("head", 2 * cin, 1, (c.qMin + c.qMax) / 2);
+    this.#params = pb.params;
+  }
+
+  /** The parameters by name. */
+  parameters(): Record<string, Tensor> {
+    return this.#params;
+  }
+
+  /**
+   * Fragments of a clip `[T,3,H,W] -> [T,3,S,S]` or a batch `[B,T,3,H,W] -> [B,T,3,S,S]`, with
+   * `S = grid * patch`.
+   */
+  prepare(clips: Tensor): Tensor {
+    const x5 = asBatch(clips, "fastvqa-mini");
+    const [b, t, , h, w] = x5.shape;
+    const f = fragments(x5.reshape([b * t, 3, h, w]), this.config);
+    const s = [t, 3, f.shape[2], f.shape[3]];
+    return f.reshape(clips.rank === 4 ? s : [b, ...s]);
+  }
+
+  /** Per-frame scores of prepared fragments `[B,T,3,S,S]` -> `[B,T]`. */
+  frameScoresPrepared(prepared: Tensor): Tensor {
+    const p = this.#params;
+    const c = this.config;
+    const [b, t, , h, w] = prepared.shape;
+    const conv = (x: Tensor, i: number) =>
+      leakyRelu(
+        conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
+        c.slope,
+      );
+    let x = conv(sub(prepared.reshape([b * t, 3, h, w]), 0.5), 1);
+    // (2+1)-D: each frame's features with their difference to the previous frame's.
+    const [, ch, fh, fw] = x.shape;
+    const x5 = x.reshape([b, t, ch, fh, fw]);
+    let diff: Tensor;
+    if (t > 1) {
+      const d = sub(slice(x5, { axis: 1, start: 1 }), slice(x5, { axis: 1, start: 0, end: t - 1 }));
+      diff = concat([slice(d, { axis: 1, start: 0, end: 1 }), d], 1);
+    } else {
+      diff = full(x5.shape, 0);
+    }
+    x = concat([x5, diff], 2).reshape([b * t, 2 * ch, fh, fw]);
+    for (let i = 2; i <= c.channels.length; i++) x = conv(x, i);
+    const pooled = concat([globalMeanPool(x), globalStdPool(x)], 1);
+    return linear(pooled, p["head.weight"], p["head.bias"]).reshape([b, t]);
+  }
+
+  /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */
+  frameScores(frames: Tensor): Tensor {
+    const q = this.frameScoresPrepared(this.prepare(asBatch(frames, "fastvqa-mini")));
+    return q.reshape([q.size]);
+  }
+
+  /** Clip scores of prepared fragments `[B,T,3,S,S]` -> `[B]` (mean over frames). */
+  scorePrepared(prepared: Tensor): Tensor {
+    return mean(this.frameScoresPrepared(prepared), { axes: 1 });
+  }
+
+  /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]`. */
+  scoreBatch(clips: Tensor): Tensor {
+    return this.scorePrepared(this.prepare(clips));
+  }
+
+  /** The clip's score `[1]`. */
+  score(frames: Tensor): Tensor {
+    return this.scoreBatch(asBatch(frames, "fastvqa-mini")).reshape([1]);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    disposeParams(this.#params);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Victim VQA models: the three families, creating, saving and loading them.
+ *
+ * Weights are a safetensors file with a JSON file beside it (`<name>.safetensors`,
+ * `<name>.json`); the JSON holds the family, its config and how the weights were made.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, loadVictim, readVictimClip } from "../../../mod.ts";
+ * await initGpu();
+ * const victim = await loadVictim("simplevqa-mini"); // data/models/simplevqa-mini.*
+ * const frames = await readVictimClip(victim, "clip.mkv");
+ * console.log((await victim.score(frames).read())[0]);
+ * ```
+ * @module
+ */
+
+import { z } from "zod";
+import { basename, dirname, join } from "path";
+import { fileURLToPath } from "url";
+import { loadSafetensors, saveSafetensors } from "../../tensor/safetensors.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { readVideo } from "../../video/read.ts";
+import { FastVqaMini } from "./fastvqa_mini.ts";
+import { SimpleVqaMini } from "./simplevqa_mini.ts";
+import { type Victim, VICTIM_FAMILIES, type VictimFamily } from "./victim.ts";
+import { VsfaMini } from "./vsfa_mini.ts";
+
+export { FastVqaMini, fragments } from "./fastvqa_mini.ts";
+export { SimpleVqaMini } from "./simplevqa_mini.ts";
+export { VsfaMini } from "./vsfa_mini.ts";
+export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
+export { type BaseConfig, type Victim, VICTIM_FAMILIES, type VictimFamily } from "./victim.ts";
+
+/** Where the bundled weights live: `data/models` of this repository. */
+export const MODELS_DIR: string = fileURLToPath(new URL("../../../data/models/", import.meta.url));
+
+/** The JSON file beside a victim's weights. */
+export const VictimFileSchema = z.object({
+  /** The family. */
+  family: z.enum(VICTIM_FAMILIES),
+  /** The family's config (validated again by the family's own schema). */
+  config: z.record(z.unknown()),
+  /** How the weights were made: command, seed, date, duration, steps (free form). */
+  training: z.record(z.unknown()).optional(),
+  /** Test-split metrics (free form: srcc, krcc, plcc, rmse, n). */
+  test: z.record(z.unknown()).optional(),
+}).passthrough();
+
+/** The JSON file beside a victim's weights. */
+export type VictimFile = z.infer<typeof VictimFileSchema>;
+
+/**
+ * A fresh (untrained) victim of a family; the config overrides the family's defaults.
+ *
+ * @example
+ * ```ts
+ * import { createVictim, initGpu } from "../../../mod.ts";
+ * await initGpu();
+ * const v = createVictim("vsfa-mini", { seed: 7, config: { channels: [8, 16] } });
+ * ```
+ */
+export function createVictim(
+  family: VictimFamily,
+  options: { seed?: number; config?: Record<string, unknown>; name?: string } = {},
+): Victim {
+  switch (family) {
+    case "vsfa-mini":
+      return new VsfaMini(options);
+    case "simplevqa-mini":
+      return new SimpleVqaMini(options);
+    case "fastvqa-mini":
+      return new FastVqaMini(options);
+    default:
+      throw new RangeError(
+        `unknown victim family '${family}' (known: ${VICTIM_FAMILIES.join(", ")})`,
+      );
+  }
+}
+
+/** The safetensors and JSON paths for a bundled name or a path to either file (or their stem). */
+export function victimPaths(nameOrPath: string): { weights: string; json: string } {
+  let stem = nameOrPath;
+  if (
+    !nameOrPath.includes("/") && !nameOrPath.includes("\\") &&
+    !/\.(json|safetensors)$/.test(nameOrPath)
+  ) {
+    stem = join(MODELS_DIR, nameOrPath);
+  }
+  stem = stem.replace(/\.(json|safetensors)$/, "");
+  return { weights: `${stem}.safetensors`, json: `${stem}.json` };
+}
+
+/**
+ * Loads a victim: a bundled name (`vsfa-mini`, `simplevqa-mini`, `fastvqa-mini`, from
+ * data/models) or the path of a `.safetensors` / `.json` pair. The parameters do not require
+ * gradients (the victim is frozen; gradients still flow to the input frames).
+ *
+ * @throws {Error} naming the file when one is missing or malformed, and the tensor when the
+ * weights do not match the config.
+ * @example
+ * ```ts
+ * import { initGpu, loadVictim } from "../../../mod.ts";
+ * await initGpu();
+ * const v = await loadVictim("vsfa-mini");
+ * const w = await loadVictim("out/my-victim.safetensors");
+ * ```
+ */
+export async function loadVictim(nameOrPath: string): Promise<Victim> {
+  const { weights, json } = victimPaths(nameOrPath);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(json);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const hint = VICTIM_FAMILIES.includes(nameOrPath as VictimFamily)
+        ? ` (train it with \`deno task train-victim --model ${nameOrPath}\`)`
+        : ` (known bundled victims: ${VICTIM_FAMILIES.join(", ")})`;
+      throw new Error(`loadVictim: no victim config at ${json}${hint}`);
+    }
+    throw e;
+  }
+  let file: VictimFile;
+  try {
+    file = VictimFileSchema.parse(JSON.parse(text));
+  } catch (e) {
+    throw new Error(`loadVictim: ${json} is not a valid victim config: ${(e as Error).message}`);
+  }
+  let victim: Victim;
+  try {
+    victim = createVictim(file.family, {
+      config: file.config,
+      name: basename(weights, ".safetensors"),
+    });
+  } catch (e) {
+    throw new Error(`loadVictim: ${json}: bad ${file.family} config: ${(e as Error).message}`);
+  }
+  try {
+    await Deno.stat(weights);
+  } catch (e) {
+    victim.dispose();
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`loadVictim: no weights file at ${weights} (config ${json} found)`);
+    }
+    throw e;
+  }
+  try {
+    await loadSafetensors(weights, victim.parameters());
+  } catch (e) {
+    victim.dispose();
+    throw new Error(
+      `loadVictim: the weights do not match the ${file.family} config in ${json}: ${
+        (e as Error).message
+      }`,
+    );
+  }
+  for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
+  return victim;
+}
+
+/**
+ * Saves a victim's weights and its JSON config (both atomically); `extra` adds fields such as
+ * `training` and `test` to the JSON.
+ *
+ * @example
+ * ```ts
+ * import { createVictim, initGpu, saveVictim } from "../../../mod.ts";
+ * await initGpu();
+ * const v = createVictim("vsfa-mini", { seed: 1 });
+ * await saveVictim(v, "out/vsfa-test.safetensors", { training: { seed: 1 } });
+ * ```
+ */
+export async function saveVictim(
+  victim: Victim,
+  path: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ weights: string; json: string }> {
+  const { weights, json } = victimPaths(path.includes("/") ? path : `./${path}`);
+  await Deno.mkdir(dirname(weights), { recursive: true });
+  await saveSafetensors(weights, victim.parameters(), { family: victim.family });
+  const body: VictimFile = { family: victim.family, config: { ...victim.config }, ...extra };
+  const tmp = `${json}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(body, null, 2) + "\n");
+  await Deno.rename(tmp, json);
+  return { weights, json };
+}
+
+/**
+ * Reads a clip the way a victim was trained on it: at most `config.frames` frames, scaled to
+ * `config.width x config.height` when those are set. Returns `[T,3,H,W]` in [0,1].
+ *
+ * @example
+ * ```ts
+ * import { initGpu, loadVictim, readVictimClip } from "../../../mod.ts";
+ * await initGpu();
+ * const v = await loadVictim("fastvqa-mini");
+ * const frames = await readVictimClip(v, "clip.mkv");
+ * ```
+ */
+export function readVictimClip(victim: Victim, path: string): Promise<Tensor> {
+  const c = victim.config;
+  const size = c.width && c.height ? { width: c.width, height: c.height } : undefined;
+  return readVideo(path, { maxFrames: c.frames, size });
+}

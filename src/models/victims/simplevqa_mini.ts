@@ -1,0 +1,185 @@
+/**
+ * `simplevqa-mini`: a small model of SimpleVQA (Sun, Min, Lu, Zhai and Ma, "A deep learning based
+ * no-reference quality assessment model for UGC videos", ACM MM 2022). Per frame: global mean
+ * and std pooled features of every stage of a strided spatial CNN (multi-scale), plus motion
+ * features (mean and std pooled features of a small CNN on the frame difference `x_t - x_{t-1}`,
+ * the first frame using the first difference), concatenated; two linear layers give a per-frame
+ * score; the clip score is the mean over frames.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import {
+  avgPool2d,
+  concat,
+  conv2d,
+  globalMeanPool,
+  globalStdPool,
+  leakyRelu,
+  linear,
+  mean,
+  slice,
+  sub,
+} from "../../tensor/nn.ts";
+import { full, type Tensor } from "../../tensor/tensor.ts";
+import {
+  asBatch,
+  BaseConfigSchema,
+  disposeParams,
+  ParamBuilder,
+  type Victim,
+  type VictimFamily,
+} from "./victim.ts";
+
+/** The config of {@link SimpleVqaMini}. */
+export const SimpleVqaMiniConfigSchema = BaseConfigSchema.extend({
+  /** Output channels of the spatial CNN's stride-2 3x3 stages (each stage is pooled). */
+  channels: z.array(z.number().int().positive()).min(1),
+  /** Output channels of the motion CNN's stride-2 3x3 layers (on half-resolution differences). */
+  motionChannels: z.array(z.number().int().positive()).min(1),
+  /** Hidden size of the two-layer regressor. */
+  hidden: z.number().int().positive(),
+}).strict();
+
+/** The config of {@link SimpleVqaMini}. */
+export type SimpleVqaMiniConfig = z.infer<typeof SimpleVqaMiniConfigSchema>;
+
+/** Defaults of {@link SimpleVqaMini}. */
+export const SIMPLEVQA_MINI_DEFAULTS: SimpleVqaMiniConfig = {
+  frames: 8,
+  height: 64,
+  width: 64,
+  qMin: 1,
+  qMax: 5,
+  slope: 0.1,
+  channels: [16, 24, 32, 48],
+  motionChannels: [8, 16],
+  hidden: 32,
+};
+
+/**
+ * The `simplevqa-mini` victim.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { SimpleVqaMini } from "./simplevqa_mini.ts";
+ * await initGpu();
+ * const model = new SimpleVqaMini({ seed: 1 });
+ * const frames = tensor(new Float32Array(4 * 3 * 64 * 64).fill(0.5), [4, 3, 64, 64]);
+ * const q = model.score(frames); // [1]
+ * ```
+ */
+export class SimpleVqaMini implements Victim {
+  /** The family name. */
+  readonly family: VictimFamily = "simplevqa-mini";
+  /** The model's name. */
+  readonly name: string;
+  /** The validated config. */
+  readonly config: SimpleVqaMiniConfig;
+  #params: Record<string, Tensor>;
+
+  constructor(
+    options: { config?: Partial<SimpleVqaMiniConfig>; seed?: number; name?: string } = {},
+  ) {
+    this.config = SimpleVqaMiniConfigSchema.parse({
+      ...SIMPLEVQA_MINI_DEFAULTS,
+      ...options.config,
+    });
+    this.name = options.name ?? this.family;
+    const c = this.config;
+    const pb = new ParamBuilder(options.seed ?? 0);
+    let cin = 3;
+    let features = 0;
+    c.channels.forEach((cout, i) => {
+      pb.conv(`spatial${i + 1}`, cin, cout, 3, c.slope);
+      cin = cout;
+      features += 2 * cout;
+    });
+    cin = 3;
+    c.motionChannels.forEach((cout, i) => {
+      pb.conv(`motion${i + 1}`, cin, cout, 3, c.slope);
+      cin = cout;
+    });
+    features += 2 * cin;
+    pb.linear("fc1", features, c.hidden);
+    pb.linear("fc2", c.hidden, 1, (c.qMin + c.qMax) / 2);
+    this.#params = pb.params;
+  }
+
+  /** The parameters by name. */
+  parameters(): Record<string, Tensor> {
+    return this.#params;
+  }
+
+  /** Identity (the network reads whole frames). */
+  prepare(clips: Tensor): Tensor {
+    return clips;
+  }
+
+  /** Per-frame scores of a batch `[B,T,3,H,W]` -> `[B,T]`. */
+  frameScoresBatch(clips: Tensor): Tensor {
+    const p = this.#params;
+    const c = this.config;
+    const x5 = asBatch(clips, "simplevqa-mini");
+    const [b, t, , h, w] = x5.shape;
+    const feats: Tensor[] = [];
+    let x = sub(x5.reshape([b * t, 3, h, w]), 0.5);
+    for (let i = 1; i <= c.channels.length; i++) {
+      x = leakyRelu(
+        conv2d(x, p[`spatial${i}.weight`], p[`spatial${i}.bias`], { stride: 2, padding: 1 }),
+        c.slope,
+      );
+      feats.push(globalMeanPool(x), globalStdPool(x));
+    }
+    // Motion: x_t - x_{t-1} for t >= 1; frame 0 reuses the first difference (zeros for T = 1).
+    let diff: Tensor;
+    if (t > 1) {
+      const d = sub(
+        slice(x5, { axis: 1, start: 1 }),
+        slice(x5, { axis: 1, start: 0, end: t - 1 }),
+      );
+      diff = concat([slice(d, { axis: 1, start: 0, end: 1 }), d], 1);
+    } else {
+      diff = full(x5.shape, 0);
+    }
+    let m = avgPool2d(diff.reshape([b * t, 3, h, w]), { kernel: 2 });
+    for (let i = 1; i <= c.motionChannels.length; i++) {
+      m = leakyRelu(
+        conv2d(m, p[`motion${i}.weight`], p[`motion${i}.bias`], { stride: 2, padding: 1 }),
+        c.slope,
+      );
+    }
+    feats.push(globalMeanPool(m), globalStdPool(m));
+    const f = concat(feats, 1);
+    const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
+    return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);
+  }
+
+  /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */
+  frameScores(frames: Tensor): Tensor {
+    const q = this.frameScoresBatch(asBatch(frames, "simplevqa-mini"));
+    return q.reshape([q.size]);
+  }
+
+  /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]` (mean over frames). */
+  scoreBatch(clips: Tensor): Tensor {
+    return mean(this.frameScoresBatch(clips), { axes: 1 });
+  }
+
+  /** Same as {@link SimpleVqaMini.scoreBatch} (nothing is prepared). */
+  scorePrepared(prepared: Tensor): Tensor {
+    return this.scoreBatch(prepared);
+  }
+
+  /** The clip's score `[1]`. */
+  score(frames: Tensor): Tensor {
+    return this.scoreBatch(asBatch(frames, "simplevqa-mini")).reshape([1]);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    disposeParams(this.#params);
+  }
+}

@@ -1,0 +1,580 @@
+/**
+ * Training a victim on the proxy dataset: Adam on mini-batches of clips held in memory, a
+ * seeded batch sampler, atomic checkpoints that `resume` continues from, a clear stop on a
+ * non-finite loss (the last good checkpoint is kept), and the test-split metrics at the end.
+ *
+ * @module
+ */
+
+import { join } from "path";
+import { loadManifest } from "../../data/manifest.ts";
+import { correlationReport } from "../../eval/metrics.ts";
+import { writeBuffer } from "../../gpu/queue.ts";
+import { l1Loss, mean, mseLoss, stack } from "../../tensor/nn.ts";
+import { Adam } from "../../tensor/optim.ts";
+import { decodeSafetensors, saveSafetensors } from "../../tensor/safetensors.ts";
+import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
+import { createVictim, readVictimClip, saveVictim } from "./mod.ts";
+import type { Victim, VictimFamily } from "./victim.ts";
+
+/** Options of {@link trainVictim}. */
+export interface TrainVictimOptions {
+  /** The family to train. */
+  model: VictimFamily;
+  /** The proxy manifest (default `cache/proxy/manifest.json`). */
+  manifest?: string;
+  /** Where the weights go: `<out>.safetensors` and `<out>.json` (default `data/models/<model>`). */
+  out?: string;
+  /** Optimiser steps (default 400). */
+  steps?: number;
+  /** Clips per step (default 8). */
+  batch?: number;
+  /** Peak learning rate; cosine decay to a tenth of it (default 2e-3). */
+  lr?: number;
+  /** Loss on the label (default "mse"). */
+  loss?: "mse" | "l1";
+  /** Seed of the initial weights and of the batch sampler (default 1). */
+  seed?: number;
+  /** Steps between checkpoints (default 50). */
+  checkpointEvery?: number;
+  /** Checkpoint folder (default `cache/victims/<model>`). */
+  checkpointDir?: string;
+  /** Continue from the checkpoint in `checkpointDir`. */
+  resume?: boolean;
+  /** Config overrides for the family. */
+  config?: Record<string, unknown>;
+  /** The command line to record in the JSON beside the weights. */
+  command?: string;
+  /** Progress callback (default: a `\r` progress line on stderr). */
+  onProgress?: (p: TrainProgress) => void;
+  /** Stop after this many steps in this run (for tests of resuming); default no limit. */
+  stopAfter?: number;
+}
+
+/** What {@link TrainVictimOptions.onProgress} receives. */
+export interface TrainProgress {
+  /** Steps done. */
+  step: number;
+  /** Total steps. */
+  steps: number;
+  /** Loss of the last step. */
+  loss: number;
+  /** Mean loss over the last 20 steps. */
+  smoothed: number;
+  /** Learning rate of the last step. */
+  lr: number;
+  /** Seconds since this run started. */
+  elapsed: number;
+}
+
+/** The test-split metrics. */
+export interface VictimMetrics {
+  /** Test clips. */
+  n: number;
+  /** Spearman. */
+  srcc: number;
+  /** Kendall tau-b. */
+  krcc: number;
+  /** Pearson after the 4-parameter logistic fit. */
+  plcc: number;
+  /** Pearson of the raw scores. */
+  plccRaw: number;
+  /** RMSE after the logistic fit. */
+  rmse: number;
+  /** RMSE of the raw scores. */
+  rmseRaw: number;
+}
+
+/** What {@link trainVictim} returns. */
+export interface TrainVictimResult {
+  /** The trained victim (the caller disposes it). */
+  victim: Victim;
+  /** Test-split metrics. */
+  test: VictimMetrics;
+  /** Files written. */
+  weights: string;
+  /** The JSON beside the weights. */
+  json: string;
+  /** Seconds spent training in this run (loading and evaluation excluded). */
+  trainSeconds: number;
+  /** Losses of the steps run in this call. */
+  losses: number[];
+}
+
+/** The training loss became NaN or infinite; the message names the step and the checkpoint. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** A small serialisable generator (mulberry32); `state` is one uint32. */
+export class BatchSampler {
+  /** The generator state. */
+  state: number;
+  constructor(seed: number) {
+    this.state = (seed * 0x9e3779b1) >>> 0;
+  }
+  /** A uniform draw in [0, 1). */
+  uniform(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** `k` distinct indices in [0, n) (all of them, shuffled, when k >= n). */
+  pick(n: number, k: number): number[] {
+    const idx = [...Array(n).keys()];
+    const m = Math.min(k, n);
+    for (let i = 0; i < m; i++) {
+      const j = i + Math.floor(this.uniform() * (n - i));
+      [idx[i], idx[j]] = [idx[j], idx[i]];
+    }
+    return idx.slice(0, m);
+  }
+}
+
+/** A clip held in memory: the victim's prepared input and its label. */
+export interface LoadedClip {
+  /** Prepared input `[T,3,...]` (kept out of tidy scopes). */
+  input: Tensor;
+  /** Label. */
+  label: number;
+  /** Path, for messages. */
+  path: string;
+}
+
+/**
+ * Reads the clips of the given splits once, prepared for the victim.
+ *
+ * @example
+ * ```ts
+ * import { createVictim, initGpu, loadVictimClips } from "../../../mod.ts";
+ * await initGpu();
+ * const v = createVictim("vsfa-mini", { seed: 1 });
+ * const test = await loadVictimClips(v, "cache/proxy/manifest.json", "test");
+ * ```
+ */
+export async function loadVictimClips(
+  victim: Victim,
+  manifest: string,
+  split: "train" | "val" | "test",
+): Promise<LoadedClip[]> {
+  const { items, missing } = await loadManifest(manifest, { splits: [split] });
+  if (missing.length) {
+    throw new Error(
+      `${manifest}: ${missing.length} clip file(s) of the ${split} split are missing, e.g. ${
+        missing[0]
+      } (rebuild with \`deno task data\`)`,
+    );
+  }
+  const clips: LoadedClip[] = [];
+  for (const it of items) {
+    const frames = await readVictimClip(victim, it.path);
+    const input = tidy(() => noGrad(() => victim.prepare(frames)));
+    frames.dispose();
+    clips.push({ input: input.keep(), label: it.mos, path: it.path });
+  }
+  return clips;
+}
+
+/**
+ * Scores clips (no gradients) in batches and compares with their labels.
+ *
+ * @example
+ * ```ts
+ * import { evaluateVictim } from "./train.ts";
+ * // const metrics = await evaluateVictim(victim, clips);
+ * ```
+ */
+export async function evaluateVictim(
+  victim: Victim,
+  clips: LoadedClip[],
+  batch = 8,
+): Promise<{ metrics: VictimMetrics; scores: number[] }> {
+  const scores: number[] = [];
+  for (let i = 0; i < clips.length; i += batch) {
+    const part = clips.slice(i, i + batch);
+    const s = tidy(() => noGrad(() => victim.scorePrepared(stack(part.map((c) => c.input), 0))));
+    scores.push(...await s.read());
+    s.dispose();
+  }
+  const labels = clips.map((c) => c.label);
+  const r = correlationReport(scores, labels);
+  return {
+    metrics: {
+      n: clips.length,
+      srcc: r.srcc,
+      krcc: r.krcc,
+      plcc: r.plcc,
+      plccRaw: r.plccRaw,
+      rmse: r.rmse,
+      rmseRaw: r.rmseRaw,
+    },
+    scores,
+  };
+}
+
+interface CheckpointState {
+  step: number;
+  sampler: number;
+  seed: number;
+  model: VictimFamily;
+  steps: number;
+  batch: number;
+  lr: number;
+  loss: string;
+  config: Record<string, unknown>;
+  losses: number[];
+  trainSeconds: number;
+}
+
+const CKPT = "checkpoint.safetensors";
+
+async function saveCheckpoint(
+  dir: string,
+  params: Record<string, Tensor>,
+  opt: Adam,
+  state: CheckpointState,
+): Promise<void> {
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, p] of Object.entries(params)) {
+    tensors[`param.${name}`] = p;
+    const mv = opt.moments(p);
+    if (mv) {
+      tensors[`adam_m.${name}`] = mv.m;
+      tensors[`adam_v.${name}`] = mv.v;
+    }
+  }
+  // Never write a checkpoint holding non-finite weights.
+  for (const [name, p] of Object.entries(params)) {
+    const v = await p.read();
+    if (!v.every(Number.isFinite)) {
+      throw new NonFiniteLossError(`parameter '${name}' is not finite at step ${state.step}`);
+    }
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await saveSafetensors(join(dir, CKPT), tensors, { state: JSON.stringify(state) });
+}
+
+async function loadCheckpoint(
+  dir: string,
+  params: Record<string, Tensor>,
+  opt: Adam,
+): Promise<CheckpointState> {
+  const file = join(dir, CKPT);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`--resume: no checkpoint at ${file} (start without --resume)`);
+    }
+    throw e;
+  }
+  const { tensors, metadata } = decodeSafetensors(bytes);
+  const state = JSON.parse(metadata.state ?? "null") as CheckpointState | null;
+  if (!state) throw new Error(`${file}: no training state in its metadata`);
+  for (const [name, p] of Object.entries(params)) {
+    const t = tensors[`param.${name}`];
+    if (!t || t.data.length !== p.size) {
+      throw new Error(`${file}: tensor 'param.${name}' is missing or has the wrong size`);
+    }
+    writeBuffer(p.buffer, t.data as Float32Array<ArrayBuffer>);
+  }
+  // Adam's step counts are private: bring them to `state.step` with zero-gradient steps at
+  // lr 0 (which leave parameters and zero moments unchanged), then write the saved moments.
+  if (state.step > 0) {
+    const lr = opt.lr;
+    opt.lr = 0;
+    for (const p of Object.values(params)) p.grad = full(p.shape, 0).keep();
+    for (let i = 0; i < state.step; i++) opt.step();
+    opt.zeroGrad();
+    opt.lr = lr;
+    for (const [name, p] of Object.entries(params)) {
+      const mv = opt.moments(p)!;
+      const m = tensors[`adam_m.${name}`];
+      const v = tensors[`adam_v.${name}`];
+      if (!m || !v) throw new Error(`${file}: Adam moments of '${name}' are missing`);
+      writeBuffer(mv.m.buffer, m.data as Float32Array<ArrayBuffer>);
+      writeBuffer(mv.v.buffer, v.data as Float32Array<ArrayBuffer>);
+    }
+  }
+  return state;
+}
+
+function fmtTime(s: number): string {
+  const m = Math.floor(s / 60);
+  return m ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
+}
+
+/** The default progress line on stderr. */
+function progressLine(p: TrainProgress): void {
+  const width = 24;
+  const done = Math.round((width * p.step) / p.steps);
+  const eta = p.step ? (p.elapsed / p.step) * (p.steps - p.step) : 0;
+  const line = `  [${"#".repeat(done)}${".".repeat(width - done)}] ${p.step}/${p.steps} ` +
+    `loss ${p.smoothed.toFixed(4)} lr ${p.lr.toExponential(1)} ` +
+    `${fmtTime(p.elapsed)} eta ${fmtTime(eta)}   `;
+  Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}${p.step === p.steps ? "\n" : ""}`));
+}
+
+/** Options of {@link fitVictim}. */
+export interface FitVictimOptions {
+  /** Optimiser steps (default 400). */
+  steps?: number;
+  /** Clips per step (default 8). */
+  batch?: number;
+  /** Peak learning rate; cosine decay to a tenth of it (default 2e-3). */
+  lr?: number;
+  /** Loss on the label (default "mse"). */
+  loss?: "mse" | "l1";
+  /** Seed of the batch sampler (default 1). */
+  seed?: number;
+  /** Steps between checkpoints (default 50). */
+  checkpointEvery?: number;
+  /** Checkpoint folder; none are written when omitted. */
+  checkpointDir?: string;
+  /** Continue from the checkpoint in `checkpointDir`. */
+  resume?: boolean;
+  /** Progress callback (default: a `\r` progress line on stderr). */
+  onProgress?: (p: TrainProgress) => void;
+  /** Stop after this many steps in this call (e.g. to test resuming); default no limit. */
+  stopAfter?: number;
+}
+
+/** What {@link fitVictim} returns. */
+export interface FitVictimResult {
+  /** Steps done in total (including those before a resume). */
+  step: number;
+  /** Losses of every step (including those before a resume). */
+  losses: number[];
+  /** Training seconds in total (including those before a resume). */
+  trainSeconds: number;
+}
+
+/**
+ * The training loop: Adam on seeded mini-batches of in-memory clips, with checkpoints
+ * (parameters, Adam moments, step, sampler state) written atomically every `checkpointEvery`
+ * steps, `resume` from the last one, and a {@link NonFiniteLossError} (before any update) when the
+ * loss is NaN or infinite.
+ *
+ * @example
+ * ```ts
+ * import { createVictim, fitVictim, initGpu, tensor } from "../../../mod.ts";
+ * await initGpu();
+ * const v = createVictim("simplevqa-mini", { seed: 1 });
+ * const clips = [0.2, 0.8].map((g, i) => ({
+ *   input: tensor(new Float32Array(4 * 3 * 32 * 32).fill(g), [4, 3, 32, 32]),
+ *   label: 1 + 3 * i,
+ *   path: `synthetic-${i}`,
+ * }));
+ * await fitVictim(v, clips, { steps: 20, batch: 2 });
+ * ```
+ */
+export async function fitVictim(
+  victim: Victim,
+  train: LoadedClip[],
+  options: FitVictimOptions = {},
+): Promise<FitVictimResult> {
+  const {
+    steps = 400,
+    batch = 8,
+    lr = 2e-3,
+    loss: lossName = "mse",
+    seed = 1,
+    checkpointEvery = 50,
+    checkpointDir,
+  } = options;
+  if (train.length < 1) throw new Error("fitVictim: no training clips");
+  const onProgress = options.onProgress ?? progressLine;
+  const params = victim.parameters();
+  const opt = new Adam(Object.values(params), { lr });
+  const sampler = new BatchSampler(seed);
+  let start = 0;
+  let losses: number[] = [];
+  let priorSeconds = 0;
+  const lrAt = (step: number) => lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
+  const ckptFile = checkpointDir ? join(checkpointDir, CKPT) : "(none)";
+  try {
+    if (options.resume) {
+      if (!checkpointDir) throw new Error("--resume: no checkpoint folder given");
+      const st = await loadCheckpoint(checkpointDir, params, opt);
+      const want = { seed, steps, batch, lr, loss: lossName };
+      const mismatch = (["seed", "steps", "batch", "lr", "loss"] as const).filter((k) =>
+        st[k] !== want[k]
+      );
+      if (st.model !== victim.family || mismatch.length) {
+        throw new Error(
+          `--resume: the checkpoint ${ckptFile} was made with other options (${
+            mismatch.map((k) => `${k} ${st[k]}`).join(", ") || `model ${st.model}`
+          }); start without --resume or pass the same options`,
+        );
+      }
+      start = st.step;
+      sampler.state = st.sampler;
+      losses = st.losses;
+      priorSeconds = st.trainSeconds;
+    }
+    const lossFn = lossName === "l1" ? l1Loss : mseLoss;
+    const t0 = performance.now();
+    let lastGood = start;
+    const stopAt = Math.min(steps, start + (options.stopAfter ?? Infinity));
+    for (let step = start; step < stopAt; step++) {
+      opt.lr = lrAt(step);
+      const pick = sampler.pick(train.length, batch);
+      const l = tidy(() => {
+        const x = stack(pick.map((i) => train[i].input), 0);
+        const y = tensor(pick.map((i) => train[i].label), [pick.length]);
+        const pred = victim.scorePrepared(x);
+        const lv = lossFn(pred, y);
+        const scalar = lv.size === 1 ? lv : mean(lv);
+        scalar.backward();
+        return scalar;
+      });
+      const value = (await l.read())[0];
+      l.dispose();
+      if (!Number.isFinite(value)) {
+        opt.zeroGrad();
+        throw new NonFiniteLossError(
+          `training stopped: the loss is ${value} at step ${step + 1}; the weights were not ` +
+            `updated. ${
+              lastGood > 0 && checkpointDir
+                ? `The last good checkpoint (step ${lastGood}) is ${ckptFile}; ` +
+                  "continue from it with --resume, perhaps with a lower --lr."
+                : "No checkpoint was written yet; try a lower --lr."
+            }`,
+        );
+      }
+      opt.step();
+      opt.zeroGrad();
+      losses.push(value);
+      const recent = losses.slice(-20);
+      onProgress({
+        step: step + 1,
+        steps,
+        loss: value,
+        smoothed: recent.reduce((a, b) => a + b, 0) / recent.length,
+        lr: opt.lr,
+        elapsed: (performance.now() - t0) / 1000,
+      });
+      if (checkpointDir && ((step + 1) % checkpointEvery === 0 || step + 1 === stopAt)) {
+        await saveCheckpoint(checkpointDir, params, opt, {
+          step: step + 1,
+          sampler: sampler.state,
+          seed,
+          model: victim.family,
+          steps,
+          batch,
+          lr,
+          loss: lossName,
+          config: { ...victim.config },
+          losses,
+          trainSeconds: priorSeconds + (performance.now() - t0) / 1000,
+        });
+        lastGood = step + 1;
+      }
+    }
+    return {
+      step: stopAt,
+      losses,
+      trainSeconds: priorSeconds + (performance.now() - t0) / 1000,
+    };
+  } finally {
+    opt.dispose();
+  }
+}
+
+/**
+ * Trains a victim on the proxy train split, then scores the test split and saves the weights
+ * with a JSON config (command, seed, date, time taken, test metrics).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, trainVictim } from "../../../mod.ts";
+ * await initGpu();
+ * const r = await trainVictim({ model: "vsfa-mini", steps: 400, seed: 1 });
+ * console.log(r.test.srcc, r.test.plcc);
+ * ```
+ */
+export async function trainVictim(options: TrainVictimOptions): Promise<TrainVictimResult> {
+  const {
+    model,
+    manifest = "cache/proxy/manifest.json",
+    steps = 400,
+    batch = 8,
+    lr = 2e-3,
+    loss = "mse",
+    seed = 1,
+    config = {},
+  } = options;
+  const out = options.out ?? join("data", "models", model);
+  const checkpointDir = options.checkpointDir ?? join("cache", "victims", model);
+  const victim = createVictim(model, { seed, config });
+  let train: LoadedClip[] = [];
+  try {
+    train = await loadVictimClips(victim, manifest, "train");
+    if (options.resume) console.error(`resuming ${model} from ${join(checkpointDir, CKPT)}`);
+    const fit = await fitVictim(victim, train, {
+      steps,
+      batch,
+      lr,
+      loss,
+      seed,
+      checkpointEvery: options.checkpointEvery,
+      checkpointDir,
+      resume: options.resume,
+      onProgress: options.onProgress,
+      stopAfter: options.stopAfter,
+    });
+    const trainClips = train.length;
+    train.forEach((c) => c.input.dispose());
+    train = [];
+    if (fit.step < steps) {
+      const nan = NaN;
+      return {
+        victim,
+        test: { n: 0, srcc: nan, krcc: nan, plcc: nan, plccRaw: nan, rmse: nan, rmseRaw: nan },
+        weights: "",
+        json: "",
+        trainSeconds: fit.trainSeconds,
+        losses: fit.losses,
+      };
+    }
+    const test = await loadVictimClips(victim, manifest, "test");
+    const { metrics } = await evaluateVictim(victim, test);
+    test.forEach((c) => c.input.dispose());
+    const round = (v: number) => Math.round(v * 1e4) / 1e4;
+    const last = fit.losses.slice(-20);
+    const files = await saveVictim(victim, out, {
+      training: {
+        command: options.command ??
+          `deno task train-victim --model ${model} --seed ${seed} --steps ${steps}`,
+        seed,
+        steps,
+        batch,
+        lr,
+        loss,
+        manifest,
+        trainClips,
+        date: new Date().toISOString(),
+        trainSeconds: Math.round(fit.trainSeconds),
+        finalLoss: round(last.reduce((a, b) => a + b, 0) / last.length),
+      },
+      test: Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, round(v)])),
+    });
+    return {
+      victim,
+      test: metrics,
+      ...files,
+      trainSeconds: fit.trainSeconds,
+      losses: fit.losses,
+    };
+  } catch (e) {
+    train.forEach((c) => c.input.dispose());
+    victim.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * `vsfa-mini`: a small model of VSFA (Li, Jiang and Jiang, "Quality assessment of in-the-wild
+ * videos", ACM MM 2019). Per frame: a strided conv CNN, global mean and std pooling of its last
+ * feature map concatenated, a linear reduction; a GRU over time; a linear per-frame score; VSFA's
+ * temporal hysteresis pooling (tau = 12, gamma = 0.5) gives the clip score.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import {
+  concat,
+  conv2d,
+  globalMeanPool,
+  globalStdPool,
+  gruCell,
+  leakyRelu,
+  linear,
+  slice,
+  stack,
+  sub,
+} from "../../tensor/nn.ts";
+import { full, type Tensor } from "../../tensor/tensor.ts";
+import { hysteresisPool } from "./hysteresis.ts";
+import {
+  asBatch,
+  BaseConfigSchema,
+  disposeParams,
+  ParamBuilder,
+  type Victim,
+  type VictimFamily,
+} from "./victim.ts";
+
+/** The config of {@link VsfaMini}. */
+export const VsfaMiniConfigSchema = BaseConfigSchema.extend({
+  /** Output channels of the stride-2 3x3 conv layers. */
+  channels: z.array(z.number().int().positive()).min(1),
+  /** Size of the linear reduction of the pooled features. */
+  reduced: z.number().int().positive(),
+  /** GRU hidden size. */
+  hidden: z.number().int().positive(),
+  /** Hysteresis window. */
+  tau: z.number().int().positive(),
+  /** Hysteresis memory weight. */
+  gamma: z.number().min(0).max(1),
+}).strict();
+
+/** The config of {@link VsfaMini}. */
+export type VsfaMiniConfig = z.infer<typeof VsfaMiniConfigSchema>;
+
+/** Defaults of {@link VsfaMini}. */
+export const VSFA_MINI_DEFAULTS: VsfaMiniConfig = {
+  frames: 8,
+  height: 64,
+  width: 64,
+  qMin: 1,
+  qMax: 5,
+  slope: 0.1,
+  channels: [16, 24, 32, 48],
+  reduced: 32,
+  hidden: 16,
+  tau: 12,
+  gamma: 0.5,
+};
+
+/**
+ * The `vsfa-mini` victim.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { VsfaMini } from "./vsfa_mini.ts";
+ * await initGpu();
+ * const model = new VsfaMini({ seed: 1 });
+ * const frames = tensor(new Float32Array(4 * 3 * 64 * 64).fill(0.5), [4, 3, 64, 64]);
+ * const q = model.score(frames); // [1]
+ * const perFrame = model.frameScores(frames); // [4]
+ * ```
+ */
+export class VsfaMini implements Victim {
+  /** The family name. */
+  readonly family: VictimFamily = "vsfa-mini";
+  /** The model's name. */
+  readonly name: string;
+  /** The validated config. */
+  readonly config: VsfaMiniConfig;
+  #params: Record<string, Tensor>;
+
+  constructor(options: { config?: Partial<VsfaMiniConfig>; seed?: number; name?: string } = {}) {
+    this.config = VsfaMiniConfigSchema.parse({ ...VSFA_MINI_DEFAULTS, ...options.config });
+    this.name = options.name ?? this.family;
+    const c = this.config;
+    const pb = new ParamBuilder(options.seed ?? 0);
+    let cin = 3;
+    c.channels.forEach((cout, i) => {
+      pb.conv(`conv${i + 1}`, cin, cout, 3, c.slope);
+      cin = cout;
+    });
+    pb.linear("reduce", 2 * cin, c.reduced);
+    pb.gru("gru", c.reduced, c.hidden);
+    pb.linear("head", c.hidden, 1, (c.qMin + c.qMax) / 2);
+    this.#params = pb.params;
+  }
+
+  /** The parameters by name. */
+  parameters(): Record<string, Tensor> {
+    return this.#params;
+  }
+
+  /** Identity (the network reads whole frames). */
+  prepare(clips: Tensor): Tensor {
+    return clips;
+  }
+
+  /** Per-frame scores of a batch `[B,T,3,H,W]` -> `[B,T]`. */
+  frameScoresBatch(clips: Tensor): Tensor {
+    const p = this.#params;
+    const c = this.config;
+    const x5 = asBatch(clips, "vsfa-mini");
+    const [b, t, , h, w] = x5.shape;
+    let x = sub(x5.reshape([b * t, 3, h, w]), 0.5);
+    for (let i = 1; i <= c.channels.length; i++) {
+      x = leakyRelu(
+        conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
+        c.slope,
+      );
+    }
+    const pooled = concat([globalMeanPool(x), globalStdPool(x)], 1); // [B*T, 2C]
+    const reduced = linear(pooled, p["reduce.weight"], p["reduce.bias"]).reshape([b, t, -1]);
+    const weights = {
+      wIh: p["gru.weight_ih"],
+      wHh: p["gru.weight_hh"],
+      bIh: p["gru.bias_ih"],
+      bHh: p["gru.bias_hh"],
+    };
+    let hid = full([b, c.hidden], 0);
+    const hs: Tensor[] = [];
+    for (let i = 0; i < t; i++) {
+      const xi = slice(reduced, { axis: 1, start: i, end: i + 1 }).reshape([b, c.reduced]);
+      hid = gruCell(xi, hid, weights);
+      hs.push(hid);
+    }
+    const q = linear(stack(hs, 1), p["head.weight"], p["head.bias"]); // [B, T, 1]
+    return q.reshape([b, t]);
+  }
+
+  /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */
+  frameScores(frames: Tensor): Tensor {
+    const q = this.frameScoresBatch(asBatch(frames, "vsfa-mini"));
+    return q.reshape([q.size]);
+  }
+
+  /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]`. */
+  scoreBatch(clips: Tensor): Tensor {
+    return hysteresisPool(this.frameScoresBatch(clips), {
+      tau: this.config.tau,
+      gamma: this.config.gamma,
+    });
+  }
+
+  /** Same as {@link VsfaMini.scoreBatch} (nothing is prepared). */
+  scorePrepared(prepared: Tensor): Tensor {
+    return this.scoreBatch(prepared);
+  }
+
+  /** The clip's score `[1]`. */
+  score(frames: Tensor): Tensor {
+    return this.scoreBatch(asBatch(frames, "vsfa-mini")).reshape([1]);
+  }
+
+  /** Frees the parameters. */
+  dispose(): void {
+    disposeParams(this.#params);
+  }
+}
