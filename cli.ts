@@ -9,6 +9,7 @@ import { parseArgs } from "util";
 import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
 import { jndCommand } from "./src/jnd/command.ts";
 import { dataCommand } from "./src/data/command.ts";
+import { trainVictimCommand } from "./src/models/victims/command.ts";
 
 /** Exit code for bad usage (unknown command or option). */
 export const EXIT_USAGE = 2;
@@ -20,6 +21,7 @@ Commands:
   data     build the proxy dataset (cache/proxy), or check a real dataset (data --help)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
   jnd      JND maps of a video: heat-map video, PNGs, per-frame statistics (jnd --help)
+  train-victim  train a victim VQA model on the proxy dataset (train-victim --help)
 `;
 
 async function ffmpegVersion(): Promise<string> {
@@ -81,6 +83,8 @@ export async function main(args: string[]): Promise<number> {
         return attack();
       case "data":
         return await dataCommand(args.slice(args.indexOf("data") + 1));
+      case "train-victim":
+        return await trainVictimCommand(args.slice(args.indexOf("train-victim") + 1));
       case "jnd":
         return await jndCommand(args.slice(args.indexOf("jnd") + 1));
       default:
