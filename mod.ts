@@ -94,3 +94,33 @@ export {
   type JndHeatmapOptions,
   type JndModel,
 } from "./src/jnd/mod.ts";
+export {
+  createVictim,
+  FastVqaMini,
+  fragments,
+  type HysteresisOptions,
+  hysteresisPool,
+  loadVictim,
+  MODELS_DIR,
+  readVictimClip,
+  saveVictim,
+  SimpleVqaMini,
+  type Victim,
+  VICTIM_FAMILIES,
+  type VictimFamily,
+  type VictimFile,
+  VsfaMini,
+} from "./src/models/victims/mod.ts";
+export {
+  evaluateVictim,
+  fitVictim,
+  type FitVictimOptions,
+  type FitVictimResult,
+  loadVictimClips,
+  NonFiniteLossError,
+  type TrainProgress,
+  trainVictim,
+  type TrainVictimOptions,
+  type TrainVictimResult,
+  type VictimMetrics,
+} from "./src/models/victims/train.ts";
