@@ -5,7 +5,8 @@
 //              GEMM rows co (M = Cout), columns output pixels (N = B*OH*OW), K = Cin*KH*KW.
 //   conv_dx    dx[b,ci,iy,ix] = sum_{co,ky,kx} w[co,ci,ky,kx] dy[b,co,(iy+PH-ky)/SH,(ix+PW-kx)/SW]
 //              over the (ky,kx) where both divisions are exact and in range (a transposed
-//              implicit GEMM: M = Cin, N = B*H*W, K = Cout*KH*KW).
+//              implicit GEMM: M = Cin, N = B*H*W, K = Cout*KH*KW), one dispatch layer per
+//              stride phase of the input pixels so that only the taps that divide are visited.
 //   conv_dw    dw[co,ci,ky,kx] = sum_{b,oy,ox} dy[b,co,oy,ox] x[b,ci,oy*SH-PH+ky,ox*SW-PW+kx]
 //              (M = Cout, N = Cin*KH*KW, K = B*OH*OW), split along K into `splits` partial sums
 //              [splits, Cout, Cin*KH*KW] that the caller adds up.
@@ -161,13 +162,12 @@ fn bias_of(co: u32) -> f32 {
   return 0.0;
 }
 
-// dy at output position (ty/SH, tx/SW) of the plane at `base` when both divide exactly and
-// lie inside, else 0 (ty = iy + PH - ky, tx = ix + PW - kx).
+// dy at output position (ty/SH, tx/SW) of the plane at `base` (ty = iy + PH - ky and
+// tx = ix + PW - kx, exact multiples of the strides by construction), 0 outside.
 fn dy_at(base: u32, ty: i32, tx: i32) -> f32 {
   let oy = ty / i32(SH);
   let ox = tx / i32(SW);
-  let ok = ty >= 0 && tx >= 0 && oy * i32(SH) == ty && ox * i32(SW) == tx &&
-    oy < i32(params.oh) && ox < i32(params.ow);
+  let ok = ty >= 0 && tx >= 0 && oy < i32(params.oh) && ox < i32(params.ow);
   let i = base + u32(max(oy, 0)) * params.ow + u32(max(ox, 0));
   return select(0.0, src(select(0u, i, ok)), ok);
 }
@@ -177,11 +177,19 @@ fn dy_at4(base: vec4<u32>, ty: vec4<i32>, tx: vec4<i32>) -> vec4<f32> {
     dy_at(base.w, ty.w, tx.w));
 }
 
+// The input pixels fall into SH*SW classes by (iy % SH, ix % SW) (wid.z); within a class the
+// taps that reach an output pixel are the same for every pixel (ky = (iy + PH) mod SH, + SH, ...),
+// so the loops visit only those and no work is spent on taps that a stride skips.
 @compute @workgroup_size(WG)
 fn conv_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let ohw = params.oh * params.ow;
   let hw = params.h * params.w;
-  let npix = params.nb * hw;
+  let py = wid.z / SW;
+  let px = wid.z % SW;
+  if (py >= params.h || px >= params.w) { return; }
+  let hc = (params.h - py + SH - 1u) / SH;
+  let wc = (params.w - px + SW - 1u) / SW;
+  let npix = params.nb * hc * wc;
   let ci0 = wid.y * 8u;
   let p0 = (wid.x * WG + lid.x) * 16u;
   // Column (input pixel) coordinates: dy batch base, iy + PH, ix + PW, and the dx offset.
@@ -192,17 +200,21 @@ fn conv_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
   for (var c = 0u; c < 4u; c++) {
     for (var i = 0u; i < 4u; i++) {
       let p = min(p0 + 4u * c + i, npix - 1u);
-      let b = p / hw;
-      let r = p % hw;
+      let b = p / (hc * wc);
+      let r = p % (hc * wc);
+      let iy = (r / wc) * SH + py;
+      let ix = (r % wc) * SW + px;
       db[c][i] = b * params.cout * ohw;
-      ty0[c][i] = i32(r / params.w) + PH;
-      tx0[c][i] = i32(r % params.w) + PW;
-      xo[c][i] = b * params.cin * hw + r;
+      ty0[c][i] = i32(iy) + PH;
+      tx0[c][i] = i32(ix) + PW;
+      xo[c][i] = b * params.cin * hw + iy * params.w + ix;
     }
   }
   let db0 = db[0]; let db1 = db[1]; let db2 = db[2]; let db3 = db[3];
   let tya = ty0[0]; let tyb = ty0[1]; let tyc = ty0[2]; let tyd = ty0[3];
   let txa = tx0[0]; let txb = tx0[1]; let txc = tx0[2]; let txd = tx0[3];
+  let ky0 = (py + u32(PH)) % SH;
+  let kx0 = (px + u32(PW)) % SW;
   let last = params.cin - 1u;
   let w0 = min(ci0, last) * KHW; let w1 = min(ci0 + 1u, last) * KHW;
   let w2 = min(ci0 + 2u, last) * KHW; let w3 = min(ci0 + 3u, last) * KHW;
@@ -213,8 +225,8 @@ fn conv_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
   for (var co = 0u; co < params.cout; co++) {
     let pl = vec4<u32>(co * ohw);
     let wco = co * params.cin * KHW;
-    for (var ky = 0u; ky < KH; ky++) {
-      for (var kx = 0u; kx < KW; kx++) {
+    for (var ky = ky0; ky < KH; ky += SH) {
+      for (var kx = kx0; kx < KW; kx += SW) {
         let dy = vec4<i32>(i32(ky));
         let dx = vec4<i32>(i32(kx));
         let bm = mat4x4<f32>(dy_at4(db0 + pl, tya - dy, txa - dx), dy_at4(db1 + pl, tyb - dy, txb - dx),

@@ -223,7 +223,8 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
     }
   }
   const dx = empty([g.nb, g.cin, g.h, g.w]);
-  const npix = g.nb * g.h * g.w;
+  // One layer of workgroups per stride phase (iy % sh, ix % sw); phase (0, 0) is the largest.
+  const npix = g.nb * Math.ceil(g.h / g.sh) * Math.ceil(g.w / g.sw);
   const { wg, gx, gy } = tile(g.cin, npix);
   dispatch({
     op: "conv2d.backward_input",
@@ -232,7 +233,7 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
     defines: defines(g, wg),
     ints: ints(g),
     buffers: [dy.buffer, w.buffer, dx.buffer],
-    workgroups: [gx, gy],
+    workgroups: [gx, gy, g.sh * g.sw],
   });
   return dx;
 }
