@@ -31,18 +31,20 @@ export const SPLITS = ["train", "val", "test"] as const;
 export type Split = (typeof SPLITS)[number];
 
 /** SSIM (luma, mean over frames) at or below which the label is 1. */
-export const LABEL_SSIM_FLOOR = 0.4;
+export const LABEL_SSIM_FLOOR = 0.25;
 
 /**
  * The fixed label formula: mean luma SSIM against the pristine clip, mapped linearly from
  * [{@link LABEL_SSIM_FLOOR}, 1] onto [1, 5] and clamped, rounded to 4 decimals:
- * `label = 1 + 4 * clamp((ssim - 0.4) / 0.6, 0, 1)`. A pristine clip (SSIM 1) gets 5.
+ * `label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1)`. A pristine clip (SSIM 1) gets 5. The floor
+ * 0.25 is about the 5th percentile of the SSIM of the default build's distorted clips, so few
+ * clips are clamped (see docs/data.md).
  *
  * @example
  * ```ts
  * import { ssimToLabel } from "./manifest.ts";
  * ssimToLabel(1); // 5
- * ssimToLabel(0.7); // 3
+ * ssimToLabel(0.7); // 3.4
  * ssimToLabel(0.2); // 1
  * ```
  */
@@ -157,7 +159,8 @@ export const ProxyManifestSchema = z.object({
 export type ProxyManifest = z.infer<typeof ProxyManifestSchema>;
 
 /** The label formula as the manifest states it. */
-export const LABEL_FORMULA = "label = 1 + 4 * clamp((ssim - 0.4) / 0.6, 0, 1); " +
+export const LABEL_FORMULA =
+  "label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1), rounded to 4 decimals; " +
   "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
 
 /** Formats zod issues as `field: message` lines. */

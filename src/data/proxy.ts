@@ -647,6 +647,7 @@ export async function buildProxyDataset(
   if (previous && !o.force) {
     const same = JSON.stringify(previous.options) === JSON.stringify(record) &&
       previous.ffmpeg === version &&
+      previous.label.formula === LABEL_FORMULA &&
       JSON.stringify(previous.sources) === JSON.stringify(sourceRecords);
     if (same) {
       let complete = true;
