@@ -68,7 +68,7 @@ fn load4(r: i32, x0: i32, k: i32) -> vec4<f32> {
 }
 
 // luma: b1 frames [T,3,H,W], b2 previous frame [3,H,W] (any buffer when has_prev = 0), b3 p.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn luma(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -161,7 +161,7 @@ fn store_b7(i: i32, nv: i32, v: vec4<f32>) {
 // values (a 5x8 window instead of four 5x5 ones); q<row><col> is the window at offset (row - 2,
 // col - 2) for all four lanes, centre q22. Per lane the arithmetic is the scalar formula, in the
 // order the reference mirrors.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn features(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -259,7 +259,7 @@ fn sq(v: vec4<f32>) -> vec4<f32> {
 
 // complexity: b1 labels -> b2 pattern complexity count: the number of distinct labels in the
 // 3x3 neighbourhood, 1 when the centre is smooth (label 15).
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn complexity(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -285,7 +285,7 @@ fn complexity(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // nms: b1 magnitude, b2 sector -> b3 code (0 none, 1 weak, 2 strong).
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn nms(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -353,7 +353,7 @@ fn tap_edge(code: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
 // pixel's clamped 3x3. A tap outside the image stands for the border pixel next to it (the
 // centre row or column), and its window 3x3 is a subset of that pixel's 3x3, so it can only
 // repeat that pixel's verdict or say "no edge": the maximum is unchanged.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn edges(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -391,7 +391,7 @@ const GW2: f32 = {{G2|0.0}};
 const GW3: f32 = {{G3|0.0}};
 
 // blur_rows: b1 dilated edges -> b2 horizontal 7-tap Gaussian of them.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn blur_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -446,7 +446,7 @@ fn at4_b7(r: i32, x0: i32) -> vec4<f32> {
 
 // combine: b1 p, b2 bg, b3 mg, b4 row-blurred dilated edges (unused by chou-li), b6 contrast and
 // b7 complexity count (wu2017 only) -> b5 JND [T,H,W] / 255. MODEL 3 is wu2017. params.frames = output frames T; the map frame of output f is f + has_prev.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x0 = i32(gid.x) * 4;
   let y = i32(gid.y);
@@ -504,7 +504,7 @@ fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
 // heatmap: b1 JND [T,H,W] (levels / 255) -> b2 RGB [T,3,H,W] in [0,1] on an inferno-like ramp,
 // piecewise linear through five colours of matplotlib's inferno; edge_low holds 255 / the
 // level shown at the top of the ramp.
-@compute @workgroup_size({{WGX|8}}, {{WGY|8}}, 1)
+@compute @workgroup_size({{WGX|16}}, {{WGY|4}}, 1)
 fn heatmap(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = i32(gid.x);
   let y = i32(gid.y);

@@ -248,8 +248,9 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
     await Deno.writeTextFile(join(o.out, "stats.csv"), csv.join("\n") + "\n");
     const all = stats.reduce((a, s) => a + s.mean, 0) / stats.length;
     console.log(
-      `${result.frames} frames; mean JND ${all.toFixed(3)} levels; JND on the GPU ` +
-        `${(result.frames / Math.max(seconds, 1e-9)).toFixed(2)} frames/s (with read-back); ` +
+      `${result.frames} frames; mean JND ${all.toFixed(3)} levels; JND ` +
+        `${(result.frames / Math.max(seconds, 1e-9)).toFixed(2)} frames/s (GPU, with pipeline ` +
+        `compilation and read-back); ` +
         `wrote ${videoPath}, jnd_{first,middle,last}.png, stats.csv in ${o.out}`,
     );
     return 0;
