@@ -18,7 +18,7 @@ import { join } from "path";
 import { z } from "zod";
 import { copyBuffer } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
-import { initGpu } from "../gpu/device.ts";
+import { getGpu, initGpu } from "../gpu/device.ts";
 import {
   FfmpegNotFoundError,
   probeVideo,
@@ -40,7 +40,8 @@ Options:
   -o, --out <dir>        output folder (created if missing)
   --model <name>         ${JND_MODELS.join(" | ")} (default ${DEFAULT_VIDEO_JND_MODEL})
   --frames <n>           at most n frames (default: all)
-  --batch <n>            frames per GPU batch (default 8)
+  --batch <n>            frames per GPU batch (default 8, fewer when frames are large: a batch
+                         must fit one storage binding)
   --max-levels <v>       JND shown at the top of the colour ramp, in levels (default 32)
   --edge-low <v>         weak-edge threshold, L1 Sobel magnitude (default 50)
   --edge-high <v>        strong-edge threshold (default 150)
@@ -172,6 +173,19 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
     ? o.frames ?? null
     : Math.min(info.frameCount, o.frames ?? Infinity);
   const middle = expected === null ? null : Math.floor((expected - 1) / 2);
+  // A batch of float frames [T,3,H,W] must fit one storage binding.
+  const frameBytes = 3 * info.width * info.height * 4;
+  const fit = Math.floor(getGpu().limits.maxStorageBufferBindingSize / frameBytes);
+  if (fit < 1) {
+    console.error(
+      `${o.input}: one ${info.width}x${info.height} frame exceeds the GPU's binding limit`,
+    );
+    return 1;
+  }
+  const batch = Math.min(o.batch, fit);
+  if (batch < o.batch) {
+    console.error(`note: batches of ${batch} frames (the GPU's binding limit at this size)`);
+  }
   await Deno.mkdir(o.out, { recursive: true });
   const videoPath = join(o.out, "jnd_heatmap.mkv");
   const stats: JndFrameStats[] = [];
@@ -190,7 +204,7 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
     for await (
       const { frames, start } of readVideoChunks(o.input, {
         maxFrames: o.frames,
-        chunkFrames: o.batch,
+        chunkFrames: batch,
       })
     ) {
       const t0 = performance.now();
