@@ -366,6 +366,62 @@ fn xv(row: u32, ok: bool, x: i32) -> vec4<f32> {
   return select(vec4<f32>(0.0), v, inside);
 }
 
+// The three taps' operands (pixel j of column group c, tap kx) for 16 output pixels starting
+// at input column x0, from input row `row` (zero when !ok).
+struct Taps {
+  b0: mat4x4<f32>,
+  b1: mat4x4<f32>,
+  b2: mat4x4<f32>,
+}
+
+fn window16(row: u32, ok: bool, x0: i32) -> Taps {
+  var t: Taps;
+  if (SW2) {
+    // pixel j, tap kx reads column x0 + 2j - 1 + kx
+    let v0 = xv(row, ok, x0 - 4);
+    let v1 = xv(row, ok, x0);
+    let v2 = xv(row, ok, x0 + 4);
+    let v3 = xv(row, ok, x0 + 8);
+    let v4 = xv(row, ok, x0 + 12);
+    let v5 = xv(row, ok, x0 + 16);
+    let v6 = xv(row, ok, x0 + 20);
+    let v7 = xv(row, ok, x0 + 24);
+    let v8 = xv(row, ok, x0 + 28);
+    t.b0 = mat4x4<f32>(vec4<f32>(v0.w, v1.y, v1.w, v2.y), vec4<f32>(v2.w, v3.y, v3.w, v4.y),
+      vec4<f32>(v4.w, v5.y, v5.w, v6.y), vec4<f32>(v6.w, v7.y, v7.w, v8.y));
+    t.b1 = mat4x4<f32>(vec4<f32>(v1.x, v1.z, v2.x, v2.z), vec4<f32>(v3.x, v3.z, v4.x, v4.z),
+      vec4<f32>(v5.x, v5.z, v6.x, v6.z), vec4<f32>(v7.x, v7.z, v8.x, v8.z));
+    t.b2 = mat4x4<f32>(vec4<f32>(v1.y, v1.w, v2.y, v2.w), vec4<f32>(v3.y, v3.w, v4.y, v4.w),
+      vec4<f32>(v5.y, v5.w, v6.y, v6.w), vec4<f32>(v7.y, v7.w, v8.y, v8.w));
+  } else {
+    // pixel j, tap kx reads column x0 + j - 1 + kx
+    let v0 = xv(row, ok, x0 - 4);
+    let v1 = xv(row, ok, x0);
+    let v2 = xv(row, ok, x0 + 4);
+    let v3 = xv(row, ok, x0 + 8);
+    let v4 = xv(row, ok, x0 + 12);
+    let v5 = xv(row, ok, x0 + 16);
+    t.b0 = mat4x4<f32>(vec4<f32>(v0.w, v1.x, v1.y, v1.z), vec4<f32>(v1.w, v2.x, v2.y, v2.z),
+      vec4<f32>(v2.w, v3.x, v3.y, v3.z), vec4<f32>(v3.w, v4.x, v4.y, v4.z));
+    t.b1 = mat4x4<f32>(v1, v2, v3, v4);
+    t.b2 = mat4x4<f32>(vec4<f32>(v1.y, v1.z, v1.w, v2.x), vec4<f32>(v2.y, v2.z, v2.w, v3.x),
+      vec4<f32>(v3.y, v3.z, v3.w, v4.x), vec4<f32>(v4.y, v4.z, v4.w, v5.x));
+  }
+  return t;
+}
+
+fn input_row(plane: u32, iy: i32) -> u32 {
+  return plane + u32(clamp(iy, 0, i32(params.h) - 1)) * params.w;
+}
+
+fn row_ok(iy: i32) -> bool {
+  return iy >= 0 && iy < i32(params.h);
+}
+
+fn tap3(acc: mat4x4<f32>, wv: vec4<f32>, t: Taps) -> mat4x4<f32> {
+  return taps3(acc, wv, t.b0, t.b1, t.b2);
+}
+
 // acc + wv.x * b0 + wv.y * b1 + wv.z * b2 (one output channel, three taps).
 fn taps3(acc: mat4x4<f32>, wv: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat4x4<f32>) -> mat4x4<f32> {
   return mat4x4<f32>(
@@ -385,14 +441,21 @@ fn store16(obase: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
   }
 }
 
+// ROWS2 (with CB = 4): each invocation computes two output rows (oy, oy+1), so every weight
+// vec4 loaded serves 2 x 48 FMAs (with few output channels the weight loads dominate).
+const ROWS2: bool = {{ROWS2|false}};
+
 @compute @workgroup_size(WG)
 fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let owg = (params.ow + 15u) / 16u;
-  let groups = params.nb * params.oh * owg;
+  var nrow = params.oh;
+  if (ROWS2) { nrow = (params.oh + 1u) / 2u; }
+  let groups = params.nb * nrow * owg;
   let g = min(wid.x * WG + lid.x, groups - 1u);
   let ox0 = (g % owg) * 16u;
-  let oy = (g / owg) % params.oh;
-  let b = g / (owg * params.oh);
+  var oy = (g / owg) % nrow;
+  if (ROWS2) { oy *= 2u; }
+  let b = g / (owg * nrow);
   let co0 = wid.y * CB;
   let coutp = (params.cout + 7u) / 8u * 8u;
   let hw = params.h * params.w;
@@ -407,56 +470,41 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   var c5 = mat4x4<f32>();
   var c6 = mat4x4<f32>();
   var c7 = mat4x4<f32>();
+  var d0 = mat4x4<f32>();
+  var d1 = mat4x4<f32>();
+  var d2 = mat4x4<f32>();
+  var d3 = mat4x4<f32>();
   for (var ci = 0u; ci < params.cin; ci++) {
     let plane = (b * params.cin + ci) * hw;
     for (var ky = 0u; ky < KH; ky++) {
       let iy = i32(oy * SH + ky) - PH;
-      let ok = iy >= 0 && iy < i32(params.h);
-      let row = plane + u32(clamp(iy, 0, i32(params.h) - 1)) * params.w;
-      var b0: mat4x4<f32>;
-      var b1: mat4x4<f32>;
-      var b2: mat4x4<f32>;
-      if (SW2) {
-        // pixel j, tap kx reads column x0 + 2j - 1 + kx
-        let v0 = xv(row, ok, x0 - 4);
-        let v1 = xv(row, ok, x0);
-        let v2 = xv(row, ok, x0 + 4);
-        let v3 = xv(row, ok, x0 + 8);
-        let v4 = xv(row, ok, x0 + 12);
-        let v5 = xv(row, ok, x0 + 16);
-        let v6 = xv(row, ok, x0 + 20);
-        let v7 = xv(row, ok, x0 + 24);
-        let v8 = xv(row, ok, x0 + 28);
-        b0 = mat4x4<f32>(vec4<f32>(v0.w, v1.y, v1.w, v2.y), vec4<f32>(v2.w, v3.y, v3.w, v4.y),
-          vec4<f32>(v4.w, v5.y, v5.w, v6.y), vec4<f32>(v6.w, v7.y, v7.w, v8.y));
-        b1 = mat4x4<f32>(vec4<f32>(v1.x, v1.z, v2.x, v2.z), vec4<f32>(v3.x, v3.z, v4.x, v4.z),
-          vec4<f32>(v5.x, v5.z, v6.x, v6.z), vec4<f32>(v7.x, v7.z, v8.x, v8.z));
-        b2 = mat4x4<f32>(vec4<f32>(v1.y, v1.w, v2.y, v2.w), vec4<f32>(v3.y, v3.w, v4.y, v4.w),
-          vec4<f32>(v5.y, v5.w, v6.y, v6.w), vec4<f32>(v7.y, v7.w, v8.y, v8.w));
-      } else {
-        // pixel j, tap kx reads column x0 + j - 1 + kx
-        let v0 = xv(row, ok, x0 - 4);
-        let v1 = xv(row, ok, x0);
-        let v2 = xv(row, ok, x0 + 4);
-        let v3 = xv(row, ok, x0 + 8);
-        let v4 = xv(row, ok, x0 + 12);
-        let v5 = xv(row, ok, x0 + 16);
-        b0 = mat4x4<f32>(vec4<f32>(v0.w, v1.x, v1.y, v1.z), vec4<f32>(v1.w, v2.x, v2.y, v2.z),
-          vec4<f32>(v2.w, v3.x, v3.y, v3.z), vec4<f32>(v3.w, v4.x, v4.y, v4.z));
-        b1 = mat4x4<f32>(v1, v2, v3, v4);
-        b2 = mat4x4<f32>(vec4<f32>(v1.y, v1.z, v1.w, v2.x), vec4<f32>(v2.y, v2.z, v2.w, v3.x),
-          vec4<f32>(v3.y, v3.z, v3.w, v4.x), vec4<f32>(v4.y, v4.z, v4.w, v5.x));
-      }
+      let t = window16(input_row(plane, iy), row_ok(iy), x0);
       let wb = (ci * KH + ky) * coutp + co0;
-      c0 = taps3(c0, wt4[wb], b0, b1, b2);
-      c1 = taps3(c1, wt4[wb + 1u], b0, b1, b2);
-      c2 = taps3(c2, wt4[wb + 2u], b0, b1, b2);
-      c3 = taps3(c3, wt4[wb + 3u], b0, b1, b2);
-      if (CB == 4u) { continue; }
-      c4 = taps3(c4, wt4[wb + 4u], b0, b1, b2);
-      c5 = taps3(c5, wt4[wb + 5u], b0, b1, b2);
-      c6 = taps3(c6, wt4[wb + 6u], b0, b1, b2);
-      c7 = taps3(c7, wt4[wb + 7u], b0, b1, b2);
+      let w0 = wt4[wb];
+      let w1 = wt4[wb + 1u];
+      let w2 = wt4[wb + 2u];
+      let w3 = wt4[wb + 3u];
+      c0 = tap3(c0, w0, t);
+      c1 = tap3(c1, w1, t);
+      c2 = tap3(c2, w2, t);
+      c3 = tap3(c3, w3, t);
+      if (CB == 8u) {
+        let w4 = wt4[wb + 4u];
+        let w5 = wt4[wb + 5u];
+        let w6 = wt4[wb + 6u];
+        let w7 = wt4[wb + 7u];
+        c4 = tap3(c4, w4, t);
+        c5 = tap3(c5, w5, t);
+        c6 = tap3(c6, w6, t);
+        c7 = tap3(c7, w7, t);
+      } else if (ROWS2) {
+        let iy2 = iy + i32(SH);
+        let u = window16(input_row(plane, iy2), row_ok(iy2), x0);
+        d0 = tap3(d0, w0, u);
+        d1 = tap3(d1, w1, u);
+        d2 = tap3(d2, w2, u);
+        d3 = tap3(d3, w3, u);
+      }
     }
   }
   if (wid.x * WG + lid.x >= groups) { return; }
@@ -465,11 +513,18 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   store16(obase, co0 + 1u, ox0, c1);
   store16(obase, co0 + 2u, ox0, c2);
   store16(obase, co0 + 3u, ox0, c3);
-  if (CB == 4u) { return; }
-  store16(obase, co0 + 4u, ox0, c4);
-  store16(obase, co0 + 5u, ox0, c5);
-  store16(obase, co0 + 6u, ox0, c6);
-  store16(obase, co0 + 7u, ox0, c7);
+  if (CB == 8u) {
+    store16(obase, co0 + 4u, ox0, c4);
+    store16(obase, co0 + 5u, ox0, c5);
+    store16(obase, co0 + 6u, ox0, c6);
+    store16(obase, co0 + 7u, ox0, c7);
+  }
+  if (!ROWS2 || oy + 1u >= params.oh) { return; }
+  let obase2 = obase + params.ow;
+  store16(obase2, co0, ox0, d0);
+  store16(obase2, co0 + 1u, ox0, d1);
+  store16(obase2, co0 + 2u, ox0, d2);
+  store16(obase2, co0 + 3u, ox0, d3);
 }
 
 // ---------------------------------------------------------------------------------------------

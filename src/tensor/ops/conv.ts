@@ -114,10 +114,12 @@ function windowConv(
   g: Geometry,
   out: Tensor,
 ): void {
-  const groups = g.nb * g.oh * Math.ceil(g.ow / 16);
-  const wg = 8;
   // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
   const cb = g.cout <= 4 ? 4 : 8;
+  // Two output rows per invocation where few channels leave the weight loads poorly amortised.
+  const rows2 = cb === 4;
+  const groups = g.nb * (rows2 ? Math.ceil(g.oh / 2) : g.oh) * Math.ceil(g.ow / 16);
+  const wg = 8;
   dispatch({
     op,
     shader: "conv2d",
@@ -128,6 +130,7 @@ function windowConv(
       PH: g.ph,
       SW2: String(g.sw === 2),
       CB: cb,
+      ROWS2: String(rows2),
       WG: wg,
       BIAS: String(!!b),
     },
