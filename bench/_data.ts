@@ -1,10 +1,32 @@
 /**
  * Benchmark inputs and result checks shared by the bench files: the same seeded random data is
- * given to STQA and TF.js, and one result of each is compared before anything is timed, so that a
- * benchmark never reports the speed of a wrong kernel.
+ * given to STQA and TF.js, and one result of each is checked before anything is timed, at sampled
+ * positions against a float64 CPU reference, so that a benchmark never reports the speed of a
+ * wrong kernel without saying so.
  *
  * @module
  */
+
+/**
+ * A seeded uniform generator on [0, 1) (mulberry32).
+ *
+ * @example
+ * ```ts
+ * import { mulberry32 } from "./_data.ts";
+ * const u = mulberry32(7);
+ * console.log(u(), u());
+ * ```
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /**
  * `n` seeded standard-normal floats (mulberry32 + Box-Muller).
@@ -16,14 +38,7 @@
  * ```
  */
 export function randomNormal(n: number, seed: number): Float32Array<ArrayBuffer> {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const r = Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12)));
@@ -35,28 +50,42 @@ export function randomNormal(n: number, seed: number): Float32Array<ArrayBuffer>
 }
 
 /**
- * Largest absolute difference between two arrays relative to the largest magnitude of `want`
- * (Infinity when the lengths differ or a value is not finite).
+ * Largest absolute difference between `got` at positions `at` and the reference values `want`
+ * (one per position), relative to the largest magnitude of `want`; Infinity for a non-finite
+ * value.
  *
  * @example
  * ```ts
- * import { relativeMaxError } from "./_data.ts";
- * relativeMaxError(new Float32Array([1, 2]), new Float32Array([1, 2.001])); // 0.0005
+ * import { sampledError } from "./_data.ts";
+ * sampledError(new Float32Array([1, 2, 3]), [0, 2], [1, 3.003]); // 0.001
  * ```
  */
-export function relativeMaxError(got: Float32Array, want: Float32Array): number {
-  if (got.length !== want.length) return Infinity;
+export function sampledError(got: Float32Array, at: number[], want: number[]): number {
   let diff = 0;
   let scale = 0;
-  for (let i = 0; i < got.length; i++) {
-    const d = Math.abs(got[i] - want[i]);
-    if (!Number.isFinite(got[i])) return Infinity;
-    if (d > diff) diff = d;
-    const m = Math.abs(want[i]);
-    if (m > scale) scale = m;
-  }
+  at.forEach((i, j) => {
+    const d = Math.abs(got[i] - want[j]);
+    diff = Number.isFinite(got[i]) ? Math.max(diff, d) : Infinity;
+    scale = Math.max(scale, Math.abs(want[j]));
+  });
   return diff / Math.max(scale, 1e-30);
 }
 
-/** Tolerance of {@link relativeMaxError} in the cross-checks (float32 sums of up to ~20k terms). */
+/**
+ * `count` distinct positions in [0, n), seeded, always including the first and the last.
+ *
+ * @example
+ * ```ts
+ * import { samplePositions } from "./_data.ts";
+ * samplePositions(1000, 8, 1);
+ * ```
+ */
+export function samplePositions(n: number, count: number, seed: number): number[] {
+  const uniform = mulberry32(seed);
+  const set = new Set<number>([0, n - 1]);
+  while (set.size < Math.min(n, count)) set.add(Math.floor(uniform() * n));
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Tolerance of {@link sampledError} in the checks (float32 sums of up to ~65k terms). */
 export const CHECK_TOLERANCE = 1e-3;

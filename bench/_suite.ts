@@ -2,14 +2,15 @@
  * Registers paired benchmarks (STQA against the TF.js peer) with `Deno.bench` and prints a
  * GFLOP/s summary when the bench file ends.
  *
- * Method. One bench iteration runs `reps` units of the same work, then ONE sync that waits
- * for the GPU to finish (`syncGpu()` for STQA, {@link tfSync} for TF.js). `reps` is chosen so
- * that an iteration does at least {@link MIN_ITER_FLOPS} FLOPs, which keeps the fixed sync
- * latency (about 11 ms on Deno + lavapipe even when idle) a small part of every iteration. Each
- * iteration is also timed with `performance.now()` inside the bench function; the first call
- * (Deno's calibration run, which also compiles the pipelines) is dropped, and the summary reports
- * the median of the rest, as GFLOP/s and as a fraction of the measured arithmetic peak. The
- * Deno.bench table shows the same iterations in its own format, with TF.js as the group baseline.
+ * Method. One bench iteration encodes one unit of work and then waits for the GPU to finish it
+ * (`syncGpu()` for STQA, {@link tfSync} for TF.js: submit, then `queue.onSubmittedWorkDone()`,
+ * no read-back), so Deno.bench's per-iteration times include one sync each, on both sides. The
+ * bench function also times each iteration with `performance.now()`. A sync on Deno + lavapipe
+ * costs a fixed latency (about 11 ms even with nothing to wait for), which would swamp the small
+ * layers; {@link measureSyncLatency} measures it for each library (median of idle syncs) at the
+ * start, and the summary subtracts it from the median iteration time before computing GFLOP/s.
+ * The first call of every bench (Deno's calibration run, which also compiles the pipelines) is
+ * dropped from the summary. TF.js is the baseline of every Deno.bench group.
  *
  * @module
  */
@@ -20,20 +21,17 @@ import { tfSync } from "./_tfjs.ts";
 import { fmt, gflops, printTable } from "./_timing.ts";
 import { CHECK_TOLERANCE } from "./_data.ts";
 
-/** Minimum floating-point operations per bench iteration (reps are added to reach it). */
-export const MIN_ITER_FLOPS = 1e9;
-
-/** Bench iterations measured after Deno's calibration call (`n` of `Deno.bench`). */
-export const ITERATIONS = 2;
+/** Iterations Deno.bench measures per case (`n`); it adds a calibration call and a warm-up. */
+export const ITERATIONS = 1;
 
 /** Which implementation a case runs. */
 export type Impl = "stqa" | "tfjs";
 
 /** One benchmark case. */
 export interface CaseSpec {
-  /** Deno.bench group, e.g. "conv2d forward". */
+  /** Group of the summary, e.g. "conv2d forward (16 frames)". */
   group: string;
-  /** Shape label, e.g. "3x3 16->32 s2 128". */
+  /** Shape label, e.g. "enc2 3x3 16->32 s2 @128". */
   label: string;
   /** Implementation. */
   impl: Impl;
@@ -45,44 +43,77 @@ export interface CaseSpec {
 
 interface Recorded {
   spec: CaseSpec;
-  reps: number;
   timesMs: number[];
 }
 
 const recorded: Recorded[] = [];
-const checks = new Map<string, number>();
+/** Relative errors of a case's results against the float64 reference samples. */
+export interface CheckResult {
+  /** STQA against the reference. */
+  stqa?: number;
+  /** TF.js against the reference. */
+  tfjs?: number;
+}
+
+const checks = new Map<string, CheckResult>();
 
 /**
- * Records the cross-check of a case (relative max error of STQA's result against TF.js's on
- * the same data), shown in the summary; prints an error at once when it exceeds the tolerance.
+ * Records the correctness check of a case (relative max error of each library's result at
+ * sampled positions against a float64 CPU reference), shown in the summary; prints an error at
+ * once for a wrong result.
  *
  * @example
  * ```ts
  * import { noteCheck } from "./_suite.ts";
- * noteCheck("matmul", "512", 2e-7);
+ * noteCheck("matmul", "512", { stqa: 2e-7, tfjs: 3e-7 });
  * ```
  */
-export function noteCheck(group: string, label: string, error: number): void {
-  checks.set(`${group}\u0000${label}`, error);
-  if (!(error <= CHECK_TOLERANCE)) {
-    console.error(
-      `MISMATCH in ${group} ${label}: STQA differs from TF.js by ${error} (relative max error); ` +
-        "its timing is not meaningful",
-    );
+export function noteCheck(group: string, label: string, result: CheckResult): void {
+  checks.set(`${group}\u0000${label}`, result);
+  for (const impl of ["stqa", "tfjs"] as const) {
+    const e = result[impl];
+    if (e !== undefined && !(e <= CHECK_TOLERANCE)) {
+      console.error(
+        `WRONG RESULT in ${group} ${label}: ${impl === "stqa" ? "STQA" : "TF.js"} differs from ` +
+          `the float64 reference by ${e.toExponential(2)} (relative max error)`,
+      );
+    }
   }
 }
 
+function checkText(c: CheckResult | undefined): string {
+  if (!c) return "-";
+  const part = (name: string, e: number | undefined) =>
+    e === undefined ? "" : e <= CHECK_TOLERANCE ? "" : `${name} WRONG ${e.toExponential(0)}`;
+  const bad = [part("STQA", c.stqa), part("TF.js", c.tfjs)].filter(Boolean);
+  const worst = Math.max(c.stqa ?? 0, c.tfjs ?? 0);
+  return bad.length ? bad.join(", ") : `ok ${worst.toExponential(0)}`;
+}
+
+const latency: Record<Impl, number> = { stqa: 0, tfjs: 0 };
+
 /**
- * Units per iteration for work of `flops` FLOPs.
+ * Measures the fixed cost of a sync for each library (median of `count` syncs with nothing
+ * pending); the summary subtracts it from every iteration.
  *
  * @example
  * ```ts
- * import { repsFor } from "./_suite.ts";
- * repsFor(2.5e8); // 4
+ * import { measureSyncLatency } from "./_suite.ts";
+ * const { stqa, tfjs } = await measureSyncLatency();
  * ```
  */
-export function repsFor(flops: number): number {
-  return Math.max(1, Math.ceil(MIN_ITER_FLOPS / flops));
+export async function measureSyncLatency(count = 7): Promise<Record<Impl, number>> {
+  for (const [impl, sync] of [["stqa", syncGpu], ["tfjs", tfSync]] as const) {
+    const xs: number[] = [];
+    await sync();
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      await sync();
+      xs.push(performance.now() - t0);
+    }
+    latency[impl] = median(xs);
+  }
+  return { ...latency };
 }
 
 /**
@@ -95,19 +126,18 @@ export function repsFor(flops: number): number {
  * ```
  */
 export function benchCase(spec: CaseSpec): void {
-  const reps = repsFor(spec.flops);
-  const rec: Recorded = { spec, reps, timesMs: [] };
+  const rec: Recorded = { spec, timesMs: [] };
   recorded.push(rec);
   const sync = spec.impl === "stqa" ? syncGpu : tfSync;
   Deno.bench({
-    name: `${spec.impl === "stqa" ? "STQA " : "TF.js"} ${spec.label}${reps > 1 ? ` x${reps}` : ""}`,
+    name: `${spec.impl === "stqa" ? "STQA " : "TF.js"} ${spec.label}`,
     group: `${spec.group}: ${spec.label}`,
     baseline: spec.impl === "tfjs",
     n: ITERATIONS,
     warmup: 0,
     async fn() {
       const t0 = performance.now();
-      for (let r = 0; r < reps; r++) spec.run();
+      spec.run();
       await sync();
       rec.timesMs.push(performance.now() - t0);
     },
@@ -120,10 +150,10 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Per-unit median time in ms of a recorded case (first call dropped), or undefined. */
+/** Median time in ms of a case's iterations (first call dropped) less the sync latency. */
 function unitMs(rec: Recorded | undefined): number | undefined {
   if (!rec || rec.timesMs.length < 2) return undefined;
-  return median(rec.timesMs.slice(1)) / rec.reps;
+  return median(rec.timesMs.slice(1)) - latency[rec.spec.impl];
 }
 
 /**
@@ -139,8 +169,11 @@ function unitMs(rec: Recorded | undefined): number | undefined {
 export function printSummaryAtExit(title: string, peak: PeakResult): void {
   globalThis.addEventListener("unload", () => {
     console.log(
-      `\n## ${title}: summary (median of ${ITERATIONS} iterations after the calibration call; ` +
-        `peak ${fmt(peak.gflops)} GFLOP/s)\n`,
+      `\n## ${title}: summary\n\nMedian of the iterations after Deno's calibration call, less ` +
+        `the idle sync latency (STQA ${fmt(latency.stqa, 1)} ms, TF.js ${
+          fmt(latency.tfjs, 1)
+        } ms); ` +
+        `measured peak ${fmt(peak.gflops)} GFLOP/s.\n`,
     );
     const groups = [...new Set(recorded.map((r) => r.spec.group))];
     for (const group of groups) {
@@ -161,7 +194,6 @@ export function printSummaryAtExit(title: string, peak: PeakResult): void {
         const msPeer = unitMs(peer);
         const gOurs = msOurs === undefined ? undefined : gflops(flops, msOurs);
         const gPeer = msPeer === undefined ? undefined : gflops(flops, msPeer);
-        const err = checks.get(`${group}\u0000${label}`);
         rows.push([
           label,
           fmt(flops / 1e9, 3),
@@ -171,9 +203,7 @@ export function printSummaryAtExit(title: string, peak: PeakResult): void {
           fmt(msPeer, 1),
           fmt(gPeer, 2),
           gOurs === undefined || gPeer === undefined ? "-" : `${fmt(gOurs / gPeer, 2)}x`,
-          err === undefined
-            ? "-"
-            : `${err <= CHECK_TOLERANCE ? "ok" : "MISMATCH"} ${err.toExponential(0)}`,
+          checkText(checks.get(`${group}\u0000${label}`)),
         ]);
       }
       printTable(

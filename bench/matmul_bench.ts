@@ -10,9 +10,9 @@
 import { initGpu } from "../src/gpu/device.ts";
 import { matmul } from "../src/tensor/nn.ts";
 import { tensor } from "../src/tensor/tensor.ts";
-import { randomNormal, relativeMaxError } from "./_data.ts";
+import { randomNormal, sampledError, samplePositions } from "./_data.ts";
 import { describePeak, peakOnce } from "./_peak.ts";
-import { benchCase, noteCheck, printSummaryAtExit } from "./_suite.ts";
+import { benchCase, measureSyncLatency, noteCheck, printSummaryAtExit } from "./_suite.ts";
 import { initTfjs, tf, tfSync } from "./_tfjs.ts";
 
 await initGpu();
@@ -34,15 +34,25 @@ for (const size of [512, 1024]) {
   const ta = tf.tensor2d(aData, [m, k]);
   const tb = tf.tensor2d(bData, [k, n]);
 
-  // Cross-check one product of each before timing anything.
+  // Check one product of each at sampled positions against float64 before timing anything.
   const ours = matmul(a, b);
   const peer = tf.matMul(ta, tb);
   const got = await ours.read();
-  const want = await peer.data() as Float32Array;
+  const theirs = await peer.data() as Float32Array;
   ours.dispose();
   peer.dispose();
   await tfSync();
-  noteCheck(GROUP, label, relativeMaxError(got, want));
+  const at = samplePositions(m * n, 32, size);
+  const ref = at.map((idx) => {
+    const [i, j] = [Math.floor(idx / n), idx % n];
+    let acc = 0;
+    for (let p = 0; p < k; p++) acc += aData[i * k + p] * bData[p * n + j];
+    return acc;
+  });
+  noteCheck(GROUP, label, {
+    stqa: sampledError(got, at, ref),
+    tfjs: sampledError(theirs, at, ref),
+  });
 
   benchCase({
     group: GROUP,
@@ -60,4 +70,5 @@ for (const size of [512, 1024]) {
   });
 }
 
+await measureSyncLatency();
 printSummaryAtExit("matmul", peak);

@@ -1,0 +1,247 @@
+/**
+ * 2-D convolution benchmarks on the STQA-Net layer shapes (16 frames as the batch, 128x128
+ * input): forward, input gradient and weight gradient, `nn.conv2d` against TF.js's WebGPU
+ * backend on the same adapter. FLOPs = 2 N Cout OH OW Cin KH KW for each of the three.
+ *
+ * Layouts: each library in its own (STQA NCHW with [Cout, Cin, KH, KW] weights, TF.js NHWC with
+ * [KH, KW, Cin, Cout] filters); both get the same values. No bias on either side.
+ *
+ * Gradients: STQA's are timed by calling the backward function that `Tensor.backward()` runs
+ * for the conv2d node (recorded once), with only the input (or only the weight) requiring a
+ * gradient, so that exactly one gradient is computed; TF.js's by running the kernels its conv2d
+ * gradient runs, `Conv2DBackpropInput` and `Conv2DBackpropFilter`. TF.js's gradient kernels are
+ * slow on this adapter (its filter gradient runs at a few tenths of a GFLOP/s: 16 frames would
+ * take minutes per pass), so the gradients are compared with TF.js at {@link PEER_GRAD_FRAMES}
+ * frames, both sides on the same shapes; STQA's gradients are also measured at 16 frames.
+ *
+ * Run with `deno task bench` (method: bench/_suite.ts; results: bench/RESULTS.md).
+ *
+ * @module
+ */
+
+import { initGpu } from "../src/gpu/device.ts";
+import { conv2d } from "../src/tensor/nn.ts";
+import { noGrad, type Tensor, tensor } from "../src/tensor/tensor.ts";
+import { randomNormal, sampledError, samplePositions } from "./_data.ts";
+import { describePeak, peakOnce } from "./_peak.ts";
+import { benchCase, measureSyncLatency, noteCheck, printSummaryAtExit } from "./_suite.ts";
+import { initTfjs, tf, tfSync } from "./_tfjs.ts";
+
+/** One convolution layer of STQA-Net. */
+interface Layer {
+  label: string;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  pad: number;
+  /** Input height = width. */
+  size: number;
+}
+
+/** Frames per clip, the batch of every layer. */
+const FRAMES = 16;
+/** Batch of the gradient comparison with TF.js. */
+const PEER_GRAD_FRAMES = 4;
+
+const LAYERS: Layer[] = [
+  { label: "enc1 3x3 1->16 s1 @128", cin: 1, cout: 16, k: 3, stride: 1, pad: 1, size: 128 },
+  { label: "enc2 3x3 16->32 s2 @128", cin: 16, cout: 32, k: 3, stride: 2, pad: 1, size: 128 },
+  { label: "enc3 3x3 32->64 s2 @64", cin: 32, cout: 64, k: 3, stride: 2, pad: 1, size: 64 },
+  { label: "gru 3x3 128->192 s1 @32", cin: 128, cout: 192, k: 3, stride: 1, pad: 1, size: 32 },
+  { label: "fuse 1x1 128->64 @32", cin: 128, cout: 64, k: 1, stride: 1, pad: 0, size: 32 },
+  { label: "dec1 3x3 64->32 @64", cin: 64, cout: 32, k: 3, stride: 1, pad: 1, size: 64 },
+  { label: "dec2 3x3 32->16 @128", cin: 32, cout: 16, k: 3, stride: 1, pad: 1, size: 128 },
+  { label: "out 3x3 16->3 @128", cin: 16, cout: 3, k: 3, stride: 1, pad: 1, size: 128 },
+];
+
+await initGpu();
+await initTfjs();
+const peak = await peakOnce();
+console.log(describePeak(peak));
+
+/** NCHW data to an NHWC TF.js tensor. */
+function tfNhwc(data: Float32Array, shape: number[]): tf.Tensor4D {
+  return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape as Shape4), [0, 2, 3, 1]));
+}
+
+/** Reads a TF.js tensor after permuting its axes, and disposes it. */
+async function tfRead(t: tf.Tensor, perm: number[]): Promise<Float32Array> {
+  const p = tf.transpose(t, perm);
+  const v = await p.data() as Float32Array;
+  tf.dispose([p, t]);
+  return v;
+}
+
+type Shape4 = [number, number, number, number];
+type Kind = "forward" | "input grad" | "weight grad";
+
+/**
+ * Registers the benchmarks of one layer at a batch of `frames`: the given kinds, for STQA and,
+ * when `peer` is set, for TF.js. Every result is cross-checked first (STQA against TF.js).
+ */
+async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boolean) {
+  const { label, cin, cout, k, stride, pad, size } = layer;
+  const out = Math.floor((size + 2 * pad - k) / stride) + 1;
+  const flops = 2 * frames * cout * out * out * cin * k * k;
+  const xShape = [frames, cin, size, size];
+  const wShape = [cout, cin, k, k];
+  const yShape = [frames, cout, out, out];
+  const seed = 100 * cin + cout + size + frames;
+  const xData = randomNormal(frames * cin * size * size, seed);
+  // Kaiming-like scale keeps outputs and gradients of order one.
+  const wData = randomNormal(cout * cin * k * k, seed + 1).map((v) => v / Math.sqrt(cin * k * k));
+  const gData = randomNormal(frames * cout * out * out, seed + 2);
+  const group = (kind: Kind) => `conv2d ${kind} (${frames} frames${peer ? "" : ", STQA only"})`;
+
+  // TF.js: NHWC input, [KH, KW, Cin, Cout] filter, the kernels of tf.conv2d and its gradient.
+  const tfRun: Record<Kind, () => tf.Tensor> = {
+    "forward": () => tf.conv2d(tx, tw, stride, pad),
+    "input grad": () =>
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: tdy, filter: tw }, {
+        ...attrs,
+        inputShape: [frames, size, size, cin],
+      }) as tf.Tensor,
+    "weight grad": () =>
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tx, dy: tdy }, {
+        ...attrs,
+        filterShape: [k, k, cin, cout],
+      }) as tf.Tensor,
+  };
+  const attrs = { strides: [stride, stride] as [number, number], pad, dataFormat: "NHWC" as const };
+  const tx = peer ? tfNhwc(xData, xShape) : null!;
+  const tw = peer
+    ? tf.tidy(() => tf.transpose(tf.tensor4d(wData, wShape as Shape4), [2, 3, 1, 0]))
+    : null!;
+  const tdy = peer ? tfNhwc(gData, yShape) : null!;
+  const perm: Record<Kind, number[]> = {
+    "forward": [0, 3, 1, 2],
+    "input grad": [0, 3, 1, 2],
+    "weight grad": [3, 2, 0, 1],
+  };
+  const peerResult = new Map<Kind, Float32Array>();
+  if (peer) {
+    for (const kind of kinds) {
+      peerResult.set(kind, await tfRead(tfRun[kind](), perm[kind]));
+      benchCase({
+        group: group(kind),
+        label,
+        impl: "tfjs",
+        flops,
+        run: () => tfRun[kind]().dispose(),
+      });
+    }
+    await tfSync();
+  }
+
+  // float64 references at one position (NCHW / [Cout, Cin, KH, KW] flat index) of each result.
+  const X = (n: number, c: number, i: number, j: number) =>
+    i < 0 || j < 0 || i >= size || j >= size ? 0 : xData[((n * cin + c) * size + i) * size + j];
+  const G = (n: number, c: number, i: number, j: number) =>
+    gData[((n * cout + c) * out + i) * out + j];
+  const W = (co: number, c: number, i: number, j: number) =>
+    wData[((co * cin + c) * k + i) * k + j];
+  const split = (idx: number, dims: number[]) => {
+    const r: number[] = [];
+    for (let d = dims.length - 1; d >= 0; d--) {
+      r[d] = idx % dims[d];
+      idx = Math.floor(idx / dims[d]);
+    }
+    return r;
+  };
+  const reference: Record<Kind, (idx: number) => number> = {
+    "forward": (idx) => {
+      const [n, co, oh, ow] = split(idx, yShape);
+      let acc = 0;
+      for (let c = 0; c < cin; c++) {
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            acc += X(n, c, oh * stride - pad + i, ow * stride - pad + j) * W(co, c, i, j);
+          }
+        }
+      }
+      return acc;
+    },
+    "input grad": (idx) => {
+      const [n, c, ih, iw] = split(idx, xShape);
+      let acc = 0;
+      for (let co = 0; co < cout; co++) {
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const [oh, ow] = [(ih + pad - i) / stride, (iw + pad - j) / stride];
+            if (
+              Number.isInteger(oh) && Number.isInteger(ow) && oh >= 0 && ow >= 0 && oh < out &&
+              ow < out
+            ) {
+              acc += G(n, co, oh, ow) * W(co, c, i, j);
+            }
+          }
+        }
+      }
+      return acc;
+    },
+    "weight grad": (idx) => {
+      const [co, c, i, j] = split(idx, wShape);
+      let acc = 0;
+      for (let n = 0; n < frames; n++) {
+        for (let oh = 0; oh < out; oh++) {
+          for (let ow = 0; ow < out; ow++) {
+            acc += G(n, co, oh, ow) * X(n, c, oh * stride - pad + i, ow * stride - pad + j);
+          }
+        }
+      }
+      return acc;
+    },
+  };
+  const resultSize: Record<Kind, number> = {
+    "forward": frames * cout * out * out,
+    "input grad": frames * cin * size * size,
+    "weight grad": cout * cin * k * k,
+  };
+
+  const options = { stride, padding: pad };
+  const x = tensor(xData, xShape);
+  const w = tensor(wData, wShape);
+  const g = tensor(gData, yShape);
+  // Gradient graphs: one conv2d node each, with exactly one input requiring a gradient.
+  const backwardOf = (which: 0 | 1) => {
+    const xi = which === 0 ? tensor(xData, xShape, { requiresGrad: true }) : x;
+    const wi = which === 1 ? tensor(wData, wShape, { requiresGrad: true }) : w;
+    const node = conv2d(xi, wi, undefined, options).node;
+    if (!node) throw new Error(`conv2d ${label}: no gradient node was recorded`);
+    return () => {
+      const grads = noGrad(() => node.backward(g));
+      if (grads[1 - which]) {
+        throw new Error(`conv2d ${label}: backward computed a gradient nobody asked for`);
+      }
+      return grads[which]!;
+    };
+  };
+  const run: Record<Kind, () => Tensor> = {
+    "forward": () => conv2d(x, w, undefined, options),
+    "input grad": kinds.includes("input grad") ? backwardOf(0) : () => x,
+    "weight grad": kinds.includes("weight grad") ? backwardOf(1) : () => w,
+  };
+  for (const kind of kinds) {
+    const r = run[kind]();
+    const got = await r.read();
+    r.dispose();
+    const at = samplePositions(resultSize[kind], 24, seed + 3);
+    const ref = at.map(reference[kind]);
+    const theirs = peerResult.get(kind);
+    noteCheck(group(kind), label, {
+      stqa: sampledError(got, at, ref),
+      tfjs: theirs ? sampledError(theirs, at, ref) : undefined,
+    });
+    benchCase({ group: group(kind), label, impl: "stqa", flops, run: () => run[kind]().dispose() });
+  }
+}
+
+for (const layer of LAYERS) await benchLayer(layer, FRAMES, ["forward"], true);
+for (const layer of LAYERS) {
+  await benchLayer(layer, PEER_GRAD_FRAMES, ["input grad", "weight grad"], true);
+}
+for (const layer of LAYERS) await benchLayer(layer, FRAMES, ["input grad", "weight grad"], false);
+await measureSyncLatency();
+
+printSummaryAtExit("conv2d", peak);
