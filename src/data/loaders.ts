@@ -121,7 +121,7 @@ function csvRows(
   file: string,
   text: string,
   columns: Record<string, string[]>,
-): { row: number; values: Record<string, string> }[] {
+): { rows: { row: number; values: Record<string, string> }[]; headers: Record<string, string> } {
   let records;
   try {
     records = parseCsv(text);
@@ -144,7 +144,9 @@ function csvRows(
     }
     index[key] = i;
   }
-  return records.slice(1).map((r) => {
+  const headers: Record<string, string> = {};
+  for (const [key, i] of Object.entries(index)) headers[key] = header[i];
+  const rows = records.slice(1).map((r) => {
     const values: Record<string, string> = {};
     for (const [key, i] of Object.entries(index)) {
       if (i >= r.fields.length) {
@@ -157,6 +159,7 @@ function csvRows(
     }
     return { row: r.line, values };
   });
+  return { rows, headers };
 }
 
 /** Validates one row with a zod schema; the first issue becomes a DatasetError naming the field. */
@@ -246,17 +249,16 @@ export async function loadKonvid(
   const file = path.basename(labels);
   const header = parseCsv(text.split(/\r?\n/, 1)[0] ?? "")[0]?.fields ?? [];
   const hasFileName = header.some((h) => h.trim().toLowerCase() === "file_name");
-  const rows = csvRows(file, text, {
+  const { rows, headers } = csvRows(file, text, {
     id: ["flickr_id"],
     mos: ["MOS"],
     ...(hasFileName ? { fileName: ["file_name"] } : {}),
   });
   const schema = z.object({ id: csvName, mos: csvNumber, fileName: z.string().optional() });
-  const names = { id: "flickr_id", mos: "MOS", fileName: "file_name" };
   const videos = options.videos ??
     (await isDir(path.join(root, "KoNViD_1k_videos")) ? path.join(root, "KoNViD_1k_videos") : root);
   const parsed = rows.map(({ row, values }) => {
-    const r = parseRow(file, row, schema, values, names);
+    const r = parseRow(file, row, schema, values, headers);
     const name = r.fileName?.trim() || r.id;
     const guessName = path.extname(name) ? name : `${name}.mp4`;
     return { name, mos: r.mos, guess: path.join(videos, guessName) };
@@ -283,7 +285,7 @@ export async function loadLiveVqc(
     throw new DatasetError(root, "no label CSV found in the root; pass it with `labels`");
   }
   const file = path.basename(labels);
-  const rows = csvRows(file, await readText(labels), {
+  const { rows, headers } = csvRows(file, await readText(labels), {
     name: ["File", "filename", "file_name", "name", "video", "video_name"],
     mos: ["MOS"],
   });
@@ -291,7 +293,7 @@ export async function loadLiveVqc(
   const videos = options.videos ??
     (await isDir(path.join(root, "Video")) ? path.join(root, "Video") : root);
   const parsed = rows.map(({ row, values }) => {
-    const r = parseRow(file, row, schema, values, { name: "name", mos: "MOS" });
+    const r = parseRow(file, row, schema, values, headers);
     const guessName = path.extname(r.name) ? r.name : `${r.name}.mp4`;
     return { name: r.name, mos: r.mos, guess: path.join(videos, guessName) };
   });
@@ -321,12 +323,12 @@ export async function loadYoutubeUgc(
   const header = parseCsv(text.split(/\r?\n/, 1)[0] ?? "")[0]?.fields ?? [];
   const norm = (s: string) => s.toLowerCase().replace(/[\s_]/g, "");
   const mosColumn = header.find((h) => norm(h) === "mosfull") ? "MOS full" : "MOS";
-  const rows = csvRows(file, text, { vid: ["vid"], mos: [mosColumn] });
+  const { rows, headers } = csvRows(file, text, { vid: ["vid"], mos: [mosColumn] });
   const schema = z.object({ vid: csvName, mos: csvNumber });
   const videos = options.videos ??
     (await isDir(path.join(root, "original_videos")) ? path.join(root, "original_videos") : root);
   const parsed = rows.map(({ row, values }) => {
-    const r = parseRow(file, row, schema, values, { vid: "vid", mos: mosColumn });
+    const r = parseRow(file, row, schema, values, headers);
     const guessName = path.extname(r.vid) ? r.vid : `${r.vid}.mkv`;
     return { name: r.vid, mos: r.mos, guess: path.join(videos, guessName) };
   });
@@ -377,10 +379,10 @@ export async function loadGenericManifest(
       entries.push(parseRow(name, i + 1, JsonItem, v, { path: "path", mos: "mos" }));
     });
   } else {
-    const rows = csvRows(name, text, { path: ["path"], mos: ["mos"] });
+    const { rows, headers } = csvRows(name, text, { path: ["path"], mos: ["mos"] });
     const schema = z.object({ path: csvName, mos: csvNumber });
     for (const { row, values } of rows) {
-      entries.push(parseRow(name, row, schema, values, { path: "path", mos: "mos" }));
+      entries.push(parseRow(name, row, schema, values, headers));
     }
   }
   const items: DatasetItem[] = [];
