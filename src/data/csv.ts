@@ -6,7 +6,16 @@
  * @module
  */
 
-/** One parsed record: its fields and the line (1-based) where it starts. */
+/**
+ * One parsed record: its fields and the line (1-based) where it starts.
+ *
+ * @example
+ * ```ts
+ * import { type CsvRecord, parseCsv } from "./csv.ts";
+ * const rows: CsvRecord[] = parseCsv("a,b\n1,2\n");
+ * rows[1].line; // 2
+ * ```
+ */
 export interface CsvRecord {
   /** The fields, unquoted. */
   fields: string[];
@@ -14,7 +23,19 @@ export interface CsvRecord {
   line: number;
 }
 
-/** A CSV syntax error with its line. */
+/**
+ * A CSV syntax error with its line.
+ *
+ * @example
+ * ```ts
+ * import { CsvSyntaxError, parseCsv } from "./csv.ts";
+ * try {
+ *   parseCsv('a\n"open\n');
+ * } catch (e) {
+ *   if (e instanceof CsvSyntaxError) console.error(e.line, e.message); // 2 unterminated quoted field
+ * }
+ * ```
+ */
 export class CsvSyntaxError extends Error {
   /** The line (1-based). */
   readonly line: number;

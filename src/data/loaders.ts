@@ -22,13 +22,39 @@ import { z } from "zod";
 import { CsvSyntaxError, parseCsv } from "./csv.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
-/** The dataset formats {@link loadDataset} knows. */
+/**
+ * The dataset formats {@link loadDataset} knows.
+ *
+ * @example
+ * ```ts
+ * import { DATASET_FORMATS } from "./loaders.ts";
+ * DATASET_FORMATS.includes("konvid"); // true
+ * ```
+ */
 export const DATASET_FORMATS = ["konvid", "live-vqc", "youtube-ugc", "manifest"] as const;
 
-/** One dataset format. */
+/**
+ * One dataset format.
+ *
+ * @example
+ * ```ts
+ * import { type DatasetFormat, loadDataset } from "./loaders.ts";
+ * const format: DatasetFormat = "youtube-ugc";
+ * await loadDataset(format, "/data/YouTube-UGC");
+ * ```
+ */
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
-/** Options shared by the loaders. */
+/**
+ * Options shared by the loaders.
+ *
+ * @example
+ * ```ts
+ * import { loadKonvid, type LoaderOptions } from "./loaders.ts";
+ * const options: LoaderOptions = { videos: "/mnt/videos/konvid" };
+ * await loadKonvid("/data/KoNViD-1k", options);
+ * ```
+ */
 export interface LoaderOptions {
   /** The label file, when it is not in its usual place. */
   labels?: string;

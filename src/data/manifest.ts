@@ -9,28 +9,94 @@ import * as path from "path";
 import { z } from "zod";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
-/** The manifest format version this module writes and reads. */
+/**
+ * The manifest format version this module writes and reads.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, MANIFEST_VERSION } from "./manifest.ts";
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * manifest.version === MANIFEST_VERSION; // true
+ * ```
+ */
 export const MANIFEST_VERSION = 1;
 
-/** The distortion types of the proxy dataset (`none` marks a pristine clip). */
+/**
+ * The distortion types of the proxy dataset (`none` marks a pristine clip).
+ *
+ * @example
+ * ```ts
+ * import { DISTORTIONS } from "./manifest.ts";
+ * DISTORTIONS.join(","); // "h264,blur,noise,scale,freeze"
+ * ```
+ */
 export const DISTORTIONS = ["h264", "blur", "noise", "scale", "freeze"] as const;
 
-/** One distortion type. */
+/**
+ * One distortion type.
+ *
+ * @example
+ * ```ts
+ * import type { Distortion } from "./manifest.ts";
+ * const d: Distortion = "blur";
+ * ```
+ */
 export type Distortion = (typeof DISTORTIONS)[number];
 
-/** The camera motions that make pristine clips from a still image. */
+/**
+ * The camera motions that make pristine clips from a still image.
+ *
+ * @example
+ * ```ts
+ * import { MOTIONS } from "./manifest.ts";
+ * MOTIONS[0]; // "pan"
+ * ```
+ */
 export const MOTIONS = ["pan", "zoom", "rotate"] as const;
 
-/** One motion type. */
+/**
+ * One motion type.
+ *
+ * @example
+ * ```ts
+ * import type { MotionType } from "./manifest.ts";
+ * const m: MotionType = "zoom";
+ * ```
+ */
 export type MotionType = (typeof MOTIONS)[number];
 
-/** The three splits; a source image belongs to exactly one. */
+/**
+ * The three splits; a source image belongs to exactly one.
+ *
+ * @example
+ * ```ts
+ * import { SPLITS } from "./manifest.ts";
+ * SPLITS.length; // 3
+ * ```
+ */
 export const SPLITS = ["train", "val", "test"] as const;
 
-/** One split. */
+/**
+ * One split.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, type Split } from "./manifest.ts";
+ * const split: Split = "test";
+ * await loadManifest("cache/proxy/manifest.json", { splits: [split] });
+ * ```
+ */
 export type Split = (typeof SPLITS)[number];
 
-/** SSIM (luma, mean over frames) at or below which the label is 1. */
+/**
+ * SSIM (luma, mean over frames) at or below which the label is 1.
+ *
+ * @example
+ * ```ts
+ * import { LABEL_SSIM_FLOOR, ssimToLabel } from "./manifest.ts";
+ * ssimToLabel(LABEL_SSIM_FLOOR); // 1
+ * ```
+ */
 export const LABEL_SSIM_FLOOR = 0.25;
 
 /**
@@ -54,7 +120,15 @@ export function ssimToLabel(ssim: number): number {
   return Math.round((1 + 4 * t) * 1e4) / 1e4;
 }
 
-/** The build options as stored in the manifest (everything that determines its content). */
+/**
+ * The build options as stored in the manifest (everything that determines its content).
+ *
+ * @example
+ * ```ts
+ * import { ProxyOptionsSchema } from "./manifest.ts";
+ * const ok = ProxyOptionsSchema.safeParse({ seed: 1, frames: 8 }).success; // false: fields missing
+ * ```
+ */
 export const ProxyOptionsSchema = z.object({
   seed: z.number().int().nonnegative(),
   frames: z.number().int().min(2),
@@ -68,10 +142,26 @@ export const ProxyOptionsSchema = z.object({
   valSources: z.number().int().nonnegative(),
 });
 
-/** Stored build options. */
+/**
+ * Stored build options.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, type ProxyOptionsRecord } from "./manifest.ts";
+ * const options: ProxyOptionsRecord = (await loadManifest("cache/proxy/manifest.json")).manifest.options;
+ * ```
+ */
 export type ProxyOptionsRecord = z.infer<typeof ProxyOptionsSchema>;
 
-/** A camera motion applied to one source image, with its parameters and ffmpeg filter. */
+/**
+ * A camera motion applied to one source image, with its parameters and ffmpeg filter.
+ *
+ * @example
+ * ```ts
+ * import { MotionSchema } from "./manifest.ts";
+ * MotionSchema.parse({ id: "m0_pan", source: "coins", type: "pan", params: { dx: 1 }, filter: "null" });
+ * ```
+ */
 export const MotionSchema = z.object({
   id: z.string().min(1),
   source: z.string().min(1),
@@ -80,10 +170,26 @@ export const MotionSchema = z.object({
   filter: z.string().min(1),
 });
 
-/** One motion record. */
+/**
+ * One motion record.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, type MotionRecord } from "./manifest.ts";
+ * const motions: MotionRecord[] = (await loadManifest("cache/proxy/manifest.json")).manifest.motions;
+ * ```
+ */
 export type MotionRecord = z.infer<typeof MotionSchema>;
 
-/** One clip of the proxy dataset. */
+/**
+ * One clip of the proxy dataset.
+ *
+ * @example
+ * ```ts
+ * import { ClipSchema } from "./manifest.ts";
+ * ClipSchema.safeParse({ path: "/abs.mkv" }).success; // false
+ * ```
+ */
 export const ClipSchema = z.object({
   /** Relative to the manifest's folder, with forward slashes. */
   path: z.string().min(1).refine((p) => !path.isAbsolute(p) && !p.split("/").includes(".."), {
@@ -101,10 +207,28 @@ export const ClipSchema = z.object({
   split: z.enum(SPLITS),
 });
 
-/** One clip record. */
+/**
+ * One clip record.
+ *
+ * @example
+ * ```ts
+ * import { type ClipRecord, loadManifest } from "./manifest.ts";
+ * const clips: ClipRecord[] = (await loadManifest("cache/proxy/manifest.json")).manifest.clips;
+ * clips.filter((c) => c.distortion === "h264" && c.level === 4);
+ * ```
+ */
 export type ClipRecord = z.infer<typeof ClipSchema>;
 
-/** The whole manifest. */
+/**
+ * The whole manifest.
+ *
+ * @example
+ * ```ts
+ * import { ProxyManifestSchema } from "./manifest.ts";
+ * const text = await Deno.readTextFile("cache/proxy/manifest.json");
+ * const manifest = ProxyManifestSchema.parse(JSON.parse(text));
+ * ```
+ */
 export const ProxyManifestSchema = z.object({
   version: z.literal(MANIFEST_VERSION),
   kind: z.literal("stqa-proxy"),
@@ -155,21 +279,57 @@ export const ProxyManifestSchema = z.object({
   });
 });
 
-/** A proxy dataset manifest. */
+/**
+ * A proxy dataset manifest.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, type ProxyManifest } from "./manifest.ts";
+ * const m: ProxyManifest = (await loadManifest("cache/proxy/manifest.json")).manifest;
+ * console.log(m.splits.test);
+ * ```
+ */
 export type ProxyManifest = z.infer<typeof ProxyManifestSchema>;
 
-/** The label formula as the manifest states it. */
+/**
+ * The label formula as the manifest states it.
+ *
+ * @example
+ * ```ts
+ * import { LABEL_FORMULA } from "./manifest.ts";
+ * console.log(LABEL_FORMULA);
+ * ```
+ */
 export const LABEL_FORMULA =
   "label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1), rounded to 4 decimals; " +
   "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
 
-/** Formats zod issues as `field: message` lines. */
+/**
+ * Formats zod issues as `field: message` lines.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { formatIssues } from "./manifest.ts";
+ * const r = z.object({ n: z.number() }).safeParse({ n: "x" });
+ * if (!r.success) formatIssues(r.error); // "n: Expected number, received string"
+ * ```
+ */
 export function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
     .join("; ");
 }
 
-/** Options of {@link loadManifest}. */
+/**
+ * Options of {@link loadManifest}.
+ *
+ * @example
+ * ```ts
+ * import { loadManifest, type LoadManifestOptions } from "./manifest.ts";
+ * const options: LoadManifestOptions = { splits: ["train", "val"], checkFiles: false };
+ * await loadManifest("cache/proxy/manifest.json", options);
+ * ```
+ */
 export interface LoadManifestOptions {
   /** Only clips of these splits (default: all). */
   splits?: Split[];
@@ -177,7 +337,16 @@ export interface LoadManifestOptions {
   checkFiles?: boolean;
 }
 
-/** A proxy manifest with its items resolved against its folder. */
+/**
+ * A proxy manifest with its items resolved against its folder.
+ *
+ * @example
+ * ```ts
+ * import { type LoadedManifest, loadManifest } from "./manifest.ts";
+ * const d: LoadedManifest = await loadManifest("cache/proxy/manifest.json");
+ * console.log(d.dir, d.items.length, d.manifest.seed);
+ * ```
+ */
 export interface LoadedManifest extends LoadedDataset {
   /** The validated manifest. */
   manifest: ProxyManifest;
@@ -246,7 +415,15 @@ export async function loadManifest(
   return { manifest, dir, items, missing };
 }
 
-/** True when `p` exists and is a regular file. */
+/**
+ * True when `p` exists and is a regular file.
+ *
+ * @example
+ * ```ts
+ * import { isFile } from "./manifest.ts";
+ * await isFile("cache/proxy/manifest.json"); // true after `deno task data`
+ * ```
+ */
 export async function isFile(p: string): Promise<boolean> {
   try {
     return (await Deno.stat(p)).isFile;

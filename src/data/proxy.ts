@@ -37,10 +37,26 @@ import {
   writeJsonAtomic,
 } from "./manifest.ts";
 
-/** The default output folder (ignored by git). */
+/**
+ * The default output folder (ignored by git).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PROXY_DIR } from "./proxy.ts";
+ * const manifestPath = `${DEFAULT_PROXY_DIR}/manifest.json`;
+ * ```
+ */
 export const DEFAULT_PROXY_DIR = "cache/proxy";
 
-/** The default source image folder. */
+/**
+ * The default source image folder.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SOURCES_DIR } from "./proxy.ts";
+ * console.log(DEFAULT_SOURCES_DIR); // "data/sources"
+ * ```
+ */
 export const DEFAULT_SOURCES_DIR = "data/sources";
 
 /** Image file extensions taken from the source folder. */
@@ -50,6 +66,12 @@ const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
  * The distortion levels, mild to strong, as ffmpeg parameters: H.264 CRF, Gaussian blur sigma,
  * temporal noise strength (`noise=alls`), down-scaling factor (down and back up, bilinear), and
  * freeze hold (every k-th frame held for k frames). `levels` picks that many, evenly spaced.
+ *
+ * @example
+ * ```ts
+ * import { DISTORTION_LEVELS } from "./proxy.ts";
+ * DISTORTION_LEVELS.h264; // CRF values, mild to strong
+ * ```
  */
 export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> = {
   h264: [24, 30, 36, 42, 48, 51],
@@ -59,7 +81,15 @@ export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> 
   freeze: [2, 3, 4, 5, 6, 8],
 };
 
-/** The most levels a distortion has. */
+/**
+ * The most levels a distortion has.
+ *
+ * @example
+ * ```ts
+ * import { buildProxyDataset, MAX_LEVELS } from "./proxy.ts";
+ * await buildProxyDataset({ levels: MAX_LEVELS, out: "cache/proxy_all_levels" });
+ * ```
+ */
 export const MAX_LEVELS = 6;
 
 /**
@@ -84,7 +114,16 @@ export function levelStrengths(distortion: Distortion, levels: number): number[]
   );
 }
 
-/** Options of {@link buildProxyDataset}. Every field has a default suited to a 2-core CPU. */
+/**
+ * Options of {@link buildProxyDataset}. Every field has a default suited to a 2-core CPU.
+ *
+ * @example
+ * ```ts
+ * import { buildProxyDataset, type BuildProxyOptions } from "./proxy.ts";
+ * const options: BuildProxyOptions = { frames: 16, size: 96, seed: 2, out: "cache/proxy96" };
+ * await buildProxyDataset(options);
+ * ```
+ */
 export interface BuildProxyOptions {
   /** Folder of source images (`*.png`, `*.jpg`); default `data/sources`. */
   sources?: string;
@@ -118,7 +157,16 @@ export interface BuildProxyOptions {
   onProgress?: (progress: ProxyProgress) => void;
 }
 
-/** Progress of a build. */
+/**
+ * Progress of a build.
+ *
+ * @example
+ * ```ts
+ * import { buildProxyDataset, type ProxyProgress } from "./proxy.ts";
+ * const onProgress = (p: ProxyProgress) => console.log(`${p.done}/${p.total} ${p.clip}`);
+ * await buildProxyDataset({ onProgress });
+ * ```
+ */
 export interface ProxyProgress {
   /** Clips written so far. */
   done: number;
@@ -128,7 +176,16 @@ export interface ProxyProgress {
   clip: string;
 }
 
-/** What {@link buildProxyDataset} returns. */
+/**
+ * What {@link buildProxyDataset} returns.
+ *
+ * @example
+ * ```ts
+ * import { buildProxyDataset, type BuildProxyResult } from "./proxy.ts";
+ * const r: BuildProxyResult = await buildProxyDataset();
+ * console.log(r.built ? `built in ${r.seconds} s` : "up to date");
+ * ```
+ */
 export interface BuildProxyResult {
   /** Path of the manifest. */
   manifestPath: string;
@@ -407,7 +464,21 @@ interface SourceImage {
   sha256: string;
 }
 
-/** Draws a motion's parameters and builds its filter (input: the image; output: S x S yuv420p). */
+/**
+ * Draws a motion's parameters and builds its filter (input: the image; output: S x S yuv420p).
+ *
+ * @example
+ * ```ts
+ * import { makeMotion } from "./proxy.ts";
+ * const m = makeMotion({ name: "coins", width: 384, height: 303 }, 0, {
+ *   seed: 1,
+ *   frames: 8,
+ *   size: 64,
+ *   fps: 25,
+ * });
+ * console.log(m.type, m.filter); // "pan", an ffmpeg crop/scale filter
+ * ```
+ */
 export function makeMotion(
   src: { name: string; width: number; height: number },
   index: number,
