@@ -237,3 +237,42 @@ export function describePeak(peak: PeakResult): string {
   return `measured peak ${peak.gflops.toFixed(1)} GFLOP/s (best of the sweep over ` +
     `${peak.invocations} invocations):\n${rows.join("\n")}`;
 }
+
+/**
+ * A runner for the best configuration of a sweep, to re-measure the peak later in the same
+ * process (e.g. at the end of a bench file, when the load may differ): each call dispatches it
+ * once; the returned `flops` is the work of one call. `dispose()` frees its buffer.
+ *
+ * @example
+ * ```ts
+ * import { peakOnce, peakRunner } from "./_peak.ts";
+ * const r = peakRunner((await peakOnce()).best, (await peakOnce()).invocations);
+ * r.run();
+ * r.dispose();
+ * ```
+ */
+export function peakRunner(
+  point: PeakPoint,
+  invocations: number,
+): { run: () => void; flops: number; dispose: () => void } {
+  const { device } = getGpu();
+  const io = device.createBuffer({
+    size: (invocations + 2) * 16,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  writeBuffer(io, new Float32Array([M, M, M, M, C, C, C, C]));
+  return {
+    flops: point.flops,
+    run: () =>
+      dispatch({
+        op: "peak",
+        shader: "peak",
+        entry: "main",
+        defines: { CHAINS: point.chains, WG: point.workgroupSize },
+        ints: [point.iters, invocations, 0, 0],
+        buffers: [io],
+        workgroups: [invocations / point.workgroupSize],
+      }),
+    dispose: () => io.destroy(),
+  };
+}

@@ -24,7 +24,13 @@ import { conv2d } from "../src/tensor/nn.ts";
 import { noGrad, type Tensor, tensor } from "../src/tensor/tensor.ts";
 import { randomNormal, sampledError, samplePositions } from "./_data.ts";
 import { describePeak, peakOnce } from "./_peak.ts";
-import { benchCase, measureSyncLatency, noteCheck, printSummaryAtExit } from "./_suite.ts";
+import {
+  benchCase,
+  benchPeak,
+  measureSyncLatency,
+  noteCheck,
+  printSummaryAtExit,
+} from "./_suite.ts";
 import { initTfjs, tf, tfSync } from "./_tfjs.ts";
 
 /** One convolution layer of STQA-Net. */
@@ -243,5 +249,6 @@ for (const layer of LAYERS) {
 }
 for (const layer of LAYERS) await benchLayer(layer, FRAMES, ["input grad", "weight grad"], false);
 await measureSyncLatency();
+benchPeak(peak);
 
 printSummaryAtExit("conv2d", peak);

@@ -12,7 +12,13 @@ import { matmul } from "../src/tensor/nn.ts";
 import { tensor } from "../src/tensor/tensor.ts";
 import { randomNormal, sampledError, samplePositions } from "./_data.ts";
 import { describePeak, peakOnce } from "./_peak.ts";
-import { benchCase, measureSyncLatency, noteCheck, printSummaryAtExit } from "./_suite.ts";
+import {
+  benchCase,
+  benchPeak,
+  measureSyncLatency,
+  noteCheck,
+  printSummaryAtExit,
+} from "./_suite.ts";
 import { initTfjs, tf, tfSync } from "./_tfjs.ts";
 
 await initGpu();
@@ -71,4 +77,5 @@ for (const size of [512, 1024]) {
 }
 
 await measureSyncLatency();
+benchPeak(peak);
 printSummaryAtExit("matmul", peak);
