@@ -22,7 +22,7 @@ import {
   splitSources,
   ssimToLabel,
 } from "../src/data/mod.ts";
-import { parseSsimStats } from "../src/data/proxy.ts";
+import { freezeLength, parseSsimStats } from "../src/data/proxy.ts";
 import { probeVideo } from "../src/video/mod.ts";
 
 const SOURCES = fileURLToPath(new URL("../data/sources", import.meta.url));
@@ -86,7 +86,10 @@ Deno.test("ssimToLabel: the documented formula, clamped to 1..5", () => {
 Deno.test("levelStrengths: evenly spaced picks including mildest and strongest", () => {
   deepEqual(levelStrengths("h264", 2), [24, 51]);
   deepEqual(levelStrengths("blur", 6), [0.5, 1, 1.5, 2, 2.5, 3]);
-  deepEqual(levelStrengths("freeze", 4), [2, 4, 5, 8]);
+  deepEqual(levelStrengths("freeze", 4), [0.125, 0.375, 0.5, 0.75]);
+  deepEqual([0.125, 0.375, 0.5, 0.75].map((f) => freezeLength(f, 8)), [1, 3, 4, 6]);
+  deepEqual([0.125, 0.75].map((f) => freezeLength(f, 4)), [1, 3]);
+  equal(freezeLength(0.99, 3), 2);
   equal(levelStrengths("noise", 1).length, 1);
   throws(() => levelStrengths("scale", 7), /levels must be an integer from 1 to 6/);
   throws(() => levelStrengths("scale", 0), /levels must be/);
@@ -203,6 +206,12 @@ Deno.test("proxy build: same seed gives byte-identical manifest and clips; up to
   ok(repaired.built);
   equal(await Deno.readTextFile(repaired.manifestPath), text3);
   ok((await buildProxyDataset({ ...small, force: true })).built);
+  // A manifest of an older generator (no `generator` field) is ours, stale, and replaced.
+  const stale = JSON.parse(text3);
+  delete stale.generator;
+  await Deno.writeTextFile(r3.manifestPath, JSON.stringify(stale));
+  ok((await buildProxyDataset(small)).built);
+  equal(await Deno.readTextFile(r3.manifestPath), text3);
   // Other options are not up to date either.
   ok((await buildProxyDataset({ ...small, levels: 1 })).built);
 });

@@ -200,7 +200,10 @@ export const ClipSchema = z.object({
   distortion: z.enum(["none", ...DISTORTIONS]),
   /** 0 for pristine clips, 1..levels from mild to strong. */
   level: z.number().int().nonnegative(),
-  /** The distortion's ffmpeg parameter (CRF, sigma, noise strength, factor, hold); 0 if none. */
+  /**
+   * The distortion's parameter: H.264 CRF, blur sigma, noise strength, scaling factor, or the
+   * number of frozen frames; 0 for pristine clips.
+   */
   strength: z.number(),
   ssim: z.number().min(-1).max(1),
   label: z.number().min(1).max(5),
@@ -232,6 +235,8 @@ export type ClipRecord = z.infer<typeof ClipSchema>;
 export const ProxyManifestSchema = z.object({
   version: z.literal(MANIFEST_VERSION),
   kind: z.literal("stqa-proxy"),
+  /** The version of the clip synthesis that wrote the clips (see `PROXY_GENERATOR`). */
+  generator: z.number().int().positive(),
   seed: z.number().int().nonnegative(),
   options: ProxyOptionsSchema,
   /** ffmpeg's version line at build time (clips are bit-identical only for the same build). */

@@ -38,6 +38,20 @@ import {
 } from "./manifest.ts";
 
 /**
+ * The version of the clip synthesis: raised whenever a change to the motions, distortions or
+ * measurement changes the clips, so that an existing build is not taken as up to date.
+ *
+ * @example
+ * ```ts
+ * import { PROXY_GENERATOR } from "./proxy.ts";
+ * import { loadManifest } from "./manifest.ts";
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * if (manifest.generator !== PROXY_GENERATOR) console.log("stale: run deno task data");
+ * ```
+ */
+export const PROXY_GENERATOR = 2;
+
+/**
  * The default output folder (ignored by git).
  *
  * @example
@@ -65,7 +79,8 @@ const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
 /**
  * The distortion levels, mild to strong, as ffmpeg parameters: H.264 CRF, Gaussian blur sigma,
  * temporal noise strength (`noise=alls`), down-scaling factor (down and back up, bilinear), and
- * freeze hold (every k-th frame held for k frames). `levels` picks that many, evenly spaced.
+ * freeze (the fraction of the clip's frames replaced by the frame before them: a stall, after
+ * which the clip goes on where it would have been). `levels` picks that many, evenly spaced.
  *
  * @example
  * ```ts
@@ -78,7 +93,7 @@ export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> 
   blur: [0.5, 1, 1.5, 2, 2.5, 3],
   noise: [5, 10, 20, 30, 40, 50],
   scale: [1.5, 2, 3, 4, 5, 6],
-  freeze: [2, 3, 4, 5, 6, 8],
+  freeze: [0.125, 0.25, 0.375, 0.5, 0.625, 0.75],
 };
 
 /**
@@ -550,11 +565,28 @@ export function makeMotion(
   return { id, source: src.name, type, params, filter, loop };
 }
 
-/** The ffv1 filter of a distortion (not used for h264, which is encoded and decoded). */
+/**
+ * Frames frozen by a freeze level: `round(fraction * frames)`, at least 1 and at most
+ * `frames - 1` (the frozen frames show the frame before them, so the first frame never is).
+ *
+ * @example
+ * ```ts
+ * import { freezeLength } from "./proxy.ts";
+ * freezeLength(0.375, 8); // 3
+ * ```
+ */
+export function freezeLength(fraction: number, frames: number): number {
+  return Math.min(frames - 1, Math.max(1, Math.round(fraction * frames)));
+}
+
+/**
+ * The filter of a distortion (not used for h264, which is encoded and decoded). `tag` makes the
+ * labels of a freeze's inner split unique in a larger graph.
+ */
 function distortionFilter(
   d: Distortion,
   strength: number,
-  o: { size: number; fps: number; noiseSeed: number },
+  o: { size: number; noiseSeed: number; freezeStart: number; tag: string },
 ): string {
   switch (d) {
     case "blur":
@@ -565,9 +597,13 @@ function distortionFilter(
       const small = Math.max(2, Math.floor(o.size / strength));
       return `scale=${small}:${small}:flags=bilinear,scale=${o.size}:${o.size}:flags=bilinear`;
     }
-    case "freeze":
-      return `framestep=step=${strength},setpts=N*${strength}/(${o.fps}*TB),fps=${o.fps},` +
-        `tpad=stop_mode=clone:stop=${strength}`;
+    case "freeze": {
+      // Frames start .. start+strength-1 become a copy of frame start-1.
+      const a = `[fa${o.tag}]`;
+      const b = `[fb${o.tag}]`;
+      return `split${a}${b};${a}${b}freezeframes=first=${o.freezeStart}` +
+        `:last=${o.freezeStart + strength - 1}:replace=${o.freezeStart - 1}`;
+    }
     case "h264":
       throw new Error("h264 is not a filter");
   }
@@ -628,12 +664,19 @@ async function listSources(dir: string, maxSources: number | null): Promise<stri
   return chosen.map((f) => path.join(dir, f));
 }
 
-async function readManifestIfValid(file: string): Promise<ProxyManifest | null> {
+/** A previous manifest: valid, or at least one of ours (`kind`), or none. */
+async function readPrevious(
+  file: string,
+): Promise<{ manifest: ProxyManifest | null; ours: boolean }> {
   try {
-    const parsed = ProxyManifestSchema.safeParse(JSON.parse(await Deno.readTextFile(file)));
-    return parsed.success ? parsed.data : null;
+    const json = JSON.parse(await Deno.readTextFile(file));
+    const parsed = ProxyManifestSchema.safeParse(json);
+    return {
+      manifest: parsed.success ? parsed.data : null,
+      ours: json?.kind === "stqa-proxy",
+    };
   } catch {
-    return null;
+    return { manifest: null, ours: false };
   }
 }
 
@@ -714,9 +757,10 @@ export async function buildProxyDataset(
   await Deno.mkdir(o.out, { recursive: true });
   const manifestPath = path.join(o.out, "manifest.json");
   const clipsDir = path.join(o.out, "clips");
-  const previous = await readManifestIfValid(manifestPath);
+  const { manifest: previous, ours } = await readPrevious(manifestPath);
   if (previous && !o.force) {
-    const same = JSON.stringify(previous.options) === JSON.stringify(record) &&
+    const same = previous.generator === PROXY_GENERATOR &&
+      JSON.stringify(previous.options) === JSON.stringify(record) &&
       previous.ffmpeg === version &&
       previous.label.formula === LABEL_FORMULA &&
       JSON.stringify(previous.sources) === JSON.stringify(sourceRecords);
@@ -738,7 +782,7 @@ export async function buildProxyDataset(
       }
     }
   }
-  if (!previous && !o.force && await exists(clipsDir)) {
+  if (!ours && !o.force && await exists(clipsDir)) {
     throw new RangeError(
       `${clipsDir} exists but ${manifestPath} is not a proxy manifest; ` +
         "refusing to replace it (pass force to do so, or choose another output folder)",
@@ -752,6 +796,17 @@ export async function buildProxyDataset(
   const motions: (MotionRecord & { loop: boolean })[] = [];
   for (const src of sources) {
     for (let i = 0; i < o.motionsPerImage; i++) motions.push(makeMotion(src, i, o));
+  }
+  if (o.distortions.includes("freeze")) {
+    // Where each motion's freeze starts (seeded; the same for all its levels, so a stronger
+    // level freezes a superset of the frames a milder one freezes).
+    const longest = Math.max(
+      ...levelStrengths("freeze", o.levels).map((f) => freezeLength(f, o.frames)),
+    );
+    for (const mo of motions) {
+      const r = rngFor(o.seed, `freeze:${mo.source}:${mo.id}`);
+      mo.params.freezeStart = 1 + Math.floor(r() * (o.frames - longest));
+    }
   }
   const perMotion = 1 + o.distortions.length * o.levels;
   const total = motions.length * perMotion;
@@ -798,7 +853,8 @@ export async function buildProxyDataset(
     const planned = o.distortions.flatMap((d) =>
       levelStrengths(d, o.levels).map((strength, li) => ({
         d,
-        strength,
+        // Freeze levels are fractions of the clip; the manifest records the frozen frames.
+        strength: d === "freeze" ? freezeLength(strength, o.frames) : strength,
         level: li + 1,
         name: `${d}_${li + 1}`,
       }))
@@ -857,7 +913,12 @@ export async function buildProxyDataset(
         graph.push(`[${hi}:v][r${j}]ssim=stats_file=${p.name}.ssim[o${j}]`);
       } else {
         const noiseSeed = fnv1a(`${o.seed}:noise:${mo.source}:${mo.id}:${p.level}`) % 2147483647;
-        const f = distortionFilter(p.d, p.strength, { size: o.size, fps: o.fps, noiseSeed });
+        const f = distortionFilter(p.d, p.strength, {
+          size: o.size,
+          noiseSeed,
+          freezeStart: mo.params.freezeStart ?? 1,
+          tag: String(j),
+        });
         graph.push(
           `[s${oi}]${f},trim=end_frame=${o.frames}[d${j}]`,
           `[d${j}][r${j}]ssim=stats_file=${p.name}.ssim[o${j}]`,
@@ -910,6 +971,7 @@ export async function buildProxyDataset(
   const manifest: ProxyManifest = ProxyManifestSchema.parse({
     version: MANIFEST_VERSION,
     kind: "stqa-proxy",
+    generator: PROXY_GENERATOR,
     seed: o.seed,
     options: record,
     ffmpeg: version,
