@@ -327,31 +327,35 @@ fn conv_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
 // multiples of 4. Each invocation computes 16 consecutive output pixels of one row for 8 output
 // channels (4 with CB = 4). Per (ci, ky) it loads the input row segment those pixels need as aligned vec4s
 // (6 for stride 1, 9 for stride 2) and derives the three taps' operands by swizzling, and it
-// loads the 8 channels' three weights as one vec4 each from a packed copy of the weights
-// (pack_w3): 14 or 17 vec4 loads per 384 FMAs.
+// loads the 8 channels' weights as 6 vec4s (one per tap and 4 channels) from a packed copy
+// (pack_w3): 12 or 15 vec4 loads per 384 FMAs.
 
 const SW2: bool = {{SW2|false}}; // conv_win: horizontal stride 2 (else 1)
 const CB: u32 = {{CB|8}}u; // conv_win: output channels per invocation, 4 or 8
 
-// Packed weights (read from binding 1, written to binding 2): wp[(ci * KH + ky) * coutp + co] = (w[co, ci, ky, 0..2], 0), zero for the padded
-// channels co >= cout. With flip (params.chunk = 1), w is read as the weights of the transposed
-// convolution: w'[co, ci, ky, kx] = w[ci, co, KH-1-ky, 2-kx] (w stored [cin', cout', KH, 3] with
-// cin' = params.cout, cout' = params.cin), used for the input gradient of stride-1 convolutions.
+// Packed weights (read from binding 1, written to binding 2), four output channels per vec4:
+// wp[((ci * KH + ky) * 3 + kx) * (coutp / 4) + co / 4][co % 4] = w[co, ci, ky, kx], zero for the
+// padded channels co >= cout (coutp = cout rounded up to 8). With flip (params.chunk = 1), w
+// is read as the weights of the transposed convolution: w'[co, ci, ky, kx] =
+// w[ci, co, KH-1-ky, 2-kx] (w stored [cin', cout', KH, 3] with cin' = params.cout and
+// cout' = params.cin), used for the input gradient of stride-1 convolutions.
 @compute @workgroup_size(64)
 fn pack_w3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 64u;
-  let coutp = (params.cout + 7u) / 8u * 8u;
-  if (i >= params.cin * KH * coutp) { return; }
-  let co = i % coutp;
-  let ky = (i / coutp) % KH;
-  let ci = i / (coutp * KH);
+  let q = (params.cout + 7u) / 8u * 2u;
+  if (i >= params.cin * KH * 3u * q) { return; }
+  let cg = i % q;
+  let kx = (i / q) % 3u;
+  let ky = (i / (3u * q)) % KH;
+  let ci = i / (3u * q * KH);
   var v = vec4<f32>(0.0);
-  if (co < params.cout) {
-    for (var t = 0u; t < 3u; t++) {
+  for (var t = 0u; t < 4u; t++) {
+    let co = cg * 4u + t;
+    if (co < params.cout) {
       if (params.chunk == 0u) {
-        v[t] = src(((co * params.cin + ci) * KH + ky) * 3u + t);
+        v[t] = src(((co * params.cin + ci) * KH + ky) * 3u + kx);
       } else {
-        v[t] = src(((ci * params.cout + co) * KH + (KH - 1u - ky)) * 3u + (2u - t));
+        v[t] = src(((ci * params.cout + co) * KH + (KH - 1u - ky)) * 3u + (2u - kx));
       }
     }
   }
@@ -441,8 +445,8 @@ fn store16(obase: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
   }
 }
 
-// ROWS2 (with CB = 4): each invocation computes two output rows (oy, oy+1), so every weight
-// vec4 loaded serves 2 x 48 FMAs (with few output channels the weight loads dominate).
+// ROWS2: each invocation computes two output rows (oy, oy+1), so every weight loaded serves
+// twice the FMAs (the weight loads, the same address in every lane, cost the most).
 const ROWS2: bool = {{ROWS2|false}};
 
 @compute @workgroup_size(WG)
@@ -457,7 +461,7 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   if (ROWS2) { oy *= 2u; }
   let b = g / (owg * nrow);
   let co0 = wid.y * CB;
-  let coutp = (params.cout + 7u) / 8u * 8u;
+  let q = (params.cout + 7u) / 8u * 2u; // vec4s of packed weights per tap
   let hw = params.h * params.w;
   // Input column of window element 0, relative to which the vec4s are loaded.
   var x0 = i32(ox0);
@@ -474,29 +478,52 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   var d1 = mat4x4<f32>();
   var d2 = mat4x4<f32>();
   var d3 = mat4x4<f32>();
+  var d4 = mat4x4<f32>();
+  var d5 = mat4x4<f32>();
+  var d6 = mat4x4<f32>();
+  var d7 = mat4x4<f32>();
   for (var ci = 0u; ci < params.cin; ci++) {
     let plane = (b * params.cin + ci) * hw;
     for (var ky = 0u; ky < KH; ky++) {
       let iy = i32(oy * SH + ky) - PH;
       let t = window16(input_row(plane, iy), row_ok(iy), x0);
-      let wb = (ci * KH + ky) * coutp + co0;
-      let w0 = wt4[wb];
-      let w1 = wt4[wb + 1u];
-      let w2 = wt4[wb + 2u];
-      let w3 = wt4[wb + 3u];
+      // the three taps of channels co0 .. co0+3 (and co0+4 .. co0+7): 3 or 6 vec4 loads
+      let wb = (ci * KH + ky) * 3u * q + co0 / 4u;
+      let k0 = wt4[wb];
+      let k1 = wt4[wb + q];
+      let k2 = wt4[wb + 2u * q];
+      let w0 = vec4<f32>(k0.x, k1.x, k2.x, 0.0);
+      let w1 = vec4<f32>(k0.y, k1.y, k2.y, 0.0);
+      let w2 = vec4<f32>(k0.z, k1.z, k2.z, 0.0);
+      let w3 = vec4<f32>(k0.w, k1.w, k2.w, 0.0);
       c0 = tap3(c0, w0, t);
       c1 = tap3(c1, w1, t);
       c2 = tap3(c2, w2, t);
       c3 = tap3(c3, w3, t);
       if (CB == 8u) {
-        let w4 = wt4[wb + 4u];
-        let w5 = wt4[wb + 5u];
-        let w6 = wt4[wb + 6u];
-        let w7 = wt4[wb + 7u];
+        let h0 = wt4[wb + 1u];
+        let h1 = wt4[wb + q + 1u];
+        let h2 = wt4[wb + 2u * q + 1u];
+        let w4 = vec4<f32>(h0.x, h1.x, h2.x, 0.0);
+        let w5 = vec4<f32>(h0.y, h1.y, h2.y, 0.0);
+        let w6 = vec4<f32>(h0.z, h1.z, h2.z, 0.0);
+        let w7 = vec4<f32>(h0.w, h1.w, h2.w, 0.0);
         c4 = tap3(c4, w4, t);
         c5 = tap3(c5, w5, t);
         c6 = tap3(c6, w6, t);
         c7 = tap3(c7, w7, t);
+        if (ROWS2) {
+          let iy2 = iy + i32(SH);
+          let u = window16(input_row(plane, iy2), row_ok(iy2), x0);
+          d0 = tap3(d0, w0, u);
+          d1 = tap3(d1, w1, u);
+          d2 = tap3(d2, w2, u);
+          d3 = tap3(d3, w3, u);
+          d4 = tap3(d4, w4, u);
+          d5 = tap3(d5, w5, u);
+          d6 = tap3(d6, w6, u);
+          d7 = tap3(d7, w7, u);
+        }
       } else if (ROWS2) {
         let iy2 = iy + i32(SH);
         let u = window16(input_row(plane, iy2), row_ok(iy2), x0);
@@ -525,6 +552,12 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   store16(obase2, co0 + 1u, ox0, d1);
   store16(obase2, co0 + 2u, ox0, d2);
   store16(obase2, co0 + 3u, ox0, d3);
+  if (CB == 8u) {
+    store16(obase2, co0 + 4u, ox0, d4);
+    store16(obase2, co0 + 5u, ox0, d5);
+    store16(obase2, co0 + 6u, ox0, d6);
+    store16(obase2, co0 + 7u, ox0, d7);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -127,11 +127,6 @@ fn axpy(acc: mat4x4<f32>, a: f32, b: mat4x4<f32>) -> mat4x4<f32> {
     fma(vec4<f32>(a), b[2], acc[2]), fma(vec4<f32>(a), b[3], acc[3]));
 }
 
-// acc + sum_j a[j] * b_j: one row of the block over a k-quad.
-fn step(acc: mat4x4<f32>, a: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat4x4<f32>, b3: mat4x4<f32>) -> mat4x4<f32> {
-  return axpy(axpy(axpy(axpy(acc, a.x, b0), a.y, b1), a.z, b2), a.w, b3);
-}
-
 fn store_row(coff: u32, m: u32, n0: u32, acc: mat4x4<f32>) {
   if (m >= params.m) { return; }
   let N = params.n;
@@ -195,27 +190,39 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         b2 = b_row(boff, k0 + 2u, n0);
         b3 = b_row(boff, k0 + 3u, n0);
       }
+      var a0: vec4<f32>;
+      var a1: vec4<f32>;
+      var a2: vec4<f32>;
+      var a3: vec4<f32>;
+      var a4_: vec4<f32>;
+      var a5: vec4<f32>;
+      var a6: vec4<f32>;
+      var a7: vec4<f32>;
       if (A_MODE == 1u) {
         let lo = a_quad(aoff, m0, k0);
         let hi = a_quad(aoff, m0 + 4u, k0);
-        c0 = step(c0, lo[0], b0, b1, b2, b3);
-        c1 = step(c1, lo[1], b0, b1, b2, b3);
-        c2 = step(c2, lo[2], b0, b1, b2, b3);
-        c3 = step(c3, lo[3], b0, b1, b2, b3);
-        c4_ = step(c4_, hi[0], b0, b1, b2, b3);
-        c5 = step(c5, hi[1], b0, b1, b2, b3);
-        c6 = step(c6, hi[2], b0, b1, b2, b3);
-        c7 = step(c7, hi[3], b0, b1, b2, b3);
+        a0 = lo[0]; a1 = lo[1]; a2 = lo[2]; a3 = lo[3];
+        a4_ = hi[0]; a5 = hi[1]; a6 = hi[2]; a7 = hi[3];
       } else {
-        c0 = step(c0, a_row(aoff, m0, k0), b0, b1, b2, b3);
-        c1 = step(c1, a_row(aoff, m0 + 1u, k0), b0, b1, b2, b3);
-        c2 = step(c2, a_row(aoff, m0 + 2u, k0), b0, b1, b2, b3);
-        c3 = step(c3, a_row(aoff, m0 + 3u, k0), b0, b1, b2, b3);
-        c4_ = step(c4_, a_row(aoff, m0 + 4u, k0), b0, b1, b2, b3);
-        c5 = step(c5, a_row(aoff, m0 + 5u, k0), b0, b1, b2, b3);
-        c6 = step(c6, a_row(aoff, m0 + 6u, k0), b0, b1, b2, b3);
-        c7 = step(c7, a_row(aoff, m0 + 7u, k0), b0, b1, b2, b3);
+        a0 = a_row(aoff, m0, k0);
+        a1 = a_row(aoff, m0 + 1u, k0);
+        a2 = a_row(aoff, m0 + 2u, k0);
+        a3 = a_row(aoff, m0 + 3u, k0);
+        a4_ = a_row(aoff, m0 + 4u, k0);
+        a5 = a_row(aoff, m0 + 5u, k0);
+        a6 = a_row(aoff, m0 + 6u, k0);
+        a7 = a_row(aoff, m0 + 7u, k0);
       }
+      // k outermost, rows inner: consecutive FMAs update different accumulators, so no FMA
+      // waits on the one before it.
+      c0 = axpy(c0, a0.x, b0); c1 = axpy(c1, a1.x, b0); c2 = axpy(c2, a2.x, b0); c3 = axpy(c3, a3.x, b0);
+      c4_ = axpy(c4_, a4_.x, b0); c5 = axpy(c5, a5.x, b0); c6 = axpy(c6, a6.x, b0); c7 = axpy(c7, a7.x, b0);
+      c0 = axpy(c0, a0.y, b1); c1 = axpy(c1, a1.y, b1); c2 = axpy(c2, a2.y, b1); c3 = axpy(c3, a3.y, b1);
+      c4_ = axpy(c4_, a4_.y, b1); c5 = axpy(c5, a5.y, b1); c6 = axpy(c6, a6.y, b1); c7 = axpy(c7, a7.y, b1);
+      c0 = axpy(c0, a0.z, b2); c1 = axpy(c1, a1.z, b2); c2 = axpy(c2, a2.z, b2); c3 = axpy(c3, a3.z, b2);
+      c4_ = axpy(c4_, a4_.z, b2); c5 = axpy(c5, a5.z, b2); c6 = axpy(c6, a6.z, b2); c7 = axpy(c7, a7.z, b2);
+      c0 = axpy(c0, a0.w, b3); c1 = axpy(c1, a1.w, b3); c2 = axpy(c2, a2.w, b3); c3 = axpy(c3, a3.w, b3);
+      c4_ = axpy(c4_, a4_.w, b3); c5 = axpy(c5, a5.w, b3); c6 = axpy(c6, a6.w, b3); c7 = axpy(c7, a7.w, b3);
     }
   }
   store_row(coff, m0, n0, c0);

@@ -86,12 +86,11 @@ function windowed(g: Geometry): boolean {
     g.ow % 4 === 0;
 }
 
-/** Packs weights for conv_win as vec4 (three taps, 0) per (ci, ky, co); `flip` packs the
+/** Packs weights for conv_win as vec4s of 4 output channels per (ci, ky, kx); `flip` packs the
  * transposed, flipped kernel of the input gradient. */
 function packWeights(w: Tensor, g: Geometry, flip: boolean): Tensor {
   const [cin, cout] = flip ? [g.cout, g.cin] : [g.cin, g.cout];
-  const coutp = Math.ceil(cout / 8) * 8;
-  const n = cin * g.kh * coutp;
+  const n = cin * g.kh * 3 * Math.ceil(cout / 8) * 2;
   const packed = empty([n, 4]);
   dispatch({
     op: "conv2d.pack_weights",
@@ -116,8 +115,8 @@ function windowConv(
 ): void {
   // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
   const cb = g.cout <= 4 ? 4 : 8;
-  // Two output rows per invocation where few channels leave the weight loads poorly amortised.
-  const rows2 = cb === 4;
+  // Two output rows per invocation: each weight load serves twice the FMAs.
+  const rows2 = true;
   const groups = g.nb * (rows2 ? Math.ceil(g.oh / 2) : g.oh) * Math.ceil(g.ow / 16);
   const wg = 8;
   dispatch({
