@@ -41,7 +41,7 @@ async function rejectsWith(p: Promise<unknown>, message: string, row?: number, f
   });
 }
 
-Deno.test("parseCsv: quotes, embedded commas, quotes and line breaks, CRLF, BOM, blank lines", () => {
+Deno.test("parseCsv: quoted commas, quotes and line breaks, CRLF, BOM, blank lines", () => {
   const text = '\ufeffname,mos\r\n"a, b.mp4",3.5\r\n\r\n"say ""hi""",4\n"two\nlines",1\nlast,2';
   const rows = parseCsv(text);
   deepEqual(rows.map((r) => r.fields), [

@@ -173,7 +173,7 @@ Deno.test("proxy build: manifest, files, splits, labels", async () => {
   for await (const e of Deno.readDir(dir)) ok(["clips", "manifest.json"].includes(e.name), e.name);
 });
 
-Deno.test("proxy build: SSIM in the manifest equals a separate ffmpeg ssim run on the files", async () => {
+Deno.test("proxy build: manifest SSIM equals a separate ffmpeg ssim run on the files", async () => {
   const { dir, manifest } = await tinyBuild();
   for (const d of DISTORTIONS) {
     const c = manifest.clips.find((c) => c.distortion === d && c.level === 2)!;
@@ -185,7 +185,7 @@ Deno.test("proxy build: SSIM in the manifest equals a separate ffmpeg ssim run o
   }
 });
 
-Deno.test("proxy build: same seed gives byte-identical manifest and clips; up to date is skipped", async () => {
+Deno.test("proxy build: same seed, same bytes; up-to-date builds are skipped", async () => {
   const { dir, manifest, text } = await tinyBuild();
   const dir2 = await tmp();
   const r2 = await buildProxyDataset({ ...TINY, out: dir2, concurrency: 1 });
@@ -216,7 +216,7 @@ Deno.test("proxy build: same seed gives byte-identical manifest and clips; up to
   ok((await buildProxyDataset({ ...small, levels: 1 })).built);
 });
 
-Deno.test("loadManifest: items by split, missing files listed, tampered manifests rejected", async () => {
+Deno.test("loadManifest: items by split, missing files, tampered manifests", async () => {
   const { dir, manifest, text } = await tinyBuild();
   const file = path.join(dir, "manifest.json");
   const all = await loadManifest(file);

@@ -32,7 +32,8 @@ export interface CsvRecord {
  * try {
  *   parseCsv('a\n"open\n');
  * } catch (e) {
- *   if (e instanceof CsvSyntaxError) console.error(e.line, e.message); // 2 unterminated quoted field
+ *   // 2 "unterminated quoted field"
+ *   if (e instanceof CsvSyntaxError) console.error(e.line, e.message);
  * }
  * ```
  */

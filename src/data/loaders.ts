@@ -5,7 +5,8 @@
  * the label file names but that are missing (never skipped silently).
  *
  * - KoNViD-1k: `KoNViD_1k_attributes.csv` (`flickr_id`, `MOS`, optionally `file_name`) in the
- *   root or in `KoNViD_1k_metadata/`; videos `<flickr_id>.mp4` in `KoNViD_1k_videos/` (or the root).
+ *   root or in `KoNViD_1k_metadata/`; videos `<flickr_id>.mp4` in `KoNViD_1k_videos/` (or the
+ *   root).
  * - LIVE-VQC: a CSV of the labels (a name column `File`, `filename`, `name`, `video` or
  *   `video_name`; a `MOS` column), by default the first `*.csv` in the root; videos in `Video/`.
  * - YouTube-UGC: the MOS sheet saved as CSV (`vid`, `MOS full`), by default the first `*.csv` in

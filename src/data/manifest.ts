@@ -148,7 +148,8 @@ export const ProxyOptionsSchema = z.object({
  * @example
  * ```ts
  * import { loadManifest, type ProxyOptionsRecord } from "./manifest.ts";
- * const options: ProxyOptionsRecord = (await loadManifest("cache/proxy/manifest.json")).manifest.options;
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * const options: ProxyOptionsRecord = manifest.options;
  * ```
  */
 export type ProxyOptionsRecord = z.infer<typeof ProxyOptionsSchema>;
@@ -159,7 +160,8 @@ export type ProxyOptionsRecord = z.infer<typeof ProxyOptionsSchema>;
  * @example
  * ```ts
  * import { MotionSchema } from "./manifest.ts";
- * MotionSchema.parse({ id: "m0_pan", source: "coins", type: "pan", params: { dx: 1 }, filter: "null" });
+ * const m = { id: "m0_pan", source: "coins", type: "pan", params: { dx: 1 }, filter: "null" };
+ * MotionSchema.parse(m);
  * ```
  */
 export const MotionSchema = z.object({
@@ -176,7 +178,8 @@ export const MotionSchema = z.object({
  * @example
  * ```ts
  * import { loadManifest, type MotionRecord } from "./manifest.ts";
- * const motions: MotionRecord[] = (await loadManifest("cache/proxy/manifest.json")).manifest.motions;
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * const motions: MotionRecord[] = manifest.motions;
  * ```
  */
 export type MotionRecord = z.infer<typeof MotionSchema>;

@@ -49,7 +49,7 @@ import {
  * if (manifest.generator !== PROXY_GENERATOR) console.log("stale: run deno task data");
  * ```
  */
-export const PROXY_GENERATOR = 2;
+export const PROXY_GENERATOR = 3;
 
 /**
  * The default output folder (ignored by git).
@@ -142,7 +142,7 @@ export function levelStrengths(distortion: Distortion, levels: number): number[]
 export interface BuildProxyOptions {
   /** Folder of source images (`*.png`, `*.jpg`); default `data/sources`. */
   sources?: string;
-  /** Output folder; the manifest is `<out>/manifest.json`, clips under `<out>/clips`. Default `cache/proxy`. */
+  /** Output folder: `<out>/manifest.json` and `<out>/clips/` (default `cache/proxy`). */
   out?: string;
   /** Seed of motions, noise and the split (default 1). */
   seed?: number;
@@ -166,7 +166,7 @@ export interface BuildProxyOptions {
   valSources?: number;
   /** ffmpeg processes at a time (default 2). */
   concurrency?: number;
-  /** Rebuild even when the manifest is up to date, and replace a `clips` folder it does not know. */
+  /** Rebuild even when up to date, and replace a `clips` folder that no manifest of ours owns. */
   force?: boolean;
   /** Called after every clip. */
   onProgress?: (progress: ProxyProgress) => void;
@@ -343,6 +343,10 @@ const FFV1_OUT = [
   "+bitexact",
 ];
 
+/** Scaling flags of the explicit scale filters: exact C rounding, the same on every CPU. */
+const AREA = "area+accurate_rnd+bitexact";
+const BILINEAR = "bilinear+accurate_rnd+bitexact";
+
 const BASE = [
   "-nostdin",
   "-hide_banner",
@@ -353,6 +357,9 @@ const BASE = [
   "1",
   "-filter_complex_threads",
   "1",
+  // Scalers that ffmpeg inserts for format conversions: C-exact rounding, not CPU-specific SIMD.
+  "-sws_flags",
+  "bicubic+accurate_rnd+bitexact",
 ];
 
 /**
@@ -453,7 +460,8 @@ export async function measureSsim(
  * @example
  * ```ts
  * import { parseSsimStats } from "./proxy.ts";
- * parseSsimStats("n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n", 2); // 0.85
+ * const stats = "n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n";
+ * parseSsimStats(stats, 2); // 0.85
  * ```
  */
 export function parseSsimStats(text: string, frames: number, what = "ssim stats"): number {
@@ -532,7 +540,7 @@ export function makeMotion(
     const y0 = place(h, dy);
     params = { win, x0, y0, dx, dy };
     filter = `format=rgb24,crop=w=${win}:h=${win}:x='${x0}+${dx}*n':y='${y0}+${dy}*n',` +
-      `scale=${S}:${S}:flags=area,format=yuv420p`;
+      `scale=${S}:${S}:flags=${AREA},format=yuv420p`;
   } else if (type === "zoom") {
     const win = Math.max(8, Math.round(m * u(0.6, 0.95)));
     const x0 = Math.floor(r() * (w - win + 1));
@@ -545,7 +553,7 @@ export function makeMotion(
     const cy = round(u(0.25, 0.75), 3);
     const P = 8 * S;
     params = { win, x0, y0, z0, rate, cx, cy };
-    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=area,` +
+    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=${AREA},` +
       `zoompan=z='${z0}*pow(${rate},on)':x='(iw-iw/zoom)*${cx}':y='(ih-ih/zoom)*${cy}'` +
       `:d=${F}:s=${S}x${S}:fps=${o.fps},format=yuv420p`;
     loop = false;
@@ -558,9 +566,9 @@ export function makeMotion(
     const P = 4 * S;
     const inner = 2 * Math.floor(P / Math.SQRT2 / 2);
     params = { win, x0, y0, a0, speed };
-    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=area,` +
+    filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=${AREA},` +
       `rotate=a='${a0}+${speed}*n':bilinear=1,crop=${inner}:${inner},` +
-      `scale=${S}:${S}:flags=area,format=yuv420p`;
+      `scale=${S}:${S}:flags=${AREA},format=yuv420p`;
   }
   return { id, source: src.name, type, params, filter, loop };
 }
@@ -595,7 +603,8 @@ function distortionFilter(
       return `noise=alls=${strength}:allf=t:all_seed=${o.noiseSeed}`;
     case "scale": {
       const small = Math.max(2, Math.floor(o.size / strength));
-      return `scale=${small}:${small}:flags=bilinear,scale=${o.size}:${o.size}:flags=bilinear`;
+      const s = o.size;
+      return `scale=${small}:${small}:flags=${BILINEAR},scale=${s}:${s}:flags=${BILINEAR}`;
     }
     case "freeze": {
       // Frames start .. start+strength-1 become a copy of frame start-1.

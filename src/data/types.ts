@@ -57,7 +57,10 @@ export interface LoadedDataset {
  * @example
  * ```ts
  * import { DatasetError } from "./types.ts";
- * const e = new DatasetError("labels.csv", "expected a number, got 'abc'", { row: 17, field: "MOS" });
+ * const e = new DatasetError("labels.csv", "expected a number, got 'abc'", {
+ *   row: 17,
+ *   field: "MOS",
+ * });
  * console.log(e.message); // labels.csv row 17: field MOS: expected a number, got 'abc'
  * ```
  */
