@@ -71,7 +71,7 @@ const RN = 16;
 
 /** Workgroup size and counts for a GEMM with `m` rows and `n` columns. */
 function tile(m: number, n: number): { wg: number; gx: number; gy: number } {
-  const wg = Math.max(1, Math.min(8, Math.ceil(n / RN)));
+  const wg = 8; // one SIMD row on lavapipe (fewer lanes cost the same); one pipeline per shape
   return { wg, gx: Math.ceil(n / (RN * wg)), gy: Math.ceil(m / RM) };
 }
 

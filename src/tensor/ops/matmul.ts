@@ -72,8 +72,9 @@ export function gemm(s: GemmSpec): Tensor {
     zeros.dispose();
     return r;
   }
-  // Up to 8 invocations (one SIMD row on lavapipe) side by side along the columns.
-  const wg = Math.max(1, Math.min(8, Math.ceil(n / RN)));
+  // 8 invocations side by side along the columns: one SIMD row on lavapipe, where a smaller
+  // workgroup costs the same; a single size also keeps the number of pipelines down.
+  const wg = 8;
   const aMode = !s.transA && k % 4 === 0 ? 0 : s.transA && m % 4 === 0 ? 1 : 2;
   const bMode = !s.transB && n % 4 === 0 ? 0 : s.transB && k % 4 === 0 ? 1 : 2;
   const defines = {
