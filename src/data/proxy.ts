@@ -49,7 +49,7 @@ import {
  * if (manifest.generator !== PROXY_GENERATOR) console.log("stale: run deno task data");
  * ```
  */
-export const PROXY_GENERATOR = 3;
+export const PROXY_GENERATOR = 4;
 
 /**
  * The default output folder (ignored by git).
@@ -551,7 +551,9 @@ export function makeMotion(
     const rate = round(total ** ((zoomIn ? 1 : -1) / Math.max(1, F - 1)), 6);
     const cx = round(u(0.25, 0.75), 3);
     const cy = round(u(0.25, 0.75), 3);
-    const P = 8 * S;
+    // Zoom on a large copy, so that zoompan's whole-pixel crop does not make the zoom judder
+    // (8x the clip size, at most 2048 pixels but at least twice the clip size).
+    const P = Math.max(2 * S, Math.min(8 * S, 2048));
     params = { win, x0, y0, z0, rate, cx, cy };
     filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=${AREA},` +
       `zoompan=z='${z0}*pow(${rate},on)':x='(iw-iw/zoom)*${cx}':y='(ih-ih/zoom)*${cy}'` +
@@ -563,7 +565,7 @@ export function makeMotion(
     const y0 = Math.floor(r() * (h - win + 1));
     const a0 = round(u(-0.4, 0.4), 4);
     const speed = round(u(0.015, 0.05) * (r() < 0.5 ? -1 : 1), 4); // radians per frame
-    const P = 4 * S;
+    const P = Math.max(2 * S, Math.min(4 * S, 2048));
     const inner = 2 * Math.floor(P / Math.SQRT2 / 2);
     params = { win, x0, y0, a0, speed };
     filter = `format=rgb24,crop=${win}:${win}:${x0}:${y0},scale=${P}:${P}:flags=${AREA},` +
