@@ -562,11 +562,13 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
-// Each invocation owns one input channel ci and 4 output channels co0..co0+3, and accumulates
+// Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates
 // all 9 taps of those 4 kernels over a range of output rows (split `wid.z`, params.chunk rows
 // each), 4 output pixels at a time: per step 4 vec4 loads of dy and 3 aligned vec4 loads of x
 // per tap row give 36 vec4 FMAs, each lane of an accumulator holding one pixel's partial sum
 // (summed at the end). Output: partial sums [splits, Cout, Cin, 3, 3].
+
+const CBW: u32 = {{CBW|4}}u;
 
 // The three taps' x values for 4 output pixels at columns x0 .. (x0 is the aligned first
 // column, 0 for ox0 = 0), from input row `row` (valid: ok).
@@ -596,11 +598,11 @@ fn dw_store(base: u32, co: u32, ci: u32, ky: u32, acc: mat3x4<f32>) {
 
 @compute @workgroup_size(WG)
 fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let lanes = params.cin * ((params.cout + 3u) / 4u);
+  let lanes = params.cin * ((params.cout + CBW - 1u) / CBW);
   let l = wid.x * WG + lid.x;
   let lc = min(l, lanes - 1u);
   let ci = lc % params.cin;
-  let co0 = (lc / params.cin) * 4u;
+  let co0 = (lc / params.cin) * CBW;
   let last = params.cout - 1u;
   let ohw = params.oh * params.ow;
   let hw = params.h * params.w;
@@ -611,6 +613,10 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   var a10 = mat3x4<f32>(); var a11 = mat3x4<f32>(); var a12 = mat3x4<f32>();
   var a20 = mat3x4<f32>(); var a21 = mat3x4<f32>(); var a22 = mat3x4<f32>();
   var a30 = mat3x4<f32>(); var a31 = mat3x4<f32>(); var a32 = mat3x4<f32>();
+  var a40 = mat3x4<f32>(); var a41 = mat3x4<f32>(); var a42 = mat3x4<f32>();
+  var a50 = mat3x4<f32>(); var a51 = mat3x4<f32>(); var a52 = mat3x4<f32>();
+  var a60 = mat3x4<f32>(); var a61 = mat3x4<f32>(); var a62 = mat3x4<f32>();
+  var a70 = mat3x4<f32>(); var a71 = mat3x4<f32>(); var a72 = mat3x4<f32>();
   for (var r = r0; r < r1; r++) {
     let b = r / params.oh;
     let oy = r % params.oh;
@@ -628,6 +634,10 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let d1 = dyr + min(co0 + 1u, last) * ohw;
     let d2 = dyr + min(co0 + 2u, last) * ohw;
     let d3 = dyr + min(co0 + 3u, last) * ohw;
+    let d4 = dyr + min(co0 + 4u, last) * ohw;
+    let d5 = dyr + min(co0 + 5u, last) * ohw;
+    let d6 = dyr + min(co0 + 6u, last) * ohw;
+    let d7 = dyr + min(co0 + 7u, last) * ohw;
     for (var ox0 = 0u; ox0 < params.ow; ox0 += 4u) {
       var x0 = i32(ox0);
       if (SW2) { x0 = 2 * i32(ox0); }
@@ -642,6 +652,16 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
       a10 = dw_row(a10, e1, t0); a11 = dw_row(a11, e1, t1); a12 = dw_row(a12, e1, t2);
       a20 = dw_row(a20, e2, t0); a21 = dw_row(a21, e2, t1); a22 = dw_row(a22, e2, t2);
       a30 = dw_row(a30, e3, t0); a31 = dw_row(a31, e3, t1); a32 = dw_row(a32, e3, t2);
+      if (CBW == 8u) {
+        let e4 = wt4[(d4 + ox0) >> 2u];
+        let e5 = wt4[(d5 + ox0) >> 2u];
+        let e6 = wt4[(d6 + ox0) >> 2u];
+        let e7 = wt4[(d7 + ox0) >> 2u];
+        a40 = dw_row(a40, e4, t0); a41 = dw_row(a41, e4, t1); a42 = dw_row(a42, e4, t2);
+        a50 = dw_row(a50, e5, t0); a51 = dw_row(a51, e5, t1); a52 = dw_row(a52, e5, t2);
+        a60 = dw_row(a60, e6, t0); a61 = dw_row(a61, e6, t1); a62 = dw_row(a62, e6, t2);
+        a70 = dw_row(a70, e7, t0); a71 = dw_row(a71, e7, t1); a72 = dw_row(a72, e7, t2);
+      }
     }
   }
   if (l >= lanes) { return; }
@@ -650,4 +670,9 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   dw_store(base, co0 + 1u, ci, 0u, a10); dw_store(base, co0 + 1u, ci, 1u, a11); dw_store(base, co0 + 1u, ci, 2u, a12);
   dw_store(base, co0 + 2u, ci, 0u, a20); dw_store(base, co0 + 2u, ci, 1u, a21); dw_store(base, co0 + 2u, ci, 2u, a22);
   dw_store(base, co0 + 3u, ci, 0u, a30); dw_store(base, co0 + 3u, ci, 1u, a31); dw_store(base, co0 + 3u, ci, 2u, a32);
+  if (CBW == 4u) { return; }
+  dw_store(base, co0 + 4u, ci, 0u, a40); dw_store(base, co0 + 4u, ci, 1u, a41); dw_store(base, co0 + 4u, ci, 2u, a42);
+  dw_store(base, co0 + 5u, ci, 0u, a50); dw_store(base, co0 + 5u, ci, 1u, a51); dw_store(base, co0 + 5u, ci, 2u, a52);
+  dw_store(base, co0 + 6u, ci, 0u, a60); dw_store(base, co0 + 6u, ci, 1u, a61); dw_store(base, co0 + 6u, ci, 2u, a62);
+  dw_store(base, co0 + 7u, ci, 0u, a70); dw_store(base, co0 + 7u, ci, 1u, a71); dw_store(base, co0 + 7u, ci, 2u, a72);
 }

@@ -295,7 +295,9 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
 
 /** conv_dw_win: 3x3 weight gradient, split over output rows, partial sums added up. */
 function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
-  const lanes = g.cin * Math.ceil(g.cout / 4);
+  // Output channels per invocation: 8 (each x load serves more FMAs), 4 when there are few.
+  const cbw = g.cout <= 4 ? 4 : 8;
+  const lanes = g.cin * Math.ceil(g.cout / cbw);
   const wg = 8;
   const rows = g.nb * g.oh;
   // Enough splits for about 4096 invocations in all.
@@ -308,7 +310,7 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
     op: "conv2d.backward_weight",
     shader: "conv2d",
     entry: "conv_dw_win",
-    defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), WG: wg },
+    defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), CBW: cbw, WG: wg },
     ints: ints(g, chunk),
     buffers: [x.buffer, dy.buffer, partial.buffer],
     workgroups: [Math.ceil(lanes / wg), 1, splits],
