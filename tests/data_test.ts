@@ -307,6 +307,10 @@ Deno.test("dataCommand: usage errors are exit code 2; a tiny build is 0", async 
   r = await quietly(["--size", "31", "--out", out]);
   equal(r.code, 2);
   ok(/size: must be even/.test(r.said), r.said);
+  r = await quietly(["--max-sources", "1", "--motions", "0", "--out", out]);
+  equal(r.code, 2);
+  ok(r.said.includes("--max-sources: Number must be greater than or equal to 2"), r.said);
+  ok(r.said.includes("--motions: Number must be greater than or equal to 1"), r.said);
   equal((await quietly(["--bogus"])).code, 2);
   equal((await quietly(["frobnicate"])).code, 2);
   equal((await quietly(["--help"])).code, 0);

@@ -149,6 +149,31 @@ function progressPrinter(quiet: boolean): (p: ProxyProgress) => void {
   };
 }
 
+/** Option names of `buildProxyDataset` as the command line spells them. */
+const FLAGS: Record<string, string> = {
+  sources: "--sources",
+  out: "--out",
+  seed: "--seed",
+  frames: "--frames",
+  size: "--size",
+  fps: "--fps",
+  motionsPerImage: "--motions",
+  levels: "--levels",
+  distortions: "--distortions",
+  maxSources: "--max-sources",
+  testSources: "--test",
+  valSources: "--val",
+  concurrency: "--jobs",
+};
+
+/** Rewrites `proxy dataset options: maxSources: ...` as `--max-sources: ...`. */
+function flagNames(message: string): string {
+  return message.replace(/^proxy dataset options: /, "").replace(
+    /(^|; )(\w+)(?=[.:])/g,
+    (m, sep: string, key: string) => FLAGS[key] ? `${sep}${FLAGS[key]}` : m,
+  );
+}
+
 async function build(raw: Record<string, unknown>): Promise<number> {
   const parsed = BuildArgs.safeParse(raw);
   if (!parsed.success) {
@@ -183,7 +208,7 @@ async function build(raw: Record<string, unknown>): Promise<number> {
     });
   } catch (e) {
     if (e instanceof RangeError) {
-      console.error(`deno task data: ${e.message}`);
+      console.error(`deno task data: ${flagNames(e.message)}`);
       return 2;
     }
     if (e instanceof VideoError || e instanceof FfmpegNotFoundError) {
