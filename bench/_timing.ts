@@ -75,6 +75,27 @@ export function gflops(flops: number, ms: number): number {
 }
 
 /**
+ * A Markdown table as text, columns padded.
+ *
+ * @example
+ * ```ts
+ * import { formatTable } from "./_timing.ts";
+ * console.log(formatTable(["shape", "GFLOP/s"], [["512", "10.1"]]));
+ * ```
+ */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  return [
+    line(header),
+    "| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |",
+    ...rows.map(line),
+  ]
+    .join("\n");
+}
+
+/**
  * Prints a Markdown table (the bench files' final summary).
  *
  * @example
@@ -84,12 +105,7 @@ export function gflops(flops: number, ms: number): number {
  * ```
  */
 export function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
-  console.log(line(header));
-  console.log("| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |");
-  for (const r of rows) console.log(line(r));
+  console.log(formatTable(header, rows));
 }
 
 /**

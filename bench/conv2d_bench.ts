@@ -84,7 +84,8 @@ type Kind = "forward" | "input grad" | "weight grad";
 
 /**
  * Registers the benchmarks of one layer at a batch of `frames`: the given kinds, for STQA and,
- * when `peer` is set, for TF.js. Every result is cross-checked first (STQA against TF.js).
+ * when `peer` is set, for TF.js. One result of each is checked first, at sampled positions,
+ * against a float64 CPU reference.
  */
 async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boolean) {
   const { label, cin, cout, k, stride, pad, size } = layer;
