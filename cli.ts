@@ -5,7 +5,6 @@
  * @module
  */
 
-import { parseArgs } from "util";
 import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
 import { jndCommand } from "./src/jnd/command.ts";
 import { dataCommand } from "./src/data/command.ts";
@@ -62,35 +61,29 @@ function attack(): number {
   return 1;
 }
 
+/** The subcommands: each takes the arguments after its name and returns an exit code. */
+const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
+  attack: () => attack(),
+  data: dataCommand,
+  info: () => info(),
+  jnd: jndCommand,
+  "train-victim": trainVictimCommand,
+};
+
 /** Runs the command line; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: false,
-    options: { help: { type: "boolean", short: "h" } },
-  });
-  const command = positionals[0];
-  if (values.help || !command) {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "-h" || command === "--help") {
     console.log(USAGE);
-    return command || values.help ? 0 : EXIT_USAGE;
+    return command === undefined ? EXIT_USAGE : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`Unknown command '${command}'.\n\n${USAGE}`);
+    return EXIT_USAGE;
   }
   try {
-    switch (command) {
-      case "info":
-        return await info();
-      case "attack":
-        return attack();
-      case "data":
-        return await dataCommand(args.slice(args.indexOf("data") + 1));
-      case "train-victim":
-        return await trainVictimCommand(args.slice(args.indexOf("train-victim") + 1));
-      case "jnd":
-        return await jndCommand(args.slice(args.indexOf("jnd") + 1));
-      default:
-        console.error(`Unknown command '${command}'.\n\n${USAGE}`);
-        return EXIT_USAGE;
-    }
+    return await run(rest);
   } catch (e) {
     if (e instanceof NoAdapterError) {
       console.error(e.message);
