@@ -103,7 +103,8 @@ if (!import.meta.main) {
 
 /** Median wall time per frame of decoding a 48-frame 540x960 x264 clip, or null. */
 async function ffmpegDecodeMsPerFrame(): Promise<number | null> {
-  const ok = (await Deno.permissions.query({ name: "run" })).state === "granted" &&
+  const ok =
+    (await Deno.permissions.query({ name: "run", command: "ffmpeg" })).state === "granted" &&
     (await Deno.permissions.query({ name: "write" })).state === "granted";
   if (!ok) return null;
   const dir = await Deno.makeTempDir({ prefix: "stqa_jnd_bench_" });

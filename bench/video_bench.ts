@@ -20,7 +20,8 @@ const W = 960;
 const FRAMES = Number(Deno.args[0] ?? 16);
 const SOURCE = path.join(import.meta.dirname!, "..", "data", "sources", "coffee.png");
 
-const allowed = (await Deno.permissions.query({ name: "run" })).state === "granted" &&
+const allowed =
+  (await Deno.permissions.query({ name: "run", command: "ffmpeg" })).state === "granted" &&
   (await Deno.permissions.query({ name: "write" })).state === "granted";
 
 async function ffmpeg(args: string[]): Promise<void> {
