@@ -29,7 +29,14 @@ struct Params {
   cout: u32,
   oh: u32,
   ow: u32,
-  chunk: u32, // conv_dw: pixels per split
+  chunk: u32, // conv_dw: pixels per split; pack_w3: 1 = transposed and flipped
+  // conv_win with PHASE (stride-2 input gradient, one stride phase): the full dx height and
+  // width, and the phase (py, px) whose pixels this dispatch writes; pack_w3_phase: the phase
+  // and the first row offset
+  fh: u32,
+  fw: u32,
+  py: u32,
+  px: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -362,6 +369,36 @@ fn pack_w3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   wt4[i] = v;
 }
 
+// Packed weights of one stride phase (py, px) of the input gradient of a stride-2 convolution
+// with KW = 3, PW = 1 (any KH, PH), in pack_w3's layout, for conv_win over dy: output channel
+// co' = input channel of w, input channel ci' = output channel of w (params.cin = Cout of w,
+// params.cout = Cin of w). Row tap t reads dy row u + t + params.w (the first row offset, as
+// i32), which w row ky = py + PH - 2 (t + first) reaches; column tap t reads dy column v + t - 1,
+// which w column kx = px + 3 - 2t reaches (taps that no w row or column reaches are 0).
+@compute @workgroup_size(64)
+fn pack_w3_phase(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  let q = (params.cout + 7u) / 8u * 2u;
+  let khc = params.h;
+  if (i >= params.cin * khc * 3u * q) { return; }
+  let cg = i % q;
+  let t = (i / q) % 3u;
+  let tr = (i / (3u * q)) % khc;
+  let ci = i / (3u * q * khc);
+  let ky = i32(params.py) + PH - 2 * (i32(tr) + bitcast<i32>(params.w));
+  let kx = i32(params.px) + 3 - 2 * i32(t);
+  var v = vec4<f32>(0.0);
+  if (ky >= 0 && ky < i32(KH) && kx >= 0 && kx < 3) {
+    for (var j = 0u; j < 4u; j++) {
+      let co = cg * 4u + j;
+      if (co < params.cout) {
+        v[j] = src(((ci * params.cout + co) * KH + u32(ky)) * 3u + u32(kx));
+      }
+    }
+  }
+  wt4[i] = v;
+}
+
 // Aligned vec4 of input row `row` (element offset, a multiple of 4) at column x (a multiple of
 // 4), zero when the row or the columns are outside the image.
 fn xv(row: u32, ok: bool, x: i32) -> vec4<f32> {
@@ -435,11 +472,23 @@ fn taps3(acc: mat4x4<f32>, wv: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: 
     fma(vec4<f32>(wv.z), b2[3], fma(vec4<f32>(wv.y), b1[3], fma(vec4<f32>(wv.x), b0[3], acc[3]))));
 }
 
-fn store16(obase: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
-  if (co >= params.cout) { return; }
+// Stores 16 outputs of channel co, row oy, columns ox0 .. ox0+15 of image b; with PHASE, the
+// output grid is one stride phase of dx and lands at (2*oy + py, 2*ox + px).
+fn store16(b: u32, oy: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
+  if (co >= params.cout || oy >= params.oh) { return; }
+  if (PHASE) {
+    let o = ((b * params.cout + co) * params.fh + 2u * oy + params.py) * params.fw + params.px;
+    for (var c = 0u; c < 4u; c++) {
+      for (var i = 0u; i < 4u; i++) {
+        let ox = ox0 + 4u * c + i;
+        if (ox < params.ow) { put(o + 2u * ox, acc[c][i]); }
+      }
+    }
+    return;
+  }
   var bc = vec4<f32>(0.0);
   if (BIAS) { bc = vec4<f32>(bias[co]); }
-  let o = obase + co * params.oh * params.ow;
+  let o = ((b * params.cout + co) * params.oh + oy) * params.ow;
   for (var c = 0u; c < 4u; c++) {
     if (ox0 + 4u * c < params.ow) { dst4[(o + ox0 + 4u * c) >> 2u] = acc[c] + bc; }
   }
@@ -448,6 +497,7 @@ fn store16(obase: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
 // ROWS2: each invocation computes two output rows (oy, oy+1), so every weight loaded serves
 // twice the FMAs (the weight loads, the same address in every lane, cost the most).
 const ROWS2: bool = {{ROWS2|false}};
+const PHASE: bool = {{PHASE|false}};
 
 @compute @workgroup_size(WG)
 fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -535,28 +585,26 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     }
   }
   if (wid.x * WG + lid.x >= groups) { return; }
-  let obase = b * params.cout * params.oh * params.ow + oy * params.ow;
-  store16(obase, co0, ox0, c0);
-  store16(obase, co0 + 1u, ox0, c1);
-  store16(obase, co0 + 2u, ox0, c2);
-  store16(obase, co0 + 3u, ox0, c3);
+  store16(b, oy, co0, ox0, c0);
+  store16(b, oy, co0 + 1u, ox0, c1);
+  store16(b, oy, co0 + 2u, ox0, c2);
+  store16(b, oy, co0 + 3u, ox0, c3);
   if (CB == 8u) {
-    store16(obase, co0 + 4u, ox0, c4);
-    store16(obase, co0 + 5u, ox0, c5);
-    store16(obase, co0 + 6u, ox0, c6);
-    store16(obase, co0 + 7u, ox0, c7);
+    store16(b, oy, co0 + 4u, ox0, c4);
+    store16(b, oy, co0 + 5u, ox0, c5);
+    store16(b, oy, co0 + 6u, ox0, c6);
+    store16(b, oy, co0 + 7u, ox0, c7);
   }
-  if (!ROWS2 || oy + 1u >= params.oh) { return; }
-  let obase2 = obase + params.ow;
-  store16(obase2, co0, ox0, d0);
-  store16(obase2, co0 + 1u, ox0, d1);
-  store16(obase2, co0 + 2u, ox0, d2);
-  store16(obase2, co0 + 3u, ox0, d3);
+  if (!ROWS2) { return; }
+  store16(b, oy + 1u, co0, ox0, d0);
+  store16(b, oy + 1u, co0 + 1u, ox0, d1);
+  store16(b, oy + 1u, co0 + 2u, ox0, d2);
+  store16(b, oy + 1u, co0 + 3u, ox0, d3);
   if (CB == 8u) {
-    store16(obase2, co0 + 4u, ox0, d4);
-    store16(obase2, co0 + 5u, ox0, d5);
-    store16(obase2, co0 + 6u, ox0, d6);
-    store16(obase2, co0 + 7u, ox0, d7);
+    store16(b, oy + 1u, co0 + 4u, ox0, d4);
+    store16(b, oy + 1u, co0 + 5u, ox0, d5);
+    store16(b, oy + 1u, co0 + 6u, ox0, d6);
+    store16(b, oy + 1u, co0 + 7u, ox0, d7);
   }
 }
 

@@ -69,6 +69,10 @@ const CASES: Case[] = [
   { n: 2, cin: 3, h: 5, w: 12, cout: 5, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
   { n: 1, cin: 2, h: 9, w: 8, cout: 3, kh: 5, kw: 3, stride: [2, 1], padding: [2, 1] },
   { n: 2, cin: 2, h: 6, w: 8, cout: 3, kh: 3, kw: 3, stride: [1, 2], padding: [0, 1] },
+  // stride 2 with KW 3, PW 1 and widths multiples of 4: the input gradient runs per stride phase
+  { n: 1, cin: 3, h: 7, w: 16, cout: 5, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },
+  { n: 1, cin: 2, h: 9, w: 8, cout: 3, kh: 5, kw: 3, stride: [2, 2], padding: [2, 1] },
+  { n: 2, cin: 2, h: 6, w: 8, cout: 9, kh: 3, kw: 3, stride: [2, 2], padding: [0, 1] },
   // 1x1: a batched GEMM (aligned and not), and strided / padded 1x1 on the general kernels
   { n: 2, cin: 8, h: 4, w: 6, cout: 12, kh: 1, kw: 1, stride: [1, 1], padding: [0, 0] },
   { ...base, cout: 4, kh: 1, kw: 1, stride: [2, 2], padding: [1, 1] },

@@ -75,8 +75,17 @@ function tile(m: number, n: number): { wg: number; gx: number; gy: number } {
   return { wg, gx: Math.ceil(n / (RN * wg)), gy: Math.ceil(m / RM) };
 }
 
-function ints(g: Geometry, chunk = 0): number[] {
-  return [g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, chunk];
+/** Where a stride phase of the input gradient lands: full dx size and the phase. */
+interface Phase {
+  fh: number;
+  fw: number;
+  py: number;
+  px: number;
+}
+
+function ints(g: Geometry, chunk = 0, phase?: Phase): number[] {
+  const p = phase ?? { fh: 0, fw: 0, py: 0, px: 0 };
+  return [g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, chunk, p.fh, p.fw, p.py, p.px];
 }
 
 /** Whether the direct 3-tap kernel (conv_win) applies: KW 3, padding 1 and stride 1 or 2 along
@@ -112,6 +121,7 @@ function windowConv(
   b: Tensor | undefined,
   g: Geometry,
   out: Tensor,
+  phase?: Phase,
 ): void {
   // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
   const cb = g.cout <= 4 ? 4 : 8;
@@ -130,10 +140,11 @@ function windowConv(
       SW2: String(g.sw === 2),
       CB: cb,
       ROWS2: String(rows2),
+      PHASE: String(!!phase),
       WG: wg,
       BIAS: String(!!b),
     },
-    ints: ints(g),
+    ints: ints(g, 0, phase),
     buffers: [x.buffer, packed.buffer, out.buffer, (b ?? out).buffer],
     workgroups: [Math.ceil(groups / wg), Math.ceil(g.cout / cb)],
   });
@@ -203,6 +214,9 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       outShape: [g.nb, g.cin, g.h, g.w],
     });
   }
+  if (g.sh === 2 && g.sw === 2 && g.kw === 3 && g.pw === 1 && g.ow % 4 === 0) {
+    return inputGradPhases(dy, w, g);
+  }
   if (g.sh === 1 && g.sw === 1 && g.ph <= g.kh - 1) {
     // Stride 1: dx is the convolution of dy with the flipped, transposed kernel and padding
     // KH-1-PH (KW-1-PW = 1 horizontally), which the window kernel runs.
@@ -237,6 +251,66 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
     buffers: [dy.buffer, w.buffer, dx.buffer],
     workgroups: [gx, gy, g.sh * g.sw],
   });
+  return dx;
+}
+
+/**
+ * Input gradient of a stride-2 convolution with KW = 3, PW = 1: each of the four stride phases
+ * (iy % 2, ix % 2) of dx is a stride-1 convolution of dy with the taps that reach it (1 or 2
+ * per axis), run by the window kernel, which writes the phase's pixels into dx.
+ */
+function inputGradPhases(dy: Tensor, w: Tensor, g: Geometry): Tensor {
+  const dx = empty([g.nb, g.cin, g.h, g.w]);
+  const q = Math.ceil(g.cin / 8) * 2;
+  for (let py = 0; py < 2; py++) {
+    for (let px = 0; px < 2; px++) {
+      const hc = Math.ceil((g.h - py) / 2);
+      const wc = Math.ceil((g.w - px) / 2);
+      if (hc <= 0 || wc <= 0) continue;
+      // Kernel rows that reach this phase, as dy row offsets r = (py + PH - ky) / 2.
+      const offsets: number[] = [];
+      for (let ky = 0; ky < g.kh; ky++) {
+        if ((py + g.ph - ky) % 2 === 0) offsets.push((py + g.ph - ky) / 2);
+      }
+      const first = offsets.length ? Math.min(...offsets) : 0;
+      const khc = offsets.length ? Math.max(...offsets) - first + 1 : 0;
+      const n = g.cout * khc * 3 * q;
+      const packed = empty([Math.max(n, 1), 4]);
+      if (n > 0) {
+        dispatch({
+          op: "conv2d.pack_weights",
+          shader: "conv2d",
+          entry: "pack_w3_phase",
+          defines: { KH: g.kh, PH: g.ph },
+          ints: [0, g.cout, khc, first, g.cin, 0, 0, 0, 0, 0, py, px],
+          buffers: [w.buffer, packed.buffer],
+          workgroups: grid1d(n, 64),
+        });
+      }
+      const t: Geometry = {
+        nb: g.nb,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        kh: khc,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        ph: -first,
+        pw: 1,
+        oh: hc,
+        ow: wc,
+      };
+      windowConv("conv2d.backward_input", dy, packed, undefined, t, dx, {
+        fh: g.h,
+        fw: g.w,
+        py,
+        px,
+      });
+      packed.dispose();
+    }
+  }
   return dx;
 }
 
@@ -302,7 +376,8 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   const rows = g.nb * g.oh;
   // Enough splits for about 4096 invocations in all.
   const want = Math.max(1, Math.min(rows, Math.ceil(4096 / lanes)));
-  const chunk = Math.ceil(rows / want);
+  // At most 16384 rows per split: lavapipe ends loops after 65535 iterations.
+  const chunk = Math.min(16384, Math.ceil(rows / want));
   const splits = Math.ceil(rows / chunk);
   const shape = [g.cout, g.cin, 3, 3];
   const partial = empty(splits > 1 ? [splits, ...shape] : shape);
