@@ -611,9 +611,9 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
 // Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates
-// all 9 taps of those 4 kernels over a range of output rows (split `wid.z`, params.chunk rows
-// each), 4 output pixels at a time: per step 4 vec4 loads of dy and 3 aligned vec4 loads of x
-// per tap row give 36 vec4 FMAs, each lane of an accumulator holding one pixel's partial sum
+// all 9 taps of those kernels over a range of output rows (a split, params.chunk rows each),
+// 4 output pixels at a time: per step CBW vec4 loads of dy and 3 aligned vec4 loads of x per
+// tap row give 9 * CBW vec4 FMAs, each lane of an accumulator holding one pixel's partial sum
 // (summed at the end). Output: partial sums [splits, Cout, Cin, 3, 3].
 
 const CBW: u32 = {{CBW|4}}u;
@@ -646,16 +646,20 @@ fn dw_store(base: u32, co: u32, ci: u32, ky: u32, acc: mat3x4<f32>) {
 
 @compute @workgroup_size(WG)
 fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // Invocation index = split * lanes + lane (splits share workgroups when lanes are few).
   let lanes = params.cin * ((params.cout + CBW - 1u) / CBW);
-  let l = wid.x * WG + lid.x;
-  let lc = min(l, lanes - 1u);
+  let rows = params.nb * params.oh;
+  let splits = (rows + params.chunk - 1u) / params.chunk;
+  let gi = wid.x * WG + lid.x;
+  let g = min(gi, lanes * splits - 1u);
+  let lc = g % lanes;
+  let split = g / lanes;
   let ci = lc % params.cin;
   let co0 = (lc / params.cin) * CBW;
   let last = params.cout - 1u;
   let ohw = params.oh * params.ow;
   let hw = params.h * params.w;
-  let rows = params.nb * params.oh;
-  let r0 = wid.z * params.chunk;
+  let r0 = split * params.chunk;
   let r1 = min(r0 + params.chunk, rows);
   var a00 = mat3x4<f32>(); var a01 = mat3x4<f32>(); var a02 = mat3x4<f32>();
   var a10 = mat3x4<f32>(); var a11 = mat3x4<f32>(); var a12 = mat3x4<f32>();
@@ -712,8 +716,8 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
       }
     }
   }
-  if (l >= lanes) { return; }
-  let base = wid.z * params.cout * params.cin * 9u;
+  if (gi >= lanes * splits) { return; }
+  let base = split * params.cout * params.cin * 9u;
   dw_store(base, co0, ci, 0u, a00); dw_store(base, co0, ci, 1u, a01); dw_store(base, co0, ci, 2u, a02);
   dw_store(base, co0 + 1u, ci, 0u, a10); dw_store(base, co0 + 1u, ci, 1u, a11); dw_store(base, co0 + 1u, ci, 2u, a12);
   dw_store(base, co0 + 2u, ci, 0u, a20); dw_store(base, co0 + 2u, ci, 1u, a21); dw_store(base, co0 + 2u, ci, 2u, a22);

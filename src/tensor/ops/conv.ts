@@ -388,7 +388,7 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
     defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), CBW: cbw, WG: wg },
     ints: ints(g, chunk),
     buffers: [x.buffer, dy.buffer, partial.buffer],
-    workgroups: [Math.ceil(lanes / wg), 1, splits],
+    workgroups: [Math.ceil((lanes * splits) / wg)],
   });
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });
