@@ -58,5 +58,5 @@ export {
   transpose,
   unsqueeze,
 } from "./ops/shape.ts";
-export { conv2d, type Conv2dOptions, type Pair } from "./ops/conv.ts";
+export { conv2d, type Conv2dOptions } from "./ops/conv.ts";
 export { gruCell, type GruCellWeights } from "./ops/rnn.ts";

@@ -1,6 +1,17 @@
 /**
- * 2-D convolution (NCHW) with forward, input-gradient and weight-gradient kernels, each an
- * implicit GEMM in shaders/conv2d.wgsl; the bias gradient is a sum over batch and pixels.
+ * 2-D convolution (NCHW) with forward, input-gradient and weight-gradient kernels in
+ * shaders/conv2d.wgsl; the bias gradient is a sum over batch and pixels.
+ *
+ * Which kernel runs (chosen per shape):
+ * - 3-wide kernels with horizontal padding 1 and stride 1 or 2, widths multiples of 4 (every
+ *   3x3 layer of STQA-Net): `conv_win`, a direct convolution over aligned vec4 row windows with
+ *   packed weights. The input gradient at stride 1 is the same kernel on dy with the flipped,
+ *   transposed weights; at stride 2 it runs once per stride phase of dx with only the taps that
+ *   reach that phase. The 3x3 weight gradient is `conv_dw_win`.
+ * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
+ * - Anything else: implicit GEMMs (`conv_fwd`, `conv_dx`, `conv_dw`) whose loaders compute the
+ *   im2col coordinates (no im2col buffer); the input gradient visits only the taps that divide
+ *   the stride, and the weight gradient splits its long reduction over pixels.
  *
  * @module
  */
@@ -8,20 +19,18 @@
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, record, type Shape, type Tensor } from "../tensor.ts";
 import { gemm } from "./matmul.ts";
+import type { Size2 } from "./pool.ts";
 import { sum } from "./reduce.ts";
-
-/** A size given once for both axes or as [height, width]. */
-export type Pair = number | readonly [number, number];
 
 /** Options of {@link conv2d}. */
 export interface Conv2dOptions {
   /** Step between output pixels, per axis. Default 1. */
-  stride?: Pair;
+  stride?: Size2;
   /** Zeros added on each side of the input, per axis. Default 0. */
-  padding?: Pair;
+  padding?: Size2;
 }
 
-function pair(v: Pair | undefined, fallback: number, what: string, min: number): [number, number] {
+function pair(v: Size2 | undefined, fallback: number, what: string, min: number): [number, number] {
   const p: [number, number] = v === undefined
     ? [fallback, fallback]
     : typeof v === "number"
