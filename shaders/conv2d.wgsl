@@ -608,6 +608,109 @@ fn conv_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   }
 }
 
+// conv_win3: conv_win for KH = 3, CB = 8 and two output rows, with the rows shared by both
+// output rows loaded once (4 input rows per input channel at SH = 1, 5 at SH = 2, instead of 6)
+// and all three kernel rows' weights held in registers.
+
+struct Acc8 {
+  m0: mat4x4<f32>,
+  m1: mat4x4<f32>,
+  m2: mat4x4<f32>,
+  m3: mat4x4<f32>,
+  m4: mat4x4<f32>,
+  m5: mat4x4<f32>,
+  m6: mat4x4<f32>,
+  m7: mat4x4<f32>,
+}
+
+struct W8 {
+  v0: vec4<f32>,
+  v1: vec4<f32>,
+  v2: vec4<f32>,
+  v3: vec4<f32>,
+  v4: vec4<f32>,
+  v5: vec4<f32>,
+  v6: vec4<f32>,
+  v7: vec4<f32>,
+}
+
+// The three taps of channels co0 .. co0+7 for one (ci, ky): 6 vec4 loads of packed weights.
+fn load_w8(wb: u32, q: u32) -> W8 {
+  let k0 = wt4[wb];
+  let k1 = wt4[wb + q];
+  let k2 = wt4[wb + 2u * q];
+  let h0 = wt4[wb + 1u];
+  let h1 = wt4[wb + q + 1u];
+  let h2 = wt4[wb + 2u * q + 1u];
+  return W8(vec4<f32>(k0.x, k1.x, k2.x, 0.0), vec4<f32>(k0.y, k1.y, k2.y, 0.0),
+    vec4<f32>(k0.z, k1.z, k2.z, 0.0), vec4<f32>(k0.w, k1.w, k2.w, 0.0),
+    vec4<f32>(h0.x, h1.x, h2.x, 0.0), vec4<f32>(h0.y, h1.y, h2.y, 0.0),
+    vec4<f32>(h0.z, h1.z, h2.z, 0.0), vec4<f32>(h0.w, h1.w, h2.w, 0.0));
+}
+
+fn apply8(a: Acc8, w: W8, t: Taps) -> Acc8 {
+  return Acc8(tap3(a.m0, w.v0, t), tap3(a.m1, w.v1, t), tap3(a.m2, w.v2, t), tap3(a.m3, w.v3, t),
+    tap3(a.m4, w.v4, t), tap3(a.m5, w.v5, t), tap3(a.m6, w.v6, t), tap3(a.m7, w.v7, t));
+}
+
+fn store8(b: u32, oy: u32, co0: u32, ox0: u32, a: Acc8) {
+  store16(b, oy, co0, ox0, a.m0);
+  store16(b, oy, co0 + 1u, ox0, a.m1);
+  store16(b, oy, co0 + 2u, ox0, a.m2);
+  store16(b, oy, co0 + 3u, ox0, a.m3);
+  store16(b, oy, co0 + 4u, ox0, a.m4);
+  store16(b, oy, co0 + 5u, ox0, a.m5);
+  store16(b, oy, co0 + 6u, ox0, a.m6);
+  store16(b, oy, co0 + 7u, ox0, a.m7);
+}
+
+@compute @workgroup_size(WG)
+fn conv_win3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let owg = (params.ow + 15u) / 16u;
+  let nrow = (params.oh + 1u) / 2u;
+  let groups = params.nb * nrow * owg;
+  let g = min(wid.x * WG + lid.x, groups - 1u);
+  let ox0 = (g % owg) * 16u;
+  let oy = ((g / owg) % nrow) * 2u;
+  let b = g / (owg * nrow);
+  let co0 = wid.y * 8u;
+  let q = (params.cout + 7u) / 8u * 2u;
+  let hw = params.h * params.w;
+  var x0 = i32(ox0);
+  if (SW2) { x0 = 2 * i32(ox0); }
+  let z = mat4x4<f32>();
+  var A = Acc8(z, z, z, z, z, z, z, z);
+  var B = Acc8(z, z, z, z, z, z, z, z);
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (b * params.cin + ci) * hw;
+    let wb = ci * 9u * q + co0 / 4u;
+    let w0 = load_w8(wb, q);
+    let w1 = load_w8(wb + 3u * q, q);
+    let w2 = load_w8(wb + 6u * q, q);
+    // output row oy reads input rows iy .. iy+2, row oy+1 reads iy+SH .. iy+SH+2
+    let iy = i32(oy * SH) - PH;
+    let t0 = window16(input_row(plane, iy), row_ok(iy), x0);
+    A = apply8(A, w0, t0);
+    let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
+    A = apply8(A, w1, t1);
+    let t2 = window16(input_row(plane, iy + 2), row_ok(iy + 2), x0);
+    A = apply8(A, w2, t2);
+    if (SH == 1u) {
+      B = apply8(B, w0, t1);
+      B = apply8(B, w1, t2);
+    } else {
+      B = apply8(B, w0, t2);
+      let t3 = window16(input_row(plane, iy + 3), row_ok(iy + 3), x0);
+      B = apply8(B, w1, t3);
+    }
+    let t4 = window16(input_row(plane, iy + i32(SH) + 2), row_ok(iy + i32(SH) + 2), x0);
+    B = apply8(B, w2, t4);
+  }
+  if (wid.x * WG + lid.x >= groups) { return; }
+  store8(b, oy, co0, ox0, A);
+  store8(b, oy + 1u, co0, ox0, B);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
 // Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates

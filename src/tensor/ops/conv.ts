@@ -5,7 +5,8 @@
  * Which kernel runs (chosen per shape):
  * - 3-wide kernels with horizontal padding 1 and stride 1 or 2, widths multiples of 4 (every
  *   3x3 layer of STQA-Net): `conv_win`, a direct convolution over aligned vec4 row windows with
- *   packed weights. The input gradient at stride 1 is the same kernel on dy with the flipped,
+ *   packed weights (`conv_win3` for 3-row kernels with 8-channel blocks: input rows shared by the
+ *   two output rows each invocation computes are loaded once). The input gradient at stride 1 is the same kernel on dy with the flipped,
  *   transposed weights; at stride 2 it runs once per stride phase of dx with only the taps that
  *   reach that phase. The 3x3 weight gradient is `conv_dw_win`.
  * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
@@ -138,10 +139,12 @@ function windowConv(
   const rows2 = true;
   const groups = g.nb * (rows2 ? Math.ceil(g.oh / 2) : g.oh) * Math.ceil(g.ow / 16);
   const wg = 8;
+  // 3x3 (and 3-row) kernels at vertical stride 1 or 2 with 8-channel blocks share input rows.
+  const shared = cb === 8 && g.kh === 3 && (g.sh === 1 || g.sh === 2);
   dispatch({
     op,
     shader: "conv2d",
-    entry: "conv_win",
+    entry: shared ? "conv_win3" : "conv_win",
     defines: {
       KH: g.kh,
       SH: g.sh,
