@@ -18,8 +18,10 @@
 // Kernel size, stride and padding are compile-time constants (divisions by the stride become
 // shifts). Loops stay under 65535 iterations each (lavapipe ends longer loops early).
 //
-// The general kernels gather their operands with scalar loads; conv_win below is the fast
-// path for 3-wide kernels, and 1x1 convolutions run as batched GEMMs (shaders/matmul.wgsl).
+// The general kernels gather their operands with scalar loads; conv_win / conv_win3 (and
+// conv_dw_win for the weight gradient) below are the fast paths for 3-wide kernels, and 1x1
+// convolutions run as batched GEMMs (shaders/matmul.wgsl). On lavapipe every lane-varying load
+// is fetched lane by lane, so the fast paths load aligned vec4s and reuse each many times.
 
 struct Params {
   nb: u32, // batch
@@ -331,11 +333,11 @@ fn conv_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
 
 // ---------------------------------------------------------------------------------------------
 // Direct 3-tap-wide convolution (KW = 3, PW = 1, SW = 1 or 2; any KH, SH, PH), W and OW
-// multiples of 4. Each invocation computes 16 consecutive output pixels of one row for 8 output
-// channels (4 with CB = 4). Per (ci, ky) it loads the input row segment those pixels need as aligned vec4s
-// (6 for stride 1, 9 for stride 2) and derives the three taps' operands by swizzling, and it
-// loads the 8 channels' weights as 6 vec4s (one per tap and 4 channels) from a packed copy
-// (pack_w3): 12 or 15 vec4 loads per 384 FMAs.
+// multiples of 4. Each invocation computes 16 consecutive output pixels of one row (two rows
+// with ROWS2) for 8 output channels (4 with CB = 4). Per (ci, ky) it loads the input row
+// segment those pixels need as aligned vec4s (6 for stride 1, 9 for stride 2) and derives the
+// three taps' operands by swizzling, and it loads the 8 channels' weights as 6 vec4s (one per
+// tap and 4 channels) from a packed copy (pack_w3): 12 or 15 vec4 loads per 384 FMAs.
 
 const SW2: bool = {{SW2|false}}; // conv_win: horizontal stride 2 (else 1)
 const CB: u32 = {{CB|8}}u; // conv_win: output channels per invocation, 4 or 8
