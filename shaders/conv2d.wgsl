@@ -478,22 +478,30 @@ fn taps3(acc: mat4x4<f32>, wv: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: 
 // output grid is one stride phase of dx and lands at (2*oy + py, 2*ox + px).
 fn store16(b: u32, oy: u32, co: u32, ox0: u32, acc: mat4x4<f32>) {
   if (co >= params.cout || oy >= params.oh) { return; }
+  // Written out (no loops over the columns: a dynamically indexed matrix goes to memory).
   if (PHASE) {
     let o = ((b * params.cout + co) * params.fh + 2u * oy + params.py) * params.fw + params.px;
-    for (var c = 0u; c < 4u; c++) {
-      for (var i = 0u; i < 4u; i++) {
-        let ox = ox0 + 4u * c + i;
-        if (ox < params.ow) { put(o + 2u * ox, acc[c][i]); }
-      }
-    }
+    put_phase(o, ox0, acc[0]);
+    put_phase(o, ox0 + 4u, acc[1]);
+    put_phase(o, ox0 + 8u, acc[2]);
+    put_phase(o, ox0 + 12u, acc[3]);
     return;
   }
   var bc = vec4<f32>(0.0);
   if (BIAS) { bc = vec4<f32>(bias[co]); }
-  let o = ((b * params.cout + co) * params.oh + oy) * params.ow;
-  for (var c = 0u; c < 4u; c++) {
-    if (ox0 + 4u * c < params.ow) { dst4[(o + ox0 + 4u * c) >> 2u] = acc[c] + bc; }
-  }
+  let o = ((b * params.cout + co) * params.oh + oy) * params.ow + ox0;
+  if (ox0 < params.ow) { dst4[o >> 2u] = acc[0] + bc; }
+  if (ox0 + 4u < params.ow) { dst4[(o + 4u) >> 2u] = acc[1] + bc; }
+  if (ox0 + 8u < params.ow) { dst4[(o + 8u) >> 2u] = acc[2] + bc; }
+  if (ox0 + 12u < params.ow) { dst4[(o + 12u) >> 2u] = acc[3] + bc; }
+}
+
+// Four outputs of a stride phase at columns ox .. ox+3 (dx columns 2*ox + px, ...).
+fn put_phase(o: u32, ox: u32, v: vec4<f32>) {
+  if (ox < params.ow) { put(o + 2u * ox, v.x); }
+  if (ox + 1u < params.ow) { put(o + 2u * ox + 2u, v.y); }
+  if (ox + 2u < params.ow) { put(o + 2u * ox + 4u, v.z); }
+  if (ox + 3u < params.ow) { put(o + 2u * ox + 6u, v.w); }
 }
 
 // ROWS2: each invocation computes two output rows (oy, oy+1), so every weight loaded serves
