@@ -3,12 +3,22 @@
 // the pool serves repeated requests without growing, and the op checker itself can fail.
 
 import { join } from "path";
-import { empty, GpuOpError, nn, poolStats, queueStats, syncGpu, tensor, tidy } from "../mod.ts";
+import {
+  empty,
+  GpuOpError,
+  nn,
+  poolStats,
+  queueStats,
+  syncGpu,
+  tensor,
+  tidy,
+  trimPool,
+} from "../mod.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { dispatch } from "../src/gpu/queue.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
 import { record } from "../src/tensor/tensor.ts";
-import { checkOp, initGpu } from "./_helpers.ts";
+import { assertClose, checkOp, initGpu } from "./_helpers.ts";
 
 async function rejects(fn: () => Promise<unknown>): Promise<Error> {
   try {
@@ -228,4 +238,19 @@ Deno.test("an upload into a just-released buffer does not overtake pending reads
   if ([...(await b.read())].join() !== "-1,-1,-1,-1") throw new Error("upload lost");
   b.dispose();
   c.dispose();
+});
+
+Deno.test("trimPool keeps buffers that pending commands still read", async () => {
+  await initGpu();
+  await syncGpu();
+  const t1 = tensor([0, 1, 2, 3], [4]);
+  const t2 = nn.exp(t1); // encoded, reads t1's buffer
+  t1.dispose();
+  trimPool();
+  const values = await t2.read();
+  assertClose(values, [1, Math.E, Math.E ** 2, Math.E ** 3], { rtol: 1e-6 });
+  t2.dispose();
+  trimPool();
+  const after = poolStats();
+  if (after.free !== 0) throw new Error(`free buffers left after a trim at rest: ${after.free}`);
 });

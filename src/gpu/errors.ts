@@ -22,7 +22,7 @@ export class GpuOpError extends Error {
   }
 }
 
-const pending: Promise<void>[] = [];
+const pending = new Set<Promise<void>>();
 let firstError: Error | null = null;
 let firstSeq = Infinity;
 let seq = 0;
@@ -69,14 +69,14 @@ export function guard<T>(
   } finally {
     const v = device.popErrorScope();
     const m = device.popErrorScope();
-    pending.push(
-      Promise.all([v, m]).then(async ([ve, me]) => {
-        const err = ve ?? me;
-        if (!err) return;
-        const text = describe ? await describe(err) : err.message;
-        recordError(new GpuOpError(op, text), order);
-      }),
-    );
+    // Settled scopes leave the set at once, so a loop that never syncs does not accumulate them.
+    const p: Promise<void> = Promise.all([v, m]).then(async ([ve, me]) => {
+      const err = ve ?? me;
+      if (!err) return;
+      const text = describe ? await describe(err) : err.message;
+      recordError(new GpuOpError(op, text), order);
+    }).finally(() => pending.delete(p));
+    pending.add(p);
   }
   return result;
 }
@@ -91,10 +91,7 @@ export function guard<T>(
  * ```
  */
 export async function checkErrors(): Promise<void> {
-  while (pending.length) {
-    const batch = pending.splice(0, pending.length);
-    await Promise.all(batch);
-  }
+  while (pending.size) await Promise.all([...pending]);
   if (firstError) {
     const e = firstError;
     firstError = null;

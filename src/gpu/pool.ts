@@ -32,6 +32,7 @@ export interface PoolStats {
 
 const freeLists = new Map<number, GPUBuffer[]>();
 const dirty = new Set<GPUBuffer>();
+let batchOpen = false;
 const stats: PoolStats = { created: 0, totalBytes: 0, inUse: 0, free: 0 };
 
 /**
@@ -103,7 +104,7 @@ export function releaseBuffer(buffer: GPUBuffer): void {
   if (!list) freeLists.set(buffer.size, list = []);
   list.push(buffer);
   stats.free++;
-  dirty.add(buffer);
+  if (batchOpen) dirty.add(buffer);
 }
 
 /**
@@ -114,13 +115,20 @@ export function isDirty(buffer: GPUBuffer): boolean {
   return dirty.has(buffer);
 }
 
+/** Called by the queue when it starts encoding a batch: releases from now on are dirty. */
+export function markBatchOpen(): void {
+  batchOpen = true;
+}
+
 /** Called by the queue after a submit: no released buffer is referenced by pending commands. */
 export function markSubmitted(): void {
+  batchOpen = false;
   dirty.clear();
 }
 
 /**
- * Destroys every free buffer (those in use are untouched).
+ * Destroys every free buffer that no pending command can still read (buffers in use, and those
+ * released since the last submit, are kept).
  *
  * @example
  * ```ts
@@ -129,15 +137,18 @@ export function markSubmitted(): void {
  * ```
  */
 export function trimPool(): void {
-  for (const list of freeLists.values()) {
+  for (const [size, list] of freeLists) {
+    // A dirty buffer may still be read by encoded, unsubmitted commands: it stays pooled.
+    const keep = list.filter((b) => dirty.has(b));
     for (const b of list) {
+      if (dirty.has(b)) continue;
       stats.totalBytes -= b.size;
-      dirty.delete(b);
       b.destroy();
     }
+    stats.free -= list.length - keep.length;
+    if (keep.length) freeLists.set(size, keep);
+    else freeLists.delete(size);
   }
-  freeLists.clear();
-  stats.free = 0;
 }
 
 /**

@@ -12,7 +12,7 @@
 
 import { getGpu } from "./device.ts";
 import { checkErrors, guard } from "./errors.ts";
-import { isDirty, markSubmitted } from "./pool.ts";
+import { isDirty, markBatchOpen, markSubmitted } from "./pool.ts";
 import { type Defines, getPipeline } from "./shaders.ts";
 
 /** Dispatches after which a batch is submitted even if nothing waits for it. */
@@ -58,6 +58,7 @@ let submitCount = 0;
 function openBatch(): Batch {
   if (batch) return batch;
   const { device } = getGpu();
+  markBatchOpen();
   batch = {
     encoder: device.createCommandEncoder(),
     pass: null,

@@ -72,6 +72,9 @@ const UNARY = {
   rsubScalar: { expr: "p0 - x", dexpr: "-1.0" },
   rdivScalar: { expr: "p0 / x", dexpr: "-y / x" },
   powScalar: { expr: "pow(x, p0)", dexpr: "p0 * pow(x, p0 - 1.0)" },
+  // Integer powers of any sign of x (WGSL's pow(x, y) is exp2(y * log2(x)): NaN for x < 0).
+  powEven: { expr: "pow(abs(x), p0)", dexpr: "p0 * sign(x) * pow(abs(x), p0 - 1.0)" },
+  powOdd: { expr: "sign(x) * pow(abs(x), p0)", dexpr: "p0 * pow(abs(x), p0 - 1.0)" },
 } satisfies Record<string, UnaryDef>;
 
 /**
@@ -83,27 +86,130 @@ const UNARY = {
  * ```
  */
 export const neg = (x: Tensor): Tensor => runUnary("neg", UNARY.neg, x);
-/** `e^x`. @example `const y = exp(x);` */
+/**
+ * `e^x`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.exp(x);
+ * ```
+ */
 export const exp = (x: Tensor): Tensor => runUnary("exp", UNARY.exp, x);
-/** Natural logarithm. @example `const y = log(x);` */
+/**
+ * Natural logarithm.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.log(x);
+ * ```
+ */
 export const log = (x: Tensor): Tensor => runUnary("log", UNARY.log, x);
-/** Square root. @example `const y = sqrt(x);` */
+/**
+ * Square root.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.sqrt(x);
+ * ```
+ */
 export const sqrt = (x: Tensor): Tensor => runUnary("sqrt", UNARY.sqrt, x);
-/** `|x|` (gradient 0 at 0). @example `const y = abs(x);` */
+/**
+ * `|x|` (gradient 0 at 0).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.abs(x);
+ * ```
+ */
 export const abs = (x: Tensor): Tensor => runUnary("abs", UNARY.abs, x);
-/** `x * x`. @example `const y = square(x);` */
+/**
+ * `x * x`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.square(x);
+ * ```
+ */
 export const square = (x: Tensor): Tensor => runUnary("square", UNARY.square, x);
-/** `max(x, 0)`. @example `const y = relu(x);` */
+/**
+ * `max(x, 0)`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.relu(x);
+ * ```
+ */
 export const relu = (x: Tensor): Tensor => runUnary("relu", UNARY.relu, x);
-/** `x` where positive, else `slope * x` (default slope 0.2). @example `const y = leakyRelu(x, 0.2);` */
+/**
+ * `x` where positive, else `slope * x` (default slope 0.2).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.leakyRelu(x, 0.2);
+ * ```
+ */
 export const leakyRelu = (x: Tensor, slope = 0.2): Tensor =>
   runUnary("leakyRelu", UNARY.leakyRelu, x, slope);
-/** Logistic sigmoid. @example `const y = sigmoid(x);` */
+/**
+ * Logistic sigmoid.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.sigmoid(x);
+ * ```
+ */
 export const sigmoid = (x: Tensor): Tensor => runUnary("sigmoid", UNARY.sigmoid, x);
-/** Hyperbolic tangent. @example `const y = tanh(x);` */
+/**
+ * Hyperbolic tangent.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "../tensor.ts";
+ * import * as ew from "./elementwise.ts";
+ * const x = tensor([0.5, 1, 2], [3]);
+ * const y = ew.tanh(x);
+ * ```
+ */
 export const tanh = (x: Tensor): Tensor => runUnary("tanh", UNARY.tanh, x);
-/** `x` raised to a constant power (x > 0 unless the power is an integer). @example `const y = pow(x, 3);` */
-export const pow = (x: Tensor, p: number): Tensor => runUnary("pow", UNARY.powScalar, x, p);
+/**
+ * `x` raised to a constant power: any real `x` for an integer power, `x > 0` otherwise (NaN for
+ * negative `x`, as `Math.pow`). A power of 0 gives 1 with gradient 0.
+ *
+ * @example
+ * ```ts
+ * import { pow } from "./elementwise.ts";
+ * const cubed = pow(x, 3);
+ * ```
+ */
+export function pow(x: Tensor, p: number): Tensor {
+  if (p === 0) return runUnary("pow", { expr: "1.0", dexpr: "0.0" }, x);
+  if (!Number.isInteger(p)) return runUnary("pow", UNARY.powScalar, x, p);
+  return runUnary("pow", p % 2 === 0 ? UNARY.powEven : UNARY.powOdd, x, p);
+}
 
 /**
  * Clamps to `[min, max]` (gradient 1 inside, 0 outside).
