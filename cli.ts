@@ -1,5 +1,5 @@
 /**
- * The command line: `deno task attack`, `deno task info`, and later `eval`, `jnd`, `train`.
+ * The command line behind the deno tasks: `attack`, `data`, `info`, `jnd`, `train-victim`.
  * Exit codes: 0 success, 1 failure, 2 bad usage, 3 no WebGPU adapter.
  *
  * @module
@@ -52,11 +52,12 @@ async function info(): Promise<number> {
 
 function attack(): number {
   console.error(
-    "deno task attack: the STQA-Net attack is not implemented yet.\n" +
+    "deno task attack: the STQA-Net generator is not implemented yet (it is the next step).\n" +
       "It will read the sample clips in data/samples, compute their JND maps, run the bundled\n" +
       "generator against the bundled vsfa-mini victim and write out/<name>/adversarial.mkv and\n" +
-      "out/<name>/report.json per clip. The foundation (WebGPU runtime, tensors, autograd) is in place;\n" +
-      "the JND, video, victim and generator pieces land next.",
+      "out/<name>/report.json per clip. Already here: the WebGPU runtime and autograd (nn ops),\n" +
+      "video I/O, JND maps (`deno task jnd`), the proxy dataset (`deno task data`) and the victim\n" +
+      "models (`deno task train-victim`).",
   );
   return 1;
 }

@@ -1,8 +1,14 @@
 /**
  * STQA: adversarial attacks on video quality assessment models, on WebGPU.
  *
- * The scripting API: the GPU context, tensors with autograd, the functional op namespace `nn`,
- * optimisers and safetensors I/O. Later modules (JND, video, models, attacks) add to it.
+ * The scripting API, in the order data flows through it:
+ * - the GPU context (`initGpu`), tensors with autograd (`tensor`, `tidy`, `noGrad`,
+ *   `Tensor#backward`), the functional op namespace `nn`, optimisers (`Adam`, `SGD`), seeded
+ *   initialisers and safetensors I/O;
+ * - video in and out through ffmpeg (`probeVideo`, `readVideo`, `readVideoChunks`, `writeVideo`);
+ * - JND maps (`computeJnd`);
+ * - datasets (`buildProxyDataset`, the real-dataset loaders) and victim VQA models (`loadVictim`);
+ * - correlation metrics (`srcc`, `krcc`, `plcc`, `correlationReport`).
  *
  * @example
  * ```ts
@@ -156,3 +162,15 @@ export {
   SPLITS,
   ssimToLabel,
 } from "./src/data/mod.ts";
+export {
+  type CorrelationReport,
+  correlationReport,
+  fitLogistic4,
+  krcc,
+  type Logistic4,
+  logistic4,
+  plcc,
+  rankAverage,
+  rmse,
+  srcc,
+} from "./src/eval/metrics.ts";

@@ -46,3 +46,8 @@ Deno.test("a command's --help reaches that command", async () => {
   const r = await capture(() => main(["jnd", "--help"]));
   if (r.code !== 0 || !r.out.includes("deno task jnd")) throw new Error(JSON.stringify(r));
 });
+
+Deno.test("attack says what it will do and exits non-zero until the generator exists", async () => {
+  const r = await capture(() => main(["attack"]));
+  if (r.code !== 1 || !r.err.includes("not implemented yet")) throw new Error(JSON.stringify(r));
+});
