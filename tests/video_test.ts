@@ -24,6 +24,7 @@ import {
   rgb24ToPlanar,
   unpackFrames,
 } from "../src/video/_convert.ts";
+import { poolStats } from "../src/gpu/pool.ts";
 import { rng, RUN_SEED } from "./_helpers.ts";
 
 await initGpu();
@@ -130,9 +131,19 @@ Deno.test("conversion kernels match the CPU reference (generic, 4-pixel and padd
       const expected = planarToRgb24(values, t, h, w, h2, w2);
       const got = await packFrames(x, 0, t, { h2, w2 });
       assert.deepEqual(got, expected, `pack ${t}x${h}x${w} -> ${h2}x${w2}`);
+      assert.deepEqual(await packFrames(x, 0, t, { h2, w2, on: "cpu" }), expected, "cpu pack");
       if (t > 1) {
+        const tail = expected.subarray(expected.length / t * (t - 1));
         const last = await packFrames(x, t - 1, 1, { h2, w2 });
-        assert.deepEqual(last, expected.subarray(expected.length / t * (t - 1)), "last frame");
+        assert.deepEqual(last, tail, "last frame");
+        // The CPU path reads only the chunk's frames, from the right offset.
+        assert.deepEqual(await packFrames(x, t - 1, 1, { h2, w2, on: "cpu" }), tail, "cpu last");
+        const frame = expected.length / t;
+        assert.deepEqual(
+          await packFrames(x, 1, 1, { h2, w2, on: "cpu" }),
+          expected.subarray(frame, 2 * frame),
+          "cpu second frame",
+        );
       }
     }
     gpu.dispose();
@@ -501,6 +512,52 @@ Deno.test("failed writes leave nothing: generator error, size change, abort, ffm
     await assertVideoError(writeVideo(nodir, a), nodir, /does not exist/);
     assert.deepEqual(await listDir(dir), []);
   });
+});
+
+Deno.test("a write stopped early releases the [1,3,H,W] view of a [3,H,W] frame", async () => {
+  await withDir(async (dir) => {
+    const before = poolStats().inUse;
+    const base = randomFrames(1, 7, 5, RUN_SEED + 9).tensor;
+    const frame = base.reshape([3, 7, 5]);
+    base.dispose();
+    const out = path.join(dir, "odd.mp4");
+    // Refused inside the write loop, after the view was made: the loop stops early.
+    await assertVideoError(writeVideo(out, frame, { codec: "x264-420" }), out, /even width/);
+    frame.dispose();
+    assert.equal(poolStats().inUse, before, "every buffer went back to the pool");
+  });
+});
+
+Deno.test("a failed write leaves no timer running (ffmpeg exits at once)", async () => {
+  // Timers are counted by wrapping the global functions for the duration of this test: one
+  // still pending when writeVideo has returned was left behind.
+  const pending = new Set<unknown>();
+  const realSet = globalThis.setTimeout;
+  const realClear = globalThis.clearTimeout;
+  const wrappedSet = (fn: () => void, ms?: number) => {
+    const id = realSet(() => {
+      pending.delete(id);
+      fn();
+    }, ms);
+    pending.add(id);
+    return id;
+  };
+  const wrappedClear = (id?: ReturnType<typeof setTimeout>) => {
+    pending.delete(id);
+    realClear(id);
+  };
+  const dir = await Deno.makeTempDir({ prefix: "stqa_video_" });
+  const wide = tensor(new Float32Array(3 * 2 * 20000), [1, 3, 2, 20000]);
+  const mp4 = path.join(dir, "wide.mp4");
+  Object.assign(globalThis, { setTimeout: wrappedSet, clearTimeout: wrappedClear });
+  try {
+    await assertVideoError(writeVideo(mp4, wide, { codec: "x264-420" }), mp4, /ffmpeg failed/);
+    assert.equal(pending.size, 0, "writeVideo left a timer running");
+  } finally {
+    Object.assign(globalThis, { setTimeout: realSet, clearTimeout: realClear });
+    wide.dispose();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("an interrupted write (SIGINT) leaves no partial file", {

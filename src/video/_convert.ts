@@ -188,9 +188,10 @@ export async function packFrames(
   const h2 = opts.h2 ?? h;
   const w2 = opts.w2 ?? w;
   if (opts.on === "cpu") {
+    // Only this chunk's frames: reading the whole tensor per chunk would copy O(T^2) bytes.
     const hw3 = 3 * h * w;
-    const all = await frames.read();
-    return planarToRgb24(all.subarray(t0 * hw3, (t0 + count) * hw3), count, h, w, h2, w2);
+    const chunk = await readBuffer(frames.buffer, count * hw3 * 4, t0 * hw3 * 4);
+    return planarToRgb24(chunk, count, h, w, h2, w2);
   }
   const nbytes = count * h2 * w2 * 3;
   const nwords = Math.ceil(nbytes / 4);

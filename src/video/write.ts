@@ -257,12 +257,16 @@ async function* piecesOf(
     const t = framesOf(src, file, at);
     const T = t.shape[0];
     if (T === 0) continue;
-    const step = frames instanceof Tensor ? chunkFrames : T;
-    for (let t0 = 0; t0 < T; t0 += step) {
-      const count = Math.min(step, T - t0);
-      yield { tensor: t, source: src, t0, count, last: t0 + count >= T };
+    try {
+      const step = frames instanceof Tensor ? chunkFrames : T;
+      for (let t0 = 0; t0 < T; t0 += step) {
+        const count = Math.min(step, T - t0);
+        yield { tensor: t, source: src, t0, count, last: t0 + count >= T };
+      }
+    } finally {
+      // The [1,3,H,W] view of a [3,H,W] input, also when the consumer stops early.
+      if (t !== src) t.dispose();
     }
-    if (t !== src) t.dispose(); // the [1,3,H,W] view of a [3,H,W] input
     at += T;
   }
 }
@@ -396,10 +400,12 @@ export async function writeVideo(
     if (proc) {
       const p: Spawned = proc;
       // If ffmpeg died on its own (a broken pipe here), its stderr says why.
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const exited = await Promise.race([
         p.child.status.then((s) => s),
-        new Promise<null>((r) => setTimeout(() => r(null), 50)),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 50)),
       ]);
+      clearTimeout(timer);
       p.kill();
       await p.child.status;
       await p.stderr.done;
