@@ -16,8 +16,10 @@
 //   max_pool_bwd   b1 = g, b2 = argmax from max_pool_arg, b3 = gin; each input gathers the
 //                  gradients of the outputs whose argmax it is
 //
-// Global pooling: one workgroup of WG invocations per (n, c) plane of HW elements, a strided
-// pass and a tree reduction in workgroup memory.
+// Global pooling: one workgroup of WG (64) invocations per (n, c) plane of HW elements, a strided
+// pass and a tree reduction in workgroup memory. Only for planes of at most 4096 elements (64 per
+// invocation and loop): lavapipe silently ends an invocation's loops after 65535 iterations in
+// total, so the host sends larger planes to reduce.wgsl's chunked reductions instead.
 //
 //   global_mean_fwd  b1 = x, b2 = out [planes]
 //   global_mean_bwd  b1 = g [planes], b2 = gin; one invocation per element
@@ -187,7 +189,7 @@ fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 // ---- global pooling ----
 
-const WG: u32 = {{WG|256}}u;
+const WG: u32 = {{WG|64}}u;
 var<workgroup> red: array<f32, WG>;
 
 fn plane_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {

@@ -10,11 +10,16 @@
 //   sum_axes: dst[c * n_out + o]    (outputs innermost: neighbouring invocations, neighbouring o)
 //
 // Accuracy: each invocation sums its elements with Kahan compensation, and sum_tree combines the
-// 256 invocations pairwise (a tree), so long f32 sums stay accurate.
+// WG invocations of its workgroup (64, TREE_WG in reduce.ts) pairwise (a tree), so long f32 sums
+// stay accurate.
 //
 // MODE (specialisation): 0 loads src[off]; 1 loads (src[off] - aux[o / aux_div])^2 (aux holds one
 // mean per output of the whole reduction, aux_div partial outputs per final output: the second
-// pass of the variance). For MODE 0 the host binds src again as aux.
+// pass of the variance); 2 loads src[off] - aux[o / aux_div] (aux holds one shift per output: the
+// shifted mean of var/std). For MODE 0 the host binds src again as aux.
+//
+// first_of and add_src: the shift of the variance's mean (the first reduced element of each
+// output) and adding it back to the mean of the shifted values.
 // SQRT (specialisation): the final pass writes sqrt(scale * sum) (the standard deviation).
 //
 // moments_grad: the gradient of var/std. gx[i] = g[o(i)] * coef * (x[i] - mean[o(i)]), times
@@ -82,6 +87,9 @@ fn load(off: u32, ao: u32) -> f32 {
   if (MODE == 1u) {
     let d = v - aux[ao];
     return d * d;
+  }
+  if (MODE == 2u) {
+    return v - aux[ao];
   }
   return v;
 }
@@ -165,6 +173,22 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let start = c * params.chunk_len;
   let end = min(params.k, start + params.chunk_len);
   dst[i] = finish(chunk_sum(base_of(o), o / params.aux_div, start, end, 1u) * params.scale);
+}
+
+// dst[o] = src[base_of(o)]: the first reduced element of each output (reduced index 0).
+@compute @workgroup_size(64)
+fn first_of(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = gid.x + gid.y * nwg.x * 64u;
+  if (o >= params.n_out) { return; }
+  dst[o] = src[base_of(o)];
+}
+
+// dst[o] = src[o] + dst[o] for o < n_out.
+@compute @workgroup_size(64)
+fn add_src(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = gid.x + gid.y * nwg.x * 64u;
+  if (o >= params.n_out) { return; }
+  dst[o] = src[o] + dst[o];
 }
 
 @group(0) @binding(4) var<storage, read_write> gout: array<f32>;

@@ -2,7 +2,7 @@
 // float64 CPU references and gradients against finite differences, on odd shapes.
 
 import { nn, tensor, tidy } from "../mod.ts";
-import { assertClose, checkOp, initGpu, numel, randn, RUN_SEED } from "./_helpers.ts";
+import { assertClose, checkOp, initGpu, numel, randn, randu, rng, RUN_SEED } from "./_helpers.ts";
 
 type Dims = [number, number, number, number];
 
@@ -195,8 +195,8 @@ const stdOf = (unbiased: boolean) => (v: Float64Array) => {
 };
 
 // Planes of up to 64 elements take the one-invocation-per-plane kernels (7x5, 1x3, 1x1); 9x11 and
-// 33x47 a 64-wide workgroup per plane (fewer, then more elements than invocations); 80x71 a
-// 256-wide one.
+// 33x47 a 64-wide workgroup per plane (fewer, then more elements than invocations); 80x71 (above
+// 4096 elements) reduce.ts's chunked mean and std.
 const GLOBAL_SHAPES: Dims[] = [
   [2, 3, 7, 5],
   [2, 1, 9, 11],
@@ -280,7 +280,22 @@ Deno.test("globalStdPool: 1x1 planes and constant planes", async () => {
   });
   assertClose(await r3.y.read(), [0, 0], { what: "constant std (workgroup)" });
   assertClose(await r3.g.read(), new Array(big.size).fill(0), { what: "constant gradient (wg)" });
-  [one, flat, big, r1.y, r2.y, r3.y].forEach((t) => t.dispose());
+  // And through reduce.ts's chunked std (planes above 4096 elements).
+  const huge = tensor(new Float32Array(2 * 70 * 80).fill(0.1), [2, 1, 70, 80], {
+    requiresGrad: true,
+  });
+  const r4 = tidy(() => {
+    const y = nn.globalStdPool(huge);
+    y.backward(tensor([1, 2], [2, 1]));
+    return { y, g: huge.grad! };
+  });
+  assertClose(await r4.y.read(), [0, 0], { rtol: 0, atol: 0, what: "constant std (chunked)" });
+  assertClose(await r4.g.read(), new Array(huge.size).fill(0), {
+    rtol: 0,
+    atol: 0,
+    what: "constant gradient (chunked)",
+  });
+  [one, flat, big, huge, r1.y, r2.y, r3.y, r4.y].forEach((t) => t.dispose());
 });
 
 Deno.test("global pools: a 128x128 plane, an offset mean, and more planes than 65535", async () => {
@@ -301,4 +316,52 @@ Deno.test("global pools: a 128x128 plane, an offset mean, and more planes than 6
     });
     [x, m, s].forEach((t) => t.dispose());
   }
+});
+
+// One plane far larger than a workgroup can walk: lavapipe ends any invocation's loops after 65535
+// iterations in total, so a pool that gives one workgroup a whole plane stops early with no error
+// (at 2900x2900 the old kernels gave std 0.0254 instead of 0.2887, and zero gradients at the end).
+Deno.test("global pools: one 2900x2900 plane (forward and gradient, last elements included)", async () => {
+  await initGpu();
+  const shape: Dims = [1, 1, 2900, 2900];
+  const n = numel(shape);
+  const data = randu(n, RUN_SEED + 7, 0, 1);
+  let m = 0;
+  for (let i = 0; i < n; i++) m += data[i];
+  m /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (data[i] - m) ** 2;
+  const sd = Math.sqrt(ss / (n - 1));
+  const gOut = 1.5;
+  const x = tensor(Float32Array.from(data), shape, { requiresGrad: true });
+  const std = tidy(() => {
+    const y = nn.globalStdPool(x);
+    y.backward(tensor([gOut], [1, 1]));
+    return y;
+  });
+  const gStd = x.grad!.keep();
+  x.grad = null;
+  const mean = tidy(() => {
+    const y = nn.globalMeanPool(x);
+    y.backward(tensor([gOut], [1, 1]));
+    return y;
+  });
+  assertClose(await std.read(), [sd], { rtol: 1e-5, atol: 1e-6, what: "std of 2900x2900" });
+  assertClose(await mean.read(), [m], { rtol: 1e-5, atol: 1e-6, what: "mean of 2900x2900" });
+  const r = rng(RUN_SEED + 8);
+  const at = [0, 1, 2899, 2900, ...Array.from({ length: 2000 }, () => Math.floor(r.uniform() * n))];
+  for (let i = n - 1000; i < n; i++) at.push(i);
+  const gs = await gStd.read();
+  const gm = await x.grad!.read();
+  assertClose(
+    at.map((i) => gs[i]),
+    at.map((i) => gOut * (data[i] - m) / ((n - 1) * sd)),
+    { rtol: 1e-4, atol: 1e-10, what: "std gradient of 2900x2900 (sampled)" },
+  );
+  assertClose(at.map((i) => gm[i]), at.map(() => gOut / n), {
+    rtol: 1e-5,
+    atol: 0,
+    what: "mean gradient of 2900x2900 (sampled)",
+  });
+  [x, std, mean, gStd].forEach((t) => t.dispose());
 });

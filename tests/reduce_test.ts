@@ -205,6 +205,36 @@ Deno.test("std of a constant has a zero gradient, not NaN", async () => {
   y.dispose();
 });
 
+Deno.test("var and std of constant rows are exactly 0, with exactly 0 gradients", async () => {
+  await initGpu();
+  // Means are taken as x0 + mean(x - x0): without the shift, mean(0.1 x 5600) rounds off 0.1 and
+  // the std comes out near 2e-8 (and 8e-6 for 100.3).
+  for (
+    const [v, shape, axes] of [
+      [0.1, [2, 70, 80], [1, 2]],
+      [100.3, [3, 5, 7], [0, 2]],
+      [-2.7, [2900, 29], [0, 1]],
+    ] as [number, number[], number[]][]
+  ) {
+    const x = tensor(new Float32Array(numel(shape)).fill(v), shape, { requiresGrad: true });
+    const { s, va } = tidy(() => {
+      const s = nn.std(x, { axes });
+      const va = nn.var(x, { axes, unbiased: false });
+      nn.add(s, va).backward(tensor(new Float32Array(s.size).fill(1), s.shape));
+      return { s, va };
+    });
+    const what = `${v} over axes [${axes}] of [${shape}]`;
+    const exact = { rtol: 0, atol: 0 };
+    assertClose(await s.read(), new Array(s.size).fill(0), { ...exact, what: `std of ${what}` });
+    assertClose(await va.read(), new Array(s.size).fill(0), { ...exact, what: `var of ${what}` });
+    assertClose(await x.grad!.read(), new Array(x.size).fill(0), {
+      ...exact,
+      what: `grad ${what}`,
+    });
+    [x, s, va].forEach((t) => t.dispose());
+  }
+});
+
 Deno.test("reductions over an empty axis: sum 0, mean NaN", async () => {
   await initGpu();
   const [s, m, e] = tidy(() => {

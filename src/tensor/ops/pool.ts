@@ -9,6 +9,7 @@
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, record, type Tensor } from "../tensor.ts";
+import { mean, std } from "./reduce.ts";
 
 /** A size given once for both spatial axes, or as `[height, width]`. */
 export type Size2 = number | readonly [number, number];
@@ -39,9 +40,9 @@ export interface GlobalStdOptions {
 }
 
 /**
- * Workgroup layout of the global pools for planes of `hw` elements: one invocation per plane for
- * small planes, else a workgroup per plane (wider for larger planes). Measured on lavapipe:
- * 70000 planes of 2 elements took 630 ms with a 256-wide workgroup each.
+ * Workgroup layout of the global pools for planes of `hw <= MEDIUM_PLANE` elements: one invocation
+ * per plane for small planes, else a 64-wide workgroup per plane. Measured on lavapipe: 70000
+ * planes of 2 elements took 630 ms with a 256-wide workgroup each.
  */
 function globalLayout(hw: number, planes: number): {
   suffix: string;
@@ -51,11 +52,17 @@ function globalLayout(hw: number, planes: number): {
   if (hw <= SMALL_PLANE) {
     return { suffix: "_small", defines: { WG: 64 }, workgroups: grid1d(planes, 64) };
   }
-  const wg = hw <= 4096 ? 64 : 256;
-  return { suffix: "", defines: { WG: wg }, workgroups: grid1d(planes, 1) };
+  return { suffix: "", defines: { WG: 64 }, workgroups: grid1d(planes, 1) };
 }
 /** Largest plane reduced by one invocation. */
 const SMALL_PLANE = 64;
+/**
+ * Largest plane reduced by one workgroup of 64 invocations (64 elements per invocation in each of
+ * the backward pass's three loops). Larger planes go through reduce.ts's chunked reductions: one
+ * workgroup walking a whole plane would pass lavapipe's limit of 65535 loop iterations per
+ * invocation (its infinite-loop guard), beyond which loops silently stop.
+ */
+const MEDIUM_PLANE = 4096;
 /** Largest plane whose argmax indices max pooling stores exactly (as float32). */
 const MAX_PLANE = 2 ** 24;
 
@@ -234,8 +241,9 @@ function checkGlobal(x: Tensor, op: string): [number, number, number, number] {
 }
 
 /**
- * Mean over each `(n, c)` plane: `[N,C,H,W] -> [N,C]`. One workgroup per plane with a tree
- * reduction in workgroup memory. Differentiable.
+ * Mean over each `(n, c)` plane: `[N,C,H,W] -> [N,C]`. Planes of up to 4096 elements are summed
+ * by one invocation or one workgroup per plane; larger ones by reduce.ts's {@link mean}, which
+ * splits each plane over many workgroups. Differentiable.
  *
  * @example
  * ```ts
@@ -246,6 +254,7 @@ function checkGlobal(x: Tensor, op: string): [number, number, number, number] {
 export function globalMeanPool(x: Tensor): Tensor {
   const op = "globalMeanPool";
   const [n, c, h, w] = checkGlobal(x, op);
+  if (h * w > MEDIUM_PLANE) return mean(x, { axes: [2, 3] });
   const planes = n * c;
   const layout = globalLayout(h * w, planes);
   const out = empty([n, c]);
@@ -277,7 +286,9 @@ export function globalMeanPool(x: Tensor): Tensor {
 /**
  * Standard deviation over each `(n, c)` plane: `[N,C,H,W] -> [N,C]`, as `torch.std(x, dim=(2, 3))`
  * (unbiased by default, as VSFA's pooling uses it). Computed in two passes (mean, then squared
- * deviations) for accuracy, one workgroup per plane. The gradient is
+ * deviations from a mean taken as `x[0] + mean(x - x[0])`, exact for constant planes) for
+ * accuracy: one invocation or workgroup per plane for planes of up to 4096 elements, reduce.ts's
+ * chunked {@link std} beyond. The gradient is
  * `(x - mean) / (divisor * std)`, and 0 where the std is 0 (as torch's `std_backward` masks it).
  *
  * A plane of one element has no unbiased std: torch returns NaN (with a warning); this op throws
@@ -301,6 +312,7 @@ export function globalStdPool(x: Tensor, options: GlobalStdOptions = {}): Tensor
         `use a larger map or { unbiased: false }`,
     );
   }
+  if (hw > MEDIUM_PLANE) return std(x, { axes: [2, 3], unbiased });
   const divisor = unbiased ? hw - 1 : hw;
   const planes = n * c;
   const layout = globalLayout(hw, planes);

@@ -112,8 +112,8 @@ const SPLIT_INNER_MIN = 256;
 const AXES_TARGET_THREADS = 8192;
 
 interface ReducePass {
-  /** MODE of reduce.wgsl: 0 plain sum, 1 squared deviations from `aux`. */
-  mode?: 0 | 1;
+  /** MODE of reduce.wgsl: 0 plain sum, 1 squared deviations from `aux`, 2 `x - aux`. */
+  mode?: 0 | 1 | 2;
   aux?: Tensor;
   /** Outputs of this pass per element of `aux` (default 1). */
   auxDiv?: number;
@@ -209,7 +209,7 @@ function reduceDims(
       ...pad(red.map((d) => d.stride)),
     ],
     floats: [last ? scale : 1],
-    buffers: [src.buffer, out.buffer, (mode === 1 ? pass.aux! : src).buffer],
+    buffers: [src.buffer, out.buffer, (mode !== 0 ? pass.aux! : src).buffer],
     workgroups: [gx, gy],
   });
   if (last) return out;
@@ -320,6 +320,57 @@ export function std(x: Tensor, options: MomentOptions = {}): Tensor {
   return moments(x, options, "std", true);
 }
 
+/**
+ * Mean of `x` over the reduced runs as `shift + mean(x - shift)`, where `shift` is each output's
+ * first reduced element: exact for constant inputs (so their variance and its gradient are exactly
+ * 0) and accurate when the mean is far from 0. A flat tensor of prod(kept sizes) elements; `k`
+ * (the reduced count) must be at least 1.
+ */
+function shiftedMean(x: Tensor, kept: Dim[], red: Dim[], k: number, op: string): Tensor {
+  const nOut = kept.reduce((p, d) => p * d.size, 1);
+  if (nOut === 0) return empty([0]);
+  if (kept.length > MAX_RANK || red.length > MAX_RANK) {
+    throw new RangeError(`${op}: more than ${MAX_RANK} non-adjacent axis runs`);
+  }
+  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
+  const ints = (n: number) => [
+    n,
+    k,
+    kept.length,
+    red.length,
+    1,
+    k,
+    1,
+    0,
+    ...pad(kept.map((d) => d.size)),
+    ...pad(kept.map((d) => d.stride)),
+    ...pad(red.map((d) => d.size)),
+    ...pad(red.map((d) => d.stride)),
+  ];
+  const shift = empty([nOut]);
+  dispatch({
+    op: `${op}.shift`,
+    shader: "reduce",
+    entry: "first_of",
+    ints: ints(nOut),
+    floats: [1],
+    buffers: [x.buffer, shift.buffer],
+    workgroups: grid1d(nOut, 64),
+  });
+  const m = reduceDims(x, kept, red, 1 / k, op, { mode: 2, aux: shift });
+  dispatch({
+    op: `${op}.unshift`,
+    shader: "reduce",
+    entry: "add_src",
+    ints: ints(nOut),
+    floats: [1],
+    buffers: [shift.buffer, m.buffer],
+    workgroups: grid1d(nOut, 64),
+  });
+  shift.dispose();
+  return m;
+}
+
 function moments(x: Tensor, options: MomentOptions, op: string, isStd: boolean): Tensor {
   const axes = normAxes(options.axes, x.rank, op, x.shape);
   const k = axes.reduce((p, a) => p * x.shape[a], 1);
@@ -333,11 +384,12 @@ function moments(x: Tensor, options: MomentOptions, op: string, isStd: boolean):
   const keptShape = reducedShape(x.shape, axes, true);
   const outShape = reducedShape(x.shape, axes, options.keepDims ?? false);
   const divisor = unbiased ? k - 1 : k;
-  const m = reduceSum(x, axes, 1 / k, keptShape, `${op}.mean`);
+  const { kept, red } = splitDims(x.shape, axes);
+  const m = shiftedMean(x, kept, red, k, `${op}.mean`);
   const out = reduceSum(x, axes, 1 / divisor, outShape, op, { mode: 1, aux: m, sqrt: isStd });
   m.dispose();
   return record(out, op, [x], (g) => {
-    const mean = reduceSum(x, axes, 1 / k, keptShape, `${op}.backward`);
+    const mean = shiftedMean(x, kept, red, k, `${op}.backward`);
     const gin = empty(x.shape);
     segmentPass(`${op}.backward`, "moments_grad", x.shape, keptShape, (isStd ? 1 : 2) / divisor, [
       x.buffer,
