@@ -3,6 +3,8 @@
 
 import { initGpu, nn, type Tensor, tensor, tidy } from "../mod.ts";
 import { assertClose, checkOp, numel, randn, RUN_SEED } from "./_helpers.ts";
+import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../src/tensor/_layout.ts";
+import assert from "assert";
 
 function strides(shape: number[]): number[] {
   const s = new Array(shape.length).fill(1);
@@ -332,4 +334,37 @@ Deno.test("bad shape-op arguments give errors naming shapes and axes", async () 
     expectError(() => nn.squeeze(x, 1), "squeeze", "axis 1", "[2,3,4]", "size 3");
     expectError(() => nn.unsqueeze(x, 4), "unsqueeze", "axis 4", "[2,3,4]");
   });
+});
+
+Deno.test("_layout: contiguous strides, padding and axis merging", () => {
+  assert.deepEqual(contiguousStrides([2, 3, 4]), [12, 4, 1]);
+  assert.deepEqual(contiguousStrides([5]), [1]);
+  assert.deepEqual(contiguousStrides([]), []);
+  assert.equal(MAX_RANK, 8);
+  assert.deepEqual(padTo([3, 5]), [3, 5, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(padTo([1, 2, 3], 4), [1, 2, 3, 0]);
+  assert.throws(() => padTo(new Array(9).fill(1)), RangeError);
+  // Contiguous in both layouts: one run.
+  const c = contiguousStrides([2, 3, 4]);
+  assert.deepEqual(mergeAxes([2, 3, 4], [c, c]), [{ size: 24, strides: [1, 1] }]);
+  // Size-1 axes are dropped; a box of one element has no runs.
+  assert.deepEqual(mergeAxes([1, 1], [[1, 1], [1, 1]]), []);
+  assert.deepEqual(mergeAxes([2, 1, 3], [[3, 3, 1], [3, 9, 1]]), [{ size: 6, strides: [1, 1] }]);
+  // Transposed source: nothing merges.
+  assert.deepEqual(mergeAxes([2, 3, 4], [[1, 2, 6], c]), [
+    { size: 2, strides: [1, 12] },
+    { size: 3, strides: [2, 4] },
+    { size: 4, strides: [6, 1] },
+  ]);
+  // A slice of the last axis ([2,3] of a [2,3,4] tensor written to [2,3,2]): the outer axes merge
+  // in the source and in the destination, the inner one does not.
+  assert.deepEqual(mergeAxes([2, 3, 2], [c, [6, 2, 1]]), [
+    { size: 6, strides: [4, 2] },
+    { size: 2, strides: [1, 1] },
+  ]);
+  // Broadcast layout (stride 0 on a reduced axis) merges only with other stride-0 axes.
+  assert.deepEqual(mergeAxes([2, 3, 4], [c, [0, 0, 1]]), [
+    { size: 6, strides: [4, 0] },
+    { size: 4, strides: [1, 1] },
+  ]);
 });

@@ -15,8 +15,7 @@
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, full, record, type Shape, sizeOf, type Tensor } from "../tensor.ts";
-
-const MAX_RANK = 8;
+import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../_layout.ts";
 
 /** Options of the reductions. */
 export interface ReduceOptions {
@@ -55,12 +54,6 @@ export function normAxes(
     throw new RangeError(`${op}: repeated axis in [${list}] for ${of}`);
   }
   return out.sort((a, b) => a - b);
-}
-
-function contiguousStrides(shape: Shape): number[] {
-  const s = new Array(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
-  return s;
 }
 
 /** A run of input axes: total size and stride of its innermost axis. */
@@ -119,6 +112,32 @@ interface ReducePass {
   auxDiv?: number;
   /** Take the square root of the final result. */
   sqrt?: boolean;
+}
+
+/** Integer params of reduce.wgsl's reduction kernels (its `Params` struct, in order). */
+function reduceInts(
+  nOut: number,
+  k: number,
+  kept: Dim[],
+  red: Dim[],
+  chunks: number,
+  chunkLen: number,
+  auxDiv: number,
+): number[] {
+  return [
+    nOut,
+    k,
+    kept.length,
+    red.length,
+    chunks,
+    chunkLen,
+    auxDiv,
+    0,
+    ...padTo(kept.map((d) => d.size)),
+    ...padTo(kept.map((d) => d.stride)),
+    ...padTo(red.map((d) => d.size)),
+    ...padTo(red.map((d) => d.stride)),
+  ];
 }
 
 /**
@@ -181,7 +200,6 @@ function reduceDims(
   chunks = Math.ceil(k / chunkLen);
   const last = chunks === 1;
   const out = empty([nOut * chunks]);
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
   const mode = pass.mode ?? 0;
   const [gx, gy] = tree ? grid1d(nOut * chunks, 1) : grid1d(nOut * chunks, 64);
   dispatch({
@@ -194,20 +212,7 @@ function reduceDims(
       CONTIG: String(red.length === 1 && red[0].stride === 1),
       WG: tree ? TREE_WG : 64,
     },
-    ints: [
-      nOut,
-      k,
-      kept.length,
-      red.length,
-      chunks,
-      chunkLen,
-      pass.auxDiv ?? 1,
-      0,
-      ...pad(kept.map((d) => d.size)),
-      ...pad(kept.map((d) => d.stride)),
-      ...pad(red.map((d) => d.size)),
-      ...pad(red.map((d) => d.stride)),
-    ],
+    ints: reduceInts(nOut, k, kept, red, chunks, chunkLen, pass.auxDiv ?? 1),
     floats: [last ? scale : 1],
     buffers: [src.buffer, out.buffer, (mode !== 0 ? pass.aux! : src).buffer],
     workgroups: [gx, gy],
@@ -332,27 +337,13 @@ function shiftedMean(x: Tensor, kept: Dim[], red: Dim[], k: number, op: string):
   if (kept.length > MAX_RANK || red.length > MAX_RANK) {
     throw new RangeError(`${op}: more than ${MAX_RANK} non-adjacent axis runs`);
   }
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
-  const ints = (n: number) => [
-    n,
-    k,
-    kept.length,
-    red.length,
-    1,
-    k,
-    1,
-    0,
-    ...pad(kept.map((d) => d.size)),
-    ...pad(kept.map((d) => d.stride)),
-    ...pad(red.map((d) => d.size)),
-    ...pad(red.map((d) => d.stride)),
-  ];
+  const ints = reduceInts(nOut, k, kept, red, 1, k, 1);
   const shift = empty([nOut]);
   dispatch({
     op: `${op}.shift`,
     shader: "reduce",
     entry: "first_of",
-    ints: ints(nOut),
+    ints,
     floats: [1],
     buffers: [x.buffer, shift.buffer],
     workgroups: grid1d(nOut, 64),
@@ -362,7 +353,7 @@ function shiftedMean(x: Tensor, kept: Dim[], red: Dim[], k: number, op: string):
     op: `${op}.unshift`,
     shader: "reduce",
     entry: "add_src",
-    ints: ints(nOut),
+    ints,
     floats: [1],
     buffers: [shift.buffer, m.buffer],
     workgroups: grid1d(nOut, 64),
@@ -468,23 +459,13 @@ function segmentPass(
 ): void {
   const xStrides = contiguousStrides(to);
   const rStrides = contiguousStrides(from).map((s, i) => (from[i] === 1 ? 0 : s));
-  const dims: { size: number; xs: number; rs: number }[] = [];
-  to.forEach((size, i) => {
-    if (size === 1) return;
-    const prev = dims[dims.length - 1];
-    if (prev && prev.xs === size * xStrides[i] && prev.rs === size * rStrides[i]) {
-      prev.size *= size;
-      prev.xs = xStrides[i];
-      prev.rs = rStrides[i];
-    } else dims.push({ size, xs: xStrides[i], rs: rStrides[i] });
-  });
+  const dims = mergeAxes(to, [xStrides, rStrides]);
   const n = sizeOf(to);
   if (n === 0) return;
-  const inner = dims.pop() ?? { size: 1, xs: 1, rs: 0 };
+  const inner = dims.pop() ?? { size: 1, strides: [1, 0] };
   const rows = n / inner.size;
   const nSegs = Math.ceil(inner.size / SEG_LEN);
   const segLen = Math.ceil(inner.size / nSegs);
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
   const [gx, gy] = grid1d(rows * nSegs, 64);
   dispatch({
     op,
@@ -497,13 +478,13 @@ function segmentPass(
       dims.length,
       nSegs,
       segLen,
-      inner.rs,
+      inner.strides[1],
       0,
       0,
-      ...pad(dims.map((d) => d.size)),
-      ...pad(dims.map((d) => d.xs)),
-      ...pad(dims.map((d) => d.rs)),
-      ...pad([]),
+      ...padTo(dims.map((d) => d.size)),
+      ...padTo(dims.map((d) => d.strides[0])),
+      ...padTo(dims.map((d) => d.strides[1])),
+      ...padTo([]),
     ],
     floats: [scale],
     buffers,

@@ -9,16 +9,10 @@
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
 import { normAxes } from "./reduce.ts";
+import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../_layout.ts";
 
-const MAX_RANK = 8;
 /** Elements of a row that one invocation of the copy kernel moves (at most). */
 const SEG_LEN = 32;
-
-function contiguousStrides(shape: Shape): number[] {
-  const s = new Array(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
-  return s;
-}
 
 const fmt = (shape: Shape) => `[${shape.join(",")}]`;
 
@@ -46,26 +40,16 @@ function stridedCopy(
   dstStrides: number[],
   shape: Shape,
 ): void {
-  const dims: { size: number; s: number; d: number }[] = [];
-  shape.forEach((size, i) => {
-    if (size === 1) return;
-    const prev = dims[dims.length - 1];
-    if (prev && prev.s === size * srcStrides[i] && prev.d === size * dstStrides[i]) {
-      prev.size *= size;
-      prev.s = srcStrides[i];
-      prev.d = dstStrides[i];
-    } else dims.push({ size, s: srcStrides[i], d: dstStrides[i] });
-  });
+  const dims = mergeAxes(shape, [srcStrides, dstStrides]);
   if (dims.length > MAX_RANK) {
     throw new RangeError(`${op}: shape ${fmt(shape)} has more than ${MAX_RANK} non-mergeable axes`);
   }
   const n = shape.reduce((p, d) => p * d, 1);
   if (n === 0) return;
-  const inner = dims.pop() ?? { size: 1, s: 1, d: 1 };
+  const inner = dims.pop() ?? { size: 1, strides: [1, 1] };
   const rows = n / inner.size;
   const nSegs = Math.ceil(inner.size / SEG_LEN);
   const segLen = Math.ceil(inner.size / nSegs);
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
   const [gx, gy] = grid1d(rows * nSegs, 64);
   dispatch({
     op,
@@ -79,14 +63,14 @@ function stridedCopy(
       dims.length,
       srcBase,
       dstBase,
-      inner.s,
-      inner.d,
+      inner.strides[0],
+      inner.strides[1],
       0,
       0,
       0,
-      ...pad(dims.map((d) => d.size)),
-      ...pad(dims.map((d) => d.s)),
-      ...pad(dims.map((d) => d.d)),
+      ...padTo(dims.map((d) => d.size)),
+      ...padTo(dims.map((d) => d.strides[0])),
+      ...padTo(dims.map((d) => d.strides[1])),
     ],
     buffers: [src.buffer, dst.buffer],
     workgroups: [gx, gy],
