@@ -9,6 +9,7 @@ import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
 import { jndCommand } from "./src/jnd/command.ts";
 import { dataCommand } from "./src/data/command.ts";
 import { trainVictimCommand } from "./src/models/victims/command.ts";
+import { FfmpegNotFoundError, runTool } from "./src/video/_ffmpeg.ts";
 
 /** Exit code for bad usage (unknown command or option). */
 export const EXIT_USAGE = 2;
@@ -24,15 +25,12 @@ Commands:
 `;
 
 async function ffmpegVersion(): Promise<string> {
-  const bin = Deno.env.get("FFMPEG") || "ffmpeg";
   try {
-    const out = await new Deno.Command(bin, { args: ["-version"], stdout: "piped", stderr: "null" })
-      .output();
-    return new TextDecoder().decode(out.stdout).split("\n")[0] || "(no output)";
+    const r = await runTool("ffmpeg", ["-version"]);
+    return new TextDecoder().decode(r.stdout).split("\n")[0] || "(no output)";
   } catch (e) {
-    return `not found (${bin}: ${
-      (e as Error).message
-    }); install it with \`apt-get install ffmpeg\``;
+    // Not installed or not allowed to run: FfmpegNotFoundError says so, with the install hint.
+    return e instanceof FfmpegNotFoundError ? e.message : `cannot run: ${(e as Error).message}`;
   }
 }
 

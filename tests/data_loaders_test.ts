@@ -2,7 +2,7 @@
 // the datasets ship, with quoted fields, bad rows (reported by row number and field) and missing
 // videos (listed, not skipped).
 
-import { deepEqual, equal, ok, rejects, throws } from "assert";
+import { deepEqual, equal, notEqual, ok, rejects, throws } from "assert";
 import * as path from "path";
 import {
   CsvSyntaxError,
@@ -15,6 +15,7 @@ import {
   loadYoutubeUgc,
   parseCsv,
 } from "../src/data/mod.ts";
+import { exists, isDir, isFile, tempPathBeside, writeFileAtomic } from "../src/_fs.ts";
 
 const tmpDirs: string[] = [];
 
@@ -40,6 +41,36 @@ async function rejectsWith(p: Promise<unknown>, message: string, row?: number, f
     return true;
   });
 }
+
+Deno.test("_fs: atomic writes, temporary paths beside the target, isFile/isDir/exists", async () => {
+  const root = await layout({ "a.txt": "old" });
+  const target = path.join(root, "a.txt");
+  const tmp = tempPathBeside(target);
+  equal(path.dirname(tmp), root);
+  ok(/^\.a\.txt\.[0-9a-z]+\.tmp$/.test(path.basename(tmp)), tmp);
+  notEqual(tempPathBeside(target), tmp);
+  await writeFileAtomic(target, "new text");
+  equal(await Deno.readTextFile(target), "new text");
+  await writeFileAtomic(path.join(root, "b.bin"), new Uint8Array([1, 2, 255]));
+  deepEqual([...await Deno.readFile(path.join(root, "b.bin"))], [1, 2, 255]);
+  // A rename onto a non-empty folder fails: the error is rethrown, no temporary file is left.
+  await Deno.mkdir(path.join(root, "d", "e"), { recursive: true });
+  await rejects(writeFileAtomic(path.join(root, "d"), "x"));
+  const names: string[] = [];
+  for await (const e of Deno.readDir(root)) names.push(e.name);
+  deepEqual(names.sort(), ["a.txt", "b.bin", "d"]);
+  deepEqual(
+    [await isFile(target), await isFile(path.join(root, "d")), await isFile(path.join(root, "z"))],
+    [true, false, false],
+  );
+  deepEqual([await isDir(path.join(root, "d")), await isDir(target)], [true, false]);
+  await Deno.symlink(path.join(root, "gone"), path.join(root, "dangling"));
+  deepEqual(
+    [await exists(path.join(root, "dangling")), await exists(target), await exists("/no/such")],
+    [true, true, false],
+  );
+  equal(await isFile(path.join(root, "dangling")), false);
+});
 
 Deno.test("parseCsv: quoted commas, quotes and line breaks, CRLF, BOM, blank lines", () => {
   const text = '\ufeffname,mos\r\n"a, b.mp4",3.5\r\n\r\n"say ""hi""",4\n"two\nlines",1\nlast,2';

@@ -20,6 +20,7 @@
 
 import * as path from "path";
 import { z } from "zod";
+import { isDir, isFile } from "../_fs.ts";
 import { CsvSyntaxError, parseCsv } from "./csv.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
@@ -98,22 +99,6 @@ async function readText(file: string): Promise<string> {
       throw new DatasetError(file, "no such file", { cause: e });
     }
     throw new DatasetError(file, `cannot read: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(p)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(p)).isFile;
-  } catch {
-    return false;
   }
 }
 

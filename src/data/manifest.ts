@@ -7,6 +7,7 @@
 
 import * as path from "path";
 import { z } from "zod";
+import { isFile } from "../_fs.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
 /**
@@ -421,45 +422,4 @@ export async function loadManifest(
     }
   }
   return { manifest, dir, items, missing };
-}
-
-/**
- * True when `p` exists and is a regular file.
- *
- * @example
- * ```ts
- * import { isFile } from "./manifest.ts";
- * await isFile("cache/proxy/manifest.json"); // true after `deno task data`
- * ```
- */
-export async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(p)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Writes JSON atomically: a temporary file in the same folder, then a rename.
- *
- * @example
- * ```ts
- * import { writeJsonAtomic } from "./manifest.ts";
- * await writeJsonAtomic("cache/proxy/manifest.json", { version: 1 });
- * ```
- */
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const dir = path.dirname(file);
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
-  const tmp = path.join(dir, `.${path.basename(file)}.${rand}.tmp`);
-  try {
-    await Deno.writeTextFile(tmp, JSON.stringify(value, null, 1) + "\n");
-    await Deno.rename(tmp, file);
-  } catch (e) {
-    try {
-      await Deno.remove(tmp);
-    } catch { /* not created */ }
-    throw e;
-  }
 }

@@ -15,14 +15,13 @@
 
 import * as path from "path";
 import { z } from "zod";
-import { fileArg, inputArgs, runTool, toolBinary } from "../video/_ffmpeg.ts";
-import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
+import { exists, isFile, writeFileAtomic } from "../_fs.ts";
+import { fileArg, inputArgs, runTool, VideoError } from "../video/_ffmpeg.ts";
 import {
   type ClipRecord,
   type Distortion,
   DISTORTIONS,
   formatIssues,
-  isFile,
   LABEL_FORMULA,
   LABEL_SSIM_FLOOR,
   MANIFEST_VERSION,
@@ -34,7 +33,6 @@ import {
   type ProxyOptionsRecord,
   type Split,
   ssimToLabel,
-  writeJsonAtomic,
 } from "./manifest.ts";
 
 /**
@@ -367,35 +365,11 @@ const BASE = [
  * stdout, or throws a VideoError about `what` with the tail of stderr.
  */
 async function ffmpeg(args: string[], what: string, cwd?: string): Promise<Uint8Array> {
-  const binary = toolBinary("ffmpeg");
-  let out: Deno.CommandOutput;
-  try {
-    out = await new Deno.Command(binary, {
-      args: [...BASE, ...args],
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new FfmpegNotFoundError("ffmpeg", binary, "not found", e);
-    }
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-      throw new FfmpegNotFoundError(
-        "ffmpeg",
-        binary,
-        `not allowed to run: ${(e as Error).message}; grant --allow-run`,
-        e,
-      );
-    }
-    throw e;
+  const r = await runTool("ffmpeg", [...BASE, ...args], { cwd });
+  if (r.code !== 0) {
+    throw new VideoError(what, `ffmpeg exited with code ${r.code}`, { stderr: r.stderr });
   }
-  if (out.code !== 0) {
-    const stderr = new TextDecoder().decode(out.stderr).slice(-4096);
-    throw new VideoError(what, `ffmpeg exited with code ${out.code}`, { stderr });
-  }
-  return out.stdout;
+  return r.stdout;
 }
 
 /** ffmpeg's version line. */
@@ -688,15 +662,6 @@ async function readPrevious(
     };
   } catch {
     return { manifest: null, ours: false };
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -997,6 +962,6 @@ export async function buildProxyDataset(
   await Deno.remove(manifestPath).catch(() => {});
   await Deno.remove(clipsDir, { recursive: true }).catch(() => {});
   await Deno.rename(partial, clipsDir);
-  await writeJsonAtomic(manifestPath, manifest);
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 1) + "\n");
   return { manifestPath, manifest, built: true, seconds: (performance.now() - start) / 1000 };
 }

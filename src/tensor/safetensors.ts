@@ -19,7 +19,7 @@
  */
 
 import { z } from "zod";
-import { basename, dirname, join } from "path";
+import { writeFileAtomic } from "../_fs.ts";
 import { writeBuffer } from "../gpu/queue.ts";
 import { type Shape, sizeOf, Tensor, tensor } from "./tensor.ts";
 
@@ -277,24 +277,6 @@ function parseHeader(bytes: Uint8Array): { header: ParsedHeader; dataStart: numb
 }
 
 /**
- * Writes bytes to `path` atomically: to a temporary file in the same folder, renamed over the
- * target once complete (removed on failure).
- */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(
-    dirname(path),
-    `.${basename(path)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`,
-  );
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
-/**
  * Saves tensors (read back from the GPU) to a safetensors file, atomically.
  *
  * @example
@@ -322,7 +304,7 @@ export async function saveSafetensors(
     if (e instanceof SafetensorsError) fail(`${path}: ${e.message}`);
     throw e;
   }
-  await writeAtomic(path, bytes);
+  await writeFileAtomic(path, bytes);
 }
 
 async function readContents(path: string): Promise<SafetensorsContents> {

@@ -7,6 +7,7 @@
  */
 
 import * as path from "path";
+import { tempPathBeside } from "../_fs.ts";
 
 /** Bytes of ffmpeg's stderr kept for error messages (the tail). */
 const STDERR_TAIL = 4096;
@@ -237,9 +238,20 @@ function updateSignals(): void {
   signalsInstalled = want;
 }
 
+/** How {@link spawnTool} connects a tool, and where it runs. */
+export interface SpawnOptions {
+  /** stdin: "null" (default) or "piped". */
+  stdin?: "piped" | "null";
+  /** stdout: "null" (default) or "piped". */
+  stdout?: "piped" | "null";
+  /** Working folder of the process. Default: this process's. */
+  cwd?: string;
+}
+
 /**
  * Spawns a tool with an argument array. stdout is piped or null; stdin piped or null; stderr is
- * always piped and drained at once.
+ * always piped and drained at once. The process is killed by the SIGINT/SIGTERM handler that is
+ * installed while a temporary output file exists.
  *
  * @example
  * ```ts
@@ -251,13 +263,14 @@ function updateSignals(): void {
 export function spawnTool(
   tool: Tool,
   args: string[],
-  io: { stdin?: "piped" | "null"; stdout?: "piped" | "null" } = {},
+  io: SpawnOptions = {},
 ): Spawned {
   const binary = toolBinary(tool);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(binary, {
       args,
+      cwd: io.cwd,
       stdin: io.stdin ?? "null",
       stdout: io.stdout ?? "null",
       stderr: "piped",
@@ -290,18 +303,23 @@ export function spawnTool(
   };
 }
 
-/** Runs a tool to completion, collecting stdout. *
+/**
+ * Runs a tool to completion (in `cwd` when given), collecting stdout and the tail of stderr.
+ * Throws {@link FfmpegNotFoundError} when the tool cannot be started.
+ *
  * @example
  * ```ts
  * import { runTool } from "./_ffmpeg.ts";
  * const { code, stdout } = await runTool("ffprobe", ["-version"]);
+ * await runTool("ffmpeg", ["-version"], { cwd: "/tmp" });
  * ```
  */
 export async function runTool(
   tool: Tool,
   args: string[],
+  options: { cwd?: string } = {},
 ): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
-  const p = spawnTool(tool, args, { stdout: "piped" });
+  const p = spawnTool(tool, args, { stdout: "piped", cwd: options.cwd });
   const [out, status] = await Promise.all([
     new Response(p.child.stdout).arrayBuffer(),
     p.child.status,
@@ -339,11 +357,7 @@ export async function checkInputFile(file: string): Promise<void> {
  * ```
  */
 export function tempPathFor(target: string): string {
-  const dir = path.dirname(target);
-  const base = path.basename(target);
-  const rand = crypto.getRandomValues(new Uint32Array(2));
-  const suffix = rand[0].toString(36) + rand[1].toString(36);
-  const tmp = path.join(dir, `.${base}.${suffix}.tmp`);
+  const tmp = tempPathBeside(target);
   temps.add(tmp);
   updateSignals();
   return tmp;
