@@ -14,6 +14,7 @@ import {
   zeros,
 } from "../mod.ts";
 import { initGpu, RUN_SEED } from "./_helpers.ts";
+import { randomNormal, randomUniform, seededRandom } from "../src/_random.ts";
 
 await initGpu();
 
@@ -192,4 +193,40 @@ Deno.test("initialisers reject bad options", () => {
     /mode/,
   );
   assert.throws(() => xavierUniform([4, 4], { seed: 1, gain: -1 }), /gain/);
+});
+
+// The generator's sequence is pinned: victim models are trained from initialisations drawn with
+// it, so a change to src/_random.ts (or to how init.ts draws) must fail here. Values recorded
+// from init.ts's xoshiro128** before it moved to src/_random.ts.
+Deno.test("seededRandom and the initialisers reproduce pinned values", async () => {
+  const pinned: [number, number[]][] = [
+    [42, [0.6606157208001621, 0.1117019639532224, 0.40412785633822706, 0.0387374413085134]],
+    [-7, [0.9559268680264107, 0.34061017891707845, -0.6092110576493706, -2.4728102241295526]],
+    [2 ** 40 + 3, [0.42788218182193294, 0.8321726655507362, -0.12352442194666033]],
+  ];
+  for (const [seed, want] of pinned) {
+    const r = seededRandom(seed);
+    const got = want.map((_, i) => (i < 2 ? r.uniform() : r.normal()));
+    assert.deepEqual(got, want, `seed ${seed}`);
+  }
+  // The same generator through src/_random.ts's array helpers.
+  assert.deepEqual(
+    Array.from(randomUniform(2, { seed: 42, low: 0, high: 1 })),
+    pinned[0][1].slice(0, 2),
+  );
+  const z = seededRandom(0);
+  assert.deepEqual(Array.from(randomNormal(3, { seed: 0, mean: 1, std: 2 })), [
+    1 + 2 * z.normal(),
+    1 + 2 * z.normal(),
+    1 + 2 * z.normal(),
+  ]);
+  assert.deepEqual(
+    Array.from(await values(kaimingUniform([4, 3, 3, 3], { seed: 2024 }))).slice(0, 4),
+    [0.059803131967782974, -0.19716721773147583, 0.10105369985103607, -0.4485102891921997],
+  );
+  assert.deepEqual(
+    Array.from(await values(kaimingNormal([8, 5], { seed: 7 }))).slice(0, 4),
+    [-0.43802881240844727, 0.145634263753891, -0.81398606300354, -0.06772458553314209],
+  );
+  assert.throws(() => seededRandom(NaN), RangeError);
 });

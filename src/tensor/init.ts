@@ -2,8 +2,8 @@
  * Seeded parameter initialisers: Kaiming (He) and Xavier (Glorot), uniform and normal, plus
  * zeros, following the definitions of `torch.nn.init` (fan-in and fan-out, gains, bounds).
  *
- * Values are drawn on the CPU from a small seeded generator (xoshiro128**, seeded through
- * splitmix32; normals by the Box-Muller transform) and uploaded once, so the same seed gives the
+ * Values are drawn on the CPU from STQA's seeded generator (src/_random.ts: xoshiro128**, seeded
+ * through splitmix32; normals by the Box-Muller transform) and uploaded once, so the same seed gives the
  * same tensor on every machine and adapter. The generator is not PyTorch's: the distributions
  * match `torch.nn.init`, the individual values do not. Initialisation runs once per model, so
  * doing it on the CPU costs nothing that matters.
@@ -15,6 +15,7 @@
  * @module
  */
 
+import { type SeededRandom, seededRandom } from "../_random.ts";
 import { full, type Shape, sizeOf, type Tensor, tensor } from "./tensor.ts";
 
 /** Nonlinearities whose recommended gain {@link calculateGain} knows (as torch.nn.init). */
@@ -54,8 +55,8 @@ export interface XavierOptions extends InitOptions {
 }
 
 /**
- * A seeded generator of uniform [0, 1) and standard normal draws (xoshiro128**, seeded by
- * splitmix32; normals by Box-Muller).
+ * The seeded generator the initialisers draw from (xoshiro128** seeded by splitmix32; normals by
+ * Box-Muller), defined in src/_random.ts and re-exported here.
  *
  * @example
  * ```ts
@@ -65,50 +66,7 @@ export interface XavierOptions extends InitOptions {
  * const z = r.normal();
  * ```
  */
-export function seededRandom(seed: number): { uniform: () => number; normal: () => number } {
-  if (!Number.isFinite(seed)) {
-    throw new RangeError(`init: seed must be a finite number, got ${seed}`);
-  }
-  // splitmix32 expands the seed into the 128-bit state (never all zero).
-  let x = (Math.trunc(seed) ^ Math.trunc(seed / 2 ** 32)) >>> 0;
-  const splitmix = () => {
-    x = (x + 0x9e3779b9) >>> 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  const s = new Uint32Array([splitmix(), splitmix(), splitmix(), splitmix()]);
-  if ((s[0] | s[1] | s[2] | s[3]) === 0) s[0] = 1;
-  const rotl = (v: number, k: number) => ((v << k) | (v >>> (32 - k))) >>> 0;
-  const next = () => {
-    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return result;
-  };
-  // 53-bit uniforms from two 32-bit outputs.
-  const uniform = () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
-  let spare: number | null = null;
-  const normal = () => {
-    if (spare !== null) {
-      const v = spare;
-      spare = null;
-      return v;
-    }
-    const u1 = 1 - uniform(); // (0, 1]
-    const u2 = uniform();
-    const r = Math.sqrt(-2 * Math.log(u1));
-    spare = r * Math.sin(2 * Math.PI * u2);
-    return r * Math.cos(2 * Math.PI * u2);
-  };
-  return { uniform, normal };
-}
+export { seededRandom };
 
 /**
  * Fan-in and fan-out of a weight shape `[out, in, ...kernel]`, as torch.nn.init computes them.
@@ -172,7 +130,7 @@ export function calculateGain(nonlinearity: Nonlinearity, a = 0.01): number {
 function fromDraws(
   shape: Shape,
   options: InitOptions,
-  draw: (r: ReturnType<typeof seededRandom>) => number,
+  draw: (r: SeededRandom) => number,
 ): Tensor {
   const r = seededRandom(options.seed);
   const n = sizeOf(shape);
