@@ -322,6 +322,9 @@ export function splitSources(
 // ---------------------------------------------------------------------------------------------
 // ffmpeg
 
+/** Output flags that keep a file reproducible: no metadata, timestamps or version strings. */
+const BITEXACT_OUT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact"];
+
 /** Lossless, bit-exact ffv1 output (one thread, no timestamps or version strings written). */
 const FFV1_OUT = [
   "-an",
@@ -333,12 +336,7 @@ const FFV1_OUT = [
   "1",
   "-pix_fmt",
   "yuv420p",
-  "-map_metadata",
-  "-1",
-  "-fflags",
-  "+bitexact",
-  "-flags:v",
-  "+bitexact",
+  ...BITEXACT_OUT,
 ];
 
 /** Scaling flags of the explicit scale filters: exact C rounding, the same on every CPU. */
@@ -856,12 +854,7 @@ export async function buildProxyDataset(
             "1",
             "-pix_fmt",
             "yuv420p",
-            "-map_metadata",
-            "-1",
-            "-fflags",
-            "+bitexact",
-            "-flags:v",
-            "+bitexact",
+            ...BITEXACT_OUT,
             `file:.${p.name}.h264.mkv`,
           ]),
         ],
