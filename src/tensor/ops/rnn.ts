@@ -1,5 +1,7 @@
 /**
- * Recurrent cells composed from differentiable ops (no kernels of their own).
+ * Recurrent cells composed from differentiable ops (no kernels of their own). Like every composite
+ * op they make intermediate tensors: call them inside `tidy`, or those intermediates keep their
+ * GPU buffers until disposed.
  *
  * @module
  */
@@ -63,18 +65,29 @@ function checkGru(x: Tensor, h: Tensor, w: GruCellWeights): number {
  * `x` is `[N, in]`, `h` is `[N, H]`; returns `h'` `[N, H]`. Differentiable in every input and
  * parameter (composed from `linear`, `slice` and elementwise ops).
  *
+ * Memory: a composite op like this one makes about 12 intermediate tensors per call (gate
+ * pre-activations, slices, products). Run it, as every composite op, inside `tidy`: outside tidy
+ * its intermediates keep their GPU buffers until each is disposed, which in a recurrence over
+ * many frames adds up fast. The backward pass reads those intermediates, so call `backward` in
+ * the same tidy scope, as below (tidy frees them when it returns).
+ *
  * @example
  * ```ts
- * import { initGpu, nn, tensor } from "../../../mod.ts";
+ * import { initGpu, nn, tensor, tidy } from "../../../mod.ts";
  * await initGpu();
  * const [n, inp, hid] = [2, 3, 4];
  * const x = tensor(new Float32Array(n * inp).fill(0.5), [n, inp]);
  * const h = tensor(new Float32Array(n * hid), [n, hid]);
  * const wIh = tensor(new Float32Array(3 * hid * inp).fill(0.1), [3 * hid, inp], { requiresGrad: true });
  * const wHh = tensor(new Float32Array(3 * hid * hid).fill(0.1), [3 * hid, hid], { requiresGrad: true });
- * const h1 = nn.gruCell(x, h, { wIh, wHh });
- * nn.sum(h1).backward();
+ * // The intermediates are freed when tidy returns; h1 (returned) and wIh.grad are kept.
+ * const h1 = tidy(() => {
+ *   const h1 = nn.gruCell(x, h, { wIh, wHh });
+ *   nn.sum(h1).backward();
+ *   return h1;
+ * });
  * console.log(await h1.read(), await wIh.grad!.read());
+ * h1.dispose();
  * ```
  */
 export function gruCell(x: Tensor, h: Tensor, weights: GruCellWeights): Tensor {
