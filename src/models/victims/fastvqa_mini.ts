@@ -17,7 +17,6 @@ import {
   concat,
   conv2d,
   globalMeanPool,
-  globalStdPool,
   leakyRelu,
   linear,
   mean,
@@ -29,7 +28,10 @@ import {
   asBatch,
   BaseConfigSchema,
   disposeParams,
+  inputChannels,
+  inputFeatures,
   ParamBuilder,
+  stdFeatures,
   type Victim,
   type VictimFamily,
 } from "./victim.ts";
@@ -58,8 +60,10 @@ export const FASTVQA_MINI_DEFAULTS: FastVqaMiniConfig = {
   qMin: 1,
   qMax: 5,
   slope: 0.1,
+  input: "rgb",
+  logStd: false,
   grid: 4,
-  patch: 16,
+  patch: 12,
   channels: [16, 24, 32, 48],
 };
 
@@ -132,7 +136,7 @@ export class FastVqaMini implements Victim {
     this.name = options.name ?? this.family;
     const c = this.config;
     const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = 3;
+    let cin = inputChannels(c.input);
     c.channels.forEach((cout, i) => {
       pb.conv(`conv${i + 1}`, i === 1 ? 2 * cin : cin, cout, 3, c.slope);
       cin = cout;
@@ -168,7 +172,7 @@ export class FastVqaMini implements Victim {
         conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
         c.slope,
       );
-    let x = conv(sub(prepared.reshape([b * t, 3, h, w]), 0.5), 1);
+    let x = conv(inputFeatures(prepared.reshape([b * t, 3, h, w]), c.input), 1);
     // (2+1)-D: each frame's features with their difference to the previous frame's.
     const [, ch, fh, fw] = x.shape;
     const x5 = x.reshape([b, t, ch, fh, fw]);
@@ -181,7 +185,7 @@ export class FastVqaMini implements Victim {
     }
     x = concat([x5, diff], 2).reshape([b * t, 2 * ch, fh, fw]);
     for (let i = 2; i <= c.channels.length; i++) x = conv(x, i);
-    const pooled = concat([globalMeanPool(x), globalStdPool(x)], 1);
+    const pooled = concat([globalMeanPool(x), stdFeatures(x, c.logStd)], 1);
     return linear(pooled, p["head.weight"], p["head.bias"]).reshape([b, t]);
   }
 

@@ -15,7 +15,6 @@ import {
   concat,
   conv2d,
   globalMeanPool,
-  globalStdPool,
   leakyRelu,
   linear,
   mean,
@@ -27,7 +26,10 @@ import {
   asBatch,
   BaseConfigSchema,
   disposeParams,
+  inputChannels,
+  inputFeatures,
   ParamBuilder,
+  stdFeatures,
   type Victim,
   type VictimFamily,
 } from "./victim.ts";
@@ -53,6 +55,8 @@ export const SIMPLEVQA_MINI_DEFAULTS: SimpleVqaMiniConfig = {
   qMin: 1,
   qMax: 5,
   slope: 0.1,
+  input: "rgb+mscn",
+  logStd: true,
   channels: [16, 24, 32, 48],
   motionChannels: [8, 16],
   hidden: 32,
@@ -90,7 +94,7 @@ export class SimpleVqaMini implements Victim {
     this.name = options.name ?? this.family;
     const c = this.config;
     const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = 3;
+    let cin = inputChannels(c.input);
     let features = 0;
     c.channels.forEach((cout, i) => {
       pb.conv(`spatial${i + 1}`, cin, cout, 3, c.slope);
@@ -125,13 +129,13 @@ export class SimpleVqaMini implements Victim {
     const x5 = asBatch(clips, "simplevqa-mini");
     const [b, t, , h, w] = x5.shape;
     const feats: Tensor[] = [];
-    let x = sub(x5.reshape([b * t, 3, h, w]), 0.5);
+    let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
     for (let i = 1; i <= c.channels.length; i++) {
       x = leakyRelu(
         conv2d(x, p[`spatial${i}.weight`], p[`spatial${i}.bias`], { stride: 2, padding: 1 }),
         c.slope,
       );
-      feats.push(globalMeanPool(x), globalStdPool(x));
+      feats.push(globalMeanPool(x), stdFeatures(x, c.logStd));
     }
     // Motion: x_t - x_{t-1} for t >= 1; frame 0 reuses the first difference (zeros for T = 1).
     let diff: Tensor;
@@ -151,7 +155,7 @@ export class SimpleVqaMini implements Victim {
         c.slope,
       );
     }
-    feats.push(globalMeanPool(m), globalStdPool(m));
+    feats.push(globalMeanPool(m), stdFeatures(m, c.logStd));
     const f = concat(feats, 1);
     const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
     return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);

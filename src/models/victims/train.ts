@@ -170,13 +170,20 @@ export async function loadVictimClips(
       } (rebuild with \`deno task data\`)`,
     );
   }
-  const clips: LoadedClip[] = [];
-  for (const it of items) {
-    const frames = await readVictimClip(victim, it.path);
-    const input = tidy(() => noGrad(() => victim.prepare(frames)));
-    frames.dispose();
-    clips.push({ input: input.keep(), label: it.mos, path: it.path });
-  }
+  // Several ffmpeg processes at once: on small clips process start-up dominates.
+  const clips: LoadedClip[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const k = next++;
+      const it = items[k];
+      const frames = await readVictimClip(victim, it.path);
+      const input = tidy(() => noGrad(() => victim.prepare(frames)));
+      if (input !== frames) frames.dispose();
+      clips[k] = { input: input.keep(), label: it.mos, path: it.path };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker));
   return clips;
 }
 
@@ -515,7 +522,13 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
   const victim = createVictim(model, { seed, config });
   let train: LoadedClip[] = [];
   try {
+    const tl = performance.now();
     train = await loadVictimClips(victim, manifest, "train");
+    console.error(
+      `${model}: ${train.length} train clips loaded in ${
+        ((performance.now() - tl) / 1000).toFixed(0)
+      } s`,
+    );
     if (options.resume) console.error(`resuming ${model} from ${join(checkpointDir, CKPT)}`);
     const fit = await fitVictim(victim, train, {
       steps,

@@ -11,6 +11,19 @@
 import { z } from "zod";
 import { fans, kaimingUniform, uniform } from "../../tensor/init.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
+import {
+  add,
+  avgPool2d,
+  concat,
+  div,
+  globalStdPool,
+  log,
+  mul,
+  relu,
+  sqrt,
+  square,
+  sub,
+} from "../../tensor/nn.ts";
 
 /** The victim families. */
 export const VICTIM_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] as const;
@@ -32,6 +45,10 @@ export const BaseConfigSchema = z.object({
   qMax: z.number(),
   /** Negative slope of the leaky ReLUs. */
   slope: z.number().min(0).max(1),
+  /** The first layer's input: the frames, or the frames and their MSCN coefficients. */
+  input: z.enum(["rgb", "rgb+mscn"]).default("rgb"),
+  /** Std-pooled features enter as `log(std + 1e-3)` (ratios between scales become differences). */
+  logStd: z.boolean().default(false),
 });
 
 /** Config fields every family has. */
@@ -141,4 +158,50 @@ export function asBatch(x: Tensor, who: string): Tensor {
 /** Frees every tensor of a parameter record. */
 export function disposeParams(params: Record<string, Tensor>): void {
   for (const t of Object.values(params)) t.dispose();
+}
+
+/** How a family turns frames in [0,1] into the first conv's input. */
+export const InputSchema = z.enum(["rgb", "rgb+mscn"]);
+
+/**
+ * Mean-subtracted contrast-normalised coefficients (as BRISQUE and NIQE use), per channel:
+ * `(x - mu) / (sigma + c)` with `mu`, `sigma` the local mean and standard deviation over a
+ * `kernel x kernel` window (border windows count only pixels inside the image). They remove
+ * most of the content's local brightness and contrast and keep what distortions change: noise
+ * raises them in flat areas, blur and compression flatten them. `[N,C,H,W] -> [N,C,H,W]`.
+ * Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { mscn } from "./victim.ts";
+ * await initGpu();
+ * const x = tensor(new Float32Array(3 * 8 * 8).map((_, i) => (i % 7) / 7), [1, 3, 8, 8]);
+ * const y = mscn(x); // [1, 3, 8, 8]
+ * ```
+ */
+export function mscn(x: Tensor, options: { kernel?: number; c?: number } = {}): Tensor {
+  const { kernel = 5, c = 1 / 64 } = options;
+  const pool = (t: Tensor) =>
+    avgPool2d(t, { kernel, stride: 1, padding: (kernel - 1) / 2, countIncludePad: false });
+  const mu = pool(x);
+  const variance = relu(sub(pool(square(x)), square(mu)));
+  return div(sub(x, mu), add(sqrt(add(variance, 1e-6)), c));
+}
+
+/** The first conv's input: `x - 0.5`, with MSCN channels after it for `rgb+mscn`. */
+export function inputFeatures(x: Tensor, input: z.infer<typeof InputSchema>): Tensor {
+  const centred = sub(x, 0.5);
+  return input === "rgb" ? centred : concat([centred, mul(mscn(x), 0.25)], 1);
+}
+
+/** Channels of {@link inputFeatures}. */
+export function inputChannels(input: z.infer<typeof InputSchema>): number {
+  return input === "rgb" ? 3 : 6;
+}
+
+/** Global std pooling `[N,C,H,W] -> [N,C]`, log-compressed as `log(std + 1e-3)` when asked. */
+export function stdFeatures(x: Tensor, logStd: boolean): Tensor {
+  const s = globalStdPool(x);
+  return logStd ? log(add(s, 1e-3)) : s;
 }

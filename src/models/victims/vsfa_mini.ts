@@ -12,13 +12,11 @@ import {
   concat,
   conv2d,
   globalMeanPool,
-  globalStdPool,
   gruCell,
   leakyRelu,
   linear,
   slice,
   stack,
-  sub,
 } from "../../tensor/nn.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
@@ -26,7 +24,10 @@ import {
   asBatch,
   BaseConfigSchema,
   disposeParams,
+  inputChannels,
+  inputFeatures,
   ParamBuilder,
+  stdFeatures,
   type Victim,
   type VictimFamily,
 } from "./victim.ts";
@@ -56,6 +57,8 @@ export const VSFA_MINI_DEFAULTS: VsfaMiniConfig = {
   qMin: 1,
   qMax: 5,
   slope: 0.1,
+  input: "rgb",
+  logStd: false,
   channels: [16, 24, 32, 48],
   reduced: 32,
   hidden: 16,
@@ -91,7 +94,7 @@ export class VsfaMini implements Victim {
     this.name = options.name ?? this.family;
     const c = this.config;
     const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = 3;
+    let cin = inputChannels(c.input);
     c.channels.forEach((cout, i) => {
       pb.conv(`conv${i + 1}`, cin, cout, 3, c.slope);
       cin = cout;
@@ -118,14 +121,14 @@ export class VsfaMini implements Victim {
     const c = this.config;
     const x5 = asBatch(clips, "vsfa-mini");
     const [b, t, , h, w] = x5.shape;
-    let x = sub(x5.reshape([b * t, 3, h, w]), 0.5);
+    let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
     for (let i = 1; i <= c.channels.length; i++) {
       x = leakyRelu(
         conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
         c.slope,
       );
     }
-    const pooled = concat([globalMeanPool(x), globalStdPool(x)], 1); // [B*T, 2C]
+    const pooled = concat([globalMeanPool(x), stdFeatures(x, c.logStd)], 1); // [B*T, 2C]
     const reduced = linear(pooled, p["reduce.weight"], p["reduce.bias"]).reshape([b, t, -1]);
     const weights = {
       wIh: p["gru.weight_ih"],
