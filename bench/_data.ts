@@ -7,29 +7,10 @@
  * @module
  */
 
-/**
- * A seeded uniform generator on [0, 1) (mulberry32).
- *
- * @example
- * ```ts
- * import { mulberry32 } from "./_data.ts";
- * const u = mulberry32(7);
- * console.log(u(), u());
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { randomNormal as normalDraws, seededRandom } from "../src/_random.ts";
 
 /**
- * `n` seeded standard-normal floats (mulberry32 + Box-Muller).
+ * `n` seeded standard-normal floats (STQA's generator, src/_random.ts).
  *
  * @example
  * ```ts
@@ -38,15 +19,7 @@ export function mulberry32(seed: number): () => number {
  * ```
  */
 export function randomNormal(n: number, seed: number): Float32Array<ArrayBuffer> {
-  const uniform = mulberry32(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12)));
-    const th = 2 * Math.PI * uniform();
-    out[i] = r * Math.cos(th);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(th);
-  }
-  return out;
+  return Float32Array.from(normalDraws(n, { seed }));
 }
 
 /**
@@ -81,7 +54,7 @@ export function sampledError(got: Float32Array, at: number[], want: number[]): n
  * ```
  */
 export function samplePositions(n: number, count: number, seed: number): number[] {
-  const uniform = mulberry32(seed);
+  const { uniform } = seededRandom(seed);
   const set = new Set<number>([0, n - 1]);
   while (set.size < Math.min(n, count)) set.add(Math.floor(uniform() * n));
   return [...set].sort((a, b) => a - b);

@@ -17,6 +17,7 @@ import { syncGpu } from "../src/gpu/queue.ts";
 import { type Tensor, tensor } from "../src/tensor/tensor.ts";
 import { computeJnd, JND_MODELS, type JndModel } from "../src/jnd/mod.ts";
 import { fmt, printTable, timeGpu } from "./_timing.ts";
+import { seededRandom } from "../src/_random.ts";
 
 const SIZES: { h: number; w: number; t: number }[] = [
   { h: 128, w: 128, t: 16 },
@@ -25,11 +26,7 @@ const SIZES: { h: number; w: number; t: number }[] = [
 
 /** Smooth random field plus noise, [T,3,H,W] in [0,1], deterministic. */
 function frames(t: number, h: number, w: number): Float32Array {
-  let s = 12345;
-  const rand = () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return s / 4294967296;
-  };
+  const rand = seededRandom(12345).uniform;
   const out = new Float32Array(t * 3 * h * w);
   const phase = Array.from({ length: 12 }, () => rand() * 6.283);
   for (let f = 0; f < t; f++) {
