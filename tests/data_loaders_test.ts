@@ -16,6 +16,8 @@ import {
   parseCsv,
 } from "../src/data/mod.ts";
 import { exists, isDir, isFile, tempPathBeside, writeFileAtomic } from "../src/_fs.ts";
+import { formatZodError, integerArg, numberArg } from "../src/_zod.ts";
+import { z } from "zod";
 
 const tmpDirs: string[] = [];
 
@@ -70,6 +72,34 @@ Deno.test("_fs: atomic writes, temporary paths beside the target, isFile/isDir/e
     [true, true, false],
   );
   equal(await isFile(path.join(root, "dangling")), false);
+});
+
+Deno.test("_zod: issues as path.to.field: message; numbers from strings name the value", () => {
+  const schema = z.object({ a: z.object({ b: z.number().int() }), s: z.string() }).strict();
+  const r = schema.safeParse({ a: { b: 1.5 }, x: 1 });
+  ok(!r.success);
+  equal(
+    formatZodError(r.error),
+    "a.b: expected integer, got float; s: Required; Unrecognized key(s) in object: 'x'",
+  );
+  equal(
+    formatZodError(r.error, { prefix: "--", root: "options", separator: "\n" }),
+    "--a.b: expected integer, got float\n--s: Required\noptions: Unrecognized key(s) in object: 'x'",
+  );
+  const args = z.object({ n: integerArg(), f: numberArg() });
+  deepEqual(args.parse({ n: "-12", f: "2.5e-1" }), { n: -12, f: 0.25 });
+  for (
+    const [n, f, want] of [
+      ["1.0", "1", 'n: must be a whole number, got "1.0"'],
+      ["0x1", "1", 'n: must be a whole number, got "0x1"'],
+      ["1", "NaN", 'f: must be a number, got "NaN"'],
+      ["1", "1e999", 'f: must be a number, got "1e999"'],
+    ]
+  ) {
+    const bad = args.safeParse({ n, f });
+    ok(!bad.success);
+    equal(formatZodError(bad.error), want);
+  }
 });
 
 Deno.test("parseCsv: quoted commas, quotes and line breaks, CRLF, BOM, blank lines", () => {

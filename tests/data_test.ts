@@ -300,7 +300,12 @@ Deno.test("dataCommand: usage errors are exit code 2; a tiny build is 0", async 
   };
   let r = await quietly(["--frames", "x"]);
   equal(r.code, 2);
-  ok(/--frames must be a whole number/.test(r.said), r.said);
+  ok(r.said.includes('--frames: must be a whole number, got "x"'), r.said);
+  for (const bad of ["1.5", "8x", "", "1e2"]) {
+    r = await quietly(["--seed", bad, "--out", out]);
+    equal(r.code, 2, bad);
+    ok(r.said.includes(`--seed: must be a whole number, got ${JSON.stringify(bad)}`), r.said);
+  }
   r = await quietly(["--distortions", "blur,jpeg"]);
   equal(r.code, 2);
   ok(/unknown distortion jpeg/.test(r.said), r.said);

@@ -390,6 +390,36 @@ Deno.test("jnd command: heat-map video, PNGs and stats; batches chain the tempor
   }
 });
 
+Deno.test("jnd command: bad numbers are usage errors naming the option and the value", async () => {
+  const usage = async (args: string[]) => {
+    const err = console.error;
+    const said: string[] = [];
+    console.error = (...a: unknown[]) => said.push(a.join(" "));
+    try {
+      return { code: await jndCommand(args), said: said.join("\n") };
+    } finally {
+      console.error = err;
+    }
+  };
+  const cases: [string, string, string][] = [
+    ["--frames", "abc", 'must be a whole number, got "abc"'],
+    ["--frames", "2.5", 'must be a whole number, got "2.5"'],
+    ["--batch", "", 'must be a whole number, got ""'],
+    ["--batch", "1e1", 'must be a whole number, got "1e1"'],
+    ["--frames", "0", "Number must be greater than 0"],
+    ["--max-levels", "lots", 'must be a number, got "lots"'],
+    ["--edge-low", " ", 'must be a number, got " "'],
+  ];
+  for (const [flag, value, message] of cases) {
+    const r = await usage(["-i", "in.mkv", "-o", "out", flag, value]);
+    assertEquals(r.code, 2, `${flag} ${value}`);
+    assert(r.said.includes(`${flag}: ${message}`), r.said);
+  }
+  const r = await usage(["-i", "in.mkv", "-o", "out", "--edge-low", "9", "--edge-high", "8.5"]);
+  assertEquals(r.code, 2);
+  assert(r.said.startsWith("--edge-high must be at least --edge-low"), r.said);
+});
+
 Deno.test("jnd: mapStats percentiles interpolate like numpy", () => {
   const s = mapStats(new Float32Array([4, 1, 3, 2]), 7);
   assertEquals(s.frame, 7);

@@ -335,7 +335,44 @@ Deno.test("readVideo options: start, maxFrames, size, fps", async () => {
     assert.deepEqual(both.shape, [1, 3, 10, 20]);
     const slow = await readVideo(clip, { fps: 5 });
     assert.deepEqual(slow.shape, [5, 3, 48, 64]);
-    await assertVideoError(readVideo(clip, { maxFrames: 0 }), clip, /bad read options/);
+    await assertVideoError(
+      readVideo(clip, { maxFrames: 0 }),
+      clip,
+      /bad read options: maxFrames: Number must be greater than 0$/,
+    );
+  });
+});
+
+Deno.test("bad options: one message format (field: message) and a VideoError naming the file", async () => {
+  await withDir(async (dir) => {
+    const clip = path.join(dir, "c.mkv");
+    await lavfiClip(clip, 8, 6, 2, FFV1);
+    // probeVideo used to throw a bare ZodError here, without the file.
+    await assertVideoError(
+      probeVideo(clip, { countFrames: "yes" as unknown as boolean }),
+      clip,
+      /bad probe options: countFrames: expected boolean, got string$/,
+    );
+    await assertVideoError(
+      probeVideo(clip, { bogus: 1 } as unknown as { countFrames: boolean }),
+      clip,
+      /bad probe options: options: Unrecognized key\(s\) in object: 'bogus'$/,
+    );
+    const frames = randomFrames(1, 6, 8, RUN_SEED + 10).tensor;
+    const png = path.join(dir, "f.png");
+    await assertVideoError(
+      writeFramePng(png, frames, { frame: 0.5 }),
+      png,
+      /bad PNG options: frame: expected integer, got float$/,
+    );
+    const out = path.join(dir, "o.mkv");
+    await assertVideoError(
+      writeVideo(out, frames, { fps: -1, chunkFrames: 0 }),
+      out,
+      /bad write options: fps: Number must be greater than 0; chunkFrames: Number must be greater than 0$/,
+    );
+    frames.dispose();
+    assert.deepEqual(await listDir(dir), ["c.mkv"]);
   });
 });
 

@@ -12,8 +12,9 @@
 
 import { parseArgs } from "util";
 import { z } from "zod";
+import { formatZodError, integerArg } from "../_zod.ts";
 import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
-import { DISTORTIONS, formatIssues, type ProxyManifest } from "./manifest.ts";
+import { DISTORTIONS, type ProxyManifest } from "./manifest.ts";
 import {
   buildProxyDataset,
   DEFAULT_PROXY_DIR,
@@ -57,23 +58,23 @@ Check options (loads a real dataset and lists missing videos):
   -h, --help             this text
 `;
 
-const int = (name: string) =>
-  z.string().regex(/^\d+$/, { message: `--${name} must be a whole number` }).transform(Number);
+/** Issues name the option as typed: `--frames: must be a whole number, got "x"`. */
+const FLAG = { prefix: "--" };
 
 const BuildArgs = z.object({
   out: z.string().min(1).optional(),
   sources: z.string().min(1).optional(),
-  seed: int("seed").optional(),
-  frames: int("frames").optional(),
-  size: int("size").optional(),
-  fps: int("fps").optional(),
-  motions: int("motions").optional(),
-  levels: int("levels").optional(),
+  seed: integerArg().optional(),
+  frames: integerArg().optional(),
+  size: integerArg().optional(),
+  fps: integerArg().optional(),
+  motions: integerArg().optional(),
+  levels: integerArg().optional(),
   distortions: z.string().optional(),
-  "max-sources": int("max-sources").optional(),
-  test: int("test").optional(),
-  val: int("val").optional(),
-  jobs: int("jobs").optional(),
+  "max-sources": integerArg().optional(),
+  test: integerArg().optional(),
+  val: integerArg().optional(),
+  jobs: integerArg().optional(),
   force: z.boolean().default(false),
   quiet: z.boolean().default(false),
 });
@@ -177,7 +178,7 @@ function flagNames(message: string): string {
 async function build(raw: Record<string, unknown>): Promise<number> {
   const parsed = BuildArgs.safeParse(raw);
   if (!parsed.success) {
-    console.error(`deno task data: ${formatIssues(parsed.error)}\n\n${USAGE}`);
+    console.error(`deno task data: ${formatZodError(parsed.error, FLAG)}\n\n${USAGE}`);
     return 2;
   }
   const a = parsed.data;
@@ -230,7 +231,7 @@ async function build(raw: Record<string, unknown>): Promise<number> {
 async function check(raw: Record<string, unknown>): Promise<number> {
   const parsed = CheckArgs.safeParse(raw);
   if (!parsed.success) {
-    console.error(`deno task data check: ${formatIssues(parsed.error)}\n\n${USAGE}`);
+    console.error(`deno task data check: ${formatZodError(parsed.error, FLAG)}\n\n${USAGE}`);
     return 2;
   }
   const a = parsed.data;

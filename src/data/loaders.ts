@@ -21,6 +21,7 @@
 import * as path from "path";
 import { z } from "zod";
 import { isDir, isFile } from "../_fs.ts";
+import { zodIssueMessage } from "../_zod.ts";
 import { CsvSyntaxError, parseCsv } from "./csv.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
@@ -186,11 +187,10 @@ function parseRow<T extends z.ZodTypeAny>(
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const key = String(issue.path[0] ?? "");
-  let message = issue.message;
-  if (issue.code === z.ZodIssueCode.invalid_type) {
-    message = `expected ${issue.expected}, got ${issue.received}`;
-  }
-  throw new DatasetError(file, message, { row, field: fieldNames[key] ?? (key || undefined) });
+  throw new DatasetError(file, zodIssueMessage(issue), {
+    row,
+    field: fieldNames[key] ?? (key || undefined),
+  });
 }
 
 /** Indexes the video files under a folder (recursively) by base name and by name stem. */

@@ -8,6 +8,7 @@
 import * as path from "path";
 import { z } from "zod";
 import { isFile } from "../_fs.ts";
+import { formatZodError } from "../_zod.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
 /**
@@ -314,22 +315,6 @@ export const LABEL_FORMULA =
   "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
 
 /**
- * Formats zod issues as `field: message` lines.
- *
- * @example
- * ```ts
- * import { z } from "zod";
- * import { formatIssues } from "./manifest.ts";
- * const r = z.object({ n: z.number() }).safeParse({ n: "x" });
- * if (!r.success) formatIssues(r.error); // "n: Expected number, received string"
- * ```
- */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
-    .join("; ");
-}
-
-/**
  * Options of {@link loadManifest}.
  *
  * @example
@@ -397,7 +382,7 @@ export async function loadManifest(
   }
   const parsed = ProxyManifestSchema.safeParse(json);
   if (!parsed.success) {
-    throw new DatasetError(file, `not a valid proxy manifest: ${formatIssues(parsed.error)}`);
+    throw new DatasetError(file, `not a valid proxy manifest: ${formatZodError(parsed.error)}`);
   }
   const manifest = parsed.data;
   const dir = path.dirname(path.resolve(file));

@@ -16,12 +16,12 @@
 import * as path from "path";
 import { z } from "zod";
 import { exists, isFile, writeFileAtomic } from "../_fs.ts";
+import { formatZodError } from "../_zod.ts";
 import { fileArg, inputArgs, runTool, VideoError } from "../video/_ffmpeg.ts";
 import {
   type ClipRecord,
   type Distortion,
   DISTORTIONS,
-  formatIssues,
   LABEL_FORMULA,
   LABEL_SSIM_FLOOR,
   MANIFEST_VERSION,
@@ -247,7 +247,11 @@ type Resolved = z.infer<typeof OptionsSchema>;
 export function resolveProxyOptions(options: BuildProxyOptions = {}): Resolved {
   const { onProgress: _, ...rest } = options;
   const parsed = OptionsSchema.safeParse(rest);
-  if (!parsed.success) throw new RangeError(`proxy dataset options: ${formatIssues(parsed.error)}`);
+  if (!parsed.success) {
+    throw new RangeError(
+      `proxy dataset options: ${formatZodError(parsed.error, { root: "options" })}`,
+    );
+  }
   return parsed.data;
 }
 

@@ -16,6 +16,7 @@
 import { parseArgs } from "util";
 import { join } from "path";
 import { z } from "zod";
+import { formatZodError, integerArg, numberArg } from "../_zod.ts";
 import { copyBuffer } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { getGpu, initGpu } from "../gpu/device.ts";
@@ -53,11 +54,11 @@ const ArgsSchema = z.object({
   input: z.string({ required_error: "required" }).min(1),
   out: z.string({ required_error: "required" }).min(1),
   model: z.enum(JND_MODELS).default(DEFAULT_VIDEO_JND_MODEL),
-  frames: z.coerce.number().int().positive().optional(),
-  batch: z.coerce.number().int().positive().max(256).default(8),
-  "max-levels": z.coerce.number().positive().default(32),
-  "edge-low": z.coerce.number().nonnegative().default(50),
-  "edge-high": z.coerce.number().nonnegative().default(150),
+  frames: integerArg().pipe(z.number().positive()).optional(),
+  batch: integerArg().pipe(z.number().positive().max(256)).default("8"),
+  "max-levels": numberArg().pipe(z.number().positive()).default("32"),
+  "edge-low": numberArg().pipe(z.number().nonnegative()).default("50"),
+  "edge-high": numberArg().pipe(z.number().nonnegative()).default("150"),
   quiet: z.boolean().default(false),
 }).refine((a) => a["edge-high"] >= a["edge-low"], {
   message: "--edge-high must be at least --edge-low",
@@ -148,10 +149,8 @@ export async function jndCommand(args: string[]): Promise<number> {
   const { help: _help, ...rest } = raw;
   const parsed = ArgsSchema.safeParse(rest);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) =>
-      `${i.path.length ? `--${i.path.join(".")}: ` : ""}${i.message}`
-    );
-    console.error(`${issues.join("\n")}\n\n${USAGE}`);
+    const issues = formatZodError(parsed.error, { prefix: "--", separator: "\n" });
+    console.error(`${issues}\n\n${USAGE}`);
     return 2;
   }
   const o = parsed.data;

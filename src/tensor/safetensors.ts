@@ -20,6 +20,7 @@
 
 import { z } from "zod";
 import { writeFileAtomic } from "../_fs.ts";
+import { formatZodError } from "../_zod.ts";
 import { writeBuffer } from "../gpu/queue.ts";
 import { type Shape, sizeOf, Tensor, tensor } from "./tensor.ts";
 
@@ -74,12 +75,6 @@ const tensorInfoSchema = z.object({
 const metadataSchema = z.record(z.string(), z.string());
 const headerSchema = z.record(z.string(), z.unknown());
 
-function describeZod(error: z.ZodError): string {
-  return error.issues
-    .map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message))
-    .join("; ");
-}
-
 function fail(message: string): never {
   throw new SafetensorsError(message);
 }
@@ -106,7 +101,9 @@ export function encodeSafetensors(
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) {
     const parsed = metadataSchema.safeParse(metadata);
-    if (!parsed.success) fail(`metadata must map strings to strings: ${describeZod(parsed.error)}`);
+    if (!parsed.success) {
+      fail(`metadata must map strings to strings: ${formatZodError(parsed.error)}`);
+    }
     header[METADATA_KEY] = parsed.data;
   }
   let offset = 0;
@@ -258,13 +255,15 @@ function parseHeader(bytes: Uint8Array): { header: ParsedHeader; dataStart: numb
     if (name === METADATA_KEY) {
       const parsed = metadataSchema.safeParse(value);
       if (!parsed.success) {
-        fail(`${METADATA_KEY} must map strings to strings: ${describeZod(parsed.error)}`);
+        fail(`${METADATA_KEY} must map strings to strings: ${formatZodError(parsed.error)}`);
       }
       header.metadata = parsed.data;
       continue;
     }
     const parsed = tensorInfoSchema.safeParse(value);
-    if (!parsed.success) fail(`tensor '${name}': bad header entry: ${describeZod(parsed.error)}`);
+    if (!parsed.success) {
+      fail(`tensor '${name}': bad header entry: ${formatZodError(parsed.error)}`);
+    }
     if (parsed.data.dtype !== "F32") {
       fail(
         `tensor '${name}' has dtype ${parsed.data.dtype}; only F32 is supported ` +

@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import { formatZodError } from "../_zod.ts";
 import { checkInputFile, inputArgs, runTool, VideoError } from "./_ffmpeg.ts";
 
 /** A decimal string or number from ffprobe (it prints most numbers as strings). */
@@ -106,7 +107,14 @@ function parseRate(s: string | undefined): number {
  * ```
  */
 export async function probeVideo(file: string, options: ProbeOptions = {}): Promise<VideoInfo> {
-  const opts = ProbeOptionsSchema.parse(options);
+  const o = ProbeOptionsSchema.safeParse(options);
+  if (!o.success) {
+    throw new VideoError(
+      file,
+      `bad probe options: ${formatZodError(o.error, { root: "options" })}`,
+    );
+  }
+  const opts = o.data;
   await checkInputFile(file);
   const args = [
     "-v",
@@ -134,13 +142,15 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
   }
   const top = FfprobeOutput.safeParse(json);
   if (!top.success) {
-    throw new VideoError(file, `unexpected ffprobe output: ${top.error.message}`, { stderr });
+    throw new VideoError(file, `unexpected ffprobe output: ${formatZodError(top.error)}`, {
+      stderr,
+    });
   }
   const raw = top.data.streams.find((s) => (s as { codec_type?: string })?.codec_type === "video");
   if (!raw) throw new VideoError(file, "has no video stream", { stderr });
   const parsed = FfprobeStream.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    const issues = formatZodError(parsed.error);
     throw new VideoError(file, `video stream without usable properties (${issues})`, { stderr });
   }
   const s = parsed.data;

@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import { formatZodError } from "../_zod.ts";
 import { getGpu } from "../gpu/device.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, paddedBytes, unpackFrames } from "./_convert.ts";
@@ -75,8 +76,7 @@ type ReadOpts = z.infer<typeof ReadSchema>;
 function parseOptions(file: string, options: unknown): ReadOpts {
   const r = ReadSchema.safeParse(options);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`);
-    throw new VideoError(file, `bad read options: ${issues.join("; ")}`);
+    throw new VideoError(file, `bad read options: ${formatZodError(r.error, { root: "options" })}`);
   }
   return r.data;
 }

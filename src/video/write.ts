@@ -28,6 +28,7 @@
 
 import * as path from "path";
 import { z } from "zod";
+import { formatZodError } from "../_zod.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, packFrames } from "./_convert.ts";
 import {
@@ -293,8 +294,8 @@ export async function writeVideo(
 ): Promise<WriteVideoResult> {
   const parsed = WriteSchema.safeParse(options);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`);
-    throw new VideoError(file, `bad write options: ${issues.join("; ")}`);
+    const issues = formatZodError(parsed.error, { root: "options" });
+    throw new VideoError(file, `bad write options: ${issues}`);
   }
   const o = parsed.data;
   const muxer = muxerFor(file, o.codec);
@@ -450,7 +451,10 @@ export async function writeFramePng(
   options: WriteFramePngOptions = {},
 ): Promise<void> {
   const parsed = PngSchema.safeParse(options);
-  if (!parsed.success) throw new VideoError(file, `bad options: ${parsed.error.message}`);
+  if (!parsed.success) {
+    const issues = formatZodError(parsed.error, { root: "options" });
+    throw new VideoError(file, `bad PNG options: ${issues}`);
+  }
   const index = parsed.data.frame;
   const t = framesOf(frames, file, index);
   try {
