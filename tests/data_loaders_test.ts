@@ -164,37 +164,69 @@ Deno.test("loadKonvid: bad rows and headers are reported by row and field", asyn
   let root = await layout({ "KoNViD_1k_attributes.csv": head + good + "3,abc\n" });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 4: field MOS: expected a number, got 'abc'",
+    `${path.join(root, "KoNViD_1k_attributes.csv")} row 4: field MOS: expected a number, got 'abc'`,
     4,
     "MOS",
   );
   root = await layout({ "KoNViD_1k_attributes.csv": head + good + ",3\n" });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 4: field flickr_id: expected a name, got an empty field",
+    `${
+      path.join(root, "KoNViD_1k_attributes.csv")
+    } row 4: field flickr_id: expected a name, got an empty field`,
   );
   root = await layout({ "KoNViD_1k_attributes.csv": head + "1,\n" });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 2: field MOS: expected a number, got ''",
+    `${path.join(root, "KoNViD_1k_attributes.csv")} row 2: field MOS: expected a number, got ''`,
   );
   root = await layout({ "KoNViD_1k_attributes.csv": head + good + "7\n" });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 4: field MOS: has 1 fields, the header 2",
+    `${path.join(root, "KoNViD_1k_attributes.csv")} row 4: field MOS: has 1 fields, the header 2`,
   );
   root = await layout({ "KoNViD_1k_attributes.csv": "flickr_id,score\n1,3\n" });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 1: no 'MOS' column (header: flickr_id, score)",
+    `${
+      path.join(root, "KoNViD_1k_attributes.csv")
+    } row 1: no 'MOS' column (header: flickr_id, score)`,
   );
   root = await layout({ "KoNViD_1k_attributes.csv": 'flickr_id,MOS\n1,3\n"2,4\n' });
   await rejectsWith(
     loadKonvid(root),
-    "KoNViD_1k_attributes.csv row 3: unterminated quoted field",
+    `${path.join(root, "KoNViD_1k_attributes.csv")} row 3: unterminated quoted field`,
   );
   root = await layout({ "readme.txt": "" });
   await rejects(loadKonvid(root), /KoNViD_1k_attributes\.csv not found/);
+});
+
+Deno.test("a quoted line break in the header: columns found, rows numbered by line", async () => {
+  const konvid = await layout({
+    "KoNViD_1k_attributes.csv": '"notes,\nmulti-line",flickr_id,MOS,file_name\n' +
+      "x,1,3.5,one.mkv\ny,2,oops,two.mkv\n",
+    "KoNViD_1k_videos/one.mkv": "",
+  });
+  await rejectsWith(
+    loadKonvid(konvid),
+    `${
+      path.join(konvid, "KoNViD_1k_attributes.csv")
+    } row 4: field MOS: expected a number, got 'oops'`,
+    4,
+    "MOS",
+  );
+  await Deno.writeTextFile(
+    path.join(konvid, "KoNViD_1k_attributes.csv"),
+    '"notes,\nmulti-line",flickr_id,MOS,file_name\nx,1,3.5,one.mkv\n',
+  );
+  const k = await loadKonvid(konvid);
+  deepEqual(k.items.map((i) => [path.basename(i.path), i.mos]), [["one.mkv", 3.5]]);
+  const ugc = await layout({
+    "ugc.csv": '"a\nb",vid,MOS full,MOS\n-,A,4.25,1\n',
+    "A.mkv": "",
+  });
+  const u = await loadYoutubeUgc(ugc);
+  deepEqual(u.items.map((i) => [path.basename(i.path), i.mos]), [["A.mkv", 4.25]]);
 });
 
 Deno.test("loadLiveVqc: label CSV and Video/, names with and without extension", async () => {
@@ -213,14 +245,14 @@ Deno.test("loadLiveVqc: label CSV and Video/, names with and without extension",
   const other = await layout({ "x.csv": "video_name,mos\nA001.mp4,n/a\n" });
   await rejectsWith(
     loadLiveVqc(root, { labels: path.join(other, "x.csv") }),
-    "x.csv row 2: field mos: expected a number, got 'n/a'",
+    `${path.join(other, "x.csv")} row 2: field mos: expected a number, got 'n/a'`,
   );
   const empty = await layout({ "Video/A001.mp4": "" });
   await rejects(loadLiveVqc(empty), /no label CSV found/);
   const noName = await layout({ "y.csv": "File,MOS\nA001.mp4,50\n  ,40\n" });
   await rejectsWith(
     loadLiveVqc(root, { labels: path.join(noName, "y.csv") }),
-    "y.csv row 3: field File: expected a name, got an empty field",
+    `${path.join(noName, "y.csv")} row 3: field File: expected a name, got an empty field`,
   );
 });
 
@@ -243,7 +275,7 @@ Deno.test("loadYoutubeUgc: MOS sheet as CSV, videos in category/resolution folde
   const bad = await layout({ "ugc.csv": "vid,MOS full\nA,4\nB,four\n" });
   await rejectsWith(
     loadYoutubeUgc(bad),
-    "ugc.csv row 3: field MOS full: expected a number, got 'four'",
+    `${path.join(bad, "ugc.csv")} row 3: field MOS full: expected a number, got 'four'`,
   );
 });
 
@@ -276,17 +308,17 @@ Deno.test("loadGenericManifest: CSV and JSON, relative paths, bad rows", async (
   });
   await rejectsWith(
     loadGenericManifest(path.join(bad, "m.json")),
-    "m.json row 2: field mos: expected number, got string",
+    `${path.join(bad, "m.json")} row 2: field mos: expected number, got string`,
   );
   await rejectsWith(
     loadGenericManifest(path.join(bad, "n.json")),
-    "n.json row 1: field path: expected a path, got an empty string",
+    `${path.join(bad, "n.json")} row 1: field path: expected a path, got an empty string`,
   );
   await rejects(loadGenericManifest(path.join(bad, "o.json")), /expected an array/);
   await rejects(loadGenericManifest(path.join(bad, "p.json")), /not valid JSON/);
   await rejectsWith(
     loadGenericManifest(path.join(bad, "q.csv")),
-    "q.csv row 3: field mos: expected a number, got '1e'",
+    `${path.join(bad, "q.csv")} row 3: field mos: expected a number, got '1e'`,
   );
   await rejects(loadGenericManifest(path.join(bad, "none.csv")), /none\.csv: no such file/);
 });
@@ -312,7 +344,13 @@ Deno.test("data check: counts, missing videos (exit 1), errors", async () => {
     await Deno.writeTextFile(path.join(root, "KoNViD_1k_attributes.csv"), "flickr_id,MOS\n1,x\n");
     said.length = 0;
     equal(await dataCommand(["check", "--format", "konvid", "--root", root]), 1);
-    ok(said.includes("KoNViD_1k_attributes.csv row 2: field MOS: expected a number, got 'x'"));
+    ok(
+      said.includes(
+        `${
+          path.join(root, "KoNViD_1k_attributes.csv")
+        } row 2: field MOS: expected a number, got 'x'`,
+      ),
+    );
   } finally {
     console.log = log;
     console.error = err;

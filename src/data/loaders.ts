@@ -126,14 +126,22 @@ async function firstCsv(dir: string): Promise<string | null> {
   return names.length ? path.join(dir, names[0]) : null;
 }
 
+/** Wanted columns: key -> accepted header names. */
+type Columns = Record<string, string[]>;
+
+/** Header names compared case-insensitively, ignoring spaces and underscores. */
+const normHeader = (s: string) => s.toLowerCase().replace(/[\s_]/g, "");
+
 /**
  * Parses a CSV label file into rows keyed by header name; checks that the wanted columns are
- * present (matching case-insensitively, ignoring spaces and underscores).
+ * present (matching case-insensitively, ignoring spaces and underscores). `columns` may be a
+ * function of the parsed (trimmed) header, for files whose columns vary; the header is parsed
+ * once, with the rest of the file, so a quoted line break in it is read correctly.
  */
 function csvRows(
   file: string,
   text: string,
-  columns: Record<string, string[]>,
+  columns: Columns | ((header: string[]) => Columns),
 ): { rows: { row: number; values: Record<string, string> }[]; headers: Record<string, string> } {
   let records;
   try {
@@ -144,10 +152,10 @@ function csvRows(
   }
   if (records.length === 0) throw new DatasetError(file, "empty file (no header row)");
   const header = records[0].fields.map((h) => h.trim());
-  const norm = (s: string) => s.toLowerCase().replace(/[\s_]/g, "");
+  const wanted = typeof columns === "function" ? columns(header) : columns;
   const index: Record<string, number> = {};
-  for (const [key, names] of Object.entries(columns)) {
-    const i = header.findIndex((h) => names.some((n) => norm(n) === norm(h)));
+  for (const [key, names] of Object.entries(wanted)) {
+    const i = header.findIndex((h) => names.some((n) => normHeader(n) === normHeader(h)));
     if (i < 0) {
       throw new DatasetError(
         file,
@@ -257,15 +265,12 @@ export async function loadKonvid(
     path.join(root, "KoNViD_1k_metadata", "KoNViD_1k_attributes.csv"),
     path.join(root, "metadata", "KoNViD_1k_attributes.csv"),
   ], "KoNViD_1k_attributes.csv");
-  const text = await readText(labels);
-  const file = path.basename(labels);
-  const header = parseCsv(text.split(/\r?\n/, 1)[0] ?? "")[0]?.fields ?? [];
-  const hasFileName = header.some((h) => h.trim().toLowerCase() === "file_name");
-  const { rows, headers } = csvRows(file, text, {
+  const file = labels;
+  const { rows, headers } = csvRows(file, await readText(labels), (header) => ({
     id: ["flickr_id"],
     mos: ["MOS"],
-    ...(hasFileName ? { fileName: ["file_name"] } : {}),
-  });
+    ...(header.some((h) => h.toLowerCase() === "file_name") ? { fileName: ["file_name"] } : {}),
+  }));
   const schema = z.object({ id: csvName, mos: csvNumber, fileName: z.string().optional() });
   const videos = options.videos ??
     (await isDir(path.join(root, "KoNViD_1k_videos")) ? path.join(root, "KoNViD_1k_videos") : root);
@@ -296,7 +301,7 @@ export async function loadLiveVqc(
   if (!labels) {
     throw new DatasetError(root, "no label CSV found in the root; pass it with `labels`");
   }
-  const file = path.basename(labels);
+  const file = labels;
   const { rows, headers } = csvRows(file, await readText(labels), {
     name: ["File", "filename", "file_name", "name", "video", "video_name"],
     mos: ["MOS"],
@@ -330,12 +335,11 @@ export async function loadYoutubeUgc(
   if (!labels) {
     throw new DatasetError(root, "no label CSV found in the root; pass it with `labels`");
   }
-  const file = path.basename(labels);
-  const text = await readText(labels);
-  const header = parseCsv(text.split(/\r?\n/, 1)[0] ?? "")[0]?.fields ?? [];
-  const norm = (s: string) => s.toLowerCase().replace(/[\s_]/g, "");
-  const mosColumn = header.find((h) => norm(h) === "mosfull") ? "MOS full" : "MOS";
-  const { rows, headers } = csvRows(file, text, { vid: ["vid"], mos: [mosColumn] });
+  const file = labels;
+  const { rows, headers } = csvRows(file, await readText(labels), (header) => ({
+    vid: ["vid"],
+    mos: [header.some((h) => normHeader(h) === "mosfull") ? "MOS full" : "MOS"],
+  }));
   const schema = z.object({ vid: csvName, mos: csvNumber });
   const videos = options.videos ??
     (await isDir(path.join(root, "original_videos")) ? path.join(root, "original_videos") : root);
@@ -368,7 +372,7 @@ export async function loadGenericManifest(
   options: { videos?: string } = {},
 ): Promise<LoadedDataset> {
   const text = await readText(file);
-  const name = path.basename(file);
+  const name = file;
   const base = options.videos ?? path.dirname(file);
   const entries: { path: string; mos: number }[] = [];
   if (file.toLowerCase().endsWith(".json")) {
