@@ -218,7 +218,8 @@ Deno.test("loading into tensors names missing, extra and mismatching tensors, ch
       () => loadSafetensors(path, { a: a2, b, c }),
       (e: unknown) => {
         assert.ok(e instanceof SafetensorsError);
-        assert.match(e.message, /m\.safetensors/);
+        assert.equal(e.file, path);
+        assert.ok(e.message.startsWith(`${path}: `), e.message);
         assert.match(
           e.message,
           /tensor 'a' has shape \[2,3\] in the file but \[3,2\] in the model/,
@@ -230,6 +231,41 @@ Deno.test("loading into tensors names missing, extra and mismatching tensors, ch
     );
     assert.deepEqual(Array.from(await a2.read()), [0, 0, 0, 0, 0, 0]);
     [a, b, extra, a2, c].forEach((t) => t.dispose());
+  });
+});
+
+Deno.test("errors about a file carry its path (file field and message); bytes have none", async () => {
+  await withTempDir(async (dir) => {
+    const expectError = async (p: Promise<unknown>, file: string, detail: RegExp) => {
+      const e = await p.then(() => null, (err) => err);
+      assert.ok(e instanceof SafetensorsError, `expected a SafetensorsError, got ${e}`);
+      assert.equal(e.file, file);
+      assert.ok(e.message.startsWith(`${file}: `), e.message);
+      assert.match(e.detail, detail);
+    };
+    const missing = join(dir, "none.safetensors");
+    await expectError(loadSafetensors(missing), missing, /^no such file$/);
+    await expectError(safetensorsMetadata(missing), missing, /^no such file$/);
+    const short = join(dir, "short.safetensors");
+    await Deno.writeFile(short, new Uint8Array([1, 2, 3]));
+    await expectError(loadSafetensors(short), short, /too short for the 8-byte header length/);
+    const w = tensor([1, 2], [2]);
+    const out = join(dir, "w.safetensors");
+    await expectError(
+      saveSafetensors(out, { w }, { n: 3 as unknown as string }),
+      out,
+      /^metadata must map strings to strings: n: expected string, got number$/,
+    );
+    const blocked = join(dir, "sub");
+    await Deno.mkdir(join(blocked, "x"), { recursive: true });
+    await expectError(saveSafetensors(blocked, { w }), blocked, /^cannot write: /);
+    w.dispose();
+    assert.throws(() => decodeSafetensors(new Uint8Array(3)), (e: unknown) => {
+      assert.ok(e instanceof SafetensorsError);
+      assert.equal(e.file, undefined);
+      assert.equal(e.message, e.detail);
+      return true;
+    });
   });
 });
 

@@ -41,8 +41,9 @@ export interface SafetensorsContents {
 }
 
 /**
- * A malformed, unsupported or mismatching safetensors file; the message names the file, the
- * tensor and what is wrong.
+ * A malformed, unsupported, unreadable or mismatching safetensors file. The message is
+ * `<file>: <detail>` (the detail alone for bytes decoded without a file) and names the tensor
+ * and what is wrong; `file` holds the path, like `VideoError` and `DatasetError`.
  *
  * @example
  * ```ts
@@ -50,14 +51,21 @@ export interface SafetensorsContents {
  * try {
  *   await loadSafetensors("weights.safetensors");
  * } catch (e) {
- *   if (e instanceof SafetensorsError) console.error(e.message);
+ *   if (e instanceof SafetensorsError) console.error(e.file, e.detail);
  * }
  * ```
  */
 export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** The file the error is about; undefined for bytes given to `decodeSafetensors`. */
+  readonly file: string | undefined;
+  /** What is wrong, without the file name. */
+  readonly detail: string;
+  /** An error about `file` (undefined when there is none); `cause` where there is one. */
+  constructor(file: string | undefined, detail: string, options: { cause?: unknown } = {}) {
+    super(file === undefined ? detail : `${file}: ${detail}`, { cause: options.cause });
     this.name = "SafetensorsError";
+    this.file = file;
+    this.detail = detail;
   }
 }
 
@@ -75,8 +83,20 @@ const tensorInfoSchema = z.object({
 const metadataSchema = z.record(z.string(), z.string());
 const headerSchema = z.record(z.string(), z.unknown());
 
-function fail(message: string): never {
-  throw new SafetensorsError(message);
+function fail(detail: string, file?: string): never {
+  throw new SafetensorsError(file, detail);
+}
+
+/** Runs `fn`; a SafetensorsError without a file is rethrown naming `file`. */
+function aboutFile<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SafetensorsError && e.file === undefined) {
+      throw new SafetensorsError(file, e.detail, { cause: e });
+    }
+    throw e;
+  }
 }
 
 function shapeText(shape: readonly number[]): string {
@@ -293,27 +313,28 @@ export async function saveSafetensors(
 ): Promise<void> {
   const datas: Record<string, TensorData> = {};
   for (const [name, t] of Object.entries(tensors)) {
-    if (!(t instanceof Tensor)) fail(`${path}: '${name}' is not a Tensor`);
+    if (!(t instanceof Tensor)) fail(`'${name}' is not a Tensor`, path);
     datas[name] = { shape: [...t.shape], data: await t.read() };
   }
-  let bytes: Uint8Array;
+  const bytes = aboutFile(path, () => encodeSafetensors(datas, metadata));
   try {
-    bytes = encodeSafetensors(datas, metadata);
+    await writeFileAtomic(path, bytes);
   } catch (e) {
-    if (e instanceof SafetensorsError) fail(`${path}: ${e.message}`);
-    throw e;
+    throw new SafetensorsError(path, `cannot write: ${(e as Error).message}`, { cause: e });
   }
-  await writeFileAtomic(path, bytes);
 }
 
 async function readContents(path: string): Promise<SafetensorsContents> {
-  const bytes = await Deno.readFile(path);
+  let bytes: Uint8Array;
   try {
-    return decodeSafetensors(bytes);
+    bytes = await Deno.readFile(path);
   } catch (e) {
-    if (e instanceof SafetensorsError) fail(`${path}: ${e.message}`);
-    throw e;
+    const detail = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : `cannot read: ${(e as Error).message}`;
+    throw new SafetensorsError(path, detail, { cause: e });
   }
+  return aboutFile(path, () => decodeSafetensors(bytes));
 }
 
 /**
@@ -361,7 +382,7 @@ export async function loadSafetensors(
       );
     }
   }
-  if (problems.length) fail(`${path}: ${problems.join("; ")}`);
+  if (problems.length) fail(problems.join("; "), path);
   for (const [name, t] of Object.entries(into)) {
     const data = tensors[name].data as Float32Array<ArrayBuffer>;
     // writeBuffer submits pending work first, so kernels already encoded see the old values.
