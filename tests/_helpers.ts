@@ -3,6 +3,7 @@
 
 import { initGpu } from "../src/gpu/device.ts";
 import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
+import { randomNormal, randomUniform, type SeededRandom, seededRandom } from "../src/_random.ts";
 
 export { initGpu };
 
@@ -12,21 +13,12 @@ export const RUN_SEED = (() => {
   return env ? Number(env) : (Date.now() % 1_000_000_007);
 })();
 
-/** A seeded generator (mulberry32) with uniform and normal draws. */
-export function rng(seed: number): { uniform: () => number; normal: () => number } {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => {
-    const u = Math.max(uniform(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
-  };
-  return { uniform, normal };
+/**
+ * A seeded generator with uniform [0, 1) and standard normal draws: STQA's one generator
+ * (src/_random.ts, xoshiro128**), so tests, benchmarks and initialisers share it.
+ */
+export function rng(seed: number): SeededRandom {
+  return seededRandom(seed);
 }
 
 /** Values rounded to float32 and held as float64 (so CPU references see exactly the GPU input). */
@@ -36,14 +28,12 @@ export function f32(values: ArrayLike<number>): Float64Array {
 
 /** Random normal data of `n` elements, rounded to float32. */
 export function randn(n: number, seed: number, scale = 1): Float64Array {
-  const r = rng(seed);
-  return f32(Array.from({ length: n }, () => r.normal() * scale));
+  return f32(randomNormal(n, { seed, std: scale }));
 }
 
 /** Random uniform data in [lo, hi), rounded to float32. */
 export function randu(n: number, seed: number, lo = 0, hi = 1): Float64Array {
-  const r = rng(seed);
-  return f32(Array.from({ length: n }, () => lo + (hi - lo) * r.uniform()));
+  return f32(randomUniform(n, { seed, low: lo, high: hi }));
 }
 
 /** Product of sizes. */
