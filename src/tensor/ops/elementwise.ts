@@ -9,8 +9,8 @@ import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, record, type Shape, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { rangeInts } from "../_elementwise_params.ts";
+import { MAX_RANK, padTo } from "../_layout.ts";
 
-const MAX_RANK = 8;
 /** Elements per invocation along the innermost axis in broadcasting kernels (SEG in the shader). */
 const SEG = 32;
 
@@ -305,7 +305,6 @@ function planBinary(a: Shape, b: Shape): BinaryPlan {
   const inner = outShape[rank - 1];
   const nSegs = Math.ceil(inner / SEG);
   const rows = inner === 0 ? 0 : size / inner;
-  const pad = (v: number[]) => [...v, ...new Array(MAX_RANK - v.length).fill(0)];
   const n = rows * nSegs;
   return {
     outShape,
@@ -320,9 +319,9 @@ function planBinary(a: Shape, b: Shape): BinaryPlan {
       sb[rank - 1],
       0,
       0,
-      ...pad(outShape.slice(0, -1)),
-      ...pad(sa.slice(0, -1)),
-      ...pad(sb.slice(0, -1)),
+      ...padTo(outShape.slice(0, -1)),
+      ...padTo(sa.slice(0, -1)),
+      ...padTo(sb.slice(0, -1)),
     ],
     workgroups: grid1d(n, 64),
   };
