@@ -32,7 +32,15 @@ export { VsfaMini } from "./vsfa_mini.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
 export { type BaseConfig, type Victim, VICTIM_FAMILIES, type VictimFamily } from "./victim.ts";
 
-/** Where the bundled weights live: `data/models` of this repository. */
+/** Where the bundled weights live: `data/models` of this repository.
+ *
+ * @example
+ * ```ts
+ * import { join } from "path";
+ * import { MODELS_DIR } from "./mod.ts";
+ * console.log(join(MODELS_DIR, "vsfa-mini.json"));
+ * ```
+ */
 export const MODELS_DIR: string = fileURLToPath(new URL("../../../data/models/", import.meta.url));
 
 /** The JSON file beside a victim's weights. */
@@ -78,7 +86,14 @@ export function createVictim(
   }
 }
 
-/** The safetensors and JSON paths for a bundled name or a path to either file (or their stem). */
+/** The safetensors and JSON paths for a bundled name or a path to either file (or their stem).
+ *
+ * @example
+ * ```ts
+ * import { victimPaths } from "./mod.ts";
+ * victimPaths("out/v.safetensors"); // { weights: "out/v.safetensors", json: "out/v.json" }
+ * ```
+ */
 export function victimPaths(nameOrPath: string): { weights: string; json: string } {
   let stem = nameOrPath;
   if (

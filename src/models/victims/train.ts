@@ -101,7 +101,18 @@ export interface TrainVictimResult {
   losses: number[];
 }
 
-/** The training loss became NaN or infinite; the message names the step and the checkpoint. */
+/** The training loss became NaN or infinite; the message names the step and the checkpoint.
+ *
+ * @example
+ * ```ts
+ * import { fitVictim, NonFiniteLossError } from "./train.ts";
+ * try {
+ *   // await fitVictim(victim, clips, { checkpointDir: "cache/victims/x" });
+ * } catch (e) {
+ *   if (e instanceof NonFiniteLossError) console.error(e.message);
+ * }
+ * ```
+ */
 export class NonFiniteLossError extends Error {
   constructor(message: string) {
     super(message);
@@ -109,7 +120,16 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-/** A small serialisable generator (mulberry32); `state` is one uint32. */
+/** A small serialisable generator (mulberry32); `state` is one uint32.
+ *
+ * @example
+ * ```ts
+ * import { BatchSampler } from "./train.ts";
+ * const s = new BatchSampler(1);
+ * const batch = s.pick(441, 8); // 8 distinct clip indices
+ * const saved = s.state; // restore with s.state = saved
+ * ```
+ */
 export class BatchSampler {
   /** The generator state. */
   state: number;

@@ -25,7 +25,14 @@ import {
   sub,
 } from "../../tensor/nn.ts";
 
-/** The victim families. */
+/** The victim families.
+ *
+ * @example
+ * ```ts
+ * import { VICTIM_FAMILIES } from "./victim.ts";
+ * console.log(VICTIM_FAMILIES.join(", "));
+ * ```
+ */
 export const VICTIM_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] as const;
 
 /** One of {@link VICTIM_FAMILIES}. */
@@ -98,7 +105,19 @@ export interface Victim {
   dispose(): void;
 }
 
-/** Collects parameters, each drawn with its own seed derived from one model seed. */
+/** Collects parameters, each drawn with its own seed derived from one model seed.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { ParamBuilder } from "./victim.ts";
+ * await initGpu();
+ * const pb = new ParamBuilder(1);
+ * pb.conv("conv1", 3, 8, 3, 0.1);
+ * pb.linear("head", 8, 1, 3);
+ * console.log(Object.keys(pb.params));
+ * ```
+ */
 export class ParamBuilder {
   /** The parameters made so far, by name. */
   readonly params: Record<string, Tensor> = {};
@@ -146,7 +165,14 @@ export class ParamBuilder {
   }
 }
 
-/** Throws unless `x` is `[T,3,H,W]` (rank 4) or `[B,T,3,H,W]` (rank 5); returns it as rank 5. */
+/** Throws unless `x` is `[T,3,H,W]` (rank 4) or `[B,T,3,H,W]` (rank 5); returns it as rank 5.
+ *
+ * @example
+ * ```ts
+ * import { asBatch } from "./victim.ts";
+ * // const clips = asBatch(frames, "my-model"); // [1,T,3,H,W]
+ * ```
+ */
 export function asBatch(x: Tensor, who: string): Tensor {
   if (x.rank === 4 && x.shape[1] === 3) return x.reshape([1, ...x.shape]);
   if (x.rank === 5 && x.shape[2] === 3) return x;
@@ -155,7 +181,14 @@ export function asBatch(x: Tensor, who: string): Tensor {
   );
 }
 
-/** Frees every tensor of a parameter record. */
+/** Frees every tensor of a parameter record.
+ *
+ * @example
+ * ```ts
+ * import { disposeParams } from "./victim.ts";
+ * // disposeParams(victim.parameters());
+ * ```
+ */
 export function disposeParams(params: Record<string, Tensor>): void {
   for (const t of Object.values(params)) t.dispose();
 }
@@ -189,18 +222,39 @@ export function mscn(x: Tensor, options: { kernel?: number; c?: number } = {}): 
   return div(sub(x, mu), add(sqrt(add(variance, 1e-6)), c));
 }
 
-/** The first conv's input: `x - 0.5`, with MSCN channels after it for `rgb+mscn`. */
+/** The first conv's input: `x - 0.5`, with MSCN channels after it for `rgb+mscn`.
+ *
+ * @example
+ * ```ts
+ * import { inputFeatures } from "./victim.ts";
+ * // const x0 = inputFeatures(frames, "rgb+mscn"); // [N,6,H,W]
+ * ```
+ */
 export function inputFeatures(x: Tensor, input: z.infer<typeof InputSchema>): Tensor {
   const centred = sub(x, 0.5);
   return input === "rgb" ? centred : concat([centred, mul(mscn(x), 0.25)], 1);
 }
 
-/** Channels of {@link inputFeatures}. */
+/** Channels of {@link inputFeatures}.
+ *
+ * @example
+ * ```ts
+ * import { inputChannels } from "./victim.ts";
+ * inputChannels("rgb+mscn"); // 6
+ * ```
+ */
 export function inputChannels(input: z.infer<typeof InputSchema>): number {
   return input === "rgb" ? 3 : 6;
 }
 
-/** Global std pooling `[N,C,H,W] -> [N,C]`, log-compressed as `log(std + 1e-3)` when asked. */
+/** Global std pooling `[N,C,H,W] -> [N,C]`, log-compressed as `log(std + 1e-3)` when asked.
+ *
+ * @example
+ * ```ts
+ * import { stdFeatures } from "./victim.ts";
+ * // const f = stdFeatures(features, true); // [N,C]
+ * ```
+ */
 export function stdFeatures(x: Tensor, logStd: boolean): Tensor {
   const s = globalStdPool(x);
   return logStd ? log(add(s, 1e-3)) : s;
