@@ -9,6 +9,7 @@ import {
   createVictim,
   fragments,
   loadVictim,
+  MODELS_DIR,
   saveVictim,
   type Victim,
   type VictimFamily,
@@ -410,6 +411,29 @@ Deno.test("rgb+mscn input: six input channels, scores and gradients still flow",
     const first = Object.entries(v.parameters()).find(([n]) => n.endsWith("1.weight"))!;
     assert.equal(first[1].shape[1], 6, `${family}: ${first[0]} [${first[1].shape}]`);
     [s, x].forEach((t) => t.dispose());
+    v.dispose();
+  }
+});
+
+Deno.test("bundled victims in data/models load and score a clip on the label scale", async () => {
+  for (const family of FAMILIES) {
+    const v = await loadVictim(family);
+    assert.equal(v.family, family);
+    const c = v.config;
+    const [h, w] = [c.height ?? 64, c.width ?? 64];
+    const x = tensor(Float32Array.from(randu(c.frames * 3 * h * w, RUN_SEED + 21)), [
+      c.frames,
+      3,
+      h,
+      w,
+    ]);
+    const s = tidy(() => noGrad(() => v.score(x)));
+    const q = (await s.read())[0];
+    assert.ok(Number.isFinite(q) && q > c.qMin - 2 && q < c.qMax + 2, `${family}: ${q}`);
+    const meta = JSON.parse(await Deno.readTextFile(join(MODELS_DIR, `${family}.json`)));
+    assert.match(meta.training.command, new RegExp(`^deno task train-victim --model ${family}`));
+    assert.equal(typeof meta.test.srcc, "number");
+    [x, s].forEach((t) => t.dispose());
     v.dispose();
   }
 });
