@@ -286,11 +286,11 @@ function syntheticClips(family: VictimFamily, count: number, seed: number): Load
 }
 
 for (const family of FAMILIES) {
-  Deno.test(`${family}: 20 training steps on synthetic clips lower the loss`, async () => {
+  Deno.test(`${family}: 60 training steps on synthetic clips lower the loss`, async () => {
     const clips = syntheticClips(family, 6, RUN_SEED);
     const v = tiny(family, 2);
     const fit = await fitVictim(v, clips, {
-      steps: 20,
+      steps: 60,
       batch: 6,
       lr: 3e-2,
       seed: 1,
@@ -298,7 +298,7 @@ for (const family of FAMILIES) {
     });
     const first = fit.losses[0];
     const last = fit.losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
-    assert.equal(fit.losses.length, 20);
+    assert.equal(fit.losses.length, 60);
     console.log(`${family}: loss ${first.toFixed(4)} -> ${last.toFixed(4)}`);
     // The first loss is about the labels' variance (the head starts at the middle of the
     // scale); below 0.7 of it, the model has learnt part of the noise-to-label relation.
