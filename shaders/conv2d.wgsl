@@ -721,6 +721,97 @@ fn conv_win3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
   store8(b, oy + 1u, co0, ox0, B);
 }
 
+// conv_win3r4: conv_win3 for few output channels (CB = 4, the final RGB layer) at SH = 1: four
+// output rows per invocation from 6 shared input rows per input channel (conv_win with two rows
+// reads 6 row windows per 2 output rows), and each packed weight vec4 serves 4 output rows.
+
+struct Acc4 {
+  m0: mat4x4<f32>,
+  m1: mat4x4<f32>,
+  m2: mat4x4<f32>,
+  m3: mat4x4<f32>,
+}
+
+struct W4 {
+  v0: vec4<f32>,
+  v1: vec4<f32>,
+  v2: vec4<f32>,
+  v3: vec4<f32>,
+}
+
+// The three taps of channels co0 .. co0+3 for one (ci, ky): 3 vec4 loads of packed weights.
+fn load_w4(wb: u32, q: u32) -> W4 {
+  let k0 = wt4[wb];
+  let k1 = wt4[wb + q];
+  let k2 = wt4[wb + 2u * q];
+  return W4(vec4<f32>(k0.x, k1.x, k2.x, 0.0), vec4<f32>(k0.y, k1.y, k2.y, 0.0),
+    vec4<f32>(k0.z, k1.z, k2.z, 0.0), vec4<f32>(k0.w, k1.w, k2.w, 0.0));
+}
+
+fn apply4(a: Acc4, w: W4, t: Taps) -> Acc4 {
+  return Acc4(tap3(a.m0, w.v0, t), tap3(a.m1, w.v1, t), tap3(a.m2, w.v2, t), tap3(a.m3, w.v3, t));
+}
+
+fn store4(b: u32, oy: u32, co0: u32, ox0: u32, a: Acc4) {
+  store16(b, oy, co0, ox0, a.m0);
+  store16(b, oy, co0 + 1u, ox0, a.m1);
+  store16(b, oy, co0 + 2u, ox0, a.m2);
+  store16(b, oy, co0 + 3u, ox0, a.m3);
+}
+
+@compute @workgroup_size(WG)
+fn conv_win3r4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let owg = (params.ow + 15u) / 16u;
+  let nrow = (params.oh + 3u) / 4u;
+  let groups = params.nb * nrow * owg;
+  let g = min(wid.x * WG + lid.x, groups - 1u);
+  let ox0 = (g % owg) * 16u;
+  let oy = ((g / owg) % nrow) * 4u;
+  let b = g / (owg * nrow);
+  let co0 = wid.y * 4u;
+  let q = (params.cout + 7u) / 8u * 2u;
+  let hw = params.h * params.w;
+  var x0 = i32(ox0);
+  if (SW2) { x0 = 2 * i32(ox0); }
+  let z = mat4x4<f32>();
+  var A = Acc4(z, z, z, z);
+  var B = Acc4(z, z, z, z);
+  var C = Acc4(z, z, z, z);
+  var D = Acc4(z, z, z, z);
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (b * params.cin + ci) * hw;
+    let wb = ci * 9u * q + co0 / 4u;
+    let w0 = load_w4(wb, q);
+    let w1 = load_w4(wb + 3u * q, q);
+    let w2 = load_w4(wb + 6u * q, q);
+    // output row oy + r reads input rows iy + r .. iy + r + 2
+    let iy = i32(oy) - PH;
+    let t0 = window16(input_row(plane, iy), row_ok(iy), x0);
+    A = apply4(A, w0, t0);
+    let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
+    A = apply4(A, w1, t1);
+    B = apply4(B, w0, t1);
+    let t2 = window16(input_row(plane, iy + 2), row_ok(iy + 2), x0);
+    A = apply4(A, w2, t2);
+    B = apply4(B, w1, t2);
+    C = apply4(C, w0, t2);
+    let t3 = window16(input_row(plane, iy + 3), row_ok(iy + 3), x0);
+    B = apply4(B, w2, t3);
+    C = apply4(C, w1, t3);
+    D = apply4(D, w0, t3);
+    let t4 = window16(input_row(plane, iy + 4), row_ok(iy + 4), x0);
+    C = apply4(C, w2, t4);
+    D = apply4(D, w1, t4);
+    let t5 = window16(input_row(plane, iy + 5), row_ok(iy + 5), x0);
+    D = apply4(D, w2, t5);
+  }
+  if (wid.x * WG + lid.x >= groups) { return; }
+  store4(b, oy, co0, ox0, A);
+  store4(b, oy + 1u, co0, ox0, B);
+  store4(b, oy + 2u, co0, ox0, C);
+  store4(b, oy + 3u, co0, ox0, D);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
 // Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates

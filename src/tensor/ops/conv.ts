@@ -6,7 +6,8 @@
  * - 3-wide kernels with horizontal padding 1 and stride 1 or 2, widths multiples of 4 (every
  *   3x3 layer of STQA-Net): `conv_win`, a direct convolution over aligned vec4 row windows with
  *   packed weights (`conv_win3` for 3-row kernels with 8-channel blocks: input rows shared by the
- *   two output rows each invocation computes are loaded once). The input gradient at stride 1 is the same kernel on dy with the flipped,
+ *   two output rows each invocation computes are loaded once; `conv_win3r4` for 3-row kernels at
+ *   stride 1 with at most 4 output channels: four output rows per invocation from 6 shared rows). The input gradient at stride 1 is the same kernel on dy with the flipped,
  *   transposed weights; at stride 2 it runs once per stride phase of dx with only the taps that
  *   reach that phase. The 3x3 weight gradient is `conv_dw_win`.
  * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
@@ -135,16 +136,19 @@ function windowConv(
 ): void {
   // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
   const cb = g.cout <= 4 ? 4 : 8;
+  // 3-row kernels at stride 1 with 4-channel blocks: four output rows per invocation.
+  const rows4 = cb === 4 && g.kh === 3 && g.sh === 1 && !phase;
   // Two output rows per invocation: each weight load serves twice the FMAs.
   const rows2 = true;
-  const groups = g.nb * (rows2 ? Math.ceil(g.oh / 2) : g.oh) * Math.ceil(g.ow / 16);
+  const rows = rows4 ? 4 : rows2 ? 2 : 1;
+  const groups = g.nb * Math.ceil(g.oh / rows) * Math.ceil(g.ow / 16);
   const wg = 8;
   // 3x3 (and 3-row) kernels at vertical stride 1 or 2 with 8-channel blocks share input rows.
   const shared = cb === 8 && g.kh === 3 && (g.sh === 1 || g.sh === 2);
   dispatch({
     op,
     shader: "conv2d",
-    entry: shared ? "conv_win3" : "conv_win",
+    entry: rows4 ? "conv_win3r4" : shared ? "conv_win3" : "conv_win",
     defines: {
       KH: g.kh,
       SH: g.sh,
