@@ -812,6 +812,64 @@ fn conv_win3r4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   store4(b, oy + 3u, co0, ox0, D);
 }
 
+// conv_win3s2: conv_win3 at SH = 2 with four output rows per invocation (9 input rows per
+// input channel for 4 output rows instead of 5 for 2), 8 output channels.
+@compute @workgroup_size(WG)
+fn conv_win3s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let owg = (params.ow + 15u) / 16u;
+  let nrow = (params.oh + 3u) / 4u;
+  let groups = params.nb * nrow * owg;
+  let g = min(wid.x * WG + lid.x, groups - 1u);
+  let ox0 = (g % owg) * 16u;
+  let oy = ((g / owg) % nrow) * 4u;
+  let b = g / (owg * nrow);
+  let co0 = wid.y * 8u;
+  let q = (params.cout + 7u) / 8u * 2u;
+  let hw = params.h * params.w;
+  var x0 = i32(ox0);
+  if (SW2) { x0 = 2 * i32(ox0); }
+  let z = mat4x4<f32>();
+  var A = Acc8(z, z, z, z, z, z, z, z);
+  var B = Acc8(z, z, z, z, z, z, z, z);
+  var C = Acc8(z, z, z, z, z, z, z, z);
+  var D = Acc8(z, z, z, z, z, z, z, z);
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (b * params.cin + ci) * hw;
+    let wb = ci * 9u * q + co0 / 4u;
+    let w0 = load_w8(wb, q);
+    let w1 = load_w8(wb + 3u * q, q);
+    let w2 = load_w8(wb + 6u * q, q);
+    // output row oy + r reads input rows iy + 2r .. iy + 2r + 2
+    let iy = i32(oy * 2u) - PH;
+    let t0 = window16(input_row(plane, iy), row_ok(iy), x0);
+    A = apply8(A, w0, t0);
+    let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
+    A = apply8(A, w1, t1);
+    let t2 = window16(input_row(plane, iy + 2), row_ok(iy + 2), x0);
+    A = apply8(A, w2, t2);
+    B = apply8(B, w0, t2);
+    let t3 = window16(input_row(plane, iy + 3), row_ok(iy + 3), x0);
+    B = apply8(B, w1, t3);
+    let t4 = window16(input_row(plane, iy + 4), row_ok(iy + 4), x0);
+    B = apply8(B, w2, t4);
+    C = apply8(C, w0, t4);
+    let t5 = window16(input_row(plane, iy + 5), row_ok(iy + 5), x0);
+    C = apply8(C, w1, t5);
+    let t6 = window16(input_row(plane, iy + 6), row_ok(iy + 6), x0);
+    C = apply8(C, w2, t6);
+    D = apply8(D, w0, t6);
+    let t7 = window16(input_row(plane, iy + 7), row_ok(iy + 7), x0);
+    D = apply8(D, w1, t7);
+    let t8 = window16(input_row(plane, iy + 8), row_ok(iy + 8), x0);
+    D = apply8(D, w2, t8);
+  }
+  if (wid.x * WG + lid.x >= groups) { return; }
+  store8(b, oy, co0, ox0, A);
+  store8(b, oy + 1u, co0, ox0, B);
+  store8(b, oy + 2u, co0, ox0, C);
+  store8(b, oy + 3u, co0, ox0, D);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
 // Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates

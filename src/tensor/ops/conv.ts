@@ -7,7 +7,8 @@
  *   3x3 layer of STQA-Net): `conv_win`, a direct convolution over aligned vec4 row windows with
  *   packed weights (`conv_win3` for 3-row kernels with 8-channel blocks: input rows shared by the
  *   two output rows each invocation computes are loaded once; `conv_win3r4` for 3-row kernels at
- *   stride 1 with at most 4 output channels: four output rows per invocation from 6 shared rows). The input gradient at stride 1 is the same kernel on dy with the flipped,
+ *   stride 1 with at most 4 output channels: four output rows per invocation from 6 shared rows; `conv_win3s2` at stride 2 with 8-channel
+ *   blocks: four output rows from 9 shared input rows). The input gradient at stride 1 is the same kernel on dy with the flipped,
  *   transposed weights; at stride 2 it runs once per stride phase of dx with only the taps that
  *   reach that phase. The 3x3 weight gradient is `conv_dw_win`.
  * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
@@ -138,9 +139,11 @@ function windowConv(
   const cb = g.cout <= 4 ? 4 : 8;
   // 3-row kernels at stride 1 with 4-channel blocks: four output rows per invocation.
   const rows4 = cb === 4 && g.kh === 3 && g.sh === 1 && !phase;
+  // 3-row kernels at stride 2 with 8-channel blocks: four output rows per invocation.
+  const s2r4 = cb === 8 && g.kh === 3 && g.sh === 2 && !phase;
   // Two output rows per invocation: each weight load serves twice the FMAs.
   const rows2 = true;
-  const rows = rows4 ? 4 : rows2 ? 2 : 1;
+  const rows = rows4 || s2r4 ? 4 : rows2 ? 2 : 1;
   const groups = g.nb * Math.ceil(g.oh / rows) * Math.ceil(g.ow / 16);
   const wg = 8;
   // 3x3 (and 3-row) kernels at vertical stride 1 or 2 with 8-channel blocks share input rows.
@@ -148,7 +151,7 @@ function windowConv(
   dispatch({
     op,
     shader: "conv2d",
-    entry: rows4 ? "conv_win3r4" : shared ? "conv_win3" : "conv_win",
+    entry: rows4 ? "conv_win3r4" : s2r4 ? "conv_win3s2" : shared ? "conv_win3" : "conv_win",
     defines: {
       KH: g.kh,
       SH: g.sh,
