@@ -721,9 +721,9 @@ fn conv_win3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
   store8(b, oy + 1u, co0, ox0, B);
 }
 
-// conv_win3r4: conv_win3 for few output channels (CB = 4, the final RGB layer) at SH = 1: four
-// output rows per invocation from 6 shared input rows per input channel (conv_win with two rows
-// reads 6 row windows per 2 output rows), and each packed weight vec4 serves 4 output rows.
+// conv_win3r8: conv_win3 for few output channels (CB = 4, the final RGB layer) at SH = 1: eight
+// output rows per invocation from 10 shared input rows per input channel (conv_win with two
+// rows reads 6 row windows per 2 output rows), and each packed weight vec4 serves 8 output rows.
 
 struct Acc4 {
   m0: mat4x4<f32>,
@@ -760,13 +760,13 @@ fn store4(b: u32, oy: u32, co0: u32, ox0: u32, a: Acc4) {
 }
 
 @compute @workgroup_size(WG)
-fn conv_win3r4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn conv_win3r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let owg = (params.ow + 15u) / 16u;
-  let nrow = (params.oh + 3u) / 4u;
+  let nrow = (params.oh + 7u) / 8u;
   let groups = params.nb * nrow * owg;
   let g = min(wid.x * WG + lid.x, groups - 1u);
   let ox0 = (g % owg) * 16u;
-  let oy = ((g / owg) % nrow) * 4u;
+  let oy = ((g / owg) % nrow) * 8u;
   let b = g / (owg * nrow);
   let co0 = wid.y * 4u;
   let q = (params.cout + 7u) / 8u * 2u;
@@ -778,15 +778,18 @@ fn conv_win3r4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   var B = Acc4(z, z, z, z);
   var C = Acc4(z, z, z, z);
   var D = Acc4(z, z, z, z);
+  var E = Acc4(z, z, z, z);
+  var F = Acc4(z, z, z, z);
+  var G = Acc4(z, z, z, z);
+  var H = Acc4(z, z, z, z);
   for (var ci = 0u; ci < params.cin; ci++) {
     let plane = (b * params.cin + ci) * hw;
     let wb = ci * 9u * q + co0 / 4u;
     let w0 = load_w4(wb, q);
     let w1 = load_w4(wb + 3u * q, q);
     let w2 = load_w4(wb + 6u * q, q);
-    // output row oy + r reads input rows iy + r .. iy + r + 2
     let iy = i32(oy) - PH;
-    let t0 = window16(input_row(plane, iy), row_ok(iy), x0);
+    let t0 = window16(input_row(plane, iy + 0), row_ok(iy + 0), x0);
     A = apply4(A, w0, t0);
     let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
     A = apply4(A, w1, t1);
@@ -802,26 +805,47 @@ fn conv_win3r4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let t4 = window16(input_row(plane, iy + 4), row_ok(iy + 4), x0);
     C = apply4(C, w2, t4);
     D = apply4(D, w1, t4);
+    E = apply4(E, w0, t4);
     let t5 = window16(input_row(plane, iy + 5), row_ok(iy + 5), x0);
     D = apply4(D, w2, t5);
+    E = apply4(E, w1, t5);
+    F = apply4(F, w0, t5);
+    let t6 = window16(input_row(plane, iy + 6), row_ok(iy + 6), x0);
+    E = apply4(E, w2, t6);
+    F = apply4(F, w1, t6);
+    G = apply4(G, w0, t6);
+    let t7 = window16(input_row(plane, iy + 7), row_ok(iy + 7), x0);
+    F = apply4(F, w2, t7);
+    G = apply4(G, w1, t7);
+    H = apply4(H, w0, t7);
+    let t8 = window16(input_row(plane, iy + 8), row_ok(iy + 8), x0);
+    G = apply4(G, w2, t8);
+    H = apply4(H, w1, t8);
+    let t9 = window16(input_row(plane, iy + 9), row_ok(iy + 9), x0);
+    H = apply4(H, w2, t9);
   }
   if (wid.x * WG + lid.x >= groups) { return; }
-  store4(b, oy, co0, ox0, A);
+  store4(b, oy + 0u, co0, ox0, A);
   store4(b, oy + 1u, co0, ox0, B);
   store4(b, oy + 2u, co0, ox0, C);
   store4(b, oy + 3u, co0, ox0, D);
+  store4(b, oy + 4u, co0, ox0, E);
+  store4(b, oy + 5u, co0, ox0, F);
+  store4(b, oy + 6u, co0, ox0, G);
+  store4(b, oy + 7u, co0, ox0, H);
 }
 
-// conv_win3s2: conv_win3 at SH = 2 with four output rows per invocation (9 input rows per
-// input channel for 4 output rows instead of 5 for 2), 8 output channels.
+// conv_win3s2r8: conv_win3 at SH = 2 with eight output rows per invocation (17 input rows per
+// input channel for 8 output rows instead of 5 for 2), 8 output channels; each packed weight
+// vec4 serves 8 output rows.
 @compute @workgroup_size(WG)
-fn conv_win3s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn conv_win3s2r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let owg = (params.ow + 15u) / 16u;
-  let nrow = (params.oh + 3u) / 4u;
+  let nrow = (params.oh + 7u) / 8u;
   let groups = params.nb * nrow * owg;
   let g = min(wid.x * WG + lid.x, groups - 1u);
   let ox0 = (g % owg) * 16u;
-  let oy = ((g / owg) % nrow) * 4u;
+  let oy = ((g / owg) % nrow) * 8u;
   let b = g / (owg * nrow);
   let co0 = wid.y * 8u;
   let q = (params.cout + 7u) / 8u * 2u;
@@ -829,45 +853,72 @@ fn conv_win3s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   var x0 = i32(ox0);
   if (SW2) { x0 = 2 * i32(ox0); }
   let z = mat4x4<f32>();
-  var A = Acc8(z, z, z, z, z, z, z, z);
-  var B = Acc8(z, z, z, z, z, z, z, z);
-  var C = Acc8(z, z, z, z, z, z, z, z);
-  var D = Acc8(z, z, z, z, z, z, z, z);
+  var a0 = Acc8(z, z, z, z, z, z, z, z);
+  var a1 = Acc8(z, z, z, z, z, z, z, z);
+  var a2 = Acc8(z, z, z, z, z, z, z, z);
+  var a3 = Acc8(z, z, z, z, z, z, z, z);
+  var a4 = Acc8(z, z, z, z, z, z, z, z);
+  var a5 = Acc8(z, z, z, z, z, z, z, z);
+  var a6 = Acc8(z, z, z, z, z, z, z, z);
+  var a7 = Acc8(z, z, z, z, z, z, z, z);
   for (var ci = 0u; ci < params.cin; ci++) {
     let plane = (b * params.cin + ci) * hw;
     let wb = ci * 9u * q + co0 / 4u;
     let w0 = load_w8(wb, q);
     let w1 = load_w8(wb + 3u * q, q);
     let w2 = load_w8(wb + 6u * q, q);
-    // output row oy + r reads input rows iy + 2r .. iy + 2r + 2
     let iy = i32(oy * 2u) - PH;
-    let t0 = window16(input_row(plane, iy), row_ok(iy), x0);
-    A = apply8(A, w0, t0);
+    let t0 = window16(input_row(plane, iy + 0), row_ok(iy + 0), x0);
+    a0 = apply8(a0, w0, t0);
     let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
-    A = apply8(A, w1, t1);
+    a0 = apply8(a0, w1, t1);
     let t2 = window16(input_row(plane, iy + 2), row_ok(iy + 2), x0);
-    A = apply8(A, w2, t2);
-    B = apply8(B, w0, t2);
+    a0 = apply8(a0, w2, t2);
+    a1 = apply8(a1, w0, t2);
     let t3 = window16(input_row(plane, iy + 3), row_ok(iy + 3), x0);
-    B = apply8(B, w1, t3);
+    a1 = apply8(a1, w1, t3);
     let t4 = window16(input_row(plane, iy + 4), row_ok(iy + 4), x0);
-    B = apply8(B, w2, t4);
-    C = apply8(C, w0, t4);
+    a1 = apply8(a1, w2, t4);
+    a2 = apply8(a2, w0, t4);
     let t5 = window16(input_row(plane, iy + 5), row_ok(iy + 5), x0);
-    C = apply8(C, w1, t5);
+    a2 = apply8(a2, w1, t5);
     let t6 = window16(input_row(plane, iy + 6), row_ok(iy + 6), x0);
-    C = apply8(C, w2, t6);
-    D = apply8(D, w0, t6);
+    a2 = apply8(a2, w2, t6);
+    a3 = apply8(a3, w0, t6);
     let t7 = window16(input_row(plane, iy + 7), row_ok(iy + 7), x0);
-    D = apply8(D, w1, t7);
+    a3 = apply8(a3, w1, t7);
     let t8 = window16(input_row(plane, iy + 8), row_ok(iy + 8), x0);
-    D = apply8(D, w2, t8);
+    a3 = apply8(a3, w2, t8);
+    a4 = apply8(a4, w0, t8);
+    let t9 = window16(input_row(plane, iy + 9), row_ok(iy + 9), x0);
+    a4 = apply8(a4, w1, t9);
+    let t10 = window16(input_row(plane, iy + 10), row_ok(iy + 10), x0);
+    a4 = apply8(a4, w2, t10);
+    a5 = apply8(a5, w0, t10);
+    let t11 = window16(input_row(plane, iy + 11), row_ok(iy + 11), x0);
+    a5 = apply8(a5, w1, t11);
+    let t12 = window16(input_row(plane, iy + 12), row_ok(iy + 12), x0);
+    a5 = apply8(a5, w2, t12);
+    a6 = apply8(a6, w0, t12);
+    let t13 = window16(input_row(plane, iy + 13), row_ok(iy + 13), x0);
+    a6 = apply8(a6, w1, t13);
+    let t14 = window16(input_row(plane, iy + 14), row_ok(iy + 14), x0);
+    a6 = apply8(a6, w2, t14);
+    a7 = apply8(a7, w0, t14);
+    let t15 = window16(input_row(plane, iy + 15), row_ok(iy + 15), x0);
+    a7 = apply8(a7, w1, t15);
+    let t16 = window16(input_row(plane, iy + 16), row_ok(iy + 16), x0);
+    a7 = apply8(a7, w2, t16);
   }
   if (wid.x * WG + lid.x >= groups) { return; }
-  store8(b, oy, co0, ox0, A);
-  store8(b, oy + 1u, co0, ox0, B);
-  store8(b, oy + 2u, co0, ox0, C);
-  store8(b, oy + 3u, co0, ox0, D);
+  store8(b, oy + 0u, co0, ox0, a0);
+  store8(b, oy + 1u, co0, ox0, a1);
+  store8(b, oy + 2u, co0, ox0, a2);
+  store8(b, oy + 3u, co0, ox0, a3);
+  store8(b, oy + 4u, co0, ox0, a4);
+  store8(b, oy + 5u, co0, ox0, a5);
+  store8(b, oy + 6u, co0, ox0, a6);
+  store8(b, oy + 7u, co0, ox0, a7);
 }
 
 // ---------------------------------------------------------------------------------------------
