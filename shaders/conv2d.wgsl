@@ -921,6 +921,85 @@ fn conv_win3s2r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   store8(b, oy + 7u, co0, ox0, a7);
 }
 
+// conv_win3s1r8: conv_win3 at SH = 1 with eight output rows per invocation (10 input rows per
+// input channel for 8 output rows instead of 4 for 2), 8 output channels; each packed weight
+// vec4 serves 8 output rows.
+@compute @workgroup_size(WG)
+fn conv_win3s1r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let owg = (params.ow + 15u) / 16u;
+  let nrow = (params.oh + 7u) / 8u;
+  let groups = params.nb * nrow * owg;
+  let g = min(wid.x * WG + lid.x, groups - 1u);
+  let ox0 = (g % owg) * 16u;
+  let oy = ((g / owg) % nrow) * 8u;
+  let b = g / (owg * nrow);
+  let co0 = wid.y * 8u;
+  let q = (params.cout + 7u) / 8u * 2u;
+  let hw = params.h * params.w;
+  var x0 = i32(ox0);
+  if (SW2) { x0 = 2 * i32(ox0); }
+  let z = mat4x4<f32>();
+  var a0 = Acc8(z, z, z, z, z, z, z, z);
+  var a1 = Acc8(z, z, z, z, z, z, z, z);
+  var a2 = Acc8(z, z, z, z, z, z, z, z);
+  var a3 = Acc8(z, z, z, z, z, z, z, z);
+  var a4 = Acc8(z, z, z, z, z, z, z, z);
+  var a5 = Acc8(z, z, z, z, z, z, z, z);
+  var a6 = Acc8(z, z, z, z, z, z, z, z);
+  var a7 = Acc8(z, z, z, z, z, z, z, z);
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (b * params.cin + ci) * hw;
+    let wb = ci * 9u * q + co0 / 4u;
+    let w0 = load_w8(wb, q);
+    let w1 = load_w8(wb + 3u * q, q);
+    let w2 = load_w8(wb + 6u * q, q);
+    let iy = i32(oy * 1u) - PH;
+    let t0 = window16(input_row(plane, iy + 0), row_ok(iy + 0), x0);
+    a0 = apply8(a0, w0, t0);
+    let t1 = window16(input_row(plane, iy + 1), row_ok(iy + 1), x0);
+    a0 = apply8(a0, w1, t1);
+    a1 = apply8(a1, w0, t1);
+    let t2 = window16(input_row(plane, iy + 2), row_ok(iy + 2), x0);
+    a0 = apply8(a0, w2, t2);
+    a1 = apply8(a1, w1, t2);
+    a2 = apply8(a2, w0, t2);
+    let t3 = window16(input_row(plane, iy + 3), row_ok(iy + 3), x0);
+    a1 = apply8(a1, w2, t3);
+    a2 = apply8(a2, w1, t3);
+    a3 = apply8(a3, w0, t3);
+    let t4 = window16(input_row(plane, iy + 4), row_ok(iy + 4), x0);
+    a2 = apply8(a2, w2, t4);
+    a3 = apply8(a3, w1, t4);
+    a4 = apply8(a4, w0, t4);
+    let t5 = window16(input_row(plane, iy + 5), row_ok(iy + 5), x0);
+    a3 = apply8(a3, w2, t5);
+    a4 = apply8(a4, w1, t5);
+    a5 = apply8(a5, w0, t5);
+    let t6 = window16(input_row(plane, iy + 6), row_ok(iy + 6), x0);
+    a4 = apply8(a4, w2, t6);
+    a5 = apply8(a5, w1, t6);
+    a6 = apply8(a6, w0, t6);
+    let t7 = window16(input_row(plane, iy + 7), row_ok(iy + 7), x0);
+    a5 = apply8(a5, w2, t7);
+    a6 = apply8(a6, w1, t7);
+    a7 = apply8(a7, w0, t7);
+    let t8 = window16(input_row(plane, iy + 8), row_ok(iy + 8), x0);
+    a6 = apply8(a6, w2, t8);
+    a7 = apply8(a7, w1, t8);
+    let t9 = window16(input_row(plane, iy + 9), row_ok(iy + 9), x0);
+    a7 = apply8(a7, w2, t9);
+  }
+  if (wid.x * WG + lid.x >= groups) { return; }
+  store8(b, oy + 0u, co0, ox0, a0);
+  store8(b, oy + 1u, co0, ox0, a1);
+  store8(b, oy + 2u, co0, ox0, a2);
+  store8(b, oy + 3u, co0, ox0, a3);
+  store8(b, oy + 4u, co0, ox0, a4);
+  store8(b, oy + 5u, co0, ox0, a5);
+  store8(b, oy + 6u, co0, ox0, a6);
+  store8(b, oy + 7u, co0, ox0, a7);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight gradient of 3x3 kernels with PW = 1 and SW = 1 or 2 (any SH, PH), widths multiples of 4.
 // Each invocation owns one input channel ci and CBW (4 or 8) output channels, and accumulates

@@ -5,12 +5,12 @@
  * Which kernel runs (chosen per shape):
  * - 3-wide kernels with horizontal padding 1 and stride 1 or 2, widths multiples of 4 (every
  *   3x3 layer of STQA-Net): `conv_win`, a direct convolution over aligned vec4 row windows with
- *   packed weights (`conv_win3` for 3-row kernels with 8-channel blocks: input rows shared by the
- *   two output rows each invocation computes are loaded once; `conv_win3r8` for 3-row kernels at
- *   stride 1 with at most 4 output channels and `conv_win3s2r8` at stride 2 with 8-channel blocks:
- *   eight output rows per invocation from shared input rows). The input gradient at stride 1 is
- *   the same kernel on dy with the flipped, transposed weights; at stride 2 it runs once per stride phase of dx with only the taps that
- *   reach that phase. The 3x3 weight gradient is `conv_dw_win`.
+ *   packed weights. 3-row kernels at stride 1 or 2 compute eight output rows per invocation from
+ *   shared input rows (`conv_win3s1r8`, `conv_win3s2r8` with 8-channel blocks, `conv_win3r8`
+ *   with 4-channel blocks at stride 1 for at most 4 output channels); `conv_win3` (two rows) is
+ *   left for the stride phases of the input gradient. The input gradient at stride 1 is the same
+ *   kernel on dy with the flipped, transposed weights; at stride 2 it runs once per stride phase
+ *   of dx with only the taps that reach that phase. The 3x3 weight gradient is `conv_dw_win`.
  * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
  * - Anything else: implicit GEMMs (`conv_fwd`, `conv_dx`, `conv_dw`) whose loaders compute the
  *   im2col coordinates (no im2col buffer); the input gradient visits only the taps that divide
@@ -137,9 +137,9 @@ function windowConv(
 ): void {
   // Output channels per invocation: 4 when there are few (the final RGB layer), else 8.
   const cb = g.cout <= 4 ? 4 : 8;
-  // 3-row kernels at stride 1 with 4-channel blocks, and at stride 2 with 8-channel blocks:
-  // eight output rows per invocation (conv_win3r8, conv_win3s2r8).
-  const rows8 = g.kh === 3 && !phase && (cb === 4 ? g.sh === 1 : g.sh === 2);
+  // 3-row kernels at stride 1 or 2 (stride 1 only with 4-channel blocks): eight output rows per
+  // invocation (conv_win3r8, conv_win3s1r8, conv_win3s2r8), input rows shared between them.
+  const rows8 = g.kh === 3 && !phase && (g.sh === 1 || (cb === 8 && g.sh === 2));
   // Two output rows per invocation: each weight load serves twice the FMAs.
   const rows2 = true;
   const rows = rows8 ? 8 : rows2 ? 2 : 1;
@@ -150,7 +150,11 @@ function windowConv(
   dispatch({
     op,
     shader: "conv2d",
-    entry: rows8 ? (cb === 4 ? "conv_win3r8" : "conv_win3s2r8") : shared ? "conv_win3" : "conv_win",
+    entry: rows8
+      ? (cb === 4 ? "conv_win3r8" : `conv_win3s${g.sh}r8`)
+      : shared
+      ? "conv_win3"
+      : "conv_win",
     defines: {
       KH: g.kh,
       SH: g.sh,
