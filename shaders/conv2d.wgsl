@@ -748,8 +748,13 @@ fn load_w4(wb: u32, q: u32) -> W4 {
     vec4<f32>(k0.z, k1.z, k2.z, 0.0), vec4<f32>(k0.w, k1.w, k2.w, 0.0));
 }
 
+// C3: only 3 output channels (an RGB output layer): the fourth accumulator is left alone.
+const C3: bool = {{C3|false}};
+
 fn apply4(a: Acc4, w: W4, t: Taps) -> Acc4 {
-  return Acc4(tap3(a.m0, w.v0, t), tap3(a.m1, w.v1, t), tap3(a.m2, w.v2, t), tap3(a.m3, w.v3, t));
+  var m3 = a.m3;
+  if (!C3) { m3 = tap3(a.m3, w.v3, t); }
+  return Acc4(tap3(a.m0, w.v0, t), tap3(a.m1, w.v1, t), tap3(a.m2, w.v2, t), m3);
 }
 
 fn store4(b: u32, oy: u32, co0: u32, ox0: u32, a: Acc4) {

@@ -161,6 +161,7 @@ function windowConv(
       PH: g.ph,
       SW2: String(g.sw === 2),
       CB: cb,
+      C3: String(g.cout === 3),
       ROWS2: String(rows2),
       PHASE: String(!!phase),
       WG: wg,
