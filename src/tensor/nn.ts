@@ -60,3 +60,4 @@ export {
 } from "./ops/shape.ts";
 export { conv2d, type Conv2dOptions } from "./ops/conv.ts";
 export { gruCell, type GruCellWeights } from "./ops/rnn.ts";
+export { convGruCell, type ConvGruCellWeights, convGruGates } from "./ops/conv_gru.ts";
