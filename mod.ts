@@ -174,3 +174,15 @@ export {
   rmse,
   srcc,
 } from "./src/eval/metrics.ts";
+export {
+  JND_TOLERANCE,
+  type PerturbationStats,
+  perturbationStats,
+  type PerturbationStatsOptions,
+  psnr,
+  type PsnrOptions,
+  ssim,
+  type SsimOptions,
+  type VideoQuality,
+  videoQuality,
+} from "./src/eval/quality.ts";
