@@ -190,7 +190,7 @@ function ssimPlane(a: ArrayLike<number>, b: ArrayLike<number>, h: number, w: num
  * import { ssim } from "./quality.ts";
  * const a = Float32Array.from({ length: 16 * 16 }, (_, i) => (i % 16) / 16);
  * const b = a.map((v) => v + 0.01);
- * ssim(a, b, { height: 16, width: 16 }); // 0.9999
+ * ssim(a, b, { height: 16, width: 16 }); // 0.99974
  * ```
  */
 export function ssim(a: ArrayLike<number>, b: ArrayLike<number>, options: SsimOptions): number {
@@ -239,7 +239,7 @@ export interface VideoQuality {
  * const clean = new Float32Array(2 * 3 * 16 * 16).fill(0.5);
  * const adv = clean.map((v, i) => v + (i % 2 ? 1 : -1) / 255);
  * const q = videoQuality(clean, adv, shape);
- * console.log(q.psnr, q.ssim, q.meanPsnr, q.meanSsim); // [48.13, 48.13] ...
+ * console.log(q.psnr, q.ssim, q.meanPsnr); // [48.13, 48.13] [0.9832, 0.9832] 48.13
  * ```
  */
 export function videoQuality(
@@ -319,7 +319,7 @@ export const JND_TOLERANCE = 1e-7;
  * const clean = new Float32Array(2 * 3 * 4 * 4).fill(0.5);
  * const adv = clean.map((v, i) => v + (i % 3 ? 1 : 4) / 255);
  * const jnd = new Float32Array(2 * 4 * 4).fill(2 / 255);
- * perturbationStats(clean, adv, jnd, [2, 3, 4, 4]); // beyondJnd ~ 1/3, maxAbsLevels ~ 4
+ * perturbationStats(clean, adv, jnd, [2, 3, 4, 4]); // beyondJnd 1/3, meanAbsLevels ~2, maxAbsLevels ~4
  * ```
  */
 export function perturbationStats(
