@@ -303,3 +303,40 @@ Deno.test("convGruCell: rejects mismatched shapes, naming them", async () => {
     throws(() => nn.convGruCell(x, h, { wx, wh, bx: t([4]) }), /bx is \[4\]/);
   });
 });
+
+interface Stored {
+  shape: number[];
+  data: number[];
+}
+
+const TORCH: { torch_version: string; cases: Record<string, { tensors: Record<string, Stored> }> } =
+  JSON.parse(
+    await Deno.readTextFile(new URL("./fixtures/conv_gru_torch.json", import.meta.url)),
+  );
+
+Deno.test("convGruCell: matches PyTorch (F.conv2d + gates, and torch.nn.GRUCell as 1x1)", async () => {
+  await initGpu();
+  for (const name of ["cell_k3", "cell_k5_nobias", "gru_cell_1x1"]) {
+    const st = TORCH.cases[name].tensors;
+    const names = ["x", "h", "wx", "wh", "bx", "bh"].filter((n) => st[n]);
+    const res = tidy(() => {
+      const t: Record<string, Tensor> = {};
+      for (const n of names) t[n] = tensor(st[n].data, st[n].shape, { requiresGrad: true });
+      const out = nn.convGruCell(t.x, t.h, { wx: t.wx, wh: t.wh, bx: t.bx, bh: t.bh });
+      out.backward(tensor(st.w.data, out.shape));
+      return { out, t };
+    });
+    try {
+      // Relative to the largest reference value, as tests/torch_parity_test.ts.
+      const near = (got: Float32Array, want: Stored, what: string) => {
+        const scale = Math.max(...want.data.map(Math.abs));
+        assertClose(got, want.data, { rtol: 0, atol: 1e-4 * scale, what: `${name}: ${what}` });
+      };
+      near(await res.out.read(), st.out, "output");
+      for (const n of names) near(await res.t[n].grad!.read(), st[`grad_${n}`], `gradient of ${n}`);
+    } finally {
+      res.out.dispose();
+      Object.values(res.t).forEach((v) => v.dispose());
+    }
+  }
+});
