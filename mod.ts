@@ -186,3 +186,26 @@ export {
   type VideoQuality,
   videoQuality,
 } from "./src/eval/quality.ts";
+// Baseline attacks
+export {
+  activityMap,
+  type ActivityMapOptions,
+  BASELINE_ATTACKS,
+  baselineAttack,
+  boundaryGradient,
+  createIfgsm,
+  createKorhonen,
+  createRandomAttack,
+  createZhang2023,
+  fgsm,
+  ifgsm,
+  type IfgsmOptions,
+  korhonen,
+  type KorhonenOptions,
+  projectRms,
+  randomAttack,
+  type RandomAttackOptions,
+  type RandomNoise,
+  zhang2023,
+  type Zhang2023Options,
+} from "./src/attack/baselines/mod.ts";
