@@ -249,7 +249,7 @@ Deno.test("gradient attacks: mode up raises the score, down lowers it, untargete
   assert.ok(qm > q0, `untargeted with median ${q0 + 0.5}: ${qm} from ${q0}`);
 });
 
-Deno.test("attacks freeze trainable weights: no gradient reaches them, flags restored", async () => {
+Deno.test("attacks freeze trainable weights and frames: no gradient reaches them, flags restored", async () => {
   const v = await loadVictim("vsfa-mini");
   try {
     const params = Object.values(v.parameters());
@@ -264,6 +264,13 @@ Deno.test("attacks freeze trainable weights: no gradient reaches them, flags res
     }
     const after = await readParams(v);
     after.forEach((p, i) => assert.deepEqual(p, before[i]));
+    // Frames that require a gradient get none from the attack either.
+    const x = tensor(X, [T, 3, S, S], { requiresGrad: true });
+    const out = await fgsm.run(x, v, { jnd, mode: "down" });
+    out.adversarial.dispose();
+    assert.equal(x.grad, null);
+    assert.equal(x.requiresGrad, true);
+    x.dispose();
   } finally {
     v.dispose();
   }

@@ -93,18 +93,21 @@ export function resolveOptions(
 }
 
 /**
- * Makes every victim parameter `requiresGrad = false` for the duration of an attack, so that no
- * backward pass reaches the weights; returns the function that restores the flags.
+ * Makes every victim parameter (and any extra tensor, such as the caller's frames)
+ * `requiresGrad = false` for the duration of an attack, so that no backward pass reaches the
+ * weights or the caller's graph; returns the function that restores the flags.
  *
  * @example
  * ```ts
  * import { freezeVictim } from "./_common.ts";
- * // const restore = freezeVictim(victim);
+ * // const restore = freezeVictim(victim, [frames]);
  * // try { ... } finally { restore(); }
  * ```
  */
-export function freezeVictim(victim: Victim): () => void {
-  const saved = Object.values(victim.parameters()).map((p) => [p, p.requiresGrad] as const);
+export function freezeVictim(victim: Victim, extra: Tensor[] = []): () => void {
+  const saved = [...Object.values(victim.parameters()), ...extra].map((p) =>
+    [p, p.requiresGrad] as const
+  );
   for (const [p] of saved) p.requiresGrad = false;
   return () => {
     for (const [p, flag] of saved) p.requiresGrad = flag;

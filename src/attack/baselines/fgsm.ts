@@ -44,7 +44,7 @@ export const fgsm: Attack = {
   async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
     const start = performance.now();
     const o = resolveOptions("fgsm", frames, opts);
-    const restore = freezeVictim(victim);
+    const restore = freezeVictim(victim, [frames]);
     let d: Tensor | null = null;
     try {
       const { target, passes } = await resolveTarget(victim, frames, o);
@@ -105,7 +105,7 @@ export function createIfgsm(options: IfgsmOptions = {}): Attack {
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);
-      const restore = freezeVictim(victim);
+      const restore = freezeVictim(victim, [frames]);
       let d: Tensor | null = null;
       let alpha: Tensor | null = null;
       try {

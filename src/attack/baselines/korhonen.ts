@@ -131,7 +131,7 @@ export function createKorhonen(options: KorhonenOptions = {}): Attack {
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);
-      const restore = freezeVictim(victim);
+      const restore = freezeVictim(victim, [frames]);
       let d: Tensor | null = null;
       let step: Tensor | null = null;
       try {

@@ -91,7 +91,7 @@ export function createZhang2023(options: Zhang2023Options = {}): Attack {
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);
-      const restore = freezeVictim(victim);
+      const restore = freezeVictim(victim, [frames]);
       const d = full(frames.shape, 0, { requiresGrad: true });
       const opt = new Adam([d], { lr });
       try {
