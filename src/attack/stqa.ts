@@ -1,0 +1,287 @@
+/**
+ * Applying an STQA-Net generator: the perturbation `d = eps * J * A` for a clip (or a batch, in
+ * training), chunk by chunk with the GRU state carried across chunks, and 8-bit quantisation
+ * that never leaves the JND box. `stqaAttack` wraps a loaded generator in the {@link Attack}
+ * interface that the baselines share.
+ *
+ * @module
+ */
+
+import { computeJnd } from "../jnd/mod.ts";
+import type { Generator } from "../models/generator_io.ts";
+import type { StqaNet } from "../models/stqa_net.ts";
+import type { Victim } from "../models/victims/victim.ts";
+import { syncGpu } from "../gpu/queue.ts";
+import { concat, mul, slice } from "../tensor/nn.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { attackTarget } from "./losses.ts";
+import { applyPerturbation } from "./perturb.ts";
+import type { Attack, AttackMode, AttackOptions, AttackOutput } from "./types.ts";
+
+/** Options of {@link generatorPerturb}. */
+export interface GeneratorPerturbOptions {
+  /** Multiple of the JND (default 1). */
+  eps?: number;
+  /** The GRU state carried from the previous chunk. */
+  state?: Tensor;
+}
+
+/** What {@link generatorPerturb} returns. */
+export interface GeneratorPerturbResult {
+  /** Adversarial frames per branch, `clip(x + eps * J * A, 0, 1)`, shaped like the frames. */
+  adversarial: Tensor[];
+  /** The attack weight maps per branch. */
+  weights: Tensor[];
+  /** The GRU state after the last frame. */
+  state: Tensor;
+}
+
+/**
+ * Runs the generator on frames `[T,3,H,W]` (or a batch `[B,T,3,H,W]`) with their JND maps and
+ * applies its perturbation. Differentiable in the generator's parameters; run it in `tidy`.
+ *
+ * @example
+ * ```ts
+ * import { computeJnd, initGpu, StqaNet, tensor, tidy } from "../../mod.ts";
+ * import { generatorPerturb } from "./stqa.ts";
+ * await initGpu();
+ * const net = new StqaNet({ seed: 1, config: { encoder: [4, 8, 8], hidden: 8, decoder: [8, 4] } });
+ * const x = tensor(new Float32Array(2 * 3 * 16 * 16).fill(0.5), [2, 3, 16, 16]);
+ * const adv = tidy(() => generatorPerturb(net, x, computeJnd(x)).adversarial[0]);
+ * ```
+ */
+export function generatorPerturb(
+  net: StqaNet,
+  frames: Tensor,
+  jnd: Tensor,
+  options: GeneratorPerturbOptions = {},
+): GeneratorPerturbResult {
+  const eps = options.eps ?? 1;
+  const { weights, state } = net.forward(jnd, { frames, state: options.state });
+  const box = eps === 1 ? jnd : mul(jnd, eps);
+  const adversarial = weights.map((a) => applyPerturbation(frames, mul(box, a)));
+  return { adversarial, weights, state };
+}
+
+/**
+ * Quantises adversarial frames to 8 bits without leaving the JND box: per value,
+ * `dq = round(255 * (adv - clean))` clipped to `±floor(255 * eps * J)` (never rounded up past the box), and `clean + dq / 255`
+ * (clean frames are 8-bit values, so the result is exactly representable as a level).
+ * In place on `adv`; all arrays planar `[T,C,H,W]` (`jnd` `[T,1,H,W]`).
+ *
+ * @example
+ * ```ts
+ * import { quantizeInJnd } from "./stqa.ts";
+ * const clean = new Float32Array([100 / 255]);
+ * const adv = new Float32Array([103.7 / 255]);
+ * quantizeInJnd(clean, adv, new Float32Array([3.5 / 255]), [1, 1, 1, 1]);
+ * // adv[0] * 255 is 103 (the box allows 3 levels)
+ * ```
+ */
+export function quantizeInJnd(
+  clean: Float32Array,
+  adv: Float32Array,
+  jnd: Float32Array,
+  shape: readonly number[],
+  eps = 1,
+): Float32Array {
+  const [t, c, h, w] = shape;
+  const plane = h * w;
+  if (clean.length < t * c * plane || adv.length < t * c * plane || jnd.length < t * plane) {
+    throw new RangeError(
+      `quantizeInJnd: arrays of ${clean.length}, ${adv.length} and ${jnd.length} values are ` +
+        `too short for [${shape}]`,
+    );
+  }
+  for (let f = 0; f < t; f++) {
+    for (let ch = 0; ch < c; ch++) {
+      const base = (f * c + ch) * plane;
+      const jb = f * plane;
+      for (let i = 0; i < plane; i++) {
+        const k = base + i;
+        const level = Math.round(clean[k] * 255);
+        const bound = Math.floor(255 * eps * jnd[jb + i]);
+        let dq = Math.round(255 * adv[k] - level);
+        if (dq > bound) dq = bound;
+        else if (dq < -bound) dq = -bound;
+        let q = level + dq;
+        if (q < 0) q = 0;
+        else if (q > 255) q = 255;
+        adv[k] = q / 255;
+      }
+    }
+  }
+  return adv;
+}
+
+/** Options of {@link attackWithGenerator}. */
+export interface AttackWithGeneratorOptions {
+  /** Multiple of the JND (default: the eps the generator was trained at). */
+  eps?: number;
+  /** Which branch of a two-branch generator: 0 (up) or 1 (down); 0 for one branch. */
+  branch?: number;
+  /** Frames per chunk (default 16); the GRU state is carried across chunks. */
+  chunkFrames?: number;
+  /** Precomputed JND maps `[T,1,H,W]` (default: computed with the generator's JND model). */
+  jnd?: Tensor;
+  /** Quantise to 8 bits inside the JND box (default true). */
+  quantize?: boolean;
+}
+
+/**
+ * The adversarial version of a clip `[T,3,H,W]`, processed `chunkFrames` frames at a time with
+ * the GRU state (and namm-st's previous frame) carried across chunks, so the result does not
+ * depend on the chunk size. No gradients. Returns a new tensor.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, loadGenerator, readVideo } from "../../mod.ts";
+ * import { attackWithGenerator } from "./stqa.ts";
+ * await initGpu();
+ * const g = await loadGenerator("stqa-vsfa-mini");
+ * const frames = await readVideo("data/samples/harbour.mkv");
+ * const adv = await attackWithGenerator(g, frames);
+ * ```
+ */
+export async function attackWithGenerator(
+  generator: Generator,
+  frames: Tensor,
+  options: AttackWithGeneratorOptions = {},
+): Promise<Tensor> {
+  if (frames.rank !== 4 || frames.shape[1] !== 3) {
+    throw new RangeError(`attackWithGenerator: frames must be [T,3,H,W], got [${frames.shape}]`);
+  }
+  const [t, , h, w] = frames.shape;
+  const eps = options.eps ?? generator.info.eps;
+  const branch = options.branch ?? 0;
+  const nBranches = generator.net.branches().length;
+  if (!Number.isInteger(branch) || branch < 0 || branch >= nBranches) {
+    throw new RangeError(
+      `attackWithGenerator: branch ${branch} does not exist (the generator has ${nBranches})`,
+    );
+  }
+  if (options.jnd && options.jnd.shape.join() !== [t, 1, h, w].join()) {
+    throw new RangeError(
+      `attackWithGenerator: jnd is [${options.jnd.shape}], frames need [${[t, 1, h, w]}]`,
+    );
+  }
+  const chunk = options.chunkFrames ?? 16;
+  if (!Number.isInteger(chunk) || chunk < 1) {
+    throw new RangeError(`attackWithGenerator: chunkFrames must be a positive whole number`);
+  }
+  const pieces: Tensor[] = [];
+  let state: Tensor | undefined;
+  try {
+    for (let s = 0; s < t; s += chunk) {
+      const e = Math.min(t, s + chunk);
+      const out = tidy(() =>
+        noGrad(() => {
+          const x = slice(frames, { axis: 0, start: s, end: e });
+          const j = options.jnd
+            ? slice(options.jnd, { axis: 0, start: s, end: e })
+            : computeJnd(x, {
+              model: generator.info.jnd,
+              previous: s > 0 ? slice(frames, { axis: 0, start: s - 1, end: s }) : undefined,
+            });
+          const r = generatorPerturb(generator.net, x, j, { eps, state });
+          return { adv: r.adversarial[branch], state: r.state, x, j };
+        })
+      );
+      state?.dispose();
+      state = out.state.keep();
+      if (options.quantize ?? true) {
+        const shape = out.adv.shape;
+        const q = quantizeInJnd(
+          await out.x.read(),
+          await out.adv.read(),
+          await out.j.read(),
+          shape,
+          eps,
+        );
+        pieces.push(tensor(q, shape).keep());
+      } else {
+        pieces.push(out.adv.keep());
+      }
+      for (const k of [out.adv, out.x, out.j]) if (!pieces.includes(k)) k.dispose();
+    }
+    return pieces.length === 1 ? pieces[0] : tidy(() => concat(pieces, 0).keep());
+  } finally {
+    state?.dispose();
+    if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
+  }
+}
+
+/**
+ * The branch an attack mode uses: for one-branch generators always 0 (they are trained for the
+ * untargeted boundary); for two-branch ones 0 (up) or 1 (down), and for `untargeted` the one
+ * toward the score-reversed boundary of the clean score.
+ *
+ * @example
+ * ```ts
+ * import { branchFor } from "./stqa.ts";
+ * // branchFor(generator, "untargeted", 4.1); // 1 (down) for a two-branch generator, median 3
+ * ```
+ */
+export function branchFor(generator: Generator, mode: AttackMode, cleanScore?: number): number {
+  const two = generator.net.config.variant === "two-branch";
+  if (!two) {
+    if (mode !== "untargeted") {
+      throw new RangeError(
+        `mode '${mode}' needs a two-branch generator; ${generator.path} is untargeted ` +
+          "(train one with --variant two-branch, or use --mode untargeted)",
+      );
+    }
+    return 0;
+  }
+  if (mode === "up") return 0;
+  if (mode === "down") return 1;
+  if (cleanScore === undefined) {
+    throw new RangeError(
+      "branchFor: the untargeted branch of a two-branch generator needs the clean score",
+    );
+  }
+  const { qMin, qMax, median } = generator.info;
+  return attackTarget(cleanScore, "untargeted", { qMin, qMax, median }) === qMax ? 0 : 1;
+}
+
+/**
+ * A loaded generator as an {@link Attack} (method name `stqa-net`): one forward pass per clip,
+ * no victim passes (except one clean score when a two-branch generator attacks untargeted).
+ * `options.jnd` is used as given; `options.eps` defaults to the generator's.
+ *
+ * @example
+ * ```ts
+ * import { computeJnd, initGpu, loadGenerator, loadVictim, readVideo } from "../../mod.ts";
+ * import { stqaAttack } from "./stqa.ts";
+ * await initGpu();
+ * const attack = stqaAttack(await loadGenerator("stqa-vsfa-mini"));
+ * const frames = await readVideo("data/samples/harbour.mkv");
+ * const out = await attack.run(frames, await loadVictim("vsfa-mini"), { jnd: computeJnd(frames) });
+ * ```
+ */
+export function stqaAttack(generator: Generator, options: { chunkFrames?: number } = {}): Attack {
+  return {
+    name: "stqa-net",
+    async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
+      const t0 = performance.now();
+      const mode = opts.mode ?? "untargeted";
+      let passes = 0;
+      let clean: number | undefined;
+      if (generator.net.config.variant === "two-branch" && mode === "untargeted") {
+        const s = tidy(() => noGrad(() => victim.score(frames)));
+        clean = (await s.read())[0];
+        s.dispose();
+        passes = 1;
+      }
+      const branch = branchFor(generator, mode, clean);
+      const adversarial = await attackWithGenerator(generator, frames, {
+        eps: opts.eps,
+        branch,
+        jnd: opts.jnd,
+        chunkFrames: options.chunkFrames,
+      });
+      await syncGpu();
+      return { adversarial, victimPasses: passes, seconds: (performance.now() - t0) / 1000 };
+    },
+  };
+}

@@ -1,0 +1,545 @@
+/**
+ * Training an STQA-Net generator against one frozen victim on the proxy dataset's train split
+ * (DESIGN.md section 2, steps 6 to 8): Adam on seeded mini-batches of clips held in memory with
+ * their JND maps, the score-reversed boundary loss (untargeted) or the up/down targets
+ * (two-branch) plus a weight on `mean(A^2)`, atomic checkpoints that `resume` continues from,
+ * and a clear stop on a non-finite loss that keeps the last good checkpoint. At the end the
+ * generator attacks the test split (8-bit output, eps as trained) and the results go into the
+ * JSON beside the weights.
+ *
+ * @module
+ */
+
+import { join } from "path";
+import { formatSeconds, printProgress } from "../_progress.ts";
+import { loadManifest } from "../data/manifest.ts";
+import { correlationReport } from "../eval/metrics.ts";
+import { perturbationStats, videoQuality } from "../eval/quality.ts";
+import { computeJnd } from "../jnd/mod.ts";
+import { DEFAULT_VIDEO_JND_MODEL, type JndModel } from "../jnd/models.ts";
+import { bundledGeneratorName, type Generator, saveGenerator } from "../models/generator_io.ts";
+import { StqaNet } from "../models/stqa_net.ts";
+import { loadVictim, readVictimClip } from "../models/victims/mod.ts";
+import { BatchSampler } from "../models/victims/train.ts";
+import type { Victim } from "../models/victims/victim.ts";
+import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../tensor/checkpoint.ts";
+import { add, mul, stack } from "../tensor/nn.ts";
+import { Adam } from "../tensor/optim.ts";
+import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
+import { attackTarget, boundaryLoss, weightPenalty } from "./losses.ts";
+import { attackWithGenerator, branchFor, generatorPerturb } from "./stqa.ts";
+
+/** A clip in memory with its JND maps and the victim's clean score. */
+export interface TrainClip {
+  /** Frames `[T,3,H,W]`. */
+  frames: Tensor;
+  /** JND maps `[T,1,H,W]`. */
+  jnd: Tensor;
+  /** The victim's score of the clean clip. */
+  clean: number;
+  /** The label (MOS). */
+  label: number;
+  /** Path, for messages. */
+  path: string;
+}
+
+/** Options of {@link trainGenerator}. */
+export interface TrainGeneratorOptions {
+  /** The victim: a bundled name or a path (default `vsfa-mini`). */
+  victim?: string;
+  /** `untargeted` (default) or `two-branch`. */
+  variant?: "untargeted" | "two-branch";
+  /** The proxy manifest (default `cache/proxy/manifest.json`). */
+  manifest?: string;
+  /** Output stem (default `data/models/stqa-<victim>` or `...-2b`). */
+  out?: string;
+  /** Optimiser steps (default 300). */
+  steps?: number;
+  /** Clips per step (default 4). */
+  batch?: number;
+  /** Peak learning rate, cosine decay to a tenth (default 2e-3). */
+  lr?: number;
+  /** The eps the perturbation is trained at (default 1). */
+  eps?: number;
+  /** Weight of `mean(A^2)` in the loss (default 0.01). */
+  penalty?: number;
+  /** JND model (default `namm-st`). */
+  jnd?: JndModel;
+  /** Seed of the weights and the batch order (default 1). */
+  seed?: number;
+  /** Network config overrides (see `StqaNetConfigSchema`). */
+  config?: Record<string, unknown>;
+  /** Steps between checkpoints (default 25). */
+  checkpointEvery?: number;
+  /** Checkpoint folder (default `cache/generators/<out's name>`). */
+  checkpointDir?: string;
+  /** Continue from the checkpoint. */
+  resume?: boolean;
+  /** Stop after this many steps in this run (for tests of resuming). */
+  stopAfter?: number;
+  /** Use at most this many training clips (default all; for quick runs). */
+  maxClips?: number;
+  /** The command line recorded in the JSON. */
+  command?: string;
+  /** Progress callback (default: a progress line on stderr). */
+  onProgress?: (
+    p: { step: number; steps: number; loss: number; smoothed: number; elapsed: number },
+  ) => void;
+}
+
+/** The generator's results on the test split. */
+export interface GeneratorTestResult {
+  /** Test clips. */
+  n: number;
+  /** eps of the attack. */
+  eps: number;
+  /** SRCC of the clean scores against the labels. */
+  srccClean: number;
+  /** SRCC of the adversarial scores against the labels (untargeted). */
+  srccAdv: number;
+  /** PLCC (logistic) clean and adversarial. */
+  plccClean: number;
+  /** PLCC (logistic) of the adversarial scores. */
+  plccAdv: number;
+  /** Mean |score change|. */
+  meanScoreChange: number;
+  /** Mean over clips of each clip's PSNR (dB, from its mean MSE) of the 8-bit adversarial clip. */
+  meanPsnr: number;
+  /** Mean SSIM (luma) of the 8-bit adversarial clips against the clean ones. */
+  meanSsim: number;
+  /** Share of values with |d| beyond eps * J (must be 0). */
+  beyondJnd: number;
+  /** Mean |d| in 8-bit levels. */
+  meanAbsLevels: number;
+  /** Two-branch: share of clips whose up version scores above the clean one. */
+  upAbove?: number;
+  /** Two-branch: share of clips whose down version scores below the clean one. */
+  downBelow?: number;
+  /** Two-branch: share of clips with both. */
+  bothRight?: number;
+}
+
+/** The training loss became NaN or infinite; the message names the step and the checkpoint.
+ *
+ * @example
+ * ```ts
+ * import { GeneratorLossError } from "./train.ts";
+ * const e = new GeneratorLossError("the loss is NaN at step 3");
+ * console.log(e.name);
+ * ```
+ */
+export class GeneratorLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GeneratorLossError";
+  }
+}
+
+/**
+ * Reads a split's clips for a victim with their JND maps and clean scores.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, loadVictim } from "../../mod.ts";
+ * import { loadTrainClips } from "./train.ts";
+ * await initGpu();
+ * const v = await loadVictim("vsfa-mini");
+ * const clips = await loadTrainClips(v, "cache/proxy/manifest.json", "test");
+ * ```
+ */
+export async function loadTrainClips(
+  victim: Victim,
+  manifest: string,
+  split: "train" | "val" | "test",
+  options: { jnd?: JndModel; maxClips?: number } = {},
+): Promise<TrainClip[]> {
+  const { items, missing } = await loadManifest(manifest, { splits: [split] });
+  if (missing.length) {
+    throw new Error(
+      `${manifest}: ${missing.length} clip file(s) of the ${split} split are missing, e.g. ${
+        missing[0]
+      } (rebuild with \`deno task data\`)`,
+    );
+  }
+  if (!items.length) throw new Error(`${manifest}: the ${split} split is empty`);
+  const picked = options.maxClips ? items.slice(0, options.maxClips) : items;
+  const clips: TrainClip[] = new Array(picked.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < picked.length) {
+      const k = next++;
+      const it = picked[k];
+      const frames = (await readVictimClip(victim, it.path)).keep();
+      const { jnd, score } = tidy(() =>
+        noGrad(() => ({
+          jnd: computeJnd(frames, { model: options.jnd ?? DEFAULT_VIDEO_JND_MODEL }).keep(),
+          score: victim.score(frames).keep(),
+        }))
+      );
+      const clean = (await score.read())[0];
+      score.dispose();
+      clips[k] = { frames, jnd, clean, label: it.mos, path: it.path };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, picked.length) }, worker));
+  return clips;
+}
+
+/** Frees the tensors of loaded clips.
+ *
+ * @example
+ * ```ts
+ * import { disposeClips } from "./train.ts";
+ * disposeClips([]);
+ * ```
+ */
+export function disposeClips(clips: TrainClip[]): void {
+  for (const c of clips) {
+    c.frames.dispose();
+    c.jnd.dispose();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Attacks clips with a generator (8-bit output inside the JND box) and scores them: the
+ * numbers of the acceptance table. For a two-branch generator it also runs both branches and
+ * counts how often up scores above clean and down below.
+ *
+ * @example
+ * ```ts
+ * import { evaluateGenerator } from "./train.ts";
+ * // const r = await evaluateGenerator(generator, victim, testClips, { eps: 1 });
+ * // console.log(r.srccClean, r.srccAdv, r.meanPsnr);
+ * ```
+ */
+export async function evaluateGenerator(
+  generator: Generator,
+  victim: Victim,
+  clips: TrainClip[],
+  options: { eps?: number } = {},
+): Promise<GeneratorTestResult> {
+  const eps = options.eps ?? generator.info.eps;
+  const two = generator.net.config.variant === "two-branch";
+  const advScores: number[] = [];
+  const upScores: number[] = [];
+  const downScores: number[] = [];
+  let psnrSum = 0, ssimSum = 0, beyond = 0, absSum = 0;
+  for (const c of clips) {
+    const runs = two ? [0, 1] : [0];
+    const untargetedBranch = branchFor(generator, "untargeted", c.clean);
+    const clean = await c.frames.read();
+    const jnd = await c.jnd.read();
+    for (const br of runs) {
+      const adv = await attackWithGenerator(generator, c.frames, { eps, branch: br, jnd: c.jnd });
+      const s = tidy(() => noGrad(() => victim.score(adv)));
+      const score = (await s.read())[0];
+      s.dispose();
+      const a = await adv.read();
+      adv.dispose();
+      if (br === untargetedBranch) {
+        advScores.push(score);
+        const shape = c.frames.shape as [number, number, number, number];
+        const q = videoQuality(clean, a, shape);
+        const p = perturbationStats(clean, a, jnd, shape, { eps });
+        psnrSum += q.meanPsnr;
+        ssimSum += q.meanSsim;
+        beyond += p.beyondJnd;
+        absSum += p.meanAbsLevels;
+      }
+      if (two) (br === 0 ? upScores : downScores).push(score);
+    }
+  }
+  const labels = clips.map((c) => c.label);
+  const cleanScores = clips.map((c) => c.clean);
+  const rc = correlationReport(cleanScores, labels);
+  const ra = correlationReport(advScores, labels);
+  const result: GeneratorTestResult = {
+    n: clips.length,
+    eps,
+    srccClean: rc.srcc,
+    srccAdv: ra.srcc,
+    plccClean: rc.plcc,
+    plccAdv: ra.plcc,
+    meanScoreChange: advScores.reduce((s, v, i) => s + Math.abs(v - cleanScores[i]), 0) /
+      clips.length,
+    meanPsnr: psnrSum / clips.length,
+    meanSsim: ssimSum / clips.length,
+    beyondJnd: beyond / clips.length,
+    meanAbsLevels: absSum / clips.length,
+  };
+  if (two) {
+    const up = upScores.map((u, i) => u > cleanScores[i]);
+    const down = downScores.map((d, i) => d < cleanScores[i]);
+    result.upAbove = up.filter(Boolean).length / clips.length;
+    result.downBelow = down.filter(Boolean).length / clips.length;
+    result.bothRight = up.filter((u, i) => u && down[i]).length / clips.length;
+  }
+  return result;
+}
+
+interface GenCheckpointState {
+  step: number;
+  sampler: number;
+  seed: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  eps: number;
+  penalty: number;
+  victim: string;
+  variant: string;
+  config: Record<string, unknown>;
+  losses: number[];
+  trainSeconds: number;
+}
+
+/** What {@link trainGenerator} returns. */
+export interface TrainGeneratorResult {
+  /** The generator (the caller disposes `net`), undefined when stopped early (`stopAfter`). */
+  generator?: Generator;
+  /** Test-split results (undefined when stopped early). */
+  test?: GeneratorTestResult;
+  /** Files written. */
+  weights?: string;
+  /** The JSON. */
+  json?: string;
+  /** Steps done in total. */
+  step: number;
+  /** Losses of every step. */
+  losses: number[];
+  /** Training seconds in total (loading and evaluation excluded). */
+  trainSeconds: number;
+}
+
+/**
+ * Trains a generator against a frozen victim; see the module documentation.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../mod.ts";
+ * import { trainGenerator } from "./train.ts";
+ * await initGpu();
+ * const r = await trainGenerator({ victim: "vsfa-mini", steps: 300, seed: 1 });
+ * console.log(r.test?.srccClean, r.test?.srccAdv, r.test?.meanPsnr);
+ * ```
+ */
+export async function trainGenerator(
+  options: TrainGeneratorOptions = {},
+): Promise<TrainGeneratorResult> {
+  const {
+    victim: victimName = "vsfa-mini",
+    variant = "untargeted",
+    manifest = "cache/proxy/manifest.json",
+    steps = 300,
+    batch = 4,
+    lr = 2e-3,
+    eps = 1,
+    penalty = 0.01,
+    jnd: jndModel = DEFAULT_VIDEO_JND_MODEL,
+    seed = 1,
+    checkpointEvery = 25,
+  } = options;
+  const out = options.out ?? join("data", "models", bundledGeneratorName(victimName, variant));
+  const checkpointDir = options.checkpointDir ??
+    join("cache", "generators", out.split(/[\\/]/).pop()!);
+  const ckpt = join(checkpointDir, "checkpoint.safetensors");
+  const victim = await loadVictim(victimName);
+  const net = new StqaNet({ seed, config: { ...options.config, variant } });
+  let train: TrainClip[] = [];
+  const opt = new Adam(Object.values(net.parameters()), { lr });
+  try {
+    const tl = performance.now();
+    train = await loadTrainClips(victim, manifest, "train", {
+      jnd: jndModel,
+      maxClips: options.maxClips,
+    });
+    const { qMin, qMax } = victim.config;
+    const med = median(train.map((c) => c.clean));
+    console.error(
+      `${victim.name}: ${train.length} train clips with JND maps in ${
+        formatSeconds((performance.now() - tl) / 1000)
+      }; clean median score ${med.toFixed(3)}; generator ${net.parameterCount()} parameters`,
+    );
+    const targets = train.map((c) =>
+      attackTarget(c.clean, "untargeted", { qMin, qMax, median: med })
+    );
+    const sampler = new BatchSampler(seed);
+    let start = 0;
+    let losses: number[] = [];
+    let prior = 0;
+    if (options.resume) {
+      const st = await loadTrainingCheckpoint<GenCheckpointState>(ckpt, net.parameters(), opt);
+      const want: Record<string, unknown> = {
+        seed,
+        steps,
+        batch,
+        lr,
+        eps,
+        penalty,
+        victim: victimName,
+        variant,
+      };
+      const bad = Object.keys(want).filter((k) =>
+        (st as unknown as Record<string, unknown>)[k] !== want[k]
+      );
+      if (bad.length) {
+        throw new Error(
+          `--resume: the checkpoint ${ckpt} was made with other options (${
+            bad.map((k) => `${k} ${(st as unknown as Record<string, unknown>)[k]}`).join(", ")
+          }); start without --resume or pass the same options`,
+        );
+      }
+      console.error(`resuming from ${ckpt} at step ${st.step}`);
+      start = st.step;
+      sampler.state = st.sampler;
+      losses = st.losses;
+      prior = st.trainSeconds;
+    }
+    const lrAt = (s: number) => lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * s) / steps)));
+    const t0 = performance.now();
+    let lastGood = start;
+    const stopAt = Math.min(steps, start + (options.stopAfter ?? Infinity));
+    for (let step = start; step < stopAt; step++) {
+      opt.lr = lrAt(step);
+      const pick = sampler.pick(train.length, batch);
+      const l = tidy(() => {
+        const x = stack(pick.map((i) => train[i].frames), 0);
+        const j = stack(pick.map((i) => train[i].jnd), 0);
+        const r = generatorPerturb(net, x, j, { eps });
+        let loss: Tensor;
+        if (variant === "two-branch") {
+          const up = boundaryLoss(victim.scoreBatch(r.adversarial[0]), pick.map(() => qMax));
+          const down = boundaryLoss(victim.scoreBatch(r.adversarial[1]), pick.map(() => qMin));
+          const pen = add(weightPenalty(r.weights[0]), weightPenalty(r.weights[1]));
+          loss = add(add(up, down), mul(pen, penalty / 2));
+        } else {
+          const s = victim.scoreBatch(r.adversarial[0]);
+          loss = add(
+            boundaryLoss(s, pick.map((i) => targets[i])),
+            mul(weightPenalty(r.weights[0]), penalty),
+          );
+        }
+        loss.backward();
+        return loss;
+      });
+      const value = (await l.read())[0];
+      l.dispose();
+      if (!Number.isFinite(value)) {
+        opt.zeroGrad();
+        throw new GeneratorLossError(
+          `training stopped: the loss is ${value} at step ${step + 1}; the weights were not ` +
+            `updated. ${
+              lastGood > 0
+                ? `The last good checkpoint (step ${lastGood}) is ${ckpt}; continue from it ` +
+                  "with --resume, perhaps with a lower --lr."
+                : "No checkpoint was written yet; try a lower --lr."
+            }`,
+        );
+      }
+      opt.step();
+      opt.zeroGrad();
+      losses.push(value);
+      const recent = losses.slice(-20);
+      const smoothed = recent.reduce((a, b) => a + b, 0) / recent.length;
+      const elapsed = (performance.now() - t0) / 1000;
+      if (options.onProgress) {
+        options.onProgress({ step: step + 1, steps, loss: value, smoothed, elapsed });
+      } else {
+        printProgress({
+          step: step + 1 - start,
+          steps: stopAt - start,
+          elapsed,
+          detail: `step ${step + 1}/${steps} loss ${smoothed.toFixed(4)} lr ${
+            opt.lr.toExponential(1)
+          }`,
+        });
+      }
+      if ((step + 1) % checkpointEvery === 0 || step + 1 === stopAt) {
+        await Deno.mkdir(checkpointDir, { recursive: true });
+        await saveTrainingCheckpoint(
+          ckpt,
+          net.parameters(),
+          opt,
+          {
+            step: step + 1,
+            sampler: sampler.state,
+            seed,
+            steps,
+            batch,
+            lr,
+            eps,
+            penalty,
+            victim: victimName,
+            variant,
+            config: { ...net.config },
+            losses,
+            trainSeconds: prior + (performance.now() - t0) / 1000,
+          } satisfies GenCheckpointState,
+        );
+        lastGood = step + 1;
+      }
+    }
+    const trainSeconds = prior + (performance.now() - t0) / 1000;
+    const trainClips = train.length;
+    disposeClips(train);
+    train = [];
+    if (stopAt < steps) {
+      net.dispose();
+      return { step: stopAt, losses, trainSeconds };
+    }
+    for (const p of Object.values(net.parameters())) p.requiresGrad = false;
+    const info = {
+      victim: victimName,
+      victimFamily: victim.family,
+      jnd: jndModel,
+      eps,
+      qMin,
+      qMax,
+      median: med,
+    };
+    const generator: Generator = {
+      net,
+      info: { kind: "stqa-net", config: { ...net.config }, ...info },
+      path: out,
+    };
+    console.error("attacking the test split ...");
+    const test = await loadTrainClips(victim, manifest, "test", { jnd: jndModel });
+    const result = await evaluateGenerator(generator, victim, test, { eps });
+    disposeClips(test);
+    const round = (v: number) => Math.round(v * 1e4) / 1e4;
+    const last = losses.slice(-20);
+    const files = await saveGenerator(net, out, {
+      ...info,
+      training: {
+        command: options.command ??
+          `deno task train --victim ${victimName} --variant ${variant} --steps ${steps} --seed ${seed}`,
+        seed,
+        steps,
+        batch,
+        lr,
+        penalty,
+        manifest,
+        trainClips,
+        date: new Date().toISOString(),
+        trainSeconds: Math.round(trainSeconds),
+        finalLoss: round(last.reduce((a, b) => a + b, 0) / last.length),
+      },
+      test: Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])),
+    });
+    generator.path = files.weights;
+    return { generator, test: result, ...files, step: stopAt, losses, trainSeconds };
+  } catch (e) {
+    disposeClips(train);
+    net.dispose();
+    throw e;
+  } finally {
+    opt.dispose();
+    victim.dispose();
+  }
+}
