@@ -40,7 +40,7 @@ Build options:
   --frames <n>           frames per clip (default 8)
   --size <n>             clip width and height, even (default 64)
   --fps <n>              frame rate written in the clips (default 25)
-  --motions <n>          camera motions per image (default 3)
+  --motions <n>          camera motions per image (default 9)
   --levels <n>           levels per distortion, 1..${MAX_LEVELS} (default 4)
   --distortions <list>   comma-separated subset of ${DISTORTIONS.join(",")} (default all)
   --max-sources <n>      use only the first n images by name (default all)

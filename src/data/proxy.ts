@@ -150,7 +150,7 @@ export interface BuildProxyOptions {
   size?: number;
   /** Frames per second written in the clips (default 25). */
   fps?: number;
-  /** Camera motions per image, cycling pan, zoom, rotate (default 3). */
+  /** Camera motions per image, cycling pan, zoom, rotate (default 9). */
   motionsPerImage?: number;
   /** Levels per distortion, 1 to 6 (default 4). */
   levels?: number;
@@ -219,7 +219,7 @@ const OptionsSchema = z.object({
     message: "must be even (clips are yuv420p)",
   }).default(64),
   fps: z.number().int().min(1).max(240).default(25),
-  motionsPerImage: z.number().int().min(1).max(64).default(3),
+  motionsPerImage: z.number().int().min(1).max(64).default(9),
   levels: z.number().int().min(1).max(MAX_LEVELS).default(4),
   distortions: z.array(z.enum(DISTORTIONS)).min(1).refine((d) => new Set(d).size === d.length, {
     message: "must not repeat a distortion",
