@@ -34,6 +34,13 @@ Options:
   --checkpoint-every <n>   steps between checkpoints (default 50)
   --checkpoint-dir <dir>   checkpoint folder (default cache/victims/<model>)
   --resume                 continue from the checkpoint (same options)
+  --rank-weight <v>        weight of a pairwise ranking term added to the loss (default 0)
+  --rank-margin <v>        margin of the ranking term (default 0.1)
+  --weight-decay <v>       Adam L2 weight decay (default 0)
+  --augment                random transposes of the training clips
+  --eval-every <n>         validate on the val split every n steps and keep the best
+                           step's weights (default 0: keep the last)
+  --config <json>          config overrides of the family, e.g. '{"input":"rgb+mscn"}'
   -h, --help               this text
 
 Exit codes: 0 done, 1 failure (including a non-finite loss), 2 bad usage.
@@ -53,6 +60,19 @@ const ArgsSchema = z.object({
   "checkpoint-every": z.coerce.number().int().positive().default(50),
   "checkpoint-dir": z.string().min(1).optional(),
   resume: z.boolean().default(false),
+  "rank-weight": z.coerce.number().nonnegative().default(0),
+  "rank-margin": z.coerce.number().nonnegative().default(0.1),
+  "weight-decay": z.coerce.number().nonnegative().default(0),
+  augment: z.boolean().default(false),
+  "eval-every": z.coerce.number().int().nonnegative().default(0),
+  config: z.string().transform((s, ctx) => {
+    try {
+      const v = JSON.parse(s);
+      if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+    } catch { /* reported below */ }
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must be a JSON object" });
+    return z.NEVER;
+  }).optional(),
 }).strict();
 
 /**
@@ -83,6 +103,12 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
         "checkpoint-every": { type: "string" },
         "checkpoint-dir": { type: "string" },
         resume: { type: "boolean" },
+        "rank-weight": { type: "string" },
+        "rank-margin": { type: "string" },
+        "weight-decay": { type: "string" },
+        augment: { type: "boolean" },
+        "eval-every": { type: "string" },
+        config: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -105,7 +131,10 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
   }
   const o = parsed.data;
   await initGpu();
-  const command = `deno task train-victim ${args.filter((a) => a !== "--resume").join(" ")}`;
+  const quote = (a: string) => /^[\w./=:,+-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+  const command = `deno task train-victim ${
+    args.filter((a) => a !== "--resume").map(quote).join(" ")
+  }`;
   try {
     const r = await trainVictim({
       model: o.model,
@@ -120,6 +149,12 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
       checkpointDir: o["checkpoint-dir"],
       resume: o.resume,
       command,
+      rankWeight: o["rank-weight"],
+      rankMargin: o["rank-margin"],
+      weightDecay: o["weight-decay"],
+      augment: o.augment,
+      evalEvery: o["eval-every"],
+      config: o.config,
     });
     const t = r.test;
     console.log(

@@ -10,7 +10,18 @@ import { join } from "path";
 import { loadManifest } from "../../data/manifest.ts";
 import { correlationReport } from "../../eval/metrics.ts";
 import { writeBuffer } from "../../gpu/queue.ts";
-import { l1Loss, mean, mseLoss, stack } from "../../tensor/nn.ts";
+import {
+  abs,
+  add,
+  l1Loss,
+  mean,
+  mseLoss,
+  mul,
+  permute,
+  relu,
+  stack,
+  sub,
+} from "../../tensor/nn.ts";
 import { Adam } from "../../tensor/optim.ts";
 import { decodeSafetensors, saveSafetensors } from "../../tensor/safetensors.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
@@ -49,6 +60,19 @@ export interface TrainVictimOptions {
   onProgress?: (p: TrainProgress) => void;
   /** Stop after this many steps in this run (for tests of resuming); default no limit. */
   stopAfter?: number;
+  /** See {@link FitVictimOptions.rankWeight} (default 0). */
+  rankWeight?: number;
+  /** See {@link FitVictimOptions.rankMargin} (default 0.1). */
+  rankMargin?: number;
+  /** Adam's L2 weight decay (default 0). */
+  weightDecay?: number;
+  /** Random transposes of the training clips (default false). */
+  augment?: boolean;
+  /**
+   * Steps between validations on the val split; the best step's weights are kept (default 0:
+   * no validation, the last step's weights are kept).
+   */
+  evalEvery?: number;
 }
 
 /** What {@link TrainVictimOptions.onProgress} receives. */
@@ -348,6 +372,38 @@ function progressLine(p: TrainProgress): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}${p.step === p.steps ? "\n" : ""}`));
 }
 
+/**
+ * The pairwise ranking term: the mean over pairs `i < j` whose labels differ by more than 0.05
+ * of `relu(margin - sign(yi - yj) * (pi - pj))`; undefined when no pair qualifies.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { rankingLoss } from "./train.ts";
+ * await initGpu();
+ * const r = rankingLoss(tensor([1, 2, 3], [3]), [1, 3, 2], 0.1); // [1]
+ * ```
+ */
+export function rankingLoss(pred: Tensor, labels: number[], margin: number): Tensor | undefined {
+  const b = labels.length;
+  const sign = new Float32Array(b * b);
+  let pairs = 0;
+  for (let i = 0; i < b; i++) {
+    for (let j = i + 1; j < b; j++) {
+      const d = labels[i] - labels[j];
+      if (Math.abs(d) > 0.05) {
+        sign[i * b + j] = Math.sign(d);
+        pairs++;
+      }
+    }
+  }
+  if (!pairs) return undefined;
+  const s = tensor(sign, [b, b]);
+  const diff = sub(pred.reshape([b, 1]), pred.reshape([1, b]));
+  const hinge = relu(sub(mul(abs(s), margin), mul(s, diff)));
+  return mul(mean(hinge), (b * b) / pairs);
+}
+
 /** Options of {@link fitVictim}. */
 export interface FitVictimOptions {
   /** Optimiser steps (default 400). */
@@ -370,6 +426,27 @@ export interface FitVictimOptions {
   onProgress?: (p: TrainProgress) => void;
   /** Stop after this many steps in this call (e.g. to test resuming); default no limit. */
   stopAfter?: number;
+  /**
+   * Weight of a pairwise ranking term added to the loss (default 0): the mean over the batch's
+   * pairs with labels more than 0.05 apart of `relu(margin - sign(yi - yj) * (pi - pj))`.
+   */
+  rankWeight?: number;
+  /** Margin of the ranking term on the label scale (default 0.1). */
+  rankMargin?: number;
+  /** Adam's L2 weight decay (default 0). */
+  weightDecay?: number;
+  /**
+   * Augmentation (default false): each picked clip is transposed (height and width swapped)
+   * with probability 1/2. Needs square inputs.
+   */
+  augment?: boolean;
+  /**
+   * Validation clips: every `evalEvery` steps (and at the end) their SRCC is measured and the
+   * parameters of the best one are restored at the end (the step is in the result).
+   */
+  val?: LoadedClip[];
+  /** Steps between validations (default 100). */
+  evalEvery?: number;
 }
 
 /** What {@link fitVictim} returns. */
@@ -380,6 +457,8 @@ export interface FitVictimResult {
   losses: number[];
   /** Training seconds in total (including those before a resume). */
   trainSeconds: number;
+  /** With `val`: the step whose parameters were kept, and the validation SRCC of every check. */
+  best?: { step: number; srcc: number; history: { step: number; srcc: number }[] };
 }
 
 /**
@@ -414,11 +493,30 @@ export async function fitVictim(
     seed = 1,
     checkpointEvery = 50,
     checkpointDir,
+    rankWeight = 0,
+    rankMargin = 0.1,
+    weightDecay = 0,
+    augment = false,
+    val,
+    evalEvery = 100,
   } = options;
   if (train.length < 1) throw new Error("fitVictim: no training clips");
   const onProgress = options.onProgress ?? progressLine;
   const params = victim.parameters();
-  const opt = new Adam(Object.values(params), { lr });
+  const opt = new Adam(Object.values(params), { lr, weightDecay });
+  const history: { step: number; srcc: number }[] = [];
+  let best: { step: number; srcc: number; weights: Record<string, Float32Array> } | undefined;
+  const validate = async (step: number) => {
+    if (!val?.length) return;
+    const { metrics } = await evaluateVictim(victim, val);
+    const srcc = Number.isFinite(metrics.srcc) ? metrics.srcc : -Infinity;
+    history.push({ step, srcc: metrics.srcc });
+    if (!best || srcc > best.srcc) {
+      const weights: Record<string, Float32Array> = {};
+      for (const [name, p] of Object.entries(params)) weights[name] = await p.read();
+      best = { step, srcc, weights };
+    }
+  };
   const sampler = new BatchSampler(seed);
   let start = 0;
   let losses: number[] = [];
@@ -452,12 +550,24 @@ export async function fitVictim(
     for (let step = start; step < stopAt; step++) {
       opt.lr = lrAt(step);
       const pick = sampler.pick(train.length, batch);
+      const flips = augment ? pick.map(() => sampler.uniform() < 0.5) : pick.map(() => false);
       const l = tidy(() => {
-        const x = stack(pick.map((i) => train[i].input), 0);
-        const y = tensor(pick.map((i) => train[i].label), [pick.length]);
+        const x = stack(
+          pick.map((i, k) => {
+            const c = train[i].input;
+            return flips[k] ? permute(c, [0, 1, 3, 2]) : c;
+          }),
+          0,
+        );
+        const labels = pick.map((i) => train[i].label);
+        const y = tensor(labels, [pick.length]);
         const pred = victim.scorePrepared(x);
         const lv = lossFn(pred, y);
-        const scalar = lv.size === 1 ? lv : mean(lv);
+        let scalar = lv.size === 1 ? lv : mean(lv);
+        if (rankWeight > 0) {
+          const rank = rankingLoss(pred, labels, rankMargin);
+          if (rank) scalar = add(scalar, mul(rank, rankWeight));
+        }
         scalar.backward();
         return scalar;
       });
@@ -503,11 +613,21 @@ export async function fitVictim(
         });
         lastGood = step + 1;
       }
+      if (val?.length && ((step + 1) % evalEvery === 0 || step + 1 === steps)) {
+        await validate(step + 1);
+      }
+    }
+    const trainSeconds = priorSeconds + (performance.now() - t0) / 1000;
+    if (best && stopAt === steps) {
+      for (const [name, p] of Object.entries(params)) {
+        writeBuffer(p.buffer, best.weights[name] as Float32Array<ArrayBuffer>);
+      }
     }
     return {
       step: stopAt,
       losses,
-      trainSeconds: priorSeconds + (performance.now() - t0) / 1000,
+      trainSeconds,
+      ...(best ? { best: { step: best.step, srcc: best.srcc, history } } : {}),
     };
   } finally {
     opt.dispose();
@@ -536,11 +656,17 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
     loss = "mse",
     seed = 1,
     config = {},
+    rankWeight = 0,
+    rankMargin = 0.1,
+    weightDecay = 0,
+    augment = false,
+    evalEvery = 0,
   } = options;
   const out = options.out ?? join("data", "models", model);
   const checkpointDir = options.checkpointDir ?? join("cache", "victims", model);
   const victim = createVictim(model, { seed, config });
   let train: LoadedClip[] = [];
+  let val: LoadedClip[] = [];
   try {
     const tl = performance.now();
     train = await loadVictimClips(victim, manifest, "train");
@@ -549,6 +675,7 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
         ((performance.now() - tl) / 1000).toFixed(0)
       } s`,
     );
+    if (evalEvery > 0) val = await loadVictimClips(victim, manifest, "val");
     if (options.resume) console.error(`resuming ${model} from ${join(checkpointDir, CKPT)}`);
     const fit = await fitVictim(victim, train, {
       steps,
@@ -561,10 +688,18 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
       resume: options.resume,
       onProgress: options.onProgress,
       stopAfter: options.stopAfter,
+      rankWeight,
+      rankMargin,
+      weightDecay,
+      augment,
+      val: evalEvery > 0 ? val : undefined,
+      evalEvery: evalEvery > 0 ? evalEvery : undefined,
     });
     const trainClips = train.length;
     train.forEach((c) => c.input.dispose());
     train = [];
+    val.forEach((c) => c.input.dispose());
+    val = [];
     if (fit.step < steps) {
       const nan = NaN;
       return {
@@ -590,6 +725,17 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
         batch,
         lr,
         loss,
+        rankWeight,
+        rankMargin,
+        weightDecay,
+        augment,
+        evalEvery,
+        ...(fit.best
+          ? {
+            bestStep: fit.best.step,
+            valSrcc: fit.best.history.map((h) => ({ step: h.step, srcc: round(h.srcc) })),
+          }
+          : {}),
         manifest,
         trainClips,
         date: new Date().toISOString(),
@@ -607,6 +753,7 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
     };
   } catch (e) {
     train.forEach((c) => c.input.dispose());
+    val.forEach((c) => c.input.dispose());
     victim.dispose();
     throw e;
   }
