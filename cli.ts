@@ -1,5 +1,5 @@
 /**
- * The command line behind the deno tasks: `attack`, `data`, `info`, `jnd`, `train-victim`.
+ * The command line behind the deno tasks: `attack`, `data`, `info`, `jnd`, `train`, `train-victim`.
  * Exit codes: 0 success, 1 failure, 2 bad usage, 3 no WebGPU adapter.
  *
  * @module
@@ -9,6 +9,8 @@ import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
 import { jndCommand } from "./src/jnd/command.ts";
 import { dataCommand } from "./src/data/command.ts";
 import { trainVictimCommand } from "./src/models/victims/command.ts";
+import { attackCommand } from "./src/attack/command.ts";
+import { trainCommand } from "./src/attack/train_command.ts";
 import { FfmpegNotFoundError, runTool } from "./src/video/_ffmpeg.ts";
 
 /** Exit code for bad usage (unknown command or option). */
@@ -17,10 +19,11 @@ export const EXIT_USAGE = 2;
 const USAGE = `Usage: deno task <command> [options]
 
 Commands:
-  attack   generate adversarial videos with STQA-Net (not implemented yet)
+  attack   adversarial videos from a trained STQA-Net generator (attack --help)
   data     build the proxy dataset (cache/proxy), or check a real dataset (data --help)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
   jnd      JND maps of a video: heat-map video, PNGs, per-frame statistics (jnd --help)
+  train    train an STQA-Net generator against a victim (train --help)
   train-victim  train a victim VQA model on the proxy dataset (train-victim --help)
 `;
 
@@ -48,24 +51,13 @@ async function info(): Promise<number> {
   return 0;
 }
 
-function attack(): number {
-  console.error(
-    "deno task attack: the STQA-Net generator is not implemented yet (it is the next step).\n" +
-      "It will read the sample clips in data/samples, compute their JND maps, run the bundled\n" +
-      "generator against the bundled vsfa-mini victim and write out/<name>/adversarial.mkv and\n" +
-      "out/<name>/report.json per clip. Already here: the WebGPU runtime and autograd (nn ops),\n" +
-      "video I/O, JND maps (`deno task jnd`), the proxy dataset (`deno task data`) and the victim\n" +
-      "models (`deno task train-victim`).",
-  );
-  return 1;
-}
-
 /** The subcommands: each takes the arguments after its name and returns an exit code. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
-  attack: () => attack(),
+  attack: attackCommand,
   data: dataCommand,
   info: () => info(),
   jnd: jndCommand,
+  train: trainCommand,
   "train-victim": trainVictimCommand,
 };
 

@@ -8,7 +8,9 @@
  * - video in and out through ffmpeg (`probeVideo`, `readVideo`, `readVideoChunks`, `writeVideo`);
  * - JND maps (`computeJnd`);
  * - datasets (`buildProxyDataset`, the real-dataset loaders) and victim VQA models (`loadVictim`);
- * - correlation metrics (`srcc`, `krcc`, `plcc`, `correlationReport`).
+ * - correlation and imperceptibility metrics (`srcc`, `correlationReport`, `psnr`, `ssim`);
+ * - attacks: the STQA-Net generator (`StqaNet`, `trainGenerator`, `loadGenerator`, `attackVideo`)
+ *   and the iterative baselines (`fgsm`, `ifgsm`, `zhang2023`, `korhonen`, `randomAttack`).
  *
  * @example
  * ```ts
@@ -209,3 +211,58 @@ export {
   zhang2023,
   type Zhang2023Options,
 } from "./src/attack/baselines/mod.ts";
+// STQA-Net: the generator, its files, training and attacks
+export {
+  StqaNet,
+  type StqaNetConfig,
+  StqaNetConfigSchema,
+  type StqaNetForwardOptions,
+  type StqaNetOutput,
+} from "./src/models/stqa_net.ts";
+export {
+  bundledGeneratorName,
+  type Generator,
+  type GeneratorFile,
+  GeneratorFileSchema,
+  type GeneratorInfo,
+  generatorPaths,
+  loadGenerator,
+  saveGenerator,
+} from "./src/models/generator_io.ts";
+export {
+  type Attack,
+  ATTACK_MODES,
+  type AttackMode,
+  type AttackOptions,
+  type AttackOutput,
+} from "./src/attack/types.ts";
+export { attackTarget, boundaryLoss, type ScoreScale, weightPenalty } from "./src/attack/losses.ts";
+export { applyPerturbation, clipToJnd } from "./src/attack/perturb.ts";
+export {
+  attackWithGenerator,
+  type AttackWithGeneratorOptions,
+  branchFor,
+  generatorPerturb,
+  type GeneratorPerturbOptions,
+  type GeneratorPerturbResult,
+  quantizeInJnd,
+  stqaAttack,
+} from "./src/attack/stqa.ts";
+export {
+  evaluateGenerator,
+  GeneratorLossError,
+  type GeneratorTestResult,
+  loadTrainClips,
+  type TrainClip,
+  trainGenerator,
+  type TrainGeneratorOptions,
+  type TrainGeneratorResult,
+} from "./src/attack/train.ts";
+export { attackVideo, type AttackVideoOptions } from "./src/attack/video.ts";
+export {
+  type AttackReport,
+  AttackReportSchema,
+  type AttackRun,
+  AttackRunSchema,
+  parseAttackReport,
+} from "./src/report/attack_report.ts";

@@ -3,7 +3,8 @@
  * section 2): JND maps (optionally with the frames) -> spatial encoder (3x3 convs, two of
  * stride 2, features at 1/4 resolution) -> convolutional GRU over time -> fusion of the spatial
  * features with the GRU state (1x1 conv) -> decoder (two bilinear x2 upsampling + 3x3 conv
- * stages, then a 3x3 conv and tanh) -> attack weight maps `A` in [-1, 1] with 3 channels.
+ * stages, each also reading the encoder's features at its resolution through a skip
+ * connection, then a 3x3 conv and tanh) -> attack weight maps `A` in [-1, 1] with 3 channels.
  * The perturbation is `d = eps * J * A`, so `|d| <= eps * J` by construction.
  *
  * The `two-branch` variant shares the encoder and the GRU and has two fusion+decoder branches,
@@ -23,9 +24,11 @@ import {
   conv2d,
   convGruGates,
   leakyRelu,
+  mean,
   mul,
   slice,
   stack,
+  sub,
   tanh,
   upsample2x,
 } from "../tensor/nn.ts";
@@ -48,6 +51,18 @@ export const StqaNetConfigSchema = z.object({
   decoder: z.tuple([int, int]).default([32, 16]),
   /** Negative slope of the leaky ReLUs. */
   slope: z.number().min(0).max(1).default(0.2),
+  /**
+   * U-Net skip connections: each decoder stage also reads the encoder's features at its
+   * resolution (without them the decoder only sees 1/4-resolution features and can make only
+   * smooth maps; see the README's STQA-Net section for the measured difference).
+   */
+  skips: z.boolean().default(true),
+  /**
+   * Subtract each map's spatial mean (per frame and channel) before the tanh, so the maps are
+   * textures rather than colour shifts (without it training settles on a global colour shift
+   * within a few steps, saturates the tanh and stops learning; see the README).
+   */
+  centre: z.boolean().default(true),
   /** The JND map (levels/255) is multiplied by this before the encoder (about unit scale). */
   jndScale: z.number().positive().default(16),
 }).strict();
@@ -114,8 +129,9 @@ export class StqaNet {
     pb.conv("gru.h", c.hidden, 3 * c.hidden, 3, 1);
     for (const b of this.branches()) {
       pb.conv(`${b}.fuse`, e3 + c.hidden, e3, 1, c.slope);
-      pb.conv(`${b}.dec.0`, e3, c.decoder[0], 3, c.slope);
-      pb.conv(`${b}.dec.1`, c.decoder[0], c.decoder[1], 3, c.slope);
+      const sk = c.skips ? [e2, e1] : [0, 0];
+      pb.conv(`${b}.dec.0`, e3 + sk[0], c.decoder[0], 3, c.slope);
+      pb.conv(`${b}.dec.1`, c.decoder[0] + sk[1], c.decoder[1], 3, c.slope);
       pb.conv(`${b}.out`, c.decoder[1], 3, 3, 1);
     }
     this.#params = pb.params;
@@ -207,9 +223,11 @@ export class StqaNet {
       crop(upsample2x(x, { mode: "bilinear" }), hh, ww);
     const weights = this.branches().map((br) => {
       const z = lrelu(this.#conv(`${br}.fuse`, fused));
-      const d0 = lrelu(this.#conv(`${br}.dec.0`, up(z, h1, w1)));
-      const d1 = lrelu(this.#conv(`${br}.dec.1`, up(d0, h, w)));
-      const a = tanh(this.#conv(`${br}.out`, d1));
+      const skip = (x: Tensor, e: Tensor) => (c.skips ? concat([x, e], 1) : x);
+      const d0 = lrelu(this.#conv(`${br}.dec.0`, skip(up(z, h1, w1), f1)));
+      const d1 = lrelu(this.#conv(`${br}.dec.1`, skip(up(d0, h, w), f0)));
+      const u = this.#conv(`${br}.out`, d1);
+      const a = tanh(c.centre ? sub(u, mean(u, { axes: [2, 3], keepDims: true })) : u);
       return a.reshape(batched ? [b, t, 3, h, w] : [t, 3, h, w]);
     });
     return { weights, state };

@@ -1,0 +1,159 @@
+/**
+ * `deno task train`: trains an STQA-Net generator against a frozen victim on the proxy
+ * dataset's train split, then attacks the test split and records the results beside the
+ * weights.
+ *
+ * ```
+ * deno task train --victim vsfa-mini [--variant untargeted|two-branch] [--steps 300] [--resume]
+ * ```
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { commandLine, parseCommand } from "../_cli.ts";
+import { formatSeconds } from "../_progress.ts";
+import { DatasetError } from "../data/types.ts";
+import { initGpu } from "../gpu/device.ts";
+import { JND_MODELS } from "../jnd/models.ts";
+import { NonFiniteParameterError } from "../tensor/checkpoint.ts";
+import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
+import { GeneratorLossError, trainGenerator } from "./train.ts";
+
+const USAGE = `Usage: deno task train --victim <name> [options]
+
+Trains an STQA-Net generator against a frozen victim on the proxy dataset (deno task data),
+attacks the test split with it, and writes <out>.safetensors and <out>.json (config, victim,
+eps, median, command, seed, test results).
+
+Options:
+  -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path
+  --variant <v>            untargeted | two-branch (default untargeted)
+  --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
+  -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b])
+  --steps <n>              optimiser steps (default 300)
+  --batch <n>              clips per step (default 4)
+  --lr <v>                 peak learning rate, cosine decay to lr/10 (default 5e-4)
+  --eps <e>                multiple of the JND the perturbation may reach (default 1)
+  --penalty <w>            weight of mean(A^2) in the loss (default 0.01)
+  --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
+  --config <json>          network config overrides, e.g. '{"hidden":64}'
+  --seed <n>               seed of the weights and the batch order (default 1)
+  --max-clips <n>          use only the first n training clips (quick runs)
+  --checkpoint-every <n>   steps between checkpoints (default 25)
+  --checkpoint-dir <dir>   checkpoint folder (default cache/generators/<out name>)
+  --resume                 continue from the checkpoint (same options)
+  -h, --help               this text
+
+Exit codes: 0 done, 1 failure (including a non-finite loss), 2 bad usage, 3 no WebGPU adapter.
+`;
+
+const JsonObject = z.string().transform((s, ctx) => {
+  try {
+    const v = JSON.parse(s);
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch { /* reported below */ }
+  ctx.addIssue({ code: "custom", message: `expected a JSON object, got ${JSON.stringify(s)}` });
+  return z.NEVER;
+});
+
+const ArgsSchema = z.object({
+  victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
+  variant: z.enum(["untargeted", "two-branch"]).default("untargeted"),
+  manifest: z.string().min(1).default("cache/proxy/manifest.json"),
+  out: z.string().min(1).optional(),
+  steps: z.coerce.number().int().positive().default(300),
+  batch: z.coerce.number().int().positive().max(64).default(4),
+  lr: z.coerce.number().positive().max(1).default(5e-4),
+  eps: z.coerce.number().positive().max(16).default(1),
+  penalty: z.coerce.number().nonnegative().default(0.01),
+  jnd: z.enum(JND_MODELS).default("namm-st"),
+  config: JsonObject.optional(),
+  seed: z.coerce.number().int().nonnegative().default(1),
+  "max-clips": z.coerce.number().int().positive().optional(),
+  "checkpoint-every": z.coerce.number().int().positive().default(25),
+  "checkpoint-dir": z.string().min(1).optional(),
+  resume: z.boolean().default(false),
+}).strict();
+
+const FLAGS = {
+  victim: { type: "string", short: "v" },
+  variant: { type: "string" },
+  manifest: { type: "string" },
+  out: { type: "string", short: "o" },
+  steps: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  eps: { type: "string" },
+  penalty: { type: "string" },
+  jnd: { type: "string" },
+  config: { type: "string" },
+  seed: { type: "string" },
+  "max-clips": { type: "string" },
+  "checkpoint-every": { type: "string" },
+  "checkpoint-dir": { type: "string" },
+  resume: { type: "boolean" },
+} as const;
+
+/**
+ * Runs `train` with its arguments (after the command name); returns the exit code.
+ *
+ * @example
+ * ```ts
+ * import { trainCommand } from "./train_command.ts";
+ * const code = await trainCommand(["--victim", "vsfa-mini", "--steps", "300"]);
+ * ```
+ */
+export async function trainCommand(args: string[]): Promise<number> {
+  const parsed = parseCommand(args, { usage: USAGE, flags: FLAGS, schema: ArgsSchema });
+  if (!parsed.ok) return parsed.code;
+  const o = parsed.values;
+  await initGpu();
+  try {
+    const r = await trainGenerator({
+      victim: o.victim,
+      variant: o.variant,
+      manifest: o.manifest,
+      out: o.out,
+      steps: o.steps,
+      batch: o.batch,
+      lr: o.lr,
+      eps: o.eps,
+      penalty: o.penalty,
+      jnd: o.jnd,
+      config: o.config,
+      seed: o.seed,
+      maxClips: o["max-clips"],
+      checkpointEvery: o["checkpoint-every"],
+      checkpointDir: o["checkpoint-dir"],
+      resume: o.resume,
+      command: commandLine("train", args.filter((a) => a !== "--resume")),
+    });
+    const t = r.test!;
+    const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+    console.log(
+      `trained in ${formatSeconds(r.trainSeconds)}; test split (${t.n} clips, eps ${t.eps}): ` +
+        `SRCC clean ${t.srccClean.toFixed(3)} -> adversarial ${t.srccAdv.toFixed(3)}, ` +
+        `mean |score change| ${t.meanScoreChange.toFixed(3)}, PSNR ${t.meanPsnr.toFixed(2)} dB, ` +
+        `SSIM ${t.meanSsim.toFixed(4)}, beyond JND ${pct(t.beyondJnd)}` +
+        (t.bothRight !== undefined
+          ? `; up above clean ${pct(t.upAbove!)}, down below ${pct(t.downBelow!)}, both ${
+            pct(t.bothRight)
+          }`
+          : ""),
+    );
+    console.log(`wrote ${r.weights} and ${r.json}`);
+    r.generator?.net.dispose();
+    return 0;
+  } catch (e) {
+    if (
+      e instanceof GeneratorLossError || e instanceof NonFiniteParameterError ||
+      e instanceof DatasetError || e instanceof VideoError || e instanceof FfmpegNotFoundError ||
+      e instanceof Error
+    ) {
+      console.error(`train: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
