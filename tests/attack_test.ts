@@ -1,0 +1,336 @@
+// `deno task attack` and `deno task train` end to end on tiny inputs: the report validates
+// against its schema and matches the written video, `--mode both`, inputs (file, folder,
+// manifest), bad inputs (missing weights, a victim/generator mismatch, an unreadable video, bad
+// options) that fail clearly and leave nothing behind, and generator training with checkpoints,
+// resume (identical to an uninterrupted run) and the stop on a non-finite loss.
+
+import assert from "assert";
+import { join } from "path";
+import { fileURLToPath } from "url";
+import {
+  buildProxyDataset,
+  loadGenerator,
+  parseAttackReport,
+  readVideo,
+  saveGenerator,
+  StqaNet,
+  tensor,
+  trainGenerator,
+  writeVideo,
+} from "../mod.ts";
+import { attackCommand, resolveAttackInputs } from "../src/attack/command.ts";
+import { initGpu } from "./_helpers.ts";
+
+await initGpu();
+
+const SOURCES = fileURLToPath(new URL("../data/sources", import.meta.url));
+const TINY = { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] };
+const INFO = {
+  victim: "vsfa-mini",
+  victimFamily: "vsfa-mini",
+  jnd: "namm-st" as const,
+  eps: 1,
+  qMin: 1,
+  qMax: 5,
+  median: 3,
+};
+
+const dirs: string[] = [];
+async function tmp(): Promise<string> {
+  const d = await Deno.makeTempDir({ prefix: "stqa_attack_" });
+  dirs.push(d);
+  return d;
+}
+globalThis.addEventListener("unload", () => {
+  for (const d of dirs) {
+    try {
+      Deno.removeSync(d, { recursive: true });
+    } catch { /* gone */ }
+  }
+});
+
+/** A small textured clip on disk. */
+async function clipFile(
+  dir: string,
+  name: string,
+  frames = 5,
+  w = 40,
+  h = 24,
+  freq = 0.9,
+): Promise<string> {
+  const v = new Float32Array(frames * 3 * h * w);
+  let i = 0;
+  for (let f = 0; f < frames; f++) {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++, i++) {
+          v[i] = Math.round(255 * (0.5 + 0.35 * Math.sin(freq * x + 0.5 * y + 0.3 * f + c))) / 255;
+        }
+      }
+    }
+  }
+  const file = join(dir, name);
+  await writeVideo(file, tensor(v, [frames, 3, h, w]), { codec: "ffv1", disposeInput: true });
+  return file;
+}
+
+/** A generator with large output maps (as a trained one) saved in `dir`. */
+async function generatorFile(
+  dir: string,
+  variant: "untargeted" | "two-branch" = "untargeted",
+  info: Partial<typeof INFO> = {},
+  name = `gen-${variant}`,
+): Promise<string> {
+  const net = new StqaNet({ seed: 3, config: { ...TINY, variant } });
+  for (const [name, p] of Object.entries(net.parameters())) {
+    if (name.endsWith("out.weight")) {
+      const { writeBuffer } = await import("../src/gpu/queue.ts");
+      writeBuffer(p.buffer, (await p.read()).map((x) => x * 300));
+    }
+  }
+  const stem = join(dir, name);
+  await saveGenerator(net, stem, { ...INFO, ...info });
+  net.dispose();
+  return `${stem}.safetensors`;
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) out.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+Deno.test("attack: writes adversarial.mkv and a report that validates and matches it", async () => {
+  const dir = await tmp();
+  const input = await clipFile(dir, "clip one.mkv");
+  const gen = await generatorFile(dir);
+  const out = join(dir, "out");
+  const code = await attackCommand([
+    "--input",
+    input,
+    "--generator",
+    gen,
+    "--out",
+    out,
+    "--chunk-frames",
+    "2",
+  ]);
+  assert.equal(code, 0);
+  assert.deepEqual(await entries(out), ["clip_one", "summary.json"]);
+  assert.deepEqual(await entries(join(out, "clip_one")), ["adversarial.mkv", "report.json"]);
+  const report = parseAttackReport(
+    await Deno.readTextFile(join(out, "clip_one", "report.json")),
+    "report.json",
+  );
+  assert.deepEqual(report.video, { frames: 5, width: 40, height: 24, fps: 25 });
+  assert.equal(report.attacks.length, 1);
+  const a = report.attacks[0];
+  assert.equal(a.beyondJnd, 0);
+  assert.ok(a.meanAbsLevels > 0.1, `mean |d| ${a.meanAbsLevels}`);
+  assert.equal(a.psnr.frames.length, 5);
+  assert.equal(report.clean.frameScores?.length, 5);
+  // The file holds exactly the frames the report measured: recompute the PSNR from it.
+  const clean = await (await readVideo(input)).read();
+  const adv = await (await readVideo(join(out, "clip_one", a.output))).read();
+  let se = 0;
+  for (let i = 0; i < clean.length; i++) se += (clean[i] - adv[i]) ** 2;
+  const psnr = 10 * Math.log10(clean.length / se);
+  assert.ok(Math.abs(psnr - a.psnr.mean!) < 1e-3, `file ${psnr} vs report ${a.psnr.mean}`);
+  // A broken report is rejected with the field named.
+  const bad = JSON.parse(await Deno.readTextFile(join(out, "clip_one", "report.json")));
+  bad.attacks[0].beyondJnd = 2;
+  assert.throws(() => parseAttackReport(bad, "r.json"), /r\.json: .*attacks\.0\.beyondJnd/);
+});
+
+Deno.test("attack: --mode both with a two-branch generator writes up and down", async () => {
+  const dir = await tmp();
+  const input = await clipFile(dir, "c.mkv", 3, 32, 32);
+  const gen = await generatorFile(dir, "two-branch");
+  const out = join(dir, "out");
+  const code = await attackCommand(["-i", input, "-g", gen, "-o", out, "--mode", "both"]);
+  assert.equal(code, 0);
+  assert.deepEqual(await entries(join(out, "c")), [
+    "adversarial-down.mkv",
+    "adversarial-up.mkv",
+    "report.json",
+  ]);
+  const r = parseAttackReport(await Deno.readTextFile(join(out, "c", "report.json")));
+  assert.deepEqual(r.attacks.map((a) => [a.mode, a.branch, a.target]), [["up", 0, 5], [
+    "down",
+    1,
+    1,
+  ]]);
+});
+
+Deno.test("attack: bad inputs fail clearly and leave nothing behind", async () => {
+  const dir = await tmp();
+  const input = await clipFile(dir, "ok.mkv", 2, 24, 24);
+  const gen = await generatorFile(dir);
+  const out = join(dir, "out");
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => errors.push(a.join(" "));
+  try {
+    // Missing generator weights.
+    assert.equal(
+      await attackCommand(["-i", input, "-g", join(dir, "none.safetensors"), "-o", out]),
+      1,
+    );
+    assert.match(errors.at(-1)!, /no generator config at .*none\.json/);
+    // A generator trained against another victim family.
+    const other = await generatorFile(dir, "untargeted", {
+      victimFamily: "fastvqa-mini",
+      victim: "fastvqa-mini",
+    }, "other");
+    assert.equal(await attackCommand(["-i", input, "-g", other, "-o", out]), 1);
+    assert.match(errors.at(-1)!, /trained against fastvqa-mini .*not vsfa-mini/);
+    // An unreadable video.
+    const junk = join(dir, "junk.mkv");
+    await Deno.writeTextFile(junk, "not a video");
+    assert.equal(await attackCommand(["-i", junk, "-g", gen, "-o", out]), 1);
+    assert.match(errors.at(-1)!, /junk\.mkv/);
+    // A missing input, and an untargeted generator asked for --mode up.
+    assert.equal(await attackCommand(["-i", join(dir, "nope.mkv"), "-g", gen, "-o", out]), 1);
+    assert.match(errors.at(-1)!, /nope\.mkv: no such file or folder/);
+    assert.equal(await attackCommand(["-i", input, "-g", gen, "-o", out, "--mode", "up"]), 1);
+    assert.match(errors.at(-1)!, /mode 'up' needs a two-branch generator/);
+    // Bad options are usage errors naming the option.
+    assert.equal(await attackCommand(["--eps", "-1"]), 2);
+    assert.match(errors.at(-1)!, /--eps/);
+    assert.equal(await attackCommand(["--size", "abc"]), 2);
+    assert.match(errors.at(-1)!, /--size: expected WxH/);
+    assert.equal(await attackCommand(["--bogus"]), 2);
+  } finally {
+    console.error = orig;
+  }
+  // Nothing was written for any of them (not even temporary folders).
+  assert.deepEqual(await entries(out), []);
+});
+
+Deno.test("attack: inputs from a folder and from a manifest, with SRCC for labels", async () => {
+  const dir = await tmp();
+  const vids = join(dir, "videos");
+  await Deno.mkdir(vids);
+  for (const [k, n] of ["b.mkv", "a.mkv", "c.mkv"].entries()) {
+    await clipFile(vids, n, 2, 24, 24, 0.3 + 0.6 * k);
+  }
+  await Deno.writeTextFile(join(vids, "notes.txt"), "not a video");
+  const fromDir = await resolveAttackInputs(vids);
+  assert.deepEqual(fromDir.map((i) => i.name), ["a", "b", "c"]);
+  const manifest = join(dir, "list.csv");
+  await Deno.writeTextFile(
+    manifest,
+    "path,mos\nvideos/a.mkv,1.5\nvideos/b.mkv,3\nvideos/c.mkv,4.5\n",
+  );
+  const fromCsv = await resolveAttackInputs(manifest);
+  assert.deepEqual(fromCsv.map((i) => [i.name, i.label]), [["videos_a", 1.5], ["videos_b", 3], [
+    "videos_c",
+    4.5,
+  ]]);
+  await assert.rejects(resolveAttackInputs(join(dir, "empty")), /no such file or folder/);
+  await Deno.mkdir(join(dir, "empty"));
+  await assert.rejects(resolveAttackInputs(join(dir, "empty")), /no video files/);
+  const gen = await generatorFile(dir);
+  const out = join(dir, "out");
+  const logs: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => logs.push(a.join(" "));
+  try {
+    assert.equal(await attackCommand(["-i", manifest, "-g", gen, "-o", out]), 0);
+  } finally {
+    console.log = orig;
+  }
+  assert.ok(logs.some((l) => /SRCC against the labels \(3 videos\)/.test(l)), logs.join("\n"));
+  const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+  assert.equal(summary.videos, 3);
+  assert.ok(Number.isFinite(summary.srccClean));
+});
+
+Deno.test("train: checkpoints, an interrupted run resumes to the same weights, NaN stops", async () => {
+  const dir = await tmp();
+  const data = join(dir, "proxy");
+  await buildProxyDataset({
+    sources: SOURCES,
+    out: data,
+    maxSources: 3,
+    testSources: 1,
+    valSources: 0,
+    frames: 3,
+    size: 32,
+    motionsPerImage: 1,
+    levels: 1,
+    distortions: ["blur", "noise"],
+    seed: 3,
+  });
+  const manifest = join(data, "manifest.json");
+  const common = {
+    victim: "vsfa-mini",
+    manifest,
+    steps: 4,
+    batch: 2,
+    lr: 1e-3,
+    config: TINY,
+    checkpointEvery: 1,
+    onProgress: () => {},
+  };
+  const whole = await trainGenerator({
+    ...common,
+    out: join(dir, "g-whole"),
+    checkpointDir: join(dir, "ck-whole"),
+  });
+  assert.equal(whole.step, 4);
+  assert.ok(whole.test && whole.test.n > 0 && whole.test.beyondJnd === 0);
+  const g = await loadGenerator(join(dir, "g-whole"));
+  assert.equal(g.info.victim, "vsfa-mini");
+  assert.ok(Number.isFinite(g.info.median));
+  // Interrupted after 2 steps, then resumed.
+  const part = await trainGenerator({
+    ...common,
+    out: join(dir, "g-part"),
+    checkpointDir: join(dir, "ck-part"),
+    stopAfter: 2,
+  });
+  assert.equal(part.step, 2);
+  assert.equal(part.generator, undefined);
+  const resumed = await trainGenerator({
+    ...common,
+    out: join(dir, "g-part"),
+    checkpointDir: join(dir, "ck-part"),
+    resume: true,
+  });
+  assert.equal(resumed.step, 4);
+  assert.deepEqual(resumed.losses.length, 4);
+  for (let i = 0; i < 4; i++) {
+    assert.ok(Math.abs(resumed.losses[i] - whole.losses[i]) < 1e-5, `loss ${i}`);
+  }
+  const params = resumed.generator!.net.parameters();
+  for (const [name, p] of Object.entries(whole.generator!.net.parameters())) {
+    const a = await p.read(), b = await params[name].read();
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+    assert.ok(d < 1e-5, `${name}: resumed differs by ${d}`);
+  }
+  // Resuming with other options is refused; a NaN loss stops and keeps the checkpoint.
+  await assert.rejects(
+    trainGenerator({ ...common, lr: 2e-3, checkpointDir: join(dir, "ck-part"), resume: true }),
+    /made with other options \(lr 0\.001\)/,
+  );
+  const ck = join(dir, "ck-part", "checkpoint.safetensors");
+  const before = await Deno.readFile(ck);
+  await assert.rejects(
+    trainGenerator({
+      ...common,
+      penalty: NaN,
+      out: join(dir, "g-nan"),
+      checkpointDir: join(dir, "ck-part"),
+    }),
+    /loss is NaN at step 1; the weights were not updated\. No checkpoint was written yet/,
+  );
+  assert.deepEqual(await Deno.readFile(ck), before);
+  for (const r of [whole, resumed]) r.generator?.net.dispose();
+  g.net.dispose();
+});
