@@ -14,7 +14,13 @@ import {
   type Victim,
   type VictimFamily,
 } from "../src/models/victims/mod.ts";
-import { fitVictim, type LoadedClip, NonFiniteLossError } from "../src/models/victims/train.ts";
+import {
+  evaluateVictim,
+  fitVictim,
+  type LoadedClip,
+  NonFiniteLossError,
+  rankingLoss,
+} from "../src/models/victims/train.ts";
 import { mscn } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { checkOp, initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
@@ -436,4 +442,74 @@ Deno.test("bundled victims in data/models load and score a clip on the label sca
     [x, s].forEach((t) => t.dispose());
     v.dispose();
   }
+});
+
+function rankingRef(p: Float64Array, labels: number[], margin: number): Float64Array {
+  let total = 0;
+  let pairs = 0;
+  for (let i = 0; i < labels.length; i++) {
+    for (let j = i + 1; j < labels.length; j++) {
+      const d = labels[i] - labels[j];
+      if (Math.abs(d) <= 0.05) continue;
+      total += Math.max(0, margin - Math.sign(d) * (p[i] - p[j]));
+      pairs++;
+    }
+  }
+  return Float64Array.of(total / pairs);
+}
+
+for (const n of [2, 5, 9]) {
+  Deno.test(`rankingLoss: ${n} clips against a float64 reference and finite differences`, async () => {
+    const r = rng(RUN_SEED + n);
+    // Labels 0.3 apart at least except one tie (a skipped pair) when n > 2.
+    const labels = Array.from({ length: n }, (_, i) => 1 + 0.3 * i + 0.01 * r.uniform());
+    if (n > 2) labels[n - 1] = labels[0] + 0.02;
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(r.uniform() * (i + 1));
+      [labels[i], labels[j]] = [labels[j], labels[i]];
+    }
+    await checkOp({
+      name: `rankingLoss n=${n}`,
+      inputs: [{ shape: [n], range: [1, 5] }],
+      gpu: (p) => rankingLoss(p, labels, 0.1)!,
+      ref: (p) => rankingRef(p, labels, 0.1),
+    });
+  });
+}
+
+Deno.test("rankingLoss: no pair with labels 0.05 apart gives undefined; a right order costs 0", async () => {
+  assert.equal(rankingLoss(tensor([1, 2], [2]), [3, 3.01], 0.1), undefined);
+  const ok = rankingLoss(tensor([1, 2, 3], [3]), [1, 2, 3], 0.1)!;
+  assert.equal((await ok.read())[0], 0);
+  const wrong = rankingLoss(tensor([3, 2, 1], [3]), [1, 2, 3], 0.1)!;
+  // Pairs (1-2: 1.1, 1-3: 2.1, 2-3: 1.1) -> mean 4.3 / 3.
+  assert.ok(Math.abs((await wrong.read())[0] - 4.3 / 3) < 1e-5);
+});
+
+Deno.test("fitVictim with val: validates every evalEvery steps and restores the best step's weights", async () => {
+  const family: VictimFamily = "fastvqa-mini";
+  const clips = syntheticClips(family, 6, RUN_SEED + 3);
+  const val = syntheticClips(family, 4, RUN_SEED + 4);
+  const v = tiny(family, 3);
+  const fit = await fitVictim(v, clips, {
+    steps: 9,
+    batch: 3,
+    lr: 2e-2,
+    seed: 2,
+    rankWeight: 1,
+    augment: true,
+    weightDecay: 1e-4,
+    val,
+    evalEvery: 4,
+    onProgress: () => {},
+  });
+  assert.ok(fit.best);
+  assert.deepEqual(fit.best.history.map((h) => h.step), [4, 8, 9]);
+  const top = Math.max(...fit.best.history.map((h) => h.srcc));
+  assert.equal(fit.best.srcc, top);
+  // The kept weights score the val clips with the recorded SRCC.
+  const { metrics } = await evaluateVictim(v, val);
+  assert.ok(Math.abs(metrics.srcc - top) < 1e-6, `${metrics.srcc} vs ${top}`);
+  [...clips, ...val].forEach((c) => c.input.dispose());
+  v.dispose();
 });
