@@ -10,6 +10,7 @@ import { join } from "path";
 import { loadManifest } from "../../data/manifest.ts";
 import { correlationReport } from "../../eval/metrics.ts";
 import { writeBuffer } from "../../gpu/queue.ts";
+import { FFMPEG_BASE, fileArg, toolBinary } from "../../video/_ffmpeg.ts";
 import {
   abs,
   add,
@@ -206,7 +207,9 @@ export async function loadVictimClips(
   manifest: string,
   split: "train" | "val" | "test",
 ): Promise<LoadedClip[]> {
-  const { items, missing } = await loadManifest(manifest, { splits: [split] });
+  const { items, missing, manifest: manifest_ } = await loadManifest(manifest, {
+    splits: [split],
+  });
   if (missing.length) {
     throw new Error(
       `${manifest}: ${missing.length} clip file(s) of the ${split} split are missing, e.g. ${
@@ -214,8 +217,37 @@ export async function loadVictimClips(
       } (rebuild with \`deno task data\`)`,
     );
   }
-  // Several ffmpeg processes at once: on small clips process start-up dominates.
   const clips: LoadedClip[] = new Array(items.length);
+  const o = manifest_.options;
+  const c = victim.config;
+  if (
+    (c.width === null || c.width === o.size) && (c.height === null || c.height === o.size) &&
+    c.frames <= o.frames
+  ) {
+    // Proxy clips all have `frames` frames of size x size: decode them many per ffmpeg process
+    // (process start-up dominates on small clips, and more so on a loaded machine).
+    const per = 48;
+    const groups: number[][] = [];
+    for (let i = 0; i < items.length; i += per) {
+      groups.push([...Array(Math.min(per, items.length - i)).keys()].map((k) => i + k));
+    }
+    let nextGroup = 0;
+    const worker = async () => {
+      while (nextGroup < groups.length) {
+        const g = groups[nextGroup++];
+        const all = await decodeSameSize(g.map((k) => items[k].path), c.frames, o.size);
+        g.forEach((k, j) => {
+          const frames = tensor(all[j], [c.frames, 3, o.size, o.size]);
+          const input = tidy(() => noGrad(() => victim.prepare(frames)));
+          if (input !== frames) frames.dispose();
+          clips[k] = { input: input.keep(), label: items[k].mos, path: items[k].path };
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(2, groups.length) }, worker));
+    return clips;
+  }
+  // Several ffmpeg processes at once: on small clips process start-up dominates.
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -229,6 +261,61 @@ export async function loadVictimClips(
   };
   await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker));
   return clips;
+}
+
+/**
+ * Decodes clips that all have at least `frames` frames of `size x size` with one ffmpeg process
+ * (their first `frames` frames, concatenated), as planar RGB in [0,1]: one `[T*3*S*S]` array per
+ * clip, the same values as `readVideo` gives for each.
+ */
+async function decodeSameSize(paths: string[], frames: number, size: number) {
+  const n = paths.length;
+  const graph = paths.map((_, i) => `[${i}:v:0]trim=end_frame=${frames},setpts=PTS-STARTPTS[v${i}]`)
+    .join(";") + `;${paths.map((_, i) => `[v${i}]`).join("")}concat=n=${n}:v=1:a=0[out]`;
+  const out = await new Deno.Command(toolBinary("ffmpeg"), {
+    args: [
+      ...FFMPEG_BASE,
+      ...paths.flatMap((p) => ["-i", fileArg(p)]),
+      "-filter_complex",
+      graph,
+      "-map",
+      "[out]",
+      "-vsync",
+      "passthrough",
+      "-f",
+      "rawvideo",
+      "-pix_fmt",
+      "rgb24",
+      "pipe:1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const plane = size * size;
+  const clipBytes = frames * 3 * plane;
+  if (!out.success || out.stdout.length !== n * clipBytes) {
+    throw new Error(
+      `decoding ${n} clips (${paths[0]} ...): ffmpeg gave ${out.stdout.length} bytes, expected ` +
+        `${n * clipBytes}: ${new TextDecoder().decode(out.stderr).slice(-500)}`,
+    );
+  }
+  const b = out.stdout;
+  const result: Float32Array[] = [];
+  for (let k = 0; k < n; k++) {
+    const f = new Float32Array(clipBytes);
+    const base = k * clipBytes;
+    for (let t = 0; t < frames; t++) {
+      for (let i = 0; i < plane; i++) {
+        const src = base + (t * plane + i) * 3;
+        const dst = t * 3 * plane + i;
+        f[dst] = b[src] / 255;
+        f[dst + plane] = b[src + 1] / 255;
+        f[dst + 2 * plane] = b[src + 2] / 255;
+      }
+    }
+    result.push(f);
+  }
+  return result;
 }
 
 /**
