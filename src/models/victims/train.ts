@@ -367,6 +367,10 @@ interface CheckpointState {
   config: Record<string, unknown>;
   losses: number[];
   trainSeconds: number;
+  /** Absent in checkpoints written before these options existed (then 0 / 0 / false). */
+  rankWeight?: number;
+  weightDecay?: number;
+  augment?: boolean;
 }
 
 const CKPT = "checkpoint.safetensors";
@@ -532,7 +536,10 @@ export interface FitVictimOptions {
    * parameters of the best one are restored at the end (the step is in the result).
    */
   val?: LoadedClip[];
-  /** Steps between validations (default 100). */
+  /**
+   * Steps between validations (default 100). A resumed run validates only its own steps (the
+   * best weights of the run before the resume are not in the checkpoint).
+   */
   evalEvery?: number;
 }
 
@@ -614,10 +621,21 @@ export async function fitVictim(
     if (options.resume) {
       if (!checkpointDir) throw new Error("--resume: no checkpoint folder given");
       const st = await loadCheckpoint(checkpointDir, params, opt);
-      const want = { seed, steps, batch, lr, loss: lossName };
-      const mismatch = (["seed", "steps", "batch", "lr", "loss"] as const).filter((k) =>
-        st[k] !== want[k]
-      );
+      st.rankWeight ??= 0;
+      st.weightDecay ??= 0;
+      st.augment ??= false;
+      const want = { seed, steps, batch, lr, loss: lossName, rankWeight, weightDecay, augment };
+      const keys = [
+        "seed",
+        "steps",
+        "batch",
+        "lr",
+        "loss",
+        "rankWeight",
+        "weightDecay",
+        "augment",
+      ] as const;
+      const mismatch = keys.filter((k) => st[k] !== want[k]);
       if (st.model !== victim.family || mismatch.length) {
         throw new Error(
           `--resume: the checkpoint ${ckptFile} was made with other options (${
@@ -694,6 +712,9 @@ export async function fitVictim(
           batch,
           lr,
           loss: lossName,
+          rankWeight,
+          weightDecay,
+          augment,
           config: { ...victim.config },
           losses,
           trainSeconds: priorSeconds + (performance.now() - t0) / 1000,
