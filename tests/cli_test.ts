@@ -1,4 +1,5 @@
-// The command line: usage and exit codes, info, and the attack placeholder's message.
+// The command line: usage and exit codes, info, the commands' --help, and the main job on its
+// bundled defaults.
 
 import { main } from "../cli.ts";
 
@@ -47,7 +48,25 @@ Deno.test("a command's --help reaches that command", async () => {
   if (r.code !== 0 || !r.out.includes("deno task jnd")) throw new Error(JSON.stringify(r));
 });
 
-Deno.test("attack says what it will do and exits non-zero until the generator exists", async () => {
-  const r = await capture(() => main(["attack"]));
-  if (r.code !== 1 || !r.err.includes("not implemented yet")) throw new Error(JSON.stringify(r));
+Deno.test("attack and train print their usage for --help", async () => {
+  for (const cmd of ["attack", "train"]) {
+    const r = await capture(() => main([cmd, "--help"]));
+    if (r.code !== 0 || !r.out.includes(`deno task ${cmd}`)) throw new Error(JSON.stringify(r));
+  }
+});
+
+Deno.test("attack on the bundled defaults: the sample clips, vsfa-mini, stqa-vsfa-mini", async () => {
+  const out = await Deno.makeTempDir({ prefix: "stqa_cli_" });
+  try {
+    const r = await capture(() => main(["attack", "--out", out]));
+    if (r.code !== 0) throw new Error(JSON.stringify(r));
+    for (const name of ["astronaut_pan", "brick_rotate", "gravel_zoom"]) {
+      await Deno.stat(`${out}/${name}/adversarial.mkv`);
+      const report = JSON.parse(await Deno.readTextFile(`${out}/${name}/report.json`));
+      if (report.attacks[0].beyondJnd !== 0) throw new Error(`${name}: pixels beyond the JND`);
+      if (!r.out.includes(`${name}: 16x128x128 clean`)) throw new Error(r.out);
+    }
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
 });

@@ -57,12 +57,22 @@ export interface TrainGeneratorOptions {
   steps?: number;
   /** Clips per step (default 4). */
   batch?: number;
-  /** Peak learning rate, cosine decay to a tenth (default 2e-3). */
+  /** Peak learning rate, cosine decay to a tenth (default 1e-3). */
   lr?: number;
   /** The eps the perturbation is trained at (default 1). */
   eps?: number;
-  /** Weight of `mean(A^2)` in the loss (default 0.01). */
+  /**
+   * Weight of `mean(A^2)` in the loss at the start (default 1). It decays linearly to
+   * `penaltyEnd` over the first `penaltyDecay` of the steps: a large weight at first keeps the
+   * tanh out of saturation while the network learns where perturbation pays, then the maps grow
+   * toward the full JND budget along that direction. (With a small constant weight the maps
+   * saturate within a few steps on a global pattern and learning stalls; see the README.)
+   */
   penalty?: number;
+  /** The weight of `mean(A^2)` after the decay (default 0.01). */
+  penaltyEnd?: number;
+  /** Fraction of the steps over which the weight decays (default 0.5). */
+  penaltyDecay?: number;
   /** JND model (default `namm-st`). */
   jnd?: JndModel;
   /** Seed of the weights and the batch order (default 1). */
@@ -77,7 +87,7 @@ export interface TrainGeneratorOptions {
   resume?: boolean;
   /** Stop after this many steps in this run (for tests of resuming). */
   stopAfter?: number;
-  /** Use at most this many training clips (default all; for quick runs). */
+  /** Use at most this many training clips, evenly spaced through the split (default all). */
   maxClips?: number;
   /** The command line recorded in the JSON. */
   command?: string;
@@ -162,7 +172,10 @@ export async function loadTrainClips(
     );
   }
   if (!items.length) throw new Error(`${manifest}: the ${split} split is empty`);
-  const picked = options.maxClips ? items.slice(0, options.maxClips) : items;
+  const max = options.maxClips ?? items.length;
+  const picked = max >= items.length
+    ? items
+    : Array.from({ length: max }, (_, k) => items[Math.floor((k * items.length) / max)]);
   const clips: TrainClip[] = new Array(picked.length);
   let next = 0;
   const worker = async () => {
@@ -292,6 +305,8 @@ interface GenCheckpointState {
   lr: number;
   eps: number;
   penalty: number;
+  penaltyEnd: number;
+  penaltyDecay: number;
   victim: string;
   variant: string;
   config: Record<string, unknown>;
@@ -338,9 +353,11 @@ export async function trainGenerator(
     manifest = "cache/proxy/manifest.json",
     steps = 300,
     batch = 4,
-    lr = 2e-3,
+    lr = 1e-3,
     eps = 1,
-    penalty = 0.01,
+    penalty = 1,
+    penaltyEnd = 0.01,
+    penaltyDecay = 0.5,
     jnd: jndModel = DEFAULT_VIDEO_JND_MODEL,
     seed = 1,
     checkpointEvery = 25,
@@ -382,6 +399,8 @@ export async function trainGenerator(
         lr,
         eps,
         penalty,
+        penaltyEnd,
+        penaltyDecay,
         victim: victimName,
         variant,
       };
@@ -401,12 +420,15 @@ export async function trainGenerator(
       losses = st.losses;
       prior = st.trainSeconds;
     }
+    const penaltyAt = (s: number) =>
+      penaltyEnd + (penalty - penaltyEnd) * Math.max(0, 1 - s / Math.max(1, penaltyDecay * steps));
     const lrAt = (s: number) => lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * s) / steps)));
     const t0 = performance.now();
     let lastGood = start;
     const stopAt = Math.min(steps, start + (options.stopAfter ?? Infinity));
     for (let step = start; step < stopAt; step++) {
       opt.lr = lrAt(step);
+      const lam = penaltyAt(step);
       const pick = sampler.pick(train.length, batch);
       const l = tidy(() => {
         const x = stack(pick.map((i) => train[i].frames), 0);
@@ -417,12 +439,12 @@ export async function trainGenerator(
           const up = boundaryLoss(victim.scoreBatch(r.adversarial[0]), pick.map(() => qMax));
           const down = boundaryLoss(victim.scoreBatch(r.adversarial[1]), pick.map(() => qMin));
           const pen = add(weightPenalty(r.weights[0]), weightPenalty(r.weights[1]));
-          loss = add(add(up, down), mul(pen, penalty / 2));
+          loss = add(add(up, down), mul(pen, lam / 2));
         } else {
           const s = victim.scoreBatch(r.adversarial[0]);
           loss = add(
             boundaryLoss(s, pick.map((i) => targets[i])),
-            mul(weightPenalty(r.weights[0]), penalty),
+            mul(weightPenalty(r.weights[0]), lam),
           );
         }
         loss.backward();
@@ -475,6 +497,8 @@ export async function trainGenerator(
             lr,
             eps,
             penalty,
+            penaltyEnd,
+            penaltyDecay,
             victim: victimName,
             variant,
             config: { ...net.config },
@@ -524,6 +548,8 @@ export async function trainGenerator(
         batch,
         lr,
         penalty,
+        penaltyEnd,
+        penaltyDecay,
         manifest,
         trainClips,
         date: new Date().toISOString(),

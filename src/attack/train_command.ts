@@ -33,9 +33,12 @@ Options:
   -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b])
   --steps <n>              optimiser steps (default 300)
   --batch <n>              clips per step (default 4)
-  --lr <v>                 peak learning rate, cosine decay to lr/10 (default 5e-4)
+  --lr <v>                 peak learning rate, cosine decay to lr/10 (default 1e-3)
   --eps <e>                multiple of the JND the perturbation may reach (default 1)
-  --penalty <w>            weight of mean(A^2) in the loss (default 0.01)
+  --penalty <w>            weight of mean(A^2) in the loss at the start (default 1); it decays
+                           linearly to --penalty-end over the first --penalty-decay of the steps
+  --penalty-end <w>        the weight after the decay (default 0.01)
+  --penalty-decay <f>      fraction of the steps the decay takes (default 0.5)
   --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
   --config <json>          network config overrides, e.g. '{"hidden":64}'
   --seed <n>               seed of the weights and the batch order (default 1)
@@ -64,9 +67,11 @@ const ArgsSchema = z.object({
   out: z.string().min(1).optional(),
   steps: z.coerce.number().int().positive().default(300),
   batch: z.coerce.number().int().positive().max(64).default(4),
-  lr: z.coerce.number().positive().max(1).default(5e-4),
+  lr: z.coerce.number().positive().max(1).default(1e-3),
   eps: z.coerce.number().positive().max(16).default(1),
-  penalty: z.coerce.number().nonnegative().default(0.01),
+  penalty: z.coerce.number().nonnegative().default(1),
+  "penalty-end": z.coerce.number().nonnegative().default(0.01),
+  "penalty-decay": z.coerce.number().min(0).max(1).default(0.5),
   jnd: z.enum(JND_MODELS).default("namm-st"),
   config: JsonObject.optional(),
   seed: z.coerce.number().int().nonnegative().default(1),
@@ -86,6 +91,8 @@ const FLAGS = {
   lr: { type: "string" },
   eps: { type: "string" },
   penalty: { type: "string" },
+  "penalty-end": { type: "string" },
+  "penalty-decay": { type: "string" },
   jnd: { type: "string" },
   config: { type: "string" },
   seed: { type: "string" },
@@ -120,6 +127,8 @@ export async function trainCommand(args: string[]): Promise<number> {
       lr: o.lr,
       eps: o.eps,
       penalty: o.penalty,
+      penaltyEnd: o["penalty-end"],
+      penaltyDecay: o["penalty-decay"],
       jnd: o.jnd,
       config: o.config,
       seed: o.seed,
