@@ -32,8 +32,9 @@
  *
  * Method (as bench/conv_gru_bench.ts): each Deno.bench iteration encodes one unit of work and
  * waits for the GPU (`syncGpu()`); the summary printed at the end takes the median of the
- * iterations after the first (Deno's calibration call, which compiles the pipelines) less the
- * idle sync latency (median of 7 empty syncs at start-up). The peak is bench/_peak.ts's kernel
+ * iterations after the first (Deno's calibration call, which compiles the pipelines; with
+ * `n: 1` Deno makes 3 calls, so 2 remain and the median is their mean) less the idle sync
+ * latency (median of 7 empty syncs at start-up). The peak is bench/_peak.ts's kernel
  * at its best configuration on this machine (workgroup 256, 8 and 16 chains), measured at
  * start-up.
  *
@@ -146,7 +147,13 @@ for (let i = 0; i < 7; i++) {
   await syncGpu();
   idle.push(performance.now() - t0);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median (the mean of the middle two for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 const latency = median(idle);
 
 interface Case {
@@ -364,14 +371,8 @@ const chunks = new Map<string, number>();
   }
 }
 
-let load = "";
-try {
-  load = Deno.loadavg().map((l) => l.toFixed(1)).join(", ");
-} catch {
-  load = "unavailable";
-}
 console.log(
-  `idle sync latency ${fmt(latency, 1)} ms; load average at start ${load}; ` +
+  `idle sync latency ${fmt(latency, 1)} ms; ` +
     `540x960 chunks: ${[...chunks].map(([k, c]) => `${k} ${c} frame(s)`).join(", ")}`,
 );
 
@@ -399,13 +400,9 @@ globalThis.addEventListener("unload", () => {
   const ratios = cases.filter((c) => c.group === cases[0].group && c.label.includes(":")).map(
     (c) => `  ${c.label}: I-FGSM takes ${fmt(ifgsmMs / msOf(c), 1)}x as long per clip`,
   );
-  let endLoad = "unavailable";
-  try {
-    endLoad = Deno.loadavg().map((l) => l.toFixed(1)).join(", ");
-  } catch { /* no --allow-sys */ }
   const text = `\n## STQA-Net generator: summary\n\nMedian of the iterations after the first ` +
     `(column "n"), less the idle sync latency (${fmt(latency, 1)} ms); peak ` +
-    `${fmt(peak.gflops, 1)} GFLOP/s; load average at the end ${endLoad}.\n\n` +
+    `${fmt(peak.gflops, 1)} GFLOP/s.\n\n` +
     formatTable(
       ["group", "case", "n", "GFLOP", "s/clip", "frames/s", "GFLOP/s", "% peak", "vs baseline"],
       rows,
