@@ -21,6 +21,8 @@ import {
   tidy,
 } from "../mod.ts";
 import { writeBuffer } from "../src/gpu/queue.ts";
+import { getGpu } from "../src/gpu/device.ts";
+import { chunkFor } from "../src/attack/stqa.ts";
 import { mul, sum } from "../src/tensor/nn.ts";
 import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
 
@@ -293,5 +295,19 @@ Deno.test("stqa-net: generatorPerturb keeps adversarial frames in [0, 1]", async
   const v = await adv.read();
   assert.ok(v.every((e) => e >= 0 && e <= 1));
   for (const tt of [x, adv]) tt.dispose();
+  net.dispose();
+});
+
+Deno.test("stqa-net: chunks shrink so every tensor fits one storage binding", () => {
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const net = new StqaNet({ config: {} });
+  // Default config at 540x960: the widest full-resolution tensor is the decoder's concat of the
+  // upsampled 32 channels and the encoder's 16 (48 x 540 x 960 float32 per frame).
+  assert.equal(net.bytesPerFrame(540, 960), 4 * 48 * 540 * 960);
+  assert.equal(chunkFor(net, 540, 960, 16), Math.min(16, Math.floor(limit / (4 * 48 * 540 * 960))));
+  assert.equal(chunkFor(net, 64, 64, 16), 16);
+  const side = Math.ceil(Math.sqrt(limit / (4 * 48))) + 8;
+  assert.throws(() => chunkFor(net, side, side, 1), /storage-binding limit.*--size/);
+  assert.throws(() => chunkFor(net, 8, 8, 0), /positive whole number/);
   net.dispose();
 });

@@ -11,6 +11,7 @@ import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
 import type { StqaNet } from "../models/stqa_net.ts";
 import type { Victim } from "../models/victims/victim.ts";
+import { getGpu } from "../gpu/device.ts";
 import { syncGpu } from "../gpu/queue.ts";
 import { concat, mul, slice } from "../tensor/nn.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -165,10 +166,7 @@ export async function attackWithGenerator(
       `attackWithGenerator: jnd is [${options.jnd.shape}], frames need [${[t, 1, h, w]}]`,
     );
   }
-  const chunk = options.chunkFrames ?? 16;
-  if (!Number.isInteger(chunk) || chunk < 1) {
-    throw new RangeError(`attackWithGenerator: chunkFrames must be a positive whole number`);
-  }
+  const chunk = chunkFor(generator.net, h, w, options.chunkFrames ?? 16);
   const pieces: Tensor[] = [];
   let state: Tensor | undefined;
   try {
@@ -209,6 +207,32 @@ export async function attackWithGenerator(
     state?.dispose();
     if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
   }
+}
+
+/**
+ * The frames per generator chunk: `requested`, lowered where needed so that every tensor of the
+ * forward pass fits in one storage binding of the adapter (at 540x960 the default network's
+ * widest activation is 95 MiB per frame against lavapipe's 128 MiB limit).
+ *
+ * @example
+ * ```ts
+ * import { chunkFor } from "./stqa.ts";
+ * // chunkFor(generator.net, 540, 960, 16); // 1 for the default config on lavapipe
+ * ```
+ */
+export function chunkFor(net: StqaNet, h: number, w: number, requested: number): number {
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw new RangeError(`chunkFrames must be a positive whole number, got ${requested}`);
+  }
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const fit = Math.floor(limit / net.bytesPerFrame(h, w));
+  if (fit < 1) {
+    throw new RangeError(
+      `a ${w}x${h} frame needs ${net.bytesPerFrame(h, w)} bytes in one generator tensor, more ` +
+        `than the adapter's storage-binding limit of ${limit}; scale it down with --size`,
+    );
+  }
+  return Math.min(requested, fit);
 }
 
 /**

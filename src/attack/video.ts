@@ -23,7 +23,7 @@ import { type AttackReport, type AttackRun, parseAttackReport } from "../report/
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
 import { attackTarget } from "./losses.ts";
-import { branchFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
+import { branchFor, chunkFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
 import type { AttackMode } from "./types.ts";
 
 /** Options of {@link attackVideo}. */
@@ -89,9 +89,17 @@ async function scoreClip(
   const t0 = performance.now();
   const x = tensor(toFloat(frames, 0, frames.length), shape);
   try {
-    const [s, f] = tidy(() =>
-      noGrad(() => [victim.score(x), victim.frameScores ? victim.frameScores(x) : null])
-    );
+    let s: Tensor, f: Tensor | null;
+    try {
+      [s, f] = tidy(() =>
+        noGrad(() => [victim.score(x), victim.frameScores ? victim.frameScores(x) : null])
+      );
+    } catch (e) {
+      throw new RangeError(
+        `${victim.name} cannot score ${shape[0]} frames of ${shape[3]}x${shape[2]} at once ` +
+          `(${(e as Error).message}); attack fewer frames (--frames) or smaller ones (--size)`,
+      );
+    }
     const score = (await s.read())[0];
     const frameScores = f ? Array.from(await f.read()) : null;
     s.dispose();
@@ -132,7 +140,7 @@ export async function attackVideo(
   const mode = options.mode ?? "untargeted";
   const eps = options.eps ?? generator.info.eps;
   const codec = options.codec ?? "ffv1";
-  const chunk = options.chunkFrames ?? 16;
+  const requested = options.chunkFrames ?? 16;
   const outDir = options.outDir ?? "out";
   const name = options.name ?? basename(input, extname(input));
   const two = generator.net.config.variant === "two-branch";
@@ -154,7 +162,7 @@ export async function attackVideo(
     const c of readVideoChunks(input, {
       maxFrames: options.frames,
       size: options.size,
-      chunkFrames: chunk,
+      chunkFrames: requested,
     })
   ) {
     [, , h, w] = c.frames.shape;
@@ -167,6 +175,7 @@ export async function attackVideo(
   }
   if (t === 0) throw new Error(`${input}: no frames decoded`);
   const frameSize = 3 * h * w;
+  const chunk = chunkFor(generator.net, h, w, requested);
   const clean = new Uint8Array(t * frameSize);
   parts.reduce((off, p) => (clean.set(p, off), off + p.length), 0);
   parts.length = 0;

@@ -147,6 +147,29 @@ export class StqaNet {
     return this.#params;
   }
 
+  /**
+   * Bytes per frame of the largest tensor {@link StqaNet.forward} makes for `h x w` frames (a
+   * tensor must fit in one storage binding): the widest activation at full, half and quarter
+   * resolution. Divide the adapter's `maxStorageBufferBindingSize` by it for the most frames one
+   * forward pass may take.
+   *
+   * @example
+   * ```ts
+   * import { StqaNet } from "./stqa_net.ts";
+   * // const frames = Math.floor(limit / net.bytesPerFrame(540, 960));
+   * ```
+   */
+  bytesPerFrame(h: number, w: number): number {
+    const c = this.config;
+    const [e1, e2, e3] = c.encoder;
+    const [d0, d1] = c.decoder;
+    const h1 = half(h), w1 = half(w), h2 = half(h1), w2 = half(w1);
+    const full = Math.max(4, e1, d0 + (c.skips ? e1 : 0), d1, 3) * (2 * h1) * (2 * w1);
+    const halfRes = Math.max(e2, e3 + (c.skips ? e2 : 0), d0) * (2 * h2) * (2 * w2);
+    const quarter = Math.max(3 * c.hidden, e3 + c.hidden) * h2 * w2;
+    return 4 * Math.max(full, halfRes, quarter);
+  }
+
   /** Number of scalar parameters. */
   parameterCount(): number {
     return Object.values(this.#params).reduce((n, p) => n + p.size, 0);
