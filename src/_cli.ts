@@ -8,6 +8,7 @@
 
 import { parseArgs } from "util";
 import type { z } from "zod";
+import { formatZodError } from "./_zod.ts";
 
 /** A flag of {@link parseCommand}: parseArgs' option config. */
 export type FlagSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
@@ -55,10 +56,8 @@ export function parseCommand<S extends z.ZodTypeAny>(
   const { help: _help, ...rest } = raw;
   const parsed = spec.schema.safeParse(rest);
   if (!parsed.success) {
-    const issues = (parsed.error as z.ZodError).issues.map((i) =>
-      `${i.path.length ? `--${i.path.join(".")}: ` : ""}${i.message}`
-    );
-    console.error(`${issues.join("\n")}\n\n${spec.usage}`);
+    const issues = formatZodError(parsed.error as z.ZodError, { prefix: "--", separator: "\n" });
+    console.error(`${issues}\n\n${spec.usage}`);
     return { ok: false, code: 2 };
   }
   return { ok: true, values: parsed.data };

@@ -13,10 +13,10 @@
  * @module
  */
 
-import { parseArgs } from "util";
+import { parseCommand } from "../_cli.ts";
 import { join } from "path";
 import { z } from "zod";
-import { formatZodError, integerArg, numberArg } from "../_zod.ts";
+import { integerArg, numberArg } from "../_zod.ts";
 import { copyBuffer } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { getGpu, initGpu } from "../gpu/device.ts";
@@ -119,41 +119,23 @@ function frameCopy(frames: Tensor, index: number): Tensor {
  * ```
  */
 export async function jndCommand(args: string[]): Promise<number> {
-  let raw;
-  try {
-    raw = parseArgs({
-      args,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        input: { type: "string", short: "i" },
-        out: { type: "string", short: "o" },
-        model: { type: "string" },
-        frames: { type: "string" },
-        batch: { type: "string" },
-        "max-levels": { type: "string" },
-        "edge-low": { type: "string" },
-        "edge-high": { type: "string" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (raw.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const { help: _help, ...rest } = raw;
-  const parsed = ArgsSchema.safeParse(rest);
-  if (!parsed.success) {
-    const issues = formatZodError(parsed.error, { prefix: "--", separator: "\n" });
-    console.error(`${issues}\n\n${USAGE}`);
-    return 2;
-  }
-  const o = parsed.data;
+  const parsed = parseCommand(args, {
+    usage: USAGE,
+    schema: ArgsSchema,
+    flags: {
+      input: { type: "string", short: "i" },
+      out: { type: "string", short: "o" },
+      model: { type: "string" },
+      frames: { type: "string" },
+      batch: { type: "string" },
+      "max-levels": { type: "string" },
+      "edge-low": { type: "string" },
+      "edge-high": { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+    },
+  });
+  if (!parsed.ok) return parsed.code;
+  const o = parsed.values;
   try {
     return await run(o);
   } catch (e) {
