@@ -1,5 +1,5 @@
 /**
- * The command line behind the deno tasks: `attack`, `data`, `info`, `jnd`, `train`, `train-victim`.
+ * The command line behind the deno tasks: `attack`, `data`, `eval`, `info`, `jnd`, `train`, `train-victim`.
  * Exit codes: 0 success, 1 failure, 2 bad usage, 3 no WebGPU adapter.
  *
  * @module
@@ -11,6 +11,7 @@ import { dataCommand } from "./src/data/command.ts";
 import { trainVictimCommand } from "./src/models/victims/command.ts";
 import { attackCommand } from "./src/attack/command.ts";
 import { trainCommand } from "./src/attack/train_command.ts";
+import { evalCommand } from "./src/eval/command.ts";
 import { FfmpegNotFoundError, runTool } from "./src/video/_ffmpeg.ts";
 
 /** Exit code for bad usage (unknown command or option). */
@@ -21,6 +22,7 @@ const USAGE = `Usage: deno task <command> [options]
 Commands:
   attack   adversarial videos from a trained STQA-Net generator (attack --help)
   data     build the proxy dataset (cache/proxy), or check a real dataset (data --help)
+  eval     robustness tables: every victim x every attack over a dataset (eval --help)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
   jnd      JND maps of a video: heat-map video, PNGs, per-frame statistics (jnd --help)
   train    train an STQA-Net generator against a victim (train --help)
@@ -55,6 +57,7 @@ async function info(): Promise<number> {
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   attack: attackCommand,
   data: dataCommand,
+  eval: evalCommand,
   info: () => info(),
   jnd: jndCommand,
   train: trainCommand,

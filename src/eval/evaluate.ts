@@ -1,0 +1,188 @@
+/**
+ * One video against one victim and a list of attacks: the clip as the victim reads it, its
+ * namm-st JND maps and clean score (once), then per attack the adversarial frames quantised to
+ * 8 bits, their score, quality and perturbation statistics, and the x264 round trip.
+ *
+ * @module
+ */
+
+import { quantizeInJnd } from "../attack/stqa.ts";
+import type { Attack } from "../attack/types.ts";
+import { computeJnd } from "../jnd/mod.ts";
+import { readVictimClip } from "../models/victims/mod.ts";
+import type { Victim } from "../models/victims/victim.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { perturbationStats, videoQuality } from "./quality.ts";
+import { type EvalRow, msuRobustness, type ScoreRange, zhangR } from "./robustness.ts";
+import { roundTrip, writeReference } from "./roundtrip.ts";
+
+/**
+ * Methods whose perturbation is bounded by the JND box: their 8-bit quantisation uses
+ * `quantizeInJnd`, so the box still holds. Others (zhang2023's RMS bound) are rounded to the
+ * nearest level.
+ */
+export const JND_BOX_METHODS: readonly string[] = [
+  "random",
+  "fgsm",
+  "ifgsm",
+  "korhonen",
+  "stqa-net",
+];
+
+/** A video of the evaluation. */
+export interface EvalVideo {
+  path: string;
+  name: string;
+  /** Position in the dataset's order. */
+  index: number;
+  label: number | null;
+}
+
+/** Options of {@link evaluateVideo}. */
+export interface EvaluateVideoOptions {
+  /** Multiple of the JND (default 1). */
+  eps?: number;
+  /** Median of the untargeted boundary. */
+  median: number;
+  /** Base seed; the attack gets `seed + video.index` (default 1). */
+  seed?: number;
+  /** Folder for the round trip's temporary files. */
+  workDir: string;
+  /** Called with each finished row, in order. */
+  onRow: (row: EvalRow) => Promise<void> | void;
+}
+
+async function score(victim: Victim, x: Tensor): Promise<number> {
+  const s = tidy(() => noGrad(() => victim.score(x)));
+  try {
+    return (await s.read())[0];
+  } finally {
+    s.dispose();
+  }
+}
+
+async function scoreValues(victim: Victim, v: Float32Array, shape: number[]): Promise<number> {
+  const x = tensor(v, shape);
+  try {
+    return await score(victim, x);
+  } finally {
+    x.dispose();
+  }
+}
+
+/**
+ * Rounds values in [0,1] to the nearest 8-bit level, clipped to [0,1]. In place.
+ *
+ * @example
+ * ```ts
+ * import { quantizeLevels } from "./evaluate.ts";
+ * quantizeLevels(new Float32Array([0.5, 1.2])); // [128/255, 1]
+ * ```
+ */
+export function quantizeLevels(v: Float32Array): Float32Array {
+  for (let i = 0; i < v.length; i++) {
+    v[i] = Math.min(255, Math.max(0, Math.round(v[i] * 255))) / 255;
+  }
+  return v;
+}
+
+/**
+ * Evaluates one video against one victim with each attack, calling `onRow` with each finished
+ * row (see {@link EvalRow} for the fields). Round-trip references go to `workDir` and are
+ * removed at the end.
+ *
+ * @example
+ * ```ts
+ * import { evaluateVideo } from "./evaluate.ts";
+ * // await evaluateVideo(video, victim, [fgsm], { median: 3, workDir: "out/.work", onRow });
+ * ```
+ */
+export async function evaluateVideo(
+  video: EvalVideo,
+  victim: Victim,
+  attacks: readonly Attack[],
+  options: EvaluateVideoOptions,
+): Promise<void> {
+  const eps = options.eps ?? 1;
+  const seed = (options.seed ?? 1) + video.index;
+  const range: ScoreRange = {
+    qMin: victim.config.qMin,
+    qMax: victim.config.qMax,
+    median: options.median,
+  };
+  const frames = await readVictimClip(victim, video.path);
+  const shape = [...frames.shape];
+  const [t, , h, w] = shape;
+  const stem = `${video.index}-${victim.name.replaceAll(/[^\w.-]/g, "_")}`;
+  const reference = `${options.workDir}/${stem}-clean-ref.mkv`;
+  let jnd: Tensor | undefined;
+  try {
+    jnd = tidy(() => noGrad(() => computeJnd(frames, { model: "namm-st" })));
+    const clean = await frames.read();
+    const jndV = await jnd.read();
+    const cleanScore = await score(victim, frames);
+    await writeReference(reference, clean, shape);
+    const cleanRt = await roundTrip(clean, shape, {
+      dir: options.workDir,
+      name: `${stem}-clean`,
+      reference,
+    });
+    const cleanRtScore = await scoreValues(victim, cleanRt.decoded, shape);
+    for (const attack of attacks) {
+      const out = await attack.run(frames, victim, {
+        jnd,
+        eps,
+        mode: "untargeted",
+        median: options.median,
+        seed,
+      });
+      const adv = await out.adversarial.read();
+      out.adversarial.dispose();
+      if (JND_BOX_METHODS.includes(attack.name)) quantizeInJnd(clean, adv, jndV, shape, eps);
+      else quantizeLevels(adv);
+      const advScore = await scoreValues(victim, adv, shape);
+      const q = videoQuality(clean, adv, shape);
+      const p = perturbationStats(clean, adv, jndV, shape, { eps });
+      const rt = await roundTrip(adv, shape, {
+        dir: options.workDir,
+        name: `${stem}-${attack.name}`,
+        reference,
+      });
+      const rtScore = await scoreValues(victim, rt.decoded, shape);
+      const absChange = Math.abs(advScore - cleanScore);
+      await options.onRow({
+        video: video.name,
+        index: video.index,
+        label: video.label,
+        victim: victim.name,
+        method: attack.name,
+        frames: t,
+        width: w,
+        height: h,
+        ...range,
+        cleanScore,
+        advScore,
+        absChange,
+        relChange: absChange / Math.abs(cleanScore),
+        r: zhangR(cleanScore, advScore, range),
+        robustness: msuRobustness(cleanScore, advScore, range),
+        psnr: Number.isFinite(q.meanPsnr) ? q.meanPsnr : null,
+        ssim: q.meanSsim,
+        beyondJnd: p.beyondJnd,
+        meanAbsLevels: p.meanAbsLevels,
+        seconds: out.seconds,
+        victimPasses: out.victimPasses,
+        rtPsnr: Number.isFinite(rt.psnrY) ? rt.psnrY : null,
+        rtSsim: rt.ssimY,
+        rtScore,
+        cleanRtScore,
+        eps,
+        seed,
+      });
+    }
+  } finally {
+    jnd?.dispose();
+    frames.dispose();
+    await Deno.remove(reference).catch(() => {});
+  }
+}

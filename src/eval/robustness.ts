@@ -1,0 +1,416 @@
+/**
+ * Robustness evaluation: the per-video row that `deno task eval` records for every (video,
+ * victim, method), the attack-strength measures of one row (Zhang et al.'s R, the MSU
+ * robustness score), and the table per (victim, method) aggregated from rows (DESIGN.md §6),
+ * with its CSV and Markdown forms.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { attackTarget } from "../attack/losses.ts";
+import { correlationReport } from "./metrics.ts";
+
+/** The methods a table can carry, in table order. */
+export const EVAL_METHODS = [
+  "random",
+  "fgsm",
+  "ifgsm",
+  "zhang2023",
+  "korhonen",
+  "stqa-net",
+] as const;
+
+/** One of {@link EVAL_METHODS}. */
+export type EvalMethod = typeof EVAL_METHODS[number];
+
+const num = z.number();
+const maybe = z.number().nullable();
+
+/** One measured (video, victim, method): a line of rows.jsonl. */
+export const EvalRowSchema = z.object({
+  /** The video's unique name within the dataset. */
+  video: z.string(),
+  /** Its index in the dataset's order (sharding and seeds use it). */
+  index: z.number().int().nonnegative(),
+  /** Its label (MOS), or null. */
+  label: maybe,
+  victim: z.string(),
+  method: z.string(),
+  /** Frames and size as the victim reads the clip. */
+  frames: z.number().int().positive(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  /** The victim's score scale and the median that decides the score-reversed boundary. */
+  qMin: num,
+  qMax: num,
+  median: num,
+  /** Clean score q, adversarial score q' (8-bit adversarial frames). */
+  cleanScore: num,
+  advScore: num,
+  /** |q' - q| and |q' - q| / |q|. */
+  absChange: num,
+  relChange: num,
+  /** Zhang et al.'s R = ln(|q - b| / (|q' - q| + 1e-12)), b the score-reversed boundary. */
+  r: num,
+  /** MSU robustness score on min-max scaled scores. */
+  robustness: num,
+  /** PSNR (dB, RGB, peak 1; null when identical) and mean luma SSIM of the 8-bit frames. */
+  psnr: maybe,
+  ssim: num,
+  /** Share of values with |d| > eps * J, and mean |d| in 8-bit levels. */
+  beyondJnd: num,
+  meanAbsLevels: num,
+  /** Attack wall seconds and victim passes. */
+  seconds: num,
+  victimPasses: z.number().int().nonnegative(),
+  /** Round trip: x264-420 crf 23 of the adversarial clip vs the clean clip (ffmpeg, luma). */
+  rtPsnr: maybe,
+  rtSsim: num,
+  /** The victim's score of the decoded adversarial and of the decoded clean upload. */
+  rtScore: num,
+  cleanRtScore: num,
+  eps: num,
+  seed: z.number().int(),
+});
+
+/** One line of rows.jsonl. */
+export type EvalRow = z.infer<typeof EvalRowSchema>;
+
+/**
+ * The key that makes a row unique (and lets a rerun skip it).
+ *
+ * @example
+ * ```ts
+ * import { rowKey } from "./robustness.ts";
+ * rowKey({ video: "a", victim: "vsfa-mini", method: "fgsm" }); // "a\u0000vsfa-mini\u0000fgsm"
+ * ```
+ */
+export function rowKey(r: { video: string; victim: string; method: string }): string {
+  return `${r.video}\u0000${r.victim}\u0000${r.method}`;
+}
+
+/** The scale of a victim's scores and the untargeted boundary's median. */
+export interface ScoreRange {
+  qMin: number;
+  qMax: number;
+  median: number;
+}
+
+/**
+ * Zhang et al. 2023's `R = ln(|q - b| / (|q' - q| + 1e-12))`, `b` the score-reversed boundary of
+ * the clean score q ({@link attackTarget}, untargeted). Lower is a stronger attack.
+ *
+ * @example
+ * ```ts
+ * import { zhangR } from "./robustness.ts";
+ * zhangR(4, 3, { qMin: 1, qMax: 5, median: 3 }); // ln(3 / 1) = 1.0986
+ * ```
+ */
+export function zhangR(clean: number, adv: number, range: ScoreRange): number {
+  const b = attackTarget(clean, "untargeted", range);
+  return Math.log(Math.abs(clean - b) / (Math.abs(adv - clean) + 1e-12));
+}
+
+/**
+ * The MSU benchmark's robustness score `log10(max(1 - s, s) / (|s - s'| + 1e-6))` on min-max
+ * scaled scores `s = (q - qMin) / (qMax - qMin)` (not clipped). Higher is a more robust victim.
+ *
+ * @example
+ * ```ts
+ * import { msuRobustness } from "./robustness.ts";
+ * msuRobustness(4, 3, { qMin: 1, qMax: 5 }); // log10(0.75 / (0.25 + 1e-6)) = 0.4771
+ * ```
+ */
+export function msuRobustness(
+  clean: number,
+  adv: number,
+  range: { qMin: number; qMax: number },
+): number {
+  const span = range.qMax - range.qMin;
+  const s = (clean - range.qMin) / span;
+  const s2 = (adv - range.qMin) / span;
+  return Math.log10(Math.max(1 - s, s) / (Math.abs(s - s2) + 1e-6));
+}
+
+/**
+ * The median of the labels (mean of the middle two for an even count), or the midpoint of the
+ * victim's scale when there are no labels: the boundary's median in an evaluation.
+ *
+ * @example
+ * ```ts
+ * import { labelMedian } from "./robustness.ts";
+ * labelMedian([3, 1, 4, 2], { qMin: 1, qMax: 5 }); // 2.5
+ * labelMedian([], { qMin: 1, qMax: 5 }); // 3
+ * ```
+ */
+export function labelMedian(labels: number[], range: { qMin: number; qMax: number }): number {
+  if (!labels.length) return (range.qMin + range.qMax) / 2;
+  const s = [...labels].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Correlations of scores against labels (null with fewer than 3 labelled videos). */
+export interface Accuracy {
+  srcc: number | null;
+  krcc: number | null;
+  plcc: number | null;
+  plccRaw: number | null;
+  rmse: number | null;
+}
+
+/** One line of the table: a (victim, method) pair over its videos. */
+export interface TableRow {
+  victim: string;
+  method: string;
+  /** Videos measured, and how many of them carry a label. */
+  videos: number;
+  labelled: number;
+  before: Accuracy;
+  after: Accuracy;
+  /** SRCC of the adversarial scores after the x264 round trip. */
+  srccRoundTrip: number | null;
+  meanAbsChange: number;
+  meanRelChange: number;
+  /** Mean |rtScore - cleanRtScore|: the change that survives an upload. */
+  meanAbsChangeRoundTrip: number;
+  meanR: number;
+  meanRobustness: number;
+  /** Means over videos (PSNR over the videos where it is finite; null if none). */
+  psnr: number | null;
+  ssim: number;
+  psnrRoundTrip: number | null;
+  ssimRoundTrip: number;
+  beyondJnd: number;
+  meanAbsLevels: number;
+  secondsPerVideo: number;
+  framesPerSecond: number;
+  victimPassesPerVideo: number;
+}
+
+function accuracy(scores: number[], labels: number[]): Accuracy {
+  if (labels.length < 3) return { srcc: null, krcc: null, plcc: null, plccRaw: null, rmse: null };
+  const c = correlationReport(scores, labels);
+  const f = (v: number) => (Number.isFinite(v) ? v : null);
+  return {
+    srcc: f(c.srcc),
+    krcc: f(c.krcc),
+    plcc: f(c.plcc),
+    plccRaw: f(c.plccRaw),
+    rmse: f(c.rmse),
+  };
+}
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const meanFinite = (v: (number | null)[]) => {
+  const f = v.filter((x): x is number => x !== null && Number.isFinite(x));
+  return f.length ? mean(f) : null;
+};
+
+/**
+ * The table of rows: one line per (victim, method), victims in order of first appearance and
+ * methods in {@link EVAL_METHODS} order (others after, by name); within a pair, rows are taken
+ * in video-index order, so the table does not depend on the order rows were written (shards).
+ *
+ * @example
+ * ```ts
+ * import { buildTable } from "./robustness.ts";
+ * // const table = buildTable(rows);
+ * // console.log(table[0].after.srcc, table[0].meanR);
+ * ```
+ */
+export function buildTable(rows: readonly EvalRow[]): TableRow[] {
+  const victims: string[] = [];
+  for (const r of rows) if (!victims.includes(r.victim)) victims.push(r.victim);
+  const order = (m: string) => {
+    const i = (EVAL_METHODS as readonly string[]).indexOf(m);
+    return i < 0 ? EVAL_METHODS.length : i;
+  };
+  const out: TableRow[] = [];
+  for (const victim of victims) {
+    const mine = rows.filter((r) => r.victim === victim);
+    const methods = [...new Set(mine.map((r) => r.method))].sort((a, b) =>
+      order(a) - order(b) || (a < b ? -1 : a > b ? 1 : 0)
+    );
+    for (const method of methods) {
+      const g = mine.filter((r) => r.method === method).sort((a, b) => a.index - b.index);
+      const lab = g.filter((r) => r.label !== null);
+      const labels = lab.map((r) => r.label!);
+      const frames = g.reduce((a, r) => a + r.frames, 0);
+      const seconds = g.reduce((a, r) => a + r.seconds, 0);
+      out.push({
+        victim,
+        method,
+        videos: g.length,
+        labelled: lab.length,
+        before: accuracy(lab.map((r) => r.cleanScore), labels),
+        after: accuracy(lab.map((r) => r.advScore), labels),
+        srccRoundTrip: accuracy(lab.map((r) => r.rtScore), labels).srcc,
+        meanAbsChange: mean(g.map((r) => r.absChange)),
+        meanRelChange: mean(g.map((r) => r.relChange)),
+        meanAbsChangeRoundTrip: mean(g.map((r) => Math.abs(r.rtScore - r.cleanRtScore))),
+        meanR: mean(g.map((r) => r.r)),
+        meanRobustness: mean(g.map((r) => r.robustness)),
+        psnr: meanFinite(g.map((r) => r.psnr)),
+        ssim: mean(g.map((r) => r.ssim)),
+        psnrRoundTrip: meanFinite(g.map((r) => r.rtPsnr)),
+        ssimRoundTrip: mean(g.map((r) => r.rtSsim)),
+        beyondJnd: mean(g.map((r) => r.beyondJnd)),
+        meanAbsLevels: mean(g.map((r) => r.meanAbsLevels)),
+        secondsPerVideo: seconds / g.length,
+        framesPerSecond: seconds > 0 ? frames / seconds : 0,
+        victimPassesPerVideo: mean(g.map((r) => r.victimPasses)),
+      });
+    }
+  }
+  return out;
+}
+
+/** The table's columns, flattened (CSV header order). */
+export const TABLE_COLUMNS = [
+  "victim",
+  "method",
+  "videos",
+  "labelled",
+  "srccBefore",
+  "krccBefore",
+  "plccBefore",
+  "plccRawBefore",
+  "rmseBefore",
+  "srccAfter",
+  "krccAfter",
+  "plccAfter",
+  "plccRawAfter",
+  "rmseAfter",
+  "srccRoundTrip",
+  "meanAbsChange",
+  "meanRelChange",
+  "meanAbsChangeRoundTrip",
+  "meanR",
+  "meanRobustness",
+  "psnr",
+  "ssim",
+  "psnrRoundTrip",
+  "ssimRoundTrip",
+  "beyondJnd",
+  "meanAbsLevels",
+  "secondsPerVideo",
+  "framesPerSecond",
+  "victimPassesPerVideo",
+] as const;
+
+/**
+ * A table line as a flat record of {@link TABLE_COLUMNS}.
+ *
+ * @example
+ * ```ts
+ * import { flattenRow } from "./robustness.ts";
+ * // flattenRow(table[0]).srccAfter
+ * ```
+ */
+export function flattenRow(t: TableRow): Record<string, string | number | null> {
+  const { before: b, after: a, ...rest } = t;
+  return {
+    ...rest,
+    srccBefore: b.srcc,
+    krccBefore: b.krcc,
+    plccBefore: b.plcc,
+    plccRawBefore: b.plccRaw,
+    rmseBefore: b.rmse,
+    srccAfter: a.srcc,
+    krccAfter: a.krcc,
+    plccAfter: a.plcc,
+    plccRawAfter: a.plccRaw,
+    rmseAfter: a.rmse,
+  };
+}
+
+/**
+ * The table as CSV (header {@link TABLE_COLUMNS}; empty cells for null; full precision).
+ *
+ * @example
+ * ```ts
+ * import { tableCsv } from "./robustness.ts";
+ * // await Deno.writeTextFile("table.csv", tableCsv(table));
+ * ```
+ */
+export function tableCsv(table: readonly TableRow[]): string {
+  const cell = (v: string | number | null) =>
+    v === null
+      ? ""
+      : typeof v === "number"
+      ? String(v)
+      : /[",\n]/.test(v)
+      ? `"${v.replaceAll('"', '""')}"`
+      : v;
+  const lines = [TABLE_COLUMNS.join(",")];
+  for (const t of table) {
+    const f = flattenRow(t);
+    lines.push(TABLE_COLUMNS.map((c) => cell(f[c] ?? null)).join(","));
+  }
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The table as Markdown: the headline columns, rounded.
+ *
+ * @example
+ * ```ts
+ * import { tableMarkdown } from "./robustness.ts";
+ * // console.log(tableMarkdown(table));
+ * ```
+ */
+export function tableMarkdown(table: readonly TableRow[]): string {
+  const f = (v: number | null, d = 3) => (v === null ? "-" : v.toFixed(d));
+  const head = [
+    "victim",
+    "method",
+    "n",
+    "SRCC clean",
+    "SRCC adv",
+    "SRCC adv (x264)",
+    "PLCC adv",
+    "RMSE adv",
+    "mean abs change",
+    "rel change",
+    "R",
+    "robustness",
+    "PSNR",
+    "SSIM",
+    "PSNR-Y x264",
+    "SSIM-Y x264",
+    "beyond JND",
+    "mean abs d (levels)",
+    "s/video",
+  ];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const t of table) {
+    lines.push(
+      `| ${
+        [
+          t.victim,
+          t.method,
+          String(t.videos),
+          f(t.before.srcc),
+          f(t.after.srcc),
+          f(t.srccRoundTrip),
+          f(t.after.plcc),
+          f(t.after.rmse),
+          f(t.meanAbsChange),
+          f(t.meanRelChange),
+          f(t.meanR),
+          f(t.meanRobustness),
+          f(t.psnr, 2),
+          f(t.ssim, 4),
+          f(t.psnrRoundTrip, 2),
+          f(t.ssimRoundTrip, 4),
+          `${(100 * t.beyondJnd).toFixed(2)}%`,
+          f(t.meanAbsLevels, 2),
+          f(t.secondsPerVideo, 2),
+        ].join(" | ")
+      } |`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}

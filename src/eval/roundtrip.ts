@@ -1,0 +1,182 @@
+/**
+ * The upload round trip of an evaluation: encode 8-bit frames as H.264 yuv420p (x264-420, crf 23
+ * by default), decode them again, and measure the decoded frames against a lossless (ffv1)
+ * reference with ffmpeg's `psnr` and `ssim` filters on luma.
+ *
+ * @module
+ */
+
+import { join } from "path";
+import { VideoError } from "../video/_ffmpeg.ts";
+import { FFMPEG_BASE, fileArg, runTool } from "../video/_ffmpeg.ts";
+import { readVideo, writeVideo } from "../video/mod.ts";
+import { tensor } from "../tensor/tensor.ts";
+
+/** The x264 rate factor of the round trip (a typical upload). */
+export const ROUND_TRIP_CRF = 23;
+
+/**
+ * Luma PSNR from the per-frame stats of ffmpeg's `psnr` filter (`n:1 mse_avg:.. mse_y:0.8 ..`):
+ * `10 log10(255^2 / mean_t mse_y)` (8-bit); `Infinity` when every frame is identical. Throws
+ * unless exactly `frames` frames are listed.
+ *
+ * @example
+ * ```ts
+ * import { parsePsnrStats } from "./roundtrip.ts";
+ * parsePsnrStats("n:1 mse_avg:1 mse_y:1.5 psnr_y:46.4\nn:2 mse_avg:1 mse_y:0.5 psnr_y:51.1\n", 2);
+ * // 10 * log10(255 ** 2 / 1) = 48.13
+ * ```
+ */
+export function parsePsnrStats(text: string, frames: number, what = "psnr stats"): number {
+  const mse: number[] = [];
+  for (const line of text.split("\n")) {
+    const m = /\bmse_y:(-?[0-9.]+(?:e-?\d+)?)/.exec(line);
+    if (m) mse.push(Number(m[1]));
+  }
+  if (mse.length !== frames || mse.some((v) => !Number.isFinite(v))) {
+    throw new VideoError(what, `the psnr filter compared ${mse.length} frames, expected ${frames}`);
+  }
+  const m = mse.reduce((a, b) => a + b, 0) / mse.length;
+  return m === 0 ? Infinity : 10 * Math.log10((255 * 255) / m);
+}
+
+/**
+ * Mean luma SSIM from the per-frame stats of ffmpeg's `ssim` filter (`n:1 Y:0.98 ...`).
+ *
+ * @example
+ * ```ts
+ * import { parseSsimYStats } from "./roundtrip.ts";
+ * parseSsimYStats("n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n", 2); // 0.85
+ * ```
+ */
+export function parseSsimYStats(text: string, frames: number, what = "ssim stats"): number {
+  const ys: number[] = [];
+  for (const line of text.split("\n")) {
+    const m = /\bY:(-?[0-9.]+(?:e-?\d+)?)/.exec(line);
+    if (m) ys.push(Number(m[1]));
+  }
+  if (ys.length !== frames || ys.some((v) => !Number.isFinite(v))) {
+    throw new VideoError(what, `the ssim filter compared ${ys.length} frames, expected ${frames}`);
+  }
+  return ys.reduce((a, b) => a + b, 0) / ys.length;
+}
+
+async function compare(
+  filter: "psnr" | "ssim",
+  distorted: string,
+  reference: string,
+  w: number,
+  h: number,
+): Promise<string> {
+  // The x264-420 file may be padded to even sizes: crop it back. Both sides go to yuv444p (the
+  // luma plane is the same as in yuv420p); only luma is reported.
+  const graph = `[0:v]crop=${w}:${h}:0:0,format=yuv444p[a];[1:v]format=yuv444p[b];` +
+    `[a][b]${filter}=stats_file=-`;
+  const r = await runTool("ffmpeg", [
+    ...FFMPEG_BASE,
+    "-i",
+    fileArg(distorted),
+    "-i",
+    fileArg(reference),
+    "-lavfi",
+    graph,
+    "-f",
+    "null",
+    "-",
+  ]);
+  if (r.code !== 0) {
+    throw new VideoError(distorted, `ffmpeg ${filter} failed (exit ${r.code}): ${r.stderr}`);
+  }
+  return new TextDecoder().decode(r.stdout);
+}
+
+/** What {@link roundTrip} measures. */
+export interface RoundTripResult {
+  /** Luma PSNR (dB) of the decoded frames against the reference; Infinity when identical. */
+  psnrY: number;
+  /** Mean luma SSIM of the decoded frames against the reference. */
+  ssimY: number;
+  /** The decoded frames `[T,3,H,W]` (cropped to the input size), [0,1]. */
+  decoded: Float32Array;
+}
+
+/**
+ * Writes planar 8-bit frames `[T,3,H,W]` (values in [0,1]) losslessly (ffv1) as a round trip's
+ * reference.
+ *
+ * @example
+ * ```ts
+ * import { writeReference } from "./roundtrip.ts";
+ * // await writeReference("work/clean.mkv", cleanValues, [8, 3, 64, 64], 25);
+ * ```
+ */
+export async function writeReference(
+  file: string,
+  frames: Float32Array,
+  shape: readonly number[],
+  fps = 25,
+): Promise<void> {
+  await writeVideo(file, tensor(frames, [...shape]), { codec: "ffv1", fps, disposeInput: true });
+}
+
+/**
+ * Encodes frames `[T,3,H,W]` with x264-420 at `crf` into `<dir>/<name>.mkv`, measures the
+ * decoded clip against `reference` (a lossless file of the clean frames) with ffmpeg's psnr and
+ * ssim filters, and decodes it (cropped back to the input size when x264 padded an odd size).
+ * The encoded file is removed afterwards.
+ *
+ * @example
+ * ```ts
+ * import { roundTrip } from "./roundtrip.ts";
+ * // const rt = await roundTrip(advValues, [8, 3, 64, 64], { dir: "work", name: "fgsm",
+ * //   reference: "work/clean.mkv" });
+ * // console.log(rt.psnrY, rt.ssimY);
+ * ```
+ */
+export async function roundTrip(
+  frames: Float32Array,
+  shape: readonly number[],
+  options: { dir: string; name: string; reference: string; crf?: number; fps?: number },
+): Promise<RoundTripResult> {
+  const [t, c, h, w] = shape;
+  const file = join(options.dir, `${options.name}.mkv`);
+  await writeVideo(file, tensor(frames, [...shape]), {
+    codec: "x264-420",
+    crf: options.crf ?? ROUND_TRIP_CRF,
+    fps: options.fps ?? 25,
+    oddSize: "pad",
+    disposeInput: true,
+  });
+  try {
+    const psnrY = parsePsnrStats(
+      await compare("psnr", file, options.reference, w, h),
+      t,
+      `${file} vs ${options.reference}`,
+    );
+    const ssimY = parseSsimYStats(
+      await compare("ssim", file, options.reference, w, h),
+      t,
+      `${file} vs ${options.reference}`,
+    );
+    const x = await readVideo(file, { maxFrames: t });
+    const [td, , hd, wd] = x.shape;
+    const v = await x.read();
+    x.dispose();
+    if (td !== t || hd < h || wd < w) {
+      throw new VideoError(file, `decoded [${x.shape}], expected [${shape}]`);
+    }
+    let decoded = v;
+    if (hd !== h || wd !== w) {
+      decoded = new Float32Array(t * c * h * w);
+      for (let p = 0; p < t * c; p++) {
+        for (let y = 0; y < h; y++) {
+          const src = (p * hd + y) * wd;
+          decoded.set(v.subarray(src, src + w), (p * h + y) * w);
+        }
+      }
+    }
+    return { psnrY, ssimY, decoded };
+  } finally {
+    await Deno.remove(file).catch(() => {});
+  }
+}
