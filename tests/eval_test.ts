@@ -1,0 +1,309 @@
+// `deno task eval` end to end on a tiny proxy dataset (3 videos, 3 frames, 64x64 as the victims
+// read them): rows and tables, R and the MSU robustness score against hand computation, the
+// random control against FGSM, the skipped stqa-net for a victim without a generator, the round
+// trip, shards + merge against a single run, resume after an interrupted write, and bad options.
+
+import assert from "assert";
+import { join } from "path";
+import { fileURLToPath } from "url";
+import { buildProxyDataset, saveGenerator, StqaNet } from "../mod.ts";
+import { evalCommand } from "../src/eval/command.ts";
+import { krcc, srcc } from "../src/eval/metrics.ts";
+import {
+  buildTable,
+  type EvalRow,
+  labelMedian,
+  msuRobustness,
+  type TableRow,
+  zhangR,
+} from "../src/eval/robustness.ts";
+import { parsePsnrStats, parseSsimYStats } from "../src/eval/roundtrip.ts";
+import { readRows } from "../src/eval/rows.ts";
+import { initGpu } from "./_helpers.ts";
+
+await initGpu();
+
+const SOURCES = fileURLToPath(new URL("../data/sources", import.meta.url));
+const root = await Deno.makeTempDir({ prefix: "stqa_eval_" });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(root, { recursive: true });
+  } catch { /* gone */ }
+});
+
+await buildProxyDataset({
+  sources: SOURCES,
+  out: join(root, "data"),
+  maxSources: 3,
+  testSources: 1,
+  valSources: 0,
+  frames: 3,
+  size: 32,
+  motionsPerImage: 1,
+  levels: 1,
+  distortions: ["blur", "noise"],
+  seed: 3,
+});
+const MANIFEST = join(root, "data", "manifest.json");
+const GEN_DIR = join(root, "gen");
+{
+  const net = new StqaNet({ seed: 3, config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] } });
+  await saveGenerator(net, join(GEN_DIR, "stqa-vsfa-mini"), {
+    victim: "vsfa-mini",
+    victimFamily: "vsfa-mini",
+    jnd: "namm-st",
+    eps: 1,
+    qMin: 1,
+    qMax: 5,
+    median: 3,
+  });
+  net.dispose();
+}
+
+const COMMON = [
+  "--dataset",
+  MANIFEST,
+  "--split",
+  "all",
+  "--max-videos",
+  "3",
+  "--generator-dir",
+  GEN_DIR,
+];
+
+async function capture(fn: () => Promise<number>): Promise<{ code: number; err: string }> {
+  const err: string[] = [];
+  const orig = console.error;
+  const origLog = console.log;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  console.log = () => {};
+  try {
+    return { code: await fn(), err: err.join("\n") };
+  } finally {
+    console.error = orig;
+    console.log = origLog;
+  }
+}
+
+const TIMING = new Set(["secondsPerVideo", "framesPerSecond"]);
+function withoutTiming(t: TableRow[]): Record<string, unknown>[] {
+  return t.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !TIMING.has(k))));
+}
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+// One full run, shared by the first tests: two victims, three methods (stqa-net only for
+// vsfa-mini, which has a generator in GEN_DIR).
+const single = join(root, "single");
+const singleRun = await capture(() =>
+  evalCommand([
+    ...COMMON,
+    "--victims",
+    "vsfa-mini,simplevqa-mini",
+    "--methods",
+    "random,fgsm,stqa-net",
+    "--out",
+    single,
+  ])
+);
+
+Deno.test("eval: a run writes every row and the tables; stqa-net skipped without a generator", async () => {
+  assert.equal(singleRun.code, 0, singleRun.err);
+  const rows = await readRows(single);
+  assert.equal(rows.length, 3 * 3 + 3 * 2);
+  assert.equal(
+    rows.filter((r) => r.method === "stqa-net" && r.victim === "simplevqa-mini").length,
+    0,
+  );
+  const warnings = singleRun.err.split("\n").filter((l) =>
+    /skipping stqa-net for simplevqa-mini/.test(l)
+  );
+  assert.equal(warnings.length, 1, singleRun.err);
+  for (const f of ["table.csv", "table.json", "table.md", "rows.jsonl"]) {
+    assert.ok((await Deno.stat(join(single, f))).size > 0, f);
+  }
+  const json = JSON.parse(await Deno.readTextFile(join(single, "table.json")));
+  assert.deepEqual(json.table.map((t: TableRow) => `${t.victim}/${t.method}`), [
+    "vsfa-mini/random",
+    "vsfa-mini/fgsm",
+    "vsfa-mini/stqa-net",
+    "simplevqa-mini/random",
+    "simplevqa-mini/fgsm",
+  ]);
+  const csv = (await Deno.readTextFile(join(single, "table.csv"))).trim().split("\n");
+  assert.equal(csv.length, 6);
+  assert.match(csv[0], /^victim,method,videos,labelled,srccBefore/);
+  // Every victim reads the clips at 64x64, 3 frames (the dataset has 3).
+  for (const r of rows) assert.deepEqual([r.frames, r.width, r.height], [3, 64, 64]);
+});
+
+Deno.test("eval: R and the robustness score match hand computation; JND box holds", async () => {
+  const rows = await readRows(single);
+  const labels = rows.filter((r) => r.victim === "vsfa-mini" && r.method === "random")
+    .map((r) => r.label!);
+  const sorted = [...labels].sort((a, b) => a - b);
+  assert.equal(rows[0].median, sorted[1]); // 3 labels: the middle one
+  assert.equal(labelMedian(labels, { qMin: 1, qMax: 5 }), sorted[1]);
+  for (const r of rows) {
+    const b = r.cleanScore > r.median ? r.qMin : r.qMax;
+    const R = Math.log(Math.abs(r.cleanScore - b) / (Math.abs(r.advScore - r.cleanScore) + 1e-12));
+    assert.ok(Math.abs(r.r - R) < 1e-12, `${r.r} vs ${R}`);
+    const s = (r.cleanScore - 1) / 4, s2 = (r.advScore - 1) / 4;
+    const rob = Math.log10(Math.max(1 - s, s) / (Math.abs(s - s2) + 1e-6));
+    assert.ok(Math.abs(r.robustness - rob) < 1e-12, `${r.robustness} vs ${rob}`);
+    assert.equal(r.absChange, Math.abs(r.advScore - r.cleanScore));
+    assert.equal(r.beyondJnd, 0, `${r.method}: JND-box methods stay in the box after quantising`);
+    assert.ok(r.meanAbsLevels > 0 || r.method === "stqa-net", `${r.method} |d| ${r.meanAbsLevels}`);
+  }
+  // Hand values of the helpers.
+  assert.ok(Math.abs(zhangR(4, 3, { qMin: 1, qMax: 5, median: 3 }) - Math.log(3)) < 1e-9);
+  assert.ok(Math.abs(zhangR(2, 2.5, { qMin: 1, qMax: 5, median: 3 }) - Math.log(6)) < 1e-9);
+  assert.ok(
+    Math.abs(msuRobustness(4, 3, { qMin: 1, qMax: 5 }) - Math.log10(0.75 / 0.250001)) < 1e-9,
+  );
+  assert.ok(Math.abs(msuRobustness(2, 2, { qMin: 1, qMax: 5 }) - Math.log10(0.75 / 1e-6)) < 1e-9);
+  assert.equal(labelMedian([], { qMin: 0, qMax: 100 }), 50);
+  assert.equal(labelMedian([4, 1, 3, 2], { qMin: 1, qMax: 5 }), 2.5);
+});
+
+Deno.test("eval: table numbers equal a recomputation from the rows", async () => {
+  const rows = await readRows(single);
+  const table: TableRow[] = JSON.parse(await Deno.readTextFile(join(single, "table.json"))).table;
+  for (const t of table) {
+    const g = rows.filter((r) => r.victim === t.victim && r.method === t.method)
+      .sort((a, b) => a.index - b.index);
+    const labels = g.map((r) => r.label!);
+    assert.equal(t.videos, 3);
+    assert.equal(t.labelled, 3);
+    const close = (a: number | null, b: number, what: string) =>
+      assert.ok(
+        a !== null && Math.abs(a - b) < 1e-9,
+        `${t.victim}/${t.method} ${what}: ${a} vs ${b}`,
+      );
+    close(t.before.srcc, srcc(g.map((r) => r.cleanScore), labels), "srcc before");
+    close(t.after.srcc, srcc(g.map((r) => r.advScore), labels), "srcc after");
+    close(t.after.krcc, krcc(g.map((r) => r.advScore), labels), "krcc after");
+    close(t.srccRoundTrip, srcc(g.map((r) => r.rtScore), labels), "srcc round trip");
+    close(t.meanAbsChange, mean(g.map((r) => Math.abs(r.advScore - r.cleanScore))), "abs change");
+    close(t.meanRelChange, mean(g.map((r) => r.absChange / Math.abs(r.cleanScore))), "rel change");
+    close(t.meanR, mean(g.map((r) => r.r)), "R");
+    close(t.meanRobustness, mean(g.map((r) => r.robustness)), "robustness");
+    close(t.ssim, mean(g.map((r) => r.ssim)), "ssim");
+    close(t.psnr, mean(g.map((r) => r.psnr!)), "psnr");
+    close(t.psnrRoundTrip, mean(g.map((r) => r.rtPsnr!)), "psnr round trip");
+    close(t.beyondJnd, mean(g.map((r) => r.beyondJnd)), "beyond JND");
+    close(t.secondsPerVideo, mean(g.map((r) => r.seconds)), "seconds");
+    close(
+      t.meanAbsChangeRoundTrip,
+      mean(g.map((r) => Math.abs(r.rtScore - r.cleanRtScore))),
+      "abs change round trip",
+    );
+  }
+  // The numbers do not depend on the rows' order (victims are listed in order of appearance).
+  const byKey = (t: TableRow[]) =>
+    [...t].sort((a, b) => `${a.victim}/${a.method}` < `${b.victim}/${b.method}` ? -1 : 1);
+  assert.deepEqual(byKey(buildTable([...rows].reverse())), byKey(buildTable(rows)));
+});
+
+Deno.test("eval: the random control changes scores less than FGSM; round trip measured", async () => {
+  const rows = await readRows(single);
+  for (const victim of ["vsfa-mini", "simplevqa-mini"]) {
+    const change = (m: string) =>
+      mean(rows.filter((r) => r.victim === victim && r.method === m).map((r) => r.absChange));
+    assert.ok(
+      change("random") < change("fgsm"),
+      `${victim}: random ${change("random")} fgsm ${change("fgsm")}`,
+    );
+  }
+  for (const r of rows) {
+    assert.ok(
+      r.rtPsnr !== null && Number.isFinite(r.rtPsnr) && r.rtPsnr > 20,
+      `rtPsnr ${r.rtPsnr}`,
+    );
+    assert.ok(r.rtSsim > 0.5 && r.rtSsim <= 1, `rtSsim ${r.rtSsim}`);
+    assert.ok(Number.isFinite(r.rtScore) && Number.isFinite(r.cleanRtScore));
+    assert.ok(r.psnr !== null && r.psnr > 20 && r.ssim > 0.5);
+  }
+  // The stats parsers.
+  assert.ok(
+    Math.abs(parsePsnrStats("n:1 mse_avg:1 mse_y:1.5\nn:2 mse_avg:1 mse_y:0.5\n", 2) - 48.1308) <
+      1e-3,
+  );
+  assert.equal(parsePsnrStats("n:1 mse_avg:0 mse_y:0\n", 1), Infinity);
+  assert.throws(() => parsePsnrStats("n:1 mse_y:1\n", 2), /compared 1 frames, expected 2/);
+  assert.ok(Math.abs(parseSsimYStats("n:1 Y:0.9 U:1\nn:2 Y:0.8 U:1\n", 2) - 0.85) < 1e-12);
+});
+
+Deno.test("eval: shards + merge equal a single run; a rerun resumes after an interrupted write", async () => {
+  const out = join(root, "shards");
+  const args = [
+    ...COMMON,
+    "--victims",
+    "vsfa-mini",
+    "--methods",
+    "random,fgsm,stqa-net",
+    "--out",
+    out,
+  ];
+  for (const shard of ["0/2", "1/2"]) {
+    const r = await capture(() => evalCommand([...args, "--shard", shard]));
+    assert.equal(r.code, 0, r.err);
+  }
+  const files = [...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.endsWith(".jsonl"))
+    .sort();
+  assert.deepEqual(files, ["rows-0-of-2.jsonl", "rows-1-of-2.jsonl"]);
+  assert.equal((await readRows(join(out), { only: join(out, files[0]) })).length, 2 * 3);
+  const m = await capture(() => evalCommand(["merge", "--out", out]));
+  assert.equal(m.code, 0, m.err);
+  const merged: TableRow[] = JSON.parse(await Deno.readTextFile(join(out, "table.json"))).table;
+  const want = buildTable((await readRows(single)).filter((r) => r.victim === "vsfa-mini"));
+  assert.deepEqual(withoutTiming(merged), withoutTiming(want));
+
+  // Interrupt shard 0: drop its last row and leave half a line; the rerun adds back exactly the
+  // missing row (same numbers), and a second rerun adds nothing.
+  const file = join(out, "rows-0-of-2.jsonl");
+  const before = (await Deno.readTextFile(file)).trim().split("\n");
+  const kept = before.slice(0, -1);
+  await Deno.writeTextFile(file, kept.join("\n") + "\n" + before.at(-1)!.slice(0, 40));
+  const again = await capture(() => evalCommand([...args, "--shard", "0/2"]));
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.err, /dropping an unfinished last line/);
+  assert.match(again.err, /1 new row\(s\)/);
+  const after = (await Deno.readTextFile(file)).trim().split("\n");
+  assert.deepEqual(after.slice(0, -1), kept);
+  const strip = (s: string) => {
+    const { seconds: _s, ...rest } = JSON.parse(s) as EvalRow;
+    return rest;
+  };
+  assert.deepEqual(strip(after.at(-1)!), strip(before.at(-1)!));
+  const third = await capture(() => evalCommand([...args, "--shard", "0/2"]));
+  assert.equal(third.code, 0, third.err);
+  assert.match(third.err, /0 new row\(s\)/);
+  assert.equal(await Deno.readTextFile(file), after.join("\n") + "\n");
+});
+
+Deno.test("eval: bad options exit 2 naming the option; a missing dataset fails clearly", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--methods", "random,bogus"], /--methods/],
+    [["--shard", "2/2"], /--shard/],
+    [["--shard", "x"], /--shard/],
+    [["--eps", "-1"], /--eps/],
+    [["--max-videos", "0"], /--max-videos/],
+    [["--victims", ""], /--victims/],
+    [["--frobnicate"], /frobnicate/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await capture(() => evalCommand(args));
+    assert.equal(r.code, 2, `${args}: ${r.err}`);
+    assert.match(r.err.split("\n\n")[0], re);
+  }
+  const missing = join(root, "nope", "manifest.json");
+  const r = await capture(() => evalCommand(["--dataset", missing, "--out", join(root, "x")]));
+  assert.equal(r.code, 1);
+  assert.match(r.err, /nope\/manifest\.json: no such file or folder/);
+  const k = await capture(() => evalCommand(["--dataset", `konvid:${join(root, "nope")}`]));
+  assert.equal(k.code, 1);
+  assert.match(k.err, /nope/);
+  const merge = await capture(() => evalCommand(["merge", "--out", join(root, "empty")]));
+  assert.equal(merge.code, 1);
+  assert.match(merge.err, /no rows\*\.jsonl/);
+});
