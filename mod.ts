@@ -266,3 +266,39 @@ export {
   AttackRunSchema,
   parseAttackReport,
 } from "./src/report/attack_report.ts";
+// Robustness evaluation
+export {
+  type Accuracy,
+  buildTable,
+  EVAL_METHODS,
+  type EvalMethod,
+  type EvalRow,
+  EvalRowSchema,
+  flattenRow,
+  labelMedian,
+  msuRobustness,
+  rowKey,
+  type ScoreRange,
+  TABLE_COLUMNS,
+  tableCsv,
+  tableMarkdown,
+  type TableRow,
+  zhangR,
+} from "./src/eval/robustness.ts";
+export {
+  evaluateVideo,
+  type EvaluateVideoOptions,
+  type EvalVideo,
+  JND_BOX_METHODS,
+  quantizeLevels,
+} from "./src/eval/evaluate.ts";
+export {
+  parsePsnrStats,
+  parseSsimYStats,
+  ROUND_TRIP_CRF,
+  roundTrip,
+  type RoundTripResult,
+  writeReference,
+} from "./src/eval/roundtrip.ts";
+export { readRows, rowsFileName, writeTables } from "./src/eval/rows.ts";
+export { resolveEvalVideos } from "./src/eval/command.ts";
