@@ -20,6 +20,12 @@ import { roundTrip, writeReference } from "./roundtrip.ts";
  * Methods whose perturbation is bounded by the JND box: their 8-bit quantisation uses
  * `quantizeInJnd`, so the box still holds. Others (zhang2023's RMS bound) are rounded to the
  * nearest level.
+ *
+ * @example
+ * ```ts
+ * import { JND_BOX_METHODS } from "./evaluate.ts";
+ * JND_BOX_METHODS.includes("fgsm"); // true
+ * ```
  */
 export const JND_BOX_METHODS: readonly string[] = [
   "random",

@@ -11,7 +11,14 @@ import { z } from "zod";
 import { attackTarget } from "../attack/losses.ts";
 import { correlationReport } from "./metrics.ts";
 
-/** The methods a table can carry, in table order. */
+/** The methods a table can carry, in table order.
+ *
+ * @example
+ * ```ts
+ * import { EVAL_METHODS } from "./robustness.ts";
+ * console.log(EVAL_METHODS.join(","));
+ * ```
+ */
 export const EVAL_METHODS = [
   "random",
   "fgsm",
@@ -27,7 +34,14 @@ export type EvalMethod = typeof EVAL_METHODS[number];
 const num = z.number();
 const maybe = z.number().nullable();
 
-/** One measured (video, victim, method): a line of rows.jsonl. */
+/** One measured (video, victim, method): a line of rows.jsonl.
+ *
+ * @example
+ * ```ts
+ * import { EvalRowSchema } from "./robustness.ts";
+ * // const row = EvalRowSchema.parse(JSON.parse(line));
+ * ```
+ */
 export const EvalRowSchema = z.object({
   /** The video's unique name within the dataset. */
   video: z.string(),
@@ -267,7 +281,14 @@ export function buildTable(rows: readonly EvalRow[]): TableRow[] {
   return out;
 }
 
-/** The table's columns, flattened (CSV header order). */
+/** The table's columns, flattened (CSV header order).
+ *
+ * @example
+ * ```ts
+ * import { TABLE_COLUMNS } from "./robustness.ts";
+ * console.log(TABLE_COLUMNS.join(","));
+ * ```
+ */
 export const TABLE_COLUMNS = [
   "victim",
   "method",

@@ -12,7 +12,14 @@ import { FFMPEG_BASE, fileArg, runTool } from "../video/_ffmpeg.ts";
 import { readVideo, writeVideo } from "../video/mod.ts";
 import { tensor } from "../tensor/tensor.ts";
 
-/** The x264 rate factor of the round trip (a typical upload). */
+/** The x264 rate factor of the round trip (a typical upload).
+ *
+ * @example
+ * ```ts
+ * import { ROUND_TRIP_CRF } from "./roundtrip.ts";
+ * console.log(ROUND_TRIP_CRF); // 23
+ * ```
+ */
 export const ROUND_TRIP_CRF = 23;
 
 /**
