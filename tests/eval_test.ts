@@ -146,10 +146,10 @@ Deno.test("eval: R and the robustness score match hand computation; JND box hold
   for (const r of rows) {
     const b = r.cleanScore > r.median ? r.qMin : r.qMax;
     const R = Math.log(Math.abs(r.cleanScore - b) / (Math.abs(r.advScore - r.cleanScore) + 1e-12));
-    assert.ok(Math.abs(r.r - R) < 1e-12, `${r.r} vs ${R}`);
+    assert.ok(Math.abs(r.r! - R) < 1e-12, `${r.r} vs ${R}`);
     const s = (r.cleanScore - 1) / 4, s2 = (r.advScore - 1) / 4;
     const rob = Math.log10(Math.max(1 - s, s) / (Math.abs(s - s2) + 1e-6));
-    assert.ok(Math.abs(r.robustness - rob) < 1e-12, `${r.robustness} vs ${rob}`);
+    assert.ok(Math.abs(r.robustness! - rob) < 1e-12, `${r.robustness} vs ${rob}`);
     assert.equal(r.absChange, Math.abs(r.advScore - r.cleanScore));
     assert.equal(r.beyondJnd, 0, `${r.method}: JND-box methods stay in the box after quantising`);
     assert.ok(r.meanAbsLevels > 0 || r.method === "stqa-net", `${r.method} |d| ${r.meanAbsLevels}`);
@@ -162,6 +162,13 @@ Deno.test("eval: R and the robustness score match hand computation; JND box hold
   );
   assert.ok(Math.abs(msuRobustness(2, 2, { qMin: 1, qMax: 5 }) - Math.log10(0.75 / 1e-6)) < 1e-9);
   assert.equal(labelMedian([], { qMin: 0, qMax: 100 }), 50);
+  // A clean score exactly on the boundary (here qMax with a median of qMax: the proxy's pristine
+  // clips are labelled 5) has no finite R: the row stores null and the table's mean skips it.
+  assert.equal(zhangR(5, 4, { qMin: 1, qMax: 5, median: 5 }), -Infinity);
+  const g = rows.filter((r) => r.victim === "vsfa-mini" && r.method === "fgsm");
+  const edited = g.map((r, k) => ({ ...r, r: k === 0 ? null : r.r }));
+  assert.ok(Math.abs(buildTable(edited)[0].meanR! - (g[1].r! + g[2].r!) / 2) < 1e-12);
+  assert.equal(buildTable([{ ...g[0], r: null }])[0].meanR, null);
   assert.equal(labelMedian([4, 1, 3, 2], { qMin: 1, qMax: 5 }), 2.5);
 });
 
@@ -185,8 +192,8 @@ Deno.test("eval: table numbers equal a recomputation from the rows", async () =>
     close(t.srccRoundTrip, srcc(g.map((r) => r.rtScore), labels), "srcc round trip");
     close(t.meanAbsChange, mean(g.map((r) => Math.abs(r.advScore - r.cleanScore))), "abs change");
     close(t.meanRelChange, mean(g.map((r) => r.absChange / Math.abs(r.cleanScore))), "rel change");
-    close(t.meanR, mean(g.map((r) => r.r)), "R");
-    close(t.meanRobustness, mean(g.map((r) => r.robustness)), "robustness");
+    close(t.meanR, mean(g.map((r) => r.r!)), "R");
+    close(t.meanRobustness, mean(g.map((r) => r.robustness!)), "robustness");
     close(t.ssim, mean(g.map((r) => r.ssim)), "ssim");
     close(t.psnr, mean(g.map((r) => r.psnr!)), "psnr");
     close(t.psnrRoundTrip, mean(g.map((r) => r.rtPsnr!)), "psnr round trip");

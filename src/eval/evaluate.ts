@@ -58,6 +58,8 @@ export interface EvaluateVideoOptions {
   onRow: (row: EvalRow) => Promise<void> | void;
 }
 
+const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
+
 async function score(victim: Victim, x: Tensor): Promise<number> {
   const s = tidy(() => noGrad(() => victim.score(x)));
   try {
@@ -169,16 +171,16 @@ export async function evaluateVideo(
         cleanScore,
         advScore,
         absChange,
-        relChange: absChange / Math.abs(cleanScore),
-        r: zhangR(cleanScore, advScore, range),
-        robustness: msuRobustness(cleanScore, advScore, range),
-        psnr: Number.isFinite(q.meanPsnr) ? q.meanPsnr : null,
+        relChange: finiteOrNull(absChange / Math.abs(cleanScore)),
+        r: finiteOrNull(zhangR(cleanScore, advScore, range)),
+        robustness: finiteOrNull(msuRobustness(cleanScore, advScore, range)),
+        psnr: finiteOrNull(q.meanPsnr),
         ssim: q.meanSsim,
         beyondJnd: p.beyondJnd,
         meanAbsLevels: p.meanAbsLevels,
         seconds: out.seconds,
         victimPasses: out.victimPasses,
-        rtPsnr: Number.isFinite(rt.psnrY) ? rt.psnrY : null,
+        rtPsnr: finiteOrNull(rt.psnrY),
         rtSsim: rt.ssimY,
         rtScore,
         cleanRtScore,

@@ -62,13 +62,16 @@ export const EvalRowSchema = z.object({
   /** Clean score q, adversarial score q' (8-bit adversarial frames). */
   cleanScore: num,
   advScore: num,
-  /** |q' - q| and |q' - q| / |q|. */
+  /** |q' - q| and |q' - q| / |q| (null when q is 0). */
   absChange: num,
-  relChange: num,
-  /** Zhang et al.'s R = ln(|q - b| / (|q' - q| + 1e-12)), b the score-reversed boundary. */
-  r: num,
-  /** MSU robustness score on min-max scaled scores. */
-  robustness: num,
+  relChange: maybe,
+  /**
+   * Zhang et al.'s R = ln(|q - b| / (|q' - q| + 1e-12)), b the score-reversed boundary (null when
+   * not finite: q exactly on the boundary).
+   */
+  r: maybe,
+  /** MSU robustness score on min-max scaled scores (null when not finite). */
+  robustness: maybe,
   /** PSNR (dB, RGB, peak 1; null when identical) and mean luma SSIM of the 8-bit frames. */
   psnr: maybe,
   ssim: num,
@@ -186,11 +189,11 @@ export interface TableRow {
   /** SRCC of the adversarial scores after the x264 round trip. */
   srccRoundTrip: number | null;
   meanAbsChange: number;
-  meanRelChange: number;
+  meanRelChange: number | null;
   /** Mean |rtScore - cleanRtScore|: the change that survives an upload. */
   meanAbsChangeRoundTrip: number;
-  meanR: number;
-  meanRobustness: number;
+  meanR: number | null;
+  meanRobustness: number | null;
   /** Means over videos (PSNR over the videos where it is finite; null if none). */
   psnr: number | null;
   ssim: number;
@@ -226,6 +229,7 @@ const meanFinite = (v: (number | null)[]) => {
  * The table of rows: one line per (victim, method), victims in order of first appearance and
  * methods in {@link EVAL_METHODS} order (others after, by name); within a pair, rows are taken
  * in video-index order, so the table does not depend on the order rows were written (shards).
+ * Means of values that can be null (PSNR, R, ...) are over the finite ones (null if none).
  *
  * @example
  * ```ts
@@ -262,10 +266,10 @@ export function buildTable(rows: readonly EvalRow[]): TableRow[] {
         after: accuracy(lab.map((r) => r.advScore), labels),
         srccRoundTrip: accuracy(lab.map((r) => r.rtScore), labels).srcc,
         meanAbsChange: mean(g.map((r) => r.absChange)),
-        meanRelChange: mean(g.map((r) => r.relChange)),
+        meanRelChange: meanFinite(g.map((r) => r.relChange)),
         meanAbsChangeRoundTrip: mean(g.map((r) => Math.abs(r.rtScore - r.cleanRtScore))),
-        meanR: mean(g.map((r) => r.r)),
-        meanRobustness: mean(g.map((r) => r.robustness)),
+        meanR: meanFinite(g.map((r) => r.r)),
+        meanRobustness: meanFinite(g.map((r) => r.robustness)),
         psnr: meanFinite(g.map((r) => r.psnr)),
         ssim: mean(g.map((r) => r.ssim)),
         psnrRoundTrip: meanFinite(g.map((r) => r.rtPsnr)),
