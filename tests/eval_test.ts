@@ -307,6 +307,16 @@ Deno.test("eval: bad options exit 2 naming the option; a missing dataset fails c
   const r = await capture(() => evalCommand(["--dataset", missing, "--out", join(root, "x")]));
   assert.equal(r.code, 1);
   assert.match(r.err, /nope\/manifest\.json: no such file or folder/);
+  // No proxy dataset built (relative to the working folder): the message says how to build it.
+  const cwd = Deno.cwd();
+  Deno.chdir(root);
+  try {
+    const p = await capture(() => evalCommand(["--dataset", "proxy", "--out", join(root, "y")]));
+    assert.equal(p.code, 1);
+    assert.match(p.err, /proxy dataset is not built .*deno task data/);
+  } finally {
+    Deno.chdir(cwd);
+  }
   const k = await capture(() => evalCommand(["--dataset", `konvid:${join(root, "nope")}`]));
   assert.equal(k.code, 1);
   assert.match(k.err, /nope/);
