@@ -24,8 +24,13 @@ import {
   sub,
 } from "../../tensor/nn.ts";
 import { Adam } from "../../tensor/optim.ts";
-import { decodeSafetensors, saveSafetensors } from "../../tensor/safetensors.ts";
-import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
+import {
+  loadTrainingCheckpoint,
+  NonFiniteParameterError,
+  saveTrainingCheckpoint,
+} from "../../tensor/checkpoint.ts";
+import { printProgress } from "../../_progress.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import { createVictim, readVictimClip, saveVictim } from "./mod.ts";
 import type { Victim, VictimFamily } from "./victim.ts";
 
@@ -381,86 +386,32 @@ async function saveCheckpoint(
   opt: Adam,
   state: CheckpointState,
 ): Promise<void> {
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, p] of Object.entries(params)) {
-    tensors[`param.${name}`] = p;
-    const mv = opt.moments(p);
-    if (mv) {
-      tensors[`adam_m.${name}`] = mv.m;
-      tensors[`adam_v.${name}`] = mv.v;
-    }
-  }
-  // Never write a checkpoint holding non-finite weights.
-  for (const [name, p] of Object.entries(params)) {
-    const v = await p.read();
-    if (!v.every(Number.isFinite)) {
-      throw new NonFiniteLossError(`parameter '${name}' is not finite at step ${state.step}`);
-    }
-  }
   await Deno.mkdir(dir, { recursive: true });
-  await saveSafetensors(join(dir, CKPT), tensors, { state: JSON.stringify(state) });
+  try {
+    await saveTrainingCheckpoint(join(dir, CKPT), params, opt, { ...state });
+  } catch (e) {
+    // Never write a checkpoint holding non-finite weights.
+    if (e instanceof NonFiniteParameterError) throw new NonFiniteLossError(e.message);
+    throw e;
+  }
 }
 
-async function loadCheckpoint(
+function loadCheckpoint(
   dir: string,
   params: Record<string, Tensor>,
   opt: Adam,
 ): Promise<CheckpointState> {
-  const file = join(dir, CKPT);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`--resume: no checkpoint at ${file} (start without --resume)`);
-    }
-    throw e;
-  }
-  const { tensors, metadata } = decodeSafetensors(bytes);
-  const state = JSON.parse(metadata.state ?? "null") as CheckpointState | null;
-  if (!state) throw new Error(`${file}: no training state in its metadata`);
-  for (const [name, p] of Object.entries(params)) {
-    const t = tensors[`param.${name}`];
-    if (!t || t.data.length !== p.size) {
-      throw new Error(`${file}: tensor 'param.${name}' is missing or has the wrong size`);
-    }
-    writeBuffer(p.buffer, t.data as Float32Array<ArrayBuffer>);
-  }
-  // Adam's step counts are private: bring them to `state.step` with zero-gradient steps at
-  // lr 0 (which leave parameters and zero moments unchanged), then write the saved moments.
-  if (state.step > 0) {
-    const lr = opt.lr;
-    opt.lr = 0;
-    for (const p of Object.values(params)) p.grad = full(p.shape, 0).keep();
-    for (let i = 0; i < state.step; i++) opt.step();
-    opt.zeroGrad();
-    opt.lr = lr;
-    for (const [name, p] of Object.entries(params)) {
-      const mv = opt.moments(p)!;
-      const m = tensors[`adam_m.${name}`];
-      const v = tensors[`adam_v.${name}`];
-      if (!m || !v) throw new Error(`${file}: Adam moments of '${name}' are missing`);
-      writeBuffer(mv.m.buffer, m.data as Float32Array<ArrayBuffer>);
-      writeBuffer(mv.v.buffer, v.data as Float32Array<ArrayBuffer>);
-    }
-  }
-  return state;
-}
-
-function fmtTime(s: number): string {
-  const m = Math.floor(s / 60);
-  return m ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
+  return loadTrainingCheckpoint<CheckpointState>(join(dir, CKPT), params, opt);
 }
 
 /** The default progress line on stderr. */
 function progressLine(p: TrainProgress): void {
-  const width = 24;
-  const done = Math.round((width * p.step) / p.steps);
-  const eta = p.step ? (p.elapsed / p.step) * (p.steps - p.step) : 0;
-  const line = `  [${"#".repeat(done)}${".".repeat(width - done)}] ${p.step}/${p.steps} ` +
-    `loss ${p.smoothed.toFixed(4)} lr ${p.lr.toExponential(1)} ` +
-    `${fmtTime(p.elapsed)} eta ${fmtTime(eta)}   `;
-  Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}${p.step === p.steps ? "\n" : ""}`));
+  printProgress({
+    step: p.step,
+    steps: p.steps,
+    elapsed: p.elapsed,
+    detail: `loss ${p.smoothed.toFixed(4)} lr ${p.lr.toExponential(1)}`,
+  });
 }
 
 /**
