@@ -12,7 +12,7 @@
 
 import { join } from "path";
 import { fileURLToPath } from "url";
-import { makeMotion } from "../../src/data/proxy.ts";
+import { imageSize, makeMotion } from "../../src/data/proxy.ts";
 import { inputArgs, runTool } from "../../src/video/_ffmpeg.ts";
 import { writeFileAtomic } from "../../src/_fs.ts";
 
@@ -25,27 +25,10 @@ const SAMPLES: { image: string; motion: number; name: string }[] = [
 ];
 const O = { seed: 7, frames: 16, size: 128, fps: 25 };
 
-async function size(file: string): Promise<{ width: number; height: number }> {
-  const r = await runTool("ffprobe", [
-    "-v",
-    "error",
-    "-select_streams",
-    "v:0",
-    "-show_entries",
-    "stream=width,height",
-    "-of",
-    "csv=p=0",
-    ...inputArgs(file, false),
-  ]);
-  const [w, h] = new TextDecoder().decode(r.stdout).trim().split(",").map(Number);
-  if (r.code !== 0 || !(w > 0 && h > 0)) throw new Error(`${file}: ffprobe failed: ${r.stderr}`);
-  return { width: w, height: h };
-}
-
 const lines = ["name,image,motion,frames,size,fps,filter"];
 for (const s of SAMPLES) {
   const src = join(SOURCES, s.image);
-  const m = makeMotion({ name: s.image.replace(/\.\w+$/, ""), ...(await size(src)) }, s.motion, O);
+  const m = makeMotion({ name: s.image.replace(/\.\w+$/, ""), ...(await imageSize(src)) }, s.motion, O);
   const out = join(HERE, `${s.name}.mkv`);
   const tmp = join(HERE, `.${s.name}.tmp.mkv`);
   const r = await runTool("ffmpeg", [

@@ -380,8 +380,16 @@ async function ffmpegVersion(): Promise<string> {
   return new TextDecoder().decode(r.stdout).split("\n")[0].trim();
 }
 
-/** Width and height of an image. */
-async function imageSize(file: string): Promise<{ width: number; height: number }> {
+/**
+ * Width and height of an image, from ffprobe.
+ *
+ * @example
+ * ```ts
+ * import { imageSize } from "./proxy.ts";
+ * const { width, height } = await imageSize("data/sources/coins.png");
+ * ```
+ */
+export async function imageSize(file: string): Promise<{ width: number; height: number }> {
   const r = await runTool("ffprobe", [
     "-v",
     "error",
