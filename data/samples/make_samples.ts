@@ -28,7 +28,11 @@ const O = { seed: 7, frames: 16, size: 128, fps: 25 };
 const lines = ["name,image,motion,frames,size,fps,filter"];
 for (const s of SAMPLES) {
   const src = join(SOURCES, s.image);
-  const m = makeMotion({ name: s.image.replace(/\.\w+$/, ""), ...(await imageSize(src)) }, s.motion, O);
+  const m = makeMotion(
+    { name: s.image.replace(/\.\w+$/, ""), ...(await imageSize(src)) },
+    s.motion,
+    O,
+  );
   const out = join(HERE, `${s.name}.mkv`);
   const tmp = join(HERE, `.${s.name}.tmp.mkv`);
   const r = await runTool("ffmpeg", [
