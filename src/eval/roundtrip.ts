@@ -11,6 +11,7 @@ import { VideoError } from "../video/_ffmpeg.ts";
 import { FFMPEG_BASE, fileArg, runTool } from "../video/_ffmpeg.ts";
 import { readVideo, writeVideo } from "../video/mod.ts";
 import { tensor } from "../tensor/tensor.ts";
+import { parseSsimStats } from "../data/proxy.ts";
 
 /** The x264 rate factor of the round trip (a typical upload).
  *
@@ -48,7 +49,8 @@ export function parsePsnrStats(text: string, frames: number, what = "psnr stats"
 }
 
 /**
- * Mean luma SSIM from the per-frame stats of ffmpeg's `ssim` filter (`n:1 Y:0.98 ...`).
+ * Mean luma SSIM from the per-frame stats of ffmpeg's `ssim` filter: the proxy builder's parser,
+ * re-exported under the name this module has always used.
  *
  * @example
  * ```ts
@@ -56,17 +58,7 @@ export function parsePsnrStats(text: string, frames: number, what = "psnr stats"
  * parseSsimYStats("n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n", 2); // 0.85
  * ```
  */
-export function parseSsimYStats(text: string, frames: number, what = "ssim stats"): number {
-  const ys: number[] = [];
-  for (const line of text.split("\n")) {
-    const m = /\bY:(-?[0-9.]+(?:e-?\d+)?)/.exec(line);
-    if (m) ys.push(Number(m[1]));
-  }
-  if (ys.length !== frames || ys.some((v) => !Number.isFinite(v))) {
-    throw new VideoError(what, `the ssim filter compared ${ys.length} frames, expected ${frames}`);
-  }
-  return ys.reduce((a, b) => a + b, 0) / ys.length;
-}
+export const parseSsimYStats: typeof parseSsimStats = parseSsimStats;
 
 async function compare(
   filter: "psnr" | "ssim",
