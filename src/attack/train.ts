@@ -390,20 +390,22 @@ export async function trainGenerator(
     let start = 0;
     let losses: number[] = [];
     let prior = 0;
+    // The options a checkpoint records and a resume must repeat.
+    const runOptions = {
+      seed,
+      steps,
+      batch,
+      lr,
+      eps,
+      penalty,
+      penaltyEnd,
+      penaltyDecay,
+      victim: victimName,
+      variant,
+    };
     if (options.resume) {
       const st = await loadTrainingCheckpoint<GenCheckpointState>(ckpt, net.parameters(), opt);
-      const want: Record<string, unknown> = {
-        seed,
-        steps,
-        batch,
-        lr,
-        eps,
-        penalty,
-        penaltyEnd,
-        penaltyDecay,
-        victim: victimName,
-        variant,
-      };
+      const want: Record<string, unknown> = runOptions;
       const bad = Object.keys(want).filter((k) =>
         (st as unknown as Record<string, unknown>)[k] !== want[k]
       );
@@ -491,16 +493,7 @@ export async function trainGenerator(
           {
             step: step + 1,
             sampler: sampler.state,
-            seed,
-            steps,
-            batch,
-            lr,
-            eps,
-            penalty,
-            penaltyEnd,
-            penaltyDecay,
-            victim: victimName,
-            variant,
+            ...runOptions,
             config: { ...net.config },
             losses,
             trainSeconds: prior + (performance.now() - t0) / 1000,
