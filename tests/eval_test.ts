@@ -288,9 +288,66 @@ Deno.test("eval: shards + merge equal a single run; a rerun resumes after an int
   assert.equal(await Deno.readTextFile(file), after.join("\n") + "\n");
 });
 
+Deno.test("eval: --cross scores one victim's generator with the others; report.html and the upload and cross-victim tables", async () => {
+  const out = join(root, "cross");
+  const r = await capture(() =>
+    evalCommand([
+      ...COMMON,
+      "--victims",
+      "vsfa-mini,simplevqa-mini",
+      "--methods",
+      "stqa-net",
+      "--cross",
+      "--out",
+      out,
+    ])
+  );
+  assert.equal(r.code, 0, r.err);
+  // Only vsfa-mini has a generator in GEN_DIR: stqa-net for vsfa-mini and stqa-net@vsfa-mini
+  // for simplevqa-mini; the other two are skipped with a warning each.
+  assert.match(r.err, /skipping stqa-net for simplevqa-mini/);
+  assert.match(r.err, /skipping stqa-net@simplevqa-mini for vsfa-mini/);
+  const rows = await readRows(out);
+  const own = rows.filter((x) => x.victim === "vsfa-mini" && x.method === "stqa-net");
+  const cross = rows.filter((x) =>
+    x.victim === "simplevqa-mini" && x.method === "stqa-net@vsfa-mini"
+  );
+  assert.equal(rows.length, 6);
+  assert.equal(own.length, 3);
+  assert.equal(cross.length, 3);
+  // Both victims read the same 64x64 frames, so the generator's perturbation is the same: only
+  // the scoring victim differs.
+  for (const c of cross) {
+    const o = own.find((x) => x.video === c.video)!;
+    assert.equal(c.psnr, o.psnr);
+    assert.equal(c.meanAbsLevels, o.meanAbsLevels);
+    assert.notEqual(c.cleanScore, o.cleanScore);
+    assert.equal(c.victimPasses, 0);
+  }
+  const md = await Deno.readTextFile(join(out, "table.md"));
+  assert.match(md, /## After an upload \(x264-420, crf 23\)/);
+  assert.match(md, /\| stqa-vsfa-mini \| .* -> .* \| .* -> .* \|/);
+  const html = await Deno.readTextFile(join(out, "report.html"));
+  for (const id of ["eval-table", "upload-table", "cross-table", "chart-change"]) {
+    assert.ok(html.includes(`id="${id}"`), id);
+  }
+  const table: TableRow[] = JSON.parse(await Deno.readTextFile(join(out, "table.json"))).table;
+  assert.deepEqual(table.map((t) => `${t.victim}/${t.method}`), [
+    "vsfa-mini/stqa-net",
+    "simplevqa-mini/stqa-net@vsfa-mini",
+  ]);
+  const t = table[1];
+  close(t.srccCleanRoundTrip, srcc(cross.map((x) => x.cleanRtScore), cross.map((x) => x.label!)));
+});
+
+function close(a: number | null, b: number) {
+  assert.ok(a !== null && Math.abs(a - b) < 1e-9, `${a} vs ${b}`);
+}
+
 Deno.test("eval: bad options exit 2 naming the option; a missing dataset fails clearly", async () => {
   const cases: [string[], RegExp][] = [
     [["--methods", "random,bogus"], /--methods/],
+    [["--methods", "stqa-net@"], /--methods/],
     [["--shard", "2/2"], /--shard/],
     [["--shard", "x"], /--shard/],
     [["--eps", "-1"], /--eps/],

@@ -283,9 +283,12 @@ export function branchFor(generator: Generator, mode: AttackMode, cleanScore?: n
  * const out = await attack.run(frames, await loadVictim("vsfa-mini"), { jnd: computeJnd(frames) });
  * ```
  */
-export function stqaAttack(generator: Generator, options: { chunkFrames?: number } = {}): Attack {
+export function stqaAttack(
+  generator: Generator,
+  options: { chunkFrames?: number; name?: string } = {},
+): Attack {
   return {
-    name: "stqa-net",
+    name: options.name ?? "stqa-net",
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const t0 = performance.now();
       const mode = opts.mode ?? "untargeted";

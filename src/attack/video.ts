@@ -19,6 +19,12 @@ import { perturbationStats, videoQuality } from "../eval/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
 import type { Victim } from "../models/victims/victim.ts";
+import {
+  attackPanels,
+  attackReportHtml,
+  type KeptFrame,
+  shownFrames,
+} from "../report/attack_html.ts";
 import { type AttackReport, type AttackRun, parseAttackReport } from "../report/attack_report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
@@ -114,8 +120,9 @@ const nullIfInfinite = (v: number) => (Number.isFinite(v) ? v : null);
 
 /**
  * Attacks one video file and writes `<outDir>/<name>/adversarial.mkv` (or
- * `adversarial-up.mkv` and `adversarial-down.mkv` for `both`) and `report.json`. Returns the
- * report (validated against its schema).
+ * `adversarial-up.mkv` and `adversarial-down.mkv` for `both`), `report.json` and `report.html`
+ * (self-contained: frames, perturbations, JND heat maps, per-frame scores). Returns the report
+ * (validated against its schema).
  *
  * @throws {Error} naming the file for an unreadable video, and a RangeError for a mode the
  * generator cannot do; nothing is left in `outDir` then.
@@ -184,6 +191,14 @@ export async function attackVideo(
   const cleanScore = await scoreClip(victim, clean, [t, 3, h, w]);
   const { qMin, qMax, median } = generator.info;
   const modes: AttackMode[] = mode === "both" ? ["up", "down"] : [mode];
+  // The frames report.html shows, kept as they pass.
+  const shown = shownFrames(t);
+  const kept: KeptFrame[] = shown.map((frame) => ({
+    frame,
+    clean: toFloat(clean, frame * frameSize, (frame + 1) * frameSize),
+    jnd: new Float32Array(0),
+    adversarial: [],
+  }));
 
   const finalDir = join(outDir, name);
   await Deno.mkdir(outDir, { recursive: true });
@@ -225,6 +240,12 @@ export async function attackVideo(
         x.dispose();
         prev?.dispose();
         toUint8(a, adv, s * frameSize);
+        for (const k of kept) {
+          if (k.frame < s || k.frame >= e) continue;
+          const i = k.frame - s;
+          if (!k.jnd.length) k.jnd = jnd.slice(i * h * w, (i + 1) * h * w);
+          k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
+        }
         genSeconds += (performance.now() - tg) / 1000;
         const q = videoQuality(cleanF, a, shape as [number, number, number, number]);
         const p = perturbationStats(cleanF, a, jnd, shape as [number, number, number, number], {
@@ -300,6 +321,11 @@ export async function attackVideo(
       seconds: (performance.now() - t0) / 1000,
     }, join(finalDir, "report.json"));
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
+    stage("report.html");
+    const images = await attackPanels(kept, { width: w, height: h }, {
+      maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
+    });
+    await Deno.writeTextFile(join(tmpDir, "report.html"), attackReportHtml(report, images));
     if (await isDir(finalDir)) await Deno.remove(finalDir, { recursive: true });
     await Deno.mkdir(dirname(finalDir), { recursive: true });
     await Deno.rename(tmpDir, finalDir);

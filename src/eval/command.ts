@@ -5,6 +5,7 @@
  * deno task eval [--victims vsfa-mini,simplevqa-mini] [--methods random,fgsm,stqa-net]
  *                [--dataset proxy|<manifest>|konvid:<dir>] [--split test] [--max-videos n]
  *                [--eps 1] [--out out/eval] [--shard i/n] [--seed 1] [--generator-dir dir]
+ *                [--cross]
  * deno task eval merge --out out/eval
  * ```
  *
@@ -28,7 +29,7 @@ import { loadVictim } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { evaluateVideo, type EvalVideo } from "./evaluate.ts";
 import { readRows, rowsFileName, writeTables } from "./rows.ts";
-import { EVAL_METHODS, type EvalRow, labelMedian, rowKey } from "./robustness.ts";
+import { crossSource, EVAL_METHODS, type EvalRow, labelMedian, rowKey } from "./robustness.ts";
 
 const USAGE = `Usage: deno task eval [options]
        deno task eval merge --out <dir>
@@ -41,7 +42,9 @@ Options:
   --victims <list>        comma-separated bundled victims or .safetensors paths
                           (default vsfa-mini,simplevqa-mini,fastvqa-mini)
   --methods <list>        comma-separated, of ${EVAL_METHODS.join(", ")}
-                          (default all)
+                          (default all), or stqa-net@<victim>: that victim's generator, its
+                          videos scored by each victim of --victims (cross-victim transfer)
+  --cross                 add stqa-net@<v> for every other victim v of --victims
   --dataset <d>           proxy (cache/proxy/manifest.json), a manifest (proxy manifest.json or a
                           CSV/JSON list of path,mos), a folder of videos, or <format>:<root> with
                           format ${
@@ -57,7 +60,8 @@ Options:
   --merge                 combine every rows*.jsonl in --out and write the tables (also: merge)
   -h, --help              this text
 
-stqa-net is skipped, with a warning, for a victim without a generator.
+stqa-net is skipped, with a warning, for a victim without a generator. Besides the tables, the
+run writes <out>/report.html (tables and bar charts; self-contained, opens offline).
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
 `;
 
@@ -69,8 +73,9 @@ const ArgsSchema = z.object({
   victims: list("victim").default("vsfa-mini,simplevqa-mini,fastvqa-mini"),
   methods: list("method").default(EVAL_METHODS.join(","))
     .refine(
-      (v) => v.every((m) => (EVAL_METHODS as readonly string[]).includes(m)),
-      `unknown method (known: ${EVAL_METHODS.join(", ")})`,
+      (v) =>
+        v.every((m) => (EVAL_METHODS as readonly string[]).includes(m) || crossSource(m) !== null),
+      `unknown method (known: ${EVAL_METHODS.join(", ")}, stqa-net@<victim>)`,
     ),
   dataset: z.string().min(1).default("proxy"),
   split: z.enum(["train", "val", "test", "all"]).default("test"),
@@ -84,6 +89,7 @@ const ArgsSchema = z.object({
   seed: z.coerce.number().int().nonnegative().default(1),
   "generator-dir": z.string().min(1).optional(),
   merge: z.boolean().default(false),
+  cross: z.boolean().default(false),
 }).strict();
 
 const FLAGS = {
@@ -98,6 +104,7 @@ const FLAGS = {
   seed: { type: "string" },
   "generator-dir": { type: "string" },
   merge: { type: "boolean" },
+  cross: { type: "boolean" },
 } as const;
 
 /**
@@ -149,33 +156,38 @@ export async function resolveEvalVideos(
   return inputs.map((it, index) => ({ ...it, index }));
 }
 
-/** The attacks of one victim; stqa-net only when its generator loads (else a warning). */
+/**
+ * The attacks of one victim: stqa-net only when its generator loads, and stqa-net@<source>
+ * (another victim's generator) only when that one loads and the source is not this victim
+ * (else a warning). The caller disposes the generators.
+ */
 async function attacksFor(
   methods: string[],
   victim: Victim,
   generatorDir: string | undefined,
-): Promise<{ attacks: Attack[]; generator?: Generator }> {
+): Promise<{ attacks: Attack[]; generators: Generator[] }> {
   const attacks: Attack[] = [];
-  let generator: Generator | undefined;
+  const generators: Generator[] = [];
   for (const m of methods) {
-    if (m !== "stqa-net") {
+    if (m !== "stqa-net" && crossSource(m) === null) {
       attacks.push(baselineAttack(m));
       continue;
     }
-    const name = bundledGeneratorName(victim.name);
+    const source = crossSource(m) ?? victim.name;
+    if (m !== "stqa-net" && source === victim.name) continue; // the diagonal is stqa-net
+    const name = bundledGeneratorName(source);
+    let generator: Generator | undefined;
     try {
       generator = await loadGenerator(generatorDir ? join(generatorDir, name) : name);
-      checkPair(generator, victim);
-      attacks.push(stqaAttack(generator));
+      if (m === "stqa-net") checkPair(generator, victim);
+      attacks.push(stqaAttack(generator, { name: m }));
+      generators.push(generator);
     } catch (e) {
       generator?.net.dispose();
-      generator = undefined;
-      console.error(
-        `eval: warning: skipping stqa-net for ${victim.name}: ${(e as Error).message}`,
-      );
+      console.error(`eval: warning: skipping ${m} for ${victim.name}: ${(e as Error).message}`);
     }
   }
-  return { attacks, generator };
+  return { attacks, generators };
 }
 
 async function merge(out: string): Promise<number> {
@@ -184,8 +196,14 @@ async function merge(out: string): Promise<number> {
     console.error(`eval merge: no rows*.jsonl with rows in ${out}`);
     return 1;
   }
-  const table = await writeTables(out, rows);
-  console.log(`merged ${rows.length} rows into ${table.length} table lines: ${out}/table.md`);
+  const table = await writeTables(out, rows, {
+    description: `${rows.length} rows merged from ${out}; eps ${
+      [...new Set(rows.map((r) => r.eps))].join(", ")
+    }`,
+  });
+  console.log(
+    `merged ${rows.length} rows into ${table.length} table lines: ${out}/table.md, ${out}/report.html`,
+  );
   return 0;
 }
 
@@ -233,7 +251,14 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
   try {
     for (const victimName of o.victims) {
       const victim = await loadVictim(victimName);
-      const { attacks, generator } = await attacksFor(o.methods, victim, o["generator-dir"]);
+      const methods = o.cross
+        ? [
+          ...o.methods,
+          ...o.victims.filter((v) => v !== victimName).map((v) => `stqa-net@${v}`)
+            .filter((m) => !o.methods.includes(m)),
+        ]
+        : o.methods;
+      const { attacks, generators } = await attacksFor(methods, victim, o["generator-dir"]);
       try {
         const range = { qMin: victim.config.qMin, qMax: victim.config.qMax };
         let median = labelMedian(labels, range);
@@ -264,7 +289,7 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
           }, { logEvery: 1 });
         }
       } finally {
-        generator?.net.dispose();
+        for (const g of generators) g.net.dispose();
         victim.dispose();
       }
     }
@@ -281,7 +306,13 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
     return 0;
   }
   const rows = await readRows(o.out, { only: file });
-  const table = await writeTables(o.out, rows);
-  console.log(`${table.length} table line(s): ${join(o.out, "table.md")}`);
+  const table = await writeTables(o.out, rows, {
+    description: `dataset ${o.dataset}${
+      o.dataset === "proxy" ? ` (${o.split} split)` : ""
+    }, ${rows.length} rows, eps ${o.eps}, seed ${o.seed}`,
+  });
+  console.log(
+    `${table.length} table line(s): ${join(o.out, "table.md")}, ${join(o.out, "report.html")}`,
+  );
   return 0;
 }

@@ -28,6 +28,22 @@ export const EVAL_METHODS = [
   "stqa-net",
 ] as const;
 
+/**
+ * The victim whose generator a cross-victim method `stqa-net@<victim>` uses (its adversarial
+ * videos are scored by another victim), or null for any other method name.
+ *
+ * @example
+ * ```ts
+ * import { crossSource } from "./robustness.ts";
+ * crossSource("stqa-net@vsfa-mini"); // "vsfa-mini"
+ * crossSource("fgsm"); // null
+ * ```
+ */
+export function crossSource(method: string): string | null {
+  const m = /^stqa-net@([\w.-]+)$/.exec(method);
+  return m ? m[1] : null;
+}
+
 /** One of {@link EVAL_METHODS}. */
 export type EvalMethod = typeof EVAL_METHODS[number];
 
@@ -188,6 +204,8 @@ export interface TableRow {
   after: Accuracy;
   /** SRCC of the adversarial scores after the x264 round trip. */
   srccRoundTrip: number | null;
+  /** SRCC of the clean scores after the same round trip (the upload's own effect). */
+  srccCleanRoundTrip: number | null;
   meanAbsChange: number;
   meanRelChange: number | null;
   /** Mean |rtScore - cleanRtScore|: the change that survives an upload. */
@@ -265,6 +283,7 @@ export function buildTable(rows: readonly EvalRow[]): TableRow[] {
         before: accuracy(lab.map((r) => r.cleanScore), labels),
         after: accuracy(lab.map((r) => r.advScore), labels),
         srccRoundTrip: accuracy(lab.map((r) => r.rtScore), labels).srcc,
+        srccCleanRoundTrip: accuracy(lab.map((r) => r.cleanRtScore), labels).srcc,
         meanAbsChange: mean(g.map((r) => r.absChange)),
         meanRelChange: meanFinite(g.map((r) => r.relChange)),
         meanAbsChangeRoundTrip: mean(g.map((r) => Math.abs(r.rtScore - r.cleanRtScore))),
@@ -309,6 +328,7 @@ export const TABLE_COLUMNS = [
   "plccRawAfter",
   "rmseAfter",
   "srccRoundTrip",
+  "srccCleanRoundTrip",
   "meanAbsChange",
   "meanRelChange",
   "meanAbsChangeRoundTrip",

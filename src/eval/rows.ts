@@ -7,6 +7,7 @@
 
 import { join } from "path";
 import { writeFileAtomic } from "../_fs.ts";
+import { evalReportHtml } from "../report/eval_html.ts";
 import {
   buildTable,
   type EvalRow,
@@ -16,6 +17,7 @@ import {
   tableMarkdown,
   type TableRow,
 } from "./robustness.ts";
+import { crossVictimMarkdown, uploadMarkdown } from "./transfer.ts";
 
 const ROWS_FILE = /^rows(-\d+-of-\d+)?\.jsonl$/;
 
@@ -111,8 +113,29 @@ export async function readRows(
 }
 
 /**
- * Writes `table.json`, `table.csv` and `table.md` of `rows` into `dir` (atomically); returns
- * the table.
+ * The Markdown of an eval run: the table, the upload table and (when there are cross-victim
+ * lines) the cross-victim table, each under a heading.
+ *
+ * @example
+ * ```ts
+ * import { evalMarkdown } from "./rows.ts";
+ * // console.log(evalMarkdown(table));
+ * ```
+ */
+export function evalMarkdown(table: readonly TableRow[]): string {
+  const cross = crossVictimMarkdown(table);
+  return [
+    "## Robustness\n",
+    tableMarkdown(table),
+    "## After an upload (x264-420, crf 23)\n",
+    uploadMarkdown(table),
+    ...(cross ? ["## Cross-victim (generator trained against the row's victim)\n", cross] : []),
+  ].join("\n");
+}
+
+/**
+ * Writes `table.json`, `table.csv`, `table.md` ({@link evalMarkdown}) and `report.html` of
+ * `rows` into `dir` (each atomically); returns the table.
  *
  * @example
  * ```ts
@@ -120,13 +143,21 @@ export async function readRows(
  * await writeTables("out/eval", await readRows("out/eval"));
  * ```
  */
-export async function writeTables(dir: string, rows: readonly EvalRow[]): Promise<TableRow[]> {
+export async function writeTables(
+  dir: string,
+  rows: readonly EvalRow[],
+  options: { description?: string } = {},
+): Promise<TableRow[]> {
   const table = buildTable(rows);
   await writeFileAtomic(
     join(dir, "table.json"),
     JSON.stringify({ version: 1, rows: rows.length, table }, null, 2) + "\n",
   );
   await writeFileAtomic(join(dir, "table.csv"), tableCsv(table));
-  await writeFileAtomic(join(dir, "table.md"), tableMarkdown(table));
+  await writeFileAtomic(join(dir, "table.md"), evalMarkdown(table));
+  await writeFileAtomic(
+    join(dir, "report.html"),
+    evalReportHtml(table, { description: options.description }),
+  );
   return table;
 }

@@ -1,0 +1,270 @@
+/**
+ * report.html of one attacked video (`deno task attack`): a summary table, the first, middle and
+ * last frames as clean | adversarial | amplified perturbation | JND heat map, and the per-frame
+ * scores and PSNR, clean against adversarial. Self-contained: images are inline PNG `data:` URIs
+ * and charts inline SVG, so the file opens offline.
+ *
+ * @module
+ */
+
+import { jndHeatmap } from "../jnd/mod.ts";
+import { tensor } from "../tensor/tensor.ts";
+import type { AttackReport } from "./attack_report.ts";
+import { escapeHtml, htmlPage, htmlTable, type LineSeries, svgLineChart } from "./html.ts";
+import { amplifiedPerturbation, cropImage, planarFrame, pngDataUri, type RgbImage } from "./png.ts";
+
+/** The images of one shown frame. */
+export interface FramePanel {
+  /** Frame index in the video. */
+  frame: number;
+  clean: RgbImage;
+  /** The JND map as a heat map. */
+  jnd: RgbImage;
+  /** Per attack run, in the report's order: the adversarial frame and its perturbation. */
+  attacks: { adversarial: RgbImage; perturbation: RgbImage }[];
+}
+
+/** The images of {@link attackReportHtml}. */
+export interface AttackPanels {
+  panels: FramePanel[];
+  /** The factor the perturbation images are amplified by (mid-grey is zero). */
+  amplify: number;
+  /** The JND, in 8-bit levels, at the top of the heat map's ramp. */
+  jndMaxLevels: number;
+  /** Set when the images are a crop of the frame: its origin and size. */
+  crop?: { x: number; y: number; width: number; height: number };
+}
+
+/** One frame kept while attacking: planar values in [0,1] of a single frame. */
+export interface KeptFrame {
+  /** Frame index in the video. */
+  frame: number;
+  /** Clean RGB `[3,H,W]`. */
+  clean: Float32Array;
+  /** JND `[H,W]` in levels/255. */
+  jnd: Float32Array;
+  /** Per attack run, its adversarial RGB `[3,H,W]` (8-bit values as floats). */
+  adversarial: Float32Array[];
+}
+
+/**
+ * The frames to show of a `t`-frame video: first, middle and last (fewer for short videos).
+ *
+ * @example
+ * ```ts
+ * import { shownFrames } from "./attack_html.ts";
+ * shownFrames(16); // [0, 7, 15]
+ * ```
+ */
+export function shownFrames(t: number): number[] {
+  return [...new Set([0, Math.floor((t - 1) / 2), t - 1])].filter((f) => f >= 0);
+}
+
+/**
+ * The images of the kept frames: clean, adversarial, the perturbation amplified so that the
+ * largest |d| (`maxAbsLevels`) reaches about 120 levels from grey (1x to 64x), and the JND heat
+ * map (on the GPU, the ramp of `jndHeatmap`). Frames larger than `maxWidth` x `maxHeight`
+ * (default 640x480) are shown as a centre crop of that size, at full resolution, so the
+ * perturbation is not averaged away.
+ *
+ * @example
+ * ```ts
+ * import { attackPanels } from "./attack_html.ts";
+ * // const images = await attackPanels(kept, { width: 128, height: 128 }, { maxAbsLevels: 6 });
+ * ```
+ */
+export async function attackPanels(
+  kept: readonly KeptFrame[],
+  size: { width: number; height: number },
+  options: { maxAbsLevels: number; jndMaxLevels?: number; maxWidth?: number; maxHeight?: number },
+): Promise<AttackPanels> {
+  const { width, height } = size;
+  const jndMaxLevels = options.jndMaxLevels ?? 32;
+  const amplify = options.maxAbsLevels > 0
+    ? Math.max(1, Math.min(64, Math.floor(120 / options.maxAbsLevels)))
+    : 1;
+  const cw = Math.min(width, options.maxWidth ?? 640);
+  const ch = Math.min(height, options.maxHeight ?? 480);
+  const crop = cw < width || ch < height
+    ? { x: (width - cw) >> 1, y: (height - ch) >> 1, width: cw, height: ch }
+    : undefined;
+  const view = (image: RgbImage) => (crop ? cropImage(image, crop) : image);
+  const one = [1, 3, height, width];
+  const panels: FramePanel[] = [];
+  for (const k of kept) {
+    const j = tensor(k.jnd, [1, 1, height, width]);
+    const heat = jndHeatmap(j, { maxLevels: jndMaxLevels });
+    j.dispose();
+    const heatValues = await heat.read();
+    heat.dispose();
+    panels.push({
+      frame: k.frame,
+      clean: view(planarFrame(k.clean, one, 0)),
+      jnd: view(planarFrame(heatValues, one, 0)),
+      attacks: k.adversarial.map((a) => ({
+        adversarial: view(planarFrame(a, one, 0)),
+        perturbation: view(amplifiedPerturbation(k.clean, a, one, 0, amplify)),
+      })),
+    });
+  }
+  return { panels, amplify, jndMaxLevels, crop };
+}
+
+function img(image: RgbImage, alt: string, cls: string): string {
+  return `<img class="frame ${cls}" alt="${
+    escapeHtml(alt)
+  }" width="${image.width}" height="${image.height}" src="${pngDataUri(image)}">`;
+}
+
+/**
+ * The HTML of an attack report with its frame panels.
+ *
+ * @example
+ * ```ts
+ * import { attackReportHtml } from "./attack_html.ts";
+ * // const html = attackReportHtml(report, { panels, amplify: 16, jndMaxLevels: 32 });
+ * // await Deno.writeTextFile("out/clip/report.html", html);
+ * ```
+ */
+export function attackReportHtml(report: AttackReport, images: AttackPanels): string {
+  const runs = report.attacks;
+  const title = `STQA attack report: ${report.name}`;
+  const v = report.video;
+  const parts: string[] = [];
+  parts.push(`<h1>${escapeHtml(title)}</h1>`);
+  parts.push(
+    `<p class="note">${escapeHtml(report.input)}: ${v.frames} frames, ${v.width}x${v.height}, ` +
+      `${+v.fps.toFixed(3)} fps. Victim <b>${escapeHtml(report.victim.name)}</b>; generator ` +
+      `${escapeHtml(report.generator.path)} (${report.generator.variant}, trained against ` +
+      `${escapeHtml(report.generator.trainedAgainst)}); |d| &le; ${report.eps} &times; JND ` +
+      `(${escapeHtml(report.jnd)}). Made ${escapeHtml(report.created)} in ` +
+      `${report.seconds.toFixed(2)} s.</p>`,
+  );
+  parts.push(
+    htmlTable(
+      [
+        "run",
+        "score",
+        "change",
+        "target",
+        "PSNR (dB)",
+        "SSIM",
+        "beyond JND",
+        "mean |d| (levels)",
+        "max |d|",
+        "generator s",
+        "output",
+      ],
+      [
+        ["clean", report.clean.score, null, null, null, null, null, null, null, null, "-"],
+        ...runs.map((r) => [
+          r.mode,
+          r.score,
+          r.scoreChange,
+          r.target,
+          r.psnr.mean === null ? "inf" : r.psnr.mean,
+          r.ssim.mean,
+          `${(100 * r.beyondJnd).toFixed(2)}%`,
+          r.meanAbsLevels,
+          r.maxAbsLevels,
+          r.seconds.generator,
+          r.output,
+        ]),
+      ],
+      { id: "summary", digits: [0, 3, 3, 3, 2, 4, 0, 2, 0, 2, 0] },
+    ),
+  );
+  if (report.label !== null) {
+    parts.push(`<p class="note">Label (MOS) of the video: ${report.label}.</p>`);
+  }
+
+  // Frames.
+  const crop = images.crop
+    ? ` Shown: a ${images.crop.width}x${images.crop.height} crop at (${images.crop.x}, ${images.crop.y}).`
+    : "";
+  parts.push(
+    `<h2 id="frames-title">Frames</h2><p class="note">Perturbation amplified ${images.amplify}x ` +
+      `around mid-grey (grey = unchanged). JND heat map from 0 (black) to ${images.jndMaxLevels} ` +
+      `levels (pale yellow).${crop}</p>`,
+  );
+  const columns = 2 + 2 * runs.length;
+  parts.push(`<div id="frames">`);
+  for (const p of images.panels) {
+    const cells: string[] = [
+      `<figure>${
+        img(p.clean, `clean frame ${p.frame}`, "clean")
+      }<figcaption>clean</figcaption></figure>`,
+    ];
+    p.attacks.forEach((a, k) => {
+      const mode = runs[k]?.mode ?? `run ${k}`;
+      cells.push(
+        `<figure>${img(a.adversarial, `adversarial (${mode}) frame ${p.frame}`, "adversarial")}` +
+          `<figcaption>adversarial (${escapeHtml(mode)})</figcaption></figure>`,
+        `<figure>${
+          img(a.perturbation, `perturbation (${mode}) frame ${p.frame}`, "perturbation")
+        }` +
+          `<figcaption>perturbation x${images.amplify} (${escapeHtml(mode)})</figcaption></figure>`,
+      );
+    });
+    cells.push(
+      `<figure>${
+        img(p.jnd, `JND frame ${p.frame}`, "jnd")
+      }<figcaption>JND heat map</figcaption></figure>`,
+    );
+    parts.push(
+      `<h3>frame ${p.frame}</h3><div class="panels" style="grid-template-columns:repeat(${columns},1fr)">${
+        cells.join("")
+      }</div>`,
+    );
+  }
+  parts.push(`</div>`);
+
+  // Per-frame charts.
+  parts.push(`<h2>Per-frame scores and PSNR</h2><div class="charts">`);
+  if (report.clean.frameScores) {
+    const series: LineSeries[] = [{ name: "clean", values: report.clean.frameScores }];
+    for (const r of runs) if (r.frameScores) series.push({ name: r.mode, values: r.frameScores });
+    parts.push(
+      svgLineChart(series, {
+        id: "frame-scores",
+        title: `${report.victim.name} per-frame score`,
+        xLabel: "frame",
+        yLabel: "score",
+      }),
+    );
+  } else {
+    const series: LineSeries[] = [
+      { name: "clean", values: Array(v.frames).fill(report.clean.score), dashed: true },
+      ...runs.map((r) => ({ name: r.mode, values: Array(v.frames).fill(r.score), dashed: true })),
+    ];
+    parts.push(
+      svgLineChart(series, {
+        id: "frame-scores",
+        title: `${report.victim.name} clip score (no per-frame scores)`,
+        xLabel: "frame",
+        yLabel: "score",
+      }),
+    );
+  }
+  const psnr: LineSeries[] = runs.map((r) => ({
+    name: r.mode,
+    values: r.psnr.frames.map((x) => (x === null ? NaN : x)),
+  }));
+  parts.push(
+    svgLineChart(psnr, {
+      id: "frame-psnr",
+      title: "PSNR per frame",
+      xLabel: "frame",
+      yLabel: "dB",
+    }),
+  );
+  parts.push(`</div>`);
+  if (!report.clean.frameScores) {
+    parts.push(
+      `<p class="note">${
+        escapeHtml(report.victim.name)
+      } gives one score per clip, drawn flat over the frames.</p>`,
+    );
+  }
+  return htmlPage(title, parts.join("\n"));
+}
