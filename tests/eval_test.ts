@@ -323,6 +323,7 @@ Deno.test("eval: --cross scores one victim's generator with the others; report.h
     assert.equal(c.meanAbsLevels, o.meanAbsLevels);
     assert.notEqual(c.cleanScore, o.cleanScore);
     assert.equal(c.victimPasses, 0);
+    assert.equal(c.beyondJnd, 0, "cross-victim generators stay in the JND box after quantising");
   }
   const md = await Deno.readTextFile(join(out, "table.md"));
   assert.match(md, /## After an upload \(x264-420, crf 23\)/);
@@ -338,6 +339,50 @@ Deno.test("eval: --cross scores one victim's generator with the others; report.h
   ]);
   const t = table[1];
   close(t.srccCleanRoundTrip, srcc(cross.map((x) => x.cleanRtScore), cross.map((x) => x.label!)));
+});
+
+Deno.test("eval: stqa-net-2b picks its branch with one victim pass and stays in the JND box", async () => {
+  const dir = join(root, "gen2b");
+  const net = new StqaNet({
+    seed: 4,
+    config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2], variant: "two-branch" },
+  });
+  await saveGenerator(net, join(dir, "stqa-vsfa-mini-2b"), {
+    victim: "vsfa-mini",
+    victimFamily: "vsfa-mini",
+    jnd: "namm-st",
+    eps: 1,
+    qMin: 1,
+    qMax: 5,
+    median: 3,
+  });
+  net.dispose();
+  const out = join(root, "two-branch");
+  const args = [...COMMON, "--generator-dir", dir, "--victims", "vsfa-mini", "--out", out];
+  const r = await capture(() => evalCommand([...args, "--methods", "stqa-net-2b"]));
+  assert.equal(r.code, 0, r.err);
+  const rows = await readRows(out);
+  assert.equal(rows.length, 3);
+  for (const x of rows) {
+    assert.equal(x.method, "stqa-net-2b");
+    assert.equal(x.victimPasses, 1);
+    assert.equal(x.beyondJnd, 0);
+    assert.ok(x.meanAbsLevels > 0);
+  }
+  // A one-branch generator under the two-branch name is refused with a warning.
+  const wrong = await capture(() =>
+    evalCommand([
+      ...COMMON,
+      "--victims",
+      "vsfa-mini",
+      "--methods",
+      "stqa-net-2b",
+      "--out",
+      join(root, "two-branch-missing"),
+    ])
+  );
+  assert.equal(wrong.code, 0, wrong.err);
+  assert.match(wrong.err, /skipping stqa-net-2b for vsfa-mini/);
 });
 
 function close(a: number | null, b: number) {

@@ -238,7 +238,8 @@ export function chunkFor(net: StqaNet, h: number, w: number, requested: number):
 /**
  * The branch an attack mode uses: for one-branch generators always 0 (they are trained for the
  * untargeted boundary); for two-branch ones 0 (up) or 1 (down), and for `untargeted` the one
- * toward the score-reversed boundary of the clean score.
+ * toward the score-reversed boundary of the clean score (decided by `median`, by default the
+ * generator's training median).
  *
  * @example
  * ```ts
@@ -246,7 +247,12 @@ export function chunkFor(net: StqaNet, h: number, w: number, requested: number):
  * // branchFor(generator, "untargeted", 4.1); // 1 (down) for a two-branch generator, median 3
  * ```
  */
-export function branchFor(generator: Generator, mode: AttackMode, cleanScore?: number): number {
+export function branchFor(
+  generator: Generator,
+  mode: AttackMode,
+  cleanScore?: number,
+  median: number = generator.info.median,
+): number {
   const two = generator.net.config.variant === "two-branch";
   if (!two) {
     if (mode !== "untargeted") {
@@ -264,7 +270,7 @@ export function branchFor(generator: Generator, mode: AttackMode, cleanScore?: n
       "branchFor: the untargeted branch of a two-branch generator needs the clean score",
     );
   }
-  const { qMin, qMax, median } = generator.info;
+  const { qMin, qMax } = generator.info;
   return attackTarget(cleanScore, "untargeted", { qMin, qMax, median }) === qMax ? 0 : 1;
 }
 
@@ -300,7 +306,7 @@ export function stqaAttack(
         s.dispose();
         passes = 1;
       }
-      const branch = branchFor(generator, mode, clean);
+      const branch = branchFor(generator, mode, clean, opts.median);
       const adversarial = await attackWithGenerator(generator, frames, {
         eps: opts.eps,
         branch,

@@ -60,7 +60,9 @@ Options:
   --merge                 combine every rows*.jsonl in --out and write the tables (also: merge)
   -h, --help              this text
 
-stqa-net is skipped, with a warning, for a victim without a generator. Besides the tables, the
+stqa-net (the one-branch stqa-<victim>) and stqa-net-2b (the two-branch stqa-<victim>-2b,
+pushing toward the score-reversed boundary: up for clips scored below the median, down above,
+which costs one victim pass) are skipped, with a warning, for a victim without that generator. Besides the tables, the
 run writes <out>/report.html (tables and bar charts; self-contained, opens offline).
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
 `;
@@ -157,9 +159,10 @@ export async function resolveEvalVideos(
 }
 
 /**
- * The attacks of one victim: stqa-net only when its generator loads, and stqa-net@<source>
- * (another victim's generator) only when that one loads and the source is not this victim
- * (else a warning). The caller disposes the generators.
+ * The attacks of one victim: stqa-net (stqa-<victim>) and stqa-net-2b (stqa-<victim>-2b, its
+ * branch picked by one victim pass on the clean clip) only when the generator loads, and
+ * stqa-net@<source> (another victim's one-branch generator) only when that one loads and the
+ * source is not this victim (else a warning). The caller disposes the generators.
  */
 async function attacksFor(
   methods: string[],
@@ -169,17 +172,23 @@ async function attacksFor(
   const attacks: Attack[] = [];
   const generators: Generator[] = [];
   for (const m of methods) {
-    if (m !== "stqa-net" && crossSource(m) === null) {
+    const cross = crossSource(m);
+    if (m !== "stqa-net" && m !== "stqa-net-2b" && cross === null) {
       attacks.push(baselineAttack(m));
       continue;
     }
-    const source = crossSource(m) ?? victim.name;
-    if (m !== "stqa-net" && source === victim.name) continue; // the diagonal is stqa-net
-    const name = bundledGeneratorName(source);
+    if (cross === victim.name) continue; // the diagonal is stqa-net
+    const name = bundledGeneratorName(
+      cross ?? victim.name,
+      m === "stqa-net-2b" ? "two-branch" : "untargeted",
+    );
     let generator: Generator | undefined;
     try {
       generator = await loadGenerator(generatorDir ? join(generatorDir, name) : name);
-      if (m === "stqa-net") checkPair(generator, victim);
+      if (cross === null) checkPair(generator, victim);
+      if (m === "stqa-net-2b" && generator.net.config.variant !== "two-branch") {
+        throw new Error(`${generator.path} is not a two-branch generator`);
+      }
       attacks.push(stqaAttack(generator, { name: m }));
       generators.push(generator);
     } catch (e) {

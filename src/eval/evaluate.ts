@@ -13,7 +13,7 @@ import { readVictimClip } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { perturbationStats, videoQuality } from "./quality.ts";
-import { type EvalRow, msuRobustness, type ScoreRange, zhangR } from "./robustness.ts";
+import { crossSource, type EvalRow, msuRobustness, type ScoreRange, zhangR } from "./robustness.ts";
 import { roundTrip, writeReference } from "./roundtrip.ts";
 
 /**
@@ -33,7 +33,23 @@ export const JND_BOX_METHODS: readonly string[] = [
   "ifgsm",
   "korhonen",
   "stqa-net",
+  "stqa-net-2b",
 ];
+
+/**
+ * Whether a method's perturbation is bounded by the JND box: {@link JND_BOX_METHODS} and the
+ * cross-victim generators `stqa-net@<victim>`.
+ *
+ * @example
+ * ```ts
+ * import { inJndBox } from "./evaluate.ts";
+ * inJndBox("stqa-net@vsfa-mini"); // true
+ * inJndBox("zhang2023"); // false
+ * ```
+ */
+export function inJndBox(method: string): boolean {
+  return JND_BOX_METHODS.includes(method) || crossSource(method) !== null;
+}
 
 /** A video of the evaluation. */
 export interface EvalVideo {
@@ -146,7 +162,7 @@ export async function evaluateVideo(
       });
       const adv = await out.adversarial.read();
       out.adversarial.dispose();
-      if (JND_BOX_METHODS.includes(attack.name)) quantizeInJnd(clean, adv, jndV, shape, eps);
+      if (inJndBox(attack.name)) quantizeInJnd(clean, adv, jndV, shape, eps);
       else quantizeLevels(adv);
       const advScore = await scoreValues(victim, adv, shape);
       const q = videoQuality(clean, adv, shape);

@@ -26,6 +26,7 @@ export const EVAL_METHODS = [
   "zhang2023",
   "korhonen",
   "stqa-net",
+  "stqa-net-2b",
 ] as const;
 
 /**
