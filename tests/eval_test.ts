@@ -19,6 +19,7 @@ import {
 } from "../src/eval/robustness.ts";
 import { parsePsnrStats, parseSsimYStats } from "../src/eval/roundtrip.ts";
 import { readRows } from "../src/eval/rows.ts";
+import { readExamples } from "../src/eval/examples.ts";
 import { initGpu } from "./_helpers.ts";
 
 await initGpu();
@@ -339,6 +340,29 @@ Deno.test("eval: --cross scores one victim's generator with the others; report.h
   ]);
   const t = table[1];
   close(t.srccCleanRoundTrip, srcc(cross.map((x) => x.cleanRtScore), cross.map((x) => x.label!)));
+
+  // Examples: the first video per victim, frames 0, 1, 2 of 3; a rerun that adds a method merges
+  // its column into the example and keeps the earlier ones as they were.
+  const first = await readExamples(out);
+  assert.deepEqual(first.map((e) => `${e.index}/${e.victim}/${e.methods}`), [
+    "0/simplevqa-mini/stqa-net@vsfa-mini",
+    "0/vsfa-mini/stqa-net",
+  ]);
+  const ex = first[1];
+  assert.deepEqual(ex.panels.map((p) => p.frame), [0, 1, 2]);
+  assert.equal(ex.scores.clean, own[0].cleanScore);
+  assert.equal(ex.scores.methods[0], own[0].advScore);
+  assert.ok(ex.frameScores !== null, "vsfa-mini has per-frame scores");
+  assert.ok(html.includes('id="examples"'));
+  const again = await capture(() =>
+    evalCommand([...COMMON, "--victims", "vsfa-mini", "--methods", "random", "--out", out])
+  );
+  assert.equal(again.code, 0, again.err);
+  const merged = (await readExamples(out)).find((e) => e.victim === "vsfa-mini")!;
+  assert.deepEqual(merged.methods, ["stqa-net", "random"]);
+  assert.deepEqual(merged.panels.map((p) => p.attacks[0]), ex.panels.map((p) => p.attacks[0]));
+  assert.equal(merged.scores.methods[0], ex.scores.methods[0]);
+  assert.equal(merged.frameScores!.methods.length, 2);
 });
 
 Deno.test("eval: stqa-net-2b picks its branch with one victim pass and stays in the JND box", async () => {

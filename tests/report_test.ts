@@ -9,6 +9,7 @@ import { join } from "path";
 import { attackVideo, loadGenerator, loadVictim, readVideo } from "../mod.ts";
 import { buildTable, type EvalRow } from "../src/eval/robustness.ts";
 import { crossVictimTable, uploadRows } from "../src/eval/transfer.ts";
+import type { EvalExample } from "../src/eval/examples.ts";
 import { evalReportHtml } from "../src/report/eval_html.ts";
 import { escapeHtml, htmlTable, svgBarChart, svgLineChart } from "../src/report/html.ts";
 import {
@@ -17,6 +18,7 @@ import {
   cropImage,
   encodePng,
   planarFrame,
+  pngDataUri,
   type RgbImage,
 } from "../src/report/png.ts";
 import { shownFrames } from "../src/report/attack_html.ts";
@@ -219,9 +221,44 @@ Deno.test("transfer: upload and cross-victim tables from the table's lines", () 
 browserTest("report.html of an eval renders in headless Chromium: tables and charts", async () => {
   const table = buildTable(syntheticRows());
   const file = join(root, "eval.html");
-  await Deno.writeTextFile(file, evalReportHtml(table, { description: "synthetic rows" }));
+  const r = rng(RUN_SEED + 3);
+  const image = (): string =>
+    pngDataUri({
+      width: 8,
+      height: 6,
+      data: new Uint8Array(3 * 8 * 6).map(() => Math.floor(256 * r.uniform())),
+    });
+  const example: EvalExample = {
+    version: 1,
+    video: "v0",
+    index: 0,
+    victim: "vsfa-mini",
+    methods: ["random", "fgsm"],
+    frames: 2,
+    width: 8,
+    height: 6,
+    jndMaxLevels: 32,
+    amplify: 8,
+    panels: [{
+      frame: 0,
+      clean: image(),
+      jnd: image(),
+      attacks: [
+        { adversarial: image(), perturbation: image(), amplify: 8 },
+        { adversarial: image(), perturbation: image(), amplify: 4 },
+      ],
+    }],
+    scores: { clean: 3, methods: [3.1, 2.2] },
+    frameScores: { clean: [3, 3], methods: [[3.1, 3.1], [2.2, 2.2]] },
+  };
+  await Deno.writeTextFile(
+    file,
+    evalReportHtml(table, { description: "synthetic rows", examples: [example] }),
+  );
   const dom = await dumpDom(CHROMIUM!, file);
-  assert.match(dom, /<body data-images="0\/0">/, "the load script ran");
+  assert.match(dom, /<body data-images="6\/6">/, "the example's images decode");
+  assert.match(dom, /perturbation x4 \(fgsm\)/);
+  assert.equal([...dom.matchAll(/<svg id="example-scores-0".*?<\/svg>/gs)].length, 1);
   const tableBody = /<table id="eval-table">.*?<tbody>(.*?)<\/tbody>/s.exec(dom)![1];
   assert.equal([...tableBody.matchAll(/<tr>/g)].length, table.length);
   for (const id of ["chart-srcc", "chart-change", "chart-psnr", "chart-seconds", "chart-upload"]) {

@@ -28,6 +28,7 @@ import { bundledGeneratorName, type Generator, loadGenerator } from "../models/g
 import { loadVictim } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { evaluateVideo, type EvalVideo } from "./evaluate.ts";
+import { writeExample } from "./examples.ts";
 import { readRows, rowsFileName, writeTables } from "./rows.ts";
 import { crossSource, EVAL_METHODS, type EvalRow, labelMedian, rowKey } from "./robustness.ts";
 
@@ -63,7 +64,8 @@ Options:
 stqa-net (the one-branch stqa-<victim>) and stqa-net-2b (the two-branch stqa-<victim>-2b,
 pushing toward the score-reversed boundary: up for clips scored below the median, down above,
 which costs one victim pass) are skipped, with a warning, for a victim without that generator. Besides the tables, the
-run writes <out>/report.html (tables and bar charts; self-contained, opens offline).
+run writes <out>/report.html (tables, bar charts, and the example frames of the first video of
+each run or shard, kept in <out>/examples/; self-contained, opens offline).
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
 `;
 
@@ -282,6 +284,7 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
               median,
               seed: o.seed,
               workDir,
+              onExample: video === mine[0] ? (example) => writeExample(o.out, example) : undefined,
               onRow: async (row: EvalRow) => {
                 await Deno.writeTextFile(file, JSON.stringify(row) + "\n", { append: true });
                 done.add(rowKey(row));

@@ -12,6 +12,8 @@ import { computeJnd } from "../jnd/mod.ts";
 import { readVictimClip } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../report/attack_html.ts";
+import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "./quality.ts";
 import { crossSource, type EvalRow, msuRobustness, type ScoreRange, zhangR } from "./robustness.ts";
 import { roundTrip, writeReference } from "./roundtrip.ts";
@@ -72,6 +74,11 @@ export interface EvaluateVideoOptions {
   workDir: string;
   /** Called with each finished row, in order. */
   onRow: (row: EvalRow) => Promise<void> | void;
+  /**
+   * When given, the video is also an example: called once at the end with its frame panels
+   * (first, middle, last frame per method) and scores, for report.html.
+   */
+  onExample?: (example: EvalExample) => Promise<void> | void;
 }
 
 const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
@@ -82,6 +89,23 @@ async function score(victim: Victim, x: Tensor): Promise<number> {
     return (await s.read())[0];
   } finally {
     s.dispose();
+  }
+}
+
+async function frameScoresOf(
+  victim: Victim,
+  v: Float32Array,
+  shape: number[],
+): Promise<number[] | null> {
+  if (!victim.frameScores) return null;
+  const x = tensor(v, shape);
+  try {
+    const s = tidy(() => noGrad(() => victim.frameScores!(x)));
+    const out = Array.from(await s.read());
+    s.dispose();
+    return out;
+  } finally {
+    x.dispose();
   }
 }
 
@@ -152,6 +176,18 @@ export async function evaluateVideo(
       reference,
     });
     const cleanRtScore = await scoreValues(victim, cleanRt.decoded, shape);
+    const plane = h * w, frameSize = 3 * plane;
+    const kept: KeptFrame[] | null = options.onExample
+      ? shownFrames(t).map((f) => ({
+        frame: f,
+        clean: clean.slice(f * frameSize, (f + 1) * frameSize),
+        jnd: jndV.slice(f * plane, (f + 1) * plane),
+        adversarial: [],
+      }))
+      : null;
+    const exampleScores: number[] = [];
+    const exampleFrameScores: (number[] | null)[] = [];
+    const exampleMaxAbs: number[] = [];
     for (const attack of attacks) {
       const out = await attack.run(frames, victim, {
         jnd,
@@ -173,6 +209,14 @@ export async function evaluateVideo(
         reference,
       });
       const rtScore = await scoreValues(victim, rt.decoded, shape);
+      if (kept) {
+        for (const k of kept) {
+          k.adversarial.push(adv.slice(k.frame * frameSize, (k.frame + 1) * frameSize));
+        }
+        exampleScores.push(advScore);
+        exampleFrameScores.push(await frameScoresOf(victim, adv, shape));
+        exampleMaxAbs.push(p.maxAbsLevels);
+      }
       const absChange = Math.abs(advScore - cleanScore);
       await options.onRow({
         video: video.name,
@@ -202,6 +246,39 @@ export async function evaluateVideo(
         cleanRtScore,
         eps,
         seed,
+      });
+    }
+    if (kept && options.onExample) {
+      const images = panelsAsUris(
+        await attackPanels(kept, { width: w, height: h }, { maxAbsLevels: exampleMaxAbs }),
+      );
+      const cleanFrames = await frameScoresOf(victim, clean, shape);
+      await options.onExample({
+        version: 1,
+        video: video.name,
+        index: video.index,
+        victim: victim.name,
+        methods: attacks.map((a) => a.name),
+        frames: t,
+        width: w,
+        height: h,
+        jndMaxLevels: images.jndMaxLevels,
+        amplify: images.amplify,
+        ...(images.crop ? { crop: images.crop } : {}),
+        panels: images.panels.map((p) => ({
+          frame: p.frame,
+          clean: p.clean as string,
+          jnd: p.jnd as string,
+          attacks: p.attacks.map((a) => ({
+            adversarial: a.adversarial as string,
+            perturbation: a.perturbation as string,
+            ...(a.amplify !== undefined ? { amplify: a.amplify } : {}),
+          })),
+        })),
+        scores: { clean: cleanScore, methods: exampleScores },
+        frameScores: cleanFrames && exampleFrameScores.every((f) => f !== null)
+          ? { clean: cleanFrames, methods: exampleFrameScores as number[][] }
+          : null,
       });
     }
   } finally {

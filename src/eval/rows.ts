@@ -17,6 +17,7 @@ import {
   tableMarkdown,
   type TableRow,
 } from "./robustness.ts";
+import { readExamples } from "./examples.ts";
 import { crossVictimMarkdown, uploadMarkdown } from "./transfer.ts";
 
 const ROWS_FILE = /^rows(-\d+-of-\d+)?\.jsonl$/;
@@ -134,8 +135,8 @@ export function evalMarkdown(table: readonly TableRow[]): string {
 }
 
 /**
- * Writes `table.json`, `table.csv`, `table.md` ({@link evalMarkdown}) and `report.html` of
- * `rows` into `dir` (each atomically); returns the table.
+ * Writes `table.json`, `table.csv`, `table.md` ({@link evalMarkdown}) and `report.html` (with
+ * the examples in `dir/examples/`) of `rows` into `dir` (each atomically); returns the table.
  *
  * @example
  * ```ts
@@ -157,7 +158,10 @@ export async function writeTables(
   await writeFileAtomic(join(dir, "table.md"), evalMarkdown(table));
   await writeFileAtomic(
     join(dir, "report.html"),
-    evalReportHtml(table, { description: options.description }),
+    evalReportHtml(table, {
+      description: options.description,
+      examples: await readExamples(dir),
+    }),
   );
   return table;
 }

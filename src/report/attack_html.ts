@@ -13,15 +13,23 @@ import type { AttackReport } from "./attack_report.ts";
 import { escapeHtml, htmlPage, htmlTable, type LineSeries, svgLineChart } from "./html.ts";
 import { amplifiedPerturbation, cropImage, planarFrame, pngDataUri, type RgbImage } from "./png.ts";
 
+/** An image: pixels, or a PNG `data:` URI already encoded (as stored in JSON). */
+export type PanelImage = RgbImage | string;
+
 /** The images of one shown frame. */
 export interface FramePanel {
   /** Frame index in the video. */
   frame: number;
-  clean: RgbImage;
+  clean: PanelImage;
   /** The JND map as a heat map. */
-  jnd: RgbImage;
+  jnd: PanelImage;
   /** Per attack run, in the report's order: the adversarial frame and its perturbation. */
-  attacks: { adversarial: RgbImage; perturbation: RgbImage }[];
+  attacks: {
+    adversarial: PanelImage;
+    perturbation: PanelImage;
+    /** This run's amplification, when it differs from the panels' `amplify`. */
+    amplify?: number;
+  }[];
 }
 
 /** The images of {@link attackReportHtml}. */
@@ -62,7 +70,8 @@ export function shownFrames(t: number): number[] {
 
 /**
  * The images of the kept frames: clean, adversarial, the perturbation amplified so that the
- * largest |d| (`maxAbsLevels`) reaches about 120 levels from grey (1x to 64x), and the JND heat
+ * largest |d| (`maxAbsLevels`; one per run to amplify each run on its own) reaches about 120
+ * levels from grey (1x to 64x), and the JND heat
  * map (on the GPU, the ramp of `jndHeatmap`). Frames larger than `maxWidth` x `maxHeight`
  * (default 640x480) are shown as a centre crop of that size, at full resolution, so the
  * perturbation is not averaged away.
@@ -76,13 +85,21 @@ export function shownFrames(t: number): number[] {
 export async function attackPanels(
   kept: readonly KeptFrame[],
   size: { width: number; height: number },
-  options: { maxAbsLevels: number; jndMaxLevels?: number; maxWidth?: number; maxHeight?: number },
+  options: {
+    maxAbsLevels: number | readonly number[];
+    jndMaxLevels?: number;
+    maxWidth?: number;
+    maxHeight?: number;
+  },
 ): Promise<AttackPanels> {
   const { width, height } = size;
   const jndMaxLevels = options.jndMaxLevels ?? 32;
-  const amplify = options.maxAbsLevels > 0
-    ? Math.max(1, Math.min(64, Math.floor(120 / options.maxAbsLevels)))
-    : 1;
+  const amp = (maxAbs: number) =>
+    maxAbs > 0 ? Math.max(1, Math.min(64, Math.floor(120 / maxAbs))) : 1;
+  const perRun = typeof options.maxAbsLevels === "number" ? null : options.maxAbsLevels.map(amp);
+  const amplify = typeof options.maxAbsLevels === "number"
+    ? amp(options.maxAbsLevels)
+    : amp(Math.max(0, ...options.maxAbsLevels));
   const cw = Math.min(width, options.maxWidth ?? 640);
   const ch = Math.min(height, options.maxHeight ?? 480);
   const crop = cw < width || ch < height
@@ -101,19 +118,107 @@ export async function attackPanels(
       frame: k.frame,
       clean: view(planarFrame(k.clean, one, 0)),
       jnd: view(planarFrame(heatValues, one, 0)),
-      attacks: k.adversarial.map((a) => ({
+      attacks: k.adversarial.map((a, r) => ({
         adversarial: view(planarFrame(a, one, 0)),
-        perturbation: view(amplifiedPerturbation(k.clean, a, one, 0, amplify)),
+        perturbation: view(amplifiedPerturbation(k.clean, a, one, 0, perRun?.[r] ?? amplify)),
+        ...(perRun ? { amplify: perRun[r] } : {}),
       })),
     });
   }
   return { panels, amplify, jndMaxLevels, crop };
 }
 
-function img(image: RgbImage, alt: string, cls: string): string {
-  return `<img class="frame ${cls}" alt="${
-    escapeHtml(alt)
-  }" width="${image.width}" height="${image.height}" src="${pngDataUri(image)}">`;
+function img(image: PanelImage, alt: string, cls: string): string {
+  const size = typeof image === "string" ? "" : ` width="${image.width}" height="${image.height}"`;
+  const src = typeof image === "string" ? image : pngDataUri(image);
+  return `<img class="frame ${cls}" alt="${escapeHtml(alt)}"${size} src="${escapeHtml(src)}">`;
+}
+
+/**
+ * The panels with every image encoded as a PNG `data:` URI (for storing them as JSON).
+ *
+ * @example
+ * ```ts
+ * import { panelsAsUris } from "./attack_html.ts";
+ * // await Deno.writeTextFile("example.json", JSON.stringify(panelsAsUris(images)));
+ * ```
+ */
+export function panelsAsUris(images: AttackPanels): AttackPanels {
+  const uri = (i: PanelImage) => (typeof i === "string" ? i : pngDataUri(i));
+  return {
+    ...images,
+    panels: images.panels.map((p) => ({
+      frame: p.frame,
+      clean: uri(p.clean),
+      jnd: uri(p.jnd),
+      attacks: p.attacks.map((a) => ({
+        ...a,
+        adversarial: uri(a.adversarial),
+        perturbation: uri(a.perturbation),
+      })),
+    })),
+  };
+}
+
+/**
+ * The frame panels as HTML: a note on the amplification, the heat map's range and any crop, then
+ * per shown frame a heading and a grid of clean | (adversarial, perturbation) per run | JND.
+ *
+ * @example
+ * ```ts
+ * import { framePanelsHtml } from "./attack_html.ts";
+ * // const html = framePanelsHtml(images, ["up", "down"], { id: "frames" });
+ * ```
+ */
+export function framePanelsHtml(
+  images: AttackPanels,
+  runNames: readonly string[],
+  options: { id?: string; heading?: "h3" | "h4" } = {},
+): string {
+  const h = options.heading ?? "h3";
+  const crop = images.crop
+    ? ` Shown: a ${images.crop.width}x${images.crop.height} crop at (${images.crop.x}, ${images.crop.y}).`
+    : "";
+  const parts = [
+    `<p class="note">Perturbation amplified ${
+      images.panels[0]?.attacks.some((a) => a.amplify !== undefined)
+        ? "as each caption says"
+        : `${images.amplify}x`
+    } around mid-grey (grey = ` +
+    `unchanged). JND heat map from 0 (black) to ${images.jndMaxLevels} levels (pale yellow).` +
+    `${crop}</p>`,
+  ];
+  const columns = 2 + 2 * runNames.length;
+  parts.push(options.id ? `<div id="${escapeHtml(options.id)}">` : "<div>");
+  for (const p of images.panels) {
+    const cells: string[] = [
+      `<figure>${
+        img(p.clean, `clean frame ${p.frame}`, "clean")
+      }<figcaption>clean</figcaption></figure>`,
+    ];
+    p.attacks.forEach((a, k) => {
+      const run = escapeHtml(runNames[k] ?? `run ${k}`);
+      cells.push(
+        `<figure>${img(a.adversarial, `adversarial (${run}) frame ${p.frame}`, "adversarial")}` +
+          `<figcaption>adversarial (${run})</figcaption></figure>`,
+        `<figure>${
+          img(a.perturbation, `perturbation (${run}) frame ${p.frame}`, "perturbation")
+        }<figcaption>perturbation x${a.amplify ?? images.amplify} (${run})</figcaption></figure>`,
+      );
+    });
+    cells.push(
+      `<figure>${
+        img(p.jnd, `JND frame ${p.frame}`, "jnd")
+      }<figcaption>JND heat map</figcaption></figure>`,
+    );
+    parts.push(
+      `<${h}>frame ${p.frame}</${h}><div class="panels" style="grid-template-columns:repeat(${columns},1fr)">${
+        cells.join("")
+      }</div>`,
+    );
+  }
+  parts.push(`</div>`);
+  return parts.join("\n");
 }
 
 /**
@@ -179,45 +284,8 @@ export function attackReportHtml(report: AttackReport, images: AttackPanels): st
   }
 
   // Frames.
-  const crop = images.crop
-    ? ` Shown: a ${images.crop.width}x${images.crop.height} crop at (${images.crop.x}, ${images.crop.y}).`
-    : "";
-  parts.push(
-    `<h2 id="frames-title">Frames</h2><p class="note">Perturbation amplified ${images.amplify}x ` +
-      `around mid-grey (grey = unchanged). JND heat map from 0 (black) to ${images.jndMaxLevels} ` +
-      `levels (pale yellow).${crop}</p>`,
-  );
-  const columns = 2 + 2 * runs.length;
-  parts.push(`<div id="frames">`);
-  for (const p of images.panels) {
-    const cells: string[] = [
-      `<figure>${
-        img(p.clean, `clean frame ${p.frame}`, "clean")
-      }<figcaption>clean</figcaption></figure>`,
-    ];
-    p.attacks.forEach((a, k) => {
-      const mode = runs[k]?.mode ?? `run ${k}`;
-      cells.push(
-        `<figure>${img(a.adversarial, `adversarial (${mode}) frame ${p.frame}`, "adversarial")}` +
-          `<figcaption>adversarial (${escapeHtml(mode)})</figcaption></figure>`,
-        `<figure>${
-          img(a.perturbation, `perturbation (${mode}) frame ${p.frame}`, "perturbation")
-        }` +
-          `<figcaption>perturbation x${images.amplify} (${escapeHtml(mode)})</figcaption></figure>`,
-      );
-    });
-    cells.push(
-      `<figure>${
-        img(p.jnd, `JND frame ${p.frame}`, "jnd")
-      }<figcaption>JND heat map</figcaption></figure>`,
-    );
-    parts.push(
-      `<h3>frame ${p.frame}</h3><div class="panels" style="grid-template-columns:repeat(${columns},1fr)">${
-        cells.join("")
-      }</div>`,
-    );
-  }
-  parts.push(`</div>`);
+  parts.push(`<h2 id="frames-title">Frames</h2>`);
+  parts.push(framePanelsHtml(images, runs.map((r) => r.mode), { id: "frames" }));
 
   // Per-frame charts.
   parts.push(`<h2>Per-frame scores and PSNR</h2><div class="charts">`);

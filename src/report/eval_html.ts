@@ -7,8 +7,19 @@
  */
 
 import { crossSource, EVAL_METHODS, type TableRow } from "../eval/robustness.ts";
+import type { EvalExample } from "../eval/examples.ts";
 import { crossVictimTable, uploadRows } from "../eval/transfer.ts";
-import { type BarGroup, type Cell, escapeHtml, htmlPage, htmlTable, svgBarChart } from "./html.ts";
+import { framePanelsHtml } from "./attack_html.ts";
+import {
+  type BarGroup,
+  type Cell,
+  escapeHtml,
+  htmlPage,
+  htmlTable,
+  type LineSeries,
+  svgBarChart,
+  svgLineChart,
+} from "./html.ts";
 
 /** Options of {@link evalReportHtml}. */
 export interface EvalReportOptions {
@@ -16,6 +27,8 @@ export interface EvalReportOptions {
   title?: string;
   /** A line describing the run (dataset, split, eps), shown under the title. */
   description?: string;
+  /** Example frames to show (`<out>/examples/`). */
+  examples?: readonly EvalExample[];
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
@@ -222,5 +235,49 @@ export function evalReportHtml(
       ),
     );
   }
+  if (options.examples?.length) parts.push(examplesHtml(options.examples));
   return htmlPage(title, parts.join("\n"));
+}
+
+function examplesHtml(examples: readonly EvalExample[]): string {
+  const parts = [
+    `<h2 id="examples-title">Example frames</h2><p class="note">The first video of each run (or ` +
+    `shard), per victim: first, middle and last frames, clean | adversarial and perturbation per ` +
+    `method | JND heat map, as the victim reads the clip (8-bit adversarial frames).</p>`,
+  ];
+  parts.push(`<div id="examples">`);
+  for (const [k, ex] of examples.entries()) {
+    parts.push(
+      `<h3>${escapeHtml(ex.victim)}: ${
+        escapeHtml(ex.video)
+      } (${ex.frames} frames, ${ex.width}x${ex.height})</h3>`,
+    );
+    parts.push(
+      htmlTable(
+        ["", "clean", ...ex.methods],
+        [["score", ex.scores.clean, ...ex.scores.methods]],
+        { digits: 3 },
+      ),
+    );
+    parts.push(framePanelsHtml(
+      { panels: ex.panels, amplify: ex.amplify, jndMaxLevels: ex.jndMaxLevels, crop: ex.crop },
+      ex.methods,
+      { heading: "h4" },
+    ));
+    if (ex.frameScores) {
+      const series: LineSeries[] = [
+        { name: "clean", values: ex.frameScores.clean },
+        ...ex.methods.map((m, i) => ({ name: m, values: ex.frameScores!.methods[i] })),
+      ];
+      parts.push(svgLineChart(series, {
+        id: `example-scores-${k}`,
+        title: `${ex.victim} per-frame score, clean against adversarial`,
+        xLabel: "frame",
+        yLabel: "score",
+        width: Math.max(560, 130 * (ex.methods.length + 1)),
+      }));
+    }
+  }
+  parts.push(`</div>`);
+  return parts.join("\n");
 }
