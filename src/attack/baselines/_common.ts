@@ -218,6 +218,48 @@ export function projectToBox(frames: Tensor, d: Tensor, jnd: Tensor, eps: number
 }
 
 /**
+ * `iterations` signed-gradient steps in the JND box, the loop of I-FGSM and the Korhonen-style
+ * attack: `d <- P(d - step * sign(g(d)))`, `g` the boundary loss's gradient at `x + d` toward
+ * `target` and `P` {@link projectToBox}. Takes ownership of `d` (disposed) and returns the last
+ * iterate (the caller disposes it); `step` is a per-pixel map broadcast against the frames.
+ *
+ * @example
+ * ```ts
+ * import { signedGradientSteps } from "./_common.ts";
+ * // const d = signedGradientSteps(frames, full(frames.shape, 0), victim, target, alpha, {
+ * //   jnd, eps: 1, iterations: 10 });
+ * ```
+ */
+export function signedGradientSteps(
+  frames: Tensor,
+  d: Tensor,
+  victim: Victim,
+  target: number,
+  step: Tensor,
+  o: { jnd: Tensor; eps: number; iterations: number },
+): Tensor {
+  let cur = d;
+  try {
+    for (let k = 0; k < o.iterations; k++) {
+      const g = boundaryGradient(frames, cur, victim, target);
+      const prev = cur;
+      try {
+        cur = noGrad(() =>
+          tidy(() => projectToBox(frames, sub(prev, mul(signOf(g), step)), o.jnd, o.eps))
+        );
+      } finally {
+        g.dispose();
+      }
+      prev.dispose();
+    }
+    return cur;
+  } catch (e) {
+    cur.dispose();
+    throw e;
+  }
+}
+
+/**
  * Adversarial frames `clip(frames + d, 0, 1)` without a gradient, after a GPU sync; and the wall
  * seconds since `start` (a `performance.now()` value).
  *

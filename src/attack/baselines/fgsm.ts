@@ -7,7 +7,7 @@
 
 import { seededRandom } from "../../_random.ts";
 import type { Victim } from "../../models/victims/victim.ts";
-import { mul, sub } from "../../tensor/nn.ts";
+import { mul } from "../../tensor/nn.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import type { Attack, AttackOptions, AttackOutput } from "../types.ts";
 import {
@@ -19,6 +19,7 @@ import {
   projectToBox,
   resolveOptions,
   resolveTarget,
+  signedGradientSteps,
   signOf,
 } from "./_common.ts";
 
@@ -112,27 +113,20 @@ export function createIfgsm(options: IfgsmOptions = {}): Attack {
         alpha = noGrad(() => mul(o.jnd, stepScale * o.eps / iterations));
         const alphaMap = alpha;
         const { target, passes } = await resolveTarget(victim, frames, o);
+        let d0: Tensor;
         if (randomStart) {
           const r = seededRandom(o.seed);
           const u = new Float32Array(frames.size);
           for (let i = 0; i < u.length; i++) u[i] = 2 * r.uniform() - 1;
-          d = noGrad(() =>
+          d0 = noGrad(() =>
             tidy(() =>
               projectToBox(frames, mul(tensor(u, frames.shape), mul(o.jnd, o.eps)), o.jnd, o.eps)
             )
           );
         } else {
-          d = full(frames.shape, 0);
+          d0 = full(frames.shape, 0);
         }
-        for (let k = 0; k < iterations; k++) {
-          const g = boundaryGradient(frames, d, victim, target);
-          const prev: Tensor = d;
-          d = noGrad(() =>
-            tidy(() => projectToBox(frames, sub(prev, mul(signOf(g), alphaMap)), o.jnd, o.eps))
-          );
-          g.dispose();
-          prev.dispose();
-        }
+        d = signedGradientSteps(frames, d0, victim, target, alphaMap, { ...o, iterations });
         const { adversarial, seconds } = await finish(frames, d, start);
         return { adversarial, victimPasses: passes + 2 * iterations, seconds };
       } finally {

@@ -26,15 +26,13 @@ import {
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import type { Attack, AttackOptions, AttackOutput } from "../types.ts";
 import {
-  boundaryGradient,
   checkCount,
   checkPositive,
   finish,
   freezeVictim,
-  projectToBox,
   resolveOptions,
   resolveTarget,
-  signOf,
+  signedGradientSteps,
 } from "./_common.ts";
 
 /** Options of {@link activityMap}. */
@@ -142,16 +140,10 @@ export function createKorhonen(options: KorhonenOptions = {}): Attack {
         );
         const stepMap = step;
         const { target, passes } = await resolveTarget(victim, frames, o);
-        d = full(frames.shape, 0);
-        for (let k = 0; k < iterations; k++) {
-          const g = boundaryGradient(frames, d, victim, target);
-          const prev: Tensor = d;
-          d = noGrad(() =>
-            tidy(() => projectToBox(frames, sub(prev, mul(signOf(g), stepMap)), o.jnd, o.eps))
-          );
-          g.dispose();
-          prev.dispose();
-        }
+        d = signedGradientSteps(frames, full(frames.shape, 0), victim, target, stepMap, {
+          ...o,
+          iterations,
+        });
         const { adversarial, seconds } = await finish(frames, d, start);
         return { adversarial, victimPasses: passes + 2 * iterations, seconds };
       } finally {
