@@ -277,7 +277,9 @@ export function branchFor(
 /**
  * A loaded generator as an {@link Attack} (method name `stqa-net`): one forward pass per clip,
  * no victim passes (except one clean score when a two-branch generator attacks untargeted).
- * `options.jnd` is used as given; `options.eps` defaults to the generator's.
+ * `options.jnd` is used as given; `options.eps` defaults to the generator's. The adversarial
+ * frames are float values inside the JND box, not yet quantised to 8 bits (as the baselines
+ * return theirs); `quantizeInJnd` rounds them without leaving the box.
  *
  * @example
  * ```ts
@@ -312,6 +314,9 @@ export function stqaAttack(
         branch,
         jnd: opts.jnd,
         chunkFrames: options.chunkFrames,
+        // Float frames in the box, like the baselines': the caller quantises (the eval with
+        // quantizeInJnd), so every method is timed without the 8-bit step and its read-backs.
+        quantize: false,
       });
       await syncGpu();
       return { adversarial, victimPasses: passes, seconds: (performance.now() - t0) / 1000 };
