@@ -25,9 +25,9 @@ import type { Victim } from "../models/victims/victim.ts";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../tensor/checkpoint.ts";
 import { add, mul, stack } from "../tensor/nn.ts";
 import { Adam } from "../tensor/optim.ts";
-import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget, boundaryLoss, weightPenalty } from "./losses.ts";
-import { attackWithGenerator, branchFor, generatorPerturb } from "./stqa.ts";
+import { attackWithGenerator, branchFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
 
 /** A clip in memory with its JND maps and the victim's clean score. */
 export interface TrainClip {
@@ -248,16 +248,25 @@ export async function evaluateGenerator(
     const untargetedBranch = branchFor(generator, "untargeted", c.clean);
     const clean = await c.frames.read();
     const jnd = await c.jnd.read();
+    const shape = c.frames.shape as [number, number, number, number];
     for (const br of runs) {
-      const adv = await attackWithGenerator(generator, c.frames, { eps, branch: br, jnd: c.jnd });
+      // Quantised here from the arrays read once above (attackWithGenerator's own 8-bit step
+      // would read the clean frames and JND maps back again for every branch).
+      const raw = await attackWithGenerator(generator, c.frames, {
+        eps,
+        branch: br,
+        jnd: c.jnd,
+        quantize: false,
+      });
+      const a = quantizeInJnd(clean, await raw.read(), jnd, shape, eps);
+      raw.dispose();
+      const adv = tensor(a, shape);
       const s = tidy(() => noGrad(() => victim.score(adv)));
       const score = (await s.read())[0];
       s.dispose();
-      const a = await adv.read();
       adv.dispose();
       if (br === untargetedBranch) {
         advScores.push(score);
-        const shape = c.frames.shape as [number, number, number, number];
         const q = videoQuality(clean, a, shape);
         const p = perturbationStats(clean, a, jnd, shape, { eps });
         psnrSum += q.meanPsnr;
