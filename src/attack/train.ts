@@ -19,8 +19,8 @@ import { computeJnd } from "../jnd/mod.ts";
 import { DEFAULT_VIDEO_JND_MODEL, type JndModel } from "../jnd/models.ts";
 import { bundledGeneratorName, type Generator, saveGenerator } from "../models/generator_io.ts";
 import { StqaNet } from "../models/stqa_net.ts";
-import { loadVictim, readVictimClip } from "../models/victims/mod.ts";
-import { BatchSampler } from "../models/victims/train.ts";
+import { loadVictim } from "../models/victims/mod.ts";
+import { BatchSampler, decodeVictimClips } from "../models/victims/train.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../tensor/checkpoint.ts";
 import { add, mul, stack } from "../tensor/nn.ts";
@@ -163,7 +163,9 @@ export async function loadTrainClips(
   split: "train" | "val" | "test",
   options: { jnd?: JndModel; maxClips?: number } = {},
 ): Promise<TrainClip[]> {
-  const { items, missing } = await loadManifest(manifest, { splits: [split] });
+  const { items, missing, manifest: manifest_ } = await loadManifest(manifest, {
+    splits: [split],
+  });
   if (missing.length) {
     throw new Error(
       `${manifest}: ${missing.length} clip file(s) of the ${split} split are missing, e.g. ${
@@ -177,24 +179,18 @@ export async function loadTrainClips(
     ? items
     : Array.from({ length: max }, (_, k) => items[Math.floor((k * items.length) / max)]);
   const clips: TrainClip[] = new Array(picked.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < picked.length) {
-      const k = next++;
-      const it = picked[k];
-      const frames = (await readVictimClip(victim, it.path)).keep();
-      const { jnd, score } = tidy(() =>
-        noGrad(() => ({
-          jnd: computeJnd(frames, { model: options.jnd ?? DEFAULT_VIDEO_JND_MODEL }).keep(),
-          score: victim.score(frames).keep(),
-        }))
-      );
-      const clean = (await score.read())[0];
-      score.dispose();
-      clips[k] = { frames, jnd, clean, label: it.mos, path: it.path };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(4, picked.length) }, worker));
+  await decodeVictimClips(victim, picked, manifest_.options, async (k, frames) => {
+    frames.keep();
+    const { jnd, score } = tidy(() =>
+      noGrad(() => ({
+        jnd: computeJnd(frames, { model: options.jnd ?? DEFAULT_VIDEO_JND_MODEL }).keep(),
+        score: victim.score(frames).keep(),
+      }))
+    );
+    const clean = (await score.read())[0];
+    score.dispose();
+    clips[k] = { frames, jnd, clean, label: picked[k].mos, path: picked[k].path };
+  });
   return clips;
 }
 

@@ -223,14 +223,44 @@ export async function loadVictimClips(
     );
   }
   const clips: LoadedClip[] = new Array(items.length);
-  const o = manifest_.options;
+  await decodeVictimClips(victim, items, manifest_.options, (k, frames) => {
+    const input = tidy(() => noGrad(() => victim.prepare(frames)));
+    if (input !== frames) frames.dispose();
+    clips[k] = { input: input.keep(), label: items[k].mos, path: items[k].path };
+  });
+  return clips;
+}
+
+/**
+ * Decodes clips as `victim` reads them (`readVictimClip`) and hands each to `onClip` with its
+ * index (the callee owns the tensor, made outside any tidy scope). When the victim reads the
+ * clips at their stored size and no more frames than they have (the proxy dataset's clips all
+ * have `frames` frames of `size x size`: pass the manifest's options), 48 clips are decoded per
+ * ffmpeg process, since process start-up dominates on small clips; otherwise one process per
+ * clip, four at a time. `onClip` runs for one clip at a time.
+ *
+ * @example
+ * ```ts
+ * import { decodeVictimClips } from "./train.ts";
+ * // await decodeVictimClips(victim, items, manifest.options, (k, frames) => { ... });
+ * ```
+ */
+export async function decodeVictimClips(
+  victim: Victim,
+  items: readonly { path: string }[],
+  stored: { frames: number; size: number } | null,
+  onClip: (k: number, frames: Tensor) => Promise<void> | void,
+): Promise<void> {
   const c = victim.config;
+  let chain = Promise.resolve();
+  const deliver = (k: number, frames: Tensor) => {
+    chain = chain.then(() => onClip(k, frames));
+    return chain;
+  };
   if (
-    (c.width === null || c.width === o.size) && (c.height === null || c.height === o.size) &&
-    c.frames <= o.frames
+    stored && (c.width === null || c.width === stored.size) &&
+    (c.height === null || c.height === stored.size) && c.frames <= stored.frames
   ) {
-    // Proxy clips all have `frames` frames of size x size: decode them many per ffmpeg process
-    // (process start-up dominates on small clips, and more so on a loaded machine).
     const per = 48;
     const groups: number[][] = [];
     for (let i = 0; i < items.length; i += per) {
@@ -240,32 +270,26 @@ export async function loadVictimClips(
     const worker = async () => {
       while (nextGroup < groups.length) {
         const g = groups[nextGroup++];
-        const all = await decodeSameSize(g.map((k) => items[k].path), c.frames, o.size);
-        g.forEach((k, j) => {
-          const frames = tensor(all[j], [c.frames, 3, o.size, o.size]);
-          const input = tidy(() => noGrad(() => victim.prepare(frames)));
-          if (input !== frames) frames.dispose();
-          clips[k] = { input: input.keep(), label: items[k].mos, path: items[k].path };
-        });
+        const all = await decodeSameSize(g.map((k) => items[k].path), c.frames, stored.size);
+        for (const [j, k] of g.entries()) {
+          await deliver(k, tensor(all[j], [c.frames, 3, stored.size, stored.size]));
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(2, groups.length) }, worker));
-    return clips;
+    await chain;
+    return;
   }
   // Several ffmpeg processes at once: on small clips process start-up dominates.
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
       const k = next++;
-      const it = items[k];
-      const frames = await readVictimClip(victim, it.path);
-      const input = tidy(() => noGrad(() => victim.prepare(frames)));
-      if (input !== frames) frames.dispose();
-      clips[k] = { input: input.keep(), label: it.mos, path: it.path };
+      await deliver(k, await readVictimClip(victim, items[k].path));
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker));
-  return clips;
+  await chain;
 }
 
 /**
