@@ -21,7 +21,7 @@ import {
   pngDataUri,
   type RgbImage,
 } from "../src/report/png.ts";
-import { shownFrames } from "../src/report/attack_html.ts";
+import { attackPanels, shownFrames } from "../src/report/attack_html.ts";
 import { initGpu, rng, RUN_SEED } from "./_helpers.ts";
 import { dumpDom, findChromium, screenshot } from "./_chromium.ts";
 
@@ -123,6 +123,38 @@ Deno.test("png: planar frames, amplified perturbations and crops against direct 
   assert.deepEqual(shownFrames(1), [0]);
   assert.deepEqual(shownFrames(2), [0, 1]);
   assert.deepEqual(shownFrames(9), [0, 4, 8]);
+});
+
+Deno.test("attackPanels: amplification per report or per run, centre crop of large frames", async () => {
+  const r = rng(RUN_SEED + 4);
+  const [h, w] = [6, 8];
+  const clean = new Float32Array(3 * h * w).map(() => r.uniform());
+  const adv = [2, 5].map((lv) => clean.map((v, i) => v + (i % 2 ? lv : -lv) / 255));
+  const kept = [{ frame: 0, clean, jnd: new Float32Array(h * w).fill(4 / 255), adversarial: adv }];
+  const one = await attackPanels(kept, { width: w, height: h }, { maxAbsLevels: 5 });
+  assert.equal(one.amplify, 24); // floor(120 / 5)
+  assert.equal(one.crop, undefined);
+  assert.equal(one.panels[0].attacks[0].amplify, undefined);
+  const perRun = await attackPanels(kept, { width: w, height: h }, {
+    maxAbsLevels: [2, 5],
+    maxWidth: 4,
+    maxHeight: 4,
+  });
+  assert.deepEqual(perRun.panels[0].attacks.map((a) => a.amplify), [60, 24]);
+  assert.deepEqual(perRun.crop, { x: 2, y: 1, width: 4, height: 4 });
+  const p = perRun.panels[0];
+  const full = planarFrame(clean, [1, 3, h, w], 0);
+  assert.deepEqual(
+    (p.clean as RgbImage).data,
+    cropImage(full, { x: 2, y: 1, width: 4, height: 4 }).data,
+  );
+  const pert = p.attacks[1].perturbation as RgbImage;
+  assert.deepEqual([pert.width, pert.height], [4, 4]);
+  // Pixel (2,1) of the frame, channel 0: index 1*8+2 = 10, even, so d = -5 levels: 128 - 24*5.
+  assert.equal(pert.data[0], 8);
+  // The JND heat map of a constant map is one colour.
+  const jnd = p.jnd as RgbImage;
+  assert.ok(jnd.data.every((v, i) => v === jnd.data[i % 3]));
 });
 
 Deno.test("html: text is escaped; charts carry one element per value", () => {
