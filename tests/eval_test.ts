@@ -47,9 +47,19 @@ await buildProxyDataset({
 });
 const MANIFEST = join(root, "data", "manifest.json");
 const GEN_DIR = join(root, "gen");
-{
-  const net = new StqaNet({ seed: 3, config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] } });
-  await saveGenerator(net, join(GEN_DIR, "stqa-vsfa-mini"), {
+
+/** Saves a tiny random generator against vsfa-mini as `<dir>/<name>`. */
+async function saveTinyGenerator(
+  dir: string,
+  name: string,
+  seed: number,
+  variant: "untargeted" | "two-branch" = "untargeted",
+) {
+  const net = new StqaNet({
+    seed,
+    config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2], variant },
+  });
+  await saveGenerator(net, join(dir, name), {
     victim: "vsfa-mini",
     victimFamily: "vsfa-mini",
     jnd: "namm-st",
@@ -60,6 +70,7 @@ const GEN_DIR = join(root, "gen");
   });
   net.dispose();
 }
+await saveTinyGenerator(GEN_DIR, "stqa-vsfa-mini", 3);
 
 const COMMON = [
   "--dataset",
@@ -367,20 +378,7 @@ Deno.test("eval: --cross scores one victim's generator with the others; report.h
 
 Deno.test("eval: stqa-net-2b picks its branch with one victim pass and stays in the JND box", async () => {
   const dir = join(root, "gen2b");
-  const net = new StqaNet({
-    seed: 4,
-    config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2], variant: "two-branch" },
-  });
-  await saveGenerator(net, join(dir, "stqa-vsfa-mini-2b"), {
-    victim: "vsfa-mini",
-    victimFamily: "vsfa-mini",
-    jnd: "namm-st",
-    eps: 1,
-    qMin: 1,
-    qMax: 5,
-    median: 3,
-  });
-  net.dispose();
+  await saveTinyGenerator(dir, "stqa-vsfa-mini-2b", 4, "two-branch");
   const out = join(root, "two-branch");
   const args = [...COMMON, "--generator-dir", dir, "--victims", "vsfa-mini", "--out", out];
   const r = await capture(() => evalCommand([...args, "--methods", "stqa-net-2b"]));

@@ -53,6 +53,29 @@ export function uploadRows(table: readonly TableRow[]): UploadRow[] {
 }
 
 /**
+ * The upload table's column titles (Markdown and report.html), one per {@link UploadRow} field
+ * in order.
+ *
+ * @example
+ * ```ts
+ * import { UPLOAD_COLUMNS } from "./transfer.ts";
+ * UPLOAD_COLUMNS[3]; // "SRCC clean (x264)"
+ * ```
+ */
+export const UPLOAD_COLUMNS = [
+  "victim",
+  "method",
+  "n",
+  "SRCC clean (x264)",
+  "SRCC adv (x264)",
+  "abs change",
+  "abs change (x264)",
+  "survived",
+  "PSNR-Y x264",
+  "SSIM-Y x264",
+] as const;
+
+/**
  * The upload table in Markdown.
  *
  * @example
@@ -62,18 +85,7 @@ export function uploadRows(table: readonly TableRow[]): UploadRow[] {
  * ```
  */
 export function uploadMarkdown(table: readonly TableRow[]): string {
-  const head = [
-    "victim",
-    "method",
-    "n",
-    "SRCC clean (x264)",
-    "SRCC adv (x264)",
-    "abs change",
-    "abs change (x264)",
-    "survived",
-    "PSNR-Y x264",
-    "SSIM-Y x264",
-  ];
+  const head = UPLOAD_COLUMNS;
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const u of uploadRows(table)) {
     lines.push(

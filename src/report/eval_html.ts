@@ -8,7 +8,7 @@
 
 import { crossSource, EVAL_METHODS, type TableRow } from "../eval/robustness.ts";
 import type { EvalExample } from "../eval/examples.ts";
-import { crossVictimTable, uploadRows } from "../eval/transfer.ts";
+import { crossVictimTable, UPLOAD_COLUMNS, uploadRows } from "../eval/transfer.ts";
 import { framePanelsHtml } from "./attack_html.ts";
 import {
   type BarGroup,
@@ -164,20 +164,11 @@ export function evalReportHtml(
   );
   parts.push(
     htmlTable(
-      [
-        "victim",
-        "method",
-        "SRCC clean (x264)",
-        "SRCC adv (x264)",
-        "abs change",
-        "abs change (x264)",
-        "survived",
-        "PSNR-Y x264",
-        "SSIM-Y x264",
-      ],
+      UPLOAD_COLUMNS,
       up.map((u) => [
         u.victim,
         u.method,
+        u.videos,
         u.srccCleanUpload,
         u.srccAdvUpload,
         u.changeBefore,
@@ -186,7 +177,7 @@ export function evalReportHtml(
         u.psnrY,
         u.ssimY,
       ]),
-      { id: "upload-table", digits: [0, 0, 3, 3, 3, 3, 0, 2, 4] },
+      { id: "upload-table", digits: [0, 0, 0, 3, 3, 3, 3, 0, 2, 4] },
     ),
   );
   if (labelled) {

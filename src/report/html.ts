@@ -132,6 +132,30 @@ function ticks(lo: number, hi: number, n = 5): number[] {
 
 const fmtTick = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : String(+v.toFixed(3)));
 
+/** The opening of a chart: the svg element, its title, and the horizontal grid with y ticks. */
+function chartStart(
+  o: { id?: string; title?: string },
+  size: { W: number; H: number; left: number; right: number },
+  range: { lo: number; hi: number; y: (v: number) => number },
+): string[] {
+  const { W, H, left, right } = size;
+  const id = o.id ? ` id="${escapeHtml(o.id)}"` : "";
+  const parts = [
+    `<svg${id} xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`,
+  ];
+  if (o.title) {
+    parts.push(`<text x="${left}" y="14" font-weight="bold">${escapeHtml(o.title)}</text>`);
+  }
+  for (const v of ticks(range.lo, range.hi)) {
+    const yv = range.y(v);
+    parts.push(
+      `<line x1="${left}" x2="${W - right}" y1="${yv}" y2="${yv}" stroke="#eee"/>`,
+      `<text x="${left - 5}" y="${yv + 4}" text-anchor="end">${fmtTick(v)}</text>`,
+    );
+  }
+  return parts;
+}
+
 /** A named series of a line chart. */
 export interface LineSeries {
   name: string;
@@ -170,20 +194,7 @@ export function svgLineChart(
   const n = Math.max(1, ...series.map((s) => s.values.length));
   const x = (i: number) => m.l + (n === 1 ? 0.5 : i / (n - 1)) * (W - m.l - m.r);
   const y = (v: number) => H - m.b - ((v - lo) / (hi - lo)) * (H - m.t - m.b);
-  const parts: string[] = [];
-  const id = options.id ? ` id="${escapeHtml(options.id)}"` : "";
-  parts.push(
-    `<svg${id} xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`,
-  );
-  if (options.title) {
-    parts.push(`<text x="${m.l}" y="15" font-weight="bold">${escapeHtml(options.title)}</text>`);
-  }
-  for (const v of ticks(lo, hi)) {
-    parts.push(
-      `<line x1="${m.l}" x2="${W - m.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
-      `<text x="${m.l - 5}" y="${y(v) + 4}" text-anchor="end">${fmtTick(v)}</text>`,
-    );
-  }
+  const parts = chartStart(options, { W, H, left: m.l, right: m.r }, { lo, hi, y });
   for (const i of ticks(0, n - 1, Math.min(8, n - 1 || 1))) {
     if (!Number.isInteger(i)) continue;
     parts.push(`<text x="${x(i)}" y="${H - m.b + 15}" text-anchor="middle">${i}</text>`);
@@ -259,19 +270,7 @@ export function svgBarChart(
   const gw = (W - m.l - m.r) / Math.max(1, groups.length);
   const bw = (gw * 0.8) / Math.max(1, series.length);
   const digits = options.digits ?? 2;
-  const id = options.id ? ` id="${escapeHtml(options.id)}"` : "";
-  const parts = [
-    `<svg${id} xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`,
-  ];
-  if (options.title) {
-    parts.push(`<text x="${m.l}" y="14" font-weight="bold">${escapeHtml(options.title)}</text>`);
-  }
-  for (const v of ticks(lo, hi)) {
-    parts.push(
-      `<line x1="${m.l}" x2="${W - m.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
-      `<text x="${m.l - 5}" y="${y(v) + 4}" text-anchor="end">${fmtTick(v)}</text>`,
-    );
-  }
+  const parts = chartStart(options, { W, H, left: m.l, right: m.r }, { lo, hi, y });
   groups.forEach((g, gi) => {
     const x0 = m.l + gi * gw + gw * 0.1;
     g.values.forEach((v, si) => {
