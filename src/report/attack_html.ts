@@ -71,8 +71,9 @@ export function shownFrames(t: number): number[] {
 /**
  * The images of the kept frames: clean, adversarial, the perturbation amplified so that the
  * largest |d| (`maxAbsLevels`; one per run to amplify each run on its own) reaches about 120
- * levels from grey (1x to 64x), and the JND heat
- * map (on the GPU, the ramp of `jndHeatmap`). Frames larger than `maxWidth` x `maxHeight`
+ * levels from grey (1x to 64x), and the JND heat map (on the GPU, the ramp of `jndHeatmap`)
+ * from 0 to `jndMaxLevels` (default: the largest JND of the kept frames in whole levels, at
+ * least 4). Frames larger than `maxWidth` x `maxHeight`
  * (default 640x480) are shown as a centre crop of that size, at full resolution, so the
  * perturbation is not averaged away.
  *
@@ -93,7 +94,10 @@ export async function attackPanels(
   },
 ): Promise<AttackPanels> {
   const { width, height } = size;
-  const jndMaxLevels = options.jndMaxLevels ?? 32;
+  let peak = 0;
+  for (const k of kept) for (const v of k.jnd) if (v > peak) peak = v;
+  // The ramp's top: the largest JND shown (whole levels, at least 4) unless given.
+  const jndMaxLevels = options.jndMaxLevels ?? Math.max(4, Math.ceil(peak * 255 - 1e-6));
   const amp = (maxAbs: number) =>
     maxAbs > 0 ? Math.max(1, Math.min(64, Math.floor(120 / maxAbs))) : 1;
   const perRun = typeof options.maxAbsLevels === "number" ? null : options.maxAbsLevels.map(amp);
