@@ -37,6 +37,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1280px;paddi
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
 h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}td.l{white-space:nowrap}
 .panels{display:grid;gap:6px;align-items:start}
@@ -105,11 +106,11 @@ export function htmlTable(
   };
   const id = options.id ? ` id="${escapeHtml(options.id)}"` : "";
   const left = (k: number) => k === 0 || typeof rows[0]?.[k] === "string";
-  return `<table${id}><thead><tr>${
+  return `<div class="scroll"><table${id}><thead><tr>${
     head.map((h, k) => `<th${left(k) ? ' class="l"' : ""}>${escapeHtml(h)}</th>`).join("")
   }</tr></thead><tbody>${
     rows.map((r) => `<tr>${r.map(cell).join("")}</tr>`).join("")
-  }</tbody></table>`;
+  }</tbody></table></div>`;
 }
 
 function niceRange(lo: number, hi: number): [number, number] {
@@ -263,7 +264,10 @@ export function svgBarChart(
   options: { title?: string; width?: number; height?: number; digits?: number; id?: string } = {},
 ): string {
   const W = options.width ?? 560, H = options.height ?? 260;
-  const m = { l: 48, r: 10, t: 40, b: 28 };
+  // The legend: as many 120-pixel items per row as fit, rows 14 pixels apart.
+  const perRow = Math.max(1, Math.floor((W - 58) / 120));
+  const legendRows = Math.ceil(series.length / perRow);
+  const m = { l: 48, r: 10, t: 26 + 14 * legendRows, b: 28 };
   const vals = groups.flatMap((g) => g.values).filter((v): v is number => v !== null);
   const [lo, hi] = niceRange(Math.min(0, ...vals), Math.max(0, ...vals));
   const y = (v: number) => H - m.b - ((v - lo) / (hi - lo)) * (H - m.t - m.b);
@@ -303,7 +307,7 @@ export function svgBarChart(
   });
   parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(0)}" y2="${y(0)}" stroke="#444"/>`);
   series.forEach((s, k) => {
-    const lx = m.l + k * 92, ly = 24;
+    const lx = m.l + (k % perRow) * 120, ly = 22 + 14 * Math.floor(k / perRow);
     parts.push(
       `<rect x="${lx}" y="${ly}" width="10" height="10" fill="${
         SERIES_COLOURS[k % SERIES_COLOURS.length]
