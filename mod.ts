@@ -266,10 +266,25 @@ export {
   AttackRunSchema,
   parseAttackReport,
 } from "./src/report/attack_report.ts";
+// HTML reports
+export {
+  type AttackPanels,
+  attackPanels,
+  attackReportHtml,
+  type FramePanel,
+  framePanelsHtml,
+  type KeptFrame,
+  type PanelImage,
+  panelsAsUris,
+  shownFrames,
+} from "./src/report/attack_html.ts";
+export { evalReportHtml, type EvalReportOptions } from "./src/report/eval_html.ts";
+export { encodePng, pngDataUri, type RgbImage } from "./src/report/png.ts";
 // Robustness evaluation
 export {
   type Accuracy,
   buildTable,
+  crossSource,
   EVAL_METHODS,
   type EvalMethod,
   type EvalRow,
@@ -289,6 +304,7 @@ export {
   evaluateVideo,
   type EvaluateVideoOptions,
   type EvalVideo,
+  inJndBox,
   JND_BOX_METHODS,
   quantizeLevels,
 } from "./src/eval/evaluate.ts";
@@ -300,5 +316,21 @@ export {
   type RoundTripResult,
   writeReference,
 } from "./src/eval/roundtrip.ts";
-export { readRows, rowsFileName, writeTables } from "./src/eval/rows.ts";
+export { evalMarkdown, readRows, rowsFileName, writeTables } from "./src/eval/rows.ts";
+export {
+  type EvalExample,
+  EvalExampleSchema,
+  readExamples,
+  writeExample,
+} from "./src/eval/examples.ts";
+export {
+  type CrossCell,
+  type CrossTable,
+  crossVictimMarkdown,
+  crossVictimTable,
+  UPLOAD_COLUMNS,
+  uploadMarkdown,
+  type UploadRow,
+  uploadRows,
+} from "./src/eval/transfer.ts";
 export { resolveEvalVideos } from "./src/eval/command.ts";

@@ -13,18 +13,25 @@ const f = (v: number | null, d = 3) => (v === null ? "-" : v.toFixed(d));
 
 /** One line of the upload (x264 round-trip) table. */
 export interface UploadRow {
+  /** The victim scoring the clips. */
   victim: string;
+  /** The attack method. */
   method: string;
+  /** Videos measured. */
   videos: number;
   /** SRCC of the clean clips after the round trip, and of the adversarial ones. */
   srccCleanUpload: number | null;
+  /** SRCC of the adversarial clips after the round trip. */
   srccAdvUpload: number | null;
   /** Mean |score change| before the round trip and after it (against the clean upload). */
   changeBefore: number;
+  /** Mean |score change| after the round trip, against the clean upload. */
   changeAfter: number;
   /** changeAfter / changeBefore (null when nothing changed before). */
   survived: number | null;
+  /** Luma PSNR (dB) and SSIM of the adversarial upload against the clean clip. */
   psnrY: number | null;
+  /** See `psnrY`. */
   ssimY: number;
 }
 
@@ -110,10 +117,15 @@ export function uploadMarkdown(table: readonly TableRow[]): string {
 
 /** A cell of the cross-victim table. */
 export interface CrossCell {
+  /** SRCC of the scoring victim's clean scores. */
   srccBefore: number | null;
+  /** SRCC of its scores of the adversarial clips. */
   srccAfter: number | null;
+  /** Mean |score change|. */
   meanAbsChange: number;
+  /** Mean PSNR (dB) of the 8-bit adversarial frames. */
   psnr: number | null;
+  /** Videos measured. */
   videos: number;
 }
 
@@ -123,6 +135,7 @@ export interface CrossTable {
   sources: string[];
   /** Victims that scored the adversarial videos (columns). */
   targets: string[];
+  /** `cells[source][target]`. */
   cells: (CrossCell | null)[][];
 }
 

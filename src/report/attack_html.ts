@@ -20,6 +20,7 @@ export type PanelImage = RgbImage | string;
 export interface FramePanel {
   /** Frame index in the video. */
   frame: number;
+  /** The clean frame. */
   clean: PanelImage;
   /** The JND map as a heat map. */
   jnd: PanelImage;
@@ -34,6 +35,7 @@ export interface FramePanel {
 
 /** The images of {@link attackReportHtml}. */
 export interface AttackPanels {
+  /** One per shown frame. */
   panels: FramePanel[];
   /** The factor the perturbation images are amplified by (mid-grey is zero). */
   amplify: number;

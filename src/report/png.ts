@@ -10,8 +10,11 @@ import { deflateSync } from "zlib";
 
 /** An 8-bit RGB image, interleaved (`data[3 * (y * width + x) + c]`). */
 export interface RgbImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** `3 * width * height` bytes, RGB interleaved, rows top to bottom. */
   data: Uint8Array;
 }
 
