@@ -121,7 +121,11 @@ Deno.test("attack: writes adversarial.mkv and a report that validates and matche
   ]);
   assert.equal(code, 0);
   assert.deepEqual(await entries(out), ["clip_one", "summary.json"]);
-  assert.deepEqual(await entries(join(out, "clip_one")), ["adversarial.mkv", "report.json"]);
+  assert.deepEqual(await entries(join(out, "clip_one")), [
+    "adversarial.mkv",
+    "report.html",
+    "report.json",
+  ]);
   const report = parseAttackReport(
     await Deno.readTextFile(join(out, "clip_one", "report.json")),
     "report.json",
@@ -156,6 +160,7 @@ Deno.test("attack: --mode both with a two-branch generator writes up and down", 
   assert.deepEqual(await entries(join(out, "c")), [
     "adversarial-down.mkv",
     "adversarial-up.mkv",
+    "report.html",
     "report.json",
   ]);
   const r = parseAttackReport(await Deno.readTextFile(join(out, "c", "report.json")));
