@@ -22,7 +22,11 @@ import { StqaNet } from "../models/stqa_net.ts";
 import { loadVictim } from "../models/victims/mod.ts";
 import { BatchSampler, decodeVictimClips } from "../models/victims/train.ts";
 import type { Victim } from "../models/victims/victim.ts";
-import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../tensor/checkpoint.ts";
+import {
+  loadTrainingCheckpoint,
+  nonFiniteLossMessage,
+  saveTrainingCheckpoint,
+} from "../tensor/checkpoint.ts";
 import { add, mul, stack } from "../tensor/nn.ts";
 import { Adam } from "../tensor/optim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -462,13 +466,7 @@ export async function trainGenerator(
       if (!Number.isFinite(value)) {
         opt.zeroGrad();
         throw new GeneratorLossError(
-          `training stopped: the loss is ${value} at step ${step + 1}; the weights were not ` +
-            `updated. ${
-              lastGood > 0
-                ? `The last good checkpoint (step ${lastGood}) is ${ckpt}; continue from it ` +
-                  "with --resume, perhaps with a lower --lr."
-                : "No checkpoint was written yet; try a lower --lr."
-            }`,
+          nonFiniteLossMessage({ loss: value, step: step + 1, lastGood, checkpoint: ckpt }),
         );
       }
       opt.step();

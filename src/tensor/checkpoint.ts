@@ -120,3 +120,33 @@ export async function loadTrainingCheckpoint<S extends { step: number }>(
   }
   return state;
 }
+
+/**
+ * The message of a training stop on a NaN or infinite loss (both trainers): the loss, the step,
+ * that the weights were not updated, and where to continue from (the last good checkpoint, or
+ * advice when none was written yet).
+ *
+ * @example
+ * ```ts
+ * import { nonFiniteLossMessage } from "./checkpoint.ts";
+ * nonFiniteLossMessage({ loss: NaN, step: 12, lastGood: 0 });
+ * // "training stopped: the loss is NaN at step 12; the weights were not updated. No checkpoint ..."
+ * ```
+ */
+export function nonFiniteLossMessage(o: {
+  /** The loss value. */
+  loss: number;
+  /** The 1-based step it happened at. */
+  step: number;
+  /** The step of the last checkpoint written (0: none). */
+  lastGood: number;
+  /** The checkpoint file, when there is one. */
+  checkpoint?: string;
+}): string {
+  const next = o.lastGood > 0 && o.checkpoint
+    ? `The last good checkpoint (step ${o.lastGood}) is ${o.checkpoint}; continue from it with ` +
+      "--resume, perhaps with a lower --lr."
+    : "No checkpoint was written yet; try a lower --lr.";
+  return `training stopped: the loss is ${o.loss} at step ${o.step}; the weights were not ` +
+    `updated. ${next}`;
+}

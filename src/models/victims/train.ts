@@ -26,6 +26,7 @@ import {
 import { Adam } from "../../tensor/optim.ts";
 import {
   loadTrainingCheckpoint,
+  nonFiniteLossMessage,
   NonFiniteParameterError,
   saveTrainingCheckpoint,
 } from "../../tensor/checkpoint.ts";
@@ -656,13 +657,12 @@ export async function fitVictim(
       if (!Number.isFinite(value)) {
         opt.zeroGrad();
         throw new NonFiniteLossError(
-          `training stopped: the loss is ${value} at step ${step + 1}; the weights were not ` +
-            `updated. ${
-              lastGood > 0 && checkpointDir
-                ? `The last good checkpoint (step ${lastGood}) is ${ckptFile}; ` +
-                  "continue from it with --resume, perhaps with a lower --lr."
-                : "No checkpoint was written yet; try a lower --lr."
-            }`,
+          nonFiniteLossMessage({
+            loss: value,
+            step: step + 1,
+            lastGood,
+            checkpoint: checkpointDir ? ckptFile : undefined,
+          }),
         );
       }
       opt.step();
