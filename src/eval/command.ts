@@ -37,14 +37,16 @@ const USAGE = `Usage: deno task eval [options]
 
 Robustness tables: every victim x every attack method over a dataset. Per (video, victim,
 method) one line of <out>/rows.jsonl (a rerun skips finished lines); at the end
-<out>/table.csv, table.json and table.md, one line per (victim, method).
+<out>/table.csv, table.json, table.md (one line per (victim, method), then the upload and
+cross-victim tables) and report.html.
 
 Options:
   --victims <list>        comma-separated bundled victims or .safetensors paths
                           (default vsfa-mini,simplevqa-mini,fastvqa-mini)
-  --methods <list>        comma-separated, of ${EVAL_METHODS.join(", ")}
-                          (default all), or stqa-net@<victim>: that victim's generator, its
-                          videos scored by each victim of --victims (cross-victim transfer)
+  --methods <list>        comma-separated (default all) of
+                          ${EVAL_METHODS.join(", ")},
+                          or stqa-net@<victim>: that victim's generator, its videos scored by
+                          each victim of --victims (cross-victim transfer)
   --cross                 add stqa-net@<v> for every other victim v of --victims
   --dataset <d>           proxy (cache/proxy/manifest.json), a manifest (proxy manifest.json or a
                           CSV/JSON list of path,mos), a folder of videos, or <format>:<root> with
@@ -63,9 +65,9 @@ Options:
 
 stqa-net (the one-branch stqa-<victim>) and stqa-net-2b (the two-branch stqa-<victim>-2b,
 pushing toward the score-reversed boundary: up for clips scored below the median, down above,
-which costs one victim pass) are skipped, with a warning, for a victim without that generator. Besides the tables, the
-run writes <out>/report.html (tables, bar charts, and the example frames of the first video of
-each run or shard, kept in <out>/examples/; self-contained, opens offline).
+which costs one victim pass) are skipped, with a warning, for a victim without that generator.
+report.html holds the tables, bar charts, and the example frames of the first video of each run
+or shard (kept in <out>/examples/); it is self-contained and opens offline.
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
 `;
 
