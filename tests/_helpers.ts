@@ -1,6 +1,8 @@
 // Shared test helpers: seeded random data, closeness checks, and the op checker that compares a
 // GPU op's forward and backward with a float64 CPU reference and central finite differences.
 
+import { fileURLToPath } from "url";
+import { buildProxyDataset } from "../src/data/proxy.ts";
 import { initGpu } from "../src/gpu/device.ts";
 import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
 import { randomNormal, randomUniform, type SeededRandom, seededRandom } from "../src/_random.ts";
@@ -170,4 +172,24 @@ export async function checkOp(opts: {
     results.out.dispose();
     results.xs.forEach((x) => x.dispose());
   }
+}
+
+/**
+ * Builds the tests' tiny proxy dataset into `out`: 3 source images of data/sources (1 for test,
+ * none for val), 1 motion each, blur and noise at 1 level, 3 frames of 32x32, seed 3.
+ */
+export async function buildTinyProxy(out: string): Promise<void> {
+  await buildProxyDataset({
+    sources: fileURLToPath(new URL("../data/sources", import.meta.url)),
+    out,
+    maxSources: 3,
+    testSources: 1,
+    valSources: 0,
+    frames: 3,
+    size: 32,
+    motionsPerImage: 1,
+    levels: 1,
+    distortions: ["blur", "noise"],
+    seed: 3,
+  });
 }

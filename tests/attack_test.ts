@@ -6,9 +6,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { fileURLToPath } from "url";
 import {
-  buildProxyDataset,
   loadGenerator,
   parseAttackReport,
   readVideo,
@@ -19,11 +17,10 @@ import {
   writeVideo,
 } from "../mod.ts";
 import { attackCommand, resolveAttackInputs } from "../src/attack/command.ts";
-import { initGpu } from "./_helpers.ts";
+import { buildTinyProxy, initGpu } from "./_helpers.ts";
 
 await initGpu();
 
-const SOURCES = fileURLToPath(new URL("../data/sources", import.meta.url));
 const TINY = { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] };
 const INFO = {
   victim: "vsfa-mini",
@@ -258,19 +255,7 @@ Deno.test("attack: inputs from a folder and from a manifest, with SRCC for label
 Deno.test("train: checkpoints, an interrupted run resumes to the same weights, NaN stops", async () => {
   const dir = await tmp();
   const data = join(dir, "proxy");
-  await buildProxyDataset({
-    sources: SOURCES,
-    out: data,
-    maxSources: 3,
-    testSources: 1,
-    valSources: 0,
-    frames: 3,
-    size: 32,
-    motionsPerImage: 1,
-    levels: 1,
-    distortions: ["blur", "noise"],
-    seed: 3,
-  });
+  await buildTinyProxy(data);
   const manifest = join(data, "manifest.json");
   const common = {
     victim: "vsfa-mini",

@@ -5,8 +5,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { fileURLToPath } from "url";
-import { buildProxyDataset, saveGenerator, StqaNet } from "../mod.ts";
+import { saveGenerator, StqaNet } from "../mod.ts";
 import { evalCommand } from "../src/eval/command.ts";
 import { krcc, srcc } from "../src/eval/metrics.ts";
 import {
@@ -20,11 +19,10 @@ import {
 import { parsePsnrStats, parseSsimYStats } from "../src/eval/roundtrip.ts";
 import { readRows } from "../src/eval/rows.ts";
 import { readExamples } from "../src/eval/examples.ts";
-import { initGpu } from "./_helpers.ts";
+import { buildTinyProxy, initGpu } from "./_helpers.ts";
 
 await initGpu();
 
-const SOURCES = fileURLToPath(new URL("../data/sources", import.meta.url));
 const root = await Deno.makeTempDir({ prefix: "stqa_eval_" });
 globalThis.addEventListener("unload", () => {
   try {
@@ -32,19 +30,7 @@ globalThis.addEventListener("unload", () => {
   } catch { /* gone */ }
 });
 
-await buildProxyDataset({
-  sources: SOURCES,
-  out: join(root, "data"),
-  maxSources: 3,
-  testSources: 1,
-  valSources: 0,
-  frames: 3,
-  size: 32,
-  motionsPerImage: 1,
-  levels: 1,
-  distortions: ["blur", "noise"],
-  seed: 3,
-});
+await buildTinyProxy(join(root, "data"));
 const MANIFEST = join(root, "data", "manifest.json");
 const GEN_DIR = join(root, "gen");
 
