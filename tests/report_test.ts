@@ -155,6 +155,28 @@ Deno.test("attackPanels: amplification per report or per run, centre crop of lar
   // The JND heat map of a constant map is one colour.
   const jnd = p.jnd as RgbImage;
   assert.ok(jnd.data.every((v, i) => v === jnd.data[i % 3]));
+  // Several frames' heat maps are made together: each equals the map of its frame made alone.
+  const frames = [1, 6].map((lv, f) => ({
+    frame: f,
+    clean,
+    jnd: new Float32Array(h * w).map((_, i) => (lv + (i % 3)) / 255),
+    adversarial: [adv[0]],
+  }));
+  const both = await attackPanels(frames, { width: w, height: h }, {
+    maxAbsLevels: 2,
+    jndMaxLevels: 8,
+  });
+  for (const [f, k] of frames.entries()) {
+    const alone = await attackPanels([k], { width: w, height: h }, {
+      maxAbsLevels: 2,
+      jndMaxLevels: 8,
+    });
+    assert.deepEqual((both.panels[f].jnd as RgbImage).data, (alone.panels[0].jnd as RgbImage).data);
+  }
+  assert.notDeepEqual(
+    (both.panels[0].jnd as RgbImage).data,
+    (both.panels[1].jnd as RgbImage).data,
+  );
 });
 
 Deno.test("html: text is escaped; charts carry one element per value", () => {

@@ -113,17 +113,25 @@ export async function attackPanels(
     : undefined;
   const view = (image: RgbImage) => (crop ? cropImage(image, crop) : image);
   const one = [1, 3, height, width];
-  const panels: FramePanel[] = [];
-  for (const k of kept) {
-    const j = tensor(k.jnd, [1, 1, height, width]);
+  // All kept maps in one dispatch and one read-back.
+  const plane = height * width;
+  const maps = new Float32Array(kept.length * plane);
+  kept.forEach((k, i) => maps.set(k.jnd, i * plane));
+  let heatValues: Float32Array = new Float32Array(0);
+  if (kept.length) {
+    const j = tensor(maps, [kept.length, 1, height, width]);
     const heat = jndHeatmap(j, { maxLevels: jndMaxLevels });
     j.dispose();
-    const heatValues = await heat.read();
+    heatValues = await heat.read();
     heat.dispose();
+  }
+  const heatShape = [kept.length, 3, height, width];
+  const panels: FramePanel[] = [];
+  for (const [i, k] of kept.entries()) {
     panels.push({
       frame: k.frame,
       clean: view(planarFrame(k.clean, one, 0)),
-      jnd: view(planarFrame(heatValues, one, 0)),
+      jnd: view(planarFrame(heatValues, heatShape, i)),
       attacks: k.adversarial.map((a, r) => ({
         adversarial: view(planarFrame(a, one, 0)),
         perturbation: view(amplifiedPerturbation(k.clean, a, one, 0, perRun?.[r] ?? amplify)),
