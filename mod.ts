@@ -277,6 +277,7 @@ export {
   type PanelImage,
   panelsAsUris,
   shownFrames,
+  type UriPanels,
 } from "./src/report/attack_html.ts";
 export { evalReportHtml, type EvalReportOptions } from "./src/report/eval_html.ts";
 export { encodePng, pngDataUri, type RgbImage } from "./src/report/png.ts";

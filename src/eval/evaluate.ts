@@ -265,16 +265,7 @@ export async function evaluateVideo(
         jndMaxLevels: images.jndMaxLevels,
         amplify: images.amplify,
         ...(images.crop ? { crop: images.crop } : {}),
-        panels: images.panels.map((p) => ({
-          frame: p.frame,
-          clean: p.clean as string,
-          jnd: p.jnd as string,
-          attacks: p.attacks.map((a) => ({
-            adversarial: a.adversarial as string,
-            perturbation: a.perturbation as string,
-            ...(a.amplify !== undefined ? { amplify: a.amplify } : {}),
-          })),
-        })),
+        panels: images.panels,
         scores: { clean: cleanScore, methods: exampleScores },
         frameScores: cleanFrames && exampleFrameScores.every((f) => f !== null)
           ? { clean: cleanFrames, methods: exampleFrameScores as number[][] }

@@ -148,6 +148,17 @@ function img(image: PanelImage, alt: string, cls: string): string {
   return `<img class="frame ${cls}" alt="${escapeHtml(alt)}"${size} src="${escapeHtml(src)}">`;
 }
 
+/** {@link AttackPanels} whose images are all PNG `data:` URIs (as stored in JSON). */
+export interface UriPanels extends AttackPanels {
+  /** One per shown frame, every image a `data:` URI. */
+  panels: {
+    frame: number;
+    clean: string;
+    jnd: string;
+    attacks: { adversarial: string; perturbation: string; amplify?: number }[];
+  }[];
+}
+
 /**
  * The panels with every image encoded as a PNG `data:` URI (for storing them as JSON).
  *
@@ -157,7 +168,7 @@ function img(image: PanelImage, alt: string, cls: string): string {
  * // await Deno.writeTextFile("example.json", JSON.stringify(panelsAsUris(images)));
  * ```
  */
-export function panelsAsUris(images: AttackPanels): AttackPanels {
+export function panelsAsUris(images: AttackPanels): UriPanels {
   const uri = (i: PanelImage) => (typeof i === "string" ? i : pngDataUri(i));
   return {
     ...images,
