@@ -99,3 +99,70 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/** An input or output path that cannot be used as asked; the message names the path and why. */
+export class PathError extends Error {
+  /** The path as the user gave it. */
+  readonly path: string;
+  /** Creates the error. */
+  constructor(path: string, message: string) {
+    super(message);
+    this.name = "PathError";
+    this.path = path;
+  }
+}
+
+/** What a path is, in words, for error messages: "a folder", "a FIFO", "a character device", .... */
+function kindOf(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a folder";
+  if (info.isFifo) return "a FIFO (named pipe)";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isSocket) return "a socket";
+  if (info.isSymlink) return "a symbolic link";
+  return "not a regular file";
+}
+
+/**
+ * Checks that `p` is a regular file (a symbolic link to one is followed) and returns its size in
+ * bytes. FIFOs, devices, sockets and folders are refused by name, before anything opens them (a
+ * FIFO would block a reader, `/dev/zero` would never end). `what` names the file's role in the
+ * message ("video", "weights file", ...).
+ *
+ * @throws {PathError} `"<p>: <what> is a FIFO (named pipe), not a regular file"` and the like.
+ * @example
+ * ```ts
+ * import { checkRegularFile } from "./_fs.ts";
+ * const bytes = await checkRegularFile("data/models/vsfa-mini.safetensors", "weights file");
+ * ```
+ */
+export async function checkRegularFile(p: string, what = "file"): Promise<number> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const dangling = await Deno.lstat(p).then((l) => l.isSymlink, () => false);
+      throw new PathError(
+        p,
+        dangling ? `${p}: ${what} is a symbolic link to a missing file` : `${p}: no such ${what}`,
+      );
+    }
+    throw new PathError(p, `${p}: cannot read ${what}: ${(e as Error).message}`);
+  }
+  if (!info.isFile) throw new PathError(p, `${p}: ${what} is ${kindOf(info)}, not a regular file`);
+  return info.size;
+}
+
+/** Synchronous {@link checkRegularFile}, for loaders that are synchronous. */
+export function checkRegularFileSync(p: string, what = "file"): number {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new PathError(p, `${p}: no such ${what}`);
+    throw new PathError(p, `${p}: cannot read ${what}: ${(e as Error).message}`);
+  }
+  if (!info.isFile) throw new PathError(p, `${p}: ${what} is ${kindOf(info)}, not a regular file`);
+  return info.size;
+}

@@ -8,6 +8,7 @@
 
 import * as path from "path";
 import { tempPathBeside } from "../_fs.ts";
+import { forgetTemp, registerChild, registerTemp } from "../_interrupt.ts";
 
 /** Bytes of ffmpeg's stderr kept for error messages (the tail). */
 const STDERR_TAIL = 4096;
@@ -207,37 +208,6 @@ export interface Spawned {
   kill(): void;
 }
 
-const live = new Set<Deno.ChildProcess>();
-const temps = new Set<string>();
-let signalsInstalled = false;
-const SIGNALS: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-
-function onSignal(): void {
-  for (const c of live) {
-    try {
-      c.kill("SIGKILL");
-    } catch { /* exited */ }
-  }
-  for (const t of temps) {
-    try {
-      Deno.removeSync(t);
-    } catch { /* gone */ }
-  }
-  Deno.exit(130);
-}
-
-function updateSignals(): void {
-  const want = temps.size > 0;
-  if (want === signalsInstalled) return;
-  for (const s of SIGNALS) {
-    try {
-      if (want) Deno.addSignalListener(s, onSignal);
-      else Deno.removeSignalListener(s, onSignal);
-    } catch { /* signal not supported here */ }
-  }
-  signalsInstalled = want;
-}
-
 /** How {@link spawnTool} connects a tool, and where it runs. */
 export interface SpawnOptions {
   /** stdin: "null" (default) or "piped". */
@@ -289,8 +259,7 @@ export function spawnTool(
     }
     throw e;
   }
-  live.add(child);
-  child.status.finally(() => live.delete(child));
+  registerChild(child);
   const stderr = new StderrTail(child.stderr);
   return {
     child,
@@ -358,8 +327,7 @@ export async function checkInputFile(file: string): Promise<void> {
  */
 export function tempPathFor(target: string): string {
   const tmp = tempPathBeside(target);
-  temps.add(tmp);
-  updateSignals();
+  registerTemp(tmp);
   return tmp;
 }
 
@@ -376,8 +344,7 @@ export async function commitTemp(tmp: string, target: string): Promise<void> {
   try {
     await Deno.rename(tmp, target);
   } finally {
-    temps.delete(tmp);
-    updateSignals();
+    forgetTemp(tmp);
   }
 }
 
@@ -392,8 +359,7 @@ export async function discardTemp(tmp: string): Promise<void> {
   try {
     await Deno.remove(tmp);
   } catch { /* not created or gone */ }
-  temps.delete(tmp);
-  updateSignals();
+  forgetTemp(tmp);
 }
 
 /** Checks that the folder of an output path exists, with an error naming the file. *
