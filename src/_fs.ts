@@ -166,3 +166,21 @@ export function checkRegularFileSync(p: string, what = "file"): number {
   if (!info.isFile) throw new PathError(p, `${p}: ${what} is ${kindOf(info)}, not a regular file`);
   return info.size;
 }
+
+/**
+ * The SHA-256 of a regular file's contents, as 64 hex digits (for recording which weights made
+ * a result). Non-regular files are refused as by {@link checkRegularFile}.
+ *
+ * @example
+ * ```ts
+ * import { fileSha256 } from "./_fs.ts";
+ * const digest = await fileSha256("data/models/vsfa-mini.safetensors");
+ * console.log(digest.length); // 64
+ * ```
+ */
+export async function fileSha256(p: string, what = "file"): Promise<string> {
+  await checkRegularFile(p, what);
+  const bytes = await Deno.readFile(p);
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
