@@ -83,7 +83,19 @@ export async function main(args: string[]): Promise<number> {
       console.error(e.message);
       return EXIT_NO_ADAPTER;
     }
-    throw e;
+    // Whatever a command did not turn into its own message: one line, no stack trace (set
+    // STQA_DEBUG=1 for it).
+    console.error(`${command}: ${e instanceof Error ? e.message : String(e)}`);
+    if (debugRequested() && e instanceof Error && e.stack) console.error(e.stack);
+    return 1;
+  }
+}
+
+function debugRequested(): boolean {
+  try {
+    return !!Deno.env.get("STQA_DEBUG");
+  } catch {
+    return false; // not allowed to read it
   }
 }
 

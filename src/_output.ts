@@ -9,7 +9,9 @@
  * - inside it, it replaces only what it recognises as its own earlier output, and only where the
  *   command says so (`--overwrite`, or a result made with the same options);
  * - a temporary folder is `.stqa-tmp-<label>.<random>` with a marker file naming the process
- *   that made it; it is removed when that process is gone.
+ *   that made it, touched every 30 s while the process works in it; a later run removes it once
+ *   it has not been touched for {@link STALE_AFTER_MS} (the process is gone: killed, crashed, or
+ *   the machine stopped). Ctrl-C removes it at once (src/_interrupt.ts).
  *
  * @module
  */
@@ -123,7 +125,7 @@ export async function prepareOutputDir(
   let head = abs;
   for (;;) {
     const info = await Deno.stat(head).catch((e) => {
-      if (e instanceof Deno.errors.NotFound) return null;
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
       throw new PathError(out, `${out}: cannot use ${option}: ${(e as Error).message}`);
     });
     if (info) {
@@ -178,7 +180,27 @@ export const WORK_DIR_PREFIX = ".stqa-tmp-";
 /** The marker file inside a temporary folder: who made it, and when. */
 export const WORK_DIR_MARKER = ".stqa-temp.json";
 
+/** A work folder whose marker has not been touched for this long belongs to no live run. */
+export const STALE_AFTER_MS = 10 * 60 * 1000;
+const HEARTBEAT_MS = 30 * 1000;
+
 const mine = new Set<string>();
+let heartbeat: ReturnType<typeof setInterval> | undefined;
+
+/** Touches the markers of this process's work folders while it holds any. */
+function updateHeartbeat(): void {
+  if (mine.size && heartbeat === undefined) {
+    const timer = setInterval(() => {
+      const now = new Date();
+      for (const d of mine) Deno.utime(path.join(d, WORK_DIR_MARKER), now, now).catch(() => {});
+    }, HEARTBEAT_MS);
+    Deno.unrefTimer(timer);
+    heartbeat = timer;
+  } else if (!mine.size && heartbeat !== undefined) {
+    clearInterval(heartbeat);
+    heartbeat = undefined;
+  }
+}
 
 /**
  * Makes a temporary folder `<root>/.stqa-tmp-<label>.<random>` with a marker naming this
@@ -201,6 +223,7 @@ export async function makeWorkDir(root: string, label: string): Promise<string> 
   });
   registerTemp(dir);
   mine.add(dir);
+  updateHeartbeat();
   await Deno.writeTextFile(
     path.join(dir, WORK_DIR_MARKER),
     JSON.stringify({ pid: Deno.pid, started: new Date().toISOString() }) + "\n",
@@ -213,6 +236,7 @@ export async function discardWorkDir(dir: string): Promise<void> {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   forgetTemp(dir);
   mine.delete(dir);
+  updateHeartbeat();
 }
 
 /**
@@ -242,27 +266,18 @@ export async function commitWorkDir(
   await Deno.rename(dir, target);
   forgetTemp(dir);
   mine.delete(dir);
+  updateHeartbeat();
   if (aside) await discardWorkDir(aside);
   return target;
 }
 
-/** Whether the process `pid` is alive: true where it cannot be told (no /proc). */
-async function processAlive(pid: number): Promise<boolean> {
-  if (pid === Deno.pid) return true;
-  if (Deno.build.os !== "linux") return true;
-  try {
-    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmd.length > 0;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Removes the stale temporary folders in `root` that {@link makeWorkDir} made: those whose
- * process has ended (an interrupted or crashed run), or that this process made and no longer
- * holds. Folders of a run still going on are left alone, and so is everything not marked as
- * ours. Returns the names removed.
+ * marker has not been touched for `staleAfterMs` (default {@link STALE_AFTER_MS}; a killed or
+ * crashed run), those this process made and no longer holds, and empty unmarked ones. Folders of
+ * a run still going on are left alone, and so is everything not marked as ours. Returns the
+ * names removed. (A process's liveness cannot be asked directly under Deno's narrow
+ * permissions: /proc needs --allow-all and signals need --allow-run; the marker's age tells.)
  *
  * @example
  * ```ts
@@ -271,22 +286,30 @@ async function processAlive(pid: number): Promise<boolean> {
  * const removed = await removeStaleWorkDirs(root);
  * ```
  */
-export async function removeStaleWorkDirs(root: string): Promise<string[]> {
+export async function removeStaleWorkDirs(
+  root: string,
+  options: { staleAfterMs?: number } = {},
+): Promise<string[]> {
+  const staleAfter = options.staleAfterMs ?? STALE_AFTER_MS;
   const removed: string[] = [];
   for await (const e of Deno.readDir(root)) {
     if (!e.isDirectory || !e.name.startsWith(WORK_DIR_PREFIX)) continue;
     const dir = path.join(root, e.name);
     if (mine.has(dir)) continue;
+    const markerFile = path.join(dir, WORK_DIR_MARKER);
     let pid: number | null = null;
+    let touched: number;
     try {
-      const marker = JSON.parse(await Deno.readTextFile(path.join(dir, WORK_DIR_MARKER)));
+      const marker = JSON.parse(await Deno.readTextFile(markerFile));
       if (Number.isInteger(marker?.pid)) pid = marker.pid;
+      touched = (await Deno.stat(markerFile)).mtime?.getTime() ?? Date.now();
     } catch {
       // No readable marker: remove it only if it is empty (made, then interrupted at once).
       if (await Deno.remove(dir).then(() => true, () => false)) removed.push(e.name);
       continue;
     }
-    if (pid === null || (pid !== Deno.pid && await processAlive(pid))) continue;
+    if (pid === null) continue;
+    if (pid !== Deno.pid && Date.now() - touched < staleAfter) continue;
     await Deno.remove(dir, { recursive: true });
     removed.push(e.name);
   }

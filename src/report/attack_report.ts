@@ -54,6 +54,88 @@ export const AttackRunSchema = z.object({
 /** One attack of one video. */
 export type AttackRun = z.infer<typeof AttackRunSchema>;
 
+/**
+ * The options that decide an attack's result, recorded in report.json so that a rerun into the
+ * same output folder can tell a finished video (same options: skipped) from one made otherwise
+ * (refused unless `--overwrite`). The seed and the chunk size are not among them: the generator
+ * is deterministic and its GRU state is carried across chunks.
+ */
+export const AttackOptionsSchema = z.object({
+  /** The input file: its real path, size in bytes and modification time (ISO 8601, or null). */
+  input: z.object({
+    path: z.string().min(1),
+    bytes: z.number().int().nonnegative(),
+    modified: z.string().nullable(),
+  }).strict(),
+  /** The victim's name and the SHA-256 of its weights file. */
+  victim: z.object({ name: z.string(), weights: z.string() }).strict(),
+  /** The generator's weights file and its SHA-256. */
+  generator: z.object({ path: z.string(), weights: z.string() }).strict(),
+  /** `untargeted`, `up`, `down` or `both`. */
+  mode: z.enum(["untargeted", "up", "down", "both"]),
+  /** Multiple of the JND allowed. */
+  eps: z.number().positive(),
+  /** Codec of the written video. */
+  codec: z.enum(["ffv1", "x264-444", "x264-420"]),
+  /** `--frames`, or null for all. */
+  frames: z.number().int().positive().nullable(),
+  /** `--size`, or null for the video's own. */
+  size: z.object({
+    width: z.number().int().positive().nullable(),
+    height: z.number().int().positive().nullable(),
+  })
+    .strict().nullable(),
+  /** JND model of the maps. */
+  jnd: z.string(),
+}).strict();
+
+/** The options that decide an attack's result (see {@link AttackOptionsSchema}). */
+export type AttackOptions = z.infer<typeof AttackOptionsSchema>;
+
+/**
+ * The options that differ between two records, in words: `["eps 1 -> 4", "codec ffv1 ->
+ * x264-444"]` (empty when they are the same).
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "assert";
+ * import { attackOptionsDiff } from "./attack_report.ts";
+ * const a = {
+ *   input: { path: "/v/a.mkv", bytes: 10, modified: null },
+ *   victim: { name: "vsfa-mini", weights: "ab" },
+ *   generator: { path: "g.safetensors", weights: "cd" },
+ *   mode: "untargeted" as const,
+ *   eps: 1,
+ *   codec: "ffv1" as const,
+ *   frames: null,
+ *   size: null,
+ *   jnd: "namm-st",
+ * };
+ * assertEquals(attackOptionsDiff(a, { ...a, eps: 4 }), ["eps 1 -> 4"]);
+ * ```
+ */
+export function attackOptionsDiff(before: AttackOptions, now: AttackOptions): string[] {
+  const out: string[] = [];
+  const show = (v: unknown) => typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+  const walk = (a: unknown, b: unknown, key: string) => {
+    if (
+      typeof a === "object" && a !== null && typeof b === "object" && b !== null &&
+      !Array.isArray(a)
+    ) {
+      const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+      for (const k of keys) {
+        walk(
+          (a as Record<string, unknown>)[k],
+          (b as Record<string, unknown>)[k],
+          key ? `${key}.${k}` : k,
+        );
+      }
+    } else if (show(a) !== show(b)) out.push(`${key} ${show(a)} -> ${show(b)}`);
+  };
+  walk(before, now, "");
+  return out;
+}
+
 /** out/<name>/report.json. */
 export const AttackReportSchema = z.object({
   /** Schema version. */
@@ -95,6 +177,8 @@ export const AttackReportSchema = z.object({
   attacks: z.array(AttackRunSchema).min(1),
   /** Wall seconds for the whole video (reading included). */
   seconds: z.number().min(0),
+  /** The options that decide the result (absent in reports of earlier versions). */
+  options: AttackOptionsSchema.optional(),
 }).strict();
 
 /** out/<name>/report.json. */
