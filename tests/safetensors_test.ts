@@ -164,6 +164,15 @@ Deno.test("corrupted files give clear errors", () => {
     }, f4),
     /tensors 'a' \[0, 16\) and 'b' \[12, 20\) overlap/,
   );
+  // Bytes after the last tensor's data (a padded or concatenated file).
+  assertDecodeError(
+    rawFile({ w: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f4),
+    /8 byte\(s\) follow the last tensor's data \(the header declares 16 bytes of data, the file holds 24\); the file is padded/,
+  );
+  assertDecodeError(
+    Uint8Array.from([...good, 0, 0, 0, 0]),
+    /4 byte\(s\) follow the last tensor's data/,
+  );
   // A sane file of the same kind passes (so the checks above fail for the stated reason).
   const ok = decodeSafetensors(rawFile({
     a: { dtype: "F32", shape: [4], data_offsets: [0, 16] },

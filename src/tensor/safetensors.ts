@@ -9,9 +9,15 @@
  * name order, without gaps.
  *
  * Reading validates the header with zod and checks every tensor's offsets: inside the data
- * section, `end - begin = 4 * prod(shape)`, no two tensors overlapping. Only `F32` is supported;
- * any other dtype is an error naming it. Writing goes to a temporary file in the same folder
- * that is renamed over the target once complete, so a failure never leaves a partial file.
+ * section, `end - begin = 4 * prod(shape)`, no two tensors overlapping, and the data section
+ * exactly as long as the header declares (a truncated or padded file is refused). Only `F32` is
+ * supported; any other dtype is an error naming it. Files are read only when they are regular
+ * files (a symbolic link to one is followed; FIFOs and devices such as `/dev/zero` are refused by
+ * name before they are opened), and only after the 8-byte length, the header and the size the
+ * header declares have been checked against the file's size, so a bad file never makes a large
+ * allocation. Loaded tensors must be finite: a NaN or infinite value is refused naming the file
+ * and the tensor. Writing goes to a temporary file in the same folder (removed on Ctrl-C) that is
+ * renamed over the target once complete, so a failure never leaves a partial file.
  *
  * `encodeSafetensors` / `decodeSafetensors` are the pure CPU halves, on bytes.
  *
@@ -19,7 +25,8 @@
  */
 
 import { z } from "zod";
-import { writeFileAtomic } from "../_fs.ts";
+import { checkRegularFile, PathError, tempPathBeside } from "../_fs.ts";
+import { forgetTemp, registerTemp } from "../_interrupt.ts";
 import { formatZodError } from "../_zod.ts";
 import { writeBuffer } from "../gpu/queue.ts";
 import { type Shape, sizeOf, Tensor, tensor } from "./tensor.ts";
@@ -183,8 +190,32 @@ export function encodeSafetensors(
  */
 export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   const { header, dataStart } = parseHeader(bytes);
-  const dataBytes = bytes.length - dataStart;
+  const spans = checkSpans(header, bytes.length - dataStart);
   const tensors: Record<string, TensorData> = {};
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (const { name, begin, end } of spans) {
+    const start = dataStart + begin;
+    let data: Float32Array;
+    if (LITTLE_ENDIAN) {
+      data = new Float32Array(bytes.slice(start, dataStart + end).buffer);
+    } else {
+      data = new Float32Array((end - begin) / 4);
+      for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(start + 4 * i, true);
+    }
+    tensors[name] = { shape: [...header.tensors[name].shape], data };
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/**
+ * Checks every tensor's offsets against its shape and a data section of `dataBytes` bytes: no
+ * tensor reaching beyond it, none overlapping, and no bytes after the last tensor's data.
+ * Returns the spans in file order.
+ */
+function checkSpans(
+  header: ParsedHeader,
+  dataBytes: number,
+): { name: string; begin: number; end: number }[] {
   const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, info] of Object.entries(header.tensors)) {
     const [begin, end] = info.data_offsets;
@@ -218,19 +249,14 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
       );
     }
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (const { name, begin, end } of spans) {
-    const start = dataStart + begin;
-    let data: Float32Array;
-    if (LITTLE_ENDIAN) {
-      data = new Float32Array(bytes.slice(start, dataStart + end).buffer);
-    } else {
-      data = new Float32Array((end - begin) / 4);
-      for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(start + 4 * i, true);
-    }
-    tensors[name] = { shape: [...header.tensors[name].shape], data };
+  const declared = spans.reduce((m, t) => Math.max(m, t.end), 0);
+  if (dataBytes > declared) {
+    fail(
+      `${dataBytes - declared} byte(s) follow the last tensor's data (the header declares ` +
+        `${declared} bytes of data, the file holds ${dataBytes}); the file is padded or corrupt`,
+    );
   }
-  return { tensors, metadata: header.metadata };
+  return spans;
 }
 
 interface ParsedHeader {
@@ -238,15 +264,16 @@ interface ParsedHeader {
   metadata: Record<string, string>;
 }
 
-function parseHeader(bytes: Uint8Array): { header: ParsedHeader; dataStart: number } {
-  if (bytes.length < 8) {
-    fail(`the file is ${bytes.length} bytes, too short for the 8-byte header length`);
+/** The header length in the first 8 bytes, checked against a file of `total` bytes. */
+function headerLengthOf(first8: Uint8Array, total: number): number {
+  if (total < 8) {
+    fail(`the file is ${total} bytes, too short for the 8-byte header length`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(first8.buffer, first8.byteOffset, first8.byteLength);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) {
+  if (n > BigInt(total - 8)) {
     fail(
-      `the header length ${n} exceeds the ${bytes.length - 8} bytes that follow it ` +
+      `the header length ${n} exceeds the ${total - 8} bytes that follow it ` +
         `(truncated or not a safetensors file)`,
     );
   }
@@ -254,6 +281,15 @@ function parseHeader(bytes: Uint8Array): { header: ParsedHeader; dataStart: numb
   if (headerLength > MAX_HEADER_BYTES) {
     fail(`the header length ${headerLength} is above the limit of ${MAX_HEADER_BYTES} bytes`);
   }
+  return headerLength;
+}
+
+/** Parses the header of `bytes` (which hold at least the length and the header). */
+function parseHeader(
+  bytes: Uint8Array,
+  total = bytes.length,
+): { header: ParsedHeader; dataStart: number } {
+  const headerLength = headerLengthOf(bytes, total);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
@@ -295,6 +331,81 @@ function parseHeader(bytes: Uint8Array): { header: ParsedHeader; dataStart: numb
   return { header, dataStart: 8 + headerLength };
 }
 
+/** A file for {@link writeFilesAtomic}: its path and its bytes (or text, as UTF-8). */
+export interface AtomicFile {
+  /** Where it goes. */
+  path: string;
+  /** What it holds. */
+  data: Uint8Array | string;
+}
+
+/**
+ * Writes files atomically and together: each to a temporary file beside its target (removed on
+ * Ctrl-C, and on failure), then, once all are complete, each renamed over its target in order.
+ * A failure before the renames leaves every target as it was.
+ *
+ * @example
+ * ```ts
+ * import { writeFilesAtomic } from "./safetensors.ts";
+ * await writeFilesAtomic([
+ *   { path: "out/m.safetensors", data: new Uint8Array(8) },
+ *   { path: "out/m.json", data: "{}\n" },
+ * ]);
+ * ```
+ */
+export async function writeFilesAtomic(files: readonly AtomicFile[]): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const f of files) {
+      const tmp = tempPathBeside(f.path);
+      temps.push(tmp);
+      registerTemp(tmp);
+      await Deno.writeFile(
+        tmp,
+        typeof f.data === "string" ? new TextEncoder().encode(f.data) : f.data,
+        {
+          createNew: true,
+        },
+      );
+    }
+    for (const [k, f] of files.entries()) {
+      await Deno.rename(temps[k], f.path);
+      forgetTemp(temps[k]);
+    }
+  } catch (e) {
+    for (const t of temps) {
+      await Deno.remove(t).catch(() => {/* not created, or renamed */});
+      forgetTemp(t);
+    }
+    throw e;
+  }
+}
+
+/**
+ * The safetensors bytes of GPU tensors (read back), for {@link writeFilesAtomic}; errors name
+ * `path`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { safetensorsBytes } from "./safetensors.ts";
+ * await initGpu();
+ * const bytes = await safetensorsBytes("w.safetensors", { w: tensor([1, 2], [2]) });
+ * ```
+ */
+export async function safetensorsBytes(
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const datas: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (!(t instanceof Tensor)) fail(`'${name}' is not a Tensor`, path);
+    datas[name] = { shape: [...t.shape], data: await t.read() };
+  }
+  return aboutFile(path, () => encodeSafetensors(datas, metadata));
+}
+
 /**
  * Saves tensors (read back from the GPU) to a safetensors file, atomically.
  *
@@ -311,37 +422,164 @@ export async function saveSafetensors(
   tensors: Record<string, Tensor>,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  const datas: Record<string, TensorData> = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    if (!(t instanceof Tensor)) fail(`'${name}' is not a Tensor`, path);
-    datas[name] = { shape: [...t.shape], data: await t.read() };
-  }
-  const bytes = aboutFile(path, () => encodeSafetensors(datas, metadata));
+  const bytes = await safetensorsBytes(path, tensors, metadata);
   try {
-    await writeFileAtomic(path, bytes);
+    await writeFilesAtomic([{ path, data: bytes }]);
   } catch (e) {
     throw new SafetensorsError(path, `cannot write: ${(e as Error).message}`, { cause: e });
   }
 }
 
-async function readContents(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
+/** Options of {@link readSafetensorsFile}, {@link loadSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /** The file's role in messages ("weights file", "checkpoint"); default "file". */
+  what?: string;
+  /** Accept NaN and infinite values (default false: refused naming the tensor). */
+  allowNonFinite?: boolean;
+}
+
+/** Reads exactly `into.length` bytes from `file` (fewer only at the end of the file). */
+async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<number> {
+  let got = 0;
+  while (got < into.length) {
+    const n = await file.read(into.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return got;
+}
+
+/**
+ * Reads and validates a safetensors file without the GPU. The file must be a regular file (a
+ * symbolic link to one is followed; a folder, FIFO or device is refused by name before it is
+ * opened); the header length, the header and the data size it declares are checked against the
+ * file's size before the data is read, so a truncated, padded or foreign file is refused
+ * (naming the tensor where one is at fault) without a large allocation. Unless
+ * `allowNonFinite`, every value must be finite.
+ *
+ * @throws {SafetensorsError} `<file>: <detail>`.
+ * @example
+ * ```ts
+ * import { readSafetensorsFile } from "./safetensors.ts";
+ * const { tensors, metadata } = await readSafetensorsFile("w.safetensors", {
+ *   what: "weights file",
+ * });
+ * ```
+ */
+export async function readSafetensorsFile(
+  path: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<SafetensorsContents> {
+  const what = options.what ?? "file";
   try {
-    bytes = await Deno.readFile(path);
+    await checkRegularFile(path, what);
+  } catch (e) {
+    if (!(e instanceof PathError)) throw e;
+    const prefix = `${path}: `;
+    const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+    throw new SafetensorsError(path, detail === `no such ${what}` ? "no such file" : detail, {
+      cause: e,
+    });
+  }
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
   } catch (e) {
     const detail = e instanceof Deno.errors.NotFound
       ? "no such file"
       : `cannot read: ${(e as Error).message}`;
     throw new SafetensorsError(path, detail, { cause: e });
   }
-  return aboutFile(path, () => decodeSafetensors(bytes));
+  let contents: SafetensorsContents;
+  try {
+    const info = await file.stat();
+    if (!info.isFile) fail(`${what} is not a regular file`, path);
+    const size = info.size;
+    const first = new Uint8Array(Math.min(8, size));
+    await readFull(file, first);
+    const headerLength = aboutFile(path, () => headerLengthOf(first, size));
+    const bytes = new Uint8Array(8 + headerLength);
+    bytes.set(first);
+    if (await readFull(file, bytes.subarray(8)) < headerLength) {
+      fail("the file shrank while it was read", path);
+    }
+    const { header, dataStart } = aboutFile(path, () => parseHeader(bytes, size));
+    aboutFile(path, () => checkSpans(header, size - dataStart));
+    // The sizes agree: read the data section (exactly as long as the header declares).
+    const all = new Uint8Array(size);
+    all.set(bytes);
+    if (await readFull(file, all.subarray(bytes.length)) < size - bytes.length) {
+      fail("the file shrank while it was read", path);
+    }
+    contents = aboutFile(path, () => decodeSafetensors(all));
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
+    throw new SafetensorsError(path, `cannot read: ${(e as Error).message}`, { cause: e });
+  } finally {
+    file.close();
+  }
+  if (!options.allowNonFinite) checkFinite(contents.tensors, path);
+  return contents;
+}
+
+/**
+ * The first NaN or infinite value of each tensor that has one: name, count, index and value.
+ *
+ * @example
+ * ```ts
+ * import { nonFiniteValues } from "./safetensors.ts";
+ * nonFiniteValues({ w: { shape: [2], data: new Float32Array([1, NaN]) } });
+ * // [{ name: "w", count: 1, index: 1, value: NaN }]
+ * ```
+ */
+export function nonFiniteValues(
+  tensors: Record<string, TensorData>,
+): { name: string; count: number; index: number; value: number }[] {
+  const out: { name: string; count: number; index: number; value: number }[] = [];
+  for (const [name, { data }] of Object.entries(tensors)) {
+    let count = 0;
+    let index = -1;
+    for (let i = 0; i < data.length; i++) {
+      // x - x is 0 for finite x and NaN for NaN and the infinities.
+      if (data[i] - data[i] !== 0) {
+        if (index < 0) index = i;
+        count++;
+      }
+    }
+    if (count) out.push({ name, count, index, value: data[index] });
+  }
+  return out;
+}
+
+/**
+ * Throws a {@link SafetensorsError} naming `file` and the first tensor holding a NaN or an
+ * infinite value (with how many it holds and the first index), if any does.
+ *
+ * @example
+ * ```ts
+ * import { checkFinite } from "./safetensors.ts";
+ * checkFinite({ w: { shape: [2], data: new Float32Array([1, 2]) } }, "w.safetensors"); // fine
+ * ```
+ */
+export function checkFinite(tensors: Record<string, TensorData>, file?: string): void {
+  const bad = nonFiniteValues(tensors);
+  if (!bad.length) return;
+  const b = bad[0];
+  const shape = shapeText(tensors[b.name].shape);
+  const more = bad.length > 1 ? ` (and ${bad.length - 1} other tensor(s))` : "";
+  fail(
+    `tensor '${b.name}' ${shape} holds ${b.count} non-finite value(s) (first: ${b.value} at ` +
+      `index ${b.index})${more}; the weights are corrupt or come from a diverged run`,
+    file,
+  );
 }
 
 /**
  * Loads a safetensors file. Without `into`, returns new tensors (not requiring gradients). With
  * `into`, checks that the file holds exactly those names with the same shapes (one error lists
  * every missing, extra or mismatching tensor) and then copies the values into those tensors'
- * buffers, returning `into`.
+ * buffers, returning `into`. The file is read as {@link readSafetensorsFile} reads it: a regular
+ * file whose sizes agree, every value finite (unless `allowNonFinite`).
  *
  * @throws {SafetensorsError} on a malformed file or a mismatch with `into`.
  * @example
@@ -355,8 +593,9 @@ async function readContents(path: string): Promise<SafetensorsContents> {
 export async function loadSafetensors(
   path: string,
   into?: Record<string, Tensor>,
+  options: ReadSafetensorsOptions = {},
 ): Promise<Record<string, Tensor>> {
-  const { tensors } = await readContents(path);
+  const { tensors } = await readSafetensorsFile(path, options);
   if (!into) {
     const out: Record<string, Tensor> = {};
     for (const [name, { shape, data }] of Object.entries(tensors)) {
@@ -402,7 +641,7 @@ export async function loadSafetensors(
  * ```
  */
 export async function safetensorsMetadata(path: string): Promise<Record<string, string>> {
-  return (await readContents(path)).metadata;
+  return (await readSafetensorsFile(path, { allowNonFinite: true })).metadata;
 }
 
 function sameShape(a: Shape, b: Shape): boolean {
