@@ -6,31 +6,12 @@
 
 import assert from "assert";
 import { join } from "path";
-import {
-  loadGenerator,
-  parseAttackReport,
-  readVideo,
-  saveGenerator,
-  StqaNet,
-  tensor,
-  trainGenerator,
-  writeVideo,
-} from "../mod.ts";
+import { loadGenerator, parseAttackReport, readVideo, trainGenerator } from "../mod.ts";
 import { attackCommand, resolveAttackInputs } from "../src/attack/command.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
+import { clipFile, generatorFile, TINY } from "./_attack_fixtures.ts";
 
 await initGpu();
-
-const TINY = { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] };
-const INFO = {
-  victim: "vsfa-mini",
-  victimFamily: "vsfa-mini",
-  jnd: "namm-st" as const,
-  eps: 1,
-  qMin: 1,
-  qMax: 5,
-  median: 3,
-};
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {
@@ -45,51 +26,6 @@ globalThis.addEventListener("unload", () => {
     } catch { /* gone */ }
   }
 });
-
-/** A small textured clip on disk. */
-async function clipFile(
-  dir: string,
-  name: string,
-  frames = 5,
-  w = 40,
-  h = 24,
-  freq = 0.9,
-): Promise<string> {
-  const v = new Float32Array(frames * 3 * h * w);
-  let i = 0;
-  for (let f = 0; f < frames; f++) {
-    for (let c = 0; c < 3; c++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++, i++) {
-          v[i] = Math.round(255 * (0.5 + 0.35 * Math.sin(freq * x + 0.5 * y + 0.3 * f + c))) / 255;
-        }
-      }
-    }
-  }
-  const file = join(dir, name);
-  await writeVideo(file, tensor(v, [frames, 3, h, w]), { codec: "ffv1", disposeInput: true });
-  return file;
-}
-
-/** A generator with large output maps (as a trained one) saved in `dir`. */
-async function generatorFile(
-  dir: string,
-  variant: "untargeted" | "two-branch" = "untargeted",
-  info: Partial<typeof INFO> = {},
-  name = `gen-${variant}`,
-): Promise<string> {
-  const net = new StqaNet({ seed: 3, config: { ...TINY, variant } });
-  for (const [name, p] of Object.entries(net.parameters())) {
-    if (name.endsWith("out.weight")) {
-      const { writeBuffer } = await import("../src/gpu/queue.ts");
-      writeBuffer(p.buffer, (await p.read()).map((x) => x * 300));
-    }
-  }
-  const stem = join(dir, name);
-  await saveGenerator(net, stem, { ...INFO, ...info });
-  net.dispose();
-  return `${stem}.safetensors`;
-}
 
 async function entries(dir: string): Promise<string[]> {
   const out: string[] = [];

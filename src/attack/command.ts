@@ -14,17 +14,24 @@ import { fileURLToPath } from "url";
 import { z } from "zod";
 import { commandLine, parseCommand } from "../_cli.ts";
 import { formatSeconds } from "../_progress.ts";
-import { isDir, isFile } from "../_fs.ts";
+import { checkRegularFile, exists, fileSha256, isDir, isFile, PathError } from "../_fs.ts";
+import { insideOutput, prepareOutputDir, removeStaleWorkDirs, uniqueNames } from "../_output.ts";
 import { loadManifest } from "../data/manifest.ts";
 import { loadGenericManifest } from "../data/loaders.ts";
-import { DatasetError } from "../data/types.ts";
 import { correlationReport } from "../eval/metrics.ts";
-import { initGpu } from "../gpu/device.ts";
+import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { bundledGeneratorName, type Generator, loadGenerator } from "../models/generator_io.ts";
 import { loadVictim } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { writeFileAtomic } from "../_fs.ts";
-import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
+import { victimPaths } from "../models/victims/mod.ts";
+import {
+  type AttackOptions,
+  attackOptionsDiff,
+  type AttackReport,
+  parseAttackReport,
+} from "../report/attack_report.ts";
+import { branchFor } from "./stqa.ts";
 import { attackVideo, isVideoPath } from "./video.ts";
 
 /** The bundled sample clips (the default input). */
@@ -53,7 +60,14 @@ Options:
   --size <WxH>            scale frames when decoding, e.g. 320x180, 320x or x180 (default: as is)
   --chunk-frames <n>      frames per generator chunk; the GRU state is carried (default 16)
   --seed <n>              recorded in the report (the generator is deterministic) (default 1)
+  --overwrite             redo videos whose earlier result in --out was made with other options
+  --keep-going            record a video that fails in summary.json and go on with the next
   -h, --help              this text
+
+Reruns: a video whose <out>/<name>/report.json was made with the same options is skipped; one
+made with other options is refused (before any work) unless --overwrite. Nothing outside --out
+is written, and inside it only the video folders and summary.json; output names come from the
+videos' names, made safe and distinct (the mapping is printed where it differs).
 
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
 `;
@@ -78,6 +92,8 @@ const ArgsSchema = z.object({
   size: SizeArg.optional(),
   "chunk-frames": z.coerce.number().int().positive().max(4096).default(16),
   seed: z.coerce.number().int().nonnegative().default(1),
+  overwrite: z.boolean().default(false),
+  "keep-going": z.boolean().default(false),
 }).strict();
 
 const FLAGS = {
@@ -93,6 +109,8 @@ const FLAGS = {
   size: { type: "string" },
   "chunk-frames": { type: "string" },
   seed: { type: "string" },
+  overwrite: { type: "boolean" },
+  "keep-going": { type: "boolean" },
 } as const;
 
 /** A video to attack, with its label when it came from a manifest. */
@@ -103,13 +121,16 @@ export interface AttackInput {
   name: string;
   /** Its label, or null. */
   label: number | null;
+  /** The name it would have had, where `name` had to be made safe or distinct. */
+  renamedFrom?: string;
 }
 
 /**
  * The videos an `--input` names: one file, the video files of a folder (sorted), or the items of
  * a manifest (a proxy manifest, filtered by split, or a generic CSV/JSON list of path,mos).
- * Output names are the files' stems, made unique (the proxy's clip paths become
- * `source_motion_clip`).
+ * Output names are the files' stems, made safe and distinct by `uniqueNames` (no empty,
+ * dot-only or separator-bearing names; `summary.json` reserved; the proxy's clip paths become
+ * `source_motion_clip`). Symbolic links to video files in a folder are followed.
  *
  * @throws {Error} naming the path when it does not exist, holds no videos, or a manifest lists
  * missing files.
@@ -128,15 +149,20 @@ export async function resolveAttackInputs(
   if (await isDir(input)) {
     const names: string[] = [];
     for await (const e of Deno.readDir(input)) {
-      if (e.isFile && isVideoPath(e.name)) names.push(e.name);
+      if (!isVideoPath(e.name)) continue;
+      // Symbolic links to regular files count; special files and folders do not.
+      if (e.isFile || (e.isSymlink && await isFile(join(input, e.name)))) names.push(e.name);
     }
     names.sort();
     if (!names.length) {
       throw new Error(`${input}: no video files in this folder (${"mkv, mp4, avi, mov, ..."})`);
     }
     items = names.map((n) => ({ path: join(input, n), label: null }));
-  } else if (!(await isFile(input))) {
+  } else if (!(await exists(input))) {
     throw new Error(`${input}: no such file or folder`);
+  } else if (!(await isFile(input))) {
+    await checkRegularFile(input, "input"); // names a FIFO, device, socket or dangling link
+    throw new Error(`${input}: not a regular file`);
   } else if (/\.(json|csv)$/i.test(input)) {
     let proxy = false;
     if (input.toLowerCase().endsWith(".json")) {
@@ -169,15 +195,18 @@ export async function resolveAttackInputs(
   } else {
     items = [{ path: input, label: null }];
   }
-  const used = new Set<string>();
-  return items.map((it) => {
-    const stem = (it.name ?? basename(it.path, extname(it.path))).replaceAll(/[^\w.-]/g, "_");
-    let name = stem;
-    for (let k = 2; used.has(name); k++) name = `${stem}-${k}`;
-    used.add(name);
-    return { path: it.path, name, label: it.label };
-  });
+  const raw = items.map((it) => it.name ?? basename(it.path, extname(it.path)));
+  const names = uniqueNames(raw, { reserved: RESERVED_NAMES });
+  return items.map((it, k) => ({
+    path: it.path,
+    name: names[k],
+    label: it.label,
+    ...(names[k] !== raw[k] ? { renamedFrom: raw[k] } : {}),
+  }));
 }
+
+/** Names in --out that are not video folders. */
+const RESERVED_NAMES = ["summary.json"];
 
 /**
  * Checks that a generator can attack a victim: the same family as the victim it was trained
@@ -222,53 +251,101 @@ export async function attackCommand(args: string[]): Promise<number> {
   let victim: Victim | undefined;
   let generator: Generator | undefined;
   try {
+    // Everything that can be checked before the long work: the output folder, the inputs,
+    // the models, the mode, earlier results in --out.
+    const root = await prepareOutputDir(o.out);
+    const stale = await removeStaleWorkDirs(root);
+    if (stale.length) {
+      console.error(`removed ${stale.length} unfinished folder(s) of interrupted runs in ${o.out}`);
+    }
     const inputs = await resolveAttackInputs(o.input ?? SAMPLES_DIR, { split: o.split });
+    for (const it of inputs) {
+      if (it.renamedFrom !== undefined) {
+        console.error(`output name: ${it.path} -> ${join(o.out, it.name)}/`);
+      }
+    }
     await initGpu();
     victim = await loadVictim(o.victim);
     const genName = o.generator ??
       bundledGeneratorName(o.victim, o.mode === "untargeted" ? "untargeted" : "two-branch");
     generator = await loadGenerator(genName);
     checkPair(generator, victim);
+    checkMode(generator, o.mode);
+    const eps = o.eps ?? generator.info.eps;
+    const common = {
+      victim: { name: victim.name, weights: await fileSha256(victimPaths(o.victim).weights) },
+      generator: { path: generator.path, weights: await fileSha256(generator.path) },
+      mode: o.mode,
+      eps,
+      codec: o.codec,
+      frames: o.frames ?? null,
+      size: o.size ? { width: o.size.width ?? null, height: o.size.height ?? null } : null,
+      jnd: generator.info.jnd,
+    };
+    const summaryFile = await checkSummary(root);
+    const plan = await planAttacks(root, o.out, inputs, common, o.overwrite);
+    const todo = plan.filter((p) => p.action !== "skip").length;
     console.error(
-      `attacking ${inputs.length} video(s) against ${victim.name} with ${generator.path} ` +
-        `(${generator.net.config.variant}, mode ${o.mode}, eps ${o.eps ?? generator.info.eps}, ` +
-        `JND ${generator.info.jnd}) -> ${o.out}/`,
+      `attacking ${todo} video(s) against ${victim.name} with ${generator.path} ` +
+        `(${generator.net.config.variant}, mode ${o.mode}, eps ${eps}, ` +
+        `JND ${generator.info.jnd}) -> ${o.out}/` +
+        (todo < inputs.length ? ` (${inputs.length - todo} already done with these options)` : ""),
     );
     const rows: { label: number | null; clean: number; adv: number[] }[] = [];
-    for (const [k, it] of inputs.entries()) {
-      const r = await attackVideo(it.path, {
-        generator,
-        victim,
-        mode: o.mode,
-        eps: o.eps,
-        codec: o.codec,
-        outDir: o.out,
-        name: it.name,
-        frames: o.frames,
-        size: o.size,
-        chunkFrames: o["chunk-frames"],
-        seed: o.seed,
-        label: it.label,
-      });
-      const parts = r.attacks.map((a) =>
-        `${a.mode} ${a.score.toFixed(3)} (${a.scoreChange >= 0 ? "+" : ""}${
-          a.scoreChange.toFixed(3)
-        }) PSNR ${fmt(a.psnr.mean)} dB SSIM ${a.ssim.mean.toFixed(4)} beyond-JND ${
-          (100 * a.beyondJnd).toFixed(2)
-        }% |d| ${a.meanAbsLevels.toFixed(2)}`
-      );
-      console.log(
-        `[${
-          k + 1
-        }/${inputs.length}] ${it.name}: ${r.video.frames}x${r.video.width}x${r.video.height} ` +
-          `clean ${r.clean.score.toFixed(3)} -> ${parts.join("; ")} (${r.seconds.toFixed(1)} s)`,
-      );
+    const failures: { input: string; name: string; error: string }[] = [];
+    for (const [k, p] of plan.entries()) {
+      const it = p.input;
+      const head = `[${k + 1}/${inputs.length}] ${it.name}`;
+      let r: AttackReport;
+      if (p.action === "skip") {
+        r = p.report!;
+        console.log(`${head}: already done with these options (clean ${r.clean.score.toFixed(3)})`);
+      } else {
+        try {
+          r = await attackVideo(it.path, {
+            generator,
+            victim,
+            mode: o.mode,
+            eps: o.eps,
+            codec: o.codec,
+            outDir: root,
+            name: it.name,
+            replace: p.action === "replace",
+            record: p.record,
+            frames: o.frames,
+            size: o.size,
+            chunkFrames: o["chunk-frames"],
+            seed: o.seed,
+            label: it.label,
+          });
+        } catch (e) {
+          if (!o["keep-going"] || e instanceof NoAdapterError) throw e;
+          const error = (e as Error).message;
+          console.error(`${head}: failed: ${error}`);
+          failures.push({ input: it.path, name: it.name, error });
+          continue;
+        }
+        const parts = r.attacks.map((a) =>
+          `${a.mode} ${a.score.toFixed(3)} (${a.scoreChange >= 0 ? "+" : ""}${
+            a.scoreChange.toFixed(3)
+          }) PSNR ${fmt(a.psnr.mean)} dB SSIM ${a.ssim.mean.toFixed(4)} beyond-JND ${
+            (100 * a.beyondJnd).toFixed(2)
+          }% |d| ${a.meanAbsLevels.toFixed(2)}`
+        );
+        console.log(
+          `${head}: ${r.video.frames}x${r.video.width}x${r.video.height} ` +
+            `clean ${r.clean.score.toFixed(3)} -> ${parts.join("; ")} (${r.seconds.toFixed(1)} s)`,
+        );
+      }
       rows.push({ label: it.label, clean: r.clean.score, adv: r.attacks.map((a) => a.score) });
     }
+    const done = new Set(failures.map((f) => f.name));
     const summary: Record<string, unknown> = {
+      tool: "stqa attack",
       command: commandLine("attack", args),
       videos: inputs.length,
-      reports: inputs.map((i) => join(i.name, "report.json")),
+      reports: inputs.filter((i) => !done.has(i.name)).map((i) => join(i.name, "report.json")),
+      failures,
       seconds: (performance.now() - t0) / 1000,
     };
     const labelled = rows.filter((r) => r.label !== null);
@@ -283,22 +360,137 @@ export async function attackCommand(args: string[]): Promise<number> {
           `adversarial ${a.srcc.toFixed(3)}`,
       );
     }
-    await writeFileAtomic(join(o.out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    await writeFileAtomic(summaryFile, JSON.stringify(summary, null, 2) + "\n");
+    if (failures.length) {
+      console.error(
+        `attack: ${failures.length} of ${inputs.length} video(s) failed (listed in ` +
+          `${join(o.out, "summary.json")}); the others are done`,
+      );
+      return 1;
+    }
     console.error(
       `done in ${formatSeconds((performance.now() - t0) / 1000)}; reports in ${o.out}/`,
     );
     return 0;
   } catch (e) {
-    if (
-      e instanceof VideoError || e instanceof DatasetError || e instanceof FfmpegNotFoundError ||
-      e instanceof RangeError || e instanceof Error
-    ) {
-      console.error(`attack: ${(e as Error).message}`);
-      return 1;
-    }
-    throw e;
+    if (e instanceof NoAdapterError) throw e;
+    console.error(`attack: ${(e as Error).message}`);
+    return 1;
   } finally {
     generator?.net.dispose();
     victim?.dispose();
   }
+}
+
+/** Refuses a mode the generator cannot do, before any video is read. */
+function checkMode(generator: Generator, mode: "untargeted" | "up" | "down" | "both"): void {
+  if (mode === "both") {
+    if (generator.net.config.variant !== "two-branch") {
+      throw new RangeError(
+        `--mode both needs a two-branch generator; ${generator.path} is untargeted`,
+      );
+    }
+  } else if (mode !== "untargeted") branchFor(generator, mode);
+}
+
+/** What the run does with one video. */
+interface PlannedAttack {
+  input: AttackInput;
+  action: "attack" | "replace" | "skip";
+  record: AttackOptions;
+  /** The earlier report, for a skipped video. */
+  report?: AttackReport;
+}
+
+/**
+ * Decides, before any work, what to do with each video given what --out holds: attack it (no
+ * earlier result), skip it (an earlier result made with the same options), replace it
+ * (`--overwrite`, an earlier result of this command made otherwise). Refuses a folder in the way
+ * that is not an attack result, and earlier results made otherwise without `--overwrite`,
+ * naming the differences.
+ */
+async function planAttacks(
+  root: string,
+  shownOut: string,
+  inputs: AttackInput[],
+  common: Omit<AttackOptions, "input">,
+  overwrite: boolean,
+): Promise<PlannedAttack[]> {
+  const plan: PlannedAttack[] = [];
+  const conflicts: string[] = [];
+  for (const input of inputs) {
+    await checkRegularFile(input.path, "video");
+    const real = await Deno.realPath(input.path);
+    const info = await Deno.stat(real);
+    const record: AttackOptions = {
+      input: { path: real, bytes: info.size, modified: info.mtime?.toISOString() ?? null },
+      ...common,
+    };
+    const dir = await insideOutput(root, input.name);
+    if (!(await Deno.lstat(dir).then(() => true, () => false))) {
+      plan.push({ input, action: "attack", record });
+      continue;
+    }
+    const shown = join(shownOut, input.name);
+    if (real.startsWith(dir + "/")) {
+      throw new PathError(
+        dir,
+        `${input.path}: the input is inside ${shown}/, which it would replace`,
+      );
+    }
+    let earlier: AttackReport;
+    try {
+      if (!(await Deno.lstat(dir)).isDirectory) throw new Error("not a folder");
+      earlier = parseAttackReport(
+        await Deno.readTextFile(join(dir, "report.json")),
+        join(shown, "report.json"),
+      );
+    } catch {
+      throw new PathError(
+        dir,
+        `${shown}: exists and is not a result of \`deno task attack\`; it is left alone: ` +
+          "choose another --out or move it away",
+      );
+    }
+    const diff = earlier.options
+      ? attackOptionsDiff(earlier.options, record)
+      : ["options not recorded (an earlier version)"];
+    if (!diff.length && !overwrite) plan.push({ input, action: "skip", record, report: earlier });
+    else if (overwrite) plan.push({ input, action: "replace", record });
+    else {
+      conflicts.push(`${shown}: ${diff.join(", ")}`);
+      plan.push({ input, action: "skip", record, report: earlier });
+    }
+  }
+  if (conflicts.length) {
+    throw new Error(
+      `${shownOut} holds result(s) made with other options: ${conflicts.slice(0, 3).join("; ")}` +
+        (conflicts.length > 3 ? `; and ${conflicts.length - 3} more` : "") +
+        `; pass --overwrite to replace them, or choose another --out`,
+    );
+  }
+  return plan;
+}
+
+/**
+ * The path of <root>/summary.json, checked before any work: a summary there must be one that an
+ * earlier attack run wrote (it is replaced); anything else is left alone and refused.
+ */
+async function checkSummary(root: string): Promise<string> {
+  const file = await insideOutput(root, "summary.json");
+  if (await Deno.lstat(file).then(() => true, () => false)) {
+    let ours = false;
+    try {
+      const j = JSON.parse(await Deno.readTextFile(file));
+      ours = j?.tool === "stqa attack" || String(j?.command ?? "").startsWith("deno task attack");
+    } catch { /* not ours */ }
+    if (!ours) {
+      throw new PathError(
+        file,
+        `${file}: exists and was not written by \`deno task attack\`; it is left alone: ` +
+          "choose another --out or move it away",
+      );
+    }
+  }
+  return file;
 }

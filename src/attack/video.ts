@@ -2,8 +2,9 @@
  * Attacking a video file with a trained generator: decode (in chunks), JND maps, generator,
  * 8-bit quantisation inside the JND box, encode, score clean and adversarial with the victim,
  * measure PSNR, SSIM and the share beyond the JND, and write `<outDir>/<name>/` with the
- * adversarial video(s) and report.json. Everything is written into a temporary folder that is
- * renamed into place at the end, so a failure leaves nothing behind.
+ * adversarial video(s) and report.json. Everything is written into a marked temporary folder
+ * inside `outDir` that is renamed into place at the end, so a failure or Ctrl-C leaves nothing
+ * behind; nothing is written outside `outDir`, and an earlier result is replaced only when asked.
  *
  * Memory: the generator runs `chunkFrames` frames at a time with its GRU state carried, and the
  * decoded video is held on the CPU as 8-bit values (3 bytes per pixel per frame); the victim
@@ -13,8 +14,17 @@
  * @module
  */
 
-import { basename, dirname, extname, join } from "path";
-import { isDir } from "../_fs.ts";
+import { basename, extname, join } from "path";
+import { PathError } from "../_fs.ts";
+import {
+  commitWorkDir,
+  discardWorkDir,
+  insideOutput,
+  makeWorkDir,
+  prepareOutputDir,
+  safeName,
+} from "../_output.ts";
+import { getGpu } from "../gpu/device.ts";
 import { perturbationStats, videoQuality } from "../eval/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
@@ -25,7 +35,12 @@ import {
   type KeptFrame,
   shownFrames,
 } from "../report/attack_html.ts";
-import { type AttackReport, type AttackRun, parseAttackReport } from "../report/attack_report.ts";
+import {
+  type AttackOptions,
+  type AttackReport,
+  type AttackRun,
+  parseAttackReport,
+} from "../report/attack_report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
 import { attackTarget } from "./losses.ts";
@@ -46,8 +61,15 @@ export interface AttackVideoOptions {
   codec?: VideoCodec;
   /** Output folder; the video's results go to `<outDir>/<name>/` (default `out`). */
   outDir?: string;
-  /** Name of the video's folder (default: the file's stem). */
+  /** Name of the video's folder (default: the file's stem); made safe with `safeName`. */
   name?: string;
+  /**
+   * Replace `<outDir>/<name>/` when it exists (default false: refused before any work). The
+   * caller has checked that it is an earlier result of this tool.
+   */
+  replace?: boolean;
+  /** The options that decide the result, recorded in report.json for reruns to compare. */
+  record?: AttackOptions;
   /** At most this many frames from the start (default all). */
   frames?: number;
   /** Scale frames to this size when decoding (either side alone keeps the aspect ratio). */
@@ -116,6 +138,36 @@ async function scoreClip(
   }
 }
 
+/**
+ * Refuses, from the probe, a clip whose frames as one float tensor (the victim scores the whole
+ * clip at once) would pass the adapter's storage binding limit, naming the video, the size and
+ * the way out. A clip whose frame count the probe cannot tell is checked as it is decoded.
+ */
+function checkClipFits(
+  input: string,
+  info: { width: number; height: number; frameCount: number | null },
+  frames: number | undefined,
+  size: { width?: number; height?: number } | undefined,
+): void {
+  const t = Math.min(info.frameCount ?? Infinity, frames ?? Infinity);
+  if (!Number.isFinite(t)) return;
+  const w = size?.width ??
+    Math.max(1, Math.round(size?.height! * info.width / info.height || info.width));
+  const h = size?.height ??
+    Math.max(1, Math.round(size?.width! * info.height / info.width || info.height));
+  const bytes = t * 3 * w * h * 4;
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    const fit = Math.max(0, Math.floor(limit / (3 * w * h * 4)));
+    throw new RangeError(
+      `${input}: ${t} frames of ${w}x${h} need ${(bytes / 2 ** 20).toFixed(0)} MiB as one ` +
+        `tensor, more than this adapter's binding limit of ${(limit / 2 ** 20).toFixed(0)} MiB; ` +
+        (fit > 0 ? `attack at most ${fit} frames (--frames ${fit}) or ` : "") +
+        "smaller frames (--size)",
+    );
+  }
+}
+
 const nullIfInfinite = (v: number) => (Number.isFinite(v) ? v : null);
 
 /**
@@ -148,8 +200,15 @@ export async function attackVideo(
   const eps = options.eps ?? generator.info.eps;
   const codec = options.codec ?? "ffv1";
   const requested = options.chunkFrames ?? 16;
-  const outDir = options.outDir ?? "out";
-  const name = options.name ?? basename(input, extname(input));
+  const root = await prepareOutputDir(options.outDir ?? "out");
+  const name = safeName(options.name ?? basename(input, extname(input)));
+  const finalDir = await insideOutput(root, name);
+  if (!options.replace && await Deno.lstat(finalDir).then(() => true, () => false)) {
+    throw new PathError(
+      finalDir,
+      `${finalDir}: already exists; choose another output folder or replace it (--overwrite)`,
+    );
+  }
   const two = generator.net.config.variant === "two-branch";
   if (mode === "both" && !two) {
     throw new RangeError(
@@ -160,9 +219,11 @@ export async function attackVideo(
   if (!(eps > 0)) throw new RangeError(`eps must be positive, got ${eps}`);
   const stage = options.onStage ?? (() => {});
 
-  // Decode once; keep 8-bit frames on the CPU.
+  // Decode once; keep 8-bit frames on the CPU. The victim scores the whole clip at once, so
+  // a clip whose float tensor cannot be bound is refused from the probe, before decoding.
   stage("decode");
   const info = await probeVideo(input);
+  checkClipFits(input, info, options.frames, options.size);
   const parts: Uint8Array[] = [];
   let t = 0, h = 0, w = 0;
   for await (
@@ -200,9 +261,7 @@ export async function attackVideo(
     adversarial: [],
   }));
 
-  const finalDir = join(outDir, name);
-  await Deno.mkdir(outDir, { recursive: true });
-  const tmpDir = await Deno.makeTempDir({ dir: outDir, prefix: `.${name}.` });
+  const tmpDir = await makeWorkDir(root, name);
   try {
     const attacks: AttackRun[] = [];
     for (const m of modes) {
@@ -319,6 +378,7 @@ export async function attackVideo(
       clean: { score: cleanScore.score, frameScores: cleanScore.frameScores },
       attacks,
       seconds: (performance.now() - t0) / 1000,
+      ...(options.record ? { options: options.record } : {}),
     }, join(finalDir, "report.json"));
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
     stage("report.html");
@@ -326,12 +386,10 @@ export async function attackVideo(
       maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
     });
     await Deno.writeTextFile(join(tmpDir, "report.html"), attackReportHtml(report, images));
-    if (await isDir(finalDir)) await Deno.remove(finalDir, { recursive: true });
-    await Deno.mkdir(dirname(finalDir), { recursive: true });
-    await Deno.rename(tmpDir, finalDir);
+    await commitWorkDir(tmpDir, root, name, { replace: options.replace });
     return report;
   } catch (e) {
-    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+    await discardWorkDir(tmpDir);
     throw e;
   }
 }
