@@ -195,11 +195,14 @@ Deno.test("attack: stale work folders of a killed run are removed; a live run's 
     };
     await mk(".stqa-tmp-clip.dead", STALE_AFTER_MS + 1000);
     await mk(".stqa-tmp-clip.live", 1000);
-    await Deno.mkdir(join(sb.out, ".clip.legacy")); // not marked: not ours to judge
+    // An earlier version's unmarked temporary folder: named, left alone.
+    await Deno.mkdir(join(sb.out, ".clip.legacy"));
+    await Deno.writeTextFile(join(sb.out, ".clip.legacy", "adversarial.mkv"), "partial");
     await sb.mark();
     const r = await attack(["-i", input, "-g", gen, "-o", sb.out]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /removed 1 unfinished folder/);
+    assert.match(r.err, /\.clip\.legacy looks like an unfinished folder of an earlier version/);
     assert.deepEqual(await entries(sb.out), [
       ".clip.legacy",
       ".stqa-tmp-clip.live",

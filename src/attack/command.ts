@@ -258,6 +258,12 @@ export async function attackCommand(args: string[]): Promise<number> {
     if (stale.length) {
       console.error(`removed ${stale.length} unfinished folder(s) of interrupted runs in ${o.out}`);
     }
+    for (const legacy of await legacyWorkDirs(root)) {
+      console.error(
+        `note: ${join(o.out, legacy)} looks like an unfinished folder of an earlier version ` +
+          "(unmarked, so left alone): remove it by hand",
+      );
+    }
     const inputs = await resolveAttackInputs(o.input ?? SAMPLES_DIR, { split: o.split });
     for (const it of inputs) {
       if (it.renamedFrom !== undefined) {
@@ -380,6 +386,24 @@ export async function attackCommand(args: string[]): Promise<number> {
     generator?.net.dispose();
     victim?.dispose();
   }
+}
+
+/**
+ * Hidden folders `.<name>.<random>` holding only what an attack of an earlier version wrote
+ * there before its final rename (it did not mark its temporary folders).
+ */
+async function legacyWorkDirs(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const known = /^(adversarial(-up|-down)?\.mkv|report\.(json|html)|\..*\.tmp)$/;
+  for await (const e of Deno.readDir(root)) {
+    if (!e.isDirectory || !/^\.[^.].*\.\w{6,}$/.test(e.name) || e.name.startsWith(".stqa-tmp-")) {
+      continue;
+    }
+    let ours = true;
+    for await (const f of Deno.readDir(join(root, e.name))) ours &&= known.test(f.name);
+    if (ours) found.push(e.name);
+  }
+  return found.sort();
 }
 
 /** Refuses a mode the generator cannot do, before any video is read. */
