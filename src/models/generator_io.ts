@@ -11,12 +11,24 @@
 
 import { basename, dirname, join } from "path";
 import { z } from "zod";
-import { writeFileAtomic } from "../_fs.ts";
+import { checkRegularFile } from "../_fs.ts";
 import { formatZodError } from "../_zod.ts";
 import { JND_MODELS, type JndModel } from "../jnd/models.ts";
-import { loadSafetensors, saveSafetensors } from "../tensor/safetensors.ts";
-import { StqaNet } from "./stqa_net.ts";
+import {
+  assignSafetensors,
+  readSafetensorsFile,
+  safetensorsBytes,
+  writeFilesAtomic,
+} from "../tensor/safetensors.ts";
+import { StqaNet, type StqaNetConfig, StqaNetConfigSchema } from "./stqa_net.ts";
 import { MODELS_DIR } from "./victims/mod.ts";
+import {
+  checkModelSize,
+  MAX_MODEL_WIDTH,
+  ModelConfigError,
+  type ModelSize,
+  ParamBuilder,
+} from "./victims/victim.ts";
 
 /** The JSON beside a generator's weights. */
 export const GeneratorFileSchema = z.object({
@@ -79,6 +91,83 @@ export interface Generator {
   path: string;
 }
 
+/** The largest generator config JSON {@link loadGenerator} reads (1 MiB). */
+const MAX_CONFIG_BYTES = 2 ** 20;
+
+/**
+ * The parameter shapes of an STQA-Net config, without allocating (the same names and shapes as
+ * `new StqaNet({ config }).parameters()`; a test checks they agree).
+ *
+ * @example
+ * ```ts
+ * import { StqaNetConfigSchema } from "./stqa_net.ts";
+ * import { stqaNetSize } from "./generator_io.ts";
+ * const { shapes } = stqaNetSize(StqaNetConfigSchema.parse({}));
+ * console.log(shapes["gru.x.weight"]); // [192, 64, 3, 3]
+ * ```
+ */
+export function stqaNetSize(c: StqaNetConfig): ModelSize {
+  const pb = new ParamBuilder(0, { shapesOnly: true });
+  const [e1, e2, e3] = c.encoder;
+  pb.conv("enc.0", c.input === "jnd" ? 1 : 4, e1, 3, c.slope);
+  pb.conv("enc.1", e1, e2, 3, c.slope);
+  pb.conv("enc.2", e2, e3, 3, c.slope);
+  pb.conv("gru.x", e3, 3 * c.hidden, 3, 1);
+  pb.conv("gru.h", c.hidden, 3 * c.hidden, 3, 1);
+  for (const b of c.variant === "two-branch" ? ["up", "down"] : ["dec"]) {
+    pb.conv(`${b}.fuse`, e3 + c.hidden, e3, 1, c.slope);
+    const sk = c.skips ? [e2, e1] : [0, 0];
+    pb.conv(`${b}.dec.0`, e3 + sk[0], c.decoder[0], 3, c.slope);
+    pb.conv(`${b}.dec.1`, c.decoder[0] + sk[1], c.decoder[1], 3, c.slope);
+    pb.conv(`${b}.out`, c.decoder[1], 3, 3, 1);
+  }
+  return { shapes: pb.shapes };
+}
+
+/**
+ * Validates an STQA-Net config (overrides on top of the defaults) and checks that its
+ * parameters fit before anything is allocated: widths (`encoder`, `hidden`, `decoder`) at most
+ * `MAX_MODEL_WIDTH`, the parameters within `MAX_PARAMETER_BYTES` and each within one GPU
+ * buffer of the adapter (once `initGpu` has run). Returns the full config.
+ *
+ * @throws {ModelConfigError} one line naming the field and value, e.g. `STQA-Net config:
+ *   hidden 1000000000: more than 4096`.
+ * @example
+ * ```ts
+ * import { checkGeneratorConfig } from "./generator_io.ts";
+ * const config = checkGeneratorConfig({ hidden: 32, encoder: [8, 16, 32] });
+ * ```
+ */
+export function checkGeneratorConfig(overrides: Record<string, unknown> = {}): StqaNetConfig {
+  if (overrides === null || typeof overrides !== "object" || Array.isArray(overrides)) {
+    throw new ModelConfigError(
+      `STQA-Net config: must be an object, got ${JSON.stringify(overrides)}`,
+    );
+  }
+  const parsed = StqaNetConfigSchema.safeParse(overrides);
+  if (!parsed.success) {
+    throw new ModelConfigError(`STQA-Net config: ${formatZodError(parsed.error)}`);
+  }
+  const c = parsed.data;
+  const widths: [string, number[]][] = [
+    ["encoder", c.encoder],
+    ["hidden", [c.hidden]],
+    ["decoder", c.decoder],
+  ];
+  for (const [field, values] of widths) {
+    const bad = values.find((v) => v > MAX_MODEL_WIDTH);
+    if (bad !== undefined) {
+      throw new ModelConfigError(
+        `STQA-Net config: ${field} ${JSON.stringify(overrides[field])}: ${bad} is more than ` +
+          `${MAX_MODEL_WIDTH}`,
+      );
+    }
+  }
+  const defaults = StqaNetConfigSchema.parse({});
+  checkModelSize("STQA-Net", stqaNetSize, { config: c, defaults, overrides });
+  return c;
+}
+
 /**
  * The safetensors and JSON paths of a generator: a bundled name (`stqa-vsfa-mini`) or a path to
  * either file or their stem.
@@ -132,14 +221,18 @@ export async function loadGenerator(nameOrPath: string): Promise<Generator> {
   const { weights, json } = generatorPaths(nameOrPath);
   let text: string;
   try {
+    const bytes = await checkRegularFile(json, "generator config");
+    if (bytes > MAX_CONFIG_BYTES) {
+      throw new Error(`${json}: ${bytes} bytes, too large for a generator config`);
+    }
     text = await Deno.readTextFile(json);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Error && /: no such generator config$/.test(e.message)) {
       throw new Error(
         `loadGenerator: no generator config at ${json} (train one with \`deno task train\`)`,
       );
     }
-    throw e;
+    throw new Error(`loadGenerator: ${(e as Error).message}`);
   }
   let info: GeneratorFile;
   try {
@@ -153,35 +246,43 @@ export async function loadGenerator(nameOrPath: string): Promise<Generator> {
   }
   let net: StqaNet;
   try {
+    checkGeneratorConfig(info.config);
     net = new StqaNet({ config: info.config });
   } catch (e) {
     throw new Error(`loadGenerator: ${json}: ${(e as Error).message}`);
   }
   try {
-    await Deno.stat(weights);
+    await checkRegularFile(weights, "weights file");
   } catch (e) {
     net.dispose();
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Error && /: no such weights file$/.test(e.message)) {
       throw new Error(`loadGenerator: no weights file at ${weights} (config ${json} found)`);
     }
-    throw e;
+    throw new Error(`loadGenerator: ${(e as Error).message}`);
   }
   try {
-    await loadSafetensors(weights, net.parameters());
+    // Read and validated (sizes, finite values) before anything is copied into the network.
+    const { tensors } = await readSafetensorsFile(weights, { what: "weights file" });
+    try {
+      assignSafetensors(weights, tensors, net.parameters());
+    } catch (e) {
+      throw new Error(
+        `the weights ${weights} do not match the config in ${json}: ${(e as Error).message}`,
+      );
+    }
   } catch (e) {
     net.dispose();
-    throw new Error(
-      `loadGenerator: the weights ${weights} do not match the config in ${json}: ${
-        (e as Error).message
-      }`,
-    );
+    throw new Error(`loadGenerator: ${(e as Error).message}`);
   }
   for (const p of Object.values(net.parameters())) p.requiresGrad = false;
   return { net, info, path: weights };
 }
 
 /**
- * Saves a generator's weights and JSON (both atomically).
+ * Saves a generator's weights and JSON: both are written to temporary files first and then
+ * renamed into place, so a failure leaves the old pair (or nothing). Existing files are
+ * replaced: a command checks its output first (`prepareWeightsOutput` in
+ * src/tensor/checkpoint.ts).
  *
  * @example
  * ```ts
@@ -201,8 +302,11 @@ export async function saveGenerator(
 ): Promise<{ weights: string; json: string }> {
   const { weights, json } = generatorPaths(/[\\/]/.test(path) ? path : `./${path}`);
   await Deno.mkdir(dirname(weights), { recursive: true });
-  await saveSafetensors(weights, net.parameters(), { kind: "stqa-net" });
+  const bytes = await safetensorsBytes(weights, net.parameters(), { kind: "stqa-net" });
   const body: GeneratorFile = { kind: "stqa-net", config: { ...net.config }, ...info };
-  await writeFileAtomic(json, JSON.stringify(body, null, 2) + "\n");
+  await writeFilesAtomic([
+    { path: weights, data: bytes },
+    { path: json, data: JSON.stringify(body, null, 2) + "\n" },
+  ]);
   return { weights, json };
 }

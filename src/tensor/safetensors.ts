@@ -603,6 +603,29 @@ export async function loadSafetensors(
     }
     return out;
   }
+  return assignSafetensors(path, tensors, into);
+}
+
+/**
+ * Copies tensors read from `path` (by {@link readSafetensorsFile}) into the buffers of `into`,
+ * after checking that they hold exactly those names with the same shapes (one error lists every
+ * missing, extra or mismatching tensor; nothing is copied then). Returns `into`.
+ *
+ * @throws {SafetensorsError} `<path>: <every mismatch>`.
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { assignSafetensors, readSafetensorsFile } from "./safetensors.ts";
+ * await initGpu();
+ * const { tensors } = await readSafetensorsFile("w.safetensors");
+ * assignSafetensors("w.safetensors", tensors, { w: tensor([0, 0], [2]) });
+ * ```
+ */
+export function assignSafetensors(
+  path: string,
+  tensors: Record<string, TensorData>,
+  into: Record<string, Tensor>,
+): Record<string, Tensor> {
   const problems: string[] = [];
   for (const [name, t] of Object.entries(into)) {
     const found = tensors[name];

@@ -27,10 +27,15 @@ import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
   BaseConfigSchema,
+  checkModelSize,
+  convStackActivation,
   disposeParams,
   inputChannels,
   inputFeatures,
+  MAX_MODEL_WIDTH,
+  type ModelSize,
   ParamBuilder,
+  parseModelConfig,
   stdFeatures,
   type Victim,
   type VictimFamily,
@@ -39,14 +44,14 @@ import {
 /** The config of {@link FastVqaMini}. */
 export const FastVqaMiniConfigSchema = BaseConfigSchema.extend({
   /** Cells per side of the fragment lattice. */
-  grid: z.number().int().positive(),
+  grid: z.number().int().positive().max(64),
   /** Side of the full-resolution patch taken from each cell. */
-  patch: z.number().int().positive(),
+  patch: z.number().int().positive().max(1024),
   /**
    * Output channels of the stride-2 3x3 convs; after the first, the features are concatenated
    * with their temporal difference (so the second layer sees twice the channels).
    */
-  channels: z.array(z.number().int().positive()).min(2),
+  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(2).max(16),
 }).strict();
 
 /** The config of {@link FastVqaMini}. */
@@ -107,6 +112,44 @@ export function fragments(x: Tensor, options: { grid: number; patch: number }): 
   return grid === 1 ? rows[0] : concat(rows, 2);
 }
 
+function buildParams(pb: ParamBuilder, c: FastVqaMiniConfig): void {
+  let cin = inputChannels(c.input);
+  c.channels.forEach((cout, i) => {
+    pb.conv(`conv${i + 1}`, i === 1 ? 2 * cin : cin, cout, 3, c.slope);
+    cin = cout;
+  });
+  pb.linear("head", 2 * cin, 1, (c.qMin + c.qMax) / 2);
+}
+
+/**
+ * The sizes a `fastvqa-mini` config implies, without allocating: its parameter shapes and the
+ * largest conv activation on the `grid * patch` square fragments of `batch` clips.
+ *
+ * @example
+ * ```ts
+ * import { FASTVQA_MINI_DEFAULTS, fastVqaMiniSize } from "./fastvqa_mini.ts";
+ * const { shapes } = fastVqaMiniSize(FASTVQA_MINI_DEFAULTS);
+ * console.log(shapes["conv2.weight"]); // [24, 32, 3, 3]
+ * ```
+ */
+export function fastVqaMiniSize(c: FastVqaMiniConfig, batch = 1): ModelSize {
+  const pb = new ParamBuilder(0, { shapesOnly: true });
+  buildParams(pb, c);
+  const side = c.grid * c.patch;
+  return {
+    shapes: pb.shapes,
+    activation: convStackActivation({
+      frames: c.frames,
+      height: side,
+      width: side,
+      inputChannels: inputChannels(c.input),
+      channels: c.channels,
+      batch,
+      doubleFirst: true,
+    }),
+  };
+}
+
 /**
  * The `fastvqa-mini` victim.
  *
@@ -132,16 +175,20 @@ export class FastVqaMini implements Victim {
   constructor(
     options: { config?: Partial<FastVqaMiniConfig>; seed?: number; name?: string } = {},
   ) {
-    this.config = FastVqaMiniConfigSchema.parse({ ...FASTVQA_MINI_DEFAULTS, ...options.config });
-    this.name = options.name ?? this.family;
-    const c = this.config;
-    const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = inputChannels(c.input);
-    c.channels.forEach((cout, i) => {
-      pb.conv(`conv${i + 1}`, i === 1 ? 2 * cin : cin, cout, 3, c.slope);
-      cin = cout;
+    this.config = parseModelConfig(
+      "fastvqa-mini",
+      FastVqaMiniConfigSchema,
+      FASTVQA_MINI_DEFAULTS,
+      options.config,
+    );
+    checkModelSize("fastvqa-mini", (c) => fastVqaMiniSize(c), {
+      config: this.config,
+      defaults: FASTVQA_MINI_DEFAULTS,
+      overrides: options.config,
     });
-    pb.linear("head", 2 * cin, 1, (c.qMin + c.qMax) / 2);
+    this.name = options.name ?? this.family;
+    const pb = new ParamBuilder(options.seed ?? 0);
+    buildParams(pb, this.config);
     this.#params = pb.params;
   }
 

@@ -18,19 +18,52 @@
 import { z } from "zod";
 import { basename, dirname, join } from "path";
 import { fileURLToPath } from "url";
-import { loadSafetensors, saveSafetensors } from "../../tensor/safetensors.ts";
+import { checkRegularFile } from "../../_fs.ts";
+import { formatZodError } from "../../_zod.ts";
+import {
+  assignSafetensors,
+  readSafetensorsFile,
+  safetensorsBytes,
+  writeFilesAtomic,
+} from "../../tensor/safetensors.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { readVideo } from "../../video/read.ts";
-import { FastVqaMini } from "./fastvqa_mini.ts";
-import { SimpleVqaMini } from "./simplevqa_mini.ts";
-import { type Victim, VICTIM_FAMILIES, type VictimFamily } from "./victim.ts";
-import { VsfaMini } from "./vsfa_mini.ts";
+import {
+  FASTVQA_MINI_DEFAULTS,
+  FastVqaMini,
+  FastVqaMiniConfigSchema,
+  fastVqaMiniSize,
+} from "./fastvqa_mini.ts";
+import {
+  SIMPLEVQA_MINI_DEFAULTS,
+  SimpleVqaMini,
+  SimpleVqaMiniConfigSchema,
+  simpleVqaMiniSize,
+} from "./simplevqa_mini.ts";
+import {
+  checkModelSize,
+  ModelConfigError,
+  type ModelSize,
+  parseModelConfig,
+  type Victim,
+  VICTIM_FAMILIES,
+  type VictimFamily,
+} from "./victim.ts";
+import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
 
 export { FastVqaMini, fragments } from "./fastvqa_mini.ts";
 export { SimpleVqaMini } from "./simplevqa_mini.ts";
 export { VsfaMini } from "./vsfa_mini.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
-export { type BaseConfig, type Victim, VICTIM_FAMILIES, type VictimFamily } from "./victim.ts";
+export {
+  type BaseConfig,
+  MAX_MODEL_WIDTH,
+  MAX_PARAMETER_BYTES,
+  ModelConfigError,
+  type Victim,
+  VICTIM_FAMILIES,
+  type VictimFamily,
+} from "./victim.ts";
 
 /** Where the bundled weights live: `data/models` of this repository.
  *
@@ -86,6 +119,60 @@ export function createVictim(
   }
 }
 
+/** The largest victim config JSON {@link loadVictim} reads (1 MiB). */
+const MAX_CONFIG_BYTES = 2 ** 20;
+
+/**
+ * Validates a victim config for `family` (overrides on top of the family's defaults) and checks
+ * that it fits, for `batch` clips per forward pass, before anything is allocated: every field
+ * within its bounds, the parameters within `MAX_PARAMETER_BYTES` and each within one GPU buffer
+ * of the adapter (once `initGpu` has run), the largest activation within one buffer. Returns
+ * the full config and its sizes.
+ *
+ * @throws {ModelConfigError} one line naming the field and value, e.g. `vsfa-mini config:
+ *   hidden: Number must be less than or equal to 4096`.
+ * @example
+ * ```ts
+ * import { checkVictimConfig } from "./mod.ts";
+ * const { size } = checkVictimConfig("vsfa-mini", { hidden: 32 }, { batch: 8 });
+ * ```
+ */
+export function checkVictimConfig(
+  family: VictimFamily,
+  overrides: Record<string, unknown> = {},
+  options: { batch?: number } = {},
+): { config: Record<string, unknown>; size: ModelSize } {
+  const batch = options.batch ?? 1;
+  const spec = {
+    "vsfa-mini": {
+      schema: VsfaMiniConfigSchema,
+      defaults: VSFA_MINI_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => vsfaMiniSize(c, batch),
+    },
+    "simplevqa-mini": {
+      schema: SimpleVqaMiniConfigSchema,
+      defaults: SIMPLEVQA_MINI_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => simpleVqaMiniSize(c, batch),
+    },
+    "fastvqa-mini": {
+      schema: FastVqaMiniConfigSchema,
+      defaults: FASTVQA_MINI_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => fastVqaMiniSize(c, batch),
+    },
+  }[family];
+  if (!spec) {
+    throw new ModelConfigError(
+      `unknown victim family '${family}' (known: ${VICTIM_FAMILIES.join(", ")})`,
+    );
+  }
+  const config = parseModelConfig(family, spec.schema, spec.defaults, overrides);
+  checkModelSize(family, spec.size, { config, defaults: spec.defaults, overrides });
+  return { config, size: spec.size(config) };
+}
+
 /** The safetensors and JSON paths for a bundled name or a path to either file (or their stem).
  *
  * @example
@@ -125,19 +212,25 @@ export async function loadVictim(nameOrPath: string): Promise<Victim> {
   const { weights, json } = victimPaths(nameOrPath);
   let text: string;
   try {
+    const bytes = await checkRegularFile(json, "victim config");
+    if (bytes > MAX_CONFIG_BYTES) {
+      throw new Error(`${json}: ${bytes} bytes, too large for a victim config`);
+    }
     text = await Deno.readTextFile(json);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Error && /: no such victim config$/.test(e.message)) {
       const hint = VICTIM_FAMILIES.includes(nameOrPath as VictimFamily)
         ? ` (train it with \`deno task train-victim --model ${nameOrPath}\`)`
         : ` (known bundled victims: ${VICTIM_FAMILIES.join(", ")})`;
       throw new Error(`loadVictim: no victim config at ${json}${hint}`);
     }
-    throw e;
+    throw new Error(`loadVictim: ${(e as Error).message}`);
   }
   let file: VictimFile;
   try {
-    file = VictimFileSchema.parse(JSON.parse(text));
+    const parsed = VictimFileSchema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new Error(formatZodError(parsed.error));
+    file = parsed.data;
   } catch (e) {
     throw new Error(`loadVictim: ${json} is not a valid victim config: ${(e as Error).message}`);
   }
@@ -148,34 +241,40 @@ export async function loadVictim(nameOrPath: string): Promise<Victim> {
       name: basename(weights, ".safetensors"),
     });
   } catch (e) {
-    throw new Error(`loadVictim: ${json}: bad ${file.family} config: ${(e as Error).message}`);
+    throw new Error(`loadVictim: ${json}: bad ${(e as Error).message}`);
   }
   try {
-    await Deno.stat(weights);
+    await checkRegularFile(weights, "weights file");
   } catch (e) {
     victim.dispose();
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Error && /: no such weights file$/.test(e.message)) {
       throw new Error(`loadVictim: no weights file at ${weights} (config ${json} found)`);
     }
-    throw e;
+    throw new Error(`loadVictim: ${(e as Error).message}`);
   }
   try {
-    await loadSafetensors(weights, victim.parameters());
+    // Read and validated (sizes, finite values) before anything is copied into the model.
+    const { tensors } = await readSafetensorsFile(weights, { what: "weights file" });
+    try {
+      assignSafetensors(weights, tensors, victim.parameters());
+    } catch (e) {
+      throw new Error(
+        `the weights do not match the ${file.family} config in ${json}: ${(e as Error).message}`,
+      );
+    }
   } catch (e) {
     victim.dispose();
-    throw new Error(
-      `loadVictim: the weights do not match the ${file.family} config in ${json}: ${
-        (e as Error).message
-      }`,
-    );
+    throw new Error(`loadVictim: ${(e as Error).message}`);
   }
   for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
   return victim;
 }
 
 /**
- * Saves a victim's weights and its JSON config (both atomically); `extra` adds fields such as
- * `training` and `test` to the JSON.
+ * Saves a victim's weights and its JSON config; `extra` adds fields such as `training` and
+ * `test` to the JSON. Both are written to temporary files first and then renamed into place, so
+ * a failure leaves the old pair (or nothing). Existing files are replaced: a command checks its
+ * output first (`prepareWeightsOutput` in src/tensor/checkpoint.ts).
  *
  * @example
  * ```ts
@@ -190,13 +289,14 @@ export async function saveVictim(
   path: string,
   extra: Record<string, unknown> = {},
 ): Promise<{ weights: string; json: string }> {
-  const { weights, json } = victimPaths(path.includes("/") ? path : `./${path}`);
+  const { weights, json } = victimPaths(/[\\/]/.test(path) ? path : `./${path}`);
   await Deno.mkdir(dirname(weights), { recursive: true });
-  await saveSafetensors(weights, victim.parameters(), { family: victim.family });
+  const bytes = await safetensorsBytes(weights, victim.parameters(), { family: victim.family });
   const body: VictimFile = { family: victim.family, config: { ...victim.config }, ...extra };
-  const tmp = `${json}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(body, null, 2) + "\n");
-  await Deno.rename(tmp, json);
+  await writeFilesAtomic([
+    { path: weights, data: bytes },
+    { path: json, data: JSON.stringify(body, null, 2) + "\n" },
+  ]);
   return { weights, json };
 }
 

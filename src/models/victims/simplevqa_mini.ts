@@ -25,10 +25,15 @@ import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
   BaseConfigSchema,
+  checkModelSize,
+  convStackActivation,
   disposeParams,
   inputChannels,
   inputFeatures,
+  MAX_MODEL_WIDTH,
+  type ModelSize,
   ParamBuilder,
+  parseModelConfig,
   stdFeatures,
   type Victim,
   type VictimFamily,
@@ -37,11 +42,11 @@ import {
 /** The config of {@link SimpleVqaMini}. */
 export const SimpleVqaMiniConfigSchema = BaseConfigSchema.extend({
   /** Output channels of the spatial CNN's stride-2 3x3 stages (each stage is pooled). */
-  channels: z.array(z.number().int().positive()).min(1),
+  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
   /** Output channels of the motion CNN's stride-2 3x3 layers (on half-resolution differences). */
-  motionChannels: z.array(z.number().int().positive()).min(1),
+  motionChannels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
   /** Hidden size of the two-layer regressor. */
-  hidden: z.number().int().positive(),
+  hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
 }).strict();
 
 /** The config of {@link SimpleVqaMini}. */
@@ -61,6 +66,49 @@ export const SIMPLEVQA_MINI_DEFAULTS: SimpleVqaMiniConfig = {
   motionChannels: [8, 16],
   hidden: 32,
 };
+
+function buildParams(pb: ParamBuilder, c: SimpleVqaMiniConfig): void {
+  let cin = inputChannels(c.input);
+  let features = 0;
+  c.channels.forEach((cout, i) => {
+    pb.conv(`spatial${i + 1}`, cin, cout, 3, c.slope);
+    cin = cout;
+    features += 2 * cout;
+  });
+  cin = 3;
+  c.motionChannels.forEach((cout, i) => {
+    pb.conv(`motion${i + 1}`, cin, cout, 3, c.slope);
+    cin = cout;
+  });
+  features += 2 * cin;
+  pb.linear("fc1", features, c.hidden);
+  pb.linear("fc2", c.hidden, 1, (c.qMin + c.qMax) / 2);
+}
+
+/**
+ * The sizes a `simplevqa-mini` config implies, without allocating: its parameter shapes and the
+ * largest spatial conv activation for `batch` clips (when the frame size is fixed).
+ *
+ * @example
+ * ```ts
+ * import { SIMPLEVQA_MINI_DEFAULTS, simpleVqaMiniSize } from "./simplevqa_mini.ts";
+ * const { shapes } = simpleVqaMiniSize(SIMPLEVQA_MINI_DEFAULTS);
+ * console.log(shapes["fc1.weight"]); // [32, 272]
+ * ```
+ */
+export function simpleVqaMiniSize(c: SimpleVqaMiniConfig, batch = 1): ModelSize {
+  const pb = new ParamBuilder(0, { shapesOnly: true });
+  buildParams(pb, c);
+  return {
+    shapes: pb.shapes,
+    activation: convStackActivation({
+      ...c,
+      inputChannels: inputChannels(c.input),
+      channels: c.channels,
+      batch,
+    }),
+  };
+}
 
 /**
  * The `simplevqa-mini` victim.
@@ -87,28 +135,20 @@ export class SimpleVqaMini implements Victim {
   constructor(
     options: { config?: Partial<SimpleVqaMiniConfig>; seed?: number; name?: string } = {},
   ) {
-    this.config = SimpleVqaMiniConfigSchema.parse({
-      ...SIMPLEVQA_MINI_DEFAULTS,
-      ...options.config,
+    this.config = parseModelConfig(
+      "simplevqa-mini",
+      SimpleVqaMiniConfigSchema,
+      SIMPLEVQA_MINI_DEFAULTS,
+      options.config,
+    );
+    checkModelSize("simplevqa-mini", (c) => simpleVqaMiniSize(c), {
+      config: this.config,
+      defaults: SIMPLEVQA_MINI_DEFAULTS,
+      overrides: options.config,
     });
     this.name = options.name ?? this.family;
-    const c = this.config;
     const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = inputChannels(c.input);
-    let features = 0;
-    c.channels.forEach((cout, i) => {
-      pb.conv(`spatial${i + 1}`, cin, cout, 3, c.slope);
-      cin = cout;
-      features += 2 * cout;
-    });
-    cin = 3;
-    c.motionChannels.forEach((cout, i) => {
-      pb.conv(`motion${i + 1}`, cin, cout, 3, c.slope);
-      cin = cout;
-    });
-    features += 2 * cin;
-    pb.linear("fc1", features, c.hidden);
-    pb.linear("fc2", c.hidden, 1, (c.qMin + c.qMax) / 2);
+    buildParams(pb, this.config);
     this.#params = pb.params;
   }
 

@@ -7,6 +7,7 @@
  */
 
 import { join } from "path";
+import { z } from "zod";
 import { loadManifest } from "../../data/manifest.ts";
 import { correlationReport } from "../../eval/metrics.ts";
 import { writeBuffer } from "../../gpu/queue.ts";
@@ -25,14 +26,18 @@ import {
 } from "../../tensor/nn.ts";
 import { Adam } from "../../tensor/optim.ts";
 import {
+  CheckpointError,
   loadTrainingCheckpoint,
   nonFiniteLossMessage,
   NonFiniteParameterError,
+  prepareCheckpointDir,
+  prepareWeightsOutput,
+  readTrainingCheckpoint,
   saveTrainingCheckpoint,
 } from "../../tensor/checkpoint.ts";
 import { printProgress } from "../../_progress.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import { createVictim, readVictimClip, saveVictim } from "./mod.ts";
+import { checkVictimConfig, createVictim, readVictimClip, saveVictim } from "./mod.ts";
 import type { Victim, VictimFamily } from "./victim.ts";
 
 /** Options of {@link trainVictim}. */
@@ -41,7 +46,10 @@ export interface TrainVictimOptions {
   model: VictimFamily;
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
   manifest?: string;
-  /** Where the weights go: `<out>.safetensors` and `<out>.json` (default `data/models/<model>`). */
+  /**
+   * Where the weights go: `<out>.safetensors` and `<out>.json` (default `data/models/<model>`,
+   * the bundled weights: pass `overwrite` to replace them).
+   */
   out?: string;
   /** Optimiser steps (default 400). */
   steps?: number;
@@ -59,6 +67,11 @@ export interface TrainVictimOptions {
   checkpointDir?: string;
   /** Continue from the checkpoint in `checkpointDir`. */
   resume?: boolean;
+  /**
+   * Replace weights already at `<out>.safetensors` / `<out>.json` (default false: an existing
+   * file is refused before training starts).
+   */
+  overwrite?: boolean;
   /** Config overrides for the family. */
   config?: Record<string, unknown>;
   /** The command line to record in the JSON beside the weights. */
@@ -385,35 +398,55 @@ export async function evaluateVictim(
   };
 }
 
-interface CheckpointState {
-  step: number;
-  sampler: number;
-  seed: number;
-  model: VictimFamily;
-  steps: number;
-  batch: number;
-  lr: number;
-  loss: string;
-  config: Record<string, unknown>;
-  losses: number[];
-  trainSeconds: number;
+const finite = z.number().refine(Number.isFinite, "must be finite");
+
+/** The state a victim checkpoint records (validated when it is read back). */
+const CheckpointStateSchema = z.object({
+  step: z.number().int().nonnegative(),
+  sampler: z.number().int().nonnegative().max(0xffffffff),
+  seed: z.number().int(),
+  model: z.string(),
+  steps: z.number().int().positive(),
+  batch: z.number().int().positive(),
+  lr: finite,
+  loss: z.string(),
+  config: z.record(z.unknown()),
+  losses: z.array(finite),
+  trainSeconds: z.number().nonnegative(),
   /** Absent in checkpoints written before these options existed (then 0 / 0 / false). */
-  rankWeight?: number;
-  weightDecay?: number;
-  augment?: boolean;
-}
+  rankWeight: finite.optional(),
+  weightDecay: finite.optional(),
+  augment: z.boolean().optional(),
+}).passthrough().superRefine((st, ctx) => {
+  if (st.step > st.steps) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["step"],
+      message: `${st.step} is past steps ${st.steps}`,
+    });
+  }
+  if (st.losses.length !== st.step) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["losses"],
+      message: `${st.losses.length} loss(es) for ${st.step} step(s)`,
+    });
+  }
+});
+
+type CheckpointState = z.infer<typeof CheckpointStateSchema>;
 
 const CKPT = "checkpoint.safetensors";
 
+/** Writes the checkpoint `file` (from `prepareCheckpointDir`: inside its folder) atomically. */
 async function saveCheckpoint(
-  dir: string,
+  file: string,
   params: Record<string, Tensor>,
   opt: Adam,
   state: CheckpointState,
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
   try {
-    await saveTrainingCheckpoint(join(dir, CKPT), params, opt, { ...state });
+    await saveTrainingCheckpoint(file, params, opt, { ...state });
   } catch (e) {
     // Never write a checkpoint holding non-finite weights.
     if (e instanceof NonFiniteParameterError) throw new NonFiniteLossError(e.message);
@@ -421,12 +454,70 @@ async function saveCheckpoint(
   }
 }
 
-function loadCheckpoint(
-  dir: string,
-  params: Record<string, Tensor>,
-  opt: Adam,
-): Promise<CheckpointState> {
-  return loadTrainingCheckpoint<CheckpointState>(join(dir, CKPT), params, opt);
+/** The options a victim checkpoint must have been made with to be resumed. */
+interface ResumeKey {
+  model: VictimFamily;
+  seed: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  loss: string;
+  rankWeight: number;
+  weightDecay: number;
+  augment: boolean;
+}
+
+/** Refuses (one line naming the file and the options) a checkpoint made with other options. */
+function checkResumable(file: string, st: CheckpointState, want: ResumeKey): void {
+  const have = { rankWeight: 0, weightDecay: 0, augment: false, ...st } as Record<string, unknown>;
+  const keys = [
+    "seed",
+    "steps",
+    "batch",
+    "lr",
+    "loss",
+    "rankWeight",
+    "weightDecay",
+    "augment",
+  ] as const;
+  const mismatch = keys.filter((k) => have[k] !== want[k]);
+  if (st.model !== want.model || mismatch.length) {
+    throw new CheckpointError(
+      file,
+      `--resume: the checkpoint ${file} was made with other options (${
+        mismatch.map((k) => `${k} ${have[k]}`).join(", ") || `model ${st.model}`
+      }); start without --resume or pass the same options`,
+      { bare: true },
+    );
+  }
+}
+
+/**
+ * Reads and validates the checkpoint a victim training run would resume from, without loading
+ * anything: the file, its state, every tensor of `victim` (with Adam's moments) and the options
+ * it was made with. Run it before loading clips, so a bad checkpoint is refused at once.
+ *
+ * @throws {CheckpointError} one line naming the checkpoint file and what is wrong.
+ * @example
+ * ```ts
+ * import { checkVictimCheckpoint } from "./train.ts";
+ * // await checkVictimCheckpoint("cache/victims/vsfa-mini", victim, { seed: 1, steps: 400, ... });
+ * ```
+ */
+export async function checkVictimCheckpoint(
+  checkpointDir: string,
+  victim: Victim,
+  want: Omit<ResumeKey, "model">,
+): Promise<{ step: number }> {
+  const file = join(checkpointDir, CKPT);
+  const shapes = Object.fromEntries(
+    Object.entries(victim.parameters()).map(([k, p]) => [k, p.shape]),
+  );
+  const { state } = await readTrainingCheckpoint(file, shapes, {
+    schema: CheckpointStateSchema,
+    check: (st) => checkResumable(file, st, { ...want, model: victim.family }),
+  });
+  return { step: state.step };
 }
 
 /** The default progress line on stderr. */
@@ -592,33 +683,26 @@ export async function fitVictim(
   let losses: number[] = [];
   let priorSeconds = 0;
   const lrAt = (step: number) => lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
-  const ckptFile = checkpointDir ? join(checkpointDir, CKPT) : "(none)";
   try {
+    const ckptFile = checkpointDir ? await prepareCheckpointDir(checkpointDir) : "(none)";
     if (options.resume) {
       if (!checkpointDir) throw new Error("--resume: no checkpoint folder given");
-      const st = await loadCheckpoint(checkpointDir, params, opt);
-      st.rankWeight ??= 0;
-      st.weightDecay ??= 0;
-      st.augment ??= false;
-      const want = { seed, steps, batch, lr, loss: lossName, rankWeight, weightDecay, augment };
-      const keys = [
-        "seed",
-        "steps",
-        "batch",
-        "lr",
-        "loss",
-        "rankWeight",
-        "weightDecay",
-        "augment",
-      ] as const;
-      const mismatch = keys.filter((k) => st[k] !== want[k]);
-      if (st.model !== victim.family || mismatch.length) {
-        throw new Error(
-          `--resume: the checkpoint ${ckptFile} was made with other options (${
-            mismatch.map((k) => `${k} ${st[k]}`).join(", ") || `model ${st.model}`
-          }); start without --resume or pass the same options`,
-        );
-      }
+      const want: ResumeKey = {
+        model: victim.family,
+        seed,
+        steps,
+        batch,
+        lr,
+        loss: lossName,
+        rankWeight,
+        weightDecay,
+        augment,
+      };
+      // Validated whole (and against these options) before anything is loaded.
+      const st = await loadTrainingCheckpoint(ckptFile, params, opt, {
+        schema: CheckpointStateSchema,
+        check: (s) => checkResumable(ckptFile, s, want),
+      });
       start = st.step;
       sampler.state = st.sampler;
       losses = st.losses;
@@ -678,7 +762,7 @@ export async function fitVictim(
         elapsed: (performance.now() - t0) / 1000,
       });
       if (checkpointDir && ((step + 1) % checkpointEvery === 0 || step + 1 === stopAt)) {
-        await saveCheckpoint(checkpointDir, params, opt, {
+        await saveCheckpoint(ckptFile, params, opt, {
           step: step + 1,
           sampler: sampler.state,
           seed,
@@ -719,13 +803,19 @@ export async function fitVictim(
 
 /**
  * Trains a victim on the proxy train split, then scores the test split and saves the weights
- * with a JSON config (command, seed, date, time taken, test metrics).
+ * with a JSON config (command, seed, date, time taken, test metrics). Before anything is read or
+ * allocated it checks the config (`checkVictimConfig`, with `batch`), the output stem
+ * (`prepareWeightsOutput`: existing weights are refused unless `overwrite`), the checkpoint
+ * folder, and with `resume` the checkpoint itself.
  *
+ * @throws {ModelConfigError} for a config that is invalid or cannot fit.
+ * @throws {OutputError} for an output that cannot be written or would replace weights.
+ * @throws {CheckpointError} for a missing, corrupt or mismatching checkpoint with `resume`.
  * @example
  * ```ts
  * import { initGpu, trainVictim } from "../../../mod.ts";
  * await initGpu();
- * const r = await trainVictim({ model: "vsfa-mini", steps: 400, seed: 1 });
+ * const r = await trainVictim({ model: "vsfa-mini", steps: 400, seed: 1, out: "out/vsfa-mini" });
  * console.log(r.test.srcc, r.test.plcc);
  * ```
  */
@@ -747,10 +837,28 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
   } = options;
   const out = options.out ?? join("data", "models", model);
   const checkpointDir = options.checkpointDir ?? join("cache", "victims", model);
+  const overwrite = options.overwrite ?? false;
+  // Before anything is allocated, read or trained: the config fits (a batch of clips too), the
+  // outputs can be written and replace nothing unasked, and a checkpoint to resume is sound.
+  checkVictimConfig(model, config, { batch });
+  await prepareWeightsOutput(out, { option: "--out", overwrite });
+  await prepareCheckpointDir(checkpointDir);
   const victim = createVictim(model, { seed, config });
   let train: LoadedClip[] = [];
   let val: LoadedClip[] = [];
   try {
+    if (options.resume) {
+      await checkVictimCheckpoint(checkpointDir, victim, {
+        seed,
+        steps,
+        batch,
+        lr,
+        loss,
+        rankWeight,
+        weightDecay,
+        augment,
+      });
+    }
     const tl = performance.now();
     train = await loadVictimClips(victim, manifest, "train");
     console.error(
@@ -799,7 +907,9 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
     test.forEach((c) => c.input.dispose());
     const round = (v: number) => Math.round(v * 1e4) / 1e4;
     const last = fit.losses.slice(-20);
-    const files = await saveVictim(victim, out, {
+    // Checked again: something may have appeared at the stem while training ran.
+    const target = await prepareWeightsOutput(out, { option: "--out", overwrite });
+    await saveVictim(victim, target.weights, {
       training: {
         command: options.command ??
           `deno task train-victim --model ${model} --seed ${seed} --steps ${steps}`,
@@ -830,7 +940,7 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
     return {
       victim,
       test: metrics,
-      ...files,
+      ...target.display,
       trainSeconds: fit.trainSeconds,
       losses: fit.losses,
     };

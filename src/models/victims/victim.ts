@@ -9,6 +9,8 @@
  */
 
 import { z } from "zod";
+import { formatZodError } from "../../_zod.ts";
+import { getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../tensor/init.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
@@ -41,11 +43,11 @@ export type VictimFamily = typeof VICTIM_FAMILIES[number];
 /** Config fields every family has: the input it was trained on and its score range. */
 export const BaseConfigSchema = z.object({
   /** Frames per clip the model was trained on (clips are read with at most this many). */
-  frames: z.number().int().positive(),
+  frames: z.number().int().positive().max(4096),
   /** Frame height the clips are scaled to when read; null keeps the file's resolution. */
-  height: z.number().int().positive().nullable(),
+  height: z.number().int().positive().max(16384).nullable(),
   /** Frame width the clips are scaled to when read; null keeps the file's resolution. */
-  width: z.number().int().positive().nullable(),
+  width: z.number().int().positive().max(16384).nullable(),
   /** Lowest label of the training scale (the score-reversed boundary for high-quality clips). */
   qMin: z.number(),
   /** Highest label of the training scale. */
@@ -119,50 +121,276 @@ export interface Victim {
  * ```
  */
 export class ParamBuilder {
-  /** The parameters made so far, by name. */
+  /** The parameters made so far, by name (none when only shapes are recorded). */
   readonly params: Record<string, Tensor> = {};
+  /** The shapes of the parameters made (or, with `shapesOnly`, described) so far, by name. */
+  readonly shapes: Record<string, number[]> = {};
   #seed: number;
   #n = 0;
+  #shapesOnly: boolean;
 
-  constructor(seed: number) {
+  /**
+   * A builder drawing from `seed`. With `shapesOnly` nothing is allocated: only
+   * {@link ParamBuilder.shapes} is filled (to check a config's size before building it).
+   */
+  constructor(seed: number, options: { shapesOnly?: boolean } = {}) {
     this.#seed = seed;
+    this.#shapesOnly = options.shapesOnly ?? false;
   }
 
   #next(): number {
     return this.#seed * 1000 + ++this.#n;
   }
 
+  #add(name: string, shape: number[], make: () => Tensor): void {
+    this.shapes[name] = shape;
+    if (!this.#shapesOnly) this.params[name] = make();
+  }
+
   /** A conv layer `[out, in, k, k]` (Kaiming uniform for a leaky ReLU) and a zero bias. */
   conv(name: string, cin: number, cout: number, k: number, slope: number): void {
-    this.params[`${name}.weight`] = kaimingUniform([cout, cin, k, k], {
-      seed: this.#next(),
-      a: slope,
-    });
-    this.params[`${name}.bias`] = full([cout], 0, { requiresGrad: true });
+    const seed = this.#next();
+    this.#add(
+      `${name}.weight`,
+      [cout, cin, k, k],
+      () => kaimingUniform([cout, cin, k, k], { seed, a: slope }),
+    );
+    this.#add(`${name}.bias`, [cout], () => full([cout], 0, { requiresGrad: true }));
   }
 
   /** A linear layer `[out, in]` with PyTorch's default init, or a given constant bias. */
   linear(name: string, cin: number, cout: number, bias?: number): void {
     const bound = 1 / Math.sqrt(fans([cout, cin]).fanIn);
-    this.params[`${name}.weight`] = uniform([cout, cin], {
-      seed: this.#next(),
-      low: -bound,
-      high: bound,
-    });
-    this.params[`${name}.bias`] = bias === undefined
-      ? uniform([cout], { seed: this.#next(), low: -bound, high: bound })
-      : full([cout], bias, { requiresGrad: true });
+    const seed = this.#next();
+    this.#add(
+      `${name}.weight`,
+      [cout, cin],
+      () => uniform([cout, cin], { seed, low: -bound, high: bound }),
+    );
+    if (bias === undefined) {
+      const seedB = this.#next();
+      this.#add(
+        `${name}.bias`,
+        [cout],
+        () => uniform([cout], { seed: seedB, low: -bound, high: bound }),
+      );
+    } else {
+      this.#add(`${name}.bias`, [cout], () => full([cout], bias, { requiresGrad: true }));
+    }
   }
 
   /** A GRU cell in PyTorch's layout, `U(-1/sqrt(H), 1/sqrt(H))` as torch.nn.GRUCell. */
   gru(name: string, input: number, hidden: number): void {
     const b = 1 / Math.sqrt(hidden);
-    const u = (shape: number[]) => uniform(shape, { seed: this.#next(), low: -b, high: b });
-    this.params[`${name}.weight_ih`] = u([3 * hidden, input]);
-    this.params[`${name}.weight_hh`] = u([3 * hidden, hidden]);
-    this.params[`${name}.bias_ih`] = u([3 * hidden]);
-    this.params[`${name}.bias_hh`] = u([3 * hidden]);
+    const u = (key: string, shape: number[]) => {
+      const seed = this.#next();
+      this.#add(`${name}.${key}`, shape, () => uniform(shape, { seed, low: -b, high: b }));
+    };
+    u("weight_ih", [3 * hidden, input]);
+    u("weight_hh", [3 * hidden, hidden]);
+    u("bias_ih", [3 * hidden]);
+    u("bias_hh", [3 * hidden]);
   }
+}
+
+/** The largest width (channels, hidden units) a model config may ask for. */
+export const MAX_MODEL_WIDTH = 4096;
+
+/**
+ * The memory budget of one model's parameters, in bytes (256 MiB). Training holds four copies
+ * (the weights, their gradients and Adam's two moments), so a model at the budget needs about
+ * 1 GiB of GPU memory before any activation.
+ */
+export const MAX_PARAMETER_BYTES = 256 * 2 ** 20;
+
+/**
+ * A model config that is invalid, or that cannot fit in memory: one line naming the field and
+ * its value (or the tensor and the limit it breaks). Raised before anything is allocated.
+ *
+ * @example
+ * ```ts
+ * import { ModelConfigError } from "./victim.ts";
+ * const e = new ModelConfigError("vsfa-mini config: hidden: Number must be less than or equal to 4096");
+ * console.log(e.name);
+ * ```
+ */
+export class ModelConfigError extends RangeError {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelConfigError";
+  }
+}
+
+/**
+ * Validates a family's config: `overrides` on top of `defaults`, through `schema`; any issue is
+ * a {@link ModelConfigError} `<who> config: <field>: <message>` (all issues, joined by "; ").
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { parseModelConfig } from "./victim.ts";
+ * const c = parseModelConfig("demo", z.object({ n: z.number().int() }), { n: 1 }, { n: 2 });
+ * ```
+ */
+export function parseModelConfig<S extends z.ZodTypeAny>(
+  who: string,
+  schema: S,
+  defaults: Record<string, unknown>,
+  overrides: Record<string, unknown> | undefined,
+): z.infer<S> {
+  if (overrides !== undefined && (overrides === null || typeof overrides !== "object")) {
+    throw new ModelConfigError(
+      `${who} config: must be an object, got ${JSON.stringify(overrides)}`,
+    );
+  }
+  const parsed = schema.safeParse({ ...defaults, ...overrides });
+  if (!parsed.success) {
+    throw new ModelConfigError(`${who} config: ${formatZodError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** The parameter sizes a config implies, from {@link estimateParameters}. */
+export interface ParameterEstimate {
+  /** Bytes of all parameters (float32). */
+  bytes: number;
+  /** The largest parameter tensor. */
+  largest: { name: string; shape: number[]; bytes: number };
+}
+
+/**
+ * Bytes of a set of parameter shapes (float32), and the largest tensor.
+ *
+ * @example
+ * ```ts
+ * import { estimateParameters } from "./victim.ts";
+ * estimateParameters({ w: [4, 3], b: [4] }).bytes; // 64
+ * ```
+ */
+export function estimateParameters(shapes: Record<string, number[]>): ParameterEstimate {
+  let bytes = 0;
+  let largest = { name: "", shape: [] as number[], bytes: 0 };
+  for (const [name, shape] of Object.entries(shapes)) {
+    const b = 4 * shape.reduce((a, d) => a * d, 1);
+    bytes += b;
+    if (b > largest.bytes) largest = { name, shape, bytes: b };
+  }
+  return { bytes, largest };
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
+    : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** What a config needs against what there is: how many times over the tightest limit it is. */
+interface SizeVerdict {
+  excess: number;
+  problem?: string;
+}
+
+/** Sizes of a config for {@link checkModelSize}: its parameters, and optionally activations. */
+export interface ModelSize {
+  /** The parameter shapes, by name. */
+  shapes: Record<string, number[]>;
+  /** The largest activation tensor of one forward pass, where it can be told. */
+  activation?: { what: string; bytes: number };
+}
+
+function limitsOf(): { binding: number; buffer: number } {
+  let binding = Infinity;
+  let buffer = Infinity;
+  try {
+    const l = getGpu().limits;
+    binding = l.maxStorageBufferBindingSize;
+    buffer = l.maxBufferSize;
+  } catch { /* no GPU yet: only the budget applies */ }
+  return { binding, buffer };
+}
+
+function verdict(size: ModelSize, budget: number): SizeVerdict {
+  const { binding, buffer } = limitsOf();
+  const tensorLimit = Math.min(binding, buffer);
+  const e = estimateParameters(size.shapes);
+  const checks: SizeVerdict[] = [
+    {
+      excess: e.largest.bytes / tensorLimit,
+      problem:
+        `parameter '${e.largest.name}' [${e.largest.shape}] would take ${
+          mib(e.largest.bytes)
+        }, more than one GPU buffer may hold on this adapter (${mib(tensorLimit)}, ` +
+        `maxStorageBufferBindingSize / maxBufferSize)`,
+    },
+    {
+      excess: e.bytes / budget,
+      problem: `the parameters would take ${
+        mib(e.bytes)
+      } (largest '${e.largest.name}' [${e.largest.shape}]), more than the budget of ${
+        mib(budget)
+      } for one model`,
+    },
+  ];
+  if (size.activation) {
+    checks.push({
+      excess: size.activation.bytes / binding,
+      problem: `${size.activation.what} would take ${
+        mib(size.activation.bytes)
+      }, more than one GPU buffer may hold on this adapter (maxStorageBufferBindingSize ${
+        mib(binding)
+      })`,
+    });
+  }
+  return checks.reduce((a, b) => (b.excess > a.excess ? b : a));
+}
+
+/**
+ * Refuses, before anything is allocated, a config whose parameters cannot fit: the largest
+ * tensor must fit one GPU buffer (the adapter's `maxStorageBufferBindingSize` and
+ * `maxBufferSize`, once `initGpu` has run), all of them the `budget` (default
+ * {@link MAX_PARAMETER_BYTES}), and the largest activation (when `size` tells it) one buffer.
+ * The message names the field of `overrides` to blame (the one whose default value would help
+ * most) with its value, and the tensor and limit.
+ *
+ * @throws {ModelConfigError} `<who> config: <field> <value>: <what would not fit>`.
+ * @example
+ * ```ts
+ * import { checkModelSize } from "./victim.ts";
+ * checkModelSize("demo", (c) => ({ shapes: { w: [c.n as number, c.n as number] } }), {
+ *   config: { n: 8 },
+ *   defaults: { n: 8 },
+ * });
+ * ```
+ */
+export function checkModelSize<C extends Record<string, unknown>>(
+  who: string,
+  size: (config: C) => ModelSize,
+  options: {
+    config: C;
+    defaults: Partial<C>;
+    overrides?: Record<string, unknown>;
+    budget?: number;
+  },
+): void {
+  const budget = options.budget ?? MAX_PARAMETER_BYTES;
+  const v = verdict(size(options.config), budget);
+  if (v.excess <= 1) return;
+  // Blame the override whose default would shrink the excess most.
+  let blame: { key: string; excess: number } | undefined;
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (
+      !(key in options.defaults) || JSON.stringify(options.defaults[key]) === JSON.stringify(value)
+    ) {
+      continue;
+    }
+    try {
+      const e = verdict(size({ ...options.config, [key]: options.defaults[key] }), budget).excess;
+      if (e < v.excess && (!blame || e < blame.excess)) blame = { key, excess: e };
+    } catch { /* that combination is itself invalid */ }
+  }
+  const field = blame ? `${blame.key} ${JSON.stringify(options.config[blame.key])}: ` : "";
+  throw new ModelConfigError(`${who} config: ${field}${v.problem}`);
 }
 
 /** Throws unless `x` is `[T,3,H,W]` (rank 4) or `[B,T,3,H,W]` (rank 5); returns it as rank 5.
@@ -258,4 +486,54 @@ export function inputChannels(input: z.infer<typeof InputSchema>): number {
 export function stdFeatures(x: Tensor, logStd: boolean): Tensor {
   const s = globalStdPool(x);
   return logStd ? log(add(s, 1e-3)) : s;
+}
+
+/**
+ * The largest activation of a stack of stride-2 3x3 convs over a batch of clips, for
+ * {@link checkModelSize}: the input features (`[B*T, inputChannels, H, W]`) or the output of a
+ * conv layer (`[B*T, channels[i], H/2^(i+1), W/2^(i+1)]`, the first layer's doubled with
+ * `doubleFirst`), whichever is largest. Every one of these tensors exists in a forward pass, so
+ * the estimate never exceeds the truth. Undefined when the frame size is not fixed.
+ *
+ * @example
+ * ```ts
+ * import { convStackActivation } from "./victim.ts";
+ * convStackActivation({ frames: 8, height: 64, width: 64, inputChannels: 3, channels: [16] });
+ * // { what: "the activation [8,16,32,32] of layer 1 (batch 1)", bytes: 524288 }
+ * ```
+ */
+export function convStackActivation(o: {
+  /** Frames per clip. */
+  frames: number;
+  /** Frame height (null: not fixed). */
+  height: number | null;
+  /** Frame width (null: not fixed). */
+  width: number | null;
+  /** Channels of the input features. */
+  inputChannels: number;
+  /** Output channels of each conv layer. */
+  channels: readonly number[];
+  /** Clips per forward pass (default 1). */
+  batch?: number;
+  /** The first layer's output is concatenated with as many channels again. */
+  doubleFirst?: boolean;
+}): { what: string; bytes: number } | undefined {
+  if (o.height === null || o.width === null) return undefined;
+  const n = (o.batch ?? 1) * o.frames;
+  let h = o.height;
+  let w = o.width;
+  let best = {
+    what: `the input [${n},${o.inputChannels},${h},${w}]`,
+    bytes: 4 * n * o.inputChannels * h * w,
+  };
+  o.channels.forEach((c, i) => {
+    h = Math.ceil(h / 2);
+    w = Math.ceil(w / 2);
+    const ch = i === 0 && o.doubleFirst ? 2 * c : c;
+    const bytes = 4 * n * ch * h * w;
+    if (bytes > best.bytes) {
+      best = { what: `the activation [${n},${ch},${h},${w}] of layer ${i + 1}`, bytes };
+    }
+  });
+  return { what: `${best.what} (batch ${o.batch ?? 1})`, bytes: best.bytes };
 }

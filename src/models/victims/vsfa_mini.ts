@@ -23,10 +23,15 @@ import { hysteresisPool } from "./hysteresis.ts";
 import {
   asBatch,
   BaseConfigSchema,
+  checkModelSize,
+  convStackActivation,
   disposeParams,
   inputChannels,
   inputFeatures,
+  MAX_MODEL_WIDTH,
+  type ModelSize,
   ParamBuilder,
+  parseModelConfig,
   stdFeatures,
   type Victim,
   type VictimFamily,
@@ -35,13 +40,13 @@ import {
 /** The config of {@link VsfaMini}. */
 export const VsfaMiniConfigSchema = BaseConfigSchema.extend({
   /** Output channels of the stride-2 3x3 conv layers. */
-  channels: z.array(z.number().int().positive()).min(1),
+  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
   /** Size of the linear reduction of the pooled features. */
-  reduced: z.number().int().positive(),
+  reduced: z.number().int().positive().max(MAX_MODEL_WIDTH),
   /** GRU hidden size. */
-  hidden: z.number().int().positive(),
+  hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
   /** Hysteresis window. */
-  tau: z.number().int().positive(),
+  tau: z.number().int().positive().max(4096),
   /** Hysteresis memory weight. */
   gamma: z.number().min(0).max(1),
 }).strict();
@@ -66,6 +71,42 @@ export const VSFA_MINI_DEFAULTS: VsfaMiniConfig = {
   gamma: 0.5,
 };
 
+function buildParams(pb: ParamBuilder, c: VsfaMiniConfig): void {
+  let cin = inputChannels(c.input);
+  c.channels.forEach((cout, i) => {
+    pb.conv(`conv${i + 1}`, cin, cout, 3, c.slope);
+    cin = cout;
+  });
+  pb.linear("reduce", 2 * cin, c.reduced);
+  pb.gru("gru", c.reduced, c.hidden);
+  pb.linear("head", c.hidden, 1, (c.qMin + c.qMax) / 2);
+}
+
+/**
+ * The sizes a `vsfa-mini` config implies, without allocating: its parameter shapes and the
+ * largest conv activation for `batch` clips (when the frame size is fixed).
+ *
+ * @example
+ * ```ts
+ * import { VSFA_MINI_DEFAULTS, vsfaMiniSize } from "./vsfa_mini.ts";
+ * const { shapes } = vsfaMiniSize(VSFA_MINI_DEFAULTS);
+ * console.log(shapes["gru.weight_hh"]); // [48, 16]
+ * ```
+ */
+export function vsfaMiniSize(c: VsfaMiniConfig, batch = 1): ModelSize {
+  const pb = new ParamBuilder(0, { shapesOnly: true });
+  buildParams(pb, c);
+  return {
+    shapes: pb.shapes,
+    activation: convStackActivation({
+      ...c,
+      inputChannels: inputChannels(c.input),
+      channels: c.channels,
+      batch,
+    }),
+  };
+}
+
 /**
  * The `vsfa-mini` victim.
  *
@@ -89,19 +130,26 @@ export class VsfaMini implements Victim {
   readonly config: VsfaMiniConfig;
   #params: Record<string, Tensor>;
 
+  /**
+   * A fresh model; the config overrides the defaults. An invalid config, or one that cannot
+   * fit (see `checkModelSize`), is a `ModelConfigError` naming the field, before anything is
+   * allocated.
+   */
   constructor(options: { config?: Partial<VsfaMiniConfig>; seed?: number; name?: string } = {}) {
-    this.config = VsfaMiniConfigSchema.parse({ ...VSFA_MINI_DEFAULTS, ...options.config });
-    this.name = options.name ?? this.family;
-    const c = this.config;
-    const pb = new ParamBuilder(options.seed ?? 0);
-    let cin = inputChannels(c.input);
-    c.channels.forEach((cout, i) => {
-      pb.conv(`conv${i + 1}`, cin, cout, 3, c.slope);
-      cin = cout;
+    this.config = parseModelConfig(
+      "vsfa-mini",
+      VsfaMiniConfigSchema,
+      VSFA_MINI_DEFAULTS,
+      options.config,
+    );
+    checkModelSize("vsfa-mini", (c) => vsfaMiniSize(c), {
+      config: this.config,
+      defaults: VSFA_MINI_DEFAULTS,
+      overrides: options.config,
     });
-    pb.linear("reduce", 2 * cin, c.reduced);
-    pb.gru("gru", c.reduced, c.hidden);
-    pb.linear("head", c.hidden, 1, (c.qMin + c.qMax) / 2);
+    this.name = options.name ?? this.family;
+    const pb = new ParamBuilder(options.seed ?? 0);
+    buildParams(pb, this.config);
     this.#params = pb.params;
   }
 
