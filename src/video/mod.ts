@@ -16,6 +16,14 @@
 
 export { FfmpegNotFoundError, VideoError } from "./_ffmpeg.ts";
 export type { ConvertOn } from "./_convert.ts";
+export {
+  checkVideoFile,
+  isVideoPath,
+  listVideoFiles,
+  type SkippedEntry,
+  VIDEO_EXTENSIONS,
+  type VideoFileList,
+} from "./files.ts";
 export { type FrameCountSource, type ProbeOptions, probeVideo, type VideoInfo } from "./probe.ts";
 export {
   readVideo,

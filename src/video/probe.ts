@@ -6,7 +6,8 @@
 
 import { z } from "zod";
 import { formatZodError } from "../_zod.ts";
-import { checkInputFile, inputArgs, runTool, VideoError } from "./_ffmpeg.ts";
+import { inputArgs, runTool, VideoError } from "./_ffmpeg.ts";
+import { checkVideoFile } from "./files.ts";
 
 /** A decimal string or number from ffprobe (it prints most numbers as strings). */
 const num = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -96,8 +97,9 @@ function parseRate(s: string | undefined): number {
 
 /**
  * Probes a video file with ffprobe: size, frame rate, frame count, duration, pixel format and
- * codec of its first video stream. Throws {@link VideoError} for a missing file, a file that is
- * not a video, or one without a video stream.
+ * codec of its first video stream. Throws {@link VideoError} for a missing file, a folder, a FIFO,
+ * device or socket (refused by name before ffprobe opens it), an empty file, a file that is not a
+ * video, or one without a video stream. A symbolic link to a regular file is followed.
  *
  * @example
  * ```ts
@@ -115,7 +117,7 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
     );
   }
   const opts = o.data;
-  await checkInputFile(file);
+  await checkVideoFile(file);
   const args = [
     "-v",
     "error",

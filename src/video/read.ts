@@ -12,7 +12,8 @@ import { formatZodError } from "../_zod.ts";
 import { getGpu } from "../gpu/device.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, paddedBytes, unpackFrames } from "./_convert.ts";
-import { checkInputFile, FFMPEG_BASE, inputArgs, spawnTool, VideoError } from "./_ffmpeg.ts";
+import { FFMPEG_BASE, inputArgs, spawnTool, VideoError } from "./_ffmpeg.ts";
+import { checkVideoFile } from "./files.ts";
 import { probeVideo, type VideoInfo } from "./probe.ts";
 
 /** Options of {@link readVideo}. */
@@ -153,7 +154,7 @@ async function* decodeGeneric<T>(
   chunkFrames: number,
   sink: (bytes: Uint8Array, frames: number, h: number, w: number, start: number) => T,
 ): AsyncGenerator<T, void, undefined> {
-  await checkInputFile(file);
+  await checkVideoFile(file);
   const info = await probeVideo(file, { countFrames: false });
   const { w, h } = outputSize(info, opts.size);
   const frameBytes = w * h * 3;
