@@ -7,7 +7,7 @@
 
 import * as path from "path";
 import { z } from "zod";
-import { isFile } from "../_fs.ts";
+import { checkRegularFile, PathError } from "../_fs.ts";
 import { formatZodError } from "../_zod.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
@@ -277,7 +277,18 @@ export const ProxyManifestSchema = z.object({
       owner.set(src, s);
     }
   }
+  const paths = new Map<string, number>();
   m.clips.forEach((c, i) => {
+    const key = path.posix.normalize(c.path);
+    const before = paths.get(key);
+    if (before !== undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["clips", i, "path"],
+        message: `clip ${c.path} is listed twice (also clips.${before})`,
+      });
+    }
+    paths.set(key, i);
     const s = owner.get(c.source);
     if (s !== c.split) {
       ctx.addIssue({
@@ -351,6 +362,9 @@ export interface LoadedManifest extends LoadedDataset {
 /**
  * Reads and validates a proxy manifest; returns it with the selected clips as items (path
  * resolved against the manifest's folder, `mos` = label) and the clip files that are missing.
+ * The manifest must be a regular file (a FIFO or device is refused before it is opened); a clip
+ * that is a folder, FIFO, device or socket is refused by name (a symbolic link to a regular file
+ * is followed). Clip paths are relative, without `..`, and listed once.
  *
  * @example
  * ```ts
@@ -367,9 +381,16 @@ export async function loadManifest(
 ): Promise<LoadedManifest> {
   let text: string;
   try {
+    await checkRegularFile(file, "manifest");
     text = await Deno.readTextFile(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof PathError && !/: no such manifest$/.test(e.message)) {
+      const detail = e.message.startsWith(`${file}: `)
+        ? e.message.slice(file.length + 2)
+        : e.message;
+      throw new DatasetError(file, detail, { cause: e });
+    }
+    if (e instanceof Deno.errors.NotFound || e instanceof PathError) {
       throw new DatasetError(file, "no such file (build it with `deno task data`)", { cause: e });
     }
     throw new DatasetError(file, `cannot read: ${(e as Error).message}`, { cause: e });
@@ -403,7 +424,16 @@ export async function loadManifest(
   const missing: string[] = [];
   if (options.checkFiles ?? true) {
     for (const it of items) {
-      if (!(await isFile(it.path))) missing.push(it.path);
+      try {
+        await checkRegularFile(it.path, "clip");
+      } catch (e) {
+        if (!(e instanceof PathError)) throw e;
+        if (!(await Deno.stat(it.path).then(() => true, () => false))) {
+          missing.push(it.path);
+          continue;
+        }
+        throw new DatasetError(file, `clip ${it.name}: ${e.message}`, { cause: e });
+      }
     }
   }
   return { manifest, dir, items, missing };
