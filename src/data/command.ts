@@ -12,6 +12,8 @@
 
 import { parseArgs } from "util";
 import { z } from "zod";
+import { PathError } from "../_fs.ts";
+import { prepareOutputDir } from "../_output.ts";
 import { formatZodError, integerArg } from "../_zod.ts";
 import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
 import { DISTORTIONS, type ProxyManifest } from "./manifest.ts";
@@ -22,16 +24,19 @@ import {
   MAX_LEVELS,
   type ProxyProgress,
 } from "./proxy.ts";
-import { DATASET_FORMATS, type DatasetFormat, loadDataset } from "./loaders.ts";
+import { DATASET_FORMATS, type DatasetFormat, DEFAULT_MOS_RANGE, loadDataset } from "./loaders.ts";
 import { DatasetError } from "./types.ts";
 
 const USAGE = `Usage: deno task data [options]
        deno task data check --format <format> --root <dir> [--labels <file>] [--videos <dir>]
+                            [--mos-range <low,high>]
 
 Builds the proxy dataset: clips with camera motion made from the source images, distorted with
 ffmpeg (${DISTORTIONS.join(", ")}), labelled 1..5 from their SSIM against the
-pristine clip (see docs/data.md). Writes <out>/manifest.json and <out>/clips/. A build whose
-manifest is up to date is skipped.
+pristine clip (see docs/data.md). Writes <out>/manifest.json and <out>/clips/ and nothing
+outside <out>. A build whose manifest is up to date is skipped. Source images are named in the
+dataset by their file name made safe (letters, digits, '.', '_', '-'; never hidden, '.' or '..'),
+and distinct; a changed name is printed.
 
 Build options:
   --out <dir>            output folder (default ${DEFAULT_PROXY_DIR})
@@ -55,6 +60,7 @@ Check options (loads a real dataset and lists missing videos):
   --root <dir>           the dataset folder as its authors ship it
   --labels <file>        the label file, when not in its usual place (required for manifest)
   --videos <dir>         the video folder, when not in its usual place
+  --mos-range <lo,hi>    the range every MOS must lie in (default ${DEFAULT_MOS_RANGE.join(",")})
   -h, --help             this text
 `;
 
@@ -79,11 +85,26 @@ const BuildArgs = z.object({
   quiet: z.boolean().default(false),
 });
 
+/** `--mos-range 1,5`: two finite numbers, low <= high. */
+const mosRangeArg = z.string().transform((s, ctx): [number, number] => {
+  const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+  const nums = s.split(",").map((p) => p.trim()).map((p) => NUMBER.test(p) ? Number(p) : NaN);
+  if (nums.length !== 2 || !nums.every(Number.isFinite) || nums[0] > nums[1]) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `expected two numbers low,high with low <= high, got ${JSON.stringify(s)}`,
+    });
+    return z.NEVER;
+  }
+  return [nums[0], nums[1]];
+});
+
 const CheckArgs = z.object({
   format: z.enum(DATASET_FORMATS),
   root: z.string().min(1),
   labels: z.string().min(1).optional(),
   videos: z.string().min(1).optional(),
+  "mos-range": mosRangeArg.optional(),
 });
 
 /**
@@ -190,6 +211,8 @@ async function build(raw: Record<string, unknown>): Promise<number> {
   }
   let result;
   try {
+    // The output folder is checked (and made) before any work.
+    await prepareOutputDir(a.out ?? DEFAULT_PROXY_DIR, { option: "--out" });
     result = await buildProxyDataset({
       out: a.out,
       sources: a.sources,
@@ -206,13 +229,17 @@ async function build(raw: Record<string, unknown>): Promise<number> {
       concurrency: a.jobs,
       force: a.force,
       onProgress: progressPrinter(a.quiet),
+      onNote: (m) => console.error(`note: ${m}`),
     });
   } catch (e) {
     if (e instanceof RangeError) {
       console.error(`deno task data: ${flagNames(e.message)}`);
       return 2;
     }
-    if (e instanceof VideoError || e instanceof FfmpegNotFoundError) {
+    if (
+      e instanceof VideoError || e instanceof FfmpegNotFoundError || e instanceof PathError ||
+      e instanceof DatasetError
+    ) {
       console.error(`deno task data: ${e.message}`);
       return 1;
     }
@@ -239,6 +266,7 @@ async function check(raw: Record<string, unknown>): Promise<number> {
     const d = await loadDataset(a.format as DatasetFormat, a.root, {
       labels: a.labels,
       videos: a.videos,
+      mosRange: a["mos-range"],
     });
     const mos = d.items.map((i) => i.mos);
     console.log(`${d.items.length} videos with labels, ${d.missing.length} missing`);
@@ -297,6 +325,7 @@ export async function dataCommand(args: string[]): Promise<number> {
         root: { type: "string" },
         labels: { type: "string" },
         videos: { type: "string" },
+        "mos-range": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -310,7 +339,7 @@ export async function dataCommand(args: string[]): Promise<number> {
     return 0;
   }
   const sub = positionals[0] ?? "build";
-  const checkOnly = ["format", "root", "labels", "videos"];
+  const checkOnly = ["format", "root", "labels", "videos", "mos-range"];
   if (sub === "build") {
     const stray = checkOnly.filter((k) => k in values);
     if (stray.length) {
@@ -321,7 +350,7 @@ export async function dataCommand(args: string[]): Promise<number> {
   }
   if (sub === "check") {
     const { format, root, labels, videos } = values;
-    return await check({ format, root, labels, videos });
+    return await check({ format, root, labels, videos, "mos-range": values["mos-range"] });
   }
   console.error(`deno task data: unknown subcommand '${sub}' (build or check)\n\n${USAGE}`);
   return 2;

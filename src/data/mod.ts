@@ -51,11 +51,14 @@ export {
   PROXY_GENERATOR,
   type ProxyProgress,
   resolveProxyOptions,
+  SOURCE_IMAGE_LIMITS,
   splitSources,
 } from "./proxy.ts";
 export {
   DATASET_FORMATS,
   type DatasetFormat,
+  DEFAULT_MOS_RANGE,
+  type GenericManifestOptions,
   loadDataset,
   type LoaderOptions,
   loadGenericManifest,

@@ -15,7 +15,16 @@
 
 import * as path from "path";
 import { z } from "zod";
-import { exists, isFile, writeFileAtomic } from "../_fs.ts";
+import { checkRegularFile, exists, isFile, PathError, writeFileAtomic } from "../_fs.ts";
+import {
+  commitWorkDir,
+  discardWorkDir,
+  insideOutput,
+  makeWorkDir,
+  prepareOutputDir,
+  removeStaleWorkDirs,
+  uniqueNames,
+} from "../_output.ts";
 import { formatZodError } from "../_zod.ts";
 import { fileArg, inputArgs, runTool, VideoError } from "../video/_ffmpeg.ts";
 import {
@@ -34,6 +43,7 @@ import {
   type Split,
   ssimToLabel,
 } from "./manifest.ts";
+import { DatasetError } from "./types.ts";
 
 /**
  * The version of the clip synthesis: raised whenever a change to the motions, distortions or
@@ -73,6 +83,19 @@ export const DEFAULT_SOURCES_DIR = "data/sources";
 
 /** Image file extensions taken from the source folder. */
 const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
+
+/**
+ * The smallest and largest source image side, and the most pixels, a build accepts: a camera
+ * motion needs a window of at least 8 pixels inside the image, and ffmpeg holds several RGB
+ * copies of an image in memory while it makes a clip.
+ *
+ * @example
+ * ```ts
+ * import { SOURCE_IMAGE_LIMITS } from "./proxy.ts";
+ * SOURCE_IMAGE_LIMITS.maxPixels; // 67108864 (8192 x 8192)
+ * ```
+ */
+export const SOURCE_IMAGE_LIMITS = { minSide: 16, maxSide: 16384, maxPixels: 2 ** 26 } as const;
 
 /**
  * The distortion levels, mild to strong, as ffmpeg parameters: H.264 CRF, Gaussian blur sigma,
@@ -168,6 +191,12 @@ export interface BuildProxyOptions {
   force?: boolean;
   /** Called after every clip. */
   onProgress?: (progress: ProxyProgress) => void;
+  /**
+   * Called with a line for the user before the build starts: a source image whose name in the
+   * dataset differs from its file name, a source entry skipped (a FIFO, a dangling link), stale
+   * temporary folders of an interrupted build removed.
+   */
+  onNote?: (message: string) => void;
 }
 
 /**
@@ -208,6 +237,8 @@ export interface BuildProxyResult {
   built: boolean;
   /** Seconds the build took. */
   seconds: number;
+  /** Source images whose name in the dataset is not their file's stem (made safe or distinct). */
+  renamed: { file: string; name: string }[];
 }
 
 const OptionsSchema = z.object({
@@ -245,7 +276,7 @@ type Resolved = z.infer<typeof OptionsSchema>;
  * ```
  */
 export function resolveProxyOptions(options: BuildProxyOptions = {}): Resolved {
-  const { onProgress: _, ...rest } = options;
+  const { onProgress: _, onNote: _note, ...rest } = options;
   const parsed = OptionsSchema.safeParse(rest);
   if (!parsed.success) {
     throw new RangeError(
@@ -630,48 +661,85 @@ async function sha256(file: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The source images of a folder, sorted by name. */
-async function listSources(dir: string, maxSources: number | null): Promise<string[]> {
+/** A source image: its file (in the source folder) and its name in the dataset. */
+interface SourceFile {
+  /** The file's name in the source folder. */
+  file: string;
+  /** Its path. */
+  path: string;
+  /** Its name in the dataset and in clip paths (safe, distinct). */
+  name: string;
+}
+
+/** `name` split at its last dot: `.png` is an extension with an empty stem. */
+function splitExt(name: string): { stem: string; ext: string } {
+  const i = name.lastIndexOf(".");
+  return i < 0 ? { stem: name, ext: "" } : { stem: name.slice(0, i), ext: name.slice(i) };
+}
+
+/**
+ * The source images of a folder, sorted by file name: regular files (symbolic links to them
+ * followed) with an image extension. Their names in the dataset are their stems made safe and
+ * distinct (`uniqueNames`: `...png` becomes `image`, `a b.png` `a_b`); other entries with an
+ * image extension (FIFOs, devices, folders, dangling links) are skipped with a note.
+ */
+async function listSources(
+  dir: string,
+  maxSources: number | null,
+  note: (message: string) => void,
+): Promise<SourceFile[]> {
   const files: string[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && IMAGE_EXT.has(path.extname(e.name).toLowerCase())) files.push(e.name);
+      if (IMAGE_EXT.has(splitExt(e.name).ext.toLowerCase())) files.push(e.name);
     }
   } catch (e) {
     throw new RangeError(`source folder ${JSON.stringify(dir)}: ${(e as Error).message}`);
   }
-  files.sort();
-  const names = new Map<string, string>();
+  files.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+  const usable: string[] = [];
   for (const f of files) {
-    const name = path.basename(f, path.extname(f));
-    if (names.has(name)) {
-      throw new RangeError(`source folder ${dir}: ${names.get(name)} and ${f} have the same name`);
+    const p = path.join(dir, f);
+    try {
+      await checkRegularFile(p, "source image");
+      usable.push(f);
+    } catch (e) {
+      if (!(e instanceof PathError)) throw e;
+      note(`skipped ${p}: ${e.message.slice(p.length + 2)}`);
     }
-    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
-      throw new RangeError(`source image ${f}: use letters, digits, '.', '_' and '-' in names`);
-    }
-    names.set(name, f);
   }
-  const chosen = maxSources === null ? files : files.slice(0, maxSources);
+  const chosen = maxSources === null ? usable : usable.slice(0, maxSources);
   if (chosen.length < 2) {
     throw new RangeError(`source folder ${dir}: ${chosen.length} images; at least 2 are needed`);
   }
-  return chosen.map((f) => path.join(dir, f));
+  const names = uniqueNames(chosen.map((f) => splitExt(f).stem), { fallback: "image" });
+  return chosen.map((file, i) => ({ file, path: path.join(dir, file), name: names[i] }));
 }
 
-/** A previous manifest: valid, or at least one of ours (`kind`), or none. */
+/**
+ * A previous manifest: valid, or at least one of ours (`kind`), or none; `present` when anything
+ * is at its path. Something there that is not a regular file is refused (never opened).
+ */
 async function readPrevious(
   file: string,
-): Promise<{ manifest: ProxyManifest | null; ours: boolean }> {
+): Promise<{ manifest: ProxyManifest | null; ours: boolean; present: boolean }> {
+  if (!(await exists(file))) return { manifest: null, ours: false, present: false };
+  try {
+    await checkRegularFile(file, "manifest");
+  } catch (e) {
+    if (!(e instanceof PathError)) throw e;
+    throw new PathError(file, `${e.message}; refusing to replace it`);
+  }
   try {
     const json = JSON.parse(await Deno.readTextFile(file));
     const parsed = ProxyManifestSchema.safeParse(json);
     return {
       manifest: parsed.success ? parsed.data : null,
       ours: json?.kind === "stqa-proxy",
+      present: true,
     };
   } catch {
-    return { manifest: null, ours: false };
+    return { manifest: null, ours: false, present: true };
   }
 }
 
@@ -684,8 +752,14 @@ async function readPrevious(
  * byte-identical manifest and byte-identical clips. When an up-to-date manifest is already there
  * and every clip exists, nothing is rebuilt (unless `force`).
  *
- * The clips are written into `<out>/clips.partial` and swapped in when all are done; the
- * manifest is written atomically last.
+ * Nothing outside `out` is written, renamed or removed: `out` is resolved once (symbolic links
+ * included; a file in its place is refused before any work) and every path goes through
+ * `insideOutput`. Source names in clip paths are made safe and distinct (`...png` becomes
+ * `image`; the result's `renamed` and `onNote` say so). The clips are written into a marked
+ * temporary folder `<out>/.stqa-tmp-clips.*`, removed on failure or Ctrl-C (and, if a run was
+ * killed, by the next build), and swapped in for `clips` when all are done; the manifest is
+ * written atomically last. A `manifest.json` or `clips` that is not a proxy build's is not
+ * replaced unless `force`.
  *
  * @example
  * ```ts
@@ -699,17 +773,33 @@ export async function buildProxyDataset(
 ): Promise<BuildProxyResult> {
   const start = performance.now();
   const o = resolveProxyOptions(options);
-  const sourceFiles = await listSources(o.sources, o.maxSources);
+  const note = options.onNote ?? (() => {});
+  // The output folder first: a file in its place is refused before any work.
+  const root = await prepareOutputDir(o.out, { option: "output folder" });
+  const stale = await removeStaleWorkDirs(root);
+  if (stale.length) {
+    note(`removed ${stale.length} stale temporary folder(s) of an interrupted run: ${stale}`);
+  }
+  const sourceFiles = await listSources(o.sources, o.maxSources, note);
+  const renamed: { file: string; name: string }[] = [];
+  for (const f of sourceFiles) {
+    if (f.name !== splitExt(f.file).stem) {
+      renamed.push({ file: f.file, name: f.name });
+      note(`source image ${JSON.stringify(f.file)} is named ${f.name} in the dataset`);
+    }
+  }
   const version = await ffmpegVersion();
-  const sources: SourceImage[] = [];
-  for (const file of sourceFiles) {
-    const { width, height } = await imageSize(file);
+  const sources: (SourceImage & { path: string })[] = [];
+  for (const f of sourceFiles) {
+    const { width, height } = await imageSize(f.path);
+    checkSourceSize(f.path, width, height);
     sources.push({
-      name: path.basename(file, path.extname(file)),
-      file: path.basename(file),
+      name: f.name,
+      file: f.file,
+      path: f.path,
       width,
       height,
-      sha256: await sha256(file),
+      sha256: await sha256(f.path),
     });
   }
   const splits = splitSources(sources.map((s) => s.name), {
@@ -740,10 +830,10 @@ export async function buildProxyDataset(
     sha256,
   }));
 
-  await Deno.mkdir(o.out, { recursive: true });
   const manifestPath = path.join(o.out, "manifest.json");
-  const clipsDir = path.join(o.out, "clips");
-  const { manifest: previous, ours } = await readPrevious(manifestPath);
+  const manifestFile = await insideOutput(root, "manifest.json");
+  const clipsDir = await insideOutput(root, "clips");
+  const { manifest: previous, ours, present } = await readPrevious(manifestFile);
   if (previous && !o.force) {
     const same = previous.generator === PROXY_GENERATOR &&
       JSON.stringify(previous.options) === JSON.stringify(record) &&
@@ -753,7 +843,7 @@ export async function buildProxyDataset(
     if (same) {
       let complete = true;
       for (const c of previous.clips) {
-        if (!(await isFile(path.join(o.out, ...c.path.split("/"))))) {
+        if (!(await isFile(path.join(root, ...c.path.split("/"))))) {
           complete = false;
           break;
         }
@@ -764,20 +854,23 @@ export async function buildProxyDataset(
           manifest: previous,
           built: false,
           seconds: (performance.now() - start) / 1000,
+          renamed,
         };
       }
     }
   }
+  if (!ours && !o.force && present) {
+    throw new RangeError(
+      `${manifestPath} exists but is not a proxy manifest; refusing to replace it ` +
+        "(pass force to do so, or choose another output folder)",
+    );
+  }
   if (!ours && !o.force && await exists(clipsDir)) {
     throw new RangeError(
-      `${clipsDir} exists but ${manifestPath} is not a proxy manifest; ` +
+      `${path.join(o.out, "clips")} exists but ${manifestPath} is not a proxy manifest; ` +
         "refusing to replace it (pass force to do so, or choose another output folder)",
     );
   }
-
-  const partial = path.join(o.out, "clips.partial");
-  await Deno.remove(partial, { recursive: true }).catch(() => {});
-  await Deno.mkdir(partial, { recursive: true });
 
   const motions: (MotionRecord & { loop: boolean })[] = [];
   for (const src of sources) {
@@ -802,17 +895,20 @@ export async function buildProxyDataset(
     options.onProgress?.({ done, total, clip });
   };
 
+  // The clips are made in a marked temporary folder inside the output folder, which an
+  // interrupt removes and a later run recognises as stale; it replaces `clips` when complete.
+  const partial = await makeWorkDir(root, "clips");
   const jobs = motions.map((mo) => async (): Promise<ClipRecord[]> => {
     const src = sources.find((s) => s.name === mo.source)!;
     const rel = `clips/${mo.source}/${mo.id}`;
-    const dir = path.join(partial, mo.source, mo.id);
+    const dir = await insideOutput(root, path.basename(partial), mo.source, mo.id);
     await Deno.mkdir(dir, { recursive: true });
     const split = splitOf.get(mo.source)!;
     // Every ffmpeg run below works in the motion's folder with plain relative names.
     await ffmpeg(
       [
         ...(mo.loop ? ["-loop", "1", "-framerate", String(o.fps)] : []),
-        ...inputArgs(path.resolve(o.sources, src.file)),
+        ...inputArgs(path.resolve(src.path)),
         "-vf",
         mo.filter,
         "-frames:v",
@@ -822,7 +918,7 @@ export async function buildProxyDataset(
         ...FFV1_OUT,
         "file:pristine.mkv",
       ],
-      path.join(dir, "pristine.mkv"),
+      path.join(o.out, rel, "pristine.mkv"),
       dir,
     );
     const clips: ClipRecord[] = [{
@@ -870,7 +966,7 @@ export async function buildProxyDataset(
             `file:.${p.name}.h264.mkv`,
           ]),
         ],
-        path.join(dir, "h264"),
+        `${path.join(o.out, rel)} (H.264 levels)`,
         dir,
       );
     }
@@ -914,7 +1010,7 @@ export async function buildProxyDataset(
         graph.join(";"),
         ...planned.flatMap((p, j) => ["-map", `[o${j}]`, ...FFV1_OUT, `file:${p.name}.mkv`]),
       ],
-      path.join(dir, "distortions"),
+      `${path.join(o.out, rel)} (distortions)`,
       dir,
     );
     for (const p of planned) {
@@ -945,11 +1041,11 @@ export async function buildProxyDataset(
   try {
     clips = (await runPool(jobs, o.concurrency)).flat();
   } catch (e) {
-    await Deno.remove(partial, { recursive: true }).catch(() => {});
+    await discardWorkDir(partial);
     throw e;
   }
 
-  const manifest: ProxyManifest = ProxyManifestSchema.parse({
+  const parsed = ProxyManifestSchema.safeParse({
     version: MANIFEST_VERSION,
     kind: "stqa-proxy",
     generator: PROXY_GENERATOR,
@@ -962,11 +1058,48 @@ export async function buildProxyDataset(
     motions: motions.map(({ loop: _, ...m }) => m),
     clips,
   });
+  if (!parsed.success) {
+    await discardWorkDir(partial);
+    throw new DatasetError(
+      manifestPath,
+      `the manifest built fails its schema (nothing written): ${formatZodError(parsed.error)}`,
+    );
+  }
+  const manifest: ProxyManifest = parsed.data;
   // Swap the new clips in: the old manifest goes first, so a crash never leaves a manifest that
-  // describes clips that are not there.
-  await Deno.remove(manifestPath).catch(() => {});
-  await Deno.remove(clipsDir, { recursive: true }).catch(() => {});
-  await Deno.rename(partial, clipsDir);
-  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 1) + "\n");
-  return { manifestPath, manifest, built: true, seconds: (performance.now() - start) / 1000 };
+  // describes clips that are not there. Only our own earlier output is replaced (or, with
+  // force, what the user asked to replace).
+  if (present) await Deno.remove(manifestFile);
+  try {
+    await commitWorkDir(partial, root, "clips", { replace: true });
+  } catch (e) {
+    await discardWorkDir(partial);
+    throw e;
+  }
+  await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 1) + "\n");
+  return {
+    manifestPath,
+    manifest,
+    built: true,
+    seconds: (performance.now() - start) / 1000,
+    renamed,
+  };
+}
+
+/** Refuses a source image too small for a camera motion or too large to hold in memory. */
+function checkSourceSize(file: string, width: number, height: number): void {
+  const { minSide, maxSide, maxPixels } = SOURCE_IMAGE_LIMITS;
+  if (Math.min(width, height) < minSide) {
+    throw new RangeError(
+      `source image ${file} is ${width}x${height}; a camera motion needs at least ` +
+        `${minSide} pixels on each side (use a larger image, or leave it out of the sources)`,
+    );
+  }
+  if (Math.max(width, height) > maxSide || width * height > maxPixels) {
+    throw new RangeError(
+      `source image ${file} is ${width}x${height}; at most ${maxSide} pixels a side and ` +
+        `${maxPixels} pixels in all are accepted (ffmpeg holds several RGB copies while it ` +
+        "makes a clip): scale it down, or leave it out of the sources",
+    );
+  }
 }
