@@ -4,8 +4,14 @@
  * written to `stats.csv`.
  *
  * ```
- * deno task jnd --input clip.mp4 --out out/jnd [--model namm-st] [--frames 64] [--max-levels 32]
+ * deno task jnd --input clip.mp4 --out out/jnd [--model namm-st] [--frames 64] [--size 640]
+ *   [--max-levels 32]
  * ```
+ *
+ * The input is checked before anything runs (a regular, non-empty file: a FIFO, device or folder
+ * is refused by name), and so is the output folder (`--out` that is a file is refused); every file
+ * is written inside it. A frame too large for one GPU storage binding is refused from the probe,
+ * before anything is decoded, naming the way out (`--size`).
  *
  * The video is decoded in batches (`--batch` frames); for `namm-st` each batch gets the last frame
  * of the one before as `previous`, so the temporal factor is continuous across batches.
@@ -14,13 +20,15 @@
  */
 
 import { parseCommand } from "../_cli.ts";
-import { join } from "path";
 import { z } from "zod";
+import { PathError, writeFileAtomic } from "../_fs.ts";
+import { insideOutput, prepareOutputDir } from "../_output.ts";
 import { integerArg, numberArg } from "../_zod.ts";
 import { copyBuffer } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { getGpu, initGpu } from "../gpu/device.ts";
 import {
+  checkVideoFile,
   FfmpegNotFoundError,
   probeVideo,
   readVideoChunks,
@@ -41,6 +49,8 @@ Options:
   -o, --out <dir>        output folder (created if missing)
   --model <name>         ${JND_MODELS.join(" | ")} (default ${DEFAULT_VIDEO_JND_MODEL})
   --frames <n>           at most n frames (default: all)
+  --size <n>             scale frames so that the longer side is n pixels, aspect kept
+                         (default: as decoded; frames too large for the GPU are refused)
   --batch <n>            frames per GPU batch (default 8, fewer when frames are large: a batch
                          must fit one storage binding)
   --max-levels <v>       JND shown at the top of the colour ramp, in levels (default 32)
@@ -55,6 +65,7 @@ const ArgsSchema = z.object({
   out: z.string({ required_error: "required" }).min(1),
   model: z.enum(JND_MODELS).default(DEFAULT_VIDEO_JND_MODEL),
   frames: integerArg().pipe(z.number().positive()).optional(),
+  size: integerArg().pipe(z.number().int().min(2).max(16384)).optional(),
   batch: integerArg().pipe(z.number().positive().max(256)).default("8"),
   "max-levels": numberArg().pipe(z.number().positive()).default("32"),
   "edge-low": numberArg().pipe(z.number().nonnegative()).default("50"),
@@ -99,6 +110,72 @@ export function mapStats(levels: Float32Array, frame: number): JndFrameStats {
   return { frame, mean: sum / levels.length, p5: q(0.05), p95: q(0.95) };
 }
 
+/** What {@link planJndFrames} decides: the frame size the maps are made at, and the batch. */
+export interface JndFramePlan {
+  /** Width of the decoded (and scaled) frames. */
+  width: number;
+  /** Height of the decoded (and scaled) frames. */
+  height: number;
+  /** Frames per GPU batch: the asked batch, fewer when a batch would not fit one binding. */
+  batch: number;
+  /** Read option for the decoder, when `--size` scales the frames. */
+  scale?: { width: number } | { height: number };
+}
+
+/**
+ * Plans the decoding of a video for `deno task jnd` from its probe, before anything is decoded:
+ * the frame size (`size` scales the longer side to `size` pixels, the other rounded as the
+ * decoder rounds it) and the batch (a batch of float frames [T,3,H,W] must fit one storage
+ * binding of `limit` bytes, and so must one frame). A frame that does not fit is refused with a
+ * message naming the video, its size and the `--size` that fits.
+ *
+ * @throws {VideoError} when one frame exceeds `limit`.
+ * @example
+ * ```ts
+ * import { planJndFrames } from "./command.ts";
+ * const plan = planJndFrames("clip.mkv", { width: 1920, height: 1080 }, {
+ *   batch: 8,
+ *   size: 640,
+ *   limit: 128 * 2 ** 20,
+ * });
+ * console.log(plan.width, plan.height, plan.batch); // 640 360 8
+ * ```
+ */
+export function planJndFrames(
+  input: string,
+  video: { width: number; height: number },
+  options: { batch: number; size?: number; limit: number },
+): JndFramePlan {
+  let width = video.width;
+  let height = video.height;
+  let scale: JndFramePlan["scale"];
+  if (options.size !== undefined) {
+    if (width >= height) {
+      scale = { width: options.size };
+      height = Math.max(1, Math.round(options.size * height / width));
+      width = options.size;
+    } else {
+      scale = { height: options.size };
+      width = Math.max(1, Math.round(options.size * width / height));
+      height = options.size;
+    }
+  }
+  const frameBytes = 3 * width * height * 4;
+  const fit = Math.floor(options.limit / frameBytes);
+  if (fit < 1) {
+    const longer = Math.max(width, height);
+    const fits = Math.floor(longer * Math.sqrt(options.limit / frameBytes));
+    const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+    throw new VideoError(
+      input,
+      `one ${width}x${height} frame needs ${mib(frameBytes)} MiB on the GPU (float32 RGB), ` +
+        `more than this adapter's ${mib(options.limit)} MiB storage-binding limit; ` +
+        `pass --size ${Math.max(2, fits)} or less to scale the frames down`,
+    );
+  }
+  return { width, height, batch: Math.min(options.batch, fit), ...(scale ? { scale } : {}) };
+}
+
 /** Copies frame `index` of `[T, C, H, W]` into a new `[1, C, H, W]` tensor. */
 function frameCopy(frames: Tensor, index: number): Tensor {
   const [, c, h, w] = frames.shape;
@@ -110,7 +187,8 @@ function frameCopy(frames: Tensor, index: number): Tensor {
 
 /**
  * Runs `deno task jnd` with its arguments (after the command name); returns the exit code
- * (0 success, 1 failure, 2 bad usage). A missing WebGPU adapter throws `NoAdapterError`.
+ * (0 success, 1 failure, 2 bad usage). A missing WebGPU adapter throws `NoAdapterError`. Every
+ * failure of the input, the output folder or ffmpeg is one line on stderr (exit 1).
  *
  * @example
  * ```ts
@@ -139,7 +217,7 @@ export async function jndCommand(args: string[]): Promise<number> {
   try {
     return await run(o);
   } catch (e) {
-    if (e instanceof VideoError || e instanceof FfmpegNotFoundError) {
+    if (e instanceof VideoError || e instanceof FfmpegNotFoundError || e instanceof PathError) {
       console.error(e.message);
       return 1;
     }
@@ -147,36 +225,59 @@ export async function jndCommand(args: string[]): Promise<number> {
   }
 }
 
+/** The files the command writes, by their name in the output folder. */
+const OUTPUTS = {
+  video: "jnd_heatmap.mkv",
+  first: "jnd_first.png",
+  middle: "jnd_middle.png",
+  last: "jnd_last.png",
+  stats: "stats.csv",
+} as const;
+
 async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
+  // Before any work: the input is a regular video file, the output folder is usable, and no
+  // output would land outside it or on the input.
+  await checkVideoFile(o.input);
+  const root = await prepareOutputDir(o.out, { option: "--out" });
+  const paths: Record<keyof typeof OUTPUTS, string> = { ...OUTPUTS };
+  for (const [key, name] of Object.entries(OUTPUTS)) {
+    paths[key as keyof typeof OUTPUTS] = await insideOutput(root, name);
+  }
+  const realInput = await Deno.realPath(o.input);
+  for (const p of Object.values(paths)) {
+    if (await Deno.realPath(p).then((r) => r === realInput, () => false)) {
+      throw new PathError(
+        o.input,
+        `${o.input}: the input is also an output of this command (${p}); choose another --out`,
+      );
+    }
+  }
   await initGpu();
   const info = await probeVideo(o.input);
   const expected = info.frameCount === null
     ? o.frames ?? null
     : Math.min(info.frameCount, o.frames ?? Infinity);
   const middle = expected === null ? null : Math.floor((expected - 1) / 2);
-  // A batch of float frames [T,3,H,W] must fit one storage binding.
-  const frameBytes = 3 * info.width * info.height * 4;
-  const fit = Math.floor(getGpu().limits.maxStorageBufferBindingSize / frameBytes);
-  if (fit < 1) {
-    console.error(
-      `${o.input}: one ${info.width}x${info.height} frame exceeds the GPU's binding limit`,
-    );
-    return 1;
-  }
-  const batch = Math.min(o.batch, fit);
+  const limits = getGpu().limits;
+  const plan = planJndFrames(o.input, info, {
+    batch: o.batch,
+    size: o.size,
+    limit: Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize),
+  });
+  const batch = plan.batch;
   if (batch < o.batch) {
     console.error(`note: batches of ${batch} frames (the GPU's binding limit at this size)`);
   }
-  await Deno.mkdir(o.out, { recursive: true });
-  const videoPath = join(o.out, "jnd_heatmap.mkv");
+  const videoPath = paths.video;
   const stats: JndFrameStats[] = [];
   const keep: { first?: Tensor; middle?: Tensor; last?: Tensor } = {};
   let previous: Tensor | undefined;
   let seconds = 0;
   if (!o.quiet) {
     console.log(
-      `${o.input}: ${info.width}x${info.height}, ${info.fps.toFixed(3)} fps, ` +
-        `${expected ?? "unknown number of"} frames; model ${o.model}`,
+      `${o.input}: ${info.width}x${info.height}` +
+        `${plan.scale ? ` (scaled to ${plan.width}x${plan.height})` : ""}, ` +
+        `${info.fps.toFixed(3)} fps, ${expected ?? "unknown number of"} frames; model ${o.model}`,
     );
     console.log("frame      mean        p5       p95   (levels)");
   }
@@ -186,6 +287,7 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
       const { frames, start } of readVideoChunks(o.input, {
         maxFrames: o.frames,
         chunkFrames: batch,
+        ...(plan.scale ? { size: plan.scale } : {}),
       })
     ) {
       const t0 = performance.now();
@@ -236,17 +338,17 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
       return 1;
     }
     for (const [name, t] of Object.entries(keep)) {
-      if (t) await writeFramePng(join(o.out, `jnd_${name}.png`), t);
+      if (t) await writeFramePng(paths[name as "first" | "middle" | "last"], t);
     }
     if (!keep.middle) console.error("warning: frame count unknown; jnd_middle.png not written");
     const csv = ["frame,mean,p5,p95", ...stats.map((s) => `${s.frame},${s.mean},${s.p5},${s.p95}`)];
-    await Deno.writeTextFile(join(o.out, "stats.csv"), csv.join("\n") + "\n");
+    await writeFileAtomic(paths.stats, csv.join("\n") + "\n");
     const all = stats.reduce((a, s) => a + s.mean, 0) / stats.length;
     console.log(
       `${result.frames} frames; mean JND ${all.toFixed(3)} levels; JND ` +
         `${(result.frames / Math.max(seconds, 1e-9)).toFixed(2)} frames/s (GPU, with pipeline ` +
         `compilation and read-back); ` +
-        `wrote ${videoPath}, jnd_{first,middle,last}.png, stats.csv in ${o.out}`,
+        `wrote ${OUTPUTS.video}, jnd_{first,middle,last}.png, stats.csv in ${root}`,
     );
     return 0;
   } finally {
