@@ -5,7 +5,7 @@
  * deno task eval [--victims vsfa-mini,simplevqa-mini] [--methods random,fgsm,stqa-net]
  *                [--dataset proxy|<manifest>|konvid:<dir>] [--split test] [--max-videos n]
  *                [--eps 1] [--out out/eval] [--shard i/n] [--seed 1] [--generator-dir dir]
- *                [--cross]
+ *                [--cross] [--overwrite] [--keep-going]
  * deno task eval merge --out out/eval
  * ```
  *
@@ -15,7 +15,15 @@
 import { basename, extname, join } from "path";
 import { z } from "zod";
 import { parseCommand } from "../_cli.ts";
-import { isFile } from "../_fs.ts";
+import { exists, isFile } from "../_fs.ts";
+import {
+  discardWorkDir,
+  insideOutput,
+  makeWorkDir,
+  prepareOutputDir,
+  removeStaleWorkDirs,
+  uniqueNames,
+} from "../_output.ts";
 import { formatSeconds, printProgress } from "../_progress.ts";
 import { checkPair, resolveAttackInputs } from "../attack/command.ts";
 import { baselineAttack } from "../attack/baselines/mod.ts";
@@ -24,13 +32,43 @@ import type { Attack } from "../attack/types.ts";
 import { DATASET_FORMATS, type DatasetFormat, loadDataset } from "../data/loaders.ts";
 import { DEFAULT_PROXY_DIR } from "../data/proxy.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
-import { bundledGeneratorName, type Generator, loadGenerator } from "../models/generator_io.ts";
-import { loadVictim } from "../models/victims/mod.ts";
+import {
+  bundledGeneratorName,
+  type Generator,
+  generatorPaths,
+  loadGenerator,
+} from "../models/generator_io.ts";
+import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { evaluateVideo, type EvalVideo } from "./evaluate.ts";
 import { writeExample } from "./examples.ts";
-import { readRows, rowsFileName, writeTables } from "./rows.ts";
-import { crossSource, EVAL_METHODS, type EvalRow, labelMedian, rowKey } from "./robustness.ts";
+import {
+  failuresFileName,
+  readRowFiles,
+  readRows,
+  removeEvalOutputs,
+  rowsFileName,
+  rowsFilesIn,
+  writeTables,
+} from "./rows.ts";
+import {
+  crossSource,
+  EVAL_METHODS,
+  type EvalRow,
+  type EvalRowSettings,
+  labelMedian,
+  rowKey,
+} from "./robustness.ts";
+import {
+  datasetIdentity,
+  EVAL_JND_MODEL,
+  filesConflict,
+  modelDigest,
+  rowsMismatch,
+  runSettings,
+  type SettingsSource,
+  videoIdentity,
+} from "./settings.ts";
 
 const USAGE = `Usage: deno task eval [options]
        deno task eval merge --out <dir>
@@ -60,8 +98,20 @@ Options:
   --shard <i/n>           only videos with index % n == i; rows go to rows-<i>-of-<n>.jsonl
   --seed <n>              base seed; video k is attacked with seed + k (default 1)
   --generator-dir <dir>   where stqa-<victim>.safetensors generators are (default data/models)
+  --overwrite             replace the rows, tables, report and examples of earlier runs in --out
+                          that were made with other options (and this run's own rows file)
+  --keep-going            a video that fails is recorded in <out>/failures.jsonl and the run goes
+                          on (exit 1 at the end); without it the first failure stops the run
   --merge                 combine every rows*.jsonl in --out and write the tables (also: merge)
   -h, --help              this text
+
+Each row records what made it: eps, seed, the victim's median, the dataset (resolved path,
+split), the video's resolved path, the JND model, and the SHA-256 of the victim's and the
+generator's weights and config. A rerun into the same --out with any of these different is
+refused before any work (pass --overwrite, or choose another --out); with the same options it
+resumes. Nothing outside --out is written, and inside it only rows*.jsonl, failures*.jsonl,
+table.*, report.html, examples/ and a temporary .stqa-tmp-eval.* folder (removed at the end,
+on Ctrl-C, or by the next run when interrupted otherwise).
 
 stqa-net (the one-branch stqa-<victim>) and stqa-net-2b (the two-branch stqa-<victim>-2b,
 pushing toward the score-reversed boundary: up for clips scored below the median, down above,
@@ -76,7 +126,11 @@ const list = (what: string) =>
     .refine((v) => v.length > 0, `give at least one ${what}`);
 
 const ArgsSchema = z.object({
-  victims: list("victim").default("vsfa-mini,simplevqa-mini,fastvqa-mini"),
+  victims: list("victim").default("vsfa-mini,simplevqa-mini,fastvqa-mini")
+    .refine((v) => {
+      const names = v.map((x) => basename(victimPaths(x).weights, ".safetensors"));
+      return new Set(names).size === names.length;
+    }, "two victims have the same name (the file name without .safetensors); rename one"),
   methods: list("method").default(EVAL_METHODS.join(","))
     .refine(
       (v) =>
@@ -96,7 +150,11 @@ const ArgsSchema = z.object({
   "generator-dir": z.string().min(1).optional(),
   merge: z.boolean().default(false),
   cross: z.boolean().default(false),
+  overwrite: z.boolean().default(false),
+  "keep-going": z.boolean().default(false),
 }).strict();
+
+type Options = z.infer<typeof ArgsSchema>;
 
 const FLAGS = {
   victims: { type: "string" },
@@ -111,11 +169,16 @@ const FLAGS = {
   "generator-dir": { type: "string" },
   merge: { type: "boolean" },
   cross: { type: "boolean" },
+  overwrite: { type: "boolean" },
+  "keep-going": { type: "boolean" },
 } as const;
 
 /**
  * The videos of `--dataset`: `proxy` (the built proxy dataset), `<format>:<root>` for a real
  * dataset's loader, or what `deno task attack --input` takes (a manifest, folder or file).
+ * Names are safe and distinct (`uniqueNames`: no empty, dot-only or separator-bearing names);
+ * each one that differs from the video's own name is printed as `eval: video <path> is named
+ * <name>`.
  *
  * @throws {Error} naming the dataset when it is missing or lists missing videos.
  * @example
@@ -129,6 +192,7 @@ export async function resolveEvalVideos(
   options: { split?: "train" | "val" | "test" | "all" } = {},
 ): Promise<EvalVideo[]> {
   const m = /^([a-z-]+):(.+)$/.exec(dataset);
+  let items: { path: string; raw: string; label: number | null }[];
   if (m && (DATASET_FORMATS as readonly string[]).includes(m[1])) {
     const loaded = await loadDataset(m[1] as DatasetFormat, m[2]);
     if (loaded.missing.length) {
@@ -139,27 +203,42 @@ export async function resolveEvalVideos(
       );
     }
     if (!loaded.items.length) throw new Error(`${dataset}: no videos listed`);
-    const used = new Set<string>();
-    return loaded.items.map((it, index) => {
-      const stem = basename(it.path, extname(it.path)).replaceAll(/[^\w.-]/g, "_");
-      let name = stem;
-      for (let k = 2; used.has(name); k++) name = `${stem}-${k}`;
-      used.add(name);
-      return { path: it.path, name, index, label: it.mos };
-    });
-  }
-  let input = dataset;
-  if (dataset === "proxy") {
-    input = join(DEFAULT_PROXY_DIR, "manifest.json");
-    if (!(await isFile(input))) {
-      throw new Error(
-        `the proxy dataset is not built (no ${input}); build it with \`deno task data\` or ` +
-          "pass --dataset <manifest>",
-      );
+    items = loaded.items.map((it) => ({
+      path: it.path,
+      raw: basename(it.path, extname(it.path)),
+      label: it.mos,
+    }));
+  } else {
+    let input = dataset;
+    if (dataset === "proxy") {
+      input = join(DEFAULT_PROXY_DIR, "manifest.json");
+      if (!(await isFile(input))) {
+        throw new Error(
+          `the proxy dataset is not built (no ${input}); build it with \`deno task data\` or ` +
+            "pass --dataset <manifest>",
+        );
+      }
     }
+    const inputs = await resolveAttackInputs(input, { split: options.split });
+    items = inputs.map((it) => ({
+      path: it.path,
+      raw: "renamedFrom" in it && typeof it.renamedFrom === "string" ? it.renamedFrom : it.name,
+      label: it.label,
+    }));
   }
-  const inputs = await resolveAttackInputs(input, { split: options.split });
-  return inputs.map((it, index) => ({ ...it, index }));
+  const names = uniqueNames(items.map((it) => it.raw));
+  return items.map((it, index) => {
+    if (names[index] !== it.raw) console.error(`eval: video ${it.path} is named ${names[index]}`);
+    return { path: it.path, name: names[index], index, label: it.label };
+  });
+}
+
+/** The generator of a stqa-net method, with its files' digests. */
+interface LoadedAttack {
+  attack: Attack;
+  generator: Generator | null;
+  digest: { weights: string; config: string } | null;
+  options: EvalRowSettings["methodOptions"];
 }
 
 /**
@@ -172,13 +251,13 @@ async function attacksFor(
   methods: string[],
   victim: Victim,
   generatorDir: string | undefined,
-): Promise<{ attacks: Attack[]; generators: Generator[] }> {
-  const attacks: Attack[] = [];
-  const generators: Generator[] = [];
+): Promise<LoadedAttack[]> {
+  const out: LoadedAttack[] = [];
   for (const m of methods) {
     const cross = crossSource(m);
     if (m !== "stqa-net" && m !== "stqa-net-2b" && cross === null) {
-      attacks.push(baselineAttack(m));
+      // eval runs each baseline with its defaults: no options of its own to record.
+      out.push({ attack: baselineAttack(m), generator: null, digest: null, options: {} });
       continue;
     }
     if (cross === victim.name) continue; // the diagonal is stqa-net
@@ -193,23 +272,57 @@ async function attacksFor(
       if (m === "stqa-net-2b" && generator.net.config.variant !== "two-branch") {
         throw new Error(`${generator.path} is not a two-branch generator`);
       }
-      attacks.push(stqaAttack(generator, { name: m }));
-      generators.push(generator);
+      const digest = await modelDigest(generator.path, generatorPaths(generator.path).json);
+      out.push({
+        attack: stqaAttack(generator, { name: m }),
+        generator,
+        digest,
+        options: { variant: generator.net.config.variant },
+      });
     } catch (e) {
       generator?.net.dispose();
       console.error(`eval: warning: skipping ${m} for ${victim.name}: ${(e as Error).message}`);
     }
   }
-  return { attacks, generators };
+  return out;
+}
+
+/** The first line of an error's message (tool output that follows it is left out). */
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split("\n").map((l) => l.trim()).find(Boolean) ?? "unknown error";
 }
 
 async function merge(out: string): Promise<number> {
-  const rows = await readRows(out);
+  if (!(await exists(out))) {
+    console.error(`eval merge: no rows*.jsonl with rows in ${out}`);
+    return 1;
+  }
+  const root = await prepareOutputDir(out);
+  const files = await readRowFiles(root);
+  const conflict = filesConflict(files);
+  if (conflict) {
+    console.error(
+      `eval merge: ${out}: ${conflict}; rerun that shard with the others' options (with ` +
+        "--overwrite), or merge the shards made alike in another folder",
+    );
+    return 1;
+  }
+  const seen = new Set<string>();
+  const rows: EvalRow[] = [];
+  for (const f of files) {
+    for (const r of f.rows) {
+      if (!seen.has(rowKey(r))) {
+        seen.add(rowKey(r));
+        rows.push(r);
+      }
+    }
+  }
   if (!rows.length) {
     console.error(`eval merge: no rows*.jsonl with rows in ${out}`);
     return 1;
   }
-  const table = await writeTables(out, rows, {
+  const table = await writeTables(root, rows, {
     description: `${rows.length} rows merged from ${out}; eps ${
       [...new Set(rows.map((r) => r.eps))].join(", ")
     }`,
@@ -243,90 +356,275 @@ export async function evalCommand(args: string[]): Promise<number> {
     return await run(o);
   } catch (e) {
     if (e instanceof NoAdapterError) throw e;
-    console.error(`eval: ${(e as Error).message}`);
+    console.error(`eval: ${firstLine(e)}`);
     return 1;
   }
 }
 
-async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
+/**
+ * Removes the `.work-*` folders that eval runs before the marked work folders left when
+ * interrupted: only in an output folder that holds rows files, and only folders holding nothing
+ * but eval's round-trip files (`<index>-<victim>-<what>.mkv`). Returns the names removed.
+ */
+async function removeLegacyWorkDirs(root: string): Promise<string[]> {
+  const entries: Deno.DirEntry[] = [];
+  for await (const e of Deno.readDir(root)) entries.push(e);
+  if (!entries.some((e) => /^rows(-\d+-of-\d+)?\.jsonl$/.test(e.name))) return [];
+  const removed: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory || !/^\.work-\w+$/.test(e.name)) continue;
+    const dir = await insideOutput(root, e.name);
+    const files: string[] = [];
+    let ours = true;
+    for await (const f of Deno.readDir(dir)) {
+      if (!f.isFile || !/^\d+-[\w.-]+\.mkv$/.test(f.name)) ours = false;
+      files.push(f.name);
+    }
+    if (!ours) {
+      console.error(`eval: left ${e.name} in place: it holds files eval does not write`);
+      continue;
+    }
+    for (const f of files) await Deno.remove(await insideOutput(root, e.name, f));
+    await Deno.remove(dir);
+    removed.push(e.name);
+  }
+  return removed;
+}
+
+/** A victim of the run with its attacks, median and digests, loaded before any work. */
+interface Plan {
+  victim: Victim;
+  attacks: LoadedAttack[];
+  median: number;
+  digest: { weights: string; config: string };
+}
+
+/** A (video, victim) that failed, as recorded in failures.jsonl. */
+interface Failure {
+  video: string;
+  path: string;
+  victim: string;
+  methods: string[];
+  message: string;
+}
+
+async function run(o: Options): Promise<number> {
   const t0 = performance.now();
+  // Before any long work: the output folder, the dataset, the models, earlier rows in --out.
+  const root = await prepareOutputDir(o.out);
+  const stale = [...await removeStaleWorkDirs(root), ...await removeLegacyWorkDirs(root)];
+  if (stale.length) {
+    console.error(
+      `eval: removed ${stale.length} temporary folder(s) of interrupted runs in ${o.out}`,
+    );
+  }
   let videos = await resolveEvalVideos(o.dataset, { split: o.split });
   if (o["max-videos"]) videos = videos.slice(0, o["max-videos"]);
   const labels = videos.map((v) => v.label).filter((l): l is number => l !== null);
   const mine = o.shard ? videos.filter((v) => v.index % o.shard!.n === o.shard!.i) : videos;
-  const file = join(o.out, rowsFileName(o.shard));
-  await Deno.mkdir(o.out, { recursive: true });
-  const done = new Set((await readRows(o.out, { only: file, repair: true })).map(rowKey));
+  const rowsName = rowsFileName(o.shard);
+  const file = await insideOutput(root, rowsName);
+  const shownFile = join(o.out, rowsName);
+  const failuresName = failuresFileName(o.shard);
+  const failuresFile = await insideOutput(root, failuresName);
+  const dataset = await datasetIdentity(o.dataset, o.split);
+  const videoPaths = new Map<string, string>();
+  for (const v of videos) videoPaths.set(v.name, await videoIdentity(v.path));
+
   await initGpu();
-  const workDir = await Deno.makeTempDir({ dir: o.out, prefix: ".work-" });
-  const steps = mine.length * o.victims.length;
-  let step = 0, written = 0;
+  const plans: Plan[] = [];
+  let workDir: string | undefined;
+  const failures: Failure[] = [];
+  let written = 0;
   try {
     for (const victimName of o.victims) {
       const victim = await loadVictim(victimName);
-      const methods = o.cross
-        ? [
-          ...o.methods,
-          ...o.victims.filter((v) => v !== victimName).map((v) => `stqa-net@${v}`)
-            .filter((m) => !o.methods.includes(m)),
-        ]
-        : o.methods;
-      const { attacks, generators } = await attacksFor(methods, victim, o["generator-dir"]);
+      let attacks: LoadedAttack[] = [];
       try {
+        const paths = victimPaths(victimName);
+        const digest = await modelDigest(paths.weights, paths.json);
+        const methods = o.cross
+          ? [
+            ...o.methods,
+            ...o.victims.filter((v) => v !== victimName).map((v) => `stqa-net@${v}`)
+              .filter((m) => !o.methods.includes(m)),
+          ]
+          : o.methods;
+        attacks = await attacksFor(methods, victim, o["generator-dir"]);
         const range = { qMin: victim.config.qMin, qMax: victim.config.qMax };
         let median = labelMedian(labels, range);
         if (median < range.qMin || median > range.qMax) median = labelMedian([], range);
-        for (const video of mine) {
-          const todo = attacks.filter((a) =>
-            !done.has(rowKey({ video: video.name, victim: victim.name, method: a.name }))
-          );
-          if (todo.length) {
-            await evaluateVideo(video, victim, todo, {
+        plans.push({ victim, attacks, median, digest });
+      } catch (e) {
+        for (const a of attacks) a.generator?.net.dispose();
+        victim.dispose();
+        throw e;
+      }
+    }
+
+    // What this run's rows will carry; earlier rows in --out must match it.
+    const common = {
+      recorded: true,
+      eps: o.eps,
+      seed: o.seed,
+      dataset: dataset.dataset,
+      split: dataset.split,
+      jnd: EVAL_JND_MODEL,
+    };
+    const sources: SettingsSource[] = [];
+    for (const p of plans) {
+      for (const a of p.attacks) {
+        sources.push({
+          ...common,
+          victim: { name: p.victim.name, median: p.median, digest: p.digest },
+          method: { name: a.attack.name, generator: a.digest, options: a.options },
+        });
+      }
+    }
+    for (const v of videos) {
+      sources.push({
+        ...common,
+        video: { name: v.name, path: videoPaths.get(v.name)!, index: v.index },
+      });
+    }
+    const settings = runSettings(sources);
+    if (o.overwrite) {
+      // Rows files made with other options, or unreadable ones, are replaced.
+      const conflicting: string[] = [];
+      for (const f of await rowsFilesIn(root)) {
+        const rows = await readRowFiles(root, { only: f }).catch(() => null);
+        if (!rows || rowsMismatch(rows, settings) !== null) conflicting.push(basename(f));
+      }
+      const others = conflicting.filter((n) => n !== rowsName);
+      const removed = await removeEvalOutputs(root, {
+        rowsFiles: [rowsName, ...others],
+        failuresFile: failuresName,
+        allExamples: !o.shard || others.length > 0,
+        exampleIndices: new Set(mine.map((v) => v.index)),
+      });
+      if (removed.length) {
+        console.error(`eval: --overwrite: removed ${removed.join(", ")} from ${o.out}`);
+      }
+    } else {
+      const existing = await readRowFiles(root).catch((e) => {
+        throw new Error(
+          `${firstLine(e)}; pass --overwrite to replace the rows files, or choose another --out`,
+        );
+      });
+      const mismatch = rowsMismatch(existing, settings);
+      if (mismatch) {
+        throw new Error(
+          `${o.out}: ${mismatch}; pass --overwrite to replace them, or choose another --out`,
+        );
+      }
+    }
+    // This run's failures are recorded afresh (the videos that failed are tried again).
+    if ((await Deno.lstat(failuresFile).catch(() => null))?.isFile) await Deno.remove(failuresFile);
+
+    const done = new Set((await readRows(root, { only: file, repair: true })).map(rowKey));
+    workDir = await makeWorkDir(root, "eval");
+    const steps = mine.length * plans.length;
+    let step = 0;
+    for (const { victim, attacks, median, digest } of plans) {
+      for (const video of mine) {
+        const todo = attacks.filter((a) =>
+          !done.has(rowKey({ video: video.name, victim: victim.name, method: a.attack.name }))
+        );
+        if (todo.length) {
+          const byName = new Map(todo.map((a) => [a.attack.name, a]));
+          try {
+            await evaluateVideo(video, victim, todo.map((a) => a.attack), {
               eps: o.eps,
               median,
               seed: o.seed,
               workDir,
-              onExample: video === mine[0] ? (example) => writeExample(o.out, example) : undefined,
+              settings: (method) => ({
+                dataset: dataset.dataset,
+                split: dataset.split,
+                videoPath: videoPaths.get(video.name)!,
+                jnd: EVAL_JND_MODEL,
+                victim: digest,
+                generator: byName.get(method)?.digest ?? null,
+                methodOptions: byName.get(method)?.options ?? {},
+              }),
+              onExample: video === mine[0] ? (example) => writeExample(root, example) : undefined,
               onRow: async (row: EvalRow) => {
                 await Deno.writeTextFile(file, JSON.stringify(row) + "\n", { append: true });
                 done.add(rowKey(row));
                 written++;
               },
             });
+          } catch (e) {
+            if (e instanceof NoAdapterError) throw e;
+            const message = firstLine(e);
+            if (!o["keep-going"]) {
+              throw new Error(
+                `${video.name} (${video.path}) against ${victim.name}: ${message}; ` +
+                  `${written} new row(s) kept in ${shownFile} (--keep-going records a failed ` +
+                  "video and goes on)",
+              );
+            }
+            const failure: Failure = {
+              video: video.name,
+              path: video.path,
+              victim: victim.name,
+              methods: todo.filter((a) =>
+                !done.has(rowKey({ video: video.name, victim: victim.name, method: a.attack.name }))
+              ).map((a) => a.attack.name),
+              message,
+            };
+            failures.push(failure);
+            await Deno.writeTextFile(failuresFile, JSON.stringify(failure) + "\n", {
+              append: true,
+            });
+            console.error(`eval: ${video.name} against ${victim.name} failed: ${message}`);
           }
-          step++;
-          printProgress({
-            step,
-            steps,
-            elapsed: (performance.now() - t0) / 1000,
-            detail: `${victim.name} ${video.name}`,
-          }, { logEvery: 1 });
         }
-      } finally {
-        for (const g of generators) g.net.dispose();
-        victim.dispose();
+        step++;
+        printProgress({
+          step,
+          steps,
+          elapsed: (performance.now() - t0) / 1000,
+          detail: `${victim.name} ${video.name}`,
+        }, { logEvery: 1 });
       }
     }
   } finally {
-    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    for (const p of plans) {
+      for (const a of p.attacks) a.generator?.net.dispose();
+      p.victim.dispose();
+    }
+    if (workDir) await discardWorkDir(workDir);
   }
   console.error(
-    `eval: ${written} new row(s) in ${file} (${formatSeconds((performance.now() - t0) / 1000)})`,
+    `eval: ${written} new row(s) in ${shownFile} (${
+      formatSeconds((performance.now() - t0) / 1000)
+    })`,
   );
+  const failed = () => {
+    if (!failures.length) return 0;
+    console.error(
+      `eval: ${failures.length} (video, victim) pair(s) failed, recorded in ${
+        join(o.out, failuresName)
+      }:`,
+    );
+    for (const f of failures) console.error(`  ${f.video} (${f.victim}): ${f.message}`);
+    return 1;
+  };
   if (o.shard) {
     console.error(
       `eval: shard ${o.shard.i}/${o.shard.n} done; run \`deno task eval merge --out ${o.out}\``,
     );
-    return 0;
+    return failed();
   }
-  const rows = await readRows(o.out, { only: file });
-  const table = await writeTables(o.out, rows, {
+  const rows = await readRows(root, { only: file });
+  const table = await writeTables(root, rows, {
     description: `dataset ${o.dataset}${
-      o.dataset === "proxy" ? ` (${o.split} split)` : ""
+      dataset.split ? ` (${dataset.split} split)` : ""
     }, ${rows.length} rows, eps ${o.eps}, seed ${o.seed}`,
   });
   console.log(
     `${table.length} table line(s): ${join(o.out, "table.md")}, ${join(o.out, "report.html")}`,
   );
-  return 0;
+  return failed();
 }

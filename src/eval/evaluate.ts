@@ -6,6 +6,7 @@
  * @module
  */
 
+import { safeName } from "../_output.ts";
 import { quantizeInJnd } from "../attack/stqa.ts";
 import type { Attack } from "../attack/types.ts";
 import { computeJnd } from "../jnd/mod.ts";
@@ -15,8 +16,16 @@ import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../report/attack_html.ts";
 import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "./quality.ts";
-import { crossSource, type EvalRow, msuRobustness, type ScoreRange, zhangR } from "./robustness.ts";
+import {
+  crossSource,
+  type EvalRow,
+  type EvalRowSettings,
+  msuRobustness,
+  type ScoreRange,
+  zhangR,
+} from "./robustness.ts";
 import { roundTrip, writeReference } from "./roundtrip.ts";
+import { EVAL_JND_MODEL } from "./settings.ts";
 
 /**
  * Methods whose perturbation is bounded by the JND box: their 8-bit quantisation uses
@@ -74,6 +83,11 @@ export interface EvaluateVideoOptions {
   workDir: string;
   /** Called with each finished row, in order. */
   onRow: (row: EvalRow) => Promise<void> | void;
+  /**
+   * What else made the rows, per method (dataset, weights' digests, ...): stored as each row's
+   * `settings` when given.
+   */
+  settings?: (method: string) => EvalRowSettings;
   /**
    * When given, the video is also an example: called once at the end with its frame panels
    * (first, middle, last frame per method) and scores, for report.html.
@@ -161,11 +175,11 @@ export async function evaluateVideo(
   const frames = await readVictimClip(victim, video.path);
   const shape = [...frames.shape];
   const [t, , h, w] = shape;
-  const stem = `${video.index}-${victim.name.replaceAll(/[^\w.-]/g, "_")}`;
+  const stem = `${video.index}-${safeName(victim.name, "victim")}`;
   const reference = `${options.workDir}/${stem}-clean-ref.mkv`;
   let jnd: Tensor | undefined;
   try {
-    jnd = tidy(() => noGrad(() => computeJnd(frames, { model: "namm-st" })));
+    jnd = tidy(() => noGrad(() => computeJnd(frames, { model: EVAL_JND_MODEL })));
     const clean = await frames.read();
     const jndV = await jnd.read();
     const cleanScore = await score(victim, frames);
@@ -246,6 +260,7 @@ export async function evaluateVideo(
         cleanRtScore,
         eps,
         seed,
+        ...(options.settings ? { settings: options.settings(attack.name) } : {}),
       });
     }
     if (kept && options.onExample) {

@@ -8,9 +8,10 @@
  * @module
  */
 
-import { join } from "path";
+import { join, relative } from "path";
 import { z } from "zod";
 import { writeFileAtomic } from "../_fs.ts";
+import { insideOutput, safeName } from "../_output.ts";
 import { formatZodError } from "../_zod.ts";
 
 const uri = z.string().startsWith("data:image/png;base64,");
@@ -59,7 +60,7 @@ export type EvalExample = z.infer<typeof EvalExampleSchema>;
  * ```
  */
 export function exampleFile(dir: string, index: number, victim: string): string {
-  return join(dir, "examples", `${index}-${victim.replaceAll(/[^\w.-]/g, "_")}.json`);
+  return join(dir, "examples", `${index}-${safeName(victim, "victim")}.json`);
 }
 
 /**
@@ -109,8 +110,8 @@ export function mergeExamples(base: EvalExample, add: EvalExample): EvalExample 
 }
 
 /**
- * Writes an example (atomically), merged with the one already there for the same video and
- * victim.
+ * Writes an example (atomically, checked to lie inside `dir` after resolving links), merged with
+ * the one already there for the same video and victim.
  *
  * @example
  * ```ts
@@ -119,7 +120,11 @@ export function mergeExamples(base: EvalExample, add: EvalExample): EvalExample 
  * ```
  */
 export async function writeExample(dir: string, example: EvalExample): Promise<void> {
-  const file = exampleFile(dir, example.index, example.victim);
+  const root = await Deno.realPath(dir);
+  const file = await insideOutput(
+    root,
+    relative(root, exampleFile(root, example.index, example.victim)),
+  );
   let merged = example;
   try {
     const old = EvalExampleSchema.safeParse(JSON.parse(await Deno.readTextFile(file)));
@@ -129,7 +134,7 @@ export async function writeExample(dir: string, example: EvalExample): Promise<v
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound) && !(e instanceof SyntaxError)) throw e;
   }
-  await Deno.mkdir(join(dir, "examples"), { recursive: true });
+  await Deno.mkdir(await insideOutput(root, "examples"), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(merged) + "\n");
 }
 

@@ -51,6 +51,55 @@ export type EvalMethod = typeof EVAL_METHODS[number];
 const num = z.number();
 const maybe = z.number().nullable();
 
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 hex digits (SHA-256)");
+
+/** The SHA-256 digests of a model's two files. */
+const ModelDigestSchema = z.object({ weights: sha256, config: sha256 }).strict();
+
+/**
+ * Everything besides `eps`, `seed` and `median` (recorded in the row itself) that changes a row:
+ * a rerun into the same output folder compares these and refuses to mix rows that differ.
+ *
+ * @example
+ * ```ts
+ * import { EvalRowSettingsSchema } from "./robustness.ts";
+ * EvalRowSettingsSchema.parse({
+ *   dataset: "/data/proxy/manifest.json",
+ *   split: "test",
+ *   videoPath: "/data/proxy/clips/a.mkv",
+ *   jnd: "namm-st",
+ *   victim: { weights: "0".repeat(64), config: "1".repeat(64) },
+ *   generator: null,
+ *   methodOptions: {},
+ * });
+ * ```
+ */
+export const EvalRowSettingsSchema = z.object({
+  /**
+   * The dataset as resolved: the real path of its manifest, folder or file, or
+   * `<format>:<real root>` for a dataset loader.
+   */
+  dataset: z.string().min(1),
+  /** The split of a proxy manifest; null for datasets without splits. */
+  split: z.string().nullable(),
+  /** The real path of the video. */
+  videoPath: z.string().min(1),
+  /** The JND model of the attacks' box. */
+  jnd: z.string().min(1),
+  /** The victim's weights and config files. */
+  victim: ModelDigestSchema,
+  /** The generator's weights and config files, for the stqa-net methods; else null. */
+  generator: ModelDigestSchema.nullable(),
+  /**
+   * The method's own options (none for the default baselines eval runs; a generator's variant
+   * and training eps).
+   */
+  methodOptions: z.record(z.union([z.string(), z.number(), z.boolean(), z.null()])),
+}).strict();
+
+/** What else made an eval row (see {@link EvalRowSettingsSchema}). */
+export type EvalRowSettings = z.infer<typeof EvalRowSettingsSchema>;
+
 /** One measured (video, victim, method): a line of rows.jsonl.
  *
  * @example
@@ -106,6 +155,11 @@ export const EvalRowSchema = z.object({
   cleanRtScore: num,
   eps: num,
   seed: z.number().int(),
+  /**
+   * What else made the row ({@link EvalRowSettingsSchema}); absent in rows written before eval
+   * recorded it, which a rerun treats as made with unknown options.
+   */
+  settings: EvalRowSettingsSchema.optional(),
 });
 
 /** One line of rows.jsonl. */
