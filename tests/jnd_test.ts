@@ -7,8 +7,9 @@ import { tensor, tidy } from "../src/tensor/tensor.ts";
 import { computeJnd, JND_MODELS, jndHeatmap, type JndModel } from "../src/jnd/mod.ts";
 import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
 import { jndReference } from "../src/jnd/reference.ts";
-import { jndCommand, mapStats } from "../src/jnd/command.ts";
-import { readVideo } from "../src/video/mod.ts";
+import { jndCommand, mapStats, planJndFrames } from "../src/jnd/command.ts";
+import { probeVideo, readVideo, VideoError } from "../src/video/mod.ts";
+import { makeSandbox } from "./_sandbox.ts";
 
 /** Agreement required between GPU and reference, in 8-bit levels. */
 const TOL_LEVELS = 1e-3;
@@ -440,4 +441,205 @@ Deno.test("jnd: heat map colours 0 and maxLevels at the ends of the ramp, clippi
   assert(near(colour(2), [0.9884, 0.9984, 0.6449]), `max: ${colour(2)}`);
   assert(near(colour(3), colour(2)), "values above maxLevels clip");
   assert(near(colour(4), [0.2582, 0.0386, 0.4065]), `quarter: ${colour(4)}`);
+});
+
+/** Runs the jnd command with its output captured. */
+async function jndSaid(args: string[]): Promise<{ code: number; said: string[] }> {
+  const log = console.log;
+  const err = console.error;
+  const said: string[] = [];
+  console.log = (...a: unknown[]) => said.push(a.join(" "));
+  console.error = (...a: unknown[]) => said.push(a.join(" "));
+  try {
+    return { code: await jndCommand(args), said };
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+}
+
+/** A testsrc2 ffv1 clip. */
+async function testClip(file: string, w: number, h: number, frames: number): Promise<void> {
+  const made = await new Deno.Command("ffmpeg", {
+    args: [
+      "-v",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${w}x${h}:rate=10`,
+      "-frames:v",
+      String(frames),
+      "-c:v",
+      "ffv1",
+      `file:${file}`,
+    ],
+    stderr: "piped",
+  }).output();
+  assert(made.success, new TextDecoder().decode(made.stderr));
+}
+
+/** Rejects if `p` takes longer than `ms` (a FIFO opened by mistake blocks for ever). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("jnd command: bad inputs and a bad --out are one line (exit 1) before any work", async () => {
+  const sb = await makeSandbox();
+  try {
+    const clip = `${sb.work}/clip.mkv`;
+    await testClip(clip, 16, 12, 2);
+    const fifo = `${sb.work}/pipe.mkv`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(mk.success);
+    await Deno.mkdir(`${sb.work}/folder.mkv`);
+    await Deno.writeTextFile(`${sb.work}/empty.mkv`, "");
+    await sb.mark();
+    const file = `${sb.work}/sentinel-beside.txt`;
+    const cases: [string[], string][] = [
+      [["-i", fifo, "-o", sb.out], `"${fifo}": video is a FIFO (named pipe), not a regular file`],
+      [
+        ["-i", "/dev/zero", "-o", sb.out],
+        `"/dev/zero": video is a character device, not a regular file`,
+      ],
+      [
+        ["-i", `${sb.work}/folder.mkv`, "-o", sb.out],
+        `"${sb.work}/folder.mkv": is a directory (a folder), not a video file`,
+      ],
+      [
+        ["-i", `${sb.work}/empty.mkv`, "-o", sb.out],
+        `"${sb.work}/empty.mkv": is empty (0 bytes), not a video`,
+      ],
+      [["-i", `${sb.work}/none.mkv`, "-o", sb.out], `"${sb.work}/none.mkv": no such file`],
+      [["-i", clip, "-o", file], `${file}: --out is a file, not a folder`],
+      [
+        ["-i", clip, "-o", `${file}/sub`],
+        `${file}/sub: cannot create --out under ${file}, which is a file`,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await within(jndSaid(args), 20_000, args.join(" "));
+      assertEquals(r.code, 1, r.said.join("\n"));
+      assertEquals(r.said, [message]);
+    }
+    // Nothing was made: not even the output folder.
+    await sb.assertUntouched([]);
+  } finally {
+    await sb.dispose();
+  }
+});
+
+Deno.test("jnd command: an output that would leave --out, or overwrite the input, is refused before any work", async () => {
+  const sb = await makeSandbox();
+  try {
+    await Deno.mkdir(sb.out);
+    const clip = `${sb.out}/jnd_heatmap.mkv`;
+    await testClip(clip, 16, 12, 2);
+    // The input is one of the outputs.
+    let r = await jndSaid(["-i", clip, "-o", sb.out]);
+    assertEquals(r.code, 1);
+    assertEquals(r.said, [
+      `${clip}: the input is also an output of this command (${clip}); choose another --out`,
+    ]);
+    // An output name that is a symbolic link out of --out.
+    const input = `${sb.work}/in.mkv`;
+    await Deno.rename(clip, input);
+    const outside = `${sb.root}/sentinel-above.txt`;
+    await Deno.symlink(outside, `${sb.out}/stats.csv`);
+    await sb.mark();
+    r = await jndSaid(["-i", input, "-o", sb.out]);
+    assertEquals(r.code, 1);
+    assertEquals(r.said, [
+      `stats.csv: would be written outside the output folder ${sb.out}; refused`,
+    ]);
+    assertEquals(await Deno.readTextFile(outside), "above\n");
+    const names = [];
+    for await (const e of Deno.readDir(sb.out)) names.push(e.name);
+    assertEquals(names, ["stats.csv"]);
+    await sb.assertUntouched();
+  } finally {
+    await sb.dispose();
+  }
+});
+
+Deno.test("jnd: frames too large for one binding are refused from the probe, naming --size that fits", () => {
+  const limit = 4 * 2 ** 20;
+  // 1920x1080 float RGB is 23.7 MiB: refused, and the --size offered fits.
+  let message = "";
+  try {
+    planJndFrames("big.mp4", { width: 1920, height: 1080 }, { batch: 8, limit });
+  } catch (e) {
+    assert(e instanceof VideoError);
+    message = e.message;
+  }
+  const m =
+    /^"big\.mp4": one 1920x1080 frame needs 24 MiB on the GPU \(float32 RGB\), more than this adapter's 4 MiB storage-binding limit; pass --size (\d+) or less to scale the frames down$/
+      .exec(message);
+  assert(m, message);
+  const fits = Number(m[1]);
+  const plan = planJndFrames("big.mp4", { width: 1920, height: 1080 }, {
+    batch: 8,
+    size: fits,
+    limit,
+  });
+  assert(3 * plan.width * plan.height * 4 <= limit, JSON.stringify(plan));
+  assert(fits >= 700, `the --size offered is the largest that fits, not a guess: ${fits}`);
+  let threw = false;
+  try {
+    planJndFrames("big.mp4", { width: 1920, height: 1080 }, { batch: 8, size: fits + 8, limit });
+  } catch {
+    threw = true;
+  }
+  assert(threw, "a size above the one offered does not fit");
+  // Batches shrink to what one binding holds; portrait videos scale their height.
+  assertEquals(planJndFrames("a.mkv", { width: 64, height: 64 }, { batch: 8, limit: 3 * 49152 }), {
+    width: 64,
+    height: 64,
+    batch: 3,
+  });
+  assertEquals(
+    planJndFrames("p.mkv", { width: 360, height: 640 }, { batch: 4, size: 320, limit }),
+    {
+      width: 180,
+      height: 320,
+      batch: 4,
+      scale: { height: 320 },
+    },
+  );
+});
+
+Deno.test("jnd command: --size scales the frames; every output lands inside --out", async () => {
+  await initGpu();
+  const sb = await makeSandbox();
+  try {
+    const clip = `${sb.work}/clip.mkv`;
+    await testClip(clip, 36, 22, 3);
+    await sb.mark();
+    const r = await jndSaid(["-i", clip, "-o", sb.out, "--size", "18", "--quiet"]);
+    assertEquals(r.code, 0, r.said.join("\n"));
+    const names = [];
+    for await (const e of Deno.readDir(sb.out)) names.push(e.name);
+    assertEquals(names.sort(), [
+      "jnd_first.png",
+      "jnd_heatmap.mkv",
+      "jnd_last.png",
+      "jnd_middle.png",
+      "stats.csv",
+    ]);
+    const info = await probeVideo(`${sb.out}/jnd_heatmap.mkv`);
+    assertEquals([info.width, info.height, info.frameCount], [18, 11, 3]);
+    await sb.assertUntouched();
+  } finally {
+    await sb.dispose();
+  }
 });

@@ -431,6 +431,51 @@ Deno.test("bad input: missing file, directory, not a video, no video stream", as
   });
 });
 
+Deno.test("bad input: FIFOs, devices, folders named like videos and empty files are refused by name; links followed", async () => {
+  await withDir(async (dir) => {
+    const real = path.join(dir, "real.mkv");
+    await lavfiClip(real, 8, 6, 2, FFV1);
+    const link = path.join(dir, "link.mkv");
+    await Deno.symlink(real, link);
+    const frames = await readVideo(link);
+    assert.deepEqual(frames.shape, [2, 3, 6, 8]);
+    frames.dispose();
+    const fifo = path.join(dir, "pipe.mkv");
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mk.success);
+    const folder = path.join(dir, "x.mkv");
+    await Deno.mkdir(folder);
+    const empty = path.join(dir, "empty.mkv");
+    await Deno.writeTextFile(empty, "");
+    const dangling = path.join(dir, "dangling.mkv");
+    await Deno.symlink(path.join(dir, "gone.mkv"), dangling);
+    const cases: [string, RegExp][] = [
+      [fifo, /video is a FIFO \(named pipe\), not a regular file$/],
+      ["/dev/zero", /video is a character device, not a regular file$/],
+      [folder, /is a directory \(a folder\), not a video file$/],
+      [empty, /is empty \(0 bytes\), not a video$/],
+      [dangling, /video is a symbolic link to a missing file$/],
+    ];
+    const chunks = async (f: string) => {
+      for await (const c of readVideoChunks(f)) c.frames.dispose();
+    };
+    for (const [file, pattern] of cases) {
+      for (const read of [probeVideo, readVideo, chunks]) {
+        // A FIFO opened by mistake would block here for ever: the check comes first.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${file}: still reading after 10 s`)), 10_000);
+        });
+        try {
+          await Promise.race([assertVideoError(read(file), file, pattern), timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    }
+  });
+});
+
 Deno.test("bad input: truncated and corrupt files name the frame", async () => {
   await withDir(async (dir) => {
     const src = randomFrames(6, 24, 32, RUN_SEED + 5);

@@ -205,6 +205,7 @@ export async function jndCommand(args: string[]): Promise<number> {
       out: { type: "string", short: "o" },
       model: { type: "string" },
       frames: { type: "string" },
+      size: { type: "string" },
       batch: { type: "string" },
       "max-levels": { type: "string" },
       "edge-low": { type: "string" },
