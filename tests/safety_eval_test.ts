@@ -4,7 +4,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { createVictim, saveVictim } from "../mod.ts";
+import { createVictim, saveGenerator, saveVictim, StqaNet } from "../mod.ts";
 import { fileSha256 } from "../src/_fs.ts";
 import { WORK_DIR_MARKER, WORK_DIR_PREFIX } from "../src/_output.ts";
 import { evalCommand, resolveEvalVideos } from "../src/eval/command.ts";
@@ -119,6 +119,10 @@ Deno.test("eval safety: rows carry their options; a rerun with any of them diffe
         /made with dataset .*\/data\/manifest\.json, this run asks for dataset .*\/data2\/manifest\.json/,
       ],
       [["--split", "test"], /made with split all, this run asks for split test/],
+      [
+        ["--max-videos", "3"],
+        /made with median [\d.]+ for vsfa-mini, this run asks for median [\d.]+ for vsfa-mini \(the labels' median of the videos selected/,
+      ],
     ];
     for (const [args, re] of refused) {
       const r = await capture(() => evalCommand([...BASE, "--out", sb.out, ...args]));
@@ -202,6 +206,45 @@ Deno.test("eval safety: --overwrite replaces eval's own rows, tables and example
   });
 });
 
+Deno.test("eval safety: other generator weights under the same name are refused, naming the method", async () => {
+  await withSandbox(async (sb) => {
+    const gen = join(sb.work, "gen");
+    const save = async (seed: number) => {
+      const net = new StqaNet({ seed, config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] } });
+      await saveGenerator(net, join(gen, "stqa-vsfa-mini"), {
+        victim: "vsfa-mini",
+        victimFamily: "vsfa-mini",
+        jnd: "namm-st",
+        eps: 1,
+        qMin: 1,
+        qMax: 5,
+        median: 3,
+      });
+      net.dispose();
+    };
+    await save(3);
+    await sb.mark();
+    const args = [...BASE.slice(0, -1), "stqa-net", "--generator-dir", gen, "--out", sb.out];
+    const r = await capture(() => evalCommand(args));
+    assert.equal(r.code, 0, r.err);
+    const [row] = await readRows(sb.out);
+    assert.equal(row.method, "stqa-net");
+    assert.equal(
+      row.settings!.generator!.weights,
+      await fileSha256(join(gen, "stqa-vsfa-mini.safetensors")),
+    );
+    assert.deepEqual(row.settings!.methodOptions, { variant: "untargeted" });
+    await save(4);
+    await sb.mark();
+    const again = await capture(() => evalCommand(args));
+    assert.equal(again.code, 1, again.err);
+    assertOneLine(
+      again.err,
+      /made with stqa-net against vsfa-mini with generator weights sha256 [0-9a-f]{12} and config sha256 [0-9a-f]{12}, this run asks for stqa-net against vsfa-mini with generator weights sha256/,
+    );
+  });
+});
+
 Deno.test("eval safety: merge refuses shards made with different options, naming the files", async () => {
   await withSandbox(async (sb) => {
     const r = await capture(() => evalCommand([...BASE, "--out", sb.out, "--shard", "0/2"]));
@@ -243,6 +286,10 @@ Deno.test("eval safety: merge refuses shards made with different options, naming
     const m3 = await capture(() => evalCommand(["merge", "--out", sb.out]));
     assert.equal(m3.code, 0, m3.err);
     assert.equal(JSON.parse(await Deno.readTextFile(join(sb.out, "table.json"))).rows, 2);
+    // Options that would change a run mean nothing to merge: bad usage.
+    const bad = await capture(() => evalCommand(["merge", "--out", sb.out, "--eps", "4"]));
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /^--eps: not used by eval merge/);
     // A shard rerun with other options into the same folder is refused like a run.
     const r2 = await capture(() =>
       evalCommand([...BASE, "--out", sb.out, "--shard", "0/2", "--seed", "3"])

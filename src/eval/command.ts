@@ -351,6 +351,18 @@ export async function evalCommand(args: string[]): Promise<number> {
   });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
+  if (isMerge || o.merge) {
+    // merge reads the rows files as they are: an option that would change a run means nothing.
+    const given = (isMerge ? args.slice(1) : args).filter((a) => a.startsWith("-"))
+      .map((a) => a.replace(/=.*$/, "")).filter((a) => !["--out", "-o", "--merge"].includes(a));
+    if (given.length) {
+      console.error(
+        `${given[0]}: not used by eval merge, which combines the rows files in --out as they ` +
+          `are\n\n${USAGE}`,
+      );
+      return 2;
+    }
+  }
   try {
     if (isMerge || o.merge) return await merge(o.out);
     return await run(o);

@@ -100,6 +100,8 @@ export function videoIdentity(path: string): Promise<string> {
 interface Setting {
   value: string;
   text: string;
+  /** Why it may differ, said once after both values. */
+  hint?: string;
 }
 
 /** What the settings of a row, or of a run, are built from. */
@@ -151,7 +153,8 @@ function settingEntries(s: SettingsSource): [string, Setting][] {
   if (v) {
     out.push([`median\0${v.name}`, {
       value: String(v.median),
-      text: `median ${v.median} for ${v.name} (the labels' median of the videos selected)`,
+      text: `median ${v.median} for ${v.name}`,
+      hint: "the labels' median of the videos selected: --max-videos or the labels changed",
     }]);
     if (v.digest) {
       out.push([`weights\0${v.name}`, {
@@ -189,6 +192,7 @@ function settingEntries(s: SettingsSource): [string, Setting][] {
     out.push([`index\0${video.name}`, {
       value: String(video.index),
       text: `video ${video.name} at position ${video.index} of the dataset`,
+      hint: "the dataset's order changed",
     }]);
     if (video.path !== undefined) {
       out.push([`video\0${video.name}`, {
@@ -269,7 +273,9 @@ export function rowsMismatch(
             basename(file)
           } were made by an earlier version of eval, which did not record their options`;
         }
-        return `its rows were made with ${have.text}, this run asks for ${want.text}`;
+        return `its rows were made with ${have.text}, this run asks for ${want.text}${
+          want.hint ? ` (${want.hint})` : ""
+        }`;
       }
     }
   }
@@ -308,7 +314,9 @@ export function filesConflict(
         }
         return a === b
           ? `${a}${where} holds rows made with ${have.text} and rows made with ${first.text}`
-          : `${a}${where} was made with ${have.text}, ${b} with ${first.text}`;
+          : `${a}${where} was made with ${have.text}, ${b} with ${first.text}${
+            have.hint ? ` (${have.hint})` : ""
+          }`;
       }
     }
   }
