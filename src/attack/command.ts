@@ -32,7 +32,8 @@ import {
   parseAttackReport,
 } from "../report/attack_report.ts";
 import { branchFor } from "./stqa.ts";
-import { attackVideo, isVideoPath } from "./video.ts";
+import { attackVideo } from "./video.ts";
+import { listVideoFiles, VIDEO_EXTENSIONS } from "../video/mod.ts";
 
 /** The bundled sample clips (the default input). */
 export const SAMPLES_DIR: string = fileURLToPath(new URL("../../data/samples/", import.meta.url));
@@ -147,15 +148,11 @@ export async function resolveAttackInputs(
 ): Promise<AttackInput[]> {
   let items: { path: string; label: number | null; name?: string }[];
   if (await isDir(input)) {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(input)) {
-      if (!isVideoPath(e.name)) continue;
-      // Symbolic links to regular files count; special files and folders do not.
-      if (e.isFile || (e.isSymlink && await isFile(join(input, e.name)))) names.push(e.name);
-    }
-    names.sort();
+    const { files, skipped } = await listVideoFiles(input);
+    for (const s of skipped) console.error(`note: skipped ${join(input, s.name)}: ${s.reason}`);
+    const names = files.map((f) => basename(f));
     if (!names.length) {
-      throw new Error(`${input}: no video files in this folder (${"mkv, mp4, avi, mov, ..."})`);
+      throw new Error(`${input}: no video files in this folder (${VIDEO_EXTENSIONS.join(", ")})`);
     }
     items = names.map((n) => ({ path: join(input, n), label: null }));
   } else if (!(await exists(input))) {

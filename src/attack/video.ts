@@ -43,6 +43,7 @@ import {
 } from "../report/attack_report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
+import { decodedSize } from "../video/read.ts";
 import { attackTarget } from "./losses.ts";
 import { branchFor, chunkFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
 import type { AttackMode } from "./types.ts";
@@ -82,21 +83,6 @@ export interface AttackVideoOptions {
   label?: number | null;
   /** Progress of the stages, for a progress line. */
   onStage?: (stage: string) => void;
-}
-
-const VIDEO_EXTENSIONS = [".mkv", ".mp4", ".avi", ".mov", ".webm", ".nut", ".y4m", ".m4v"];
-
-/**
- * Whether a path looks like a video file by its extension.
- *
- * @example
- * ```ts
- * import { isVideoPath } from "./video.ts";
- * isVideoPath("a/b.MKV"); // true
- * ```
- */
-export function isVideoPath(p: string): boolean {
-  return VIDEO_EXTENSIONS.includes(extname(p).toLowerCase());
 }
 
 function toUint8(src: Float32Array, dst: Uint8Array, offset: number): void {
@@ -151,10 +137,7 @@ function checkClipFits(
 ): void {
   const t = Math.min(info.frameCount ?? Infinity, frames ?? Infinity);
   if (!Number.isFinite(t)) return;
-  const w = size?.width ??
-    Math.max(1, Math.round(size?.height! * info.width / info.height || info.width));
-  const h = size?.height ??
-    Math.max(1, Math.round(size?.width! * info.height / info.width || info.height));
+  const { w, h } = decodedSize(info, size);
   const bytes = t * 3 * w * h * 4;
   const limit = getGpu().limits.maxStorageBufferBindingSize;
   if (bytes > limit) {

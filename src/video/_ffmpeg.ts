@@ -297,24 +297,6 @@ export async function runTool(
   return { code: status.code, stdout: new Uint8Array(out), stderr: p.stderr.text() };
 }
 
-/** Throws a {@link VideoError} when `file` does not exist or is not a regular file. *
- * @example
- * ```ts
- * import { checkInputFile } from "./_ffmpeg.ts";
- * await checkInputFile("clip.mkv"); // throws VideoError when missing
- * ```
- */
-export async function checkInputFile(file: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new VideoError(file, "no such file", { cause: e });
-    throw new VideoError(file, `cannot read: ${(e as Error).message}`, { cause: e });
-  }
-  if (info.isDirectory) throw new VideoError(file, "is a directory, not a video file");
-}
-
 /**
  * A temporary path beside `target` (same folder, so the final rename is atomic): a dot-name with
  * a random suffix, registered so that SIGINT/SIGTERM removes it.

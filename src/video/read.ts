@@ -82,7 +82,22 @@ function parseOptions(file: string, options: unknown): ReadOpts {
   return r.data;
 }
 
-function outputSize(info: VideoInfo, size: ReadOpts["size"]): { w: number; h: number } {
+/**
+ * The size frames are decoded at: the video's own, or `size` (one side alone keeps the aspect
+ * ratio, rounded). Commands use it to check, from the probe, what a clip will need before
+ * decoding it.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "assert";
+ * import { decodedSize } from "./read.ts";
+ * assertEquals(decodedSize({ width: 1920, height: 1080 }, { width: 320 }), { w: 320, h: 180 });
+ * ```
+ */
+export function decodedSize(
+  info: { width: number; height: number },
+  size?: { width?: number; height?: number },
+): { w: number; h: number } {
   if (!size) return { w: info.width, h: info.height };
   const w = size.width ?? Math.max(1, Math.round(size.height! * info.width / info.height));
   const h = size.height ?? Math.max(1, Math.round(size.width! * info.height / info.width));
@@ -156,7 +171,7 @@ async function* decodeGeneric<T>(
 ): AsyncGenerator<T, void, undefined> {
   await checkVideoFile(file);
   const info = await probeVideo(file, { countFrames: false });
-  const { w, h } = outputSize(info, opts.size);
+  const { w, h } = decodedSize(info, opts.size);
   const frameBytes = w * h * 3;
   const limit = opts.maxFrames ?? Infinity;
   // A chunk becomes one tensor: keep it within the adapter's binding limit.
