@@ -73,18 +73,25 @@ export {
   type TensorData,
 } from "./src/tensor/safetensors.ts";
 export {
+  checkVideoFile,
   type ConvertOn,
+  decodedSize,
   FfmpegNotFoundError,
   type FrameCountSource,
+  isVideoPath,
+  listVideoFiles,
   type ProbeOptions,
   probeVideo,
   readVideo,
   readVideoChunks,
   type ReadVideoChunksOptions,
   type ReadVideoOptions,
+  type SkippedEntry,
+  VIDEO_EXTENSIONS,
   type VideoChunk,
   type VideoCodec,
   VideoError,
+  type VideoFileList,
   type VideoInfo,
   writeFramePng,
   type WriteFramePngOptions,
@@ -142,9 +149,11 @@ export {
   DatasetError,
   type DatasetFormat,
   type DatasetItem,
+  DEFAULT_MOS_RANGE,
   DEFAULT_PROXY_DIR,
   type Distortion,
   DISTORTIONS,
+  type GenericManifestOptions,
   LABEL_FORMULA,
   loadDataset,
   type LoadedDataset,
@@ -160,6 +169,7 @@ export {
   type ProxyManifest,
   ProxyManifestSchema,
   type ProxyProgress,
+  SOURCE_IMAGE_LIMITS,
   type Split,
   SPLITS,
   ssimToLabel,
@@ -260,6 +270,9 @@ export {
 } from "./src/attack/train.ts";
 export { attackVideo, type AttackVideoOptions } from "./src/attack/video.ts";
 export {
+  type AttackOptions,
+  attackOptionsDiff,
+  AttackOptionsSchema,
   type AttackReport,
   AttackReportSchema,
   type AttackRun,
@@ -290,6 +303,8 @@ export {
   type EvalMethod,
   type EvalRow,
   EvalRowSchema,
+  type EvalRowSettings,
+  EvalRowSettingsSchema,
   flattenRow,
   labelMedian,
   msuRobustness,
@@ -317,7 +332,14 @@ export {
   type RoundTripResult,
   writeReference,
 } from "./src/eval/roundtrip.ts";
-export { evalMarkdown, readRows, rowsFileName, writeTables } from "./src/eval/rows.ts";
+export {
+  evalMarkdown,
+  readRowFiles,
+  readRows,
+  removeEvalOutputs,
+  rowsFileName,
+  writeTables,
+} from "./src/eval/rows.ts";
 export {
   type EvalExample,
   EvalExampleSchema,

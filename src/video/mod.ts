@@ -26,6 +26,7 @@ export {
 } from "./files.ts";
 export { type FrameCountSource, type ProbeOptions, probeVideo, type VideoInfo } from "./probe.ts";
 export {
+  decodedSize,
   readVideo,
   readVideoChunks,
   type ReadVideoChunksOptions,
