@@ -270,13 +270,13 @@ export {
 } from "./src/attack/train.ts";
 export { attackVideo, type AttackVideoOptions } from "./src/attack/video.ts";
 export {
-  type AttackOptions,
-  attackOptionsDiff,
-  AttackOptionsSchema,
   type AttackReport,
   AttackReportSchema,
   type AttackRun,
   AttackRunSchema,
+  type AttackSettings,
+  attackSettingsDiff,
+  AttackSettingsSchema,
   parseAttackReport,
 } from "./src/report/attack_report.ts";
 // HTML reports

@@ -117,7 +117,7 @@ Deno.test("attack: a rerun skips finished videos, refuses other options by name,
     assert.equal(first.code, 0, first.err);
     const reportFile = join(sb.out, "clip", "report.json");
     const before = await Deno.readTextFile(reportFile);
-    assert.equal(parseAttackReport(before).options?.eps, 1);
+    assert.equal(parseAttackReport(before).settings?.eps, 1);
     // Same options: skipped, nothing rewritten but the summary.
     const again = await attack(["-i", input, "-g", gen, "-o", sb.out]);
     assert.equal(again.code, 0, again.err);

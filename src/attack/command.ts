@@ -26,9 +26,9 @@ import type { Victim } from "../models/victims/victim.ts";
 import { writeFileAtomic } from "../_fs.ts";
 import { victimPaths } from "../models/victims/mod.ts";
 import {
-  type AttackOptions,
-  attackOptionsDiff,
   type AttackReport,
+  type AttackSettings,
+  attackSettingsDiff,
   parseAttackReport,
 } from "../report/attack_report.ts";
 import { branchFor } from "./stqa.ts";
@@ -314,7 +314,7 @@ export async function attackCommand(args: string[]): Promise<number> {
             outDir: root,
             name: it.name,
             replace: p.action === "replace",
-            record: p.record,
+            settings: p.record,
             frames: o.frames,
             size: o.size,
             chunkFrames: o["chunk-frames"],
@@ -418,7 +418,7 @@ function checkMode(generator: Generator, mode: "untargeted" | "up" | "down" | "b
 interface PlannedAttack {
   input: AttackInput;
   action: "attack" | "replace" | "skip";
-  record: AttackOptions;
+  record: AttackSettings;
   /** The earlier report, for a skipped video. */
   report?: AttackReport;
 }
@@ -434,7 +434,7 @@ async function planAttacks(
   root: string,
   shownOut: string,
   inputs: AttackInput[],
-  common: Omit<AttackOptions, "input">,
+  common: Omit<AttackSettings, "input">,
   overwrite: boolean,
 ): Promise<PlannedAttack[]> {
   const plan: PlannedAttack[] = [];
@@ -443,7 +443,7 @@ async function planAttacks(
     await checkRegularFile(input.path, "video");
     const real = await Deno.realPath(input.path);
     const info = await Deno.stat(real);
-    const record: AttackOptions = {
+    const record: AttackSettings = {
       input: { path: real, bytes: info.size, modified: info.mtime?.toISOString() ?? null },
       ...common,
     };
@@ -473,8 +473,8 @@ async function planAttacks(
           "choose another --out or move it away",
       );
     }
-    const diff = earlier.options
-      ? attackOptionsDiff(earlier.options, record)
+    const diff = earlier.settings
+      ? attackSettingsDiff(earlier.settings, record)
       : ["options not recorded (an earlier version)"];
     if (!diff.length && !overwrite) plan.push({ input, action: "skip", record, report: earlier });
     else if (overwrite) plan.push({ input, action: "replace", record });

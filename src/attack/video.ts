@@ -36,9 +36,9 @@ import {
   shownFrames,
 } from "../report/attack_html.ts";
 import {
-  type AttackOptions,
   type AttackReport,
   type AttackRun,
+  type AttackSettings,
   parseAttackReport,
 } from "../report/attack_report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -70,7 +70,7 @@ export interface AttackVideoOptions {
    */
   replace?: boolean;
   /** The options that decide the result, recorded in report.json for reruns to compare. */
-  record?: AttackOptions;
+  settings?: AttackSettings;
   /** At most this many frames from the start (default all). */
   frames?: number;
   /** Scale frames to this size when decoding (either side alone keeps the aspect ratio). */
@@ -361,7 +361,7 @@ export async function attackVideo(
       clean: { score: cleanScore.score, frameScores: cleanScore.frameScores },
       attacks,
       seconds: (performance.now() - t0) / 1000,
-      ...(options.record ? { options: options.record } : {}),
+      ...(options.settings ? { settings: options.settings } : {}),
     }, join(finalDir, "report.json"));
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
     stage("report.html");

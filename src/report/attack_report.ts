@@ -60,7 +60,7 @@ export type AttackRun = z.infer<typeof AttackRunSchema>;
  * (refused unless `--overwrite`). The seed and the chunk size are not among them: the generator
  * is deterministic and its GRU state is carried across chunks.
  */
-export const AttackOptionsSchema = z.object({
+export const AttackSettingsSchema = z.object({
   /** The input file: its real path, size in bytes and modification time (ISO 8601, or null). */
   input: z.object({
     path: z.string().min(1),
@@ -89,8 +89,8 @@ export const AttackOptionsSchema = z.object({
   jnd: z.string(),
 }).strict();
 
-/** The options that decide an attack's result (see {@link AttackOptionsSchema}). */
-export type AttackOptions = z.infer<typeof AttackOptionsSchema>;
+/** The options that decide an attack's result (see {@link AttackSettingsSchema}). */
+export type AttackSettings = z.infer<typeof AttackSettingsSchema>;
 
 /**
  * The options that differ between two records, in words: `["eps 1 -> 4", "codec ffv1 ->
@@ -99,7 +99,7 @@ export type AttackOptions = z.infer<typeof AttackOptionsSchema>;
  * @example
  * ```ts
  * import { assertEquals } from "assert";
- * import { attackOptionsDiff } from "./attack_report.ts";
+ * import { attackSettingsDiff } from "./attack_report.ts";
  * const a = {
  *   input: { path: "/v/a.mkv", bytes: 10, modified: null },
  *   victim: { name: "vsfa-mini", weights: "ab" },
@@ -111,10 +111,10 @@ export type AttackOptions = z.infer<typeof AttackOptionsSchema>;
  *   size: null,
  *   jnd: "namm-st",
  * };
- * assertEquals(attackOptionsDiff(a, { ...a, eps: 4 }), ["eps 1 -> 4"]);
+ * assertEquals(attackSettingsDiff(a, { ...a, eps: 4 }), ["eps 1 -> 4"]);
  * ```
  */
-export function attackOptionsDiff(before: AttackOptions, now: AttackOptions): string[] {
+export function attackSettingsDiff(before: AttackSettings, now: AttackSettings): string[] {
   const out: string[] = [];
   const show = (v: unknown) => typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
   const walk = (a: unknown, b: unknown, key: string) => {
@@ -178,7 +178,7 @@ export const AttackReportSchema = z.object({
   /** Wall seconds for the whole video (reading included). */
   seconds: z.number().min(0),
   /** The options that decide the result (absent in reports of earlier versions). */
-  options: AttackOptionsSchema.optional(),
+  settings: AttackSettingsSchema.optional(),
 }).strict();
 
 /** out/<name>/report.json. */
