@@ -11,20 +11,31 @@
  */
 
 import { join } from "path";
+import { z } from "zod";
 import { formatSeconds, printProgress } from "../_progress.ts";
 import { loadManifest } from "../data/manifest.ts";
 import { correlationReport } from "../eval/metrics.ts";
 import { perturbationStats, videoQuality } from "../eval/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import { DEFAULT_VIDEO_JND_MODEL, type JndModel } from "../jnd/models.ts";
-import { bundledGeneratorName, type Generator, saveGenerator } from "../models/generator_io.ts";
+import {
+  bundledGeneratorName,
+  checkGeneratorConfig,
+  type Generator,
+  saveGenerator,
+  stqaNetSize,
+} from "../models/generator_io.ts";
 import { StqaNet } from "../models/stqa_net.ts";
 import { loadVictim } from "../models/victims/mod.ts";
 import { BatchSampler, decodeVictimClips } from "../models/victims/train.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import {
+  CheckpointError,
   loadTrainingCheckpoint,
   nonFiniteLossMessage,
+  prepareCheckpointDir,
+  prepareWeightsOutput,
+  readTrainingCheckpoint,
   saveTrainingCheckpoint,
 } from "../tensor/checkpoint.ts";
 import { add, mul, stack } from "../tensor/nn.ts";
@@ -55,7 +66,10 @@ export interface TrainGeneratorOptions {
   variant?: "untargeted" | "two-branch";
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
   manifest?: string;
-  /** Output stem (default `data/models/stqa-<victim>` or `...-2b`). */
+  /**
+   * Output stem (default `data/models/stqa-<victim>` or `...-2b`, the bundled generators: pass
+   * `overwrite` to replace them).
+   */
   out?: string;
   /** Optimiser steps (default 300). */
   steps?: number;
@@ -89,6 +103,11 @@ export interface TrainGeneratorOptions {
   checkpointDir?: string;
   /** Continue from the checkpoint. */
   resume?: boolean;
+  /**
+   * Replace a generator already at `<out>.safetensors` / `<out>.json` (default false: an
+   * existing file is refused before anything is loaded).
+   */
+  overwrite?: boolean;
   /** Stop after this many steps in this run (for tests of resuming). */
   stopAfter?: number;
   /** Use at most this many training clips, evenly spaced through the split (default all). */
@@ -305,23 +324,44 @@ export async function evaluateGenerator(
   return result;
 }
 
-interface GenCheckpointState {
-  step: number;
-  sampler: number;
-  seed: number;
-  steps: number;
-  batch: number;
-  lr: number;
-  eps: number;
-  penalty: number;
-  penaltyEnd: number;
-  penaltyDecay: number;
-  victim: string;
-  variant: string;
-  config: Record<string, unknown>;
-  losses: number[];
-  trainSeconds: number;
-}
+const finite = z.number().refine(Number.isFinite, "must be finite");
+
+/** The state a generator checkpoint records (validated when it is read back). */
+const GenCheckpointStateSchema = z.object({
+  step: z.number().int().nonnegative(),
+  sampler: z.number().int().nonnegative().max(0xffffffff),
+  seed: z.number().int(),
+  steps: z.number().int().positive(),
+  batch: z.number().int().positive(),
+  lr: finite,
+  eps: finite,
+  // Not `finite`: a run with a NaN penalty stops at its first step, so none is ever saved.
+  penalty: z.number(),
+  penaltyEnd: z.number(),
+  penaltyDecay: z.number(),
+  victim: z.string(),
+  variant: z.string(),
+  config: z.record(z.unknown()),
+  losses: z.array(finite),
+  trainSeconds: z.number().nonnegative(),
+}).passthrough().superRefine((st, ctx) => {
+  if (st.step > st.steps) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["step"],
+      message: `${st.step} is past steps ${st.steps}`,
+    });
+  }
+  if (st.losses.length !== st.step) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["losses"],
+      message: `${st.losses.length} loss(es) for ${st.step} step(s)`,
+    });
+  }
+});
+
+type GenCheckpointState = z.infer<typeof GenCheckpointStateSchema>;
 
 /** What {@link trainGenerator} returns. */
 export interface TrainGeneratorResult {
@@ -342,14 +382,18 @@ export interface TrainGeneratorResult {
 }
 
 /**
- * Trains a generator against a frozen victim; see the module documentation.
+ * Trains a generator against a frozen victim; see the module documentation. Before anything is
+ * loaded it checks the config (`checkGeneratorConfig`), the manifest, the output stem
+ * (`prepareWeightsOutput`: an existing generator is refused unless `overwrite`), the checkpoint
+ * folder, and with `resume` the checkpoint itself (one line naming the file when it is missing,
+ * truncated, corrupt or of other options).
  *
  * @example
  * ```ts
  * import { initGpu } from "../../mod.ts";
  * import { trainGenerator } from "./train.ts";
  * await initGpu();
- * const r = await trainGenerator({ victim: "vsfa-mini", steps: 300, seed: 1 });
+ * const r = await trainGenerator({ victim: "vsfa-mini", steps: 300, seed: 1, out: "out/g" });
  * console.log(r.test?.srccClean, r.test?.srccAdv, r.test?.meanPsnr);
  * ```
  */
@@ -373,10 +417,50 @@ export async function trainGenerator(
   } = options;
   const out = options.out ?? join("data", "models", bundledGeneratorName(victimName, variant));
   const checkpointDir = options.checkpointDir ??
-    join("cache", "generators", out.split(/[\\/]/).pop()!);
-  const ckpt = join(checkpointDir, "checkpoint.safetensors");
+    join("cache", "generators", out.replace(/\.(json|safetensors)$/, "").split(/[\\/]/).pop()!);
+  const overwrite = options.overwrite ?? false;
+  // Before anything is created, loaded or trained: the config fits, the manifest is there, the
+  // checkpoint folder can be written (with resume, its checkpoint is sound and of these
+  // options), and the weights can be written and replace nothing unasked.
+  const netConfig = checkGeneratorConfig({ ...options.config, variant });
+  await loadManifest(manifest, { splits: ["train"] }); // a missing or invalid one fails now
+  const ckpt = await prepareCheckpointDir(checkpointDir);
+  // The options a checkpoint records and a resume must repeat.
+  const runOptions = {
+    seed,
+    steps,
+    batch,
+    lr,
+    eps,
+    penalty,
+    penaltyEnd,
+    penaltyDecay,
+    victim: victimName,
+    variant,
+  };
+  const checkResumable = (st: GenCheckpointState) => {
+    const want: Record<string, unknown> = runOptions;
+    const have = st as unknown as Record<string, unknown>;
+    const bad = Object.keys(want).filter((k) => !Object.is(have[k], want[k]));
+    if (bad.length) {
+      throw new CheckpointError(
+        ckpt,
+        `--resume: the checkpoint ${ckpt} was made with other options (${
+          bad.map((k) => `${k} ${have[k]}`).join(", ")
+        }); start without --resume or pass the same options`,
+        { bare: true },
+      );
+    }
+  };
+  const resumeOptions = { schema: GenCheckpointStateSchema, check: checkResumable };
+  if (options.resume) {
+    // A bad checkpoint is refused now, before the victim and the clips are loaded.
+    const shapes = stqaNetSize(netConfig).shapes;
+    await readTrainingCheckpoint(ckpt, shapes, resumeOptions);
+  }
+  await prepareWeightsOutput(out, { option: "--out", overwrite });
   const victim = await loadVictim(victimName);
-  const net = new StqaNet({ seed, config: { ...options.config, variant } });
+  const net = new StqaNet({ seed, config: netConfig });
   let train: TrainClip[] = [];
   const opt = new Adam(Object.values(net.parameters()), { lr });
   try {
@@ -399,32 +483,8 @@ export async function trainGenerator(
     let start = 0;
     let losses: number[] = [];
     let prior = 0;
-    // The options a checkpoint records and a resume must repeat.
-    const runOptions = {
-      seed,
-      steps,
-      batch,
-      lr,
-      eps,
-      penalty,
-      penaltyEnd,
-      penaltyDecay,
-      victim: victimName,
-      variant,
-    };
     if (options.resume) {
-      const st = await loadTrainingCheckpoint<GenCheckpointState>(ckpt, net.parameters(), opt);
-      const want: Record<string, unknown> = runOptions;
-      const bad = Object.keys(want).filter((k) =>
-        (st as unknown as Record<string, unknown>)[k] !== want[k]
-      );
-      if (bad.length) {
-        throw new Error(
-          `--resume: the checkpoint ${ckpt} was made with other options (${
-            bad.map((k) => `${k} ${(st as unknown as Record<string, unknown>)[k]}`).join(", ")
-          }); start without --resume or pass the same options`,
-        );
-      }
+      const st = await loadTrainingCheckpoint(ckpt, net.parameters(), opt, resumeOptions);
       console.error(`resuming from ${ckpt} at step ${st.step}`);
       start = st.step;
       sampler.state = st.sampler;
@@ -488,7 +548,6 @@ export async function trainGenerator(
         });
       }
       if ((step + 1) % checkpointEvery === 0 || step + 1 === stopAt) {
-        await Deno.mkdir(checkpointDir, { recursive: true });
         await saveTrainingCheckpoint(
           ckpt,
           net.parameters(),
@@ -534,7 +593,9 @@ export async function trainGenerator(
     disposeClips(test);
     const round = (v: number) => Math.round(v * 1e4) / 1e4;
     const last = losses.slice(-20);
-    const files = await saveGenerator(net, out, {
+    // Checked again: something may have appeared at the stem while training ran.
+    const target = await prepareWeightsOutput(out, { option: "--out", overwrite });
+    await saveGenerator(net, target.weights, {
       ...info,
       training: {
         command: options.command ??
@@ -554,8 +615,8 @@ export async function trainGenerator(
       },
       test: Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])),
     });
-    generator.path = files.weights;
-    return { generator, test: result, ...files, step: stopAt, losses, trainSeconds };
+    generator.path = target.weights;
+    return { generator, test: result, ...target.display, step: stopAt, losses, trainSeconds };
   } catch (e) {
     disposeClips(train);
     net.dispose();

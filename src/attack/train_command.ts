@@ -7,18 +7,23 @@
  * deno task train --victim vsfa-mini [--variant untargeted|two-branch] [--steps 300] [--resume]
  * ```
  *
+ * Everything that can be checked is checked before the victim or the clips are loaded: the
+ * options, the network config (bounds, and its parameters against the adapter and the memory
+ * budget), the output stem (an existing generator is not replaced without `--overwrite`), the
+ * checkpoint folder, and with `--resume` the checkpoint itself. Every failure is one line.
+ *
  * @module
  */
 
 import { z } from "zod";
 import { commandLine, parseCommand } from "../_cli.ts";
 import { formatSeconds } from "../_progress.ts";
-import { DatasetError } from "../data/types.ts";
-import { initGpu } from "../gpu/device.ts";
+import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { JND_MODELS } from "../jnd/models.ts";
-import { NonFiniteParameterError } from "../tensor/checkpoint.ts";
-import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
-import { GeneratorLossError, trainGenerator } from "./train.ts";
+import { checkGeneratorConfig } from "../models/generator_io.ts";
+import { ModelConfigError } from "../models/victims/victim.ts";
+import { OutputError } from "../tensor/checkpoint.ts";
+import { trainGenerator } from "./train.ts";
 
 const USAGE = `Usage: deno task train --victim <name> [options]
 
@@ -30,7 +35,10 @@ Options:
   -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path
   --variant <v>            untargeted | two-branch (default untargeted)
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
-  -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b])
+  -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b], the bundled
+                           generators)
+  --overwrite              replace a generator already at <stem>.safetensors / <stem>.json
+                           (without it it is refused before anything is loaded)
   --steps <n>              optimiser steps (default 300)
   --batch <n>              clips per step (default 4)
   --lr <v>                 peak learning rate, cosine decay to lr/10 (default 1e-3)
@@ -48,17 +56,32 @@ Options:
   --resume                 continue from the checkpoint (same options)
   -h, --help               this text
 
-Exit codes: 0 done, 1 failure (including a non-finite loss), 2 bad usage, 3 no WebGPU adapter.
+Exit codes: 0 done, 1 failure (including a non-finite loss, a bad checkpoint or an output
+that cannot be written or would replace weights), 2 bad usage (an option or the config),
+3 no WebGPU adapter.
 `;
 
-const JsonObject = z.string().transform((s, ctx) => {
+/** `--config`'s text as a JSON object, or the one-line problem. */
+function parseConfigOption(text: string | undefined): Record<string, unknown> | string {
+  if (text === undefined) return {};
+  let v: unknown;
   try {
-    const v = JSON.parse(s);
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch { /* reported below */ }
-  ctx.addIssue({ code: "custom", message: `expected a JSON object, got ${JSON.stringify(s)}` });
-  return z.NEVER;
-});
+    v = JSON.parse(text);
+  } catch (e) {
+    return `--config: not valid JSON (${(e as Error).message}): ${JSON.stringify(text)}`;
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    return `--config: expected a JSON object such as '{"hidden":32}', got ${JSON.stringify(text)}`;
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Prints one error line (ending a progress line first when there is one on a terminal). */
+function fail(message: string, code: number): number {
+  const line = message.replaceAll(/\s*\n\s*/g, " ").trim();
+  console.error(`${Deno.stderr.isTerminal() ? "\n" : ""}train: ${line}`);
+  return code;
+}
 
 const ArgsSchema = z.object({
   victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
@@ -73,12 +96,13 @@ const ArgsSchema = z.object({
   "penalty-end": z.coerce.number().nonnegative().default(0.01),
   "penalty-decay": z.coerce.number().min(0).max(1).default(0.5),
   jnd: z.enum(JND_MODELS).default("namm-st"),
-  config: JsonObject.optional(),
+  config: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(1),
   "max-clips": z.coerce.number().int().positive().optional(),
   "checkpoint-every": z.coerce.number().int().positive().default(25),
   "checkpoint-dir": z.string().min(1).optional(),
   resume: z.boolean().default(false),
+  overwrite: z.boolean().default(false),
 }).strict();
 
 const FLAGS = {
@@ -100,6 +124,7 @@ const FLAGS = {
   "checkpoint-every": { type: "string" },
   "checkpoint-dir": { type: "string" },
   resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
 } as const;
 
 /**
@@ -115,6 +140,16 @@ export async function trainCommand(args: string[]): Promise<number> {
   const parsed = parseCommand(args, { usage: USAGE, flags: FLAGS, schema: ArgsSchema });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
+  const config = parseConfigOption(o.config);
+  if (typeof config === "string") return fail(config, 2);
+  const configFail = (e: ModelConfigError) => fail(`--config: ${e.message}`, 2);
+  // Bounds first, without the GPU; trainGenerator checks the sizes against the adapter.
+  try {
+    checkGeneratorConfig({ ...config, variant: o.variant });
+  } catch (e) {
+    if (e instanceof ModelConfigError) return configFail(e);
+    throw e;
+  }
   await initGpu();
   try {
     const r = await trainGenerator({
@@ -130,13 +165,15 @@ export async function trainCommand(args: string[]): Promise<number> {
       penaltyEnd: o["penalty-end"],
       penaltyDecay: o["penalty-decay"],
       jnd: o.jnd,
-      config: o.config,
+      config,
       seed: o.seed,
       maxClips: o["max-clips"],
       checkpointEvery: o["checkpoint-every"],
       checkpointDir: o["checkpoint-dir"],
       resume: o.resume,
-      command: commandLine("train", args.filter((a) => a !== "--resume")),
+      overwrite: o.overwrite,
+      // The recorded command is the one that makes these weights: not --resume or --overwrite.
+      command: commandLine("train", args.filter((a) => a !== "--resume" && a !== "--overwrite")),
     });
     const t = r.test!;
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
@@ -155,14 +192,11 @@ export async function trainCommand(args: string[]): Promise<number> {
     r.generator?.net.dispose();
     return 0;
   } catch (e) {
-    if (
-      e instanceof GeneratorLossError || e instanceof NonFiniteParameterError ||
-      e instanceof DatasetError || e instanceof VideoError || e instanceof FfmpegNotFoundError ||
-      e instanceof Error
-    ) {
-      console.error(`train: ${(e as Error).message}`);
-      return 1;
-    }
-    throw e;
+    if (e instanceof NoAdapterError) throw e;
+    if (e instanceof ModelConfigError) return configFail(e);
+    if (e instanceof OutputError) return fail(e.message, 1);
+    // Training failures (a non-finite loss, a bad checkpoint, a missing dataset or victim,
+    // ffmpeg, a GPU limit): one line each.
+    return fail(e instanceof Error ? e.message : String(e), 1);
   }
 }

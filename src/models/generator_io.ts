@@ -219,6 +219,14 @@ export function bundledGeneratorName(
  */
 export async function loadGenerator(nameOrPath: string): Promise<Generator> {
   const { weights, json } = generatorPaths(nameOrPath);
+  // A path (a bare name is a bundled one) that is a folder: say so, not "no config at <dir>/.json".
+  if (
+    /[\\/]/.test(nameOrPath) && await Deno.stat(nameOrPath).then((i) => i.isDirectory, () => false)
+  ) {
+    throw new Error(
+      `loadGenerator: ${nameOrPath} is a folder; give a generator's .safetensors or .json file, or their stem`,
+    );
+  }
   let text: string;
   try {
     const bytes = await checkRegularFile(json, "generator config");

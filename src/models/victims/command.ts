@@ -3,19 +3,27 @@
  * reports SRCC, KRCC, PLCC and RMSE on its test split.
  *
  * ```
- * deno task train-victim --model vsfa-mini [--steps 400] [--seed 1] [--resume]
+ * deno task train-victim --model vsfa-mini [--steps 400] [--seed 1] [--resume] [--overwrite]
  * ```
+ *
+ * Everything that can be checked is checked before clips are loaded or training starts: the
+ * options, the config (bounds, and sizes against the adapter and the memory budget), the output
+ * stem (existing weights are not replaced without `--overwrite`), the checkpoint folder, and with
+ * `--resume` the checkpoint itself. Every failure is one line; exit codes 0 done, 1 failure,
+ * 2 bad usage (a bad option value or config), 3 no WebGPU adapter; an output that cannot be
+ * written or would replace weights is a failure (1), as for the other commands.
  *
  * @module
  */
 
 import { parseArgs } from "util";
 import { z } from "zod";
-import { initGpu } from "../../gpu/device.ts";
-import { DatasetError } from "../../data/types.ts";
-import { FfmpegNotFoundError, VideoError } from "../../video/mod.ts";
-import { NonFiniteLossError, trainVictim } from "./train.ts";
-import { VICTIM_FAMILIES } from "./victim.ts";
+import { formatZodError } from "../../_zod.ts";
+import { initGpu, NoAdapterError } from "../../gpu/device.ts";
+import { OutputError } from "../../tensor/checkpoint.ts";
+import { checkVictimConfig } from "./mod.ts";
+import { trainVictim } from "./train.ts";
+import { ModelConfigError, VICTIM_FAMILIES } from "./victim.ts";
 
 const USAGE = `Usage: deno task train-victim --model <name> [options]
 
@@ -25,7 +33,9 @@ Trains a victim VQA model on the proxy dataset (deno task data) and writes
 Options:
   -m, --model <name>       ${VICTIM_FAMILIES.join(" | ")}
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
-  -o, --out <stem>         output stem (default data/models/<model>)
+  -o, --out <stem>         output stem (default data/models/<model>, the bundled weights)
+  --overwrite              replace weights already at <stem>.safetensors / <stem>.json
+                           (without it they are refused before training starts)
   --steps <n>              optimiser steps (default 400)
   --batch <n>              clips per step (default 8)
   --lr <v>                 peak learning rate, cosine decay to lr/10 (default 2e-3)
@@ -43,7 +53,9 @@ Options:
   --config <json>          config overrides of the family, e.g. '{"input":"rgb+mscn"}'
   -h, --help               this text
 
-Exit codes: 0 done, 1 failure (including a non-finite loss), 2 bad usage.
+Exit codes: 0 done, 1 failure (including a non-finite loss, a bad checkpoint or an output
+that cannot be written or would replace weights), 2 bad usage (an option or the config),
+3 no WebGPU adapter.
 `;
 
 const ArgsSchema = z.object({
@@ -65,15 +77,31 @@ const ArgsSchema = z.object({
   "weight-decay": z.coerce.number().nonnegative().default(0),
   augment: z.boolean().default(false),
   "eval-every": z.coerce.number().int().nonnegative().default(0),
-  config: z.string().transform((s, ctx) => {
-    try {
-      const v = JSON.parse(s);
-      if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-    } catch { /* reported below */ }
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must be a JSON object" });
-    return z.NEVER;
-  }).optional(),
+  overwrite: z.boolean().default(false),
+  config: z.string().optional(),
 }).strict();
+
+/** `--config`'s text as a JSON object, or the one-line problem. */
+function parseConfigOption(text: string | undefined): Record<string, unknown> | string {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return `--config: not valid JSON (${(e as Error).message}): ${JSON.stringify(text)}`;
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    return `--config: must be a JSON object such as '{"hidden":32}', got ${JSON.stringify(text)}`;
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Prints one error line (ending a progress line first when there is one on a terminal). */
+function fail(message: string, code: number): number {
+  const line = message.replaceAll(/\s*\n\s*/g, " ").trim();
+  console.error(`${Deno.stderr.isTerminal() ? "\n" : ""}train-victim: ${line}`);
+  return code;
+}
 
 /**
  * Runs `train-victim` with its arguments (after the command name); returns the exit code.
@@ -109,6 +137,7 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
         augment: { type: "boolean" },
         "eval-every": { type: "string" },
         config: { type: "string" },
+        overwrite: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -123,17 +152,27 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
   const { help: _help, ...rest } = raw;
   const parsed = ArgsSchema.safeParse(rest);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) =>
-      `${i.path.length ? `--${i.path.join(".")}: ` : ""}${i.message}`
-    );
-    console.error(`${issues.join("\n")}\n\n${USAGE}`);
+    const issues = formatZodError(parsed.error, { prefix: "--", separator: "\n" });
+    console.error(`${issues}\n\n${USAGE}`);
     return 2;
   }
   const o = parsed.data;
+  const config = parseConfigOption(o.config);
+  if (typeof config === "string") return fail(config, 2);
+  // Bounds first, without the GPU; then the sizes against this adapter's limits.
+  const configFail = (e: ModelConfigError) =>
+    fail(`${o.config !== undefined ? "--config: " : ""}${e.message}`, 2);
+  try {
+    checkVictimConfig(o.model, config, { batch: o.batch });
+  } catch (e) {
+    if (e instanceof ModelConfigError) return configFail(e);
+    throw e;
+  }
   await initGpu();
   const quote = (a: string) => /^[\w./=:,+-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+  // The recorded command is the one that makes these weights: not --resume or --overwrite.
   const command = `deno task train-victim ${
-    args.filter((a) => a !== "--resume").map(quote).join(" ")
+    args.filter((a) => a !== "--resume" && a !== "--overwrite").map(quote).join(" ")
   }`;
   try {
     const r = await trainVictim({
@@ -154,7 +193,8 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
       weightDecay: o["weight-decay"],
       augment: o.augment,
       evalEvery: o["eval-every"],
-      config: o.config,
+      config,
+      overwrite: o.overwrite,
     });
     const t = r.test;
     console.log(
@@ -167,14 +207,11 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
     r.victim.dispose();
     return 0;
   } catch (e) {
-    if (
-      e instanceof NonFiniteLossError || e instanceof DatasetError || e instanceof VideoError ||
-      e instanceof FfmpegNotFoundError ||
-      (e instanceof Error && e.message.startsWith("--resume"))
-    ) {
-      console.error(`\n${e.message}`);
-      return 1;
-    }
-    throw e;
+    if (e instanceof NoAdapterError) throw e;
+    if (e instanceof ModelConfigError) return configFail(e);
+    if (e instanceof OutputError) return fail(e.message, 1);
+    // Training failures (a non-finite loss, a bad checkpoint, a missing dataset, ffmpeg, a GPU
+    // limit): one line each.
+    return fail(e instanceof Error ? e.message : String(e), 1);
   }
 }

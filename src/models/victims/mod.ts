@@ -210,6 +210,14 @@ export function victimPaths(nameOrPath: string): { weights: string; json: string
  */
 export async function loadVictim(nameOrPath: string): Promise<Victim> {
   const { weights, json } = victimPaths(nameOrPath);
+  // A path (a bare name is a bundled one) that is a folder: say so, not "no config at <dir>/.json".
+  if (
+    /[\\/]/.test(nameOrPath) && await Deno.stat(nameOrPath).then((i) => i.isDirectory, () => false)
+  ) {
+    throw new Error(
+      `loadVictim: ${nameOrPath} is a folder; give a victim's .safetensors or .json file, or their stem`,
+    );
+  }
   let text: string;
   try {
     const bytes = await checkRegularFile(json, "victim config");

@@ -804,7 +804,7 @@ export async function fitVictim(
 /**
  * Trains a victim on the proxy train split, then scores the test split and saves the weights
  * with a JSON config (command, seed, date, time taken, test metrics). Before anything is read or
- * allocated it checks the config (`checkVictimConfig`, with `batch`), the output stem
+ * allocated it checks the config (`checkVictimConfig`, with `batch`), the manifest, the output stem
  * (`prepareWeightsOutput`: existing weights are refused unless `overwrite`), the checkpoint
  * folder, and with `resume` the checkpoint itself.
  *
@@ -838,10 +838,11 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
   const out = options.out ?? join("data", "models", model);
   const checkpointDir = options.checkpointDir ?? join("cache", "victims", model);
   const overwrite = options.overwrite ?? false;
-  // Before anything is allocated, read or trained: the config fits (a batch of clips too), the
-  // outputs can be written and replace nothing unasked, and a checkpoint to resume is sound.
+  // Before anything is created, read or trained: the config fits (a batch of clips too), the
+  // manifest is there, the checkpoint folder can be written (a checkpoint to resume is sound and
+  // of these options), and the weights can be written and replace nothing unasked.
   checkVictimConfig(model, config, { batch });
-  await prepareWeightsOutput(out, { option: "--out", overwrite });
+  await loadManifest(manifest, { splits: ["train"] }); // a missing or invalid one fails now
   await prepareCheckpointDir(checkpointDir);
   const victim = createVictim(model, { seed, config });
   let train: LoadedClip[] = [];
@@ -859,6 +860,7 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
         augment,
       });
     }
+    await prepareWeightsOutput(out, { option: "--out", overwrite });
     const tl = performance.now();
     train = await loadVictimClips(victim, manifest, "train");
     console.error(
