@@ -80,6 +80,75 @@ const CASES: Case[] = [
     message: /^attack: .*none\.mkv: no such file or folder$/,
   },
   {
+    name: "attack --victim <weights that link to /dev/zero>",
+    task: "attack",
+    args: async (sb) => {
+      await Deno.copyFile(join(ROOT, "data/models/vsfa-mini.json"), join(sb.work, "v.json"));
+      await Deno.symlink("/dev/zero", join(sb.work, "v.safetensors"));
+      return ["--victim", join(sb.work, "v.safetensors"), "--out", sb.out];
+    },
+    code: 1,
+    message: /v\.safetensors: weights file is a character device, not a regular file/,
+  },
+  {
+    name: "jnd -o <a file>",
+    task: "jnd",
+    args: (sb) => [
+      "--input",
+      join(ROOT, "data/samples/astronaut_pan.mkv"),
+      "-o",
+      join(sb.work, "sentinel-beside.txt"),
+    ],
+    code: 1,
+    message: /sentinel-beside\.txt: --out is a file, not a folder/,
+  },
+  {
+    name: "jnd --input <a FIFO>",
+    task: "jnd",
+    args: async (sb) => {
+      const fifo = join(sb.work, "in.mkv");
+      await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      return ["--input", fifo, "-o", sb.out];
+    },
+    code: 1,
+    message: /in\.mkv"?: video is a FIFO \(named pipe\), not a regular file/,
+  },
+  {
+    name: "data --out <a file>",
+    task: "data",
+    args: (sb) => ["--out", join(sb.work, "sentinel-beside.txt")],
+    code: 1,
+    message: /sentinel-beside\.txt: --out is a file, not a folder/,
+  },
+  {
+    name: "train-victim --config '{\"hidden\":1e9}'",
+    task: "train-victim",
+    args: (sb) => ["--model", "vsfa-mini", "--config", '{"hidden":1e9}', "--out", `${sb.out}/v`],
+    code: 2,
+    message: /^train-victim: --config: vsfa-mini config: hidden: /,
+  },
+  {
+    name: "train-victim without the proxy dataset",
+    task: "train-victim",
+    args: (sb) => ["--model", "vsfa-mini", "--out", join(sb.out, "v")],
+    code: 1,
+    message: /^train-victim: cache\/proxy\/manifest\.json: no such file \(build it with/,
+  },
+  {
+    name: "train --config '{\"hidden\":1e9}'",
+    task: "train",
+    args: (sb) => ["--victim", "vsfa-mini", "--config", '{"hidden":1e9}', "--out", `${sb.out}/g`],
+    code: 2,
+    message: /^train: --config: STQA-Net config: hidden /,
+  },
+  {
+    name: "eval --out <a file>",
+    task: "eval",
+    args: (sb) => ["--out", join(sb.work, "sentinel-beside.txt")],
+    code: 1,
+    message: /^eval: .*sentinel-beside\.txt: --out is a file, not a folder/,
+  },
+  {
     name: "attack --eps -1",
     task: "attack",
     args: () => ["--eps=-1"],
