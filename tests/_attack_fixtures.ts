@@ -59,4 +59,3 @@ export async function generatorFile(
   net.dispose();
   return `${stem}.safetensors`;
 }
-
