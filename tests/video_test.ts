@@ -242,6 +242,23 @@ Deno.test("writeVideo: async chunks and CPU quantisation give the same file cont
   });
 });
 
+Deno.test("writeVideo: the same frames and options give the same bytes (every codec)", async () => {
+  await withDir(async (dir) => {
+    const src = randomFrames(3, 16, 20, RUN_SEED + 2);
+    for (const codec of ["ffv1", "x264-444", "x264-420"] as const) {
+      const bytes: Uint8Array[] = [];
+      for (const k of [0, 1]) {
+        const file = path.join(dir, `${codec}-${k}.mkv`);
+        await writeVideo(file, src.tensor, { fps: 25, codec });
+        bytes.push(await Deno.readFile(file));
+        if (k === 0) await new Promise((r) => setTimeout(r, 1100)); // another second on the clock
+      }
+      assert.deepEqual(bytes[0], bytes[1], `${codec}: two writes differ`);
+    }
+    src.tensor.dispose();
+  });
+});
+
 Deno.test("quantisation is round-half-to-even with clamping; NaN writes 0", async () => {
   await withDir(async (dir) => {
     const v = [-0.1, 1.7, NaN, 0.2, 10.49 / 255, 10.51 / 255, 0, 1, 254.6 / 255, 0.4 / 255];

@@ -344,6 +344,14 @@ export async function writeVideo(
           "pipe:0",
           "-an",
           ...codecArgs(o, muxer, w2, h2),
+          // No random segment UID, date or encoder version in the file: the same frames and
+          // options give the same bytes.
+          "-fflags",
+          "+bitexact",
+          "-flags:v",
+          "+bitexact",
+          "-map_metadata",
+          "-1",
           "-f",
           muxer,
           "-y",
