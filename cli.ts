@@ -5,14 +5,14 @@
  * @module
  */
 
-import { EXIT_NO_ADAPTER, initGpu, NoAdapterError } from "./mod.ts";
-import { jndCommand } from "./src/jnd/command.ts";
-import { dataCommand } from "./src/data/command.ts";
-import { trainVictimCommand } from "./src/models/victims/command.ts";
-import { attackCommand } from "./src/attack/command.ts";
-import { trainCommand } from "./src/attack/train_command.ts";
-import { evalCommand } from "./src/eval/command.ts";
-import { FfmpegNotFoundError, runTool } from "./src/video/_ffmpeg.ts";
+import { EXIT_NO_ADAPTER, NoAdapterError } from "./src/gpu/device.ts";
+import { attackCommand } from "./src/cli/attack.ts";
+import { dataCommand } from "./src/cli/data.ts";
+import { evalCommand } from "./src/cli/eval.ts";
+import { infoCommand } from "./src/cli/info.ts";
+import { jndCommand } from "./src/cli/jnd.ts";
+import { trainCommand } from "./src/cli/train.ts";
+import { trainVictimCommand } from "./src/cli/train_victim.ts";
 
 /** Exit code for bad usage (unknown command or option). */
 export const EXIT_USAGE = 2;
@@ -29,36 +29,12 @@ Commands:
   train-victim  train a victim VQA model on the proxy dataset (train-victim --help)
 `;
 
-async function ffmpegVersion(): Promise<string> {
-  try {
-    const r = await runTool("ffmpeg", ["-version"]);
-    return new TextDecoder().decode(r.stdout).split("\n")[0] || "(no output)";
-  } catch (e) {
-    // Not installed or not allowed to run: FfmpegNotFoundError says so, with the install hint.
-    return e instanceof FfmpegNotFoundError ? e.message : `cannot run: ${(e as Error).message}`;
-  }
-}
-
-async function info(): Promise<number> {
-  const gpu = await initGpu();
-  const a = gpu.adapter;
-  console.log(`adapter:      ${a.description}`);
-  console.log(`vendor:       ${a.vendor}${a.architecture ? ` (${a.architecture})` : ""}`);
-  console.log(`fallback:     ${a.isFallbackAdapter}`);
-  console.log(`timestamps:   ${gpu.hasTimestampQuery}`);
-  console.log(`features:     ${a.features.join(", ")}`);
-  console.log("limits:");
-  for (const [k, v] of Object.entries(a.limits).sort()) console.log(`  ${k.padEnd(42)} ${v}`);
-  console.log(`ffmpeg:       ${await ffmpegVersion()}`);
-  return 0;
-}
-
 /** The subcommands: each takes the arguments after its name and returns an exit code. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   attack: attackCommand,
   data: dataCommand,
   eval: evalCommand,
-  info: () => info(),
+  info: infoCommand,
   jnd: jndCommand,
   train: trainCommand,
   "train-victim": trainVictimCommand,

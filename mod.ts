@@ -46,8 +46,8 @@ export {
   tensor,
   tidy,
 } from "./src/tensor/tensor.ts";
-export * as nn from "./src/tensor/nn.ts";
-export { Adam, type AdamOptions, SGD, type SGDOptions } from "./src/tensor/optim.ts";
+export * as nn from "./src/nn/mod.ts";
+export { Adam, type AdamOptions, SGD, type SGDOptions } from "./src/optim/optimizers.ts";
 export {
   calculateGain,
   fans,
@@ -60,8 +60,8 @@ export {
   type XavierOptions,
   xavierUniform,
   zeros,
-} from "./src/tensor/init.ts";
-export * as init from "./src/tensor/init.ts";
+} from "./src/nn/init.ts";
+export * as init from "./src/nn/init.ts";
 export {
   decodeSafetensors,
   encodeSafetensors,
@@ -71,7 +71,7 @@ export {
   safetensorsMetadata,
   saveSafetensors,
   type TensorData,
-} from "./src/tensor/safetensors.ts";
+} from "./src/io/safetensors.ts";
 export {
   checkVideoFile,
   type ConvertOn,
@@ -138,7 +138,7 @@ export {
   type TrainVictimOptions,
   type TrainVictimResult,
   type VictimMetrics,
-} from "./src/models/victims/train.ts";
+} from "./src/train/victim.ts";
 export {
   buildProxyDataset,
   type BuildProxyOptions,
@@ -185,7 +185,7 @@ export {
   rankAverage,
   rmse,
   srcc,
-} from "./src/eval/metrics.ts";
+} from "./src/metrics/correlation.ts";
 export {
   JND_TOLERANCE,
   type PerturbationStats,
@@ -197,7 +197,7 @@ export {
   type SsimOptions,
   type VideoQuality,
   videoQuality,
-} from "./src/eval/quality.ts";
+} from "./src/metrics/quality.ts";
 // Baseline attacks
 export {
   activityMap,
@@ -267,7 +267,7 @@ export {
   trainGenerator,
   type TrainGeneratorOptions,
   type TrainGeneratorResult,
-} from "./src/attack/train.ts";
+} from "./src/train/generator.ts";
 export { attackVideo, type AttackVideoOptions } from "./src/attack/video.ts";
 export {
   type AttackReport,
@@ -278,22 +278,21 @@ export {
   attackSettingsDiff,
   AttackSettingsSchema,
   parseAttackReport,
-} from "./src/report/attack_report.ts";
+} from "./src/attack/report.ts";
 // HTML reports
 export {
   type AttackPanels,
   attackPanels,
-  attackReportHtml,
   type FramePanel,
-  framePanelsHtml,
   type KeptFrame,
   type PanelImage,
   panelsAsUris,
   shownFrames,
   type UriPanels,
-} from "./src/report/attack_html.ts";
+} from "./src/attack/panels.ts";
+export { attackReportFiles, attackReportHtml, framePanelsHtml } from "./src/report/attack_html.ts";
 export { evalReportHtml, type EvalReportOptions } from "./src/report/eval_html.ts";
-export { encodePng, pngDataUri, type RgbImage } from "./src/report/png.ts";
+export { encodePng, pngDataUri, type RgbImage } from "./src/video/png.ts";
 // Robustness evaluation
 export {
   type Accuracy,
@@ -356,4 +355,4 @@ export {
   type UploadRow,
   uploadRows,
 } from "./src/eval/transfer.ts";
-export { resolveEvalVideos } from "./src/eval/command.ts";
+export { resolveEvalVideos } from "./src/eval/videos.ts";

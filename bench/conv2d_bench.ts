@@ -20,7 +20,7 @@
  */
 
 import { initGpu } from "../src/gpu/device.ts";
-import { conv2d } from "../src/tensor/nn.ts";
+import { conv2d } from "../src/nn/mod.ts";
 import { noGrad, type Tensor, tensor } from "../src/tensor/tensor.ts";
 import { randomNormal, sampledError, samplePositions } from "./_data.ts";
 import { describePeak, peakOnce } from "./_peak.ts";

@@ -23,7 +23,7 @@
 
 import { initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
-import * as nn from "../src/tensor/nn.ts";
+import * as nn from "../src/nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
 import { seededRandom } from "../src/_random.ts";
 import { fmt, formatTable } from "./_timing.ts";

@@ -8,7 +8,7 @@
  */
 
 import { initGpu } from "../src/gpu/device.ts";
-import { matmul } from "../src/tensor/nn.ts";
+import { matmul } from "../src/nn/mod.ts";
 import { tensor } from "../src/tensor/tensor.ts";
 import { randomNormal, sampledError, samplePositions } from "./_data.ts";
 import { describePeak, peakOnce } from "./_peak.ts";

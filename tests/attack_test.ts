@@ -7,7 +7,8 @@
 import assert from "assert";
 import { join } from "path";
 import { loadGenerator, parseAttackReport, readVideo, trainGenerator } from "../mod.ts";
-import { attackCommand, resolveAttackInputs } from "../src/attack/command.ts";
+import { attackCommand } from "../src/cli/attack.ts";
+import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
 import { clipFile, generatorFile, TINY } from "./_attack_fixtures.ts";
 
@@ -157,21 +158,21 @@ Deno.test("attack: inputs from a folder and from a manifest, with SRCC for label
     await clipFile(vids, n, 2, 24, 24, 0.3 + 0.6 * k);
   }
   await Deno.writeTextFile(join(vids, "notes.txt"), "not a video");
-  const fromDir = await resolveAttackInputs(vids);
+  const fromDir = await resolveVideoInputs(vids);
   assert.deepEqual(fromDir.map((i) => i.name), ["a", "b", "c"]);
   const manifest = join(dir, "list.csv");
   await Deno.writeTextFile(
     manifest,
     "path,mos\nvideos/a.mkv,1.5\nvideos/b.mkv,3\nvideos/c.mkv,4.5\n",
   );
-  const fromCsv = await resolveAttackInputs(manifest);
+  const fromCsv = await resolveVideoInputs(manifest);
   assert.deepEqual(fromCsv.map((i) => [i.name, i.label]), [["videos_a", 1.5], ["videos_b", 3], [
     "videos_c",
     4.5,
   ]]);
-  await assert.rejects(resolveAttackInputs(join(dir, "empty")), /no such file or folder/);
+  await assert.rejects(resolveVideoInputs(join(dir, "empty")), /no such file or folder/);
   await Deno.mkdir(join(dir, "empty"));
-  await assert.rejects(resolveAttackInputs(join(dir, "empty")), /no video files/);
+  await assert.rejects(resolveVideoInputs(join(dir, "empty")), /no video files/);
   const gen = await generatorFile(dir);
   const out = join(dir, "out");
   const logs: string[] = [];

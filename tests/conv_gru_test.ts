@@ -6,7 +6,7 @@
 
 import { rejects, throws } from "assert";
 import { noGrad, type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
-import * as nn from "../src/tensor/nn.ts";
+import * as nn from "../src/nn/mod.ts";
 import { assertClose, checkOp, initGpu, numel, randn, RUN_SEED } from "./_helpers.ts";
 
 const sig = (v: number) => 1 / (1 + Math.exp(-v));

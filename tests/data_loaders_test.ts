@@ -6,7 +6,6 @@ import { deepEqual, equal, notEqual, ok, rejects, throws } from "assert";
 import * as path from "path";
 import {
   CsvSyntaxError,
-  dataCommand,
   DatasetError,
   loadDataset,
   loadGenericManifest,
@@ -15,6 +14,7 @@ import {
   loadYoutubeUgc,
   parseCsv,
 } from "../src/data/mod.ts";
+import { dataCommand } from "../src/cli/data.ts";
 import { exists, isDir, isFile, tempPathBeside, writeFileAtomic } from "../src/_fs.ts";
 import { formatZodError, integerArg, numberArg } from "../src/_zod.ts";
 import { z } from "zod";

@@ -9,7 +9,6 @@ import { fileURLToPath } from "url";
 import {
   buildProxyDataset,
   type BuildProxyOptions,
-  dataCommand,
   DatasetError,
   DISTORTIONS,
   levelStrengths,
@@ -22,6 +21,7 @@ import {
   splitSources,
   ssimToLabel,
 } from "../src/data/mod.ts";
+import { dataCommand } from "../src/cli/data.ts";
 import { freezeLength, parseSsimStats } from "../src/data/proxy.ts";
 import { probeVideo } from "../src/video/mod.ts";
 

@@ -6,8 +6,8 @@
 import assert from "assert";
 import { join } from "path";
 import { saveGenerator, StqaNet } from "../mod.ts";
-import { evalCommand } from "../src/eval/command.ts";
-import { krcc, srcc } from "../src/eval/metrics.ts";
+import { evalCommand } from "../src/cli/eval.ts";
+import { krcc, srcc } from "../src/metrics/correlation.ts";
 import {
   buildTable,
   type EvalRow,

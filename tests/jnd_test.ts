@@ -7,7 +7,8 @@ import { tensor, tidy } from "../src/tensor/tensor.ts";
 import { computeJnd, JND_MODELS, jndHeatmap, type JndModel } from "../src/jnd/mod.ts";
 import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
 import { jndReference } from "../src/jnd/reference.ts";
-import { jndCommand, mapStats, planJndFrames } from "../src/jnd/command.ts";
+import { jndCommand } from "../src/cli/jnd.ts";
+import { mapStats, planJndFrames } from "../src/jnd/stats.ts";
 import { probeVideo, readVideo, VideoError } from "../src/video/mod.ts";
 import { makeSandbox } from "./_sandbox.ts";
 

@@ -11,7 +11,7 @@ import {
   rankAverage,
   rmse,
   srcc,
-} from "../src/eval/metrics.ts";
+} from "../src/metrics/correlation.ts";
 
 interface Case {
   name: string;

@@ -5,7 +5,7 @@
 
 import assert from "assert";
 import { assertClose, rng, RUN_SEED } from "./_helpers.ts";
-import { perturbationStats, psnr, ssim, videoQuality } from "../src/eval/quality.ts";
+import { perturbationStats, psnr, ssim, videoQuality } from "../src/metrics/quality.ts";
 
 function dec(b64: string): Float32Array {
   const bin = atob(b64);

@@ -6,7 +6,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { attackVideo, loadGenerator, loadVictim, readVideo } from "../mod.ts";
+import { attackReportFiles, attackVideo, loadGenerator, loadVictim, readVideo } from "../mod.ts";
 import { buildTable, type EvalRow } from "../src/eval/robustness.ts";
 import { crossVictimTable, uploadRows } from "../src/eval/transfer.ts";
 import type { EvalExample } from "../src/eval/examples.ts";
@@ -20,8 +20,8 @@ import {
   planarFrame,
   pngDataUri,
   type RgbImage,
-} from "../src/report/png.ts";
-import { attackPanels, shownFrames } from "../src/report/attack_html.ts";
+} from "../src/video/png.ts";
+import { attackPanels, shownFrames } from "../src/attack/panels.ts";
 import { initGpu, rng, RUN_SEED } from "./_helpers.ts";
 import { dumpDom, findChromium, screenshot } from "./_chromium.ts";
 
@@ -345,6 +345,7 @@ browserTest(
         size: { width: 64, height: 64 },
         outDir: root,
         name: "clip",
+        extraFiles: attackReportFiles,
       });
       const file = join(root, "clip", "report.html");
       const html = await Deno.readTextFile(file);

@@ -11,7 +11,7 @@ import {
   SafetensorsError,
   safetensorsMetadata,
   type TensorData,
-} from "../src/tensor/safetensors.ts";
+} from "../src/io/safetensors.ts";
 import { initGpu, numel, randn, RUN_SEED } from "./_helpers.ts";
 
 await initGpu();

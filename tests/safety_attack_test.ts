@@ -8,7 +8,8 @@ import assert from "assert";
 import { join } from "path";
 import { parseAttackReport } from "../mod.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { attackCommand, resolveAttackInputs } from "../src/attack/command.ts";
+import { attackCommand } from "../src/cli/attack.ts";
+import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { STALE_AFTER_MS, WORK_DIR_MARKER } from "../src/_output.ts";
 import { initGpu } from "./_helpers.ts";
 import { clipFile, generatorFile } from "./_attack_fixtures.ts";
@@ -222,7 +223,7 @@ Deno.test("attack: inputs that are special files are refused by name; symlinked 
     assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
     await Deno.symlink(fifo, join(vids, "fifo.mkv")); // a link to a FIFO: skipped
     await sb.mark();
-    assert.deepEqual((await resolveAttackInputs(vids)).map((i) => i.name), ["linked"]);
+    assert.deepEqual((await resolveVideoInputs(vids)).map((i) => i.name), ["linked"]);
     let r = await attack(["-i", fifo, "-g", gen, "-o", sb.out]);
     assert.equal(r.code, 1);
     assert.match(r.err, /pipe\.mkv: input is a FIFO \(named pipe\), not a regular file/);

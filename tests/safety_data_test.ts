@@ -7,7 +7,6 @@ import * as path from "path";
 import { makeSandbox, type Sandbox } from "./_sandbox.ts";
 import {
   buildProxyDataset,
-  dataCommand,
   DatasetError,
   loadGenericManifest,
   loadKonvid,
@@ -15,6 +14,7 @@ import {
   loadManifest,
   loadYoutubeUgc,
 } from "../src/data/mod.ts";
+import { dataCommand } from "../src/cli/data.ts";
 import {
   checkVideoFile,
   isVideoPath,

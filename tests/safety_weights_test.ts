@@ -15,7 +15,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { trainCommand } from "../src/attack/train_command.ts";
+import { trainCommand } from "../src/cli/train.ts";
 import {
   checkGeneratorConfig,
   loadGenerator,
@@ -23,7 +23,7 @@ import {
   stqaNetSize,
 } from "../src/models/generator_io.ts";
 import { StqaNet, StqaNetConfigSchema } from "../src/models/stqa_net.ts";
-import { trainVictimCommand } from "../src/models/victims/command.ts";
+import { trainVictimCommand } from "../src/cli/train_victim.ts";
 import {
   checkVictimConfig,
   createVictim,
@@ -39,14 +39,14 @@ import {
   prepareWeightsOutput,
   readTrainingCheckpoint,
   saveTrainingCheckpoint,
-} from "../src/tensor/checkpoint.ts";
-import { Adam } from "../src/tensor/optim.ts";
+} from "../src/io/checkpoint.ts";
+import { Adam } from "../src/optim/optimizers.ts";
 import {
   encodeSafetensors,
   loadSafetensors,
   readSafetensorsFile,
   SafetensorsError,
-} from "../src/tensor/safetensors.ts";
+} from "../src/io/safetensors.ts";
 import { tensor } from "../src/tensor/tensor.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
 import { makeSandbox, type Sandbox } from "./_sandbox.ts";

@@ -23,7 +23,7 @@ import {
 import { writeBuffer } from "../src/gpu/queue.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { chunkFor } from "../src/attack/stqa.ts";
-import { mul, sum } from "../src/tensor/nn.ts";
+import { mul, sum } from "../src/nn/mod.ts";
 import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
 
 await initGpu();

@@ -20,7 +20,7 @@ import {
   type LoadedClip,
   NonFiniteLossError,
   rankingLoss,
-} from "../src/models/victims/train.ts";
+} from "../src/train/victim.ts";
 import { mscn } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { checkOp, initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";

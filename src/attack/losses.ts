@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abs, mean, square, sub } from "../tensor/nn.ts";
+import { abs, mean, square, sub } from "../nn/mod.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import type { AttackMode } from "./types.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { add, clamp, maximum, minimum, mul, neg } from "../tensor/nn.ts";
+import { add, clamp, maximum, minimum, mul, neg } from "../nn/mod.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /**

@@ -8,12 +8,12 @@
  */
 
 import { computeJnd } from "../jnd/mod.ts";
-import type { Generator } from "../models/generator_io.ts";
+import { bundledGeneratorName, type Generator } from "../models/generator_io.ts";
 import type { StqaNet } from "../models/stqa_net.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { getGpu } from "../gpu/device.ts";
 import { syncGpu } from "../gpu/queue.ts";
-import { concat, mul, slice } from "../tensor/nn.ts";
+import { concat, mul, slice } from "../nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget } from "./losses.ts";
 import { applyPerturbation } from "./perturb.ts";
@@ -322,4 +322,26 @@ export function stqaAttack(
       return { adversarial, victimPasses: passes, seconds: (performance.now() - t0) / 1000 };
     },
   };
+}
+
+/**
+ * Checks that a generator can attack a victim: the same family as the victim it was trained
+ * against (scores on the same scale). A generator trained against one victim can still be
+ * applied to another family for transfer studies, through {@link attackVideo} directly.
+ *
+ * @example
+ * ```ts
+ * import { checkPair } from "./stqa.ts";
+ * // checkPair(generator, victim); // throws on a mismatch
+ * ```
+ */
+export function checkPair(generator: Generator, victim: Victim): void {
+  if (generator.info.victimFamily !== victim.family) {
+    throw new Error(
+      `the generator ${generator.path} was trained against ${generator.info.victim} ` +
+        `(${generator.info.victimFamily}), not ${victim.family} (${victim.name}); pass ` +
+        `--generator ${bundledGeneratorName(victim.name)} or train one with ` +
+        `\`deno task train --victim ${victim.name}\``,
+    );
+  }
 }

@@ -25,22 +25,17 @@ import {
   safeName,
 } from "../_output.ts";
 import { getGpu } from "../gpu/device.ts";
-import { perturbationStats, videoQuality } from "../eval/quality.ts";
+import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
 import type { Victim } from "../models/victims/victim.ts";
-import {
-  attackPanels,
-  attackReportHtml,
-  type KeptFrame,
-  shownFrames,
-} from "../report/attack_html.ts";
+import { type AttackPanels, attackPanels, type KeptFrame, shownFrames } from "./panels.ts";
 import {
   type AttackReport,
   type AttackRun,
   type AttackSettings,
   parseAttackReport,
-} from "../report/attack_report.ts";
+} from "./report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
 import { decodedSize } from "../video/read.ts";
@@ -71,6 +66,13 @@ export interface AttackVideoOptions {
   replace?: boolean;
   /** The options that decide the result, recorded in report.json for reruns to compare. */
   settings?: AttackSettings;
+  /**
+   * More files to write beside report.json, made from the report and the frames' images (the
+   * panels), inside the same temporary folder so they appear together. `deno task attack` adds
+   * `report.html` here (`attackReportHtml` in src/report/attack_html.ts): the attack layer
+   * makes the data, the report layer above it renders it.
+   */
+  extraFiles?: (report: AttackReport, panels: AttackPanels) => Record<string, string>;
   /** At most this many frames from the start (default all). */
   frames?: number;
   /** Scale frames to this size when decoding (either side alone keeps the aspect ratio). */
@@ -155,9 +157,9 @@ const nullIfInfinite = (v: number) => (Number.isFinite(v) ? v : null);
 
 /**
  * Attacks one video file and writes `<outDir>/<name>/adversarial.mkv` (or
- * `adversarial-up.mkv` and `adversarial-down.mkv` for `both`), `report.json` and `report.html`
- * (self-contained: frames, perturbations, JND heat maps, per-frame scores). Returns the report
- * (validated against its schema).
+ * `adversarial-up.mkv` and `adversarial-down.mkv` for `both`), `report.json`, and the files
+ * `extraFiles` makes from the report and the shown frames' panels (`deno task attack` adds
+ * report.html). Returns the report (validated against its schema).
  *
  * @throws {Error} naming the file for an unreadable video, and a RangeError for a mode the
  * generator cannot do; nothing is left in `outDir` then.
@@ -169,6 +171,7 @@ const nullIfInfinite = (v: number) => (Number.isFinite(v) ? v : null);
  *   generator: await loadGenerator("stqa-vsfa-mini"),
  *   victim: await loadVictim("vsfa-mini"),
  *   outDir: "out",
+ *   // extraFiles: attackReportFiles (from src/report/attack_html.ts) adds report.html
  * });
  * console.log(report.clean.score, report.attacks[0].score, report.attacks[0].psnr.mean);
  * ```
@@ -364,11 +367,15 @@ export async function attackVideo(
       ...(options.settings ? { settings: options.settings } : {}),
     }, join(finalDir, "report.json"));
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
-    stage("report.html");
-    const images = await attackPanels(kept, { width: w, height: h }, {
-      maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
-    });
-    await Deno.writeTextFile(join(tmpDir, "report.html"), attackReportHtml(report, images));
+    if (options.extraFiles) {
+      stage("panels");
+      const images = await attackPanels(kept, { width: w, height: h }, {
+        maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
+      });
+      for (const [file, text] of Object.entries(options.extraFiles(report, images))) {
+        await Deno.writeTextFile(await insideOutput(tmpDir, safeName(file)), text);
+      }
+    }
     await commitWorkDir(tmpDir, root, name, { replace: options.replace });
     return report;
   } catch (e) {

@@ -438,3 +438,47 @@ export async function loadManifest(
   }
   return { manifest, dir, items, missing };
 }
+
+/**
+ * Min, mean and max of the labels and SSIM per distortion, as table lines.
+ *
+ * @example
+ * ```ts
+ * import { labelSummary, loadManifest } from "./manifest.ts";
+ * const { manifest } = await loadManifest("cache/proxy/manifest.json");
+ * console.log(labelSummary(manifest).join("\n"));
+ * ```
+ */
+export function labelSummary(manifest: ProxyManifest): string[] {
+  const groups = new Map<string, { labels: number[]; ssim: number[] }>();
+  const add = (k: string, label: number, ssim: number) => {
+    const g = groups.get(k) ?? { labels: [], ssim: [] };
+    g.labels.push(label);
+    g.ssim.push(ssim);
+    groups.set(k, g);
+  };
+  for (const c of manifest.clips) {
+    add(c.distortion, c.label, c.ssim);
+    add("all", c.label, c.ssim);
+  }
+  const stats = (v: number[]) => {
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    return [Math.min(...v), mean, Math.max(...v)].map((x) => x.toFixed(3).padStart(6));
+  };
+  const lines = [
+    "distortion  clips   label min   mean    max    ssim min   mean    max",
+  ];
+  for (const k of ["none", ...DISTORTIONS, "all"]) {
+    const g = groups.get(k);
+    if (!g) continue;
+    lines.push(
+      `${k.padEnd(10)} ${String(g.labels.length).padStart(6)}      ${stats(g.labels).join(" ")}` +
+        `     ${stats(g.ssim).join(" ")}`,
+    );
+  }
+  const splits = (["train", "val", "test"] as const).map((s) =>
+    `${s} ${manifest.clips.filter((c) => c.split === s).length} clips ` +
+    `(${manifest.splits[s].join(", ") || "none"})`
+  );
+  return [...lines, ...splits];
+}

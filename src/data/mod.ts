@@ -24,6 +24,7 @@ export {
   DISTORTIONS,
   LABEL_FORMULA,
   LABEL_SSIM_FLOOR,
+  labelSummary,
   type LoadedManifest,
   loadManifest,
   type LoadManifestOptions,
@@ -66,4 +67,4 @@ export {
   loadLiveVqc,
   loadYoutubeUgc,
 } from "./loaders.ts";
-export { dataCommand, labelSummary } from "./command.ts";
+export { resolveVideoInputs, type VideoInput } from "./inputs.ts";

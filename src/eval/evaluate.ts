@@ -13,9 +13,9 @@ import { computeJnd } from "../jnd/mod.ts";
 import { readVictimClip } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
-import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../report/attack_html.ts";
+import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../attack/panels.ts";
 import type { EvalExample } from "./examples.ts";
-import { perturbationStats, videoQuality } from "./quality.ts";
+import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import {
   crossSource,
   type EvalRow,

@@ -9,7 +9,7 @@
 
 import { z } from "zod";
 import { attackTarget } from "../attack/losses.ts";
-import { correlationReport } from "./metrics.ts";
+import { correlationReport } from "../metrics/correlation.ts";
 
 /** The methods a table can carry, in table order.
  *

@@ -8,7 +8,6 @@
 import { basename, join } from "path";
 import { checkRegularFile, writeFileAtomic } from "../_fs.ts";
 import { insideOutput } from "../_output.ts";
-import { evalReportHtml } from "../report/eval_html.ts";
 import {
   buildTable,
   type EvalRow,
@@ -18,7 +17,6 @@ import {
   tableMarkdown,
   type TableRow,
 } from "./robustness.ts";
-import { readExamples } from "./examples.ts";
 import { crossVictimMarkdown, uploadMarkdown } from "./transfer.ts";
 
 const ROWS_FILE = /^rows(-\d+-of-\d+)?\.jsonl$/;
@@ -216,9 +214,9 @@ export function evalMarkdown(table: readonly TableRow[]): string {
 }
 
 /**
- * Writes `table.json`, `table.csv`, `table.md` ({@link evalMarkdown}) and `report.html` (with
- * the examples in `dir/examples/`) of `rows` into `dir` (each atomically, each checked to lie
- * inside `dir` after resolving links); returns the table.
+ * Writes `table.json`, `table.csv` and `table.md` ({@link evalMarkdown}) of `rows` into `dir`
+ * (each atomically, each checked to lie inside `dir` after resolving links); returns the table.
+ * (`deno task eval` then renders report.html from the table and the examples, in src/report.)
  *
  * @example
  * ```ts
@@ -229,7 +227,6 @@ export function evalMarkdown(table: readonly TableRow[]): string {
 export async function writeTables(
   dir: string,
   rows: readonly EvalRow[],
-  options: { description?: string } = {},
 ): Promise<TableRow[]> {
   const root = await Deno.realPath(dir);
   const table = buildTable(rows);
@@ -241,13 +238,6 @@ export async function writeTables(
   );
   await write("table.csv", tableCsv(table));
   await write("table.md", evalMarkdown(table));
-  await write(
-    "report.html",
-    evalReportHtml(table, {
-      description: options.description,
-      examples: await readExamples(root),
-    }),
-  );
   return table;
 }
 

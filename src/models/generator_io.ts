@@ -19,7 +19,7 @@ import {
   readSafetensorsFile,
   safetensorsBytes,
   writeFilesAtomic,
-} from "../tensor/safetensors.ts";
+} from "../io/safetensors.ts";
 import { StqaNet, type StqaNetConfig, StqaNetConfigSchema } from "./stqa_net.ts";
 import { MODELS_DIR } from "./victims/mod.ts";
 import {

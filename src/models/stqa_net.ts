@@ -31,7 +31,7 @@ import {
   sub,
   tanh,
   upsample2x,
-} from "../tensor/nn.ts";
+} from "../nn/mod.ts";
 import { full, type Tensor } from "../tensor/tensor.ts";
 import { ParamBuilder } from "./victims/victim.ts";
 

@@ -12,7 +12,7 @@
 
 import { syncGpu } from "../../gpu/queue.ts";
 import type { Victim } from "../../models/victims/victim.ts";
-import { clamp, mul, sub } from "../../tensor/nn.ts";
+import { clamp, mul, sub } from "../../nn/mod.ts";
 import { noGrad, Tensor, tidy } from "../../tensor/tensor.ts";
 import { attackTarget, boundaryLoss } from "../losses.ts";
 import { applyPerturbation, clipToJnd } from "../perturb.ts";

@@ -11,18 +11,7 @@
  */
 
 import type { Victim } from "../../models/victims/victim.ts";
-import {
-  add,
-  avgPool2d,
-  div,
-  maxPool2d,
-  mul,
-  relu,
-  sqrt,
-  square,
-  sub,
-  sum,
-} from "../../tensor/nn.ts";
+import { add, avgPool2d, div, maxPool2d, mul, relu, sqrt, square, sub, sum } from "../../nn/mod.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import type { Attack, AttackOptions, AttackOutput } from "../types.ts";
 import {

@@ -6,7 +6,7 @@
 
 import { seededRandom } from "../../_random.ts";
 import type { Victim } from "../../models/victims/victim.ts";
-import { mul } from "../../tensor/nn.ts";
+import { mul } from "../../nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import type { Attack, AttackOptions, AttackOutput } from "../types.ts";
 import { finish, projectToBox, resolveOptions } from "./_common.ts";

@@ -8,8 +8,8 @@
 
 import { copyBuffer } from "../../gpu/queue.ts";
 import type { Victim } from "../../models/victims/victim.ts";
-import { add, div, mean, minimum, mul, sqrt, square, sub } from "../../tensor/nn.ts";
-import { Adam } from "../../tensor/optim.ts";
+import { add, div, mean, minimum, mul, sqrt, square, sub } from "../../nn/mod.ts";
+import { Adam } from "../../optim/optimizers.ts";
 import { full, noGrad, type Tensor, tidy } from "../../tensor/tensor.ts";
 import { boundaryLoss } from "../losses.ts";
 import { applyPerturbation } from "../perturb.ts";

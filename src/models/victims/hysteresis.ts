@@ -16,8 +16,8 @@
  * @module
  */
 
-import { add, concat, exp, maxPool2d, mean, mul, neg, sub } from "../../tensor/nn.ts";
-import { avgPool2d, div } from "../../tensor/nn.ts";
+import { add, concat, exp, maxPool2d, mean, mul, neg, sub } from "../../nn/mod.ts";
+import { avgPool2d, div } from "../../nn/mod.ts";
 import { full, noGrad, type Tensor } from "../../tensor/tensor.ts";
 
 /** Options of {@link hysteresisPool}. */

@@ -25,7 +25,7 @@ import {
   readSafetensorsFile,
   safetensorsBytes,
   writeFilesAtomic,
-} from "../../tensor/safetensors.ts";
+} from "../../io/safetensors.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { readVideo } from "../../video/read.ts";
 import {

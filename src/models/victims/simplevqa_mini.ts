@@ -20,7 +20,7 @@ import {
   mean,
   slice,
   sub,
-} from "../../tensor/nn.ts";
+} from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { formatZodError } from "../../_zod.ts";
 import { getGpu } from "../../gpu/device.ts";
-import { fans, kaimingUniform, uniform } from "../../tensor/init.ts";
+import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   add,
@@ -25,7 +25,7 @@ import {
   sqrt,
   square,
   sub,
-} from "../../tensor/nn.ts";
+} from "../../nn/mod.ts";
 
 /** The victim families.
  *

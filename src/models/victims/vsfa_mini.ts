@@ -17,7 +17,7 @@ import {
   linear,
   slice,
   stack,
-} from "../../tensor/nn.ts";
+} from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
 import {

@@ -16,16 +16,21 @@ import { PathError } from "../_fs.ts";
 import { prepareOutputDir } from "../_output.ts";
 import { formatZodError, integerArg } from "../_zod.ts";
 import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
-import { DISTORTIONS, type ProxyManifest } from "./manifest.ts";
+import { DISTORTIONS, labelSummary } from "../data/manifest.ts";
 import {
   buildProxyDataset,
   DEFAULT_PROXY_DIR,
   DEFAULT_SOURCES_DIR,
   MAX_LEVELS,
   type ProxyProgress,
-} from "./proxy.ts";
-import { DATASET_FORMATS, type DatasetFormat, DEFAULT_MOS_RANGE, loadDataset } from "./loaders.ts";
-import { DatasetError } from "./types.ts";
+} from "../data/proxy.ts";
+import {
+  DATASET_FORMATS,
+  type DatasetFormat,
+  DEFAULT_MOS_RANGE,
+  loadDataset,
+} from "../data/loaders.ts";
+import { DatasetError } from "../data/types.ts";
 
 const USAGE = `Usage: deno task data [options]
        deno task data check --format <format> --root <dir> [--labels <file>] [--videos <dir>]
@@ -106,51 +111,6 @@ const CheckArgs = z.object({
   videos: z.string().min(1).optional(),
   "mos-range": mosRangeArg.optional(),
 });
-
-/**
- * Min, mean and max of the labels and SSIM per distortion, as table lines.
- *
- * @example
- * ```ts
- * import { labelSummary } from "./command.ts";
- * import { loadManifest } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * console.log(labelSummary(manifest).join("\n"));
- * ```
- */
-export function labelSummary(manifest: ProxyManifest): string[] {
-  const groups = new Map<string, { labels: number[]; ssim: number[] }>();
-  const add = (k: string, label: number, ssim: number) => {
-    const g = groups.get(k) ?? { labels: [], ssim: [] };
-    g.labels.push(label);
-    g.ssim.push(ssim);
-    groups.set(k, g);
-  };
-  for (const c of manifest.clips) {
-    add(c.distortion, c.label, c.ssim);
-    add("all", c.label, c.ssim);
-  }
-  const stats = (v: number[]) => {
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    return [Math.min(...v), mean, Math.max(...v)].map((x) => x.toFixed(3).padStart(6));
-  };
-  const lines = [
-    "distortion  clips   label min   mean    max    ssim min   mean    max",
-  ];
-  for (const k of ["none", ...DISTORTIONS, "all"]) {
-    const g = groups.get(k);
-    if (!g) continue;
-    lines.push(
-      `${k.padEnd(10)} ${String(g.labels.length).padStart(6)}      ${stats(g.labels).join(" ")}` +
-        `     ${stats(g.ssim).join(" ")}`,
-    );
-  }
-  const splits = (["train", "val", "test"] as const).map((s) =>
-    `${s} ${manifest.clips.filter((c) => c.split === s).length} clips ` +
-    `(${manifest.splits[s].join(", ") || "none"})`
-  );
-  return [...lines, ...splits];
-}
 
 function progressPrinter(quiet: boolean): (p: ProxyProgress) => void {
   if (quiet) return () => {};
@@ -294,7 +254,7 @@ async function check(raw: Record<string, unknown>): Promise<number> {
  *
  * @example
  * ```ts
- * import { dataCommand } from "./command.ts";
+ * import { dataCommand } from "./data.ts";
  * const code = await dataCommand(["--frames", "8", "--size", "64"]);
  * ```
  */

@@ -8,7 +8,7 @@
 
 import { parseArgs } from "util";
 import type { z } from "zod";
-import { formatZodError } from "./_zod.ts";
+import { formatZodError } from "../_zod.ts";
 
 /** A flag of {@link parseCommand}: parseArgs' option config. */
 export type FlagSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
@@ -24,7 +24,7 @@ export type ParsedCommand<T> = { ok: true; values: T } | { ok: false; code: numb
  * @example
  * ```ts
  * import { z } from "zod";
- * import { parseCommand } from "./_cli.ts";
+ * import { parseCommand } from "./_args.ts";
  * const r = parseCommand(["--steps", "10"], {
  *   usage: "Usage: demo [--steps n]",
  *   flags: { steps: { type: "string" } },
@@ -68,7 +68,7 @@ export function parseCommand<S extends z.ZodTypeAny>(
  *
  * @example
  * ```ts
- * import { commandLine } from "./_cli.ts";
+ * import { commandLine } from "./_args.ts";
  * commandLine("train", ["--victim", "my model"]); // "deno task train --victim 'my model'"
  * ```
  */

@@ -29,7 +29,7 @@ import { checkRegularFile, PathError, tempPathBeside } from "../_fs.ts";
 import { forgetTemp, registerTemp } from "../_interrupt.ts";
 import { formatZodError } from "../_zod.ts";
 import { writeBuffer } from "../gpu/queue.ts";
-import { type Shape, sizeOf, Tensor, tensor } from "./tensor.ts";
+import { type Shape, sizeOf, Tensor, tensor } from "../tensor/tensor.ts";
 
 /** A tensor's values on the CPU, row-major. */
 export interface TensorData {

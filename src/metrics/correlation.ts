@@ -27,7 +27,7 @@ function check(x: ArrayLike<number>, y: ArrayLike<number>, what: string): void {
  *
  * @example
  * ```ts
- * import { rankAverage } from "./metrics.ts";
+ * import { rankAverage } from "./correlation.ts";
  * rankAverage([10, 20, 20, 5]); // [2, 3.5, 3.5, 1]
  * ```
  */
@@ -72,7 +72,7 @@ function pearsonUnchecked(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { plcc } from "./metrics.ts";
+ * import { plcc } from "./correlation.ts";
  * plcc([1, 2, 3], [2, 4, 7]); // 0.993...
  * ```
  */
@@ -86,7 +86,7 @@ export function plcc(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { srcc } from "./metrics.ts";
+ * import { srcc } from "./correlation.ts";
  * srcc([1, 2, 3, 4], [10, 30, 20, 40]); // 0.8
  * ```
  */
@@ -101,7 +101,7 @@ export function srcc(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { krcc } from "./metrics.ts";
+ * import { krcc } from "./correlation.ts";
  * krcc([1, 2, 3, 4], [10, 30, 20, 40]); // 0.666...
  * ```
  */
@@ -130,7 +130,7 @@ export function krcc(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { rmse } from "./metrics.ts";
+ * import { rmse } from "./correlation.ts";
  * rmse([1, 2], [1, 4]); // 1.414...
  * ```
  */
@@ -149,7 +149,7 @@ export type Logistic4 = [number, number, number, number];
  *
  * @example
  * ```ts
- * import { logistic4 } from "./metrics.ts";
+ * import { logistic4 } from "./correlation.ts";
  * logistic4([5, 1, 0, 1], 0); // 3
  * ```
  */
@@ -181,7 +181,7 @@ function solve4(a: number[][], r: number[]): number[] | null {
  *
  * @example
  * ```ts
- * import { fitLogistic4 } from "./metrics.ts";
+ * import { fitLogistic4 } from "./correlation.ts";
  * const b = fitLogistic4([0.1, 0.4, 0.5, 0.9], [1.2, 2.5, 3.1, 4.6]);
  * ```
  */
@@ -286,7 +286,7 @@ export interface CorrelationReport {
  *
  * @example
  * ```ts
- * import { correlationReport } from "./metrics.ts";
+ * import { correlationReport } from "./correlation.ts";
  * const r = correlationReport([0.2, 0.5, 0.4, 0.9], [1.5, 3.0, 2.5, 4.5]);
  * console.log(r.srcc, r.plcc);
  * ```

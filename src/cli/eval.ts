@@ -12,25 +12,22 @@
  * @module
  */
 
-import { basename, extname, join } from "path";
+import { basename, join } from "path";
 import { z } from "zod";
-import { parseCommand } from "../_cli.ts";
-import { exists, isFile } from "../_fs.ts";
+import { parseCommand } from "./_args.ts";
+import { exists, writeFileAtomic } from "../_fs.ts";
 import {
   discardWorkDir,
   insideOutput,
   makeWorkDir,
   prepareOutputDir,
   removeStaleWorkDirs,
-  uniqueNames,
 } from "../_output.ts";
 import { formatSeconds, printProgress } from "../_progress.ts";
-import { checkPair, resolveAttackInputs } from "../attack/command.ts";
 import { baselineAttack } from "../attack/baselines/mod.ts";
-import { stqaAttack } from "../attack/stqa.ts";
+import { checkPair, stqaAttack } from "../attack/stqa.ts";
 import type { Attack } from "../attack/types.ts";
-import { DATASET_FORMATS, type DatasetFormat, loadDataset } from "../data/loaders.ts";
-import { DEFAULT_PROXY_DIR } from "../data/proxy.ts";
+import { DATASET_FORMATS } from "../data/loaders.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import {
   bundledGeneratorName,
@@ -40,8 +37,10 @@ import {
 } from "../models/generator_io.ts";
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
-import { evaluateVideo, type EvalVideo } from "./evaluate.ts";
-import { writeExample } from "./examples.ts";
+import { evaluateVideo } from "../eval/evaluate.ts";
+import { resolveEvalVideos } from "../eval/videos.ts";
+import { readExamples, writeExample } from "../eval/examples.ts";
+import { evalReportHtml } from "../report/eval_html.ts";
 import {
   failuresFileName,
   readRowFiles,
@@ -50,7 +49,7 @@ import {
   rowsFileName,
   rowsFilesIn,
   writeTables,
-} from "./rows.ts";
+} from "../eval/rows.ts";
 import {
   crossSource,
   EVAL_METHODS,
@@ -58,7 +57,8 @@ import {
   type EvalRowSettings,
   labelMedian,
   rowKey,
-} from "./robustness.ts";
+  type TableRow,
+} from "../eval/robustness.ts";
 import {
   datasetIdentity,
   EVAL_JND_MODEL,
@@ -68,7 +68,7 @@ import {
   runSettings,
   type SettingsSource,
   videoIdentity,
-} from "./settings.ts";
+} from "../eval/settings.ts";
 
 const USAGE = `Usage: deno task eval [options]
        deno task eval merge --out <dir>
@@ -173,66 +173,6 @@ const FLAGS = {
   "keep-going": { type: "boolean" },
 } as const;
 
-/**
- * The videos of `--dataset`: `proxy` (the built proxy dataset), `<format>:<root>` for a real
- * dataset's loader, or what `deno task attack --input` takes (a manifest, folder or file).
- * Names are safe and distinct (`uniqueNames`: no empty, dot-only or separator-bearing names);
- * each one that differs from the video's own name is printed as `eval: video <path> is named
- * <name>`.
- *
- * @throws {Error} naming the dataset when it is missing or lists missing videos.
- * @example
- * ```ts
- * import { resolveEvalVideos } from "./command.ts";
- * const videos = await resolveEvalVideos("proxy", { split: "test" });
- * ```
- */
-export async function resolveEvalVideos(
-  dataset: string,
-  options: { split?: "train" | "val" | "test" | "all" } = {},
-): Promise<EvalVideo[]> {
-  const m = /^([a-z-]+):(.+)$/.exec(dataset);
-  let items: { path: string; raw: string; label: number | null }[];
-  if (m && (DATASET_FORMATS as readonly string[]).includes(m[1])) {
-    const loaded = await loadDataset(m[1] as DatasetFormat, m[2]);
-    if (loaded.missing.length) {
-      throw new Error(
-        `${dataset}: ${loaded.missing.length} listed video(s) are missing, e.g. ${
-          loaded.missing[0]
-        }`,
-      );
-    }
-    if (!loaded.items.length) throw new Error(`${dataset}: no videos listed`);
-    items = loaded.items.map((it) => ({
-      path: it.path,
-      raw: basename(it.path, extname(it.path)),
-      label: it.mos,
-    }));
-  } else {
-    let input = dataset;
-    if (dataset === "proxy") {
-      input = join(DEFAULT_PROXY_DIR, "manifest.json");
-      if (!(await isFile(input))) {
-        throw new Error(
-          `the proxy dataset is not built (no ${input}); build it with \`deno task data\` or ` +
-            "pass --dataset <manifest>",
-        );
-      }
-    }
-    const inputs = await resolveAttackInputs(input, { split: options.split });
-    items = inputs.map((it) => ({
-      path: it.path,
-      raw: "renamedFrom" in it && typeof it.renamedFrom === "string" ? it.renamedFrom : it.name,
-      label: it.label,
-    }));
-  }
-  const names = uniqueNames(items.map((it) => it.raw));
-  return items.map((it, index) => {
-    if (names[index] !== it.raw) console.error(`eval: video ${it.path} is named ${names[index]}`);
-    return { path: it.path, name: names[index], index, label: it.label };
-  });
-}
-
 /** The generator of a stqa-net method, with its files' digests. */
 interface LoadedAttack {
   attack: Attack;
@@ -322,11 +262,14 @@ async function merge(out: string): Promise<number> {
     console.error(`eval merge: no rows*.jsonl with rows in ${out}`);
     return 1;
   }
-  const table = await writeTables(root, rows, {
-    description: `${rows.length} rows merged from ${out}; eps ${
+  const table = await writeTables(root, rows);
+  await writeEvalHtml(
+    root,
+    table,
+    `${rows.length} rows merged from ${out}; eps ${
       [...new Set(rows.map((r) => r.eps))].join(", ")
     }`,
-  });
+  );
   console.log(
     `merged ${rows.length} rows into ${table.length} table lines: ${out}/table.md, ${out}/report.html`,
   );
@@ -338,7 +281,7 @@ async function merge(out: string): Promise<number> {
  *
  * @example
  * ```ts
- * import { evalCommand } from "./command.ts";
+ * import { evalCommand } from "./eval.ts";
  * const code = await evalCommand(["--victims", "vsfa-mini", "--methods", "random,fgsm"]);
  * ```
  */
@@ -630,13 +573,26 @@ async function run(o: Options): Promise<number> {
     return failed();
   }
   const rows = await readRows(root, { only: file });
-  const table = await writeTables(root, rows, {
-    description: `dataset ${o.dataset}${
+  const table = await writeTables(root, rows);
+  await writeEvalHtml(
+    root,
+    table,
+    `dataset ${o.dataset}${
       dataset.split ? ` (${dataset.split} split)` : ""
     }, ${rows.length} rows, eps ${o.eps}, seed ${o.seed}`,
-  });
+  );
   console.log(
     `${table.length} table line(s): ${join(o.out, "table.md")}, ${join(o.out, "report.html")}`,
   );
   return failed();
+}
+
+/** Renders `<root>/report.html` from the table and the examples kept in `<root>/examples`. */
+async function writeEvalHtml(
+  root: string,
+  table: TableRow[],
+  description: string,
+): Promise<void> {
+  const html = evalReportHtml(table, { description, examples: await readExamples(root) });
+  await writeFileAtomic(await insideOutput(root, "report.html"), html);
 }

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { Tensor } from "../tensor.ts";
-import { add, mul, sigmoid, sub, tanh } from "./elementwise.ts";
-import { linear } from "./matmul.ts";
-import { slice } from "./shape.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { add, mul, sigmoid, sub, tanh } from "../tensor/ops/elementwise.ts";
+import { linear } from "../tensor/ops/matmul.ts";
+import { slice } from "../tensor/ops/shape.ts";
 
 /** Parameters of {@link gruCell}, in PyTorch's `torch.nn.GRUCell` layout (gate order r, z, n). */
 export interface GruCellWeights {
@@ -73,7 +73,7 @@ function checkGru(x: Tensor, h: Tensor, w: GruCellWeights): number {
  *
  * @example
  * ```ts
- * import { initGpu, nn, tensor, tidy } from "../../../mod.ts";
+ * import { initGpu, nn, tensor, tidy } from "../../mod.ts";
  * await initGpu();
  * const [n, inp, hid] = [2, 3, 4];
  * const x = tensor(new Float32Array(n * inp).fill(0.5), [n, inp]);

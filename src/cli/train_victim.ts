@@ -18,12 +18,12 @@
 
 import { parseArgs } from "util";
 import { z } from "zod";
-import { formatZodError } from "../../_zod.ts";
-import { initGpu, NoAdapterError } from "../../gpu/device.ts";
-import { OutputError } from "../../tensor/checkpoint.ts";
-import { checkVictimConfig } from "./mod.ts";
-import { trainVictim } from "./train.ts";
-import { ModelConfigError, VICTIM_FAMILIES } from "./victim.ts";
+import { formatZodError } from "../_zod.ts";
+import { initGpu, NoAdapterError } from "../gpu/device.ts";
+import { OutputError } from "../io/checkpoint.ts";
+import { checkVictimConfig } from "../models/victims/mod.ts";
+import { trainVictim } from "../train/victim.ts";
+import { ModelConfigError, VICTIM_FAMILIES } from "../models/victims/victim.ts";
 
 const USAGE = `Usage: deno task train-victim --model <name> [options]
 
@@ -108,7 +108,7 @@ function fail(message: string, code: number): number {
  *
  * @example
  * ```ts
- * import { trainVictimCommand } from "./command.ts";
+ * import { trainVictimCommand } from "./train_victim.ts";
  * const code = await trainVictimCommand(["--model", "vsfa-mini", "--steps", "400"]);
  * ```
  */

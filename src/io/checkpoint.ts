@@ -19,14 +19,14 @@ import { PathError } from "../_fs.ts";
 import { insideOutput, prepareOutputDir } from "../_output.ts";
 import { formatZodError } from "../_zod.ts";
 import { writeBuffer } from "../gpu/queue.ts";
-import type { Adam } from "./optim.ts";
+import type { Adam } from "../optim/optimizers.ts";
 import {
   readSafetensorsFile,
   SafetensorsError,
   saveSafetensors,
   type TensorData,
 } from "./safetensors.ts";
-import { full, type Tensor } from "./tensor.ts";
+import { full, type Tensor } from "../tensor/tensor.ts";
 
 /**
  * A checkpoint that cannot be used: missing, truncated, corrupt, or of another run. The message

@@ -8,23 +8,12 @@
 
 import { join } from "path";
 import { z } from "zod";
-import { loadManifest } from "../../data/manifest.ts";
-import { correlationReport } from "../../eval/metrics.ts";
-import { writeBuffer } from "../../gpu/queue.ts";
-import { FFMPEG_BASE, fileArg, toolBinary } from "../../video/_ffmpeg.ts";
-import {
-  abs,
-  add,
-  l1Loss,
-  mean,
-  mseLoss,
-  mul,
-  permute,
-  relu,
-  stack,
-  sub,
-} from "../../tensor/nn.ts";
-import { Adam } from "../../tensor/optim.ts";
+import { loadManifest } from "../data/manifest.ts";
+import { correlationReport } from "../metrics/correlation.ts";
+import { writeBuffer } from "../gpu/queue.ts";
+import { FFMPEG_BASE, fileArg, toolBinary } from "../video/_ffmpeg.ts";
+import { abs, add, l1Loss, mean, mseLoss, mul, permute, relu, stack, sub } from "../nn/mod.ts";
+import { Adam } from "../optim/optimizers.ts";
 import {
   CheckpointError,
   loadTrainingCheckpoint,
@@ -34,11 +23,16 @@ import {
   prepareWeightsOutput,
   readTrainingCheckpoint,
   saveTrainingCheckpoint,
-} from "../../tensor/checkpoint.ts";
-import { printProgress } from "../../_progress.ts";
-import { noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import { checkVictimConfig, createVictim, readVictimClip, saveVictim } from "./mod.ts";
-import type { Victim, VictimFamily } from "./victim.ts";
+} from "../io/checkpoint.ts";
+import { printProgress } from "../_progress.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import {
+  checkVictimConfig,
+  createVictim,
+  readVictimClip,
+  saveVictim,
+} from "../models/victims/mod.ts";
+import type { Victim, VictimFamily } from "../models/victims/victim.ts";
 
 /** Options of {@link trainVictim}. */
 export interface TrainVictimOptions {
@@ -149,7 +143,7 @@ export interface TrainVictimResult {
  *
  * @example
  * ```ts
- * import { fitVictim, NonFiniteLossError } from "./train.ts";
+ * import { fitVictim, NonFiniteLossError } from "./victim.ts";
  * try {
  *   // await fitVictim(victim, clips, { checkpointDir: "cache/victims/x" });
  * } catch (e) {
@@ -168,7 +162,7 @@ export class NonFiniteLossError extends Error {
  *
  * @example
  * ```ts
- * import { BatchSampler } from "./train.ts";
+ * import { BatchSampler } from "./victim.ts";
  * const s = new BatchSampler(1);
  * const batch = s.pick(441, 8); // 8 distinct clip indices
  * const saved = s.state; // restore with s.state = saved
@@ -215,7 +209,7 @@ export interface LoadedClip {
  *
  * @example
  * ```ts
- * import { createVictim, initGpu, loadVictimClips } from "../../../mod.ts";
+ * import { createVictim, initGpu, loadVictimClips } from "../../mod.ts";
  * await initGpu();
  * const v = createVictim("vsfa-mini", { seed: 1 });
  * const test = await loadVictimClips(v, "cache/proxy/manifest.json", "test");
@@ -255,7 +249,7 @@ export async function loadVictimClips(
  *
  * @example
  * ```ts
- * import { decodeVictimClips } from "./train.ts";
+ * import { decodeVictimClips } from "./victim.ts";
  * // await decodeVictimClips(victim, items, manifest.options, (k, frames) => { ... });
  * ```
  */
@@ -366,7 +360,7 @@ async function decodeSameSize(paths: string[], frames: number, size: number) {
  *
  * @example
  * ```ts
- * import { evaluateVictim } from "./train.ts";
+ * import { evaluateVictim } from "./victim.ts";
  * // const metrics = await evaluateVictim(victim, clips);
  * ```
  */
@@ -500,7 +494,7 @@ function checkResumable(file: string, st: CheckpointState, want: ResumeKey): voi
  * @throws {CheckpointError} one line naming the checkpoint file and what is wrong.
  * @example
  * ```ts
- * import { checkVictimCheckpoint } from "./train.ts";
+ * import { checkVictimCheckpoint } from "./victim.ts";
  * // await checkVictimCheckpoint("cache/victims/vsfa-mini", victim, { seed: 1, steps: 400, ... });
  * ```
  */
@@ -536,8 +530,8 @@ function progressLine(p: TrainProgress): void {
  *
  * @example
  * ```ts
- * import { initGpu, tensor } from "../../../mod.ts";
- * import { rankingLoss } from "./train.ts";
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { rankingLoss } from "./victim.ts";
  * await initGpu();
  * const r = rankingLoss(tensor([1, 2, 3], [3]), [1, 3, 2], 0.1); // [1]
  * ```
@@ -630,7 +624,7 @@ export interface FitVictimResult {
  *
  * @example
  * ```ts
- * import { createVictim, fitVictim, initGpu, tensor } from "../../../mod.ts";
+ * import { createVictim, fitVictim, initGpu, tensor } from "../../mod.ts";
  * await initGpu();
  * const v = createVictim("simplevqa-mini", { seed: 1 });
  * const clips = [0.2, 0.8].map((g, i) => ({
@@ -813,7 +807,7 @@ export async function fitVictim(
  * @throws {CheckpointError} for a missing, corrupt or mismatching checkpoint with `resume`.
  * @example
  * ```ts
- * import { initGpu, trainVictim } from "../../../mod.ts";
+ * import { initGpu, trainVictim } from "../../mod.ts";
  * await initGpu();
  * const r = await trainVictim({ model: "vsfa-mini", steps: 400, seed: 1, out: "out/vsfa-mini" });
  * console.log(r.test.srcc, r.test.plcc);

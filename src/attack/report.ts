@@ -99,7 +99,7 @@ export type AttackSettings = z.infer<typeof AttackSettingsSchema>;
  * @example
  * ```ts
  * import { assertEquals } from "assert";
- * import { attackSettingsDiff } from "./attack_report.ts";
+ * import { attackSettingsDiff } from "./report.ts";
  * const a = {
  *   input: { path: "/v/a.mkv", bytes: 10, modified: null },
  *   victim: { name: "vsfa-mini", weights: "ab" },
@@ -189,7 +189,7 @@ export type AttackReport = z.infer<typeof AttackReportSchema>;
  *
  * @example
  * ```ts
- * import { parseAttackReport } from "./attack_report.ts";
+ * import { parseAttackReport } from "./report.ts";
  * const text = await Deno.readTextFile("out/astronaut_pan/report.json");
  * const report = parseAttackReport(text, "out/astronaut_pan/report.json");
  * console.log(report.clean.score, report.attacks[0].score);

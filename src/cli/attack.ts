@@ -9,16 +9,15 @@
  * @module
  */
 
-import { basename, extname, join, relative, resolve } from "path";
+import { join } from "path";
 import { fileURLToPath } from "url";
 import { z } from "zod";
-import { commandLine, parseCommand } from "../_cli.ts";
+import { commandLine, parseCommand } from "./_args.ts";
 import { formatSeconds } from "../_progress.ts";
-import { checkRegularFile, exists, fileSha256, isDir, isFile, PathError } from "../_fs.ts";
-import { insideOutput, prepareOutputDir, removeStaleWorkDirs, uniqueNames } from "../_output.ts";
-import { loadManifest } from "../data/manifest.ts";
-import { loadGenericManifest } from "../data/loaders.ts";
-import { correlationReport } from "../eval/metrics.ts";
+import { checkRegularFile, fileSha256, PathError } from "../_fs.ts";
+import { insideOutput, prepareOutputDir, removeStaleWorkDirs } from "../_output.ts";
+import { resolveVideoInputs, type VideoInput } from "../data/inputs.ts";
+import { correlationReport } from "../metrics/correlation.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { bundledGeneratorName, type Generator, loadGenerator } from "../models/generator_io.ts";
 import { loadVictim } from "../models/victims/mod.ts";
@@ -30,10 +29,10 @@ import {
   type AttackSettings,
   attackSettingsDiff,
   parseAttackReport,
-} from "../report/attack_report.ts";
-import { branchFor } from "./stqa.ts";
-import { attackVideo } from "./video.ts";
-import { listVideoFiles, VIDEO_EXTENSIONS } from "../video/mod.ts";
+} from "../attack/report.ts";
+import { branchFor, checkPair } from "../attack/stqa.ts";
+import { attackVideo } from "../attack/video.ts";
+import { attackReportFiles } from "../report/attack_html.ts";
 
 /** The bundled sample clips (the default input). */
 export const SAMPLES_DIR: string = fileURLToPath(new URL("../../data/samples/", import.meta.url));
@@ -114,119 +113,6 @@ const FLAGS = {
   "keep-going": { type: "boolean" },
 } as const;
 
-/** A video to attack, with its label when it came from a manifest. */
-export interface AttackInput {
-  /** The file. */
-  path: string;
-  /** Its output folder's name (unique within the run). */
-  name: string;
-  /** Its label, or null. */
-  label: number | null;
-  /** The name it would have had, where `name` had to be made safe or distinct. */
-  renamedFrom?: string;
-}
-
-/**
- * The videos an `--input` names: one file, the video files of a folder (sorted), or the items of
- * a manifest (a proxy manifest, filtered by split, or a generic CSV/JSON list of path,mos).
- * Output names are the files' stems, made safe and distinct by `uniqueNames` (no empty,
- * dot-only or separator-bearing names; `summary.json` reserved; the proxy's clip paths become
- * `source_motion_clip`). Symbolic links to video files in a folder are followed.
- *
- * @throws {Error} naming the path when it does not exist, holds no videos, or a manifest lists
- * missing files.
- * @example
- * ```ts
- * import { resolveAttackInputs } from "./command.ts";
- * const inputs = await resolveAttackInputs("data/samples");
- * console.log(inputs.map((i) => i.name));
- * ```
- */
-export async function resolveAttackInputs(
-  input: string,
-  options: { split?: "train" | "val" | "test" | "all" } = {},
-): Promise<AttackInput[]> {
-  let items: { path: string; label: number | null; name?: string }[];
-  if (await isDir(input)) {
-    const { files, skipped } = await listVideoFiles(input);
-    for (const s of skipped) console.error(`note: skipped ${join(input, s.name)}: ${s.reason}`);
-    const names = files.map((f) => basename(f));
-    if (!names.length) {
-      throw new Error(`${input}: no video files in this folder (${VIDEO_EXTENSIONS.join(", ")})`);
-    }
-    items = names.map((n) => ({ path: join(input, n), label: null }));
-  } else if (!(await exists(input))) {
-    throw new Error(`${input}: no such file or folder`);
-  } else if (!(await isFile(input))) {
-    await checkRegularFile(input, "input"); // names a FIFO, device, socket or dangling link
-    throw new Error(`${input}: not a regular file`);
-  } else if (/\.(json|csv)$/i.test(input)) {
-    let proxy = false;
-    if (input.toLowerCase().endsWith(".json")) {
-      try {
-        const j = JSON.parse(await Deno.readTextFile(input));
-        proxy = j && typeof j === "object" && !Array.isArray(j) && "clips" in j;
-      } catch (e) {
-        throw new Error(`${input}: not valid JSON: ${(e as Error).message}`);
-      }
-    }
-    const split = options.split ?? "test";
-    const loaded = proxy
-      ? await loadManifest(input, split === "all" ? {} : { splits: [split] })
-      : await loadGenericManifest(input);
-    if (loaded.missing.length) {
-      throw new Error(
-        `${input}: ${loaded.missing.length} listed video(s) are missing, e.g. ${loaded.missing[0]}`,
-      );
-    }
-    if (!loaded.items.length) {
-      throw new Error(`${input}: no videos listed${proxy ? ` in the ${split} split` : ""}`);
-    }
-    const base = resolve(input, "..");
-    items = loaded.items.map((it) => ({
-      path: it.path,
-      label: it.mos,
-      name: relative(base, it.path).replace(/^clips[\\/]/, "").replace(/\.[^.]+$/, "")
-        .replaceAll(/[\\/]/g, "_"),
-    }));
-  } else {
-    items = [{ path: input, label: null }];
-  }
-  const raw = items.map((it) => it.name ?? basename(it.path, extname(it.path)));
-  const names = uniqueNames(raw, { reserved: RESERVED_NAMES });
-  return items.map((it, k) => ({
-    path: it.path,
-    name: names[k],
-    label: it.label,
-    ...(names[k] !== raw[k] ? { renamedFrom: raw[k] } : {}),
-  }));
-}
-
-/** Names in --out that are not video folders. */
-const RESERVED_NAMES = ["summary.json"];
-
-/**
- * Checks that a generator can attack a victim: the same family as the victim it was trained
- * against (scores on the same scale). A generator trained against one victim can still be
- * applied to another family for transfer studies, through {@link attackVideo} directly.
- *
- * @example
- * ```ts
- * import { checkPair } from "./command.ts";
- * // checkPair(generator, victim); // throws on a mismatch
- * ```
- */
-export function checkPair(generator: Generator, victim: Victim): void {
-  if (generator.info.victimFamily !== victim.family) {
-    throw new Error(
-      `the generator ${generator.path} was trained against ${generator.info.victim} ` +
-        `(${generator.info.victimFamily}), not ${victim.family} (${victim.name}); pass ` +
-        `--generator ${bundledGeneratorName(victim.name)} or train one with ` +
-        `\`deno task train --victim ${victim.name}\``,
-    );
-  }
-}
-
 function fmt(v: number | null, digits = 2): string {
   return v === null ? "inf" : v.toFixed(digits);
 }
@@ -236,7 +122,7 @@ function fmt(v: number | null, digits = 2): string {
  *
  * @example
  * ```ts
- * import { attackCommand } from "./command.ts";
+ * import { attackCommand } from "./attack.ts";
  * const code = await attackCommand(["--input", "data/samples/astronaut_pan.mkv"]);
  * ```
  */
@@ -261,7 +147,10 @@ export async function attackCommand(args: string[]): Promise<number> {
           "(unmarked, so left alone): remove it by hand",
       );
     }
-    const inputs = await resolveAttackInputs(o.input ?? SAMPLES_DIR, { split: o.split });
+    const inputs = await resolveVideoInputs(o.input ?? SAMPLES_DIR, {
+      split: o.split,
+      reserved: ["summary.json"],
+    });
     for (const it of inputs) {
       if (it.renamedFrom !== undefined) {
         console.error(`output name: ${it.path} -> ${join(o.out, it.name)}/`);
@@ -315,6 +204,7 @@ export async function attackCommand(args: string[]): Promise<number> {
             name: it.name,
             replace: p.action === "replace",
             settings: p.record,
+            extraFiles: attackReportFiles,
             frames: o.frames,
             size: o.size,
             chunkFrames: o["chunk-frames"],
@@ -416,7 +306,7 @@ function checkMode(generator: Generator, mode: "untargeted" | "up" | "down" | "b
 
 /** What the run does with one video. */
 interface PlannedAttack {
-  input: AttackInput;
+  input: VideoInput;
   action: "attack" | "replace" | "skip";
   record: AttackSettings;
   /** The earlier report, for a skipped video. */
@@ -433,7 +323,7 @@ interface PlannedAttack {
 async function planAttacks(
   root: string,
   shownOut: string,
-  inputs: AttackInput[],
+  inputs: VideoInput[],
   common: Omit<AttackSettings, "input">,
   overwrite: boolean,
 ): Promise<PlannedAttack[]> {

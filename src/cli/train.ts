@@ -16,14 +16,14 @@
  */
 
 import { z } from "zod";
-import { commandLine, parseCommand } from "../_cli.ts";
+import { commandLine, parseCommand } from "./_args.ts";
 import { formatSeconds } from "../_progress.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { JND_MODELS } from "../jnd/models.ts";
 import { checkGeneratorConfig } from "../models/generator_io.ts";
 import { ModelConfigError } from "../models/victims/victim.ts";
-import { OutputError } from "../tensor/checkpoint.ts";
-import { trainGenerator } from "./train.ts";
+import { OutputError } from "../io/checkpoint.ts";
+import { trainGenerator } from "../train/generator.ts";
 
 const USAGE = `Usage: deno task train --victim <name> [options]
 
@@ -132,7 +132,7 @@ const FLAGS = {
  *
  * @example
  * ```ts
- * import { trainCommand } from "./train_command.ts";
+ * import { trainCommand } from "./train.ts";
  * const code = await trainCommand(["--victim", "vsfa-mini", "--steps", "300"]);
  * ```
  */

@@ -14,8 +14,8 @@ import { join } from "path";
 import { z } from "zod";
 import { formatSeconds, printProgress } from "../_progress.ts";
 import { loadManifest } from "../data/manifest.ts";
-import { correlationReport } from "../eval/metrics.ts";
-import { perturbationStats, videoQuality } from "../eval/quality.ts";
+import { correlationReport } from "../metrics/correlation.ts";
+import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import { DEFAULT_VIDEO_JND_MODEL, type JndModel } from "../jnd/models.ts";
 import {
@@ -27,7 +27,7 @@ import {
 } from "../models/generator_io.ts";
 import { StqaNet } from "../models/stqa_net.ts";
 import { loadVictim } from "../models/victims/mod.ts";
-import { BatchSampler, decodeVictimClips } from "../models/victims/train.ts";
+import { BatchSampler, decodeVictimClips } from "./victim.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import {
   CheckpointError,
@@ -37,12 +37,12 @@ import {
   prepareWeightsOutput,
   readTrainingCheckpoint,
   saveTrainingCheckpoint,
-} from "../tensor/checkpoint.ts";
-import { add, mul, stack } from "../tensor/nn.ts";
-import { Adam } from "../tensor/optim.ts";
+} from "../io/checkpoint.ts";
+import { add, mul, stack } from "../nn/mod.ts";
+import { Adam } from "../optim/optimizers.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
-import { attackTarget, boundaryLoss, weightPenalty } from "./losses.ts";
-import { attackWithGenerator, branchFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
+import { attackTarget, boundaryLoss, weightPenalty } from "../attack/losses.ts";
+import { attackWithGenerator, branchFor, generatorPerturb, quantizeInJnd } from "../attack/stqa.ts";
 
 /** A clip in memory with its JND maps and the victim's clean score. */
 export interface TrainClip {
@@ -156,7 +156,7 @@ export interface GeneratorTestResult {
  *
  * @example
  * ```ts
- * import { GeneratorLossError } from "./train.ts";
+ * import { GeneratorLossError } from "./generator.ts";
  * const e = new GeneratorLossError("the loss is NaN at step 3");
  * console.log(e.name);
  * ```
@@ -174,7 +174,7 @@ export class GeneratorLossError extends Error {
  * @example
  * ```ts
  * import { initGpu, loadVictim } from "../../mod.ts";
- * import { loadTrainClips } from "./train.ts";
+ * import { loadTrainClips } from "./generator.ts";
  * await initGpu();
  * const v = await loadVictim("vsfa-mini");
  * const clips = await loadTrainClips(v, "cache/proxy/manifest.json", "test");
@@ -221,7 +221,7 @@ export async function loadTrainClips(
  *
  * @example
  * ```ts
- * import { disposeClips } from "./train.ts";
+ * import { disposeClips } from "./generator.ts";
  * disposeClips([]);
  * ```
  */
@@ -245,7 +245,7 @@ function median(xs: number[]): number {
  *
  * @example
  * ```ts
- * import { evaluateGenerator } from "./train.ts";
+ * import { evaluateGenerator } from "./generator.ts";
  * // const r = await evaluateGenerator(generator, victim, testClips, { eps: 1 });
  * // console.log(r.srccClean, r.srccAdv, r.meanPsnr);
  * ```
@@ -391,7 +391,7 @@ export interface TrainGeneratorResult {
  * @example
  * ```ts
  * import { initGpu } from "../../mod.ts";
- * import { trainGenerator } from "./train.ts";
+ * import { trainGenerator } from "./generator.ts";
  * await initGpu();
  * const r = await trainGenerator({ victim: "vsfa-mini", steps: 300, seed: 1, out: "out/g" });
  * console.log(r.test?.srccClean, r.test?.srccAdv, r.test?.meanPsnr);

@@ -16,7 +16,7 @@
  */
 
 import { type SeededRandom, seededRandom } from "../_random.ts";
-import { full, type Shape, sizeOf, type Tensor, tensor } from "./tensor.ts";
+import { full, type Shape, sizeOf, type Tensor, tensor } from "../tensor/tensor.ts";
 
 /** Nonlinearities whose recommended gain {@link calculateGain} knows (as torch.nn.init). */
 export type Nonlinearity =

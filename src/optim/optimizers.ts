@@ -16,7 +16,7 @@
  */
 
 import { dispatch, grid1d } from "../gpu/queue.ts";
-import { full, type Tensor } from "./tensor.ts";
+import { full, type Tensor } from "../tensor/tensor.ts";
 
 /** Options of {@link Adam}. */
 export interface AdamOptions {

@@ -1,0 +1,63 @@
+/**
+ * The functional op namespace, exported from mod.ts as `nn`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, nn, tensor } from "../../mod.ts";
+ * await initGpu();
+ * const x = tensor([1, -2, 3, -4], [2, 2]);
+ * const y = nn.relu(nn.add(x, 1));
+ * console.log(await y.read());
+ * ```
+ * @module
+ */
+
+export {
+  abs,
+  add,
+  broadcastShapes,
+  clamp,
+  div,
+  exp,
+  leakyRelu,
+  log,
+  maximum,
+  minimum,
+  mul,
+  neg,
+  pow,
+  relu,
+  sigmoid,
+  sqrt,
+  square,
+  sub,
+  tanh,
+} from "../tensor/ops/elementwise.ts";
+export { mean, type ReduceOptions, sum, sumTo } from "../tensor/ops/reduce.ts";
+export { type MomentOptions, std, variance, variance as var } from "../tensor/ops/reduce.ts";
+export {
+  avgPool2d,
+  globalMeanPool,
+  type GlobalStdOptions,
+  globalStdPool,
+  maxPool2d,
+  type Pool2dOptions,
+  type Size2,
+} from "../tensor/ops/pool.ts";
+export { linear, matmul, type MatmulOptions } from "../tensor/ops/matmul.ts";
+export { upsample2x, type UpsampleOptions } from "../tensor/ops/resample.ts";
+export { l1Loss, type LossOptions, mseLoss } from "../tensor/ops/loss.ts";
+export {
+  concat,
+  permute,
+  slice,
+  type SliceRange,
+  split,
+  squeeze,
+  stack,
+  transpose,
+  unsqueeze,
+} from "../tensor/ops/shape.ts";
+export { conv2d, type Conv2dOptions } from "../tensor/ops/conv.ts";
+export { gruCell, type GruCellWeights } from "./gru.ts";
+export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";
