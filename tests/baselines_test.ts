@@ -190,17 +190,42 @@ Deno.test("boundaryGradient: sign and size match finite differences of the victi
   zero.dispose();
   const order = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]));
   // The largest gradients, a middling one, and one picked by the run seed among the top 2000.
-  const picks = [order[0], order[1], order[5], order[50], order[RUN_SEED % 2000]];
+  // The victim is piecewise smooth (ReLU, max pooling, the hysteresis minimum): where a kink
+  // lies within +-h of a pixel the central difference is not the derivative (the two step sizes
+  // disagree), so such a pixel is replaced by the next one in the order; at most a few are.
   const h = 2e-3;
-  for (const i of picks) {
+  const fdAt = async (i: number, step: number) => {
     const plus = Float32Array.from(X);
     const minus = Float32Array.from(X);
-    plus[i] += h;
-    minus[i] -= h;
-    const fd = ((await scoreOf(plus)) - (await scoreOf(minus))) / (2 * h);
-    assert.equal(Math.sign(fd), Math.sign(g[i]), `pixel ${i}: fd ${fd}, grad ${g[i]}`);
-    assert.ok(Math.abs(fd - g[i]) <= 0.1 * Math.abs(g[i]), `pixel ${i}: fd ${fd}, grad ${g[i]}`);
+    plus[i] += step;
+    minus[i] -= step;
+    return ((await scoreOf(plus)) - (await scoreOf(minus))) / (2 * step);
+  };
+  const picks: number[] = [];
+  let kinks = 0;
+  for (const start of [0, 1, 5, 50, RUN_SEED % 2000]) {
+    for (let k = start; k < order.length; k++) {
+      const i = order[k];
+      if (picks.includes(i)) continue;
+      const [fd, fdHalf] = [await fdAt(i, h), await fdAt(i, h / 2)];
+      if (Math.abs(fd - fdHalf) > 0.02 * Math.abs(g[i])) {
+        kinks++;
+        continue;
+      }
+      picks.push(i);
+      assert.equal(
+        Math.sign(fd),
+        Math.sign(g[i]),
+        `pixel ${i}: fd ${fd}, grad ${g[i]} (seed ${RUN_SEED})`,
+      );
+      assert.ok(
+        Math.abs(fd - g[i]) <= 0.1 * Math.abs(g[i]),
+        `pixel ${i}: fd ${fd}, grad ${g[i]} (seed ${RUN_SEED})`,
+      );
+      break;
+    }
   }
+  assert.ok(kinks <= 3, `${kinks} of the picked pixels sit on a kink (seed ${RUN_SEED})`);
   // mode up: target qMax, the loss is qMax - q: the gradient flips.
   const zero2 = tensor(new Float32Array(X.length), [T, 3, S, S]);
   const gUp = boundaryGradient(frames, zero2, victim, victim.config.qMax);
