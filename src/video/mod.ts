@@ -1,15 +1,19 @@
 /**
  * Video in and out through ffmpeg: probe a file, decode it into [T,3,H,W] float frames on the
  * GPU (whole or in chunks), encode frames to ffv1 / H.264, and export a frame as PNG. ffmpeg and
- * ffprobe come from the `FFMPEG` / `FFPROBE` environment variables, else from PATH.
+ * ffprobe come from the `FFMPEG` / `FFPROBE` environment variables, else from PATH. Frames on
+ * the CPU become PNG files or `data:` URIs with `encodePng` / `pngDataUri`.
  *
  * @example
  * ```ts
- * import { initGpu, probeVideo, readVideo, writeVideo } from "../../mod.ts";
+ * import assert from "assert";
+ * import { initGpu } from "../../mod.ts";
+ * import { probeVideo, readVideo, writeVideo } from "./mod.ts";
  * await initGpu();
- * const info = await probeVideo("clip.mp4");
- * const frames = await readVideo("clip.mp4", { maxFrames: 16 });
- * await writeVideo("copy.mkv", frames, { fps: info.fps });
+ * const info = await probeVideo("data/samples/astronaut_pan.mkv");
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv", { maxFrames: 4 });
+ * assert.deepEqual(frames.shape, [4, 3, info.height, info.width]);
+ * await writeVideo(await Deno.makeTempFile({ suffix: ".mkv" }), frames, { fps: info.fps });
  * ```
  * @module
  */
@@ -41,3 +45,4 @@ export {
   type WriteVideoOptions,
   type WriteVideoResult,
 } from "./write.ts";
+export { encodePng, pngDataUri, type RgbImage } from "./png.ts";

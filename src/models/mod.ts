@@ -1,0 +1,52 @@
+/**
+ * The models: victim VQA models (three small families, created, saved and loaded as
+ * safetensors with a JSON file beside them) and STQA-Net, the attack generator, with its files.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { loadVictim } from "./mod.ts";
+ * await initGpu();
+ * const victim = await loadVictim("vsfa-mini"); // data/models/vsfa-mini.*
+ * const frames = tensor(new Float32Array(2 * 3 * 32 * 32).fill(0.5), [2, 3, 32, 32]);
+ * const score = await victim.score(frames).read();
+ * assert.equal(score.length, 1);
+ * ```
+ * @module
+ */
+
+export {
+  createVictim,
+  FastVqaMini,
+  fragments,
+  type HysteresisOptions,
+  hysteresisPool,
+  loadVictim,
+  MODELS_DIR,
+  readVictimClip,
+  saveVictim,
+  SimpleVqaMini,
+  type Victim,
+  VICTIM_FAMILIES,
+  type VictimFamily,
+  type VictimFile,
+  VsfaMini,
+} from "./victims/mod.ts";
+export {
+  StqaNet,
+  type StqaNetConfig,
+  StqaNetConfigSchema,
+  type StqaNetForwardOptions,
+  type StqaNetOutput,
+} from "./stqa_net.ts";
+export {
+  bundledGeneratorName,
+  type Generator,
+  type GeneratorFile,
+  GeneratorFileSchema,
+  type GeneratorInfo,
+  generatorPaths,
+  loadGenerator,
+  saveGenerator,
+} from "./generator_io.ts";
