@@ -40,6 +40,7 @@ export interface CsvRecord {
 export class CsvSyntaxError extends Error {
   /** The line (1-based). */
   readonly line: number;
+  /** An error at `line` (1-based) with `message`. */
   constructor(line: number, message: string) {
     super(message);
     this.name = "CsvSyntaxError";

@@ -51,6 +51,7 @@ export {
   measureSsim,
   PROXY_GENERATOR,
   type ProxyProgress,
+  type ResolvedProxyOptions,
   resolveProxyOptions,
   SOURCE_IMAGE_LIMITS,
   splitSources,

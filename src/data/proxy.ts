@@ -262,8 +262,9 @@ const OptionsSchema = z.object({
   force: z.boolean().default(false),
 });
 
-/** Options after defaults. */
-type Resolved = z.infer<typeof OptionsSchema>;
+/** Build options after validation, every default filled in ({@link resolveProxyOptions}). */
+export type ResolvedProxyOptions = Required<Omit<BuildProxyOptions, "onProgress" | "onNote">>;
+type Resolved = ResolvedProxyOptions;
 
 /**
  * Validates build options and fills in the defaults; throws a `RangeError` naming every bad

@@ -71,6 +71,7 @@ export class DatasetError extends Error {
   readonly row: number | undefined;
   /** The field, when the error is about one. */
   readonly field: string | undefined;
+  /** An error about `file` (at `options.row` and `options.field` when given): `detail`. */
   constructor(
     file: string,
     detail: string,

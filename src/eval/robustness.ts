@@ -180,8 +180,11 @@ export function rowKey(r: { video: string; victim: string; method: string }): st
 
 /** The scale of a victim's scores and the untargeted boundary's median. */
 export interface ScoreRange {
+  /** The lowest score of the victim's scale. */
   qMin: number;
+  /** The highest score of the victim's scale. */
   qMax: number;
+  /** Scores above it are pushed toward `qMin` by an untargeted attack, others toward `qMax`. */
   median: number;
 }
 
@@ -241,41 +244,63 @@ export function labelMedian(labels: number[], range: { qMin: number; qMax: numbe
 
 /** Correlations of scores against labels (null with fewer than 3 labelled videos). */
 export interface Accuracy {
+  /** Spearman's rank correlation. */
   srcc: number | null;
+  /** Kendall's tau-b. */
   krcc: number | null;
+  /** Pearson's correlation after the 4-parameter logistic mapping. */
   plcc: number | null;
+  /** Pearson's correlation of the raw scores. */
   plccRaw: number | null;
+  /** Root mean squared error after the logistic mapping. */
   rmse: number | null;
 }
 
 /** One line of the table: a (victim, method) pair over its videos. */
 export interface TableRow {
+  /** The victim's name. */
   victim: string;
+  /** The attack method (see {@link EVAL_METHODS}). */
   method: string;
-  /** Videos measured, and how many of them carry a label. */
+  /** Videos measured. */
   videos: number;
+  /** How many of the videos carry a label. */
   labelled: number;
+  /** Accuracy of the clean scores against the labels. */
   before: Accuracy;
+  /** Accuracy of the adversarial scores against the labels. */
   after: Accuracy;
   /** SRCC of the adversarial scores after the x264 round trip. */
   srccRoundTrip: number | null;
   /** SRCC of the clean scores after the same round trip (the upload's own effect). */
   srccCleanRoundTrip: number | null;
+  /** Mean |adversarial score - clean score|. */
   meanAbsChange: number;
+  /** Mean of the change relative to the clean score (over the finite ones). */
   meanRelChange: number | null;
   /** Mean |rtScore - cleanRtScore|: the change that survives an upload. */
   meanAbsChangeRoundTrip: number;
+  /** Mean of Zhang et al.'s R ({@link zhangR}) over the videos where it is finite. */
   meanR: number | null;
+  /** Mean of the MSU robustness score ({@link msuRobustness}) where it is finite. */
   meanRobustness: number | null;
-  /** Means over videos (PSNR over the videos where it is finite; null if none). */
+  /** Mean PSNR (dB) over the videos where it is finite (null if none). */
   psnr: number | null;
+  /** Mean SSIM. */
   ssim: number;
+  /** Mean PSNR-Y (dB) after the x264 round trip, over the finite ones (null if none). */
   psnrRoundTrip: number | null;
+  /** Mean SSIM-Y after the x264 round trip. */
   ssimRoundTrip: number;
+  /** Mean share of values beyond the JND box. */
   beyondJnd: number;
+  /** Mean |perturbation| in 8-bit levels. */
   meanAbsLevels: number;
+  /** Seconds of attack per video. */
   secondsPerVideo: number;
+  /** Frames attacked per second. */
   framesPerSecond: number;
+  /** Mean victim passes (forward or backward) per video. */
   victimPassesPerVideo: number;
 }
 

@@ -58,7 +58,8 @@ export function parsePsnrStats(text: string, frames: number, what = "psnr stats"
  * parseSsimYStats("n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n", 2); // 0.85
  * ```
  */
-export const parseSsimYStats: typeof parseSsimStats = parseSsimStats;
+export const parseSsimYStats: (text: string, frames: number, what?: string) => number =
+  parseSsimStats;
 
 async function compare(
   filter: "psnr" | "ssim",

@@ -105,7 +105,9 @@ export function psnr(
 
 /** Options of {@linkcode ssim}: the plane's size (its length must be `height * width`). */
 export interface SsimOptions {
+  /** Rows of the plane. */
   height: number;
+  /** Columns of the plane. */
   width: number;
 }
 

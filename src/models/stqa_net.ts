@@ -111,6 +111,10 @@ export class StqaNet {
   readonly config: StqaNetConfig;
   #params: Record<string, Tensor>;
 
+  /**
+   * A network with freshly initialised weights: `config` overrides the defaults (checked, a bad
+   * field throws a `RangeError` naming it), and `seed` (default 1) seeds the initialisers.
+   */
   constructor(options: { seed?: number; config?: Record<string, unknown> } = {}) {
     const parsed = StqaNetConfigSchema.safeParse(options.config ?? {});
     if (!parsed.success) {

@@ -172,6 +172,11 @@ export class FastVqaMini implements Victim {
   readonly config: FastVqaMiniConfig;
   #params: Record<string, Tensor>;
 
+  /**
+   * A fresh model (weights seeded by `seed`, default 0); the config overrides the defaults. An
+   * invalid config, or one that cannot fit (see `checkModelSize`), is a `ModelConfigError`
+   * naming the field, before anything is allocated.
+   */
   constructor(
     options: { config?: Partial<FastVqaMiniConfig>; seed?: number; name?: string } = {},
   ) {

@@ -132,6 +132,11 @@ export class SimpleVqaMini implements Victim {
   readonly config: SimpleVqaMiniConfig;
   #params: Record<string, Tensor>;
 
+  /**
+   * A fresh model (weights seeded by `seed`, default 0); the config overrides the defaults. An
+   * invalid config, or one that cannot fit (see `checkModelSize`), is a `ModelConfigError`
+   * naming the field, before anything is allocated.
+   */
   constructor(
     options: { config?: Partial<SimpleVqaMiniConfig>; seed?: number; name?: string } = {},
   ) {
