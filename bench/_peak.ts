@@ -1,5 +1,5 @@
 /**
- * The adapter's measured arithmetic peak: shaders/peak.wgsl runs many independent vec4 FMA
+ * The adapter's measured arithmetic peak: bench/peak.wgsl runs many independent vec4 FMA
  * chains per invocation over enough workgroups to keep every CPU core (lavapipe) or SM busy.
  * The benchmarks report their GFLOP/s as a fraction of this figure.
  *
@@ -14,7 +14,13 @@
 
 import { getGpu } from "../src/gpu/device.ts";
 import { dispatch, readBuffer, syncGpu, writeBuffer } from "../src/gpu/queue.ts";
+import { kernel } from "../src/gpu/program.ts";
 import { gflops, timeGpu } from "./_timing.ts";
+
+/** The FMA chains (peak.wgsl beside this file). */
+const PEAK = kernel(new URL("./peak.wgsl", import.meta.url), {
+  storage: [{ name: "io", type: "vec4<f32>" }],
+});
 
 /** Options of {@link measurePeak}. */
 export interface PeakOptions {
@@ -160,13 +166,12 @@ async function measureOne(
   const launch = (iters: number) =>
     dispatch({
       op: "peak",
-      shader: "peak",
+      kernel: PEAK,
       entry: "main",
       defines: { CHAINS: chains, WG: workgroupSize },
       ints: [iters, n, 0, 0],
-      buffers: [io],
       workgroups: [n / workgroupSize],
-    });
+    }, [io]);
   // Calibrate the trip count so that one dispatch takes about targetMs: double it until the
   // fixed cost of a sync no longer dominates, then scale linearly.
   let iters = 256;
@@ -266,13 +271,12 @@ export function peakRunner(
     run: () =>
       dispatch({
         op: "peak",
-        shader: "peak",
+        kernel: PEAK,
         entry: "main",
         defines: { CHAINS: point.chains, WG: point.workgroupSize },
         ints: [point.iters, invocations, 0, 0],
-        buffers: [io],
         workgroups: [invocations / point.workgroupSize],
-      }),
+      }, [io]),
     dispose: () => io.destroy(),
   };
 }

@@ -1,8 +1,10 @@
-// The GPU runtime: shader errors name the file and line, validation errors name the op, the
+// The GPU runtime: shader errors name the file and line (the prelude's lines not counted),
+// overrides in STQA_SHADER_DIR replace bundled kernels by base name, validation errors name the op, the
 // binding limit is enforced with sizes in the message, batching submits once per sync point,
 // the pool serves repeated requests without growing, and the op checker itself can fail.
 
 import { join } from "path";
+import { pathToFileURL } from "url";
 import {
   empty,
   GpuOpError,
@@ -15,7 +17,9 @@ import {
   trimPool,
 } from "../mod.ts";
 import { getGpu } from "../src/gpu/device.ts";
+import { kernel } from "../src/gpu/program.ts";
 import { dispatch } from "../src/gpu/queue.ts";
+import { ELEMENTWISE } from "../src/tensor/ops/_kernels.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
 import { record } from "../src/tensor/tensor.ts";
 import { assertClose, checkOp, initGpu } from "./_helpers.ts";
@@ -29,30 +33,24 @@ async function rejects(fn: () => Promise<unknown>): Promise<Error> {
   throw new Error("expected an error");
 }
 
-Deno.test("a shader compile error names the .wgsl file, line and column", async () => {
+Deno.test("a shader compile error names the .wgsl file and its own line, after the prelude", async () => {
   await initGpu();
   const dir = await Deno.makeTempDir();
   const file = join(dir, "broken_for_test.wgsl");
   await Deno.writeTextFile(
     file,
     [
-      "@group(0) @binding(1) var<storage, read_write> out: array<f32>;",
+      "// line 1",
       "@compute @workgroup_size(1)",
       "fn main() {",
       "  out[0] = undefined_name;",
       "}",
     ].join("\n"),
   );
-  Deno.env.set("STQA_SHADER_DIR", dir);
   try {
+    const broken = kernel(pathToFileURL(file), { storage: ["out"], params: false });
     const out = empty([1]);
-    dispatch({
-      op: "test.broken",
-      shader: "broken_for_test",
-      entry: "main",
-      buffers: [out.buffer],
-      workgroups: [1],
-    });
+    dispatch({ op: "test.broken", kernel: broken, entry: "main", workgroups: [1] }, [out.buffer]);
     const err = await rejects(() => out.read());
     if (!(err instanceof GpuOpError)) throw err;
     if (!err.message.includes("op test.broken") || !err.message.includes(`${file}:4:`)) {
@@ -60,8 +58,36 @@ Deno.test("a shader compile error names the .wgsl file, line and column", async 
     }
     out.dispose();
   } finally {
-    Deno.env.delete("STQA_SHADER_DIR");
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("STQA_SHADER_DIR: a file with the bundled file's base name replaces it", async () => {
+  await initGpu();
+  const bundled = await Deno.makeTempDir();
+  const overrides = await Deno.makeTempDir();
+  const body = (value: string) =>
+    [
+      "@compute @workgroup_size(1)",
+      `fn main() { out[0] = ${value}; }`,
+    ].join("\n");
+  await Deno.writeTextFile(join(bundled, "override_for_test.wgsl"), body("1.0"));
+  await Deno.writeTextFile(join(overrides, "override_for_test.wgsl"), body("2.0"));
+  Deno.env.set("STQA_SHADER_DIR", overrides);
+  try {
+    const k = kernel(pathToFileURL(join(bundled, "override_for_test.wgsl")), {
+      storage: ["out"],
+      params: false,
+    });
+    const out = empty([1]);
+    dispatch({ op: "test.override", kernel: k, entry: "main", workgroups: [1] }, [out.buffer]);
+    const [v] = await out.read();
+    if (v !== 2) throw new Error(`read ${v}: the override was not used (1 = bundled)`);
+    out.dispose();
+  } finally {
+    Deno.env.delete("STQA_SHADER_DIR");
+    await Deno.remove(bundled, { recursive: true });
+    await Deno.remove(overrides, { recursive: true });
   }
 });
 
@@ -71,14 +97,13 @@ Deno.test("a validation error in a dispatch names the op", async () => {
   // The unary entry point reads b1 and writes b2: omitting b2 makes the bind group invalid.
   dispatch({
     op: "test.missing_binding",
-    shader: "elementwise",
+    kernel: ELEMENTWISE,
     entry: "unary",
     defines: { EXPR: "x" },
     ints: new Array(32).fill(0),
     floats: [0, 0],
-    buffers: [a.buffer],
     workgroups: [1],
-  });
+  }, [a.buffer]);
   const err = await rejects(() => a.read());
   if (!(err instanceof GpuOpError) || err.op !== "test.missing_binding") throw err;
   a.dispose();
@@ -173,14 +198,13 @@ Deno.test("the op checker fails on a wrong gradient (it can fail)", async () => 
     const detached = empty(out.shape);
     dispatch({
       op: "test.copy",
-      shader: "elementwise",
+      kernel: ELEMENTWISE,
       entry: "unary",
       defines: { EXPR: "x" },
       ints: [out.size, ...new Array(31).fill(0)],
       floats: [0, 0],
-      buffers: [out.buffer, detached.buffer],
       workgroups: [1],
-    });
+    }, [out.buffer, detached.buffer]);
     out.dispose();
     return record(detached, "wrong_square", [x], (g) => [nn.mul(g, x)]);
   };

@@ -4,10 +4,14 @@
  * `initGpu()` asks `navigator.gpu` for an adapter, reads its information, features and limits
  * (Deno invalidates the adapter once a device is requested from it), then requests a device with
  * the adapter's own storage-binding, buffer-size and storage-buffers-per-stage limits and with
- * `timestamp-query` where the adapter offers it. Later calls return the same context.
+ * `timestamp-query` where the adapter offers it. It also reads the .wgsl files of every kernel
+ * declared so far (see src/gpu/_sources.ts), so that pipelines can be created synchronously
+ * when the package is imported from a URL. Later calls return the same context.
  *
  * @module
  */
+
+import { loadShaders } from "./_sources.ts";
 
 /** Exit code a command uses when no WebGPU adapter can be had (bad usage is 2). */
 export const EXIT_NO_ADAPTER = 3;
@@ -123,6 +127,7 @@ async function create(): Promise<GpuContext> {
     const err = (ev as GPUUncapturedErrorEvent).error;
     console.error(`WebGPU uncaptured error: ${err.message}`);
   });
+  await loadShaders();
   return { device, adapter: summary, limits: device.limits, hasTimestampQuery };
 }
 

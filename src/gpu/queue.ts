@@ -3,9 +3,11 @@
  * together when a value is needed on the CPU (`readBuffer`), when `flush()`/`syncGpu()` is
  * called, or when a batch reaches {@link MAX_BATCH} dispatches.
  *
- * Each dispatch gets a 256-byte slot of uniform parameters in a per-batch arena (binding 0),
- * written with one `queue.writeBuffer` per arena just before the submit. Storage buffers are
- * bound from binding 1 on, in the order given.
+ * A dispatch is a {@link Program} (a kernel, its entry point, specialisation, parameters and
+ * workgroup counts; see program.ts) and its storage buffers. Each dispatch gets a 256-byte slot
+ * of uniform parameters in a per-batch arena (binding 0), written with one `queue.writeBuffer`
+ * per arena just before the submit. Storage buffers are bound from binding 1 on, in the order
+ * of the kernel's declared bindings.
  *
  * @module
  */
@@ -13,33 +15,14 @@
 import { getGpu } from "./device.ts";
 import { checkErrors, guard } from "./errors.ts";
 import { isDirty, markBatchOpen, markSubmitted } from "./pool.ts";
-import { type Defines, getPipeline } from "./shaders.ts";
+import type { Program } from "./program.ts";
+import { getPipeline } from "./shaders.ts";
 
 /** Dispatches after which a batch is submitted even if nothing waits for it. */
 export const MAX_BATCH = 256;
 const SLOT = 256;
 const ARENA_BYTES = 65536;
 const SLOTS_PER_ARENA = ARENA_BYTES / SLOT;
-
-/** One kernel launch. */
-export interface DispatchSpec {
-  /** Name used in error messages, e.g. "conv2d.backward_input". */
-  op: string;
-  /** Shader file in shaders/, without `.wgsl`. */
-  shader: string;
-  /** Entry point in that file. */
-  entry: string;
-  /** `{{NAME}}` substitutions (each distinct set compiles one pipeline). */
-  defines?: Defines;
-  /** Integer parameters (written as i32, so u32 values below 2^31 and negatives both work). */
-  ints?: number[];
-  /** Float parameters, written after the integers. */
-  floats?: number[];
-  /** Storage buffers for bindings 1, 2, ... */
-  buffers: GPUBuffer[];
-  /** Workgroup counts (x, y, z). */
-  workgroups: [number, number?, number?];
-}
 
 interface Batch {
   encoder: GPUCommandEncoder;
@@ -89,33 +72,45 @@ function paramSlot(b: Batch): { buffer: GPUBuffer; offset: number; view: DataVie
 }
 
 /**
- * Encodes one kernel launch into the current batch.
+ * Encodes one kernel launch into the current batch: `buffers` are bound to the kernel's storage
+ * bindings 1, 2, ... in order (an entry point that uses fewer may be given fewer).
  *
  * @example
  * ```ts
- * import { dispatch } from "./queue.ts";
- * dispatch({ op: "fill", shader: "elementwise", entry: "fill", ints: [n], floats: [0],
- *   buffers: [out], workgroups: [Math.ceil(n / 256)] });
+ * import { dispatch, grid1d } from "./queue.ts";
+ * import { kernel } from "./program.ts";
+ * const fill = kernel(new URL("../tensor/ops/elementwise.wgsl", import.meta.url), {
+ *   storage: ["b1"],
+ * });
+ * dispatch({ op: "fill", kernel: fill, entry: "fill", ints: [n], floats: [0],
+ *   workgroups: grid1d(n, 256) }, [out]);
  * ```
  */
-export function dispatch(spec: DispatchSpec): void {
+export function dispatch(program: Program, buffers: readonly GPUBuffer[]): void {
   const { device, limits } = getGpu();
-  const [x, y = 1, z = 1] = spec.workgroups;
+  const { op, kernel } = program;
+  const [x, y = 1, z = 1] = program.workgroups;
   if (x === 0 || y === 0 || z === 0) return;
   const maxWg = limits.maxComputeWorkgroupsPerDimension;
   if (x > maxWg || y > maxWg || z > maxWg) {
     throw new RangeError(
-      `op ${spec.op}: dispatch of ${x}x${y}x${z} workgroups exceeds the limit of ${maxWg} per dimension`,
+      `op ${op}: dispatch of ${x}x${y}x${z} workgroups exceeds the limit of ${maxWg} per dimension`,
     );
   }
-  const { pipeline, layout } = getPipeline(spec.shader, spec.entry, spec.defines, spec.op);
+  if (buffers.length > kernel.storage.length) {
+    throw new RangeError(
+      `op ${op}: ${buffers.length} buffers for the ${kernel.storage.length} storage bindings ` +
+        `of ${kernel.file.name}`,
+    );
+  }
+  const { pipeline, layout } = getPipeline(kernel, program.entry, program.defines, op);
   const b = openBatch();
   const entries: GPUBindGroupEntry[] = [];
-  const ints = spec.ints ?? [];
-  const floats = spec.floats ?? [];
+  const ints = program.ints ?? [];
+  const floats = program.floats ?? [];
   if (ints.length || floats.length) {
     if (4 * (ints.length + floats.length) > SLOT) {
-      throw new RangeError(`op ${spec.op}: more than ${SLOT / 4} parameters`);
+      throw new RangeError(`op ${op}: more than ${SLOT / 4} parameters`);
     }
     const slot = paramSlot(b);
     ints.forEach((v, i) => slot.view.setInt32(4 * i, v, true));
@@ -125,9 +120,9 @@ export function dispatch(spec: DispatchSpec): void {
       resource: { buffer: slot.buffer, offset: slot.offset, size: SLOT },
     });
   }
-  spec.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+  buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
   const bindGroup = guard(
-    spec.op,
+    op,
     () => device.createBindGroup({ layout, entries }),
   );
   if (!b.pass) b.pass = b.encoder.beginComputePass();

@@ -1,6 +1,6 @@
 /**
- * Just-noticeable-difference (JND) maps on the GPU (DESIGN.md section 3; kernels in
- * shaders/jnd.wgsl).
+ * Just-noticeable-difference (JND) maps on the GPU (formulas and check values: docs/jnd.md;
+ * kernels in jnd.wgsl beside this file).
  *
  * `computeJnd(frames)` takes RGB frames `[T, 3, H, W]` in [0, 1] and returns `[T, 1, H, W]` in
  * the same units (8-bit levels / 255). Every kernel (dispatch) covers all T frames of the batch
@@ -45,6 +45,7 @@
  */
 
 import { dispatch } from "../gpu/queue.ts";
+import { kernel } from "../gpu/program.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import {
   complexityWeights,
@@ -57,6 +58,11 @@ import {
   orientationBoundaries,
   WU2017,
 } from "./models.ts";
+
+/** The JND kernels (jnd.wgsl): b1 .. b7 are the stages' planes, as each entry point says. */
+const JND = kernel(new URL("./jnd.wgsl", import.meta.url), {
+  storage: ["b1", "b2", "b3", "b4", "b5", "b6", "b7"],
+});
 
 export {
   DEFAULT_EDGE_HIGH,
@@ -177,42 +183,39 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
   try {
     dispatch({
       op: "jnd.luma",
-      shader: "jnd",
+      kernel: JND,
       entry: "luma",
       ints: mapInts,
       floats,
-      buffers: [frames.buffer, (prev ?? frames).buffer, p.buffer],
       workgroups: groups(tm),
-    });
+    }, [frames.buffer, (prev ?? frames).buffer, p.buffer]);
     dispatch({
       op: "jnd.features",
-      shader: "jnd",
+      kernel: JND,
       entry: "features",
       defines: { EDGES: edgesOn ? "true" : "false", ...wuDefs },
       ints: mapInts,
       floats,
       // Outputs a model does not need are 1-element placeholders the kernel never touches.
-      buffers: [
-        p.buffer,
-        bg.buffer,
-        mg.buffer,
-        mag.buffer,
-        sector.buffer,
-        contrast.buffer,
-        label.buffer,
-      ],
       workgroups: groups(tm),
-    });
+    }, [
+      p.buffer,
+      bg.buffer,
+      mg.buffer,
+      mag.buffer,
+      sector.buffer,
+      contrast.buffer,
+      label.buffer,
+    ]);
     if (wu) {
       dispatch({
         op: "jnd.complexity",
-        shader: "jnd",
+        kernel: JND,
         entry: "complexity",
         ints: mapInts,
         floats,
-        buffers: [label.buffer, count.buffer],
         workgroups: groups(tm),
-      });
+      }, [label.buffer, count.buffer]);
       label.dispose();
     }
     let edgeMap = mag; // any buffer for chou-li (unused)
@@ -221,13 +224,12 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       temps.push(code);
       dispatch({
         op: "jnd.nms",
-        shader: "jnd",
+        kernel: JND,
         entry: "nms",
         ints: mapInts,
         floats,
-        buffers: [mag.buffer, sector.buffer, code.buffer],
         workgroups: groups(tm),
-      });
+      }, [mag.buffer, sector.buffer, code.buffer]);
       // Released buffers may serve the next maps at once: kernels run in encoding order.
       mag.dispose();
       sector.dispose();
@@ -235,46 +237,43 @@ export function computeJnd(frames: Tensor, options: ComputeJndOptions = {}): Ten
       temps.push(dilated);
       dispatch({
         op: "jnd.edges",
-        shader: "jnd",
+        kernel: JND,
         entry: "edges",
         ints: mapInts,
         floats,
-        buffers: [code.buffer, dilated.buffer],
         workgroups: groups(tm),
-      });
+      }, [code.buffer, dilated.buffer]);
       code.dispose();
       edgeMap = empty([tm, h, w]);
       temps.push(edgeMap);
       dispatch({
         op: "jnd.blur_rows",
-        shader: "jnd",
+        kernel: JND,
         entry: "blur_rows",
         defines: gauss,
         ints: mapInts,
         floats,
-        buffers: [dilated.buffer, edgeMap.buffer],
         workgroups: groups(tm),
-      });
+      }, [dilated.buffer, edgeMap.buffer]);
       dilated.dispose();
     }
     dispatch({
       op: "jnd.combine",
-      shader: "jnd",
+      kernel: JND,
       entry: "combine",
       defines: { MODEL: MODEL_CODE[model], ...gauss, ...(wu ? wuDefs : {}) },
       ints: [w, h, t, hasPrev],
       floats,
-      buffers: [
-        p.buffer,
-        bg.buffer,
-        mg.buffer,
-        edgeMap.buffer,
-        out.buffer,
-        contrast.buffer,
-        count.buffer,
-      ],
       workgroups: groups(t),
-    });
+    }, [
+      p.buffer,
+      bg.buffer,
+      mg.buffer,
+      edgeMap.buffer,
+      out.buffer,
+      contrast.buffer,
+      count.buffer,
+    ]);
   } catch (e) {
     out.dispose();
     throw e;
@@ -316,12 +315,11 @@ export function jndHeatmap(jnd: Tensor, options: JndHeatmapOptions = {}): Tensor
   if (out.size === 0) return out;
   dispatch({
     op: "jnd.heatmap",
-    shader: "jnd",
+    kernel: JND,
     entry: "heatmap",
     ints: [w, h, t, 0],
     floats: [255 / maxLevels, 0],
-    buffers: [jnd.buffer, out.buffer],
     workgroups: [Math.ceil(w / WG_X), Math.ceil(h / WG_Y), t],
-  });
+  }, [jnd.buffer, out.buffer]);
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * JND model names, parameters and the scalar formulas of DESIGN.md section 3, shared by the GPU
+ * JND model names, parameters and the scalar formulas of docs/jnd.md, shared by the GPU
  * path ({@link ./mod.ts}) and the float64 CPU reference ({@link ./reference.ts}).
  *
  * Units are 8-bit luma levels (0..255) throughout; the public API divides by 255 at the end.

@@ -1,7 +1,7 @@
 /**
  * Optimisers: Adam and SGD, updating parameters in place on the GPU.
  *
- * Each `step()` encodes one dispatch per parameter that has a gradient (shaders/adam.wgsl); the
+ * Each `step()` encodes one dispatch per parameter that has a gradient (adam.wgsl); the
  * kernel reads the gradient and updates the parameter and the optimiser's state buffers in place.
  * Scalars that depend only on the step count (bias corrections) are computed on the CPU in
  * float64. The update formulas are those of PyTorch's `torch.optim.Adam` (without amsgrad) and
@@ -16,7 +16,13 @@
  */
 
 import { dispatch, grid1d } from "../gpu/queue.ts";
+import { kernel } from "../gpu/program.ts";
 import { full, type Tensor } from "../tensor/tensor.ts";
+
+/** The in-place updates (adam.wgsl): param, grad, the first state, Adam's second state. */
+const ADAM = kernel(new URL("./adam.wgsl", import.meta.url), {
+  storage: ["param", "grad", "state1", "state2"],
+});
 
 /** Options of {@link Adam}. */
 export interface AdamOptions {
@@ -153,7 +159,7 @@ export class Adam {
       const [x, y] = grid1d(p.size, 256);
       dispatch({
         op: "adam.step",
-        shader: "adam",
+        kernel: ADAM,
         entry: "adam",
         ints: [p.size, 0, 0, 0],
         floats: [
@@ -167,9 +173,8 @@ export class Adam {
           this.lr / bc1,
           Math.sqrt(bc2),
         ],
-        buffers: [p.buffer, g.buffer, s.m.buffer, s.v.buffer],
         workgroups: [x, y],
-      });
+      }, [p.buffer, g.buffer, s.m.buffer, s.v.buffer]);
     }
   }
 
@@ -259,13 +264,12 @@ export class SGD {
       if (this.momentum === 0) {
         dispatch({
           op: "sgd.step",
-          shader: "adam",
+          kernel: ADAM,
           entry: "sgd",
           ints: [p.size, 0, 0, 0],
           floats: [this.lr, 0, 0, 0, 0, 0, this.weightDecay],
-          buffers: [p.buffer, g.buffer],
           workgroups: [x, y],
-        });
+        }, [p.buffer, g.buffer]);
         continue;
       }
       let b = this.#buffers.get(p);
@@ -276,13 +280,12 @@ export class SGD {
       }
       dispatch({
         op: "sgd.step",
-        shader: "adam",
+        kernel: ADAM,
         entry: "sgd_momentum",
         ints: [p.size, first ? 1 : 0, this.nesterov ? 1 : 0, 0],
         floats: [this.lr, this.momentum, 1 - this.dampening, 0, 0, 0, this.weightDecay],
-        buffers: [p.buffer, g.buffer, b.buffer],
         workgroups: [x, y],
-      });
+      }, [p.buffer, g.buffer, b.buffer]);
     }
   }
 

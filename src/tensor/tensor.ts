@@ -12,6 +12,7 @@
 import { getGpu } from "../gpu/device.ts";
 import { acquireBuffer, checkBindable, releaseBuffer } from "../gpu/pool.ts";
 import { dispatch, grid1d, readBuffer, writeBuffer } from "../gpu/queue.ts";
+import { ELEMENTWISE } from "./ops/_kernels.ts";
 import { rangeInts } from "./_elementwise_params.ts";
 
 /** A shape: non-negative integer sizes, outermost first. */
@@ -283,13 +284,12 @@ function fillBuffer(buffer: GPUBuffer, n: number, value: number): void {
   const [x, y] = grid1d(n, 256);
   dispatch({
     op: "fill",
-    shader: "elementwise",
+    kernel: ELEMENTWISE,
     entry: "fill",
     ints: rangeInts(n),
     floats: [value],
-    buffers: [buffer],
     workgroups: [x, y],
-  });
+  }, [buffer]);
 }
 
 /** `a + b` into a new tensor (same sizes), for gradient accumulation; disposes `a` and `b`. */
@@ -298,12 +298,11 @@ function sumAndDispose(a: Tensor, b: Tensor): Tensor {
   const [x, y] = grid1d(a.size, 256);
   dispatch({
     op: "grad.accumulate",
-    shader: "elementwise",
+    kernel: ELEMENTWISE,
     entry: "add_same",
     ints: rangeInts(a.size),
-    buffers: [a.buffer, b.buffer, out.buffer],
     workgroups: [x, y],
-  });
+  }, [a.buffer, b.buffer, out.buffer]);
   a.dispose();
   b.dispose();
   return out;

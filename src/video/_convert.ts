@@ -1,6 +1,6 @@
 /**
  * Conversion between ffmpeg's rgb24 bytes (interleaved, 8-bit) and STQA frames ([T,3,H,W]
- * float32 in [0,1], planar RGB), on the GPU (shaders/video.wgsl) or on the CPU (a reference
+ * float32 in [0,1], planar RGB), on the GPU (video.wgsl) or on the CPU (a reference
  * and a fallback, selectable for measurement).
  *
  * Quantisation (float -> 8 bit) is round-half-to-even of the float32 product:
@@ -13,7 +13,17 @@
 import { getGpu } from "../gpu/device.ts";
 import { acquireBuffer, releaseBuffer } from "../gpu/pool.ts";
 import { dispatch, grid1d, readBuffer, writeBuffer } from "../gpu/queue.ts";
+import { kernel } from "../gpu/program.ts";
 import { empty, type Tensor, tensor } from "../tensor/tensor.ts";
+
+/** Packing and unpacking of rgb24 frames (video.wgsl); each binding is seen as u32 or f32 words. */
+const VIDEO = kernel(new URL("./video.wgsl", import.meta.url), {
+  storage: [
+    { name: "packed_in", type: "u32", views: { planar_in: "f32", planar_in4: "vec4<f32>" } },
+    { name: "planar_out", views: { packed_out: "u32", planar_out4: "vec4<f32>" } },
+    "lut",
+  ],
+});
 
 /** Where frames are converted. */
 export type ConvertOn = "gpu" | "cpu";
@@ -84,12 +94,11 @@ export function unpackFrames(
     }
     dispatch({
       op: "video.unpack_rgb24",
-      shader: "video",
+      kernel: VIDEO,
       entry: x4 ? "unpack_rgb24_x4" : "unpack_rgb24",
       ints: [0, hw, 0, 0, 0, 0, 0, 0],
-      buffers: [staging, out.buffer, lut()],
       workgroups: [x, y, frames],
-    });
+    }, [staging, out.buffer, lut()]);
   } finally {
     releaseBuffer(staging);
   }
@@ -203,22 +212,20 @@ export async function packFrames(
       const [x, y] = grid1d(hw / 4, 256);
       dispatch({
         op: "video.pack_rgb24",
-        shader: "video",
+        kernel: VIDEO,
         entry: "pack_rgb24_x4",
         ints: [0, hw, 0, 0, 0, 0, t0, 0],
-        buffers: [frames.buffer, out],
         workgroups: [x, y, count],
-      });
+      }, [frames.buffer, out]);
     } else {
       const [x, y] = grid1d(nwords, 256);
       dispatch({
         op: "video.pack_rgb24",
-        shader: "video",
+        kernel: VIDEO,
         entry: "pack_rgb24",
         ints: [nwords, hw, w, h, w2, h2, t0, nbytes],
-        buffers: [frames.buffer, out],
         workgroups: [x, y],
-      });
+      }, [frames.buffer, out]);
     }
     const words = await readBuffer(out, nwords * 4);
     return new Uint8Array(words.buffer, 0, nbytes);

@@ -1,6 +1,6 @@
 /**
  * 2-D convolution (NCHW) with forward, input-gradient and weight-gradient kernels in
- * shaders/conv2d.wgsl; the bias gradient is a sum over batch and pixels.
+ * conv2d_gemm.wgsl, conv2d_window.wgsl and conv2d_dw_window.wgsl (shared part: conv2d_common.wgsl); the bias gradient is a sum over batch and pixels.
  *
  * Which kernel runs (chosen per shape):
  * - 3-wide kernels with horizontal padding 1 and stride 1 or 2, widths multiples of 4 (every
@@ -11,7 +11,7 @@
  *   left for the stride phases of the input gradient. The input gradient at stride 1 is the same
  *   kernel on dy with the flipped, transposed weights; at stride 2 it runs once per stride phase
  *   of dx with only the taps that reach that phase. The 3x3 weight gradient is `conv_dw_win`.
- * - 1x1, stride 1, no padding: batched GEMMs (shaders/matmul.wgsl).
+ * - 1x1, stride 1, no padding: batched GEMMs (matmul.wgsl).
  * - Anything else: implicit GEMMs (`conv_fwd`, `conv_dx`, `conv_dw`) whose loaders compute the
  *   im2col coordinates (no im2col buffer); the input gradient visits only the taps that divide
  *   the stride, and the weight gradient splits its long reduction over pixels.
@@ -20,6 +20,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { CONV2D_DW_WINDOW, CONV2D_GEMM, CONV2D_WINDOW } from "./_kernels.ts";
 import { empty, record, type Shape, type Tensor } from "../tensor.ts";
 import { gemm } from "./matmul.ts";
 import type { Size2 } from "./pool.ts";
@@ -115,13 +116,12 @@ function packWeights(w: Tensor, g: Geometry, flip: boolean): Tensor {
   const packed = empty([n, 4]);
   dispatch({
     op: "conv2d.pack_weights",
-    shader: "conv2d",
+    kernel: CONV2D_WINDOW,
     entry: "pack_w3",
     defines: { KH: g.kh },
     ints: [0, cin, 0, 0, cout, 0, 0, flip ? 1 : 0],
-    buffers: [w.buffer, packed.buffer],
     workgroups: grid1d(n, 64),
-  });
+  }, [w.buffer, packed.buffer]);
   return packed;
 }
 
@@ -149,7 +149,7 @@ function windowConv(
   const shared = cb === 8 && g.kh === 3 && (g.sh === 1 || g.sh === 2);
   dispatch({
     op,
-    shader: "conv2d",
+    kernel: CONV2D_WINDOW,
     entry: rows8
       ? (cb === 4 ? "conv_win3r8" : `conv_win3s${g.sh}r8`)
       : shared
@@ -168,9 +168,8 @@ function windowConv(
       BIAS: String(!!b),
     },
     ints: ints(g, 0, phase),
-    buffers: [x.buffer, packed.buffer, out.buffer, (b ?? out).buffer],
     workgroups: [Math.ceil(groups / wg), Math.ceil(g.cout / cb)],
-  });
+  }, [x.buffer, packed.buffer, out.buffer, (b ?? out).buffer]);
 }
 
 /** A 1x1 convolution with stride 1 and no padding is a batched GEMM over the pixels. */
@@ -209,13 +208,12 @@ function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tens
   const { wg, gx, gy } = tile(g.cout, npix);
   dispatch({
     op: "conv2d",
-    shader: "conv2d",
+    kernel: CONV2D_GEMM,
     entry: "conv_fwd",
     defines: defines(g, wg, !!b),
     ints: ints(g),
-    buffers: [x.buffer, w.buffer, out.buffer, (b ?? out).buffer],
     workgroups: [gx, gy],
-  });
+  }, [x.buffer, w.buffer, out.buffer, (b ?? out).buffer]);
   return out;
 }
 
@@ -267,13 +265,12 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
   const { wg, gx, gy } = tile(g.cin, npix);
   dispatch({
     op: "conv2d.backward_input",
-    shader: "conv2d",
+    kernel: CONV2D_GEMM,
     entry: "conv_dx",
     defines: defines(g, wg),
     ints: ints(g),
-    buffers: [dy.buffer, w.buffer, dx.buffer],
     workgroups: [gx, gy, g.sh * g.sw],
-  });
+  }, [dy.buffer, w.buffer, dx.buffer]);
   return dx;
 }
 
@@ -302,13 +299,12 @@ function inputGradPhases(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       if (n > 0) {
         dispatch({
           op: "conv2d.pack_weights",
-          shader: "conv2d",
+          kernel: CONV2D_WINDOW,
           entry: "pack_w3_phase",
           defines: { KH: g.kh, PH: g.ph },
           ints: [0, g.cout, khc, first, g.cin, 0, 0, 0, 0, 0, py, px],
-          buffers: [w.buffer, packed.buffer],
           workgroups: grid1d(n, 64),
-        });
+        }, [w.buffer, packed.buffer]);
       }
       const t: Geometry = {
         nb: g.nb,
@@ -377,13 +373,12 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   );
   dispatch({
     op: "conv2d.backward_weight",
-    shader: "conv2d",
+    kernel: CONV2D_GEMM,
     entry: "conv_dw",
     defines: defines(g, wg),
     ints: ints(g, chunk),
-    buffers: [x.buffer, dy.buffer, partial.buffer],
     workgroups: [gx, gy, splits],
-  });
+  }, [x.buffer, dy.buffer, partial.buffer]);
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });
   partial.dispose();
@@ -406,13 +401,12 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   const partial = empty(splits > 1 ? [splits, ...shape] : shape);
   dispatch({
     op: "conv2d.backward_weight",
-    shader: "conv2d",
+    kernel: CONV2D_DW_WINDOW,
     entry: "conv_dw_win",
     defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), CBW: cbw, WG: wg },
     ints: ints(g, chunk),
-    buffers: [x.buffer, dy.buffer, partial.buffer],
     workgroups: [Math.ceil((lanes * splits) / wg)],
-  });
+  }, [x.buffer, dy.buffer, partial.buffer]);
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });
   partial.dispose();

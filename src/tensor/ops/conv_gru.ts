@@ -7,6 +7,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { CONV_GRU } from "./_kernels.ts";
 import { empty, record, type Tensor } from "../tensor.ts";
 import { conv2d } from "./conv.ts";
 
@@ -70,26 +71,24 @@ export function convGruGates(gx: Tensor, gh: Tensor, h: Tensor): Tensor {
   const out = empty(h.shape);
   dispatch({
     op: "convGruGates",
-    shader: "conv_gru",
+    kernel: CONV_GRU,
     entry: "gates",
     defines,
     ints: [units, 0, 0, 0],
-    buffers: [gx.buffer, gh.buffer, h.buffer, out.buffer],
     workgroups: [wx, wy, n],
-  });
+  }, [gx.buffer, gh.buffer, h.buffer, out.buffer]);
   return record(out, "convGruGates", [gx, gh, h], (g) => {
     const dgx = empty(gx.shape);
     const dgh = empty(gh.shape);
     const dh = empty(h.shape);
     dispatch({
       op: "convGruGates.backward",
-      shader: "conv_gru",
+      kernel: CONV_GRU,
       entry: "gates_grad",
       defines,
       ints: [units, 0, 0, 0],
-      buffers: [gx.buffer, gh.buffer, h.buffer, g.buffer, dgx.buffer, dgh.buffer, dh.buffer],
       workgroups: [wx, wy, n],
-    });
+    }, [gx.buffer, gh.buffer, h.buffer, g.buffer, dgx.buffer, dgh.buffer, dh.buffer]);
     return [dgx, dgh, dh].map((d, i) => {
       if ([gx, gh, h][i].requiresGrad) return d;
       d.dispose();

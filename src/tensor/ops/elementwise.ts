@@ -6,6 +6,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { ELEMENTWISE } from "./_kernels.ts";
 import { empty, record, type Shape, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { rangeInts } from "../_elementwise_params.ts";
@@ -30,26 +31,24 @@ function runUnary(
   const [gx, gy] = grid1d(x.size, 256);
   dispatch({
     op: name,
-    shader: "elementwise",
+    kernel: ELEMENTWISE,
     entry: "unary",
     defines: { EXPR: def.expr },
     ints: rangeInts(x.size),
     floats: [p0, p1],
-    buffers: [x.buffer, out.buffer],
     workgroups: [gx, gy],
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, name, [x], (g) => {
     const gin = empty(x.shape);
     dispatch({
       op: `${name}.backward`,
-      shader: "elementwise",
+      kernel: ELEMENTWISE,
       entry: "unary_grad",
       defines: { DEXPR: def.dexpr },
       ints: rangeInts(x.size),
       floats: [p0, p1],
-      buffers: [x.buffer, out.buffer, g.buffer, gin.buffer],
       workgroups: [gx, gy],
-    });
+    }, [x.buffer, out.buffer, g.buffer, gin.buffer]);
     return [gin];
   });
 }
@@ -337,25 +336,23 @@ function runBinary(name: string, def: BinaryDef, a: Tensor, b: Tensor): Tensor {
   const out = empty(plan.outShape);
   dispatch({
     op: name,
-    shader: "elementwise",
+    kernel: ELEMENTWISE,
     entry: plan.forward,
     defines: { BEXPR: def.expr },
     ints: plan.ints,
-    buffers: [a.buffer, b.buffer, out.buffer],
     workgroups: plan.workgroups,
-  });
+  }, [a.buffer, b.buffer, out.buffer]);
   return record(out, name, [a, b], (g) => {
     const ga = empty(plan.outShape);
     const gb = empty(plan.outShape);
     dispatch({
       op: `${name}.backward`,
-      shader: "elementwise",
+      kernel: ELEMENTWISE,
       entry: plan.backward,
       defines: { DA: def.da, DB: def.db },
       ints: plan.ints,
-      buffers: [a.buffer, b.buffer, g.buffer, ga.buffer, gb.buffer],
       workgroups: plan.workgroups,
-    });
+    }, [a.buffer, b.buffer, g.buffer, ga.buffer, gb.buffer]);
     return [reduceTo(ga, a.shape), reduceTo(gb, b.shape)];
   });
 }

@@ -8,6 +8,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { LOSS } from "./_kernels.ts";
 import { empty, record, type Tensor } from "../tensor.ts";
 
 /** Options of {@link l1Loss} and {@link mseLoss}. */
@@ -59,39 +60,36 @@ function runLoss(
     out = empty(pred.shape);
     dispatch({
       op,
-      shader: "loss",
+      kernel: LOSS,
       entry: "loss_none",
       defines,
       ints: [n, 0, 0, 0],
       floats: [1, 1],
-      buffers: [pred.buffer, target.buffer, out.buffer],
       workgroups: grid1d(n, WG),
-    });
+    }, [pred.buffer, target.buffer, out.buffer]);
   } else {
     const groups = Math.min(Math.ceil(n / CHUNK), MAX_PARTIALS);
     const chunk = Math.ceil(n / groups);
     const partial = empty([groups]);
     dispatch({
       op: `${op}.partial`,
-      shader: "loss",
+      kernel: LOSS,
       entry: "loss_partial",
       defines,
       ints: [n, 0, chunk, 0],
       floats: [1, 1],
-      buffers: [pred.buffer, target.buffer, partial.buffer],
       workgroups: [groups],
-    });
+    }, [pred.buffer, target.buffer, partial.buffer]);
     out = empty([]);
     dispatch({
       op: `${op}.final`,
-      shader: "loss",
+      kernel: LOSS,
       entry: "loss_final",
       defines,
       ints: [1, 0, 0, groups],
       floats: [scale, 1],
-      buffers: [partial.buffer, out.buffer],
       workgroups: [1],
-    });
+    }, [partial.buffer, out.buffer]);
     partial.dispose();
   }
   return record(out, op, [pred, target], (g) => {
@@ -102,28 +100,26 @@ function runLoss(
       const gt = empty(target.shape);
       dispatch({
         op: `${op}.backward`,
-        shader: "loss",
+        kernel: LOSS,
         entry: "loss_bwd_both",
         defines,
         ints,
         floats: [scale, 1],
-        buffers: [pred.buffer, target.buffer, g.buffer, gp.buffer, gt.buffer],
         workgroups,
-      });
+      }, [pred.buffer, target.buffer, g.buffer, gp.buffer, gt.buffer]);
       return [gp, gt];
     }
     const forPred = pred.requiresGrad;
     const gin = empty(pred.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "loss",
+      kernel: LOSS,
       entry: "loss_bwd_one",
       defines,
       ints,
       floats: [scale, forPred ? 1 : -1],
-      buffers: [pred.buffer, target.buffer, g.buffer, gin.buffer],
       workgroups,
-    });
+    }, [pred.buffer, target.buffer, g.buffer, gin.buffer]);
     return forPred ? [gin, null] : [null, gin];
   });
 }

@@ -6,6 +6,7 @@
  */
 
 import { dispatch } from "../../gpu/queue.ts";
+import { MATMUL } from "./_kernels.ts";
 import { empty, record, type Shape, sizeOf, type Tensor } from "../tensor.ts";
 import { add, broadcastShapes } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -92,7 +93,7 @@ export function gemm(s: GemmSpec): Tensor {
   for (let z0 = 0; z0 < batch; z0 += MAX_Z) {
     dispatch({
       op: s.op,
-      shader: "matmul",
+      kernel: MATMUL,
       entry: "matmul",
       defines,
       ints: [
@@ -105,9 +106,8 @@ export function gemm(s: GemmSpec): Tensor {
         m * n,
         z0,
       ],
-      buffers: [s.a.buffer, s.b.buffer, out.buffer, (s.bias ?? out).buffer],
       workgroups: [gx, gy, Math.min(MAX_Z, batch - z0)],
-    });
+    }, [s.a.buffer, s.b.buffer, out.buffer, (s.bias ?? out).buffer]);
   }
   return out;
 }

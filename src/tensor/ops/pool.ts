@@ -8,6 +8,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { POOL } from "./_kernels.ts";
 import { empty, record, type Tensor } from "../tensor.ts";
 import { mean, std } from "./reduce.ts";
 
@@ -151,24 +152,22 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const out = empty([n, c, oh, ow]);
   dispatch({
     op,
-    shader: "pool",
+    kernel: POOL,
     entry: "avg_pool_fwd",
     ints: geo.ints(out.size),
     floats: [0],
-    buffers: [x.buffer, out.buffer],
     workgroups: grid1d(out.size, 64),
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "pool",
+      kernel: POOL,
       entry: "avg_pool_bwd",
       ints: geo.ints(x.size),
       floats: [0],
-      buffers: [g.buffer, gin.buffer],
       workgroups: grid1d(x.size, 64),
-    });
+    }, [g.buffer, gin.buffer]);
     return [gin];
   });
 }
@@ -196,34 +195,31 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const out = empty([n, c, oh, ow]);
   dispatch({
     op,
-    shader: "pool",
+    kernel: POOL,
     entry: "max_pool_fwd",
     ints: geo.ints(out.size),
     floats: [0],
-    buffers: [x.buffer, out.buffer],
     workgroups: grid1d(out.size, 64),
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const arg = empty(out.shape);
     dispatch({
       op: `${op}.argmax`,
-      shader: "pool",
+      kernel: POOL,
       entry: "max_pool_arg",
       ints: geo.ints(out.size),
       floats: [0],
-      buffers: [x.buffer, arg.buffer],
       workgroups: grid1d(out.size, 64),
-    });
+    }, [x.buffer, arg.buffer]);
     const gin = empty(x.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "pool",
+      kernel: POOL,
       entry: "max_pool_bwd",
       ints: geo.ints(x.size),
       floats: [0],
-      buffers: [g.buffer, arg.buffer, gin.buffer],
       workgroups: grid1d(x.size, 64),
-    });
+    }, [g.buffer, arg.buffer, gin.buffer]);
     arg.dispose(); // reusable once this batch is submitted
     return [gin];
   });
@@ -260,25 +256,23 @@ export function globalMeanPool(x: Tensor): Tensor {
   const out = empty([n, c]);
   dispatch({
     op,
-    shader: "pool",
+    kernel: POOL,
     entry: `global_mean_fwd${layout.suffix}`,
     defines: layout.defines,
     ints: globalInts(planes, planes, h, w),
     floats: [0],
-    buffers: [x.buffer, out.buffer],
     workgroups: layout.workgroups,
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "pool",
+      kernel: POOL,
       entry: "global_mean_bwd",
       ints: globalInts(x.size, planes, h, w),
       floats: [0],
-      buffers: [g.buffer, gin.buffer],
       workgroups: grid1d(x.size, 64),
-    });
+    }, [g.buffer, gin.buffer]);
     return [gin];
   });
 }
@@ -319,26 +313,24 @@ export function globalStdPool(x: Tensor, options: GlobalStdOptions = {}): Tensor
   const out = empty([n, c]);
   dispatch({
     op,
-    shader: "pool",
+    kernel: POOL,
     entry: `global_std_fwd${layout.suffix}`,
     defines: layout.defines,
     ints: globalInts(planes, planes, h, w),
     floats: [divisor],
-    buffers: [x.buffer, out.buffer],
     workgroups: layout.workgroups,
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "pool",
+      kernel: POOL,
       entry: `global_std_bwd${layout.suffix}`,
       defines: layout.defines,
       ints: globalInts(planes, planes, h, w),
       floats: [divisor],
-      buffers: [x.buffer, g.buffer, gin.buffer],
       workgroups: layout.workgroups,
-    });
+    }, [x.buffer, g.buffer, gin.buffer]);
     return [gin];
   });
 }

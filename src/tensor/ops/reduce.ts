@@ -14,6 +14,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { REDUCE } from "./_kernels.ts";
 import { empty, full, record, type Shape, sizeOf, type Tensor } from "../tensor.ts";
 import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../_layout.ts";
 
@@ -204,7 +205,7 @@ function reduceDims(
   const [gx, gy] = tree ? grid1d(nOut * chunks, 1) : grid1d(nOut * chunks, 64);
   dispatch({
     op,
-    shader: "reduce",
+    kernel: REDUCE,
     entry: tree ? "sum_tree" : "sum_axes",
     defines: {
       MODE: mode,
@@ -214,9 +215,8 @@ function reduceDims(
     },
     ints: reduceInts(nOut, k, kept, red, chunks, chunkLen, pass.auxDiv ?? 1),
     floats: [last ? scale : 1],
-    buffers: [src.buffer, out.buffer, (mode !== 0 ? pass.aux! : src).buffer],
     workgroups: [gx, gy],
-  });
+  }, [src.buffer, out.buffer, (mode !== 0 ? pass.aux! : src).buffer]);
   if (last) return out;
   // Second pass over the partial sums.
   const next = tree
@@ -341,23 +341,21 @@ function shiftedMean(x: Tensor, kept: Dim[], red: Dim[], k: number, op: string):
   const shift = empty([nOut]);
   dispatch({
     op: `${op}.shift`,
-    shader: "reduce",
+    kernel: REDUCE,
     entry: "first_of",
     ints,
     floats: [1],
-    buffers: [x.buffer, shift.buffer],
     workgroups: grid1d(nOut, 64),
-  });
+  }, [x.buffer, shift.buffer]);
   const m = reduceDims(x, kept, red, 1 / k, op, { mode: 2, aux: shift });
   dispatch({
     op: `${op}.unshift`,
-    shader: "reduce",
+    kernel: REDUCE,
     entry: "add_src",
     ints,
     floats: [1],
-    buffers: [shift.buffer, m.buffer],
     workgroups: grid1d(nOut, 64),
-  });
+  }, [shift.buffer, m.buffer]);
   shift.dispose();
   return m;
 }
@@ -469,7 +467,7 @@ function segmentPass(
   const [gx, gy] = grid1d(rows * nSegs, 64);
   dispatch({
     op,
-    shader: "reduce",
+    kernel: REDUCE,
     entry,
     defines: { MODE: mode },
     ints: [
@@ -487,9 +485,8 @@ function segmentPass(
       ...padTo([]),
     ],
     floats: [scale],
-    buffers,
     workgroups: [gx, gy],
-  });
+  }, buffers);
 }
 
 /**

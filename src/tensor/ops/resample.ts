@@ -7,6 +7,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { RESAMPLE } from "./_kernels.ts";
 import { empty, record, type Tensor } from "../tensor.ts";
 
 /** Options of {@link upsample2x}. */
@@ -42,22 +43,20 @@ export function upsample2x(x: Tensor, options: UpsampleOptions = {}): Tensor {
   const out = empty([n, c, 2 * h, 2 * w]);
   dispatch({
     op,
-    shader: "resample",
+    kernel: RESAMPLE,
     entry: `${mode}_fwd`,
     ints: [x.size, n * c, h, w],
-    buffers: [x.buffer, out.buffer],
     workgroups: grid1d(x.size, 64),
-  });
+  }, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
     dispatch({
       op: `${op}.backward`,
-      shader: "resample",
+      kernel: RESAMPLE,
       entry: `${mode}_bwd`,
       ints: [x.size, n * c, h, w],
-      buffers: [g.buffer, gin.buffer],
       workgroups: grid1d(x.size, 64),
-    });
+    }, [g.buffer, gin.buffer]);
     return [gin];
   });
 }

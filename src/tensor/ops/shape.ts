@@ -7,6 +7,7 @@
  */
 
 import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { LAYOUT } from "./_kernels.ts";
 import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
 import { normAxes } from "./reduce.ts";
 import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../_layout.ts";
@@ -53,7 +54,7 @@ function stridedCopy(
   const [gx, gy] = grid1d(rows * nSegs, 64);
   dispatch({
     op,
-    shader: "layout",
+    kernel: LAYOUT,
     entry: "copy",
     ints: [
       rows,
@@ -72,9 +73,8 @@ function stridedCopy(
       ...padTo(dims.map((d) => d.strides[0])),
       ...padTo(dims.map((d) => d.strides[1])),
     ],
-    buffers: [src.buffer, dst.buffer],
     workgroups: [gx, gy],
-  });
+  }, [src.buffer, dst.buffer]);
 }
 
 /** A tensor of `shape` holding the box of `src` at `base` with `strides` (not differentiable). */

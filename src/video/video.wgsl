@@ -23,25 +23,14 @@ struct Params {
   nbytes: u32, // pack: output bytes (n = ceil(nbytes / 4))
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> packed_in: array<u32>;
-@group(0) @binding(2) var<storage, read_write> planar_out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lut: array<f32>;
-@group(0) @binding(2) var<storage, read_write> planar_out4: array<vec4<f32>>;
-
-@group(0) @binding(1) var<storage, read_write> planar_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> packed_out: array<u32>;
-@group(0) @binding(1) var<storage, read_write> planar_in4: array<vec4<f32>>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 256u;
-}
+// Bindings (VIDEO in src/video/_convert.ts): params; 1 packed_in (u32), also planar_in (f32) and
+// planar_in4 (vec4<f32>); 2 planar_out (f32), also packed_out (u32) and planar_out4; 3 lut (f32).
 
 // General case (any H*W): one invocation per pixel s of frame t = gid.z.
 @compute @workgroup_size(256)
 fn unpack_rgb24(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let s = flat(gid, nwg);
+  let s = flat_index(gid, nwg, 256u);
   let hw = params.hw;
   if (s >= hw) { return; }
   let t = gid.z;
@@ -57,7 +46,7 @@ fn unpack_rgb24(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(256)
 fn unpack_rgb24_x4(@builtin(global_invocation_id) gid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = flat(gid, nwg);
+  let g = flat_index(gid, nwg, 256u);
   let q = params.hw / 4u;
   if (g >= q) { return; }
   let t = gid.z;
@@ -84,7 +73,7 @@ fn quantise(v: f32) -> u32 {
 @compute @workgroup_size(256)
 fn pack_rgb24(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
-  let j = flat(gid, nwg);
+  let j = flat_index(gid, nwg, 256u);
   if (j >= params.n) { return; }
   let hw2 = params.w2 * params.h2;
   var word = 0u;
@@ -115,7 +104,7 @@ fn quantise4(v: vec4<f32>) -> vec4<u32> {
 @compute @workgroup_size(256)
 fn pack_rgb24_x4(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = flat(gid, nwg);
+  let g = flat_index(gid, nwg, 256u);
   let q = params.hw / 4u;
   if (g >= q) { return; }
   let i = (params.t0 + gid.z) * 3u * q + g;

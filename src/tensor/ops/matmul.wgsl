@@ -39,11 +39,7 @@ struct Params {
   z0: u32, // first batch of this dispatch (batches beyond 65535 take several)
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> b4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> bias: array<f32>;
+// Bindings (src/tensor/ops/_kernels.ts): params, a4, b4, c4 (vec4<f32> arrays), bias (f32).
 
 const RM: u32 = 8u;
 const RN: u32 = 16u;

@@ -42,21 +42,14 @@ struct Params {
   scale: f32,
 }
 
+// Bindings (src/tensor/ops/_kernels.ts): params, src, dst, aux, gout, gstd (f32 arrays).
+
 const MODE: u32 = {{MODE|0}}u;
 const SQRT: bool = {{SQRT|false}};
 const WG: u32 = {{WG|256}}u;
 const CONTIG: bool = {{CONTIG|false}};
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(3) var<storage, read_write> aux: array<f32>;
-
 var<workgroup> partial: array<f32, WG>;
-
-fn dim(arr: array<vec4<u32>, 2>, i: u32) -> u32 {
-  return arr[i / 4u][i % 4u];
-}
 
 // Offset into src of output element o (reduced index 0).
 fn base_of(o: u32) -> u32 {
@@ -166,7 +159,7 @@ fn sum_tree(
 // One invocation per (output, chunk), outputs innermost.
 @compute @workgroup_size(64)
 fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n_out * params.chunks) { return; }
   let o = i % params.n_out;
   let c = i / params.n_out;
@@ -178,7 +171,7 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // dst[o] = src[base_of(o)]: the first reduced element of each output (reduced index 0).
 @compute @workgroup_size(64)
 fn first_of(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = gid.x + gid.y * nwg.x * 64u;
+  let o = flat_index(gid, nwg, 64u);
   if (o >= params.n_out) { return; }
   dst[o] = src[base_of(o)];
 }
@@ -186,13 +179,10 @@ fn first_of(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // dst[o] = src[o] + dst[o] for o < n_out.
 @compute @workgroup_size(64)
 fn add_src(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = gid.x + gid.y * nwg.x * 64u;
+  let o = flat_index(gid, nwg, 64u);
   if (o >= params.n_out) { return; }
   dst[o] = src[o] + dst[o];
 }
-
-@group(0) @binding(4) var<storage, read_write> gout: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gstd: array<f32>;
 
 // Gradient kernels: walk a contiguous tensor x (the reduction's input shape) row by row, each
 // invocation one segment of up to seg_len elements of a row, with the offset o into the
@@ -233,7 +223,7 @@ fn broadcast_scaled(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = flat_index(gid, nwg, 64u);
   if (t >= params.n_out * params.rank_red) { return; }
   let sg = segment(t);
   for (var j = sg.j0; j < sg.j1; j = j + 1u) {
@@ -248,7 +238,7 @@ fn moments_grad(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = flat_index(gid, nwg, 64u);
   if (t >= params.n_out * params.rank_red) { return; }
   let sg = segment(t);
   for (var j = sg.j0; j < sg.j1; j = j + 1u) {

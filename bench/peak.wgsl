@@ -21,16 +21,15 @@ struct Params {
   _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-// io[0] = m, io[1] = c, io[2 + i] = result of invocation i.
-@group(0) @binding(1) var<storage, read_write> io: array<vec4<f32>>;
+// Bindings (PEAK in bench/_peak.ts): params, io (vec4<f32>): io[0] = m, io[1] = c,
+// io[2 + i] = result of invocation i.
 
 const CHAINS: u32 = {{CHAINS|8}}u;
 const WG: u32 = {{WG|64}}u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = flat_index(gid, nwg, WG);
   let m = io[0];
   let c = io[1];
   let s = f32(i % 1024u) * 1e-4;

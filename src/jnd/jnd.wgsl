@@ -1,4 +1,4 @@
-// Just-noticeable-difference maps (DESIGN.md section 3), driven by src/jnd/mod.ts.
+// Just-noticeable-difference maps (formulas: docs/jnd.md), driven by src/jnd/mod.ts.
 //
 // Every entry point covers all frames of a batch in one dispatch: gid.x = column, gid.y = row,
 // gid.z = frame. Maps are [F, H, W] float32 in 8-bit levels; borders replicate (coordinates are
@@ -32,14 +32,7 @@ struct Params {
   edge_high: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b6: array<f32>;
-@group(0) @binding(7) var<storage, read_write> b7: array<f32>;
+// Bindings (JND in src/jnd/mod.ts): params, then b1 .. b7 (f32 arrays; roles per entry point).
 
 const TAN_22_5: f32 = 0.41421356237309503;
 

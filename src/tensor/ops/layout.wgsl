@@ -28,17 +28,11 @@ struct Params {
   dst_strides: array<vec4<u32>, 2>,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
-fn dim(arr: array<vec4<u32>, 2>, i: u32) -> u32 {
-  return arr[i / 4u][i % 4u];
-}
+// Bindings (src/tensor/ops/_kernels.ts): params, src, dst (f32 arrays).
 
 @compute @workgroup_size(64)
 fn copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = flat_index(gid, nwg, 64u);
   if (t >= params.n_rows * params.n_segs) { return; }
   var rem = t / params.n_segs;
   let seg = t - rem * params.n_segs;

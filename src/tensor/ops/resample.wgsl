@@ -19,22 +19,15 @@ struct Params {
   w: i32,       // input width
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
+// Bindings (src/tensor/ops/_kernels.ts): params, b1 (also seen as g2), b2 (also seen as out2).
+
 // Output-shaped buffers seen as pairs of floats (output rows have even length 2W): the forward
 // outputs, and the output gradients read by the backward kernels. Different entry points use
 // each binding as one type or the other.
-@group(0) @binding(1) var<storage, read_write> g2: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read_write> out2: array<vec2<f32>>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
 
 @compute @workgroup_size(64)
 fn nearest_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let p = i / plane_in;
@@ -48,7 +41,7 @@ fn nearest_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 @compute @workgroup_size(64)
 fn nearest_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let p = i / plane_in;
@@ -75,7 +68,7 @@ fn hi_weight(i: i32, n: i32) -> f32 {
 
 @compute @workgroup_size(64)
 fn bilinear_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let p = i / plane_in;
@@ -120,7 +113,7 @@ fn axis_weights(i: i32, n: i32) -> vec4<f32> {
 
 @compute @workgroup_size(64)
 fn bilinear_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let p = i / plane_in;

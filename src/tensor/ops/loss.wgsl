@@ -23,19 +23,10 @@ struct Params {
   sign: f32,    // loss_bwd_one: +1 for pred, -1 for target
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
+// Bindings (src/tensor/ops/_kernels.ts): params, then b1 .. b5 (f32 arrays; roles above).
 
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
 
 fn f(d: f32) -> f32 {
   return {{F|d}};
@@ -47,7 +38,7 @@ fn df(d: f32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn loss_none(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, WG);
   if (i >= params.n) { return; }
   b3[i] = f(b1[i] - b2[i]);
 }
@@ -102,14 +93,14 @@ fn grad_scale(i: u32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn loss_bwd_one(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, WG);
   if (i >= params.n) { return; }
   b4[i] = params.sign * grad_scale(i) * df(b1[i] - b2[i]);
 }
 
 @compute @workgroup_size(WG)
 fn loss_bwd_both(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, WG);
   if (i >= params.n) { return; }
   let gp = grad_scale(i) * df(b1[i] - b2[i]);
   b4[i] = gp;

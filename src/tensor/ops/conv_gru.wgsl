@@ -20,16 +20,9 @@ struct Params {
   _pad2: u32,
 }
 
-alias T = {{T|f32}};
+// Bindings (src/tensor/ops/_kernels.ts): params, then b1 .. b7 (arrays of T).
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<T>;
-@group(0) @binding(2) var<storage, read_write> b2: array<T>;
-@group(0) @binding(3) var<storage, read_write> b3: array<T>;
-@group(0) @binding(4) var<storage, read_write> b4: array<T>;
-@group(0) @binding(5) var<storage, read_write> b5: array<T>;
-@group(0) @binding(6) var<storage, read_write> b6: array<T>;
-@group(0) @binding(7) var<storage, read_write> b7: array<T>;
+alias T = {{T|f32}};
 
 fn sig(a: T) -> T {
   return 1.0 / (1.0 + exp(-a));
@@ -43,7 +36,7 @@ fn th(a: T) -> T {
 // b4 = h' from gx = b1, gh = b2, h = b3
 @compute @workgroup_size(64)
 fn gates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let u = gid.x + gid.y * nwg.x * 64u;
+  let u = flat_index(gid, nwg, 64u);
   let units = params.units;
   if (u >= units) { return; }
   let ho = gid.z * units + u;
@@ -62,7 +55,7 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 // Writes dgx = b5, dgh = b6 [N, 3C, H, W] and dh = b7 [N, C, H, W].
 @compute @workgroup_size(64)
 fn gates_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let u = gid.x + gid.y * nwg.x * 64u;
+  let u = flat_index(gid, nwg, 64u);
   let units = params.units;
   if (u >= units) { return; }
   let ho = gid.z * units + u;

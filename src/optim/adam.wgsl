@@ -1,4 +1,4 @@
-// Optimiser updates, in place, one dispatch per parameter (src/tensor/optim.ts).
+// Optimiser updates, in place, one dispatch per parameter (src/optim/optimizers.ts).
 //
 // Both follow PyTorch's single-tensor torch.optim.Adam / torch.optim.SGD formulas. Scalars that
 // depend only on the step count (bias corrections) are computed on the CPU in float64 and passed
@@ -29,15 +29,7 @@ struct Params {
   bc2_sqrt: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 256u;
-}
+// Bindings (ADAM in src/optim/optimizers.ts): params, param, grad, state1, state2 (f32 arrays).
 
 // Adam (Kingma and Ba), as torch.optim.Adam without amsgrad:
 //   g = grad + wd * p
@@ -46,7 +38,7 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 //   p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let p = param[i];
   let g = grad[i] + params.weight_decay * p;
@@ -64,7 +56,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 //   p = p - lr * g
 @compute @workgroup_size(256)
 fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let momentum = params.c0;
   let p = param[i];
@@ -85,7 +77,7 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // Plain SGD (no momentum buffer): p = p - lr * (grad + wd * p).
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let p = param[i];
   param[i] = p - params.lr * (grad[i] + params.weight_decay * p);

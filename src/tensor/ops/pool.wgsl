@@ -45,14 +45,7 @@ struct Params {
   f0: f32,          // global: divisor of the variance (HW - 1 or HW)
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
+// Bindings (src/tensor/ops/_kernels.ts): params, then b1 .. b3 (f32 arrays).
 
 // Range of output indices [lo, hi] along one axis whose windows cover input position i.
 fn covering(i: i32, k: i32, s: i32, p: i32, n_out: i32) -> vec2<i32> {
@@ -76,7 +69,7 @@ fn avg_divisor(oy: i32, ox: i32) -> f32 {
 
 @compute @workgroup_size(64)
 fn avg_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flat(gid, nwg);
+  let o = flat_index(gid, nwg, 64u);
   if (o >= params.n) { return; }
   let plane_out = u32(params.oh * params.ow);
   let pl = o / plane_out;
@@ -101,7 +94,7 @@ fn avg_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 @compute @workgroup_size(64)
 fn avg_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let pl = i / plane_in;
@@ -153,21 +146,21 @@ fn window_max(o: u32) -> vec2<f32> {
 
 @compute @workgroup_size(64)
 fn max_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flat(gid, nwg);
+  let o = flat_index(gid, nwg, 64u);
   if (o >= params.n) { return; }
   b2[o] = window_max(o).x;
 }
 
 @compute @workgroup_size(64)
 fn max_pool_arg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flat(gid, nwg);
+  let o = flat_index(gid, nwg, 64u);
   if (o >= params.n) { return; }
   b2[o] = window_max(o).y;
 }
 
 @compute @workgroup_size(64)
 fn max_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let plane_in = u32(params.h * params.w);
   let pl = i / plane_in;
@@ -255,7 +248,7 @@ fn global_mean_fwd(
 
 @compute @workgroup_size(64)
 fn global_mean_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
   let hw = u32(params.h * params.w);
   b2[i] = b1[i / hw] / f32(hw);
@@ -335,7 +328,7 @@ fn serial_moments(base: u32, hw: u32) -> vec2<f32> {
 
 @compute @workgroup_size(64)
 fn global_mean_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flat(gid, nwg);
+  let p = flat_index(gid, nwg, 64u);
   if (p >= params.planes) { return; }
   let hw = u32(params.h * params.w);
   b2[p] = serial_mean(p * hw, hw);
@@ -343,7 +336,7 @@ fn global_mean_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 
 @compute @workgroup_size(64)
 fn global_std_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flat(gid, nwg);
+  let p = flat_index(gid, nwg, 64u);
   if (p >= params.planes) { return; }
   let hw = u32(params.h * params.w);
   b2[p] = serial_moments(p * hw, hw).y;
@@ -351,7 +344,7 @@ fn global_std_fwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 
 @compute @workgroup_size(64)
 fn global_std_bwd_small(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flat(gid, nwg);
+  let p = flat_index(gid, nwg, 64u);
   if (p >= params.planes) { return; }
   let hw = u32(params.h * params.w);
   let base = p * hw;

@@ -31,20 +31,7 @@ struct Params {
   p1: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 256u;
-}
-
-fn dim(arr: array<vec4<u32>, 2>, i: u32) -> u32 {
-  return arr[i / 4u][i % 4u];
-}
+// Bindings (src/tensor/ops/_kernels.ts): params, then b1 .. b5 (f32 arrays; each entry point's roles below).
 
 // For segment t: x = first output index, y = its offset into a, z = into b, w = segment length.
 fn segment(t: u32) -> vec4<u32> {
@@ -66,7 +53,7 @@ fn segment(t: u32) -> vec4<u32> {
 // b1 = p0
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   b1[i] = params.p0;
 }
@@ -74,7 +61,7 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // b3 = b1 + b2 (same sizes)
 @compute @workgroup_size(256)
 fn add_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   b3[i] = b1[i] + b2[i];
 }
@@ -82,7 +69,7 @@ fn add_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // b2 = EXPR(x = b1)
 @compute @workgroup_size(256)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let x = b1[i];
   let p0 = params.p0;
@@ -93,7 +80,7 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 // b4 = g * DEXPR(x = b1, y = b2), g = b3
 @compute @workgroup_size(256)
 fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let x = b1[i];
   let y = b2[i];
@@ -105,7 +92,7 @@ fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // b3 = BEXPR(a = b1, b = b2), equal shapes
 @compute @workgroup_size(256)
 fn binary_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let a = b1[i];
   let b = b2[i];
@@ -115,7 +102,7 @@ fn binary_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 // b3 = BEXPR(a = b1, b = b2) with broadcasting; n = number of segments
 @compute @workgroup_size(64)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = flat_index(gid, nwg, 64u);
   if (t >= params.n) { return; }
   let s = segment(t);
   for (var j = 0u; j < s.w; j = j + 1u) {
@@ -129,7 +116,7 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // b4 = g * DA(a, b), b5 = g * DB(a, b), with g = b3.
 @compute @workgroup_size(256)
 fn binary_grad_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg, 256u);
   if (i >= params.n) { return; }
   let a = b1[i];
   let b = b2[i];
@@ -141,7 +128,7 @@ fn binary_grad_same(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 // The same with broadcasting; n = number of segments.
 @compute @workgroup_size(64)
 fn binary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = flat_index(gid, nwg, 64u);
   if (t >= params.n) { return; }
   let s = segment(t);
   for (var j = 0u; j < s.w; j = j + 1u) {

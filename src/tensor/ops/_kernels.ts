@@ -1,0 +1,72 @@
+/**
+ * The kernels of the tensor ops: each .wgsl file beside this module, with its bindings (binding 0
+ * is the uniform `params: Params` of each file, then the storage arrays below, 1, 2, ...). The
+ * loader writes these declarations after the shared prelude (src/gpu/prelude.wgsl).
+ *
+ * @module
+ */
+
+import { kernel } from "../../gpu/program.ts";
+
+const here = (name: string) => new URL(`./${name}`, import.meta.url);
+const f32 = (n: number) => Array.from({ length: n }, (_, i) => `b${i + 1}`);
+
+/** Fill, unary and binary maps with broadcasting, and their gradients (elementwise.wgsl). */
+export const ELEMENTWISE = kernel(here("elementwise.wgsl"), { storage: f32(5) });
+
+/** The strided copy behind permute, slice, concat and stack (layout.wgsl). */
+export const LAYOUT = kernel(here("layout.wgsl"), { storage: ["src", "dst"] });
+
+/** Reductions over axes, and the gradients of var and std (reduce.wgsl). */
+export const REDUCE = kernel(here("reduce.wgsl"), {
+  storage: ["src", "dst", "aux", "gout", "gstd"],
+});
+
+/** Elementwise regression losses, fused with their sums (loss.wgsl). */
+export const LOSS = kernel(here("loss.wgsl"), { storage: f32(5) });
+
+/** Pooling and per-plane means and standard deviations (pool.wgsl). */
+export const POOL = kernel(here("pool.wgsl"), { storage: f32(3) });
+
+/** 2x nearest and bilinear upsampling (resample.wgsl); output-shaped buffers also as pairs. */
+export const RESAMPLE = kernel(here("resample.wgsl"), {
+  storage: [
+    { name: "b1", views: { g2: "vec2<f32>" } },
+    { name: "b2", views: { out2: "vec2<f32>" } },
+  ],
+});
+
+/** The fused ConvGRU gates, forward and backward (conv_gru.wgsl; T is f32 or vec4<f32>). */
+export const CONV_GRU = kernel(here("conv_gru.wgsl"), {
+  storage: f32(7).map((name) => ({ name, type: "T" })),
+});
+
+const vec4Operands = [
+  { name: "a4", type: "vec4<f32>" },
+  { name: "b4", type: "vec4<f32>" },
+  { name: "c4", type: "vec4<f32>" },
+  "bias",
+];
+
+/** Register-blocked batched matrix products (matmul.wgsl). */
+export const MATMUL = kernel(here("matmul.wgsl"), { storage: vec4Operands });
+
+const conv2d = (name: string) =>
+  kernel(here(name), {
+    storage: [
+      { name: "src4", type: "vec4<f32>" },
+      { name: "wt4", type: "vec4<f32>" },
+      { name: "dst4", type: "vec4<f32>" },
+      "bias",
+    ],
+    includes: [here("conv2d_common.wgsl")],
+  });
+
+/** 2-D convolution as implicit GEMMs, any geometry (conv2d_gemm.wgsl). */
+export const CONV2D_GEMM = conv2d("conv2d_gemm.wgsl");
+
+/** 3-wide direct convolution and its weight packing (conv2d_window.wgsl). */
+export const CONV2D_WINDOW = conv2d("conv2d_window.wgsl");
+
+/** The weight gradient of 3x3 convolutions (conv2d_dw_window.wgsl). */
+export const CONV2D_DW_WINDOW = conv2d("conv2d_dw_window.wgsl");
