@@ -1,18 +1,19 @@
 /**
  * Training an STQA-Net generator against one frozen victim on the proxy dataset's train split
- * (DESIGN.md section 2, steps 6 to 8): Adam on seeded mini-batches of clips held in memory with
- * their JND maps, the score-reversed boundary loss (untargeted) or the up/down targets
- * (two-branch) plus a weight on `mean(A^2)`, atomic checkpoints that `resume` continues from,
- * and a clear stop on a non-finite loss that keeps the last good checkpoint. At the end the
- * generator attacks the test split (8-bit output, eps as trained) and the results go into the
- * JSON beside the weights.
+ * (the losses and the penalty schedule are described in docs/attack.md): Adam on seeded
+ * mini-batches of clips held in memory with their JND maps, the score-reversed boundary loss
+ * (untargeted) or the up/down targets (two-branch) plus a weight on `mean(A^2)`, with the shared
+ * training loop (`trainLoop` in loop.ts: atomic checkpoints that `resume` continues from, and a
+ * clear stop on a non-finite loss that keeps the last good checkpoint). At the end the generator
+ * attacks the test split (8-bit output, eps as trained) and the results go into the JSON beside
+ * the weights.
  *
  * @module
  */
 
 import { join } from "path";
 import { z } from "zod";
-import { formatSeconds, printProgress } from "../_progress.ts";
+import { formatSeconds } from "../_progress.ts";
 import { loadManifest } from "../data/manifest.ts";
 import { correlationReport } from "../metrics/correlation.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
@@ -27,17 +28,20 @@ import {
 } from "../models/generator_io.ts";
 import { StqaNet } from "../models/stqa_net.ts";
 import { loadVictim } from "../models/victims/mod.ts";
-import { BatchSampler, decodeVictimClips } from "./victim.ts";
 import type { Victim } from "../models/victims/victim.ts";
+import { prepareCheckpointDir, prepareWeightsOutput } from "../io/checkpoint.ts";
+import { decodeVictimClips, splitItems } from "./clips.ts";
 import {
-  CheckpointError,
-  loadTrainingCheckpoint,
-  nonFiniteLossMessage,
-  prepareCheckpointDir,
-  prepareWeightsOutput,
-  readTrainingCheckpoint,
-  saveTrainingCheckpoint,
-} from "../io/checkpoint.ts";
+  checkpointStateSchema,
+  finiteNumber,
+  NonFiniteLossError,
+  readRunCheckpoint,
+  recentLoss,
+  round4,
+  type RunCheckpoint,
+  trainLoop,
+  type TrainProgress,
+} from "./loop.ts";
 import { add, mul, stack } from "../nn/mod.ts";
 import { Adam } from "../optim/optimizers.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -115,9 +119,7 @@ export interface TrainGeneratorOptions {
   /** The command line recorded in the JSON. */
   command?: string;
   /** Progress callback (default: a progress line on stderr). */
-  onProgress?: (
-    p: { step: number; steps: number; loss: number; smoothed: number; elapsed: number },
-  ) => void;
+  onProgress?: (p: TrainProgress) => void;
 }
 
 /** The generator's results on the test split. */
@@ -152,16 +154,19 @@ export interface GeneratorTestResult {
   bothRight?: number;
 }
 
-/** The training loss became NaN or infinite; the message names the step and the checkpoint.
+/**
+ * The generator's training loss became NaN or infinite (a {@link NonFiniteLossError}); the
+ * message names the step and the checkpoint.
  *
  * @example
  * ```ts
  * import { GeneratorLossError } from "./generator.ts";
  * const e = new GeneratorLossError("the loss is NaN at step 3");
- * console.log(e.name);
+ * console.log(e.name); // "GeneratorLossError"
  * ```
  */
-export class GeneratorLossError extends Error {
+export class GeneratorLossError extends NonFiniteLossError {
+  /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);
     this.name = "GeneratorLossError";
@@ -186,23 +191,14 @@ export async function loadTrainClips(
   split: "train" | "val" | "test",
   options: { jnd?: JndModel; maxClips?: number } = {},
 ): Promise<TrainClip[]> {
-  const { items, missing, manifest: manifest_ } = await loadManifest(manifest, {
-    splits: [split],
-  });
-  if (missing.length) {
-    throw new Error(
-      `${manifest}: ${missing.length} clip file(s) of the ${split} split are missing, e.g. ${
-        missing[0]
-      } (rebuild with \`deno task data\`)`,
-    );
-  }
+  const { items, stored } = await splitItems(manifest, split);
   if (!items.length) throw new Error(`${manifest}: the ${split} split is empty`);
   const max = options.maxClips ?? items.length;
   const picked = max >= items.length
     ? items
     : Array.from({ length: max }, (_, k) => items[Math.floor((k * items.length) / max)]);
   const clips: TrainClip[] = new Array(picked.length);
-  await decodeVictimClips(victim, picked, manifest_.options, async (k, frames) => {
+  await decodeVictimClips(victim, picked, stored, async (k, frames) => {
     frames.keep();
     const { jnd, score } = tidy(() =>
       noGrad(() => ({
@@ -324,41 +320,15 @@ export async function evaluateGenerator(
   return result;
 }
 
-const finite = z.number().refine(Number.isFinite, "must be finite");
-
 /** The state a generator checkpoint records (validated when it is read back). */
-const GenCheckpointStateSchema = z.object({
-  step: z.number().int().nonnegative(),
-  sampler: z.number().int().nonnegative().max(0xffffffff),
-  seed: z.number().int(),
-  steps: z.number().int().positive(),
-  batch: z.number().int().positive(),
-  lr: finite,
-  eps: finite,
-  // Not `finite`: a run with a NaN penalty stops at its first step, so none is ever saved.
+const GenCheckpointStateSchema = checkpointStateSchema({
+  eps: finiteNumber,
+  // Not finite: a run with a NaN penalty stops at its first step, so none is ever saved.
   penalty: z.number(),
   penaltyEnd: z.number(),
   penaltyDecay: z.number(),
   victim: z.string(),
   variant: z.string(),
-  config: z.record(z.unknown()),
-  losses: z.array(finite),
-  trainSeconds: z.number().nonnegative(),
-}).passthrough().superRefine((st, ctx) => {
-  if (st.step > st.steps) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["step"],
-      message: `${st.step} is past steps ${st.steps}`,
-    });
-  }
-  if (st.losses.length !== st.step) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["losses"],
-      message: `${st.losses.length} loss(es) for ${st.step} step(s)`,
-    });
-  }
 });
 
 type GenCheckpointState = z.infer<typeof GenCheckpointStateSchema>;
@@ -424,39 +394,26 @@ export async function trainGenerator(
   // options), and the weights can be written and replace nothing unasked.
   const netConfig = checkGeneratorConfig({ ...options.config, variant });
   await loadManifest(manifest, { splits: ["train"] }); // a missing or invalid one fails now
-  const ckpt = await prepareCheckpointDir(checkpointDir);
   // The options a checkpoint records and a resume must repeat.
-  const runOptions = {
-    seed,
-    steps,
-    batch,
-    lr,
-    eps,
-    penalty,
-    penaltyEnd,
-    penaltyDecay,
-    victim: victimName,
-    variant,
+  const checkpoint: RunCheckpoint<GenCheckpointState> = {
+    file: await prepareCheckpointDir(checkpointDir),
+    run: {
+      seed,
+      steps,
+      batch,
+      lr,
+      eps,
+      penalty,
+      penaltyEnd,
+      penaltyDecay,
+      victim: victimName,
+      variant,
+    },
+    schema: GenCheckpointStateSchema,
   };
-  const checkResumable = (st: GenCheckpointState) => {
-    const want: Record<string, unknown> = runOptions;
-    const have = st as unknown as Record<string, unknown>;
-    const bad = Object.keys(want).filter((k) => !Object.is(have[k], want[k]));
-    if (bad.length) {
-      throw new CheckpointError(
-        ckpt,
-        `--resume: the checkpoint ${ckpt} was made with other options (${
-          bad.map((k) => `${k} ${have[k]}`).join(", ")
-        }); start without --resume or pass the same options`,
-        { bare: true },
-      );
-    }
-  };
-  const resumeOptions = { schema: GenCheckpointStateSchema, check: checkResumable };
   if (options.resume) {
     // A bad checkpoint is refused now, before the victim and the clips are loaded.
-    const shapes = stqaNetSize(netConfig).shapes;
-    await readTrainingCheckpoint(ckpt, shapes, resumeOptions);
+    await readRunCheckpoint(checkpoint, stqaNetSize(netConfig).shapes);
   }
   await prepareWeightsOutput(out, { option: "--out", overwrite });
   const victim = await loadVictim(victimName);
@@ -479,92 +436,40 @@ export async function trainGenerator(
     const targets = train.map((c) =>
       attackTarget(c.clean, "untargeted", { qMin, qMax, median: med })
     );
-    const sampler = new BatchSampler(seed);
-    let start = 0;
-    let losses: number[] = [];
-    let prior = 0;
-    if (options.resume) {
-      const st = await loadTrainingCheckpoint(ckpt, net.parameters(), opt, resumeOptions);
-      console.error(`resuming from ${ckpt} at step ${st.step}`);
-      start = st.step;
-      sampler.state = st.sampler;
-      losses = st.losses;
-      prior = st.trainSeconds;
-    }
     const penaltyAt = (s: number) =>
       penaltyEnd + (penalty - penaltyEnd) * Math.max(0, 1 - s / Math.max(1, penaltyDecay * steps));
-    const lrAt = (s: number) => lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * s) / steps)));
-    const t0 = performance.now();
-    let lastGood = start;
-    const stopAt = Math.min(steps, start + (options.stopAfter ?? Infinity));
-    for (let step = start; step < stopAt; step++) {
-      opt.lr = lrAt(step);
-      const lam = penaltyAt(step);
-      const pick = sampler.pick(train.length, batch);
-      const l = tidy(() => {
+    const { step: stopAt, losses, trainSeconds } = await trainLoop({
+      params: net.parameters(),
+      opt,
+      clips: train.length,
+      steps,
+      batch,
+      lr,
+      seed,
+      checkpoint: { ...checkpoint, every: checkpointEvery, config: net.config },
+      resume: options.resume,
+      onResume: (st) => console.error(`resuming from ${checkpoint.file} at step ${st.step}`),
+      stopAfter: options.stopAfter,
+      onProgress: options.onProgress,
+      lossError: GeneratorLossError,
+      loss: (pick, _sampler, step) => {
+        const lam = penaltyAt(step);
         const x = stack(pick.map((i) => train[i].frames), 0);
         const j = stack(pick.map((i) => train[i].jnd), 0);
         const r = generatorPerturb(net, x, j, { eps });
-        let loss: Tensor;
         if (variant === "two-branch") {
           const up = boundaryLoss(victim.scoreBatch(r.adversarial[0]), pick.map(() => qMax));
           const down = boundaryLoss(victim.scoreBatch(r.adversarial[1]), pick.map(() => qMin));
           const pen = add(weightPenalty(r.weights[0]), weightPenalty(r.weights[1]));
-          loss = add(add(up, down), mul(pen, lam / 2));
-        } else {
-          const s = victim.scoreBatch(r.adversarial[0]);
-          loss = add(
-            boundaryLoss(s, pick.map((i) => targets[i])),
-            mul(weightPenalty(r.weights[0]), lam),
-          );
+          return add(add(up, down), mul(pen, lam / 2));
         }
-        loss.backward();
-        return loss;
-      });
-      const value = (await l.read())[0];
-      l.dispose();
-      if (!Number.isFinite(value)) {
-        opt.zeroGrad();
-        throw new GeneratorLossError(
-          nonFiniteLossMessage({ loss: value, step: step + 1, lastGood, checkpoint: ckpt }),
+        const s = victim.scoreBatch(r.adversarial[0]);
+        return add(
+          boundaryLoss(s, pick.map((i) => targets[i])),
+          mul(weightPenalty(r.weights[0]), lam),
         );
-      }
-      opt.step();
-      opt.zeroGrad();
-      losses.push(value);
-      const recent = losses.slice(-20);
-      const smoothed = recent.reduce((a, b) => a + b, 0) / recent.length;
-      const elapsed = (performance.now() - t0) / 1000;
-      if (options.onProgress) {
-        options.onProgress({ step: step + 1, steps, loss: value, smoothed, elapsed });
-      } else {
-        printProgress({
-          step: step + 1 - start,
-          steps: stopAt - start,
-          elapsed,
-          detail: `step ${step + 1}/${steps} loss ${smoothed.toFixed(4)} lr ${
-            opt.lr.toExponential(1)
-          }`,
-        });
-      }
-      if ((step + 1) % checkpointEvery === 0 || step + 1 === stopAt) {
-        await saveTrainingCheckpoint(
-          ckpt,
-          net.parameters(),
-          opt,
-          {
-            step: step + 1,
-            sampler: sampler.state,
-            ...runOptions,
-            config: { ...net.config },
-            losses,
-            trainSeconds: prior + (performance.now() - t0) / 1000,
-          } satisfies GenCheckpointState,
-        );
-        lastGood = step + 1;
-      }
-    }
-    const trainSeconds = prior + (performance.now() - t0) / 1000;
+      },
+    });
     const trainClips = train.length;
     disposeClips(train);
     train = [];
@@ -591,8 +496,6 @@ export async function trainGenerator(
     const test = await loadTrainClips(victim, manifest, "test", { jnd: jndModel });
     const result = await evaluateGenerator(generator, victim, test, { eps });
     disposeClips(test);
-    const round = (v: number) => Math.round(v * 1e4) / 1e4;
-    const last = losses.slice(-20);
     // Checked again: something may have appeared at the stem while training ran.
     const target = await prepareWeightsOutput(out, { option: "--out", overwrite });
     await saveGenerator(net, target.weights, {
@@ -611,9 +514,9 @@ export async function trainGenerator(
         trainClips,
         date: new Date().toISOString(),
         trainSeconds: Math.round(trainSeconds),
-        finalLoss: round(last.reduce((a, b) => a + b, 0) / last.length),
+        finalLoss: round4(recentLoss(losses)),
       },
-      test: Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round(v as number)])),
+      test: Object.fromEntries(Object.entries(result).map(([k, v]) => [k, round4(v as number)])),
     });
     generator.path = target.weights;
     return { generator, test: result, ...target.display, step: stopAt, losses, trainSeconds };
