@@ -1,12 +1,22 @@
 // `deno task eval` end to end on a tiny proxy dataset (3 videos, 3 frames, 64x64 as the victims
 // read them): rows and tables, R and the MSU robustness score against hand computation, the
 // random control against FGSM, the skipped stqa-net for a victim without a generator, the round
-// trip, shards + merge against a single run, resume after an interrupted write, and bad options.
+// trip, shards + merge against a single run, resume after an interrupted write, bad options,
+// and each attack boxed by its own JND model.
 
 import assert from "assert";
 import { join } from "path";
 import { saveGenerator, StqaNet } from "../mod.ts";
+import { fgsm } from "../src/attack/baselines/fgsm.ts";
+import { randomAttack } from "../src/attack/baselines/random.ts";
+import { stqaAttack } from "../src/attack/stqa.ts";
+import type { Attack } from "../src/attack/types.ts";
 import { evalCommand } from "../src/cli/eval.ts";
+import { evaluateVideo } from "../src/eval/evaluate.ts";
+import { computeJnd, type JndModel } from "../src/jnd/mod.ts";
+import { loadGenerator } from "../src/models/generator_io.ts";
+import { loadVictim, readVictimClip } from "../src/models/victims/mod.ts";
+import { noGrad, type Tensor, tidy } from "../src/tensor/tensor.ts";
 import { krcc, srcc } from "../src/metrics/correlation.ts";
 import {
   buildTable,
@@ -40,6 +50,7 @@ async function saveTinyGenerator(
   name: string,
   seed: number,
   variant: "untargeted" | "two-branch" = "untargeted",
+  jnd: JndModel = "namm-st",
 ) {
   const net = new StqaNet({
     seed,
@@ -48,7 +59,7 @@ async function saveTinyGenerator(
   await saveGenerator(net, join(dir, name), {
     victim: "vsfa-mini",
     victimFamily: "vsfa-mini",
-    jnd: "namm-st",
+    jnd,
     eps: 1,
     qMin: 1,
     qMax: 5,
@@ -150,6 +161,7 @@ Deno.test("eval: R and the robustness score match hand computation; JND box hold
     assert.ok(Math.abs(r.robustness! - rob) < 1e-12, `${r.robustness} vs ${rob}`);
     assert.equal(r.absChange, Math.abs(r.advScore - r.cleanScore));
     assert.equal(r.beyondJnd, 0, `${r.method}: JND-box methods stay in the box after quantising`);
+    assert.equal(r.settings?.jnd, "namm-st", `${r.method}: the bundled models' JND model`);
     assert.ok(r.meanAbsLevels > 0 || r.method === "stqa-net", `${r.method} |d| ${r.meanAbsLevels}`);
   }
   // Hand values of the helpers.
@@ -433,4 +445,77 @@ Deno.test("eval: bad options exit 2 naming the option; a missing dataset fails c
   const merge = await capture(() => evalCommand(["merge", "--out", join(root, "empty")]));
   assert.equal(merge.code, 1);
   assert.match(merge.err, /no rows\*\.jsonl/);
+});
+
+Deno.test("eval: each attack is boxed by its own JND model's maps (a chou-li generator by chou-li), one map per model", async () => {
+  const manifest = JSON.parse(await Deno.readTextFile(MANIFEST));
+  const clip = join(root, "data", manifest.clips[0].path);
+  const dir = join(root, "gen-chou-li");
+  await saveTinyGenerator(dir, "stqa-vsfa-mini", 5, "untargeted", "chou-li");
+  const generator = await loadGenerator(join(dir, "stqa-vsfa-mini"));
+  const victim = await loadVictim("vsfa-mini");
+  const work = await Deno.makeTempDir({ dir: root, prefix: "box_" });
+  // Each attack, as the eval runs it, records the maps it was given.
+  const given: { name: string; jnd: Tensor; values: Float32Array }[] = [];
+  const spy = (a: Attack): Attack => ({
+    name: a.name,
+    jndBox: a.jndBox,
+    jndModel: a.jndModel,
+    async run(frames, v, o) {
+      given.push({ name: a.name, jnd: o.jnd, values: await o.jnd.read() });
+      return await a.run(frames, v, o);
+    },
+  });
+  const rows: EvalRow[] = [];
+  try {
+    await evaluateVideo(
+      { path: clip, name: "a", index: 0, label: null },
+      victim,
+      [spy(randomAttack), spy(stqaAttack(generator)), spy(fgsm)],
+      {
+        median: 3,
+        workDir: work,
+        onRow: (r) => void rows.push(r),
+        settings: () => ({
+          dataset: MANIFEST,
+          split: null,
+          videoPath: clip,
+          jnd: "namm-st",
+          victim: { weights: "0".repeat(64), config: "1".repeat(64) },
+          generator: null,
+          methodOptions: {},
+        }),
+      },
+    );
+    const frames = await readVictimClip(victim, clip);
+    const mapsOf = async (model: JndModel) => {
+      const j = tidy(() => noGrad(() => computeJnd(frames, { model })));
+      const v = await j.read();
+      j.dispose();
+      return v;
+    };
+    const chouLi = await mapsOf("chou-li"), nammSt = await mapsOf("namm-st");
+    frames.dispose();
+    // The first value where two maps differ, or -1.
+    const firstDiff = (a: Float32Array, b: Float32Array) =>
+      a.length !== b.length ? 0 : a.findIndex((v, i) => v !== b[i]);
+    assert.notEqual(firstDiff(chouLi, nammSt), -1, "the two models must differ on this clip");
+    assert.deepEqual(given.map((g) => g.name), ["random", "stqa-net", "fgsm"]);
+    assert.equal(generator.info.jnd, "chou-li");
+    const gen = firstDiff(given[1].values, chouLi);
+    assert.equal(gen, -1, `the generator got other maps than chou-li's (value ${gen} differs)`);
+    const base = firstDiff(given[0].values, nammSt);
+    assert.equal(base, -1, `random got other maps than namm-st's (value ${base} differs)`);
+    assert.equal(given[0].jnd, given[2].jnd, "one map per model per clip");
+    assert.deepEqual(rows.map((r) => [r.method, r.settings?.jnd]), [
+      ["random", "namm-st"],
+      ["stqa-net", "chou-li"],
+      ["fgsm", "namm-st"],
+    ]);
+    // Quantised inside its own box, and measured against it.
+    for (const r of rows) assert.equal(r.beyondJnd, 0, r.method);
+  } finally {
+    generator.net.dispose();
+    victim.dispose();
+  }
 });

@@ -277,9 +277,11 @@ export function branchFor(
 /**
  * A loaded generator as an {@link Attack} (method name `stqa-net`): one forward pass per clip,
  * no victim passes (except one clean score when a two-branch generator attacks untargeted).
- * `options.jnd` is used as given; `options.eps` defaults to the generator's. The adversarial
- * frames are float values inside the JND box, not yet quantised to 8 bits (as the baselines
- * return theirs); `quantizeInJnd` rounds them without leaving the box.
+ * Its `jndModel` is the generator's (`generator.info.jnd`, the model it was trained with):
+ * `options.jnd` must hold that model's maps, and is used as given. `options.eps` defaults to
+ * the generator's. The adversarial frames are float values inside the JND box (`jndBox`), not
+ * yet quantised to 8 bits (as the baselines return theirs); `quantizeInJnd` rounds them without
+ * leaving the box.
  *
  * @example
  * ```ts
@@ -297,6 +299,8 @@ export function stqaAttack(
 ): Attack {
   return {
     name: options.name ?? "stqa-net",
+    jndBox: true,
+    jndModel: generator.info.jnd,
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const t0 = performance.now();
       const mode = opts.mode ?? "untargeted";

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { JndModel } from "../jnd/models.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
@@ -69,6 +70,17 @@ export interface AttackOutput {
 export interface Attack {
   /** A short name used in tables, e.g. `fgsm`, `stqa-net`. */
   readonly name: string;
+  /**
+   * Whether the attack keeps its perturbation inside the JND box `|d| <= eps * J` of the maps it
+   * is given. Its 8-bit frames are then quantised without leaving the box (`quantizeInJnd`);
+   * an attack with another bound (zhang2023's RMS) is rounded to the nearest level instead.
+   */
+  readonly jndBox: boolean;
+  /**
+   * The JND model whose maps the attack must be given (a generator's: the model it was trained
+   * with); absent when any maps do (the baselines), and the caller's default applies.
+   */
+  readonly jndModel?: JndModel;
   /** Attacks one clip `[T,3,H,W]` (RGB in [0,1]). Runs no gradient into the victim's weights. */
   run(frames: Tensor, victim: Victim, options: AttackOptions): Promise<AttackOutput>;
 }

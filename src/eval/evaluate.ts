@@ -1,7 +1,8 @@
 /**
- * One video against one victim and a list of attacks: the clip as the victim reads it, its
- * namm-st JND maps and clean score (once), then per attack the adversarial frames quantised to
- * 8 bits, their score, quality and perturbation statistics, and the x264 round trip.
+ * One video against one victim and a list of attacks: the clip as the victim reads it and its
+ * clean score (once), the JND maps of each model an attack needs (once per model: a generator's
+ * own, namm-st for the others), then per attack the adversarial frames quantised to 8 bits, their
+ * score, quality and perturbation statistics, and the x264 round trip.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { safeName } from "../_output.ts";
 import { quantizeInJnd } from "../attack/stqa.ts";
 import type { Attack } from "../attack/types.ts";
 import { computeJnd } from "../jnd/mod.ts";
+import type { JndModel } from "../jnd/models.ts";
 import { readVictimClip } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -32,6 +34,9 @@ import { EVAL_JND_MODEL } from "./settings.ts";
  * `quantizeInJnd`, so the box still holds. Others (zhang2023's RMS bound) are rounded to the
  * nearest level.
  *
+ * @deprecated The eval reads `Attack.jndBox` instead; this list is kept until `mod.ts` stops
+ * exporting it.
+ *
  * @example
  * ```ts
  * import { JND_BOX_METHODS } from "./evaluate.ts";
@@ -50,6 +55,9 @@ export const JND_BOX_METHODS: readonly string[] = [
 /**
  * Whether a method's perturbation is bounded by the JND box: {@link JND_BOX_METHODS} and the
  * cross-victim generators `stqa-net@<victim>`.
+ *
+ * @deprecated The eval reads `Attack.jndBox` instead; this is kept until `mod.ts` stops
+ * exporting it.
  *
  * @example
  * ```ts
@@ -79,13 +87,18 @@ export interface EvaluateVideoOptions {
   median: number;
   /** Base seed; the attack gets `seed + video.index` (default 1). */
   seed?: number;
+  /**
+   * The JND model of the attacks that do not name their own (`Attack.jndModel`: the baselines);
+   * default {@link EVAL_JND_MODEL} (namm-st). The example panels show its maps.
+   */
+  jndModel?: JndModel;
   /** Folder for the round trip's temporary files. */
   workDir: string;
   /** Called with each finished row, in order. */
   onRow: (row: EvalRow) => Promise<void> | void;
   /**
    * What else made the rows, per method (dataset, weights' digests, ...): stored as each row's
-   * `settings` when given.
+   * `settings` when given, with `jnd` set to the JND model that boxed the method.
    */
   settings?: (method: string) => EvalRowSettings;
   /**
@@ -150,8 +163,10 @@ export function quantizeLevels(v: Float32Array): Float32Array {
 
 /**
  * Evaluates one video against one victim with each attack, calling `onRow` with each finished
- * row (see {@link EvalRow} for the fields). Round-trip references go to `workDir` and are
- * removed at the end.
+ * row (see {@link EvalRow} for the fields). Each attack is given the JND maps of its own model
+ * (`attack.jndModel`, else `options.jndModel`), computed once per model; an attack with
+ * `jndBox` is quantised to 8 bits inside that box, any other to the nearest level. Round-trip
+ * references go to `workDir` and are removed at the end.
  *
  * @example
  * ```ts
@@ -177,11 +192,25 @@ export async function evaluateVideo(
   const [t, , h, w] = shape;
   const stem = `${video.index}-${safeName(victim.name, "victim")}`;
   const reference = `${options.workDir}/${stem}-clean-ref.mkv`;
-  let jnd: Tensor | undefined;
+  const defaultModel = options.jndModel ?? EVAL_JND_MODEL;
+  // The clip's JND maps per model, computed when an attack first needs them.
+  const boxes = new Map<JndModel, { maps: Tensor; values: Float32Array }>();
+  const boxOf = async (model: JndModel) => {
+    let box = boxes.get(model);
+    if (!box) {
+      const maps = tidy(() => noGrad(() => computeJnd(frames, { model })));
+      try {
+        box = { maps, values: await maps.read() };
+      } catch (e) {
+        maps.dispose();
+        throw e;
+      }
+      boxes.set(model, box);
+    }
+    return box;
+  };
   try {
-    jnd = tidy(() => noGrad(() => computeJnd(frames, { model: EVAL_JND_MODEL })));
     const clean = await frames.read();
-    const jndV = await jnd.read();
     const cleanScore = await score(victim, frames);
     await writeReference(reference, clean, shape);
     const cleanRt = await roundTrip(clean, shape, {
@@ -192,17 +221,21 @@ export async function evaluateVideo(
     const cleanRtScore = await scoreValues(victim, cleanRt.decoded, shape);
     const plane = h * w, frameSize = 3 * plane;
     const kept: KeptFrame[] | null = options.onExample
-      ? shownFrames(t).map((f) => ({
-        frame: f,
-        clean: clean.slice(f * frameSize, (f + 1) * frameSize),
-        jnd: jndV.slice(f * plane, (f + 1) * plane),
-        adversarial: [],
-      }))
+      ? await boxOf(defaultModel).then(({ values }) =>
+        shownFrames(t).map((f) => ({
+          frame: f,
+          clean: clean.slice(f * frameSize, (f + 1) * frameSize),
+          jnd: values.slice(f * plane, (f + 1) * plane),
+          adversarial: [],
+        }))
+      )
       : null;
     const exampleScores: number[] = [];
     const exampleFrameScores: (number[] | null)[] = [];
     const exampleMaxAbs: number[] = [];
     for (const attack of attacks) {
+      const jndModel = attack.jndModel ?? defaultModel;
+      const { maps: jnd, values: jndV } = await boxOf(jndModel);
       const out = await attack.run(frames, victim, {
         jnd,
         eps,
@@ -212,7 +245,7 @@ export async function evaluateVideo(
       });
       const adv = await out.adversarial.read();
       out.adversarial.dispose();
-      if (inJndBox(attack.name)) quantizeInJnd(clean, adv, jndV, shape, eps);
+      if (attack.jndBox) quantizeInJnd(clean, adv, jndV, shape, eps);
       else quantizeLevels(adv);
       const advScore = await scoreValues(victim, adv, shape);
       const q = videoQuality(clean, adv, shape);
@@ -260,7 +293,9 @@ export async function evaluateVideo(
         cleanRtScore,
         eps,
         seed,
-        ...(options.settings ? { settings: options.settings(attack.name) } : {}),
+        ...(options.settings
+          ? { settings: { ...options.settings(attack.name), jnd: jndModel } }
+          : {}),
       });
     }
     if (kept && options.onExample) {
@@ -288,7 +323,7 @@ export async function evaluateVideo(
       });
     }
   } finally {
-    jnd?.dispose();
+    for (const { maps } of boxes.values()) maps.dispose();
     frames.dispose();
     await Deno.remove(reference).catch(() => {});
   }

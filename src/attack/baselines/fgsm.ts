@@ -42,6 +42,7 @@ import {
  */
 export const fgsm: Attack = {
   name: "fgsm",
+  jndBox: true,
   async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
     const start = performance.now();
     const o = resolveOptions("fgsm", frames, opts);
@@ -103,6 +104,7 @@ export function createIfgsm(options: IfgsmOptions = {}): Attack {
   checkPositive(name, "stepScale", stepScale);
   return {
     name,
+    jndBox: true,
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);

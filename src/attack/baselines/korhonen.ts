@@ -115,6 +115,7 @@ export function createKorhonen(options: KorhonenOptions = {}): Attack {
   }
   return {
     name,
+    jndBox: true,
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);

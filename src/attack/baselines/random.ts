@@ -49,6 +49,7 @@ export function createRandomAttack(options: RandomAttackOptions = {}): Attack {
   const name = noise === "sign" ? "random" : "random-uniform";
   return {
     name,
+    jndBox: true,
     async run(frames: Tensor, _victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);

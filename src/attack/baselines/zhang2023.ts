@@ -65,7 +65,7 @@ export function projectRms(frames: Tensor, d: Tensor, rms: number): Tensor {
  * iterations takes the gradient of the score-reversed boundary loss
  * `|q(clip(x + d, 0, 1)) - b|` with respect to `d`, makes one Adam step, then projects `d` with
  * {@link projectRms}: the paper models the just-noticeable bound as a strict L2 restriction on
- * the perturbation, which this project fixes (DESIGN.md section 6) as a per-pixel RMS of at
+ * the perturbation, which this project fixes (docs/eval.md, "Methods") as a per-pixel RMS of at
  * most 1/255 per frame: `sqrt(mean over c,y,x of d_t^2) <= 1/255`, enforced by scaling `d_t`
  * down when it is exceeded. The JND maps do not constrain it (they are only validated, so that
  * statistics can compare it with the JND-bounded attacks). The projected values are copied back
@@ -88,6 +88,8 @@ export function createZhang2023(options: Zhang2023Options = {}): Attack {
   checkPositive(name, "rms", rms);
   return {
     name,
+    // Bounded by the RMS, not by the JND maps: its frames are rounded to the nearest level.
+    jndBox: false,
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const start = performance.now();
       const o = resolveOptions(name, frames, opts);
