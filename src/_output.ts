@@ -30,12 +30,12 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)$/i;
  *
  * @example
  * ```ts
- * import { assertEquals } from "assert";
+ * import assert from "assert";
  * import { safeName } from "./_output.ts";
- * assertEquals(safeName(".."), "video");
- * assertEquals(safeName("my clip (1)"), "my_clip__1_");
- * assertEquals(safeName(".hidden"), "_hidden");
- * assertEquals(safeName("a/b\\c"), "a_b_c");
+ * assert.equal(safeName(".."), "video");
+ * assert.equal(safeName("my clip (1)"), "my_clip__1_");
+ * assert.equal(safeName(".hidden"), "_hidden");
+ * assert.equal(safeName("a/b\\c"), "a_b_c");
  * ```
  */
 export function safeName(raw: string, fallback = "video"): string {
@@ -54,9 +54,9 @@ export function safeName(raw: string, fallback = "video"): string {
  *
  * @example
  * ```ts
- * import { assertEquals } from "assert";
+ * import assert from "assert";
  * import { uniqueNames } from "./_output.ts";
- * assertEquals(uniqueNames(["a", "A", "..", "."], { reserved: ["summary.json"] }), [
+ * assert.deepEqual(uniqueNames(["a", "A", "..", "."], { reserved: ["summary.json"] }), [
  *   "a",
  *   "A-2",
  *   "video",

@@ -8,6 +8,48 @@
 
 import { z } from "zod";
 
+/**
+ * A validator of untrusted values: the type of the zod schemas this package exports for its
+ * files (report.json, manifests, model configs), so that their public type names no zod
+ * internals. `parse` throws on a bad value; `safeParse` returns the issues.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { AttackRunSchema } from "../mod.ts";
+ * const r = AttackRunSchema.safeParse({ mode: "sideways" });
+ * assert.equal(r.success, false);
+ * if (!r.success) assert.deepEqual(r.error.issues[0].path, ["mode"]);
+ * ```
+ */
+export interface Schema<T> {
+  /** `value` checked and typed; throws an error that lists every issue otherwise. */
+  parse(value: unknown): T;
+  /** `value` checked: `{ success: true, data }`, or `{ success: false, error }`. */
+  safeParse(value: unknown): SchemaResult<T>;
+}
+
+/** What {@link Schema.safeParse} returns. */
+export type SchemaResult<T> =
+  | { success: true; data: T; error?: undefined }
+  | { success: false; data?: undefined; error: SchemaError };
+
+/** Why a value failed a {@link Schema}: its issues (`message` lists them). */
+export interface SchemaError extends Error {
+  /** One entry per problem found. */
+  issues: SchemaIssue[];
+}
+
+/** One problem of a value that failed a {@link Schema}. */
+export interface SchemaIssue {
+  /** The kind of problem, e.g. `invalid_type`. */
+  code: string;
+  /** Where in the value: the keys and indices from its root (empty for the value itself). */
+  path: (string | number)[];
+  /** The problem in words. */
+  message: string;
+}
+
 /** Options of {@link formatZodError} and {@link formatZodIssue}. */
 export interface FormatZodOptions {
   /**

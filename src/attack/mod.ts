@@ -71,6 +71,7 @@ export {
   AttackSettingsSchema,
   parseAttackReport,
 } from "./report.ts";
+export type { Schema, SchemaError, SchemaIssue, SchemaResult } from "../_zod.ts";
 export {
   type AttackPanels,
   attackPanels,

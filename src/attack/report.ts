@@ -9,14 +9,48 @@
  */
 
 import { z } from "zod";
-import { formatZodError } from "../_zod.ts";
+import { formatZodError, type Schema } from "../_zod.ts";
 
 const finite = z.number().finite();
 /** PSNR in dB; null means identical (infinite PSNR). */
 const db = finite.nullable();
 
 /** One attack of one video (one mode). */
-export const AttackRunSchema = z.object({
+export interface AttackRun {
+  /** `untargeted`, `up` or `down`. */
+  mode: "untargeted" | "up" | "down";
+  /** The generator branch used (0 = up or the only one, 1 = down). */
+  branch: number;
+  /** The adversarial video, relative to the report's folder. */
+  output: string;
+  /** Its codec. */
+  codec: "ffv1" | "x264-444" | "x264-420";
+  /** The score the attack pushes toward. */
+  target: number;
+  /** The victim's score of the adversarial video as written (8-bit). */
+  score: number;
+  /** Per-frame scores of the adversarial video, where the victim has them. */
+  frameScores: number[] | null;
+  /** score - clean score. */
+  scoreChange: number;
+  /**
+   * PSNR (dB) of the adversarial frames against the clean ones: the video's (from its mean MSE)
+   * and per frame; null for identical frames (infinite PSNR).
+   */
+  psnr: { mean: number | null; frames: (number | null)[] };
+  /** SSIM (BT.601 luma, Gaussian 11x11): mean and per frame. */
+  ssim: { mean: number; frames: number[] };
+  /** Share of values with |d| > eps * J (must be 0 for STQA-Net). */
+  beyondJnd: number;
+  /** Mean |d| in 8-bit levels. */
+  meanAbsLevels: number;
+  /** Largest |d| in 8-bit levels. */
+  maxAbsLevels: number;
+  /** Seconds: the generator (with JND maps and quantisation), the victim's scoring, encoding. */
+  seconds: { generator: number; victim: number; encode: number };
+}
+
+const attackRun = z.object({
   /** `untargeted`, `up` or `down`. */
   mode: z.enum(["untargeted", "up", "down"]),
   /** The generator branch used (0 = up or the only one, 1 = down). */
@@ -51,8 +85,8 @@ export const AttackRunSchema = z.object({
   }),
 }).strict();
 
-/** One attack of one video. */
-export type AttackRun = z.infer<typeof AttackRunSchema>;
+/** The schema of {@link AttackRun}. */
+export const AttackRunSchema: Schema<AttackRun> = attackRun;
 
 /**
  * The options that decide an attack's result, recorded in report.json so that a rerun into the
@@ -60,7 +94,28 @@ export type AttackRun = z.infer<typeof AttackRunSchema>;
  * (refused unless `--overwrite`). The seed and the chunk size are not among them: the generator
  * is deterministic and its GRU state is carried across chunks.
  */
-export const AttackSettingsSchema = z.object({
+export interface AttackSettings {
+  /** The input file: its real path, size in bytes and modification time (ISO 8601, or null). */
+  input: { path: string; bytes: number; modified: string | null };
+  /** The victim's name and the SHA-256 of its weights file. */
+  victim: { name: string; weights: string };
+  /** The generator's weights file and its SHA-256. */
+  generator: { path: string; weights: string };
+  /** `untargeted`, `up`, `down` or `both`. */
+  mode: "untargeted" | "up" | "down" | "both";
+  /** Multiple of the JND allowed. */
+  eps: number;
+  /** Codec of the written video. */
+  codec: "ffv1" | "x264-444" | "x264-420";
+  /** `--frames`, or null for all. */
+  frames: number | null;
+  /** `--size`, or null for the video's own. */
+  size: { width: number | null; height: number | null } | null;
+  /** JND model of the maps. */
+  jnd: string;
+}
+
+const attackSettings = z.object({
   /** The input file: its real path, size in bytes and modification time (ISO 8601, or null). */
   input: z.object({
     path: z.string().min(1),
@@ -89,8 +144,8 @@ export const AttackSettingsSchema = z.object({
   jnd: z.string(),
 }).strict();
 
-/** The options that decide an attack's result (see {@link AttackSettingsSchema}). */
-export type AttackSettings = z.infer<typeof AttackSettingsSchema>;
+/** The schema of {@link AttackSettings}. */
+export const AttackSettingsSchema: Schema<AttackSettings> = attackSettings;
 
 /**
  * The options that differ between two records, in words: `["eps 1 -> 4", "codec ffv1 ->
@@ -98,7 +153,7 @@ export type AttackSettings = z.infer<typeof AttackSettingsSchema>;
  *
  * @example
  * ```ts
- * import { assertEquals } from "assert";
+ * import assert from "assert";
  * import { attackSettingsDiff } from "./report.ts";
  * const a = {
  *   input: { path: "/v/a.mkv", bytes: 10, modified: null },
@@ -111,7 +166,7 @@ export type AttackSettings = z.infer<typeof AttackSettingsSchema>;
  *   size: null,
  *   jnd: "namm-st",
  * };
- * assertEquals(attackSettingsDiff(a, { ...a, eps: 4 }), ["eps 1 -> 4"]);
+ * assert.deepEqual(attackSettingsDiff(a, { ...a, eps: 4 }), ["eps 1 -> 4"]);
  * ```
  */
 export function attackSettingsDiff(before: AttackSettings, now: AttackSettings): string[] {
@@ -137,7 +192,42 @@ export function attackSettingsDiff(before: AttackSettings, now: AttackSettings):
 }
 
 /** out/<name>/report.json. */
-export const AttackReportSchema = z.object({
+export interface AttackReport {
+  /** Schema version. */
+  version: 1;
+  /** When it was made (ISO 8601). */
+  created: string;
+  /** The input video. */
+  input: string;
+  /** The name of its output folder. */
+  name: string;
+  /** The label of the video when the input was a manifest, else null. */
+  label: number | null;
+  /** The frames attacked. */
+  video: { frames: number; width: number; height: number; fps: number };
+  /** The victim. */
+  victim: { name: string; family: string };
+  /** The generator. */
+  generator: { path: string; variant: "untargeted" | "two-branch"; trainedAgainst: string };
+  /** JND model of the maps. */
+  jnd: string;
+  /** Multiple of the JND allowed. */
+  eps: number;
+  /** Seed recorded for the run (the generator itself is deterministic). */
+  seed: number;
+  /** Frames per chunk the generator ran on (the GRU state is carried across chunks). */
+  chunkFrames: number;
+  /** The victim's scores of the clean video (decoded, scaled as attacked). */
+  clean: { score: number; frameScores: number[] | null };
+  /** One entry per mode run. */
+  attacks: AttackRun[];
+  /** Wall seconds for the whole video (reading included). */
+  seconds: number;
+  /** The options that decide the result (absent in reports of earlier versions). */
+  settings?: AttackSettings;
+}
+
+const attackReport = z.object({
   /** Schema version. */
   version: z.literal(1),
   /** When it was made (ISO 8601). */
@@ -174,25 +264,28 @@ export const AttackReportSchema = z.object({
   /** The victim's scores of the clean video (decoded, scaled as attacked). */
   clean: z.object({ score: finite, frameScores: z.array(finite).nullable() }).strict(),
   /** One entry per mode run. */
-  attacks: z.array(AttackRunSchema).min(1),
+  attacks: z.array(attackRun).min(1),
   /** Wall seconds for the whole video (reading included). */
   seconds: z.number().min(0),
   /** The options that decide the result (absent in reports of earlier versions). */
-  settings: AttackSettingsSchema.optional(),
+  settings: attackSettings.optional(),
 }).strict();
 
-/** out/<name>/report.json. */
-export type AttackReport = z.infer<typeof AttackReportSchema>;
+/** The schema of {@link AttackReport}, out/<name>/report.json. */
+export const AttackReportSchema: Schema<AttackReport> = attackReport;
 
 /**
  * Validates a report (an object or JSON text); throws an Error naming the field and the source.
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { parseAttackReport } from "./report.ts";
- * const text = await Deno.readTextFile("out/astronaut_pan/report.json");
- * const report = parseAttackReport(text, "out/astronaut_pan/report.json");
- * console.log(report.clean.score, report.attacks[0].score);
+ * // A report written by `deno task attack` reads back typed: parseAttackReport(text, file).
+ * assert.throws(
+ *   () => parseAttackReport('{"version": 1}', "report.json"),
+ *   /^Error: report\.json: invalid attack report: created: Required/,
+ * );
  * ```
  */
 export function parseAttackReport(value: unknown, source = "report"): AttackReport {
@@ -204,7 +297,7 @@ export function parseAttackReport(value: unknown, source = "report"): AttackRepo
       throw new Error(`${source}: not JSON: ${(e as Error).message}`);
     }
   }
-  const r = AttackReportSchema.safeParse(v);
+  const r = attackReport.safeParse(v);
   if (!r.success) throw new Error(`${source}: invalid attack report: ${formatZodError(r.error)}`);
   return r.data;
 }

@@ -276,7 +276,7 @@ type Resolved = ResolvedProxyOptions;
  * resolveProxyOptions({ frames: 4 }).size; // 64
  * ```
  */
-export function resolveProxyOptions(options: BuildProxyOptions = {}): Resolved {
+export function resolveProxyOptions(options: BuildProxyOptions = {}): ResolvedProxyOptions {
   const { onProgress: _, onNote: _note, ...rest } = options;
   const parsed = OptionsSchema.safeParse(rest);
   if (!parsed.success) {

@@ -59,7 +59,7 @@ export class VideoError extends Error {
  * ```ts
  * import { FfmpegNotFoundError, probeVideo } from "../../mod.ts";
  * try {
- *   await probeVideo("clip.mkv");
+ *   await probeVideo("data/samples/astronaut_pan.mkv");
  * } catch (e) {
  *   if (e instanceof FfmpegNotFoundError) console.error(e.message);
  * }
@@ -153,11 +153,15 @@ export function inputArgs(p: string, withI = true): string[] {
  */
 export const FFMPEG_BASE = ["-nostdin", "-hide_banner", "-loglevel", "error"];
 
-/** Collects a process's stderr concurrently, keeping the tail. *
+/**
+ * Collects a process's stderr concurrently, keeping the tail.
+ *
  * @example
  * ```ts
  * import { StderrTail } from "./_ffmpeg.ts";
+ * const child = new Deno.Command("ffmpeg", { args: ["-version"], stderr: "piped" }).spawn();
  * const tail = new StderrTail(child.stderr);
+ * await child.status;
  * await tail.done;
  * console.log(tail.text());
  * ```
@@ -313,13 +317,16 @@ export function tempPathFor(target: string): string {
   return tmp;
 }
 
-/** Renames a finished temporary file onto its target and unregisters it. *
+/**
+ * Renames a finished temporary file onto its target and unregisters it.
+ *
  * @example
  * ```ts
  * import { commitTemp, tempPathFor } from "./_ffmpeg.ts";
- * const tmp = tempPathFor("a.mkv");
- * // ... write tmp ...
- * await commitTemp(tmp, "a.mkv");
+ * const target = `${await Deno.makeTempDir()}/a.mkv`;
+ * const tmp = tempPathFor(target);
+ * await Deno.writeFile(tmp, new Uint8Array([1])); // ffmpeg writes tmp
+ * await commitTemp(tmp, target);
  * ```
  */
 export async function commitTemp(tmp: string, target: string): Promise<void> {

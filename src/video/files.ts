@@ -56,7 +56,7 @@ export function isVideoPath(p: string): boolean {
  * @example
  * ```ts
  * import { checkVideoFile } from "./files.ts";
- * const bytes = await checkVideoFile("clip.mkv");
+ * const bytes = await checkVideoFile("data/samples/astronaut_pan.mkv");
  * ```
  */
 export async function checkVideoFile(file: string): Promise<number> {
@@ -85,7 +85,7 @@ export async function checkVideoFile(file: string): Promise<number> {
  * @example
  * ```ts
  * import { listVideoFiles, type SkippedEntry } from "./files.ts";
- * const { skipped } = await listVideoFiles("videos");
+ * const { skipped } = await listVideoFiles("data/samples");
  * const lines = skipped.map((s: SkippedEntry) => `skipped ${s.name}: ${s.reason}`);
  * ```
  */
@@ -102,7 +102,7 @@ export interface SkippedEntry {
  * @example
  * ```ts
  * import { listVideoFiles, type VideoFileList } from "./files.ts";
- * const list: VideoFileList = await listVideoFiles("videos");
+ * const list: VideoFileList = await listVideoFiles("data/samples");
  * console.log(list.files.length, list.skipped.length);
  * ```
  */

@@ -104,7 +104,7 @@ function parseRate(s: string | undefined): number {
  * @example
  * ```ts
  * import { probeVideo } from "../../mod.ts";
- * const info = await probeVideo("clip.mkv");
+ * const info = await probeVideo("data/samples/astronaut_pan.mkv");
  * console.log(info.width, info.height, info.fps, info.frameCount);
  * ```
  */

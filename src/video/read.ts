@@ -89,9 +89,9 @@ function parseOptions(file: string, options: unknown): ReadOpts {
  *
  * @example
  * ```ts
- * import { assertEquals } from "assert";
+ * import assert from "assert";
  * import { decodedSize } from "./read.ts";
- * assertEquals(decodedSize({ width: 1920, height: 1080 }, { width: 320 }), { w: 320, h: 180 });
+ * assert.deepEqual(decodedSize({ width: 1920, height: 1080 }, { width: 320 }), { w: 320, h: 180 });
  * ```
  */
 export function decodedSize(
@@ -142,7 +142,7 @@ function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: Vi
  * ```ts
  * import { initGpu, readVideoChunks } from "../../mod.ts";
  * await initGpu();
- * for await (const { frames, start } of readVideoChunks("clip.mkv", { chunkFrames: 8 })) {
+ * for await (const { frames, start } of readVideoChunks("data/samples/astronaut_pan.mkv", { chunkFrames: 8 })) {
  *   console.log(start, frames.shape);
  *   frames.dispose();
  * }
@@ -280,7 +280,7 @@ async function* decodeGeneric<T>(
  * ```ts
  * import { initGpu, readVideo } from "../../mod.ts";
  * await initGpu();
- * const frames = await readVideo("clip.mkv", { maxFrames: 8, size: { width: 64 } });
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv", { maxFrames: 8, size: { width: 64 } });
  * console.log(frames.shape); // [8, 3, H, 64]
  * ```
  */

@@ -282,9 +282,10 @@ async function* piecesOf(
  * ```ts
  * import { initGpu, readVideo, writeVideo } from "../../mod.ts";
  * await initGpu();
- * const frames = await readVideo("clip.mkv");
- * await writeVideo("out.mkv", frames, { fps: 25 }); // ffv1, lossless
- * await writeVideo("upload.mp4", frames, { codec: "x264-420", crf: 18, oddSize: "pad" });
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv", { maxFrames: 8 });
+ * const dir = await Deno.makeTempDir();
+ * await writeVideo(`${dir}/out.mkv`, frames, { fps: 25 }); // ffv1, lossless
+ * await writeVideo(`${dir}/upload.mp4`, frames, { codec: "x264-420", crf: 18, oddSize: "pad" });
  * ```
  */
 export async function writeVideo(
@@ -449,8 +450,8 @@ const PngSchema = z.object({ frame: z.number().int().nonnegative().default(0) })
  * ```ts
  * import { initGpu, readVideo, writeFramePng } from "../../mod.ts";
  * await initGpu();
- * const frames = await readVideo("clip.mkv", { maxFrames: 4 });
- * await writeFramePng("frame3.png", frames, { frame: 3 });
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv", { maxFrames: 4 });
+ * await writeFramePng(`${await Deno.makeTempDir()}/frame3.png`, frames, { frame: 3 });
  * ```
  */
 export async function writeFramePng(

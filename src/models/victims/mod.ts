@@ -9,7 +9,7 @@
  * import { initGpu, loadVictim, readVictimClip } from "../../../mod.ts";
  * await initGpu();
  * const victim = await loadVictim("simplevqa-mini"); // data/models/simplevqa-mini.*
- * const frames = await readVictimClip(victim, "clip.mkv");
+ * const frames = await readVictimClip(victim, "data/samples/astronaut_pan.mkv");
  * console.log((await victim.score(frames).read())[0]);
  * ```
  * @module
@@ -317,7 +317,7 @@ export async function saveVictim(
  * import { initGpu, loadVictim, readVictimClip } from "../../../mod.ts";
  * await initGpu();
  * const v = await loadVictim("fastvqa-mini");
- * const frames = await readVictimClip(v, "clip.mkv");
+ * const frames = await readVictimClip(v, "data/samples/astronaut_pan.mkv");
  * ```
  */
 export function readVictimClip(victim: Victim, path: string): Promise<Tensor> {

@@ -72,7 +72,7 @@ export type BaseConfig = z.infer<typeof BaseConfigSchema>;
  * await initGpu();
  * const victim = await loadVictim("vsfa-mini");
  * const c = victim.config;
- * const frames = await readVideo("clip.mkv", {
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv", {
  *   maxFrames: c.frames,
  *   size: c.width && c.height ? { width: c.width, height: c.height } : undefined,
  * });
