@@ -32,6 +32,7 @@ export {
   fitVictim,
   type FitVictimOptions,
   type FitVictimResult,
+  type LoadedClip,
   loadVictimClips,
   NonFiniteLossError,
   type TrainProgress,
