@@ -132,6 +132,24 @@ function geometry(x: Tensor, options: Pool2dOptions, op: string): Geometry {
   };
 }
 
+/** One launch of a windowed kernel (pool.wgsl) over `count` elements. */
+function windowPass(
+  op: string,
+  entry: string,
+  geo: Geometry,
+  count: number,
+  buffers: GPUBuffer[],
+): void {
+  dispatch({
+    op,
+    kernel: POOL,
+    entry,
+    ints: geo.ints(count),
+    floats: [0],
+    workgroups: grid1d(count, 64),
+  }, buffers);
+}
+
 /**
  * 2-D average pooling, as PyTorch's `avg_pool2d` with `ceil_mode=False`: by default
  * (`count_include_pad=True`) every window is divided by `kernelH * kernelW`, padding counting as
@@ -150,24 +168,10 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const geo = geometry(x, options, op);
   const { n, c, oh, ow } = geo;
   const out = empty([n, c, oh, ow]);
-  dispatch({
-    op,
-    kernel: POOL,
-    entry: "avg_pool_fwd",
-    ints: geo.ints(out.size),
-    floats: [0],
-    workgroups: grid1d(out.size, 64),
-  }, [x.buffer, out.buffer]);
+  windowPass(op, "avg_pool_fwd", geo, out.size, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
-    dispatch({
-      op: `${op}.backward`,
-      kernel: POOL,
-      entry: "avg_pool_bwd",
-      ints: geo.ints(x.size),
-      floats: [0],
-      workgroups: grid1d(x.size, 64),
-    }, [g.buffer, gin.buffer]);
+    windowPass(`${op}.backward`, "avg_pool_bwd", geo, x.size, [g.buffer, gin.buffer]);
     return [gin];
   });
 }
@@ -193,33 +197,12 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
     throw new RangeError(`${op}: planes of ${h}x${w} exceed ${MAX_PLANE} elements`);
   }
   const out = empty([n, c, oh, ow]);
-  dispatch({
-    op,
-    kernel: POOL,
-    entry: "max_pool_fwd",
-    ints: geo.ints(out.size),
-    floats: [0],
-    workgroups: grid1d(out.size, 64),
-  }, [x.buffer, out.buffer]);
+  windowPass(op, "max_pool_fwd", geo, out.size, [x.buffer, out.buffer]);
   return record(out, op, [x], (g) => {
     const arg = empty(out.shape);
-    dispatch({
-      op: `${op}.argmax`,
-      kernel: POOL,
-      entry: "max_pool_arg",
-      ints: geo.ints(out.size),
-      floats: [0],
-      workgroups: grid1d(out.size, 64),
-    }, [x.buffer, arg.buffer]);
+    windowPass(`${op}.argmax`, "max_pool_arg", geo, out.size, [x.buffer, arg.buffer]);
     const gin = empty(x.shape);
-    dispatch({
-      op: `${op}.backward`,
-      kernel: POOL,
-      entry: "max_pool_bwd",
-      ints: geo.ints(x.size),
-      floats: [0],
-      workgroups: grid1d(x.size, 64),
-    }, [g.buffer, arg.buffer, gin.buffer]);
+    windowPass(`${op}.backward`, "max_pool_bwd", geo, x.size, [g.buffer, arg.buffer, gin.buffer]);
     arg.dispose(); // reusable once this batch is submitted
     return [gin];
   });
