@@ -5,7 +5,7 @@
  * Everything is float64 except the values a comparison decides on: luma, background luminance,
  * the Sobel gradients and magnitudes of the edge detector, and the inter-frame luminance
  * difference are computed in float32 (`Math.fround` after every operation, in the same order as
- * shaders/jnd.wgsl), so that the reference and the GPU take the same branch at threshold ties
+ * jnd.wgsl), so that the reference and the GPU take the same branch at threshold ties
  * and the per-pixel comparison is honest.
  *
  * Layout: frames `[T, 3, H, W]` (RGB in [0, 1]), maps `[T, H, W]`, all in 8-bit levels.

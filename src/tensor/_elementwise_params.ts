@@ -1,4 +1,4 @@
-// The integer block of shaders/elementwise.wgsl's Params: [n, rank, inner, n_segs, inner_a,
+// The integer block of ops/elementwise.wgsl's Params: [n, rank, inner, n_segs, inner_a,
 // inner_b, pad, pad, shape[8], strides_a[8], strides_b[8]]; the float params p0, p1 follow it.
 
 /** Number of integer slots before the float params. */

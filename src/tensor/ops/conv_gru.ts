@@ -1,5 +1,5 @@
 /**
- * Convolutional GRU: the fused gate kernel (shaders/conv_gru.wgsl, one dispatch forward, one
+ * Convolutional GRU: the fused gate kernel (conv_gru.wgsl, one dispatch forward, one
  * backward) and the cell composed from two `conv2d`s and that kernel. Gate order r, z, n along the
  * channel axis, as PyTorch's `torch.nn.GRUCell` along its `3H` axis.
  *

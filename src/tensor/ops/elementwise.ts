@@ -1,6 +1,6 @@
 /**
  * Elementwise ops: unary maps, scalar ops and binary ops with NumPy-style broadcasting.
- * Kernels: shaders/elementwise.wgsl (one pipeline per expression).
+ * Kernels: elementwise.wgsl (one pipeline per expression).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Regression losses between a prediction and a target of the same shape, as PyTorch's
- * `F.l1_loss` and `F.mse_loss`. Kernels: shaders/loss.wgsl (one fused pass for the elementwise
+ * `F.l1_loss` and `F.mse_loss`. Kernels: loss.wgsl (one fused pass for the elementwise
  * loss, a two-level tree reduction for `"mean"` and `"sum"`, and one fused backward pass that
  * writes the gradients of both arguments).
  *

@@ -1,6 +1,6 @@
 /**
  * Matrix products: batched `matmul` with transpose flags, and `linear` (PyTorch layout).
- * Kernel: shaders/matmul.wgsl (register-blocked, vec4 loads where the layout allows them).
+ * Kernel: matmul.wgsl (register-blocked, vec4 loads where the layout allows them).
  *
  * @module
  */
@@ -42,7 +42,7 @@ export interface GemmSpec {
   outShape: Shape;
 }
 
-/** Rows and columns of C each invocation computes (fixed in shaders/matmul.wgsl). */
+/** Rows and columns of C each invocation computes (fixed in matmul.wgsl). */
 const RM = 8;
 const RN = 16;
 

@@ -1,7 +1,7 @@
 /**
  * Pooling over NCHW float32 tensors: windowed average and max pooling (PyTorch semantics, floor
  * mode) and global mean and standard-deviation pooling (VSFA's and SimpleVQA's feature pooling).
- * Kernels: shaders/pool.wgsl. Every op has a WGSL forward and backward; backward passes gather
+ * Kernels: pool.wgsl. Every op has a WGSL forward and backward; backward passes gather
  * (each input element sums the outputs that depend on it), so no atomics are needed.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * Reductions: sum, mean, variance and standard deviation over chosen axes, and `sumTo` (the
- * gradient of broadcasting). Kernels: shaders/reduce.wgsl.
+ * gradient of broadcasting). Kernels: reduce.wgsl.
  *
  * How a reduction runs: the input's axes are merged into "kept" and "reduced" runs. When the
  * innermost run is reduced and contiguous, a workgroup tree sum (shared memory) handles each

@@ -1,6 +1,6 @@
 /**
  * Resampling of NCHW float32 tensors: 2x upsampling (nearest or bilinear), as STQA-Net's decoder
- * uses it. Kernels: shaders/resample.wgsl; the backward kernels gather (each input sums the
+ * uses it. Kernels: resample.wgsl; the backward kernels gather (each input sums the
  * outputs it fed, with the forward weights), so they need no atomics.
  *
  * @module

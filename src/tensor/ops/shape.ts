@@ -1,6 +1,6 @@
 /**
  * Shape ops: permute, transpose, slice, split, concat, stack, squeeze and unsqueeze. All are
- * differentiable. Kernels: shaders/layout.wgsl (one strided copy serves them all); squeeze and
+ * differentiable. Kernels: layout.wgsl (one strided copy serves them all); squeeze and
  * unsqueeze are views (reshape), the rest copy.
  *
  * @module
