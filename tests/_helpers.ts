@@ -9,11 +9,53 @@ import { randomNormal, randomUniform, type SeededRandom, seededRandom } from "..
 
 export { initGpu };
 
-/** Seed for this run: STQA_TEST_SEED, or fresh from the clock (printed on failure). */
-export const RUN_SEED = (() => {
+/** The seed of the randomised tests when STQA_TEST_SEED is not set. */
+export const DEFAULT_TEST_SEED = 1;
+
+/**
+ * The seed of a run's randomised tests, from the value of STQA_TEST_SEED: unset or empty gives
+ * {@link DEFAULT_TEST_SEED}, so that a failure is reproducible from the log alone; a whole number
+ * from 0 to 2^31 - 1 is used as given; `random` draws one from `now` (milliseconds).
+ *
+ * @throws {RangeError} naming STQA_TEST_SEED and the value for anything else.
+ */
+export function parseTestSeed(value: string | undefined, now = Date.now()): number {
+  if (value === undefined || value.trim() === "") return DEFAULT_TEST_SEED;
+  const v = value.trim();
+  if (v === "random") return now % 2_147_483_647;
+  if (/^\d+$/.test(v) && Number(v) <= 2_147_483_647) return Number(v);
+  throw new RangeError(
+    `STQA_TEST_SEED must be a whole number from 0 to 2147483647 or 'random', got '${value}'`,
+  );
+}
+
+/**
+ * The seed of this run's randomised tests (see {@link parseTestSeed}). Printed once per run, when
+ * the first test file imports this module, with the setting that repeats the run; failure
+ * messages that depend on it name it (see {@link withSeed}). A `random` seed is drawn once and
+ * kept in the environment, so that every test file of the run uses the same one.
+ */
+export const RUN_SEED: number = (() => {
   const env = Deno.env.get("STQA_TEST_SEED");
-  return env ? Number(env) : (Date.now() % 1_000_000_007);
+  const seed = parseTestSeed(env);
+  if (Deno.env.get("STQA_TEST_SEED_SHOWN") !== String(seed)) {
+    Deno.env.set("STQA_TEST_SEED_SHOWN", String(seed));
+    if (env?.trim() === "random") Deno.env.set("STQA_TEST_SEED", String(seed));
+    console.log(
+      `test seed ${seed}${env?.trim() === "random" ? " (drawn at random)" : ""}: ` +
+        `STQA_TEST_SEED=${seed} repeats this run`,
+    );
+  }
+  return seed;
 })();
+
+/**
+ * A failure message that names the run's seed: `message (run seed N)`; use it in every
+ * message of a check on data drawn from {@link RUN_SEED}.
+ */
+export function withSeed(message: string): string {
+  return `${message} (run seed ${RUN_SEED})`;
+}
 
 /**
  * A seeded generator with uniform [0, 1) and standard normal draws: STQA's one generator

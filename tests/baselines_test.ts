@@ -21,7 +21,7 @@ import {
   randomAttack,
   zhang2023,
 } from "../src/attack/baselines/mod.ts";
-import { assertClose, initGpu, randu, RUN_SEED } from "./_helpers.ts";
+import { assertClose, initGpu, randu, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -121,6 +121,19 @@ Deno.test("baselines: the JND maps of the test clip are positive and a few level
   assert.ok(lo > 0.5 / 255 && hi < 40 / 255, `JND range ${lo * 255}..${hi * 255} levels`);
 });
 
+Deno.test("baselines: all but zhang2023 (an RMS bound) stay in the JND box; any JND model's maps do", () => {
+  assert.deepEqual(BASELINE_ATTACKS.map((a) => [a.name, a.jndBox, a.jndModel]), [
+    ["random", true, undefined],
+    ["fgsm", true, undefined],
+    ["ifgsm", true, undefined],
+    ["zhang2023", false, undefined],
+    ["korhonen", true, undefined],
+  ]);
+  for (const a of [createIfgsm({ randomStart: true }), createRandomAttack({ noise: "uniform" })]) {
+    assert.equal(a.jndBox, true, a.name);
+  }
+});
+
 for (const attack of BASELINE_ATTACKS) {
   Deno.test(`${attack.name}: constraint, [0,1], deterministic, frozen weights, no pool growth`, async () => {
     const eps = attack.name === "fgsm" ? 0.5 : 1;
@@ -142,7 +155,7 @@ for (const attack of BASELINE_ATTACKS) {
     let changed = 0;
     for (let i = 0; i < X.length; i++) if (first.adv[i] !== X[i]) changed++;
     assert.ok(changed > X.length / 4, `${attack.name}: only ${changed} pixels changed`);
-    if (attack.name === "zhang2023") {
+    if (!attack.jndBox) {
       for (let i = 0; i < X.length; i++) assert.ok(first.adv[i] >= 0 && first.adv[i] <= 1);
       const rms = frameRms(first.adv);
       for (const r of rms) assert.ok(r <= (1 / 255) * (1 + 1e-5), `RMS ${r * 255}/255 > 1/255`);
@@ -216,16 +229,16 @@ Deno.test("boundaryGradient: sign and size match finite differences of the victi
       assert.equal(
         Math.sign(fd),
         Math.sign(g[i]),
-        `pixel ${i}: fd ${fd}, grad ${g[i]} (seed ${RUN_SEED})`,
+        withSeed(`pixel ${i}: fd ${fd}, grad ${g[i]}`),
       );
       assert.ok(
         Math.abs(fd - g[i]) <= 0.1 * Math.abs(g[i]),
-        `pixel ${i}: fd ${fd}, grad ${g[i]} (seed ${RUN_SEED})`,
+        withSeed(`pixel ${i}: fd ${fd}, grad ${g[i]}`),
       );
       break;
     }
   }
-  assert.ok(kinks <= 3, `${kinks} of the picked pixels sit on a kink (seed ${RUN_SEED})`);
+  assert.ok(kinks <= 3, withSeed(`${kinks} of the picked pixels sit on a kink`));
   // mode up: target qMax, the loss is qMax - q: the gradient flips.
   const zero2 = tensor(new Float32Array(X.length), [T, 3, S, S]);
   const gUp = boundaryGradient(frames, zero2, victim, victim.config.qMax);

@@ -22,9 +22,9 @@ import {
 } from "../mod.ts";
 import { writeBuffer } from "../src/gpu/queue.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { chunkFor } from "../src/attack/stqa.ts";
+import { chunkFor, stqaAttack } from "../src/attack/stqa.ts";
 import { mul, sum } from "../src/nn/mod.ts";
-import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
+import { initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -156,7 +156,7 @@ for (const input of ["jnd", "jnd+rgb"] as const) {
         const tol = 3e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 2e-2;
         assert.ok(
           Math.abs(fd - g[i]) <= tol,
-          `${name}[${i}]: autograd ${g[i]} vs finite differences ${fd} (seed ${RUN_SEED})`,
+          withSeed(`${name}[${i}]: autograd ${g[i]} vs finite differences ${fd}`),
         );
         checked++;
       }
@@ -165,7 +165,7 @@ for (const input of ["jnd", "jnd+rgb"] as const) {
     // Something flows into every parameter tensor.
     for (const [name, p] of Object.entries(params)) {
       const g = await p.grad!.read();
-      assert.ok(g.some((v) => v !== 0), `${name} got no gradient`);
+      assert.ok(g.some((v) => v !== 0), withSeed(`${name} got no gradient`));
     }
     for (const tt of [x, j, r]) tt.dispose();
     net.dispose();
@@ -184,15 +184,33 @@ Deno.test("stqa-net: |d| <= eps * J everywhere, in float and after 8-bit quantis
       const adv = await attackWithGenerator(gen, x, { quantize, jnd: j });
       const a = await adv.read();
       const st = perturbationStats(xs, a, js, [4, 3, 12, 11], { eps });
-      assert.equal(st.beyondJnd, 0, `eps ${eps} quantize ${quantize}: ${st.beyondJnd}`);
-      assert.ok(st.meanAbsLevels > 0, "the generator perturbs something");
-      assert.ok(a.every((v) => v >= 0 && v <= 1));
-      if (quantize) assert.ok(a.every((v) => Number.isInteger(Math.round(v * 255 * 1e3) / 1e3)));
+      const what = `eps ${eps}, quantize ${quantize}`;
+      assert.equal(st.beyondJnd, 0, withSeed(`${what}: ${st.beyondJnd} beyond the box`));
+      assert.ok(st.meanAbsLevels > 0, withSeed(`${what}: the generator perturbs nothing`));
+      assert.ok(a.every((v) => v >= 0 && v <= 1), withSeed(`${what}: values outside [0, 1]`));
+      if (quantize) {
+        assert.ok(
+          a.every((v) => Number.isInteger(Math.round(v * 255 * 1e3) / 1e3)),
+          withSeed(`${what}: values between 8-bit levels`),
+        );
+      }
       adv.dispose();
     }
     for (const tt of [x, j]) tt.dispose();
     net.dispose();
   }
+});
+
+Deno.test("stqa-net: the attack stays in the JND box of its generator's own JND model", () => {
+  const net = new StqaNet({ seed: 1, config: TINY });
+  for (const jnd of ["namm-st", "chou-li", "wu2017"] as const) {
+    const g = generatorOf(net);
+    const a = stqaAttack({ ...g, info: { ...g.info, jnd } }, { name: "stqa-net@x" });
+    assert.equal(a.name, "stqa-net@x");
+    assert.equal(a.jndBox, true);
+    assert.equal(a.jndModel, jnd);
+  }
+  net.dispose();
 });
 
 Deno.test("stqa-net: quantizeInJnd rounds to levels and never past the box", () => {
@@ -222,7 +240,10 @@ Deno.test("stqa-net: a chunked attack equals the whole-clip attack (GRU state ca
       const v = await parts.read();
       let worst = 0;
       for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i] - ref[i]));
-      assert.ok(worst <= 1e-5, `${variant}, chunks of ${chunk}: max difference ${worst}`);
+      assert.ok(
+        worst <= 1e-5,
+        withSeed(`${variant}, chunks of ${chunk}: max difference ${worst}`),
+      );
       parts.dispose();
     }
     whole.dispose();
@@ -243,7 +264,10 @@ Deno.test("stqa-net: the GRU carries information across frames", async () => {
   const s = await single.read();
   let diff = 0;
   for (let i = 0; i < s.length; i++) diff = Math.max(diff, Math.abs(s[i] - seq[3 * 3 * 144 + i]));
-  assert.ok(diff > 1e-4, `frame 3 alone equals frame 3 in sequence (max difference ${diff})`);
+  assert.ok(
+    diff > 1e-4,
+    withSeed(`frame 3 alone equals frame 3 in sequence (max difference ${diff})`),
+  );
   for (const tt of [x, j, single]) tt.dispose();
   net.dispose();
 });
