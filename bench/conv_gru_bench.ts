@@ -1,5 +1,5 @@
 /**
- * ConvGRU gates: the fused kernel (`nn.convGruGates`, shaders/conv_gru.wgsl) against the same
+ * ConvGRU gates: the fused kernel (`nn.convGruGates`, src/tensor/ops/conv_gru.wgsl) against the same
  * arithmetic composed from `slice` and elementwise ops (the baseline of each Deno.bench group),
  * forward and forward+backward, at STQA-Net's GRU shape: N = 16 frames, C = 64 hidden channels,
  * 32x32 (128x128 input at 1/4 resolution), so gx, gh are [16, 192, 32, 32] and h [16, 64, 32, 32].

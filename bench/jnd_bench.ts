@@ -1,4 +1,4 @@
-// JND maps (src/jnd, shaders/jnd.wgsl): frames per second at 128x128 and 540x960 (H x W) for each
+// JND maps (src/jnd, src/jnd/jnd.wgsl): frames per second at 128x128 and 540x960 (H x W) for each
 // model, against the time ffmpeg takes to decode a 540x960 H.264 frame to rgb24.
 //
 //   deno bench -A bench/jnd_bench.ts       Deno's bench runner (time per batch)

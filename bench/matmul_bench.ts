@@ -1,5 +1,5 @@
 /**
- * Matrix product benchmarks: `nn.matmul` (shaders/matmul.wgsl) against TF.js's WebGPU backend
+ * Matrix product benchmarks: `nn.matmul` (src/tensor/ops/matmul.wgsl) against TF.js's WebGPU backend
  * (`tf.matMul`) on the same adapter, square sizes 512 and 1024, FLOPs = 2 M N K.
  *
  * Run with `deno task bench` (method: bench/_suite.ts; results: bench/RESULTS.md).

@@ -1,6 +1,6 @@
 /**
  * Float64 CPU reference of the JND models, stage by stage, for tests (the GPU path is
- * {@link ./mod.ts}; both follow docs/jnd.md and the edge detector documented in mod.ts).
+ * {@link ./jnd.ts}; both follow docs/jnd.md and the edge detector documented in jnd.ts).
  *
  * Everything is float64 except the values a comparison decides on: luma, background luminance,
  * the Sobel gradients and magnitudes of the edge detector, and the inter-frame luminance
