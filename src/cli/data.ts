@@ -10,11 +10,11 @@
  * @module
  */
 
-import { parseArgs } from "util";
 import { z } from "zod";
 import { PathError } from "../_fs.ts";
 import { prepareOutputDir } from "../_output.ts";
-import { formatZodError, integerArg } from "../_zod.ts";
+import { integerArg } from "../_zod.ts";
+import { checkFlags, flagsOf, readFlags, usageError } from "./_args.ts";
 import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
 import { DISTORTIONS, labelSummary } from "../data/manifest.ts";
 import {
@@ -69,8 +69,10 @@ Check options (loads a real dataset and lists missing videos):
   -h, --help             this text
 `;
 
-/** Issues name the option as typed: `--frames: must be a whole number, got "x"`. */
-const FLAG = { prefix: "--" };
+/** How usage errors are printed: `deno task data: --frames: must be a whole number, got "x"`. */
+const BUILD = { usage: USAGE, name: "deno task data", separator: "; " };
+/** The same for `data check`. */
+const CHECK = { usage: USAGE, name: "deno task data check", separator: "; " };
 
 const BuildArgs = z.object({
   out: z.string().min(1).optional(),
@@ -131,8 +133,14 @@ function progressPrinter(quiet: boolean): (p: ProxyProgress) => void {
   };
 }
 
+/** The flags of both subcommands. */
+const FLAGS = {
+  ...flagsOf(BuildArgs, { out: "o", jobs: "j", quiet: "q" }),
+  ...flagsOf(CheckArgs),
+};
+
 /** Option names of `buildProxyDataset` as the command line spells them. */
-const FLAGS: Record<string, string> = {
+const OPTION_FLAGS: Record<string, string> = {
   sources: "--sources",
   out: "--out",
   seed: "--seed",
@@ -152,17 +160,14 @@ const FLAGS: Record<string, string> = {
 function flagNames(message: string): string {
   return message.replace(/^proxy dataset options: /, "").replace(
     /(^|; )(\w+)(?=[.:])/g,
-    (m, sep: string, key: string) => FLAGS[key] ? `${sep}${FLAGS[key]}` : m,
+    (m, sep: string, key: string) => OPTION_FLAGS[key] ? `${sep}${OPTION_FLAGS[key]}` : m,
   );
 }
 
 async function build(raw: Record<string, unknown>): Promise<number> {
-  const parsed = BuildArgs.safeParse(raw);
-  if (!parsed.success) {
-    console.error(`deno task data: ${formatZodError(parsed.error, FLAG)}\n\n${USAGE}`);
-    return 2;
-  }
-  const a = parsed.data;
+  const parsed = checkFlags(raw, BuildArgs, BUILD);
+  if (!parsed.ok) return parsed.code;
+  const a = parsed.values;
   const distortions = a.distortions?.split(",").map((s) => s.trim()).filter((s) => s);
   const bad = distortions?.filter((d) => !(DISTORTIONS as readonly string[]).includes(d));
   if (bad?.length) {
@@ -216,12 +221,9 @@ async function build(raw: Record<string, unknown>): Promise<number> {
 }
 
 async function check(raw: Record<string, unknown>): Promise<number> {
-  const parsed = CheckArgs.safeParse(raw);
-  if (!parsed.success) {
-    console.error(`deno task data check: ${formatZodError(parsed.error, FLAG)}\n\n${USAGE}`);
-    return 2;
-  }
-  const a = parsed.data;
+  const parsed = checkFlags(raw, CheckArgs, CHECK);
+  if (!parsed.ok) return parsed.code;
+  const a = parsed.values;
   try {
     const d = await loadDataset(a.format as DatasetFormat, a.root, {
       labels: a.labels,
@@ -259,52 +261,15 @@ async function check(raw: Record<string, unknown>): Promise<number> {
  * ```
  */
 export async function dataCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        out: { type: "string", short: "o" },
-        sources: { type: "string" },
-        seed: { type: "string" },
-        frames: { type: "string" },
-        size: { type: "string" },
-        fps: { type: "string" },
-        motions: { type: "string" },
-        levels: { type: "string" },
-        distortions: { type: "string" },
-        "max-sources": { type: "string" },
-        test: { type: "string" },
-        val: { type: "string" },
-        jobs: { type: "string", short: "j" },
-        force: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        format: { type: "string" },
-        root: { type: "string" },
-        labels: { type: "string" },
-        videos: { type: "string" },
-        "mos-range": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`deno task data: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = readFlags(args, { ...BUILD, flags: FLAGS, positionals: true });
+  if (!parsed.ok) return parsed.code;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   const sub = positionals[0] ?? "build";
   const checkOnly = ["format", "root", "labels", "videos", "mos-range"];
   if (sub === "build") {
     const stray = checkOnly.filter((k) => k in values);
     if (stray.length) {
-      console.error(`deno task data: --${stray[0]} belongs to 'data check'\n\n${USAGE}`);
-      return 2;
+      return usageError(`--${stray[0]} belongs to 'data check'`, BUILD);
     }
     return await build(values);
   }
@@ -312,6 +277,5 @@ export async function dataCommand(args: string[]): Promise<number> {
     const { format, root, labels, videos } = values;
     return await check({ format, root, labels, videos, "mos-range": values["mos-range"] });
   }
-  console.error(`deno task data: unknown subcommand '${sub}' (build or check)\n\n${USAGE}`);
-  return 2;
+  return usageError(`unknown subcommand '${sub}' (build or check)`, BUILD);
 }

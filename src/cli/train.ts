@@ -16,7 +16,7 @@
  */
 
 import { z } from "zod";
-import { commandLine, parseCommand } from "./_args.ts";
+import { commandLine, failLine, jsonObjectOption, parseCommand } from "./_args.ts";
 import { formatSeconds } from "../_progress.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { JND_MODELS } from "../jnd/models.ts";
@@ -61,27 +61,8 @@ that cannot be written or would replace weights), 2 bad usage (an option or the 
 3 no WebGPU adapter.
 `;
 
-/** `--config`'s text as a JSON object, or the one-line problem. */
-function parseConfigOption(text: string | undefined): Record<string, unknown> | string {
-  if (text === undefined) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return `--config: not valid JSON (${(e as Error).message}): ${JSON.stringify(text)}`;
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    return `--config: expected a JSON object such as '{"hidden":32}', got ${JSON.stringify(text)}`;
-  }
-  return v as Record<string, unknown>;
-}
-
 /** Prints one error line (ending a progress line first when there is one on a terminal). */
-function fail(message: string, code: number): number {
-  const line = message.replaceAll(/\s*\n\s*/g, " ").trim();
-  console.error(`${Deno.stderr.isTerminal() ? "\n" : ""}train: ${line}`);
-  return code;
-}
+const fail = (message: string, code: number) => failLine("train", message, code);
 
 const ArgsSchema = z.object({
   victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
@@ -105,27 +86,8 @@ const ArgsSchema = z.object({
   overwrite: z.boolean().default(false),
 }).strict();
 
-const FLAGS = {
-  victim: { type: "string", short: "v" },
-  variant: { type: "string" },
-  manifest: { type: "string" },
-  out: { type: "string", short: "o" },
-  steps: { type: "string" },
-  batch: { type: "string" },
-  lr: { type: "string" },
-  eps: { type: "string" },
-  penalty: { type: "string" },
-  "penalty-end": { type: "string" },
-  "penalty-decay": { type: "string" },
-  jnd: { type: "string" },
-  config: { type: "string" },
-  seed: { type: "string" },
-  "max-clips": { type: "string" },
-  "checkpoint-every": { type: "string" },
-  "checkpoint-dir": { type: "string" },
-  resume: { type: "boolean" },
-  overwrite: { type: "boolean" },
-} as const;
+/** One-letter aliases of the flags. */
+const SHORT = { victim: "v", out: "o" };
 
 /**
  * Runs `train` with its arguments (after the command name); returns the exit code.
@@ -137,10 +99,10 @@ const FLAGS = {
  * ```
  */
 export async function trainCommand(args: string[]): Promise<number> {
-  const parsed = parseCommand(args, { usage: USAGE, flags: FLAGS, schema: ArgsSchema });
+  const parsed = parseCommand(args, { usage: USAGE, short: SHORT, schema: ArgsSchema });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
-  const config = parseConfigOption(o.config);
+  const config = jsonObjectOption(o.config, "--config");
   if (typeof config === "string") return fail(config, 2);
   const configFail = (e: ModelConfigError) => fail(`--config: ${e.message}`, 2);
   // Bounds first, without the GPU; trainGenerator checks the sizes against the adapter.

@@ -16,9 +16,8 @@
  * @module
  */
 
-import { parseArgs } from "util";
 import { z } from "zod";
-import { formatZodError } from "../_zod.ts";
+import { commandLine, failLine, jsonObjectOption, parseCommand } from "./_args.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { OutputError } from "../io/checkpoint.ts";
 import { checkVictimConfig } from "../models/victims/mod.ts";
@@ -81,27 +80,11 @@ const ArgsSchema = z.object({
   config: z.string().optional(),
 }).strict();
 
-/** `--config`'s text as a JSON object, or the one-line problem. */
-function parseConfigOption(text: string | undefined): Record<string, unknown> | string {
-  if (text === undefined) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return `--config: not valid JSON (${(e as Error).message}): ${JSON.stringify(text)}`;
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    return `--config: must be a JSON object such as '{"hidden":32}', got ${JSON.stringify(text)}`;
-  }
-  return v as Record<string, unknown>;
-}
+/** One-letter aliases of the flags. */
+const SHORT = { model: "m", out: "o" };
 
 /** Prints one error line (ending a progress line first when there is one on a terminal). */
-function fail(message: string, code: number): number {
-  const line = message.replaceAll(/\s*\n\s*/g, " ").trim();
-  console.error(`${Deno.stderr.isTerminal() ? "\n" : ""}train-victim: ${line}`);
-  return code;
-}
+const fail = (message: string, code: number) => failLine("train-victim", message, code);
 
 /**
  * Runs `train-victim` with its arguments (after the command name); returns the exit code.
@@ -113,51 +96,10 @@ function fail(message: string, code: number): number {
  * ```
  */
 export async function trainVictimCommand(args: string[]): Promise<number> {
-  let raw;
-  try {
-    raw = parseArgs({
-      args,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        model: { type: "string", short: "m" },
-        manifest: { type: "string" },
-        out: { type: "string", short: "o" },
-        steps: { type: "string" },
-        batch: { type: "string" },
-        lr: { type: "string" },
-        loss: { type: "string" },
-        seed: { type: "string" },
-        "checkpoint-every": { type: "string" },
-        "checkpoint-dir": { type: "string" },
-        resume: { type: "boolean" },
-        "rank-weight": { type: "string" },
-        "rank-margin": { type: "string" },
-        "weight-decay": { type: "string" },
-        augment: { type: "boolean" },
-        "eval-every": { type: "string" },
-        config: { type: "string" },
-        overwrite: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (raw.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const { help: _help, ...rest } = raw;
-  const parsed = ArgsSchema.safeParse(rest);
-  if (!parsed.success) {
-    const issues = formatZodError(parsed.error, { prefix: "--", separator: "\n" });
-    console.error(`${issues}\n\n${USAGE}`);
-    return 2;
-  }
-  const o = parsed.data;
-  const config = parseConfigOption(o.config);
+  const parsed = parseCommand(args, { usage: USAGE, short: SHORT, schema: ArgsSchema });
+  if (!parsed.ok) return parsed.code;
+  const o = parsed.values;
+  const config = jsonObjectOption(o.config, "--config");
   if (typeof config === "string") return fail(config, 2);
   // Bounds first, without the GPU; then the sizes against this adapter's limits.
   const configFail = (e: ModelConfigError) =>
@@ -169,11 +111,11 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
     throw e;
   }
   await initGpu();
-  const quote = (a: string) => /^[\w./=:,+-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
   // The recorded command is the one that makes these weights: not --resume or --overwrite.
-  const command = `deno task train-victim ${
-    args.filter((a) => a !== "--resume" && a !== "--overwrite").map(quote).join(" ")
-  }`;
+  const command = commandLine(
+    "train-victim",
+    args.filter((a) => a !== "--resume" && a !== "--overwrite"),
+  );
   try {
     const r = await trainVictim({
       model: o.model,
