@@ -1,6 +1,8 @@
-// VSFA's temporal hysteresis pooling: forward against the float64 reference (which follows
-// DESIGN.md section 4 literally) and gradients against finite differences, for clips shorter
-// and longer than the window, batches, other tau/gamma; hand-worked values; the argmin gradient.
+// VSFA's temporal hysteresis pooling: forward against the float64 reference (which follows Li et
+// al. 2019 literally: l_t = min(q_{t-tau+1..t}), m_t = sum_k q_k e^{-q_k} / sum_k e^{-q_k} over
+// k = t..t+tau-1, q'_t = gamma l_t + (1 - gamma) m_t, windows clipped at the clip ends) and
+// gradients against finite differences, for clips shorter and longer than the window, batches,
+// other tau/gamma; hand-worked values; the argmin gradient.
 
 import assert from "assert";
 import { hysteresisPool, hysteresisPoolReference } from "../src/models/victims/hysteresis.ts";

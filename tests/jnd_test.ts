@@ -1,5 +1,7 @@
-// JND maps: DESIGN.md's check values, a step edge, constant frames, and per-pixel agreement of the
-// GPU with the float64 CPU reference (src/jnd/reference.ts) on random and natural images.
+// JND maps: hand-computed check values of the luminance adaptation (Chou and Li 1995) and the
+// temporal factor (Chou and Chen 1996) of src/jnd/models.ts, a step edge, constant frames, and
+// per-pixel agreement of the GPU with the float64 CPU reference (src/jnd/reference.ts) on random
+// and natural images.
 
 import { deepEqual as assertEquals, ok as assert } from "assert";
 import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
@@ -74,7 +76,7 @@ const FLAT_TL: [number, number][] = [
   [255, 6.0],
 ];
 
-Deno.test("jnd: luminance adaptation and temporal factor check values (DESIGN.md)", () => {
+Deno.test("jnd: luminance adaptation and temporal factor check values (computed by hand)", () => {
   for (const [v, tl] of FLAT_TL) {
     assert(Math.abs(luminanceAdaptation(v) - tl) < 1e-4, `T_l(${v}) = ${luminanceAdaptation(v)}`);
   }

@@ -1,7 +1,7 @@
 /**
  * Robustness evaluation: the per-video row that `deno task eval` records for every (video,
  * victim, method), the attack-strength measures of one row (Zhang et al.'s R, the MSU
- * robustness score), and the table per (victim, method) aggregated from rows (DESIGN.md §6),
+ * robustness score), and the table per (victim, method) aggregated from rows (docs/eval.md),
  * with its CSV and Markdown forms.
  *
  * @module

@@ -1,12 +1,12 @@
 /**
- * Imperceptibility metrics for adversarial video reports (DESIGN.md section 6): PSNR and SSIM of
- * the adversarial video against the clean one, and statistics of the perturbation against its JND
- * map.
+ * Imperceptibility metrics of adversarial videos (report.json's and the eval rows' columns; see
+ * docs/attack.md and docs/eval.md): PSNR and SSIM of the adversarial video against the clean
+ * one, and statistics of the perturbation against its JND map.
  *
  * Everything here runs on the CPU, on frames already read back from the GPU: `Float32Array`s in
  * planar `[T,3,H,W]` layout with values in [0,1] (JND maps `[T,1,H,W]` in levels/255, i.e. the
- * same units as the frames). Sums are accumulated in float64. Call it twice to get both numbers the
- * design asks for: once on the float frames, once on the frames read back from the written file.
+ * same units as the frames). Sums are accumulated in float64. Call it twice to get both numbers
+ * a report gives: once on the float frames, once on the frames read back from the written file.
  *
  * Sizes that do not match throw a `RangeError` naming the argument and both sizes.
  *

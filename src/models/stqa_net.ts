@@ -1,6 +1,6 @@
 /**
- * STQA-Net, the spatiotemporal attack generator (Hu, Liu, Sang and Wang, KBS 2024; DESIGN.md
- * section 2): JND maps (optionally with the frames) -> spatial encoder (3x3 convs, two of
+ * STQA-Net, the spatiotemporal attack generator (Hu, Liu, Sang and Wang, Knowledge-Based Systems
+ * 293, 111655, 2024; the layer sizes are this project's, see docs/attack.md): JND maps (optionally with the frames) -> spatial encoder (3x3 convs, two of
  * stride 2, features at 1/4 resolution) -> convolutional GRU over time -> fusion of the spatial
  * features with the GRU state (1x1 conv) -> decoder (two bilinear x2 upsampling + 3x3 conv
  * stages, each also reading the encoder's features at its resolution through a skip
