@@ -1,8 +1,9 @@
 /**
  * Training: a victim VQA model on the proxy dataset (`trainVictim`, `fitVictim` on clips
- * already loaded), and an STQA-Net generator against a frozen victim (`trainGenerator`), each
- * with seeded batches, atomic checkpoints that a later run resumes from, and a clear stop on a
- * non-finite loss.
+ * already loaded), and an STQA-Net generator against a frozen victim (`trainGenerator`), both
+ * with one training loop (loop.ts): seeded batches ({@link BatchSampler}), atomic checkpoints
+ * that a later run resumes from exactly, a clear stop on a non-finite loss
+ * ({@link NonFiniteLossError}), and the progress line.
  *
  * @example
  * ```ts
@@ -32,12 +33,10 @@ export {
   fitVictim,
   type FitVictimOptions,
   type FitVictimResult,
-  type LoadedClip,
-  loadVictimClips,
-  NonFiniteLossError,
-  type TrainProgress,
   trainVictim,
   type TrainVictimOptions,
   type TrainVictimResult,
   type VictimMetrics,
 } from "./victim.ts";
+export { type LoadedClip, loadVictimClips } from "./clips.ts";
+export { BatchSampler, cosineLr, NonFiniteLossError, type TrainProgress } from "./loop.ts";
