@@ -84,7 +84,10 @@ export const EvalRowSettingsSchema = z.object({
   split: z.string().nullable(),
   /** The real path of the video. */
   videoPath: z.string().min(1),
-  /** The JND model of the attacks' box. */
+  /**
+   * The JND model of the method's box: a generator's own (`Attack.jndModel`), the eval's default
+   * (namm-st) for the baselines.
+   */
   jnd: z.string().min(1),
   /** The victim's weights and config files. */
   victim: ModelDigestSchema,
