@@ -16,13 +16,11 @@
  */
 
 import { z } from "zod";
-import { commandLine, failLine, jsonObjectOption, parseCommand } from "./_args.ts";
+import { parseCommand } from "./_args.ts";
+import { runTrainingCommand } from "./_train.ts";
 import { formatSeconds } from "../_progress.ts";
-import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import { JND_MODELS } from "../jnd/models.ts";
 import { checkGeneratorConfig } from "../models/generator_io.ts";
-import { ModelConfigError } from "../models/victims/victim.ts";
-import { OutputError } from "../io/checkpoint.ts";
 import { trainGenerator } from "../train/generator.ts";
 
 const USAGE = `Usage: deno task train --victim <name> [options]
@@ -60,9 +58,6 @@ Exit codes: 0 done, 1 failure (including a non-finite loss, a bad checkpoint or 
 that cannot be written or would replace weights), 2 bad usage (an option or the config),
 3 no WebGPU adapter.
 `;
-
-/** Prints one error line (ending a progress line first when there is one on a terminal). */
-const fail = (message: string, code: number) => failLine("train", message, code);
 
 const ArgsSchema = z.object({
   victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
@@ -102,63 +97,51 @@ export async function trainCommand(args: string[]): Promise<number> {
   const parsed = parseCommand(args, { usage: USAGE, short: SHORT, schema: ArgsSchema });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
-  const config = jsonObjectOption(o.config, "--config");
-  if (typeof config === "string") return fail(config, 2);
-  const configFail = (e: ModelConfigError) => fail(`--config: ${e.message}`, 2);
-  // Bounds first, without the GPU; trainGenerator checks the sizes against the adapter.
-  try {
-    checkGeneratorConfig({ ...config, variant: o.variant });
-  } catch (e) {
-    if (e instanceof ModelConfigError) return configFail(e);
-    throw e;
-  }
-  await initGpu();
-  try {
-    const r = await trainGenerator({
-      victim: o.victim,
-      variant: o.variant,
-      manifest: o.manifest,
-      out: o.out,
-      steps: o.steps,
-      batch: o.batch,
-      lr: o.lr,
-      eps: o.eps,
-      penalty: o.penalty,
-      penaltyEnd: o["penalty-end"],
-      penaltyDecay: o["penalty-decay"],
-      jnd: o.jnd,
-      config,
-      seed: o.seed,
-      maxClips: o["max-clips"],
-      checkpointEvery: o["checkpoint-every"],
-      checkpointDir: o["checkpoint-dir"],
-      resume: o.resume,
-      overwrite: o.overwrite,
-      // The recorded command is the one that makes these weights: not --resume or --overwrite.
-      command: commandLine("train", args.filter((a) => a !== "--resume" && a !== "--overwrite")),
-    });
-    const t = r.test!;
-    const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-    console.log(
-      `trained in ${formatSeconds(r.trainSeconds)}; test split (${t.n} clips, eps ${t.eps}): ` +
-        `SRCC clean ${t.srccClean.toFixed(3)} -> adversarial ${t.srccAdv.toFixed(3)}, ` +
-        `mean |score change| ${t.meanScoreChange.toFixed(3)}, PSNR ${t.meanPsnr.toFixed(2)} dB, ` +
-        `SSIM ${t.meanSsim.toFixed(4)}, beyond JND ${pct(t.beyondJnd)}` +
-        (t.bothRight !== undefined
-          ? `; up above clean ${pct(t.upAbove!)}, down below ${pct(t.downBelow!)}, both ${
-            pct(t.bothRight)
-          }`
-          : ""),
-    );
-    console.log(`wrote ${r.weights} and ${r.json}`);
-    r.generator?.net.dispose();
-    return 0;
-  } catch (e) {
-    if (e instanceof NoAdapterError) throw e;
-    if (e instanceof ModelConfigError) return configFail(e);
-    if (e instanceof OutputError) return fail(e.message, 1);
-    // Training failures (a non-finite loss, a bad checkpoint, a missing dataset or victim,
-    // ffmpeg, a GPU limit): one line each.
-    return fail(e instanceof Error ? e.message : String(e), 1);
-  }
+  return await runTrainingCommand({
+    name: "train",
+    args,
+    config: o.config,
+    checkConfig: (config) => checkGeneratorConfig({ ...config, variant: o.variant }),
+    train: async (config, command) => {
+      const r = await trainGenerator({
+        victim: o.victim,
+        variant: o.variant,
+        manifest: o.manifest,
+        out: o.out,
+        steps: o.steps,
+        batch: o.batch,
+        lr: o.lr,
+        eps: o.eps,
+        penalty: o.penalty,
+        penaltyEnd: o["penalty-end"],
+        penaltyDecay: o["penalty-decay"],
+        jnd: o.jnd,
+        config,
+        seed: o.seed,
+        maxClips: o["max-clips"],
+        checkpointEvery: o["checkpoint-every"],
+        checkpointDir: o["checkpoint-dir"],
+        resume: o.resume,
+        overwrite: o.overwrite,
+        command,
+      });
+      const t = r.test!;
+      const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+      console.log(
+        `trained in ${formatSeconds(r.trainSeconds)}; test split (${t.n} clips, eps ${t.eps}): ` +
+          `SRCC clean ${t.srccClean.toFixed(3)} -> adversarial ${t.srccAdv.toFixed(3)}, ` +
+          `mean |score change| ${t.meanScoreChange.toFixed(3)}, PSNR ${
+            t.meanPsnr.toFixed(2)
+          } dB, ` +
+          `SSIM ${t.meanSsim.toFixed(4)}, beyond JND ${pct(t.beyondJnd)}` +
+          (t.bothRight !== undefined
+            ? `; up above clean ${pct(t.upAbove!)}, down below ${pct(t.downBelow!)}, both ${
+              pct(t.bothRight)
+            }`
+            : ""),
+      );
+      console.log(`wrote ${r.weights} and ${r.json}`);
+      r.generator?.net.dispose();
+    },
+  });
 }

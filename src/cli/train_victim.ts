@@ -17,12 +17,11 @@
  */
 
 import { z } from "zod";
-import { commandLine, failLine, jsonObjectOption, parseCommand } from "./_args.ts";
-import { initGpu, NoAdapterError } from "../gpu/device.ts";
-import { OutputError } from "../io/checkpoint.ts";
+import { parseCommand } from "./_args.ts";
+import { runTrainingCommand } from "./_train.ts";
 import { checkVictimConfig } from "../models/victims/mod.ts";
 import { trainVictim } from "../train/victim.ts";
-import { ModelConfigError, VICTIM_FAMILIES } from "../models/victims/victim.ts";
+import { VICTIM_FAMILIES } from "../models/victims/victim.ts";
 
 const USAGE = `Usage: deno task train-victim --model <name> [options]
 
@@ -83,9 +82,6 @@ const ArgsSchema = z.object({
 /** One-letter aliases of the flags. */
 const SHORT = { model: "m", out: "o" };
 
-/** Prints one error line (ending a progress line first when there is one on a terminal). */
-const fail = (message: string, code: number) => failLine("train-victim", message, code);
-
 /**
  * Runs `train-victim` with its arguments (after the command name); returns the exit code.
  *
@@ -99,61 +95,43 @@ export async function trainVictimCommand(args: string[]): Promise<number> {
   const parsed = parseCommand(args, { usage: USAGE, short: SHORT, schema: ArgsSchema });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
-  const config = jsonObjectOption(o.config, "--config");
-  if (typeof config === "string") return fail(config, 2);
-  // Bounds first, without the GPU; then the sizes against this adapter's limits.
-  const configFail = (e: ModelConfigError) =>
-    fail(`${o.config !== undefined ? "--config: " : ""}${e.message}`, 2);
-  try {
-    checkVictimConfig(o.model, config, { batch: o.batch });
-  } catch (e) {
-    if (e instanceof ModelConfigError) return configFail(e);
-    throw e;
-  }
-  await initGpu();
-  // The recorded command is the one that makes these weights: not --resume or --overwrite.
-  const command = commandLine(
-    "train-victim",
-    args.filter((a) => a !== "--resume" && a !== "--overwrite"),
-  );
-  try {
-    const r = await trainVictim({
-      model: o.model,
-      manifest: o.manifest,
-      out: o.out,
-      steps: o.steps,
-      batch: o.batch,
-      lr: o.lr,
-      loss: o.loss,
-      seed: o.seed,
-      checkpointEvery: o["checkpoint-every"],
-      checkpointDir: o["checkpoint-dir"],
-      resume: o.resume,
-      command,
-      rankWeight: o["rank-weight"],
-      rankMargin: o["rank-margin"],
-      weightDecay: o["weight-decay"],
-      augment: o.augment,
-      evalEvery: o["eval-every"],
-      config,
-      overwrite: o.overwrite,
-    });
-    const t = r.test;
-    console.log(
-      `${o.model}: test split (${t.n} clips): SRCC ${t.srcc.toFixed(4)}  KRCC ${
-        t.krcc.toFixed(4)
-      }  PLCC ${t.plcc.toFixed(4)} (raw ${t.plccRaw.toFixed(4)})  RMSE ${t.rmse.toFixed(4)} ` +
-        `(raw ${t.rmseRaw.toFixed(4)})`,
-    );
-    console.log(`trained in ${r.trainSeconds.toFixed(0)} s; wrote ${r.weights} and ${r.json}`);
-    r.victim.dispose();
-    return 0;
-  } catch (e) {
-    if (e instanceof NoAdapterError) throw e;
-    if (e instanceof ModelConfigError) return configFail(e);
-    if (e instanceof OutputError) return fail(e.message, 1);
-    // Training failures (a non-finite loss, a bad checkpoint, a missing dataset, ffmpeg, a GPU
-    // limit): one line each.
-    return fail(e instanceof Error ? e.message : String(e), 1);
-  }
+  return await runTrainingCommand({
+    name: "train-victim",
+    args,
+    config: o.config,
+    configPrefix: o.config !== undefined ? "--config: " : "",
+    checkConfig: (config) => checkVictimConfig(o.model, config, { batch: o.batch }),
+    train: async (config, command) => {
+      const r = await trainVictim({
+        model: o.model,
+        manifest: o.manifest,
+        out: o.out,
+        steps: o.steps,
+        batch: o.batch,
+        lr: o.lr,
+        loss: o.loss,
+        seed: o.seed,
+        checkpointEvery: o["checkpoint-every"],
+        checkpointDir: o["checkpoint-dir"],
+        resume: o.resume,
+        command,
+        rankWeight: o["rank-weight"],
+        rankMargin: o["rank-margin"],
+        weightDecay: o["weight-decay"],
+        augment: o.augment,
+        evalEvery: o["eval-every"],
+        config,
+        overwrite: o.overwrite,
+      });
+      const t = r.test;
+      console.log(
+        `${o.model}: test split (${t.n} clips): SRCC ${t.srcc.toFixed(4)}  KRCC ${
+          t.krcc.toFixed(4)
+        }  PLCC ${t.plcc.toFixed(4)} (raw ${t.plccRaw.toFixed(4)})  RMSE ${t.rmse.toFixed(4)} ` +
+          `(raw ${t.rmseRaw.toFixed(4)})`,
+      );
+      console.log(`trained in ${r.trainSeconds.toFixed(0)} s; wrote ${r.weights} and ${r.json}`);
+      r.victim.dispose();
+    },
+  });
 }
