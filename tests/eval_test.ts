@@ -519,3 +519,27 @@ Deno.test("eval: each attack is boxed by its own JND model's maps (a chou-li gen
     victim.dispose();
   }
 });
+
+Deno.test("eval: a rerun resumes the rows of a generator with its own JND model; another one is refused", async () => {
+  const dir = join(root, "gen-chou-li-cli");
+  await saveTinyGenerator(dir, "stqa-vsfa-mini", 6, "untargeted", "chou-li");
+  const out = join(root, "chou-li");
+  const args = [...COMMON, "--victims", "vsfa-mini", "--methods", "random,stqa-net", "--out", out];
+  const first = await capture(() => evalCommand([...args, "--generator-dir", dir]));
+  assert.equal(first.code, 0, first.err);
+  const rows = await readRows(out);
+  assert.deepEqual(
+    [...new Set(rows.map((r) => `${r.method}:${r.settings?.jnd}`))],
+    ["random:namm-st", "stqa-net:chou-li"],
+  );
+  const again = await capture(() => evalCommand([...args, "--generator-dir", dir]));
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.err, /0 new row\(s\)/);
+  // GEN_DIR's generator uses namm-st: the rows of the chou-li one are not mixed with it.
+  const other = await capture(() => evalCommand(args));
+  assert.equal(other.code, 1);
+  assert.match(
+    other.err,
+    /JND model chou-li for stqa-net against vsfa-mini, this run asks for JND model namm-st/,
+  );
+});

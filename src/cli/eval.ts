@@ -424,13 +424,13 @@ async function run(o: Options): Promise<number> {
       seed: o.seed,
       dataset: dataset.dataset,
       split: dataset.split,
-      jnd: EVAL_JND_MODEL,
     };
     const sources: SettingsSource[] = [];
     for (const p of plans) {
       for (const a of p.attacks) {
         sources.push({
           ...common,
+          jnd: a.attack.jndModel ?? EVAL_JND_MODEL,
           victim: { name: p.victim.name, median: p.median, digest: p.digest },
           method: { name: a.attack.name, generator: a.digest, options: a.options },
         });
@@ -497,7 +497,8 @@ async function run(o: Options): Promise<number> {
                 dataset: dataset.dataset,
                 split: dataset.split,
                 videoPath: videoPaths.get(video.name)!,
-                jnd: EVAL_JND_MODEL,
+                // evaluateVideo sets the JND model that boxed the method.
+                jnd: byName.get(method)?.attack.jndModel ?? EVAL_JND_MODEL,
                 victim: digest,
                 generator: byName.get(method)?.digest ?? null,
                 methodOptions: byName.get(method)?.options ?? {},

@@ -148,8 +148,10 @@ function settingEntries(s: SettingsSource): [string, Setting][] {
       text: s.split ? `split ${s.split}` : "no split",
     }]);
   }
-  if (s.jnd !== undefined) out.push(["jnd", { value: s.jnd, text: `JND model ${s.jnd}` }]);
   const v = s.victim;
+  if (s.jnd !== undefined && !(v && s.method)) {
+    out.push(["jnd", { value: s.jnd, text: `JND model ${s.jnd}` }]);
+  }
   if (v) {
     out.push([`median\0${v.name}`, {
       value: String(v.median),
@@ -167,6 +169,13 @@ function settingEntries(s: SettingsSource): [string, Setting][] {
       }]);
     }
     const m = s.method;
+    if (m && s.jnd !== undefined) {
+      // Per method: a generator's box is its own JND model's, the baselines' the eval's default.
+      out.push([`jnd\0${v.name}\0${m.name}`, {
+        value: s.jnd,
+        text: `JND model ${s.jnd} for ${m.name} against ${v.name}`,
+      }]);
+    }
     if (m && m.generator !== undefined) {
       out.push([`generator\0${v.name}\0${m.name}`, {
         value: m.generator ? `${m.generator.weights}/${m.generator.config}` : "none",
