@@ -19,7 +19,6 @@ import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../atta
 import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import {
-  crossSource,
   type EvalRow,
   type EvalRowSettings,
   msuRobustness,
@@ -29,53 +28,15 @@ import {
 import { roundTrip, writeReference } from "./roundtrip.ts";
 import { EVAL_JND_MODEL } from "./settings.ts";
 
-/**
- * Methods whose perturbation is bounded by the JND box: their 8-bit quantisation uses
- * `quantizeInJnd`, so the box still holds. Others (zhang2023's RMS bound) are rounded to the
- * nearest level.
- *
- * @deprecated The eval reads `Attack.jndBox` instead; this list is kept until `mod.ts` stops
- * exporting it.
- *
- * @example
- * ```ts
- * import { JND_BOX_METHODS } from "./evaluate.ts";
- * JND_BOX_METHODS.includes("fgsm"); // true
- * ```
- */
-export const JND_BOX_METHODS: readonly string[] = [
-  "random",
-  "fgsm",
-  "ifgsm",
-  "korhonen",
-  "stqa-net",
-  "stqa-net-2b",
-];
-
-/**
- * Whether a method's perturbation is bounded by the JND box: {@link JND_BOX_METHODS} and the
- * cross-victim generators `stqa-net@<victim>`.
- *
- * @deprecated The eval reads `Attack.jndBox` instead; this is kept until `mod.ts` stops
- * exporting it.
- *
- * @example
- * ```ts
- * import { inJndBox } from "./evaluate.ts";
- * inJndBox("stqa-net@vsfa-mini"); // true
- * inJndBox("zhang2023"); // false
- * ```
- */
-export function inJndBox(method: string): boolean {
-  return JND_BOX_METHODS.includes(method) || crossSource(method) !== null;
-}
-
 /** A video of the evaluation. */
 export interface EvalVideo {
+  /** The video file. */
   path: string;
+  /** Its safe, distinct name (the rows' `video`). */
   name: string;
   /** Position in the dataset's order. */
   index: number;
+  /** Its label (MOS), or null when the dataset has none. */
   label: number | null;
 }
 

@@ -42,8 +42,6 @@ export {
   evaluateVideo,
   type EvaluateVideoOptions,
   type EvalVideo,
-  inJndBox,
-  JND_BOX_METHODS,
   quantizeLevels,
 } from "./evaluate.ts";
 export {
