@@ -60,7 +60,11 @@ export interface GpuContext {
  */
 export class NoAdapterError extends Error {
   /** The exit code a command should use for this error. */
-  readonly exitCode = EXIT_NO_ADAPTER;
+  readonly exitCode: number = EXIT_NO_ADAPTER;
+  /**
+   * @param detail Why there is no adapter (e.g. `navigator.gpu is undefined`); the message adds
+   *   how to install a driver.
+   */
   constructor(detail: string) {
     super(
       `No WebGPU adapter is available (${detail}). Install a GPU driver with Vulkan support, ` +

@@ -127,6 +127,11 @@ export class Adam {
   readonly weightDecay: number;
   #state = new Map<Tensor, { m: Tensor; v: Tensor; step: number }>();
 
+  /**
+   * @param params The tensors to update (none disposed, none twice).
+   * @param options Learning rate, betas, eps and weight decay (PyTorch's defaults); a value out
+   *   of range is a RangeError naming the option.
+   */
   constructor(params: Tensor[], options: AdamOptions = {}) {
     this.params = checkParams("Adam", params);
     const { lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 } = options;
@@ -237,6 +242,11 @@ export class SGD {
   readonly weightDecay: number;
   #buffers = new Map<Tensor, Tensor>();
 
+  /**
+   * @param params The tensors to update (none disposed, none twice).
+   * @param options The learning rate (required), momentum, dampening, Nesterov and weight
+   *   decay; a value out of range is a RangeError naming the option.
+   */
   constructor(params: Tensor[], options: SGDOptions) {
     this.params = checkParams("SGD", params);
     const { lr, momentum = 0, dampening = 0, nesterov = false, weightDecay = 0 } = options ?? {};
