@@ -15,6 +15,10 @@ import { getGpu } from "./device.ts";
 export class GpuOpError extends Error {
   /** The op (kernel) whose encoding or submission failed. */
   readonly op: string;
+  /**
+   * @param op The op (kernel) name, e.g. `matmul`.
+   * @param message WebGPU's error message; the error's message is `op <op>: <message>`.
+   */
   constructor(op: string, message: string) {
     super(`op ${op}: ${message}`);
     this.name = "GpuOpError";
@@ -50,8 +54,18 @@ export function recordError(e: Error, order = seq++): void {
  *
  * @example
  * ```ts
- * import { guard } from "./errors.ts";
- * const buffer = guard("alloc", () => device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE }));
+ * import assert from "assert";
+ * import { initGpu } from "./device.ts";
+ * import { GpuOpError, guard } from "./errors.ts";
+ * import { syncGpu } from "./queue.ts";
+ * const { device } = await initGpu();
+ * const usage = GPUBufferUsage.STORAGE;
+ * const buffer = guard("alloc", () => device.createBuffer({ size: 256, usage }));
+ * buffer.destroy();
+ * // An invalid call is reported at the next sync point, naming the op:
+ * const bad = GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE;
+ * guard("bad alloc", () => device.createBuffer({ size: 256, usage: bad }));
+ * await assert.rejects(syncGpu(), (e) => e instanceof GpuOpError && e.op === "bad alloc");
  * ```
  */
 export function guard<T>(

@@ -77,13 +77,31 @@ function paramSlot(b: Batch): { buffer: GPUBuffer; offset: number; view: DataVie
  *
  * @example
  * ```ts
- * import { dispatch, grid1d } from "./queue.ts";
+ * import assert from "assert";
+ * import { pathToFileURL } from "url";
+ * import { initGpu } from "./device.ts";
+ * import { acquireBuffer } from "./pool.ts";
  * import { kernel } from "./program.ts";
- * const fill = kernel(new URL("../tensor/ops/elementwise.wgsl", import.meta.url), {
- *   storage: ["b1"],
- * });
- * dispatch({ op: "fill", kernel: fill, entry: "fill", ints: [n], floats: [0],
- *   workgroups: grid1d(n, 256) }, [out]);
+ * import { dispatch, grid1d, readBuffer } from "./queue.ts";
+ * // A kernel file: its Params struct and entry point (the prelude and bindings are added).
+ * const file = await Deno.makeTempFile({ suffix: ".wgsl" });
+ * await Deno.writeTextFile(
+ *   file,
+ *   `struct Params { n: u32, value: f32 }
+ * @compute @workgroup_size(64)
+ * fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+ *   let i = flat_index(gid, nwg, 64u);
+ *   if (i < params.n) { out[i] = params.value; }
+ * }`,
+ * );
+ * const fill = kernel(pathToFileURL(file), { storage: ["out"] });
+ * await initGpu();
+ * const n = 100;
+ * const out = acquireBuffer(4 * n);
+ * dispatch({ op: "fill", kernel: fill, entry: "fill", ints: [n], floats: [0.5],
+ *   workgroups: grid1d(n, 64) }, [out]);
+ * assert.ok((await readBuffer(out, 4 * n)).every((v) => v === 0.5));
+ * await Deno.remove(file);
  * ```
  */
 export function dispatch(program: Program, buffers: readonly GPUBuffer[]): void {
@@ -139,8 +157,16 @@ export function dispatch(program: Program, buffers: readonly GPUBuffer[]): void 
  *
  * @example
  * ```ts
- * import { copyBuffer } from "./queue.ts";
+ * import assert from "assert";
+ * import { initGpu } from "./device.ts";
+ * import { acquireBuffer } from "./pool.ts";
+ * import { copyBuffer, readBuffer, writeBuffer } from "./queue.ts";
+ * await initGpu();
+ * const src = acquireBuffer(1024);
+ * const dst = acquireBuffer(1024);
+ * writeBuffer(src, new Float32Array(256).fill(7));
  * copyBuffer(src, dst, 1024);
+ * assert.ok((await readBuffer(dst, 1024)).every((v) => v === 7));
  * ```
  */
 export function copyBuffer(
@@ -188,8 +214,15 @@ export function flush(): void {
  *
  * @example
  * ```ts
- * import { readBuffer } from "./queue.ts";
+ * import assert from "assert";
+ * import { initGpu } from "./device.ts";
+ * import { acquireBuffer } from "./pool.ts";
+ * import { readBuffer, writeBuffer } from "./queue.ts";
+ * await initGpu();
+ * const buffer = acquireBuffer(16);
+ * writeBuffer(buffer, new Float32Array([1, 2, 3, 4]));
  * const values = await readBuffer(buffer, 16);
+ * assert.deepEqual([...values], [1, 2, 3, 4]);
  * ```
  */
 export async function readBuffer(
@@ -224,8 +257,14 @@ export async function readBuffer(
  *
  * @example
  * ```ts
- * import { writeBuffer } from "./queue.ts";
+ * import assert from "assert";
+ * import { initGpu } from "./device.ts";
+ * import { acquireBuffer } from "./pool.ts";
+ * import { readBuffer, writeBuffer } from "./queue.ts";
+ * await initGpu();
+ * const buffer = acquireBuffer(12);
  * writeBuffer(buffer, new Float32Array([1, 2, 3]));
+ * assert.deepEqual([...await readBuffer(buffer, 12)], [1, 2, 3]);
  * ```
  */
 export function writeBuffer(
@@ -242,7 +281,9 @@ export function writeBuffer(
  *
  * @example
  * ```ts
+ * import { initGpu } from "./device.ts";
  * import { syncGpu } from "./queue.ts";
+ * await initGpu();
  * await syncGpu();
  * ```
  */

@@ -25,6 +25,7 @@ export {
   minimum,
   mul,
   neg,
+  type Operand,
   pow,
   relu,
   sigmoid,

@@ -12,8 +12,11 @@
  *
  * @example
  * ```ts
- * import { MAX_RANK } from "./_layout.ts";
+ * import assert from "assert";
+ * import { MAX_RANK, padTo } from "./_layout.ts";
+ * const dims = [2, 3, 4];
  * if (dims.length > MAX_RANK) throw new RangeError("too many axes");
+ * assert.equal(padTo(dims).length, MAX_RANK);
  * ```
  */
 export const MAX_RANK = 8;

@@ -196,9 +196,19 @@ function resolveReshape(from: Shape, to: Shape): number[] {
  *
  * @example
  * ```ts
- * import { record, Tensor } from "./tensor.ts";
- * // inside an op computing out = 2 * x:
- * // return record(out, "double", [x], (g) => [mulScalar(g, 2)]);
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
+ * import { mul } from "./ops/elementwise.ts";
+ * import { noGrad, record, type Tensor, tensor } from "./tensor.ts";
+ * await initGpu();
+ * // An op computing out = 2 * x, with its backward g -> 2 * g:
+ * const double = (x: Tensor): Tensor =>
+ *   record(noGrad(() => mul(x, 2)), "double", [x], (g) => [mul(g, 2)]);
+ * const x = tensor([1, 2], [2], { requiresGrad: true });
+ * const y = double(x);
+ * assert.equal(y.node?.name, "double");
+ * y.backward(tensor([1, 1], [2]));
+ * assert.deepEqual([...await x.grad!.read()], [2, 2]);
  * ```
  */
 export function record(
@@ -219,8 +229,12 @@ export function record(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
  * import { empty } from "./tensor.ts";
+ * await initGpu();
  * const out = empty([2, 3]);
+ * assert.equal(out.size, 6);
  * ```
  */
 export function empty(shape: Shape): Tensor {
@@ -265,8 +279,12 @@ export function tensor(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
  * import { full } from "./tensor.ts";
+ * await initGpu();
  * const ones = full([4, 4], 1);
+ * assert.ok((await ones.read()).every((v) => v === 1));
  * ```
  */
 export function full(
@@ -318,8 +336,16 @@ export function isGradEnabled(): boolean {
  *
  * @example
  * ```ts
- * import { noGrad } from "./tensor.ts";
- * const y = noGrad(() => model(x));
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
+ * import { mul } from "./ops/elementwise.ts";
+ * import { isGradEnabled, noGrad, tensor } from "./tensor.ts";
+ * await initGpu();
+ * const w = tensor([2], [1], { requiresGrad: true });
+ * const y = noGrad(() => mul(w, 3));
+ * assert.equal(y.node, null); // no graph was recorded
+ * assert.deepEqual([...await y.read()], [6]);
+ * assert.equal(isGradEnabled(), true);
  * ```
  */
 export function noGrad<T>(fn: () => T): T {
@@ -346,8 +372,21 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
  *
  * @example
  * ```ts
- * import { tidy } from "./tensor.ts";
- * const loss = tidy(() => nn.mean(nn.mul(x, x)));
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
+ * import { mul } from "./ops/elementwise.ts";
+ * import { mean } from "./ops/reduce.ts";
+ * import { type Tensor, tensor, tidy } from "./tensor.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3]);
+ * const made: Tensor[] = [];
+ * const loss = tidy(() => {
+ *   const squares = mul(x, x);
+ *   made.push(squares);
+ *   return mean(squares);
+ * });
+ * assert.ok(made[0].disposed && !loss.disposed && !x.disposed);
+ * assert.ok(Math.abs((await loss.read())[0] - 14 / 3) < 1e-5);
  * ```
  */
 export function tidy<T>(fn: () => T): T {

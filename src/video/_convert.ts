@@ -61,9 +61,14 @@ function lut(): GPUBuffer {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
  * import { paddedBytes, unpackFrames } from "./_convert.ts";
- * const bytes = new Uint8Array(paddedBytes(2 * 4 * 4 * 3));
+ * await initGpu();
+ * const bytes = new Uint8Array(paddedBytes(2 * 4 * 4 * 3)).fill(255);
  * const frames = unpackFrames(bytes, 2, 4, 4); // [2,3,4,4]
+ * assert.deepEqual(frames.shape, [2, 3, 4, 4]);
+ * assert.ok((await frames.read()).every((v) => v === 1));
  * ```
  */
 export function unpackFrames(
@@ -183,8 +188,15 @@ export function planarToRgb24(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
+ * import { full } from "../tensor/tensor.ts";
  * import { packFrames } from "./_convert.ts";
+ * await initGpu();
+ * const frames = full([2, 3, 2, 2], 1); // two white 2x2 frames (values in [0, 1])
  * const bytes = await packFrames(frames, 0, frames.shape[0]);
+ * assert.equal(bytes.length, 2 * 2 * 2 * 3);
+ * assert.ok(bytes.every((b) => b === 255));
  * ```
  */
 export async function packFrames(

@@ -80,8 +80,13 @@ const UNARY = {
  * `-x`.
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { neg } from "./elementwise.ts";
- * const y = neg(x);
+ * await initGpu();
+ * const y = neg(tensor([1, -2, 0.5]));
+ * assert.deepEqual([...await y.read()], [-1, 2, -0.5]);
  * ```
  */
 export const neg = (x: Tensor): Tensor => runUnary("neg", UNARY.neg, x);
@@ -90,8 +95,10 @@ export const neg = (x: Tensor): Tensor => runUnary("neg", UNARY.neg, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.exp(x);
  * ```
@@ -102,8 +109,10 @@ export const exp = (x: Tensor): Tensor => runUnary("exp", UNARY.exp, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.log(x);
  * ```
@@ -114,8 +123,10 @@ export const log = (x: Tensor): Tensor => runUnary("log", UNARY.log, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.sqrt(x);
  * ```
@@ -126,8 +137,10 @@ export const sqrt = (x: Tensor): Tensor => runUnary("sqrt", UNARY.sqrt, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.abs(x);
  * ```
@@ -138,8 +151,10 @@ export const abs = (x: Tensor): Tensor => runUnary("abs", UNARY.abs, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.square(x);
  * ```
@@ -150,8 +165,10 @@ export const square = (x: Tensor): Tensor => runUnary("square", UNARY.square, x)
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.relu(x);
  * ```
@@ -162,8 +179,10 @@ export const relu = (x: Tensor): Tensor => runUnary("relu", UNARY.relu, x);
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.leakyRelu(x, 0.2);
  * ```
@@ -175,8 +194,10 @@ export const leakyRelu = (x: Tensor, slope = 0.2): Tensor =>
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.sigmoid(x);
  * ```
@@ -187,8 +208,10 @@ export const sigmoid = (x: Tensor): Tensor => runUnary("sigmoid", UNARY.sigmoid,
  *
  * @example
  * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
  * import { tensor } from "../tensor.ts";
  * import * as ew from "./elementwise.ts";
+ * await initGpu();
  * const x = tensor([0.5, 1, 2], [3]);
  * const y = ew.tanh(x);
  * ```
@@ -200,8 +223,13 @@ export const tanh = (x: Tensor): Tensor => runUnary("tanh", UNARY.tanh, x);
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { pow } from "./elementwise.ts";
- * const cubed = pow(x, 3);
+ * await initGpu();
+ * const cubed = await pow(tensor([-2, 0.5, 3]), 3).read();
+ * [-8, 0.125, 27].forEach((v, i) => assert.ok(Math.abs(cubed[i] - v) < 1e-4));
  * ```
  */
 export function pow(x: Tensor, p: number): Tensor {
@@ -215,8 +243,13 @@ export function pow(x: Tensor, p: number): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { clamp } from "./elementwise.ts";
- * const y = clamp(x, 0, 1);
+ * await initGpu();
+ * const y = clamp(tensor([-1, 0.25, 2]), 0, 1);
+ * assert.deepEqual([...await y.read()], [0, 0.25, 1]);
  * ```
  */
 export function clamp(x: Tensor, min: number, max: number): Tensor {
@@ -365,7 +398,22 @@ function reduceTo(g: Tensor, shape: Shape): Tensor {
   return r;
 }
 
-type Operand = Tensor | number;
+/**
+ * An operand of {@link add}, {@link sub}, {@link mul} and {@link div}: a tensor, or a number
+ * applied to every element.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { mul, type Operand } from "./elementwise.ts";
+ * await initGpu();
+ * const scale: Operand = 2;
+ * assert.deepEqual([...await mul(tensor([1, 2]), scale).read()], [2, 4]);
+ * ```
+ */
+export type Operand = Tensor | number;
 
 function binaryOrScalar(
   name: keyof typeof BINARY,
@@ -384,9 +432,15 @@ function binaryOrScalar(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { add } from "./elementwise.ts";
- * const y = add(x, bias); // bias [C,1,1] broadcasts over [N,C,H,W]
- * const z = add(x, 1);
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const bias = tensor([10, 20], [2, 1]); // [2,1] broadcasts over [2,3]
+ * assert.deepEqual([...await add(x, bias).read()], [11, 12, 13, 24, 25, 26]);
+ * assert.deepEqual([...await add(x, 1).read()], [2, 3, 4, 5, 6, 7]);
  * ```
  */
 export function add(a: Operand, b: Operand): Tensor {
@@ -398,8 +452,15 @@ export function add(a: Operand, b: Operand): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { sub } from "./elementwise.ts";
- * const d = sub(x, y);
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const y = tensor([1, 2, 3], [3]);
+ * assert.deepEqual([...await sub(x, y).read()], [0, 0, 0, 3, 3, 3]);
+ * assert.deepEqual([...await sub(1, y).read()], [0, -1, -2]);
  * ```
  */
 export function sub(a: Operand, b: Operand): Tensor {
@@ -419,8 +480,13 @@ export function sub(a: Operand, b: Operand): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { mul } from "./elementwise.ts";
- * const y = mul(x, 0.5);
+ * await initGpu();
+ * const y = mul(tensor([1, 2, 3]), 0.5);
+ * assert.deepEqual([...await y.read()], [0.5, 1, 1.5]);
  * ```
  */
 export function mul(a: Operand, b: Operand): Tensor {
@@ -432,8 +498,15 @@ export function mul(a: Operand, b: Operand): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { div } from "./elementwise.ts";
- * const y = div(x, norm);
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const norm = tensor([2, 4], [2, 1]);
+ * const y = await div(x, norm).read();
+ * [0.5, 1, 1.5, 1, 1.25, 1.5].forEach((v, i) => assert.ok(Math.abs(y[i] - v) < 1e-6));
  * ```
  */
 export function div(a: Operand, b: Operand): Tensor {
@@ -453,8 +526,13 @@ export function div(a: Operand, b: Operand): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { maximum } from "./elementwise.ts";
- * const y = maximum(x, z);
+ * await initGpu();
+ * const y = maximum(tensor([1, -2, 3]), tensor([0], [1]));
+ * assert.deepEqual([...await y.read()], [1, 0, 3]);
  * ```
  */
 export function maximum(a: Tensor, b: Tensor): Tensor {
@@ -466,8 +544,13 @@ export function maximum(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { minimum } from "./elementwise.ts";
- * const y = minimum(x, z);
+ * await initGpu();
+ * const y = minimum(tensor([1, -2, 3]), tensor([0], [1]));
+ * assert.deepEqual([...await y.read()], [0, -2, 0]);
  * ```
  */
 export function minimum(a: Tensor, b: Tensor): Tensor {

@@ -131,9 +131,17 @@ function runLoss(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { l1Loss } from "./loss.ts";
+ * await initGpu();
+ * const score = tensor([3, 1], [2], { requiresGrad: true });
+ * const target = tensor([2.5, 2], [2]);
  * const loss = l1Loss(score, target); // shape [], the mean
+ * assert.deepEqual([...await loss.read()], [0.75]);
  * loss.backward();
+ * assert.deepEqual([...await score.grad!.read()], [0.5, -0.5]);
  * ```
  */
 export function l1Loss(pred: Tensor, target: Tensor, options: LossOptions = {}): Tensor {
@@ -146,8 +154,15 @@ export function l1Loss(pred: Tensor, target: Tensor, options: LossOptions = {}):
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { mseLoss } from "./loss.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3]);
+ * const y = tensor([1, 0, 1]);
  * const perPixel = mseLoss(x, y, { reduction: "none" });
+ * assert.deepEqual([...await perPixel.read()], [0, 4, 4]);
  * ```
  */
 export function mseLoss(pred: Tensor, target: Tensor, options: LossOptions = {}): Tensor {

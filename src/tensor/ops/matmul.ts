@@ -54,10 +54,19 @@ const MAX_Z = 65535;
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { gemm } from "./matmul.ts";
+ * await initGpu();
  * // y[b] = w [M,K] * x[b] [K,N] for every b, plus bias[m] on row m
+ * const [m, n, k, batch] = [2, 2, 3, 1];
+ * const w = tensor([1, 0, 0, 0, 1, 1], [m, k]);
+ * const x = tensor([1, 2, 3, 4, 5, 6], [batch, k, n]);
+ * const bias = tensor([10, 20], [m]);
  * const y = gemm({ op: "conv1x1", a: w, transA: false, b: x, transB: false, m, n, k, batch,
  *   aBatched: false, bBatched: true, bias, biasRows: true, outShape: [batch, m, n] });
+ * assert.deepEqual([...await y.read()], [11, 12, 28, 30]);
  * ```
  */
 export function gemm(s: GemmSpec): Tensor {

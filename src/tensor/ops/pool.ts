@@ -159,8 +159,14 @@ function windowPass(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { avgPool2d } from "./pool.ts";
+ * await initGpu();
+ * const x = full([1, 1, 4, 4], 1);
  * const y = avgPool2d(x, { kernel: 3, stride: 2, padding: 1 });
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
  * ```
  */
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
@@ -185,8 +191,15 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { maxPool2d } from "./pool.ts";
+ * await initGpu();
+ * const x = tensor([1, 5, 2, 0, 3, 4, 8, 7], [1, 1, 2, 4]);
  * const y = maxPool2d(x, { kernel: 2 }); // halves H and W
+ * assert.deepEqual(y.shape, [1, 1, 1, 2]);
+ * assert.deepEqual([...await y.read()], [5, 8]);
  * ```
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
@@ -226,8 +239,15 @@ function checkGlobal(x: Tensor, op: string): [number, number, number, number] {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { globalMeanPool } from "./pool.ts";
+ * await initGpu();
+ * const x = full([2, 3, 4, 4], 0.5);
  * const features = globalMeanPool(x); // [N, C]
+ * assert.deepEqual(features.shape, [2, 3]);
+ * assert.ok((await features.read()).every((v) => v === 0.5));
  * ```
  */
 export function globalMeanPool(x: Tensor): Tensor {
@@ -274,8 +294,15 @@ export function globalMeanPool(x: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { globalStdPool } from "./pool.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4], [1, 1, 2, 2]);
  * const features = globalStdPool(x); // [N, C]
+ * assert.deepEqual(features.shape, [1, 1]);
+ * assert.ok(Math.abs((await features.read())[0] - Math.sqrt(5 / 3)) < 1e-5);
  * ```
  */
 export function globalStdPool(x: Tensor, options: GlobalStdOptions = {}): Tensor {

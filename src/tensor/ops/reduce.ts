@@ -31,9 +31,13 @@ export interface ReduceOptions {
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { normAxes } from "./reduce.ts";
- * normAxes([-1, 0], 3, "sum"); // [0, 2]
- * normAxes(3, 3, "sum", [2, 3, 4]); // throws: axis 3 is out of range for shape [2,3,4] (rank 3)
+ * assert.deepEqual(normAxes([-1, 0], 3, "sum"), [0, 2]);
+ * assert.throws(
+ *   () => normAxes(3, 3, "sum", [2, 3, 4]),
+ *   /axis 3 is out of range for shape \[2,3,4\] \(rank 3\)/,
+ * );
  * ```
  */
 export function normAxes(
@@ -257,8 +261,14 @@ function reducedShape(shape: Shape, axes: number[], keepDims: boolean): number[]
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { sum } from "./reduce.ts";
+ * await initGpu();
+ * const x = full([2, 3, 2, 2], 1);
  * const perChannel = sum(x, { axes: [0, 2, 3] }); // [N,C,H,W] -> [C]
+ * assert.deepEqual([...await perChannel.read()], [8, 8, 8]);
  * ```
  */
 export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
@@ -270,8 +280,15 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { mean } from "./reduce.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
  * const m = mean(x, { axes: -1, keepDims: true });
+ * assert.deepEqual(m.shape, [2, 1]);
+ * assert.deepEqual([...await m.read()], [2, 5]);
  * ```
  */
 export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
@@ -283,9 +300,16 @@ export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
  *
  * @example
  * ```ts
- * import { std, type MomentOptions } from "./reduce.ts";
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { type MomentOptions, std } from "./reduce.ts";
+ * await initGpu();
+ * const x = tensor([1, 3, 1, 3], [1, 2, 2]);
  * const opts: MomentOptions = { axes: [-2, -1], keepDims: true, unbiased: false };
  * const s = std(x, opts);
+ * assert.deepEqual(s.shape, [1, 1, 1]);
+ * assert.ok(Math.abs((await s.read())[0] - 1) < 1e-6);
  * ```
  */
 export interface MomentOptions extends ReduceOptions {
@@ -303,8 +327,16 @@ export interface MomentOptions extends ReduceOptions {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { variance } from "./reduce.ts";
+ * await initGpu();
+ * const x = tensor([1, 3, 5, 5], [1, 2, 1, 2]);
  * const v = variance(x, { axes: [0, 2, 3], keepDims: true }); // per-channel variance of NCHW
+ * assert.deepEqual(v.shape, [1, 2, 1, 1]);
+ * const [v0, v1] = await v.read();
+ * assert.ok(Math.abs(v0 - 2) < 1e-6 && Math.abs(v1) < 1e-6);
  * ```
  */
 export function variance(x: Tensor, options: MomentOptions = {}): Tensor {
@@ -317,8 +349,15 @@ export function variance(x: Tensor, options: MomentOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { std } from "./reduce.ts";
+ * await initGpu();
+ * const frames = full([2, 3, 4, 4], 0.5);
  * const s = std(frames, { axes: [-2, -1] }); // per-frame, per-channel spatial std
+ * assert.deepEqual(s.shape, [2, 3]);
+ * assert.ok((await s.read()).every((v) => Math.abs(v) < 1e-6));
  * ```
  */
 export function std(x: Tensor, options: MomentOptions = {}): Tensor {
@@ -417,8 +456,15 @@ function scaledSum(
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { sumTo } from "./reduce.ts";
+ * await initGpu();
+ * const g = full([4, 8, 5, 5], 1);
  * const gBias = sumTo(g, [1, 8, 1, 1]); // from [4, 8, 5, 5]
+ * assert.deepEqual(gBias.shape, [1, 8, 1, 1]);
+ * assert.ok((await gBias.read()).every((v) => v === 100));
  * ```
  */
 export function sumTo(x: Tensor, shape: Shape): Tensor {

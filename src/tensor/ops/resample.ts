@@ -28,8 +28,15 @@ export interface UpsampleOptions {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { upsample2x } from "./resample.ts";
+ * await initGpu();
+ * const x = full([1, 2, 3, 3], 1);
  * const y = upsample2x(x, { mode: "bilinear" }); // [N, C, 2H, 2W]
+ * assert.deepEqual(y.shape, [1, 2, 6, 6]);
+ * assert.ok((await y.read()).every((v) => Math.abs(v - 1) < 1e-6));
  * ```
  */
 export function upsample2x(x: Tensor, options: UpsampleOptions = {}): Tensor {

@@ -90,8 +90,15 @@ function gather(op: string, src: Tensor, base: number, strides: number[], shape:
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { permute } from "./shape.ts";
+ * await initGpu();
+ * const nchw = tensor(Array.from({ length: 24 }, (_, i) => i), [1, 2, 3, 4]);
  * const nhwc = permute(nchw, [0, 2, 3, 1]); // [N,C,H,W] -> [N,H,W,C]
+ * assert.deepEqual(nhwc.shape, [1, 3, 4, 2]);
+ * assert.deepEqual([...(await nhwc.read()).slice(0, 4)], [0, 12, 1, 13]);
  * ```
  */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
@@ -120,9 +127,17 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full, tensor } from "../tensor.ts";
  * import { transpose } from "./shape.ts";
+ * await initGpu();
+ * const a = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
  * const at = transpose(a); // [M, K] -> [K, M]
+ * assert.deepEqual([...await at.read()], [1, 4, 2, 5, 3, 6]);
+ * const x = full([4, 2, 8], 0);
  * const y = transpose(x, 0, 1); // [T, N, C] -> [N, T, C]
+ * assert.deepEqual(y.shape, [2, 4, 8]);
  * ```
  */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
@@ -142,9 +157,15 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
  * import { slice, type SliceRange } from "./shape.ts";
+ * await initGpu();
+ * const x = tensor([0, 1, 2, 3, 4, 5, 6, 7], [2, 4]);
  * const inner: SliceRange = { axis: -1, start: 1, end: -1 }; // drop the first and last column
  * const y = slice(x, inner);
+ * assert.deepEqual([...await y.read()], [1, 2, 5, 6]);
  * ```
  */
 export interface SliceRange {
@@ -163,9 +184,17 @@ export interface SliceRange {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { slice } from "./shape.ts";
+ * await initGpu();
+ * const frames = full([3, 1, 2, 2], 0);
  * const last = slice(frames, { axis: 0, start: -1 }); // the last frame, axis kept (size 1)
+ * assert.deepEqual(last.shape, [1, 1, 2, 2]);
+ * const img = full([3, 6, 6], 0);
  * const crop = slice(img, [{ axis: -2, start: 2, end: -2 }, { axis: -1, start: 2, end: -2 }]);
+ * assert.deepEqual(crop.shape, [3, 2, 2]);
  * ```
  */
 export function slice(x: Tensor, ranges: SliceRange | readonly SliceRange[]): Tensor {
@@ -226,9 +255,17 @@ export function slice(x: Tensor, ranges: SliceRange | readonly SliceRange[]): Te
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { split } from "./shape.ts";
+ * await initGpu();
+ * const gates = full([1, 6, 2, 2], 0);
  * const [r, z, n] = split(gates, 3, 1); // [N, 3C, H, W] -> three [N, C, H, W]
+ * assert.deepEqual([r.shape, z.shape, n.shape], [[1, 2, 2, 2], [1, 2, 2, 2], [1, 2, 2, 2]]);
+ * const x = full([4, 7], 0);
  * const [a, b] = split(x, [2, 5], -1);
+ * assert.deepEqual([a.shape, b.shape], [[4, 2], [4, 5]]);
  * ```
  */
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
@@ -283,8 +320,15 @@ function checkSameShapes(op: string, xs: readonly Tensor[], skipAxis: number | n
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { concat } from "./shape.ts";
+ * await initGpu();
+ * const features = full([1, 64, 4, 4], 1);
+ * const hidden = full([1, 64, 4, 4], 2);
  * const fused = concat([features, hidden], 1); // [N,64,H,W] + [N,64,H,W] -> [N,128,H,W]
+ * assert.deepEqual(fused.shape, [1, 128, 4, 4]);
  * ```
  */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
@@ -324,8 +368,15 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { stack } from "./shape.ts";
+ * await initGpu();
+ * const frames = [0, 1, 2].map((t) => full([3, 2, 2], t));
  * const clip = stack(frames, 0); // T tensors [C,H,W] -> [T,C,H,W]
+ * assert.deepEqual(clip.shape, [3, 3, 2, 2]);
+ * assert.equal((await clip.read())[24], 2);
  * ```
  */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
@@ -364,9 +415,15 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { squeeze } from "./shape.ts";
+ * await initGpu();
+ * const x = full([1, 3, 1, 5], 0);
  * const v = squeeze(x); // [1, 3, 1, 5] -> [3, 5]
  * const w = squeeze(x, 0); // [1, 3, 1, 5] -> [3, 1, 5]
+ * assert.deepEqual([v.shape, w.shape], [[3, 5], [3, 1, 5]]);
  * ```
  */
 export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
@@ -389,9 +446,16 @@ export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../tensor.ts";
  * import { unsqueeze } from "./shape.ts";
+ * await initGpu();
+ * const img = full([3, 2, 2], 0);
  * const batch = unsqueeze(img, 0); // [C,H,W] -> [1,C,H,W]
+ * const v = full([4], 0);
  * const col = unsqueeze(v, -1); // [N] -> [N,1]
+ * assert.deepEqual([batch.shape, col.shape], [[1, 3, 2, 2], [4, 1]]);
  * ```
  */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
