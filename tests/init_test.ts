@@ -13,7 +13,7 @@ import {
   xavierUniform,
   zeros,
 } from "../mod.ts";
-import { initGpu, RUN_SEED } from "./_helpers.ts";
+import { initGpu, RUN_SEED, withSeed } from "./_helpers.ts";
 import { randomNormal, randomUniform, seededRandom } from "../src/_random.ts";
 
 await initGpu();
@@ -42,13 +42,13 @@ function checkMoments(x: Float64Array, std: number, kurtosis: number, what: stri
   const meanTol = Z * std / Math.sqrt(n);
   assert.ok(
     Math.abs(mean) <= meanTol,
-    `${what}: sample mean ${mean} beyond ${meanTol} (n ${n}, seed ${RUN_SEED})`,
+    withSeed(`${what}: sample mean ${mean} beyond ${meanTol} (n ${n})`),
   );
   // Var(s^2) ~= (mu4 - sigma^4) / n.
   const varTol = Z * std * std * Math.sqrt((kurtosis - 1) / n);
   assert.ok(
     Math.abs(variance - std * std) <= varTol,
-    `${what}: sample variance ${variance}, expected ${std * std} +- ${varTol} (seed ${RUN_SEED})`,
+    withSeed(`${what}: sample variance ${variance}, expected ${std * std} +- ${varTol}`),
   );
 }
 
@@ -61,12 +61,15 @@ function checkUniformBounds(x: Float64Array, b: number, what: string): void {
     hi = Math.max(hi, v);
   }
   const f32 = b * 2 ** -23; // rounding to float32
-  assert.ok(lo >= -b - f32 && hi <= b + f32, `${what}: range [${lo}, ${hi}] exceeds +-${b}`);
+  assert.ok(
+    lo >= -b - f32 && hi <= b + f32,
+    withSeed(`${what}: range [${lo}, ${hi}] exceeds +-${b}`),
+  );
   // P(max < b (1 - d)) = (1 - d/2)^n ~= exp(-n d / 2); d = 40/n gives e^-20.
   const d = 40 / n;
   assert.ok(
     hi > b * (1 - d) && lo < -b * (1 - d),
-    `${what}: range [${lo}, ${hi}] does not approach +-${b}`,
+    withSeed(`${what}: range [${lo}, ${hi}] does not approach +-${b}`),
   );
 }
 
@@ -79,7 +82,7 @@ function checkNormalShape(x: Float64Array, std: number, what: string): void {
   const tol = Z * Math.sqrt(p * (1 - p) / x.length);
   assert.ok(
     Math.abs(frac - p) <= tol,
-    `${what}: ${frac} within one std, expected ${p} +- ${tol}`,
+    withSeed(`${what}: ${frac} within one std, expected ${p} +- ${tol}`),
   );
 }
 
@@ -114,7 +117,7 @@ Deno.test("same seed gives the same values, another seed other values", async ()
     const a = await values(init(RUN_SEED));
     const b = await values(init(RUN_SEED));
     const c = await values(init(RUN_SEED + 1));
-    assert.deepEqual(a, b, `init ${k}: same seed`);
+    assert.deepEqual(a, b, withSeed(`init ${k}: same seed`));
     let same = 0;
     for (let i = 0; i < a.length; i++) if (a[i] === c[i]) same++;
     assert.equal(same, 0, `init ${k}: seeds ${RUN_SEED} and ${RUN_SEED + 1} share ${same} values`);

@@ -4,7 +4,7 @@
 // and natural images.
 
 import { deepEqual as assertEquals, ok as assert } from "assert";
-import { initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
+import { initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 import { tensor, tidy } from "../src/tensor/tensor.ts";
 import { computeJnd, JND_MODELS, jndHeatmap, type JndModel } from "../src/jnd/mod.ts";
 import { luminanceAdaptation, temporalFactor } from "../src/jnd/models.ts";
@@ -197,7 +197,10 @@ Deno.test("jnd: wu2017 masks less in a regular pattern than in a disordered one"
     }
     return s / k;
   };
-  assert(interior(1) > 2 * interior(0), `disordered ${interior(1)} vs regular ${interior(0)}`);
+  assert(
+    interior(1) > 2 * interior(0),
+    withSeed(`disordered ${interior(1)} vs regular ${interior(0)}`),
+  );
 });
 
 Deno.test("jnd: constant frames give constant maps", async () => {
@@ -216,8 +219,11 @@ Deno.test("jnd: constant frames give constant maps", async () => {
       const frame = out.subarray(f * n, (f + 1) * n);
       const lo = Math.min(...frame);
       const hi = Math.max(...frame);
-      assert(hi - lo < 1e-4, `${model} frame ${f}: ${lo}..${hi} (seed ${RUN_SEED})`);
-      assert(lo >= 3 / 255 * 0.8 * 255 - 1e-6, `${model} frame ${f}: ${lo} below any threshold`);
+      assert(hi - lo < 1e-4, withSeed(`${model} frame ${f}: ${lo}..${hi}`));
+      assert(
+        lo >= 3 / 255 * 0.8 * 255 - 1e-6,
+        withSeed(`${model} frame ${f}: ${lo} below any threshold`),
+      );
     }
   }
 });

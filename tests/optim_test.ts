@@ -13,7 +13,7 @@ import {
   type Tensor,
 } from "../mod.ts";
 import { tensor, tidy } from "../src/tensor/tensor.ts";
-import { assertClose, initGpu, numel, randn, RUN_SEED } from "./_helpers.ts";
+import { assertClose, initGpu, numel, randn, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -94,8 +94,8 @@ for (const [k, opts] of ADAM_CASES.entries()) {
       opt.zeroGrad();
     }
     for (const [i, p] of params.entries()) {
-      assert.equal(opt.stepCount(p), 6);
       const what = `Adam case ${k} param [${p.shape}]`;
+      assert.equal(opt.stepCount(p), 6, withSeed(`${what}: step count`));
       assertClose(await p.read(), refs[i].p, { rtol: 1e-5, atol: 1e-6, what });
       // m is a sum of terms of the gradient's scale that may cancel, so its absolute error is of
       // float32 rounding at that scale (v likewise at the scale squared).

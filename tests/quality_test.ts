@@ -4,7 +4,7 @@
 // perturbationStats on a constructed case, and the error messages.
 
 import assert from "assert";
-import { assertClose, rng, RUN_SEED } from "./_helpers.ts";
+import { assertClose, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 import { perturbationStats, psnr, ssim, videoQuality } from "../src/metrics/quality.ts";
 
 function dec(b64: string): Float32Array {
@@ -133,12 +133,12 @@ Deno.test("psnr by hand, with peak 1 and 255", () => {
 Deno.test("identical inputs: ssim 1, psnr Infinity, also per video", () => {
   const r = rng(RUN_SEED + 11).uniform;
   const a = Float32Array.from({ length: 14 * 19 }, () => r());
-  assert.equal(psnr(a, a.slice()), Infinity);
+  assert.equal(psnr(a, a.slice()), Infinity, withSeed("psnr of a copy"));
   assertClose([ssim(a, a.slice(), { height: 14, width: 19 })], [1], { rtol: 0, atol: 1e-14 });
   const v = Float32Array.from({ length: 2 * 3 * 12 * 13 }, () => r());
   const q = videoQuality(v, v.slice(), [2, 3, 12, 13]);
-  assert.deepEqual(q.psnr, [Infinity, Infinity]);
-  assert.equal(q.meanPsnr, Infinity);
+  assert.deepEqual(q.psnr, [Infinity, Infinity], withSeed("per-frame psnr of a copy"));
+  assert.equal(q.meanPsnr, Infinity, withSeed("video psnr of a copy"));
   assertClose(q.ssim, [1, 1], { rtol: 0, atol: 1e-14 });
   assertClose([q.meanSsim], [1], { rtol: 0, atol: 1e-14 });
 });
@@ -159,7 +159,7 @@ Deno.test("constant offset: psnr = -20 log10(c); ssim of flat planes in closed f
   assertClose([ssim(flatA, flatB, { height: 13, width: 12 })], [want], { rtol: 1e-12, atol: 0 });
   // The offset image: a brighter copy has SSIM below 1 but contrast/structure terms are 1.
   const s = ssim(a, b, { height: 15, width: 21 });
-  assert.ok(s < 1 && s > 0.9, `ssim of a shifted copy: ${s}`);
+  assert.ok(s < 1 && s > 0.9, withSeed(`ssim of a shifted copy: ${s}`));
 });
 
 Deno.test("videoQuality: one frame differs -> only its numbers change", () => {
@@ -179,14 +179,14 @@ Deno.test("videoQuality: one frame differs -> only its numbers change", () => {
     );
   for (let k = 0; k < t; k++) {
     if (k === f) continue;
-    assert.equal(q.psnr[k], Infinity, `frame ${k} psnr`);
+    assert.equal(q.psnr[k], Infinity, withSeed(`frame ${k} psnr`));
     assertClose([q.ssim[k]], [1], { rtol: 0, atol: 1e-14, what: `frame ${k} ssim` });
   }
   const p2 = psnr(frame(clean, f), frame(adv, f));
-  assert.ok(Number.isFinite(p2) && p2 > 30, `frame ${f} psnr ${p2}`);
-  assert.equal(q.psnr[f], p2);
+  assert.ok(Number.isFinite(p2) && p2 > 30, withSeed(`frame ${f} psnr ${p2}`));
+  assert.equal(q.psnr[f], p2, withSeed(`frame ${f} psnr of videoQuality`));
   const s2 = ssim(luma(frame(clean, f)), luma(frame(adv, f)), { height: h, width: w });
-  assert.ok(s2 < 1, `frame ${f} ssim ${s2}`);
+  assert.ok(s2 < 1, withSeed(`frame ${f} ssim ${s2}`));
   assertClose([q.ssim[f]], [s2], { rtol: 0, atol: 1e-14, what: "frame 2 ssim" });
   assertClose([q.ssim[f]], [bruteSsim(luma(frame(clean, f)), luma(frame(adv, f)), h, w)], {
     rtol: 0,
