@@ -22,7 +22,7 @@ import {
   type RgbImage,
 } from "../src/video/png.ts";
 import { attackPanels, shownFrames } from "../src/attack/panels.ts";
-import { initGpu, rng, RUN_SEED } from "./_helpers.ts";
+import { initGpu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 import { dumpDom, findChromium, screenshot } from "./_chromium.ts";
 
 await initGpu();
@@ -50,7 +50,8 @@ globalThis.addEventListener("unload", () => {
   } catch { /* gone */ }
 });
 
-async function ffmpegDecodePng(png: Uint8Array): Promise<Uint8Array> {
+/** Decodes a PNG with ffmpeg; a failure names `what` (when given) before ffmpeg's message. */
+async function ffmpegDecodePng(png: Uint8Array, what?: string): Promise<Uint8Array> {
   const file = join(root, `p${crypto.randomUUID()}.png`);
   await Deno.writeFile(file, png);
   const r = await new Deno.Command("ffmpeg", {
@@ -58,7 +59,8 @@ async function ffmpegDecodePng(png: Uint8Array): Promise<Uint8Array> {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  const stderr = new TextDecoder().decode(r.stderr);
+  assert.ok(r.success, what === undefined ? stderr : `${what}: ${stderr}`);
   return r.stdout;
 }
 
@@ -69,8 +71,13 @@ Deno.test("png: CRC-32 check value; encoded images decode to the same bytes in f
   for (const [w, h] of [[1, 1], [7, 3], [33, 17], [64, 48]]) {
     const data = new Uint8Array(3 * w * h).map(() => Math.floor(r.uniform() * 256));
     const png = encodePng({ width: w, height: h, data });
-    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-    assert.deepEqual(await ffmpegDecodePng(png), data, `${w}x${h} (seed ${RUN_SEED})`);
+    assert.deepEqual(
+      [...png.subarray(0, 8)],
+      [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      withSeed(`${w}x${h}: PNG signature`),
+    );
+    const decoded = await ffmpegDecodePng(png, withSeed(`${w}x${h}: ffmpeg decode`));
+    assert.deepEqual(decoded, data, withSeed(`${w}x${h}`));
   }
   assert.throws(
     () => encodePng({ width: 2, height: 2, data: new Uint8Array(11) }),
@@ -95,8 +102,13 @@ Deno.test("png: planar frames, amplified perturbations and crops against direct 
         for (let c = 0; c < 3; c++) {
           const k = f * 3 * plane + c * plane + y * w + x;
           const at = 3 * (y * w + x) + c;
-          assert.equal(img.data[at], clip(255 * clean[k]));
-          assert.equal(amp.data[at], clip(128 + 7 * 255 * (adv[k] - clean[k])));
+          const where = `frame ${f} (${x}, ${y}) channel ${c}`;
+          assert.equal(img.data[at], clip(255 * clean[k]), withSeed(`planar ${where}`));
+          assert.equal(
+            amp.data[at],
+            clip(128 + 7 * 255 * (adv[k] - clean[k])),
+            withSeed(`amplified ${where}`),
+          );
         }
       }
     }
@@ -117,7 +129,11 @@ Deno.test("png: planar frames, amplified perturbations and crops against direct 
   for (let y = 0; y < 3; y++) {
     for (let x = 0; x < 2; x++) {
       const a = 3 * (y * 2 + x), b = 3 * ((y + 2) * w + x + 1);
-      assert.deepEqual([...c.data.subarray(a, a + 3)], [...img.data.subarray(b, b + 3)]);
+      assert.deepEqual(
+        [...c.data.subarray(a, a + 3)],
+        [...img.data.subarray(b, b + 3)],
+        withSeed(`crop pixel (${x}, ${y})`),
+      );
     }
   }
   assert.deepEqual(shownFrames(1), [0]);
@@ -147,11 +163,12 @@ Deno.test("attackPanels: amplification per report or per run, centre crop of lar
   assert.deepEqual(
     (p.clean as RgbImage).data,
     cropImage(full, { x: 2, y: 1, width: 4, height: 4 }).data,
+    withSeed("clean panel: the centre crop of the frame"),
   );
   const pert = p.attacks[1].perturbation as RgbImage;
   assert.deepEqual([pert.width, pert.height], [4, 4]);
   // Pixel (2,1) of the frame, channel 0: index 1*8+2 = 10, even, so d = -5 levels: 128 - 24*5.
-  assert.equal(pert.data[0], 8);
+  assert.equal(pert.data[0], 8, withSeed("perturbation panel, pixel (2, 1) channel 0"));
   // The JND heat map of a constant map is one colour.
   const jnd = p.jnd as RgbImage;
   assert.ok(jnd.data.every((v, i) => v === jnd.data[i % 3]));
@@ -253,21 +270,31 @@ Deno.test("transfer: upload and cross-victim tables from the table's lines", () 
   const up = uploadRows(table);
   assert.equal(up.length, table.length);
   for (const [k, u] of up.entries()) {
-    assert.equal(u.survived, table[k].meanAbsChangeRoundTrip / table[k].meanAbsChange);
+    assert.equal(
+      u.survived,
+      table[k].meanAbsChangeRoundTrip / table[k].meanAbsChange,
+      withSeed(`upload row ${k}: survived`),
+    );
   }
   const cross = crossVictimTable(table)!;
   assert.deepEqual(cross.sources, ["vsfa-mini", "simplevqa-mini"]);
   assert.deepEqual(cross.targets, ["vsfa-mini", "simplevqa-mini"]);
   const find = (victim: string, method: string) =>
     table.find((t) => t.victim === victim && t.method === method)!;
-  assert.equal(cross.cells[0][0]!.srccAfter, find("vsfa-mini", "stqa-net").after.srcc);
+  assert.equal(
+    cross.cells[0][0]!.srccAfter,
+    find("vsfa-mini", "stqa-net").after.srcc,
+    withSeed("cross cell [0][0] srccAfter"),
+  );
   assert.equal(
     cross.cells[0][1]!.srccAfter,
     find("simplevqa-mini", "stqa-net@vsfa-mini").after.srcc,
+    withSeed("cross cell [0][1] srccAfter"),
   );
   assert.equal(
     cross.cells[1][0]!.meanAbsChange,
     find("vsfa-mini", "stqa-net@simplevqa-mini").meanAbsChange,
+    withSeed("cross cell [1][0] meanAbsChange"),
   );
   assert.equal(crossVictimTable(table.filter((t) => !t.method.includes("@"))), null);
 });
@@ -310,7 +337,7 @@ browserTest("report.html of an eval renders in headless Chromium: tables and cha
     evalReportHtml(table, { description: "synthetic rows", examples: [example] }),
   );
   const dom = await dumpDom(CHROMIUM!, file);
-  assert.match(dom, /<body data-images="6\/6">/, "the example's images decode");
+  assert.match(dom, /<body data-images="6\/6">/, withSeed("the example's images decode"));
   assert.match(dom, /perturbation x4 \(fgsm\)/);
   assert.equal([...dom.matchAll(/<svg id="example-scores-0".*?<\/svg>/gs)].length, 1);
   const tableBody = /<table id="eval-table">.*?<tbody>(.*?)<\/tbody>/s.exec(dom)![1];

@@ -12,7 +12,7 @@ import {
   safetensorsMetadata,
   type TensorData,
 } from "../src/io/safetensors.ts";
-import { initGpu, numel, randn, RUN_SEED } from "./_helpers.ts";
+import { initGpu, numel, randn, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -69,17 +69,22 @@ Deno.test("encode/decode round trip is bit-exact, with metadata and a padded hea
   const meta = { seed: String(RUN_SEED), command: "deno task train --lr 1e-3" };
   const bytes = encodeSafetensors(tensors, meta);
   const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  assert.equal(headerLength % 8, 0, "header padded to 8 bytes");
+  assert.equal(headerLength % 8, 0, withSeed("header padded to 8 bytes"));
   const back = decodeSafetensors(bytes);
-  assert.deepEqual(back.metadata, meta);
-  assert.deepEqual(Object.keys(back.tensors).sort(), Object.keys(tensors).sort());
+  assert.deepEqual(back.metadata, meta, withSeed("metadata"));
+  assert.deepEqual(
+    Object.keys(back.tensors).sort(),
+    Object.keys(tensors).sort(),
+    withSeed("tensor names"),
+  );
   for (const [name, t] of Object.entries(tensors)) {
-    assert.deepEqual(back.tensors[name].shape, t.shape, name);
-    assert.deepEqual(back.tensors[name].data, t.data, name); // Object.is: NaN and -0 exact
+    assert.deepEqual(back.tensors[name].shape, t.shape, withSeed(`${name} shape`));
+    // Object.is: NaN and -0 exact.
+    assert.deepEqual(back.tensors[name].data, t.data, withSeed(`${name} data`));
   }
   // Laid out without gaps: the data section is exactly the sum of the tensor sizes.
   const total = Object.values(tensors).reduce((s, t) => s + 4 * t.data.length, 0);
-  assert.equal(bytes.length, 8 + headerLength + total);
+  assert.equal(bytes.length, 8 + headerLength + total, withSeed("file size"));
 });
 
 Deno.test("decode reads a file written by hand in Python (unaligned, unordered)", async () => {
@@ -194,8 +199,8 @@ Deno.test("saveSafetensors / loadSafetensors round trip through the GPU", async 
     // Fresh tensors.
     const loaded = await loadSafetensors(path);
     for (const [name, { shape, data }] of Object.entries(src)) {
-      assert.deepEqual([...loaded[name].shape], shape, name);
-      assert.deepEqual(await loaded[name].read(), data, name);
+      assert.deepEqual([...loaded[name].shape], shape, withSeed(`${name} shape`));
+      assert.deepEqual(await loaded[name].read(), data, withSeed(`${name} data`));
       assert.equal(loaded[name].requiresGrad, false);
     }
     // Into existing tensors (e.g. a model's parameters), which keep their identity.
@@ -208,7 +213,7 @@ Deno.test("saveSafetensors / loadSafetensors round trip through the GPU", async 
     assert.equal(result, params);
     for (const [name, { data }] of Object.entries(src)) {
       assert.equal(params[name], before[name]);
-      assert.deepEqual(await params[name].read(), data, name);
+      assert.deepEqual(await params[name].read(), data, withSeed(`${name} data, loaded in place`));
     }
     [tensors, loaded, params].forEach((r) => Object.values(r).forEach((t) => t.dispose()));
   });

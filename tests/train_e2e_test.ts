@@ -31,7 +31,7 @@ import {
   trainLoop,
   type TrainLoopOptions,
 } from "../src/train/loop.ts";
-import { initGpu, randn, RUN_SEED } from "./_helpers.ts";
+import { initGpu, randn, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -89,10 +89,10 @@ Deno.test("a two-layer conv net fits a fixed target with 50 Adam steps (loss dow
     `loss ${losses[0].toExponential(3)} -> ${last.toExponential(3)} ` +
       `(${(losses[0] / last).toFixed(1)}x) in 50 steps`,
   );
-  assert.ok(Number.isFinite(last), `final loss ${last}`);
+  assert.ok(Number.isFinite(last), withSeed(`final loss ${last}`));
   assert.ok(
     last * 10 <= losses[0],
-    `loss fell only from ${losses[0]} to ${last} (run seed ${RUN_SEED})`,
+    withSeed(`loss fell only from ${losses[0]} to ${last}`),
   );
 
   // The trained weights survive a safetensors round trip into a fresh model.
@@ -104,7 +104,7 @@ Deno.test("a two-layer conv net fits a fixed target with 50 Adam steps (loss dow
     await loadSafetensors(path, fresh);
     const reloaded = tidy(() => noGrad(() => mse(fresh, x, target)));
     const value = (await reloaded.read())[0];
-    assert.equal(value, last, "loss of the reloaded model");
+    assert.equal(value, last, withSeed("loss of the reloaded model"));
     reloaded.dispose();
     Object.values(fresh).forEach((t) => t.dispose());
   } finally {
