@@ -29,6 +29,27 @@ export interface Schema<T> {
   safeParse(value: unknown): SchemaResult<T>;
 }
 
+/**
+ * `true` when `A` and `B` are assignable to each other, else `false`: the check that a documented
+ * interface and the output of the zod object behind its {@link Schema} describe the same record
+ * (typing the schema `Schema<Interface>` checks one direction only: a field optional in the
+ * interface but required by the schema, or missing from the interface, would pass).
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import type { SameShape, Schema } from "./_zod.ts";
+ * interface Point {
+ *   x: number;
+ *   label?: string;
+ * }
+ * const point = z.object({ x: z.number(), label: z.string().optional() }).strict();
+ * export const PointSchema: Schema<Point> = point;
+ * const same: SameShape<Point, z.output<typeof point>> = true; // `false` would not compile
+ * ```
+ */
+export type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
 /** What {@link Schema.safeParse} returns. */
 export type SchemaResult<T> =
   | { success: true; data: T; error?: undefined }
@@ -64,8 +85,8 @@ export interface FormatZodOptions {
 }
 
 /**
- * The message of one issue. A wrong type reads `expected number, got string` (zod's default
- * wording is rewritten; custom messages are kept).
+ * The message of one issue (a zod issue, or a {@link SchemaIssue}). A wrong type reads
+ * `expected number, got string` (zod's default wording is rewritten; custom messages are kept).
  *
  * @example
  * ```ts
@@ -75,12 +96,14 @@ export interface FormatZodOptions {
  * if (!r.success) zodIssueMessage(r.error.issues[0]); // "expected number, got string"
  * ```
  */
-export function zodIssueMessage(issue: z.ZodIssue): string {
+export function zodIssueMessage(issue: SchemaIssue): string {
+  // zod's invalid_type issues carry `expected` and `received` beyond what SchemaIssue names.
+  const { expected, received } = issue as { expected?: unknown; received?: unknown };
   if (
-    issue.code === z.ZodIssueCode.invalid_type && issue.received !== "undefined" &&
-    issue.message === `Expected ${issue.expected}, received ${issue.received}`
+    issue.code === z.ZodIssueCode.invalid_type && received !== "undefined" &&
+    issue.message === `Expected ${expected}, received ${received}`
   ) {
-    return `expected ${issue.expected}, got ${issue.received}`;
+    return `expected ${expected}, got ${received}`;
   }
   return issue.message;
 }
@@ -97,14 +120,15 @@ export function zodIssueMessage(issue: z.ZodIssue): string {
  * if (!r.success) formatZodIssue(r.error.issues[0]); // "a.b: expected integer, got float"
  * ```
  */
-export function formatZodIssue(issue: z.ZodIssue, options: FormatZodOptions = {}): string {
+export function formatZodIssue(issue: SchemaIssue, options: FormatZodOptions = {}): string {
   const where = issue.path.length ? `${options.prefix ?? ""}${issue.path.join(".")}` : options.root;
   const message = zodIssueMessage(issue);
   return where ? `${where}: ${message}` : message;
 }
 
 /**
- * Every issue of a zod error as `path.to.field: message`, joined by "; " (or `separator`).
+ * Every issue of a zod error (or of a {@link SchemaError}, which is one) as
+ * `path.to.field: message`, joined by "; " (or `separator`).
  *
  * @example
  * ```ts
@@ -115,7 +139,10 @@ export function formatZodIssue(issue: z.ZodIssue, options: FormatZodOptions = {}
  * if (!r.success) formatZodError(r.error, { prefix: "--", separator: "\n" });
  * ```
  */
-export function formatZodError(error: z.ZodError, options: FormatZodOptions = {}): string {
+export function formatZodError(
+  error: { readonly issues: readonly SchemaIssue[] },
+  options: FormatZodOptions = {},
+): string {
   return error.issues.map((i) => formatZodIssue(i, options)).join(options.separator ?? "; ");
 }
 

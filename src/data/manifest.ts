@@ -8,7 +8,7 @@
 import * as path from "path";
 import { z } from "zod";
 import { checkRegularFile, PathError } from "../_fs.ts";
-import { formatZodError } from "../_zod.ts";
+import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
 import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
 
 /**
@@ -16,9 +16,10 @@ import { DatasetError, type DatasetItem, type LoadedDataset } from "./types.ts";
  *
  * @example
  * ```ts
- * import { loadManifest, MANIFEST_VERSION } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * manifest.version === MANIFEST_VERSION; // true
+ * import assert from "assert";
+ * import { MANIFEST_VERSION, ProxyManifestSchema } from "./manifest.ts";
+ * const r = ProxyManifestSchema.safeParse({ version: MANIFEST_VERSION + 1 });
+ * assert.ok(!r.success && r.error.issues[0].path[0] === "version");
  * ```
  */
 export const MANIFEST_VERSION = 1;
@@ -83,9 +84,10 @@ export const SPLITS = ["train", "val", "test"] as const;
  *
  * @example
  * ```ts
- * import { loadManifest, type Split } from "./manifest.ts";
+ * import assert from "assert";
+ * import { type Split, SPLITS } from "./manifest.ts";
  * const split: Split = "test";
- * await loadManifest("cache/proxy/manifest.json", { splits: [split] });
+ * assert.ok(SPLITS.includes(split));
  * ```
  */
 export type Split = (typeof SPLITS)[number];
@@ -123,15 +125,43 @@ export function ssimToLabel(ssim: number): number {
 }
 
 /**
- * The build options as stored in the manifest (everything that determines its content).
+ * Stored build options: everything that determines a build's content.
  *
  * @example
  * ```ts
- * import { ProxyOptionsSchema } from "./manifest.ts";
- * const ok = ProxyOptionsSchema.safeParse({ seed: 1, frames: 8 }).success; // false: fields missing
+ * import assert from "assert";
+ * import { ProxyOptionsSchema, type ProxyOptionsRecord } from "./manifest.ts";
+ * const options: ProxyOptionsRecord = {
+ *   seed: 1, frames: 8, size: 64, fps: 25, motionsPerImage: 9, levels: 4,
+ *   distortions: ["h264", "blur"], maxSources: null, testSources: 3, valSources: 1,
+ * };
+ * assert.deepEqual(ProxyOptionsSchema.parse(options), options);
  * ```
  */
-export const ProxyOptionsSchema = z.object({
+export interface ProxyOptionsRecord {
+  /** Seed of motions, noise and the split. */
+  seed: number;
+  /** Frames per clip (at least 2). */
+  frames: number;
+  /** Width and height of the square clips (at least 16). */
+  size: number;
+  /** Frames per second written in the clips. */
+  fps: number;
+  /** Camera motions per image, cycling pan, zoom, rotate. */
+  motionsPerImage: number;
+  /** Levels per distortion. */
+  levels: number;
+  /** Distortion types (at least one). */
+  distortions: Distortion[];
+  /** Only the first n source images by name, or null for all. */
+  maxSources: number | null;
+  /** Source images in the test split. */
+  testSources: number;
+  /** Source images in the validation split. */
+  valSources: number;
+}
+
+const proxyOptions = z.object({
   seed: z.number().int().nonnegative(),
   frames: z.number().int().min(2),
   size: z.number().int().min(16),
@@ -143,111 +173,186 @@ export const ProxyOptionsSchema = z.object({
   testSources: z.number().int().positive(),
   valSources: z.number().int().nonnegative(),
 });
+const _sameOptions: SameShape<ProxyOptionsRecord, z.output<typeof proxyOptions>> = true;
 
 /**
- * Stored build options.
+ * Validates {@link ProxyOptionsRecord}: the build options as stored in the manifest.
  *
  * @example
  * ```ts
- * import { loadManifest, type ProxyOptionsRecord } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * const options: ProxyOptionsRecord = manifest.options;
+ * import assert from "assert";
+ * import { ProxyOptionsSchema } from "./manifest.ts";
+ * // Fields missing:
+ * assert.equal(ProxyOptionsSchema.safeParse({ seed: 1, frames: 8 }).success, false);
  * ```
  */
-export type ProxyOptionsRecord = z.infer<typeof ProxyOptionsSchema>;
+export const ProxyOptionsSchema: Schema<ProxyOptionsRecord> = proxyOptions;
 
 /**
  * A camera motion applied to one source image, with its parameters and ffmpeg filter.
  *
  * @example
  * ```ts
- * import { MotionSchema } from "./manifest.ts";
- * const m = { id: "m0_pan", source: "coins", type: "pan", params: { dx: 1 }, filter: "null" };
- * MotionSchema.parse(m);
+ * import assert from "assert";
+ * import { type MotionRecord, MotionSchema } from "./manifest.ts";
+ * const m: MotionRecord = {
+ *   id: "m0_pan", source: "coins", type: "pan", params: { dx: 1 }, filter: "null",
+ * };
+ * assert.deepEqual(MotionSchema.parse(m), m);
  * ```
  */
-export const MotionSchema = z.object({
+export interface MotionRecord {
+  /** Unique within the manifest, e.g. `m0_pan`. */
+  id: string;
+  /** The source image's name. */
+  source: string;
+  /** The kind of motion. */
+  type: MotionType;
+  /** Its parameters (speeds, angles), by name. */
+  params: Record<string, number>;
+  /** The ffmpeg filter that makes it. */
+  filter: string;
+}
+
+const motion = z.object({
   id: z.string().min(1),
   source: z.string().min(1),
   type: z.enum(MOTIONS),
   params: z.record(z.number()),
   filter: z.string().min(1),
 });
+const _sameMotion: SameShape<MotionRecord, z.output<typeof motion>> = true;
 
 /**
- * One motion record.
+ * Validates a {@link MotionRecord}.
  *
  * @example
  * ```ts
- * import { loadManifest, type MotionRecord } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * const motions: MotionRecord[] = manifest.motions;
+ * import assert from "assert";
+ * import { MotionSchema } from "./manifest.ts";
+ * const m = { id: "m0_pan", source: "coins", type: "spin", params: {}, filter: "null" };
+ * assert.equal(MotionSchema.safeParse(m).success, false); // no such motion type
  * ```
  */
-export type MotionRecord = z.infer<typeof MotionSchema>;
+export const MotionSchema: Schema<MotionRecord> = motion;
 
 /**
  * One clip of the proxy dataset.
  *
  * @example
  * ```ts
- * import { ClipSchema } from "./manifest.ts";
- * ClipSchema.safeParse({ path: "/abs.mkv" }).success; // false
+ * import assert from "assert";
+ * import { type ClipRecord, ClipSchema } from "./manifest.ts";
+ * const clip: ClipRecord = {
+ *   path: "clips/coins/m0_pan/blur_2.mkv", source: "coins", motion: "m0_pan",
+ *   distortion: "blur", level: 2, strength: 1.5, ssim: 0.7, label: 3.4, split: "train",
+ * };
+ * assert.deepEqual(ClipSchema.parse(clip), clip);
  * ```
  */
-export const ClipSchema = z.object({
+export interface ClipRecord {
   /** Relative to the manifest's folder, with forward slashes. */
+  path: string;
+  /** The source image's name. */
+  source: string;
+  /** The motion's id. */
+  motion: string;
+  /** The distortion, or `none` for a pristine clip. */
+  distortion: "none" | Distortion;
+  /** 0 for pristine clips, 1..levels from mild to strong. */
+  level: number;
+  /**
+   * The distortion's parameter: H.264 CRF, blur sigma, noise strength, scaling factor, or the
+   * number of frozen frames; 0 for pristine clips.
+   */
+  strength: number;
+  /** Mean luma SSIM against the pristine clip. */
+  ssim: number;
+  /** The label, 1 to 5, from {@link ssimToLabel}. */
+  label: number;
+  /** The split of its source image. */
+  split: Split;
+}
+
+const clip = z.object({
   path: z.string().min(1).refine((p) => !path.isAbsolute(p) && !p.split("/").includes(".."), {
     message: "must be a relative path inside the dataset folder",
   }),
   source: z.string().min(1),
   motion: z.string().min(1),
   distortion: z.enum(["none", ...DISTORTIONS]),
-  /** 0 for pristine clips, 1..levels from mild to strong. */
   level: z.number().int().nonnegative(),
-  /**
-   * The distortion's parameter: H.264 CRF, blur sigma, noise strength, scaling factor, or the
-   * number of frozen frames; 0 for pristine clips.
-   */
   strength: z.number(),
   ssim: z.number().min(-1).max(1),
   label: z.number().min(1).max(5),
   split: z.enum(SPLITS),
 });
+const _sameClip: SameShape<ClipRecord, z.output<typeof clip>> = true;
 
 /**
- * One clip record.
+ * Validates a {@link ClipRecord} (its path relative, inside the dataset folder).
  *
  * @example
  * ```ts
- * import { type ClipRecord, loadManifest } from "./manifest.ts";
- * const clips: ClipRecord[] = (await loadManifest("cache/proxy/manifest.json")).manifest.clips;
- * clips.filter((c) => c.distortion === "h264" && c.level === 4);
+ * import assert from "assert";
+ * import { ClipSchema } from "./manifest.ts";
+ * assert.equal(ClipSchema.safeParse({ path: "/abs.mkv" }).success, false);
  * ```
  */
-export type ClipRecord = z.infer<typeof ClipSchema>;
+export const ClipSchema: Schema<ClipRecord> = clip;
 
 /**
- * The whole manifest.
+ * A proxy dataset manifest: how it was built, its source images, splits, motions and clips.
  *
  * @example
  * ```ts
- * import { ProxyManifestSchema } from "./manifest.ts";
- * const text = await Deno.readTextFile("cache/proxy/manifest.json");
- * const manifest = ProxyManifestSchema.parse(JSON.parse(text));
+ * import assert from "assert";
+ * import { LABEL_FORMULA, type ProxyManifest, ProxyManifestSchema } from "./manifest.ts";
+ * const m: ProxyManifest = {
+ *   version: 1, kind: "stqa-proxy", generator: 1, seed: 1, ffmpeg: "ffmpeg version 6.1",
+ *   options: {
+ *     seed: 1, frames: 8, size: 64, fps: 25, motionsPerImage: 1, levels: 1,
+ *     distortions: ["blur"], maxSources: null, testSources: 1, valSources: 0,
+ *   },
+ *   label: { formula: LABEL_FORMULA, ssimFloor: 0.25 },
+ *   sources: [], splits: { train: ["coins"], val: [], test: [] }, motions: [], clips: [],
+ * };
+ * assert.deepEqual(ProxyManifestSchema.parse(m), m);
  * ```
  */
-export const ProxyManifestSchema = z.object({
+export interface ProxyManifest {
+  /** The format version, {@link MANIFEST_VERSION}. */
+  version: typeof MANIFEST_VERSION;
+  /** Always `stqa-proxy`. */
+  kind: "stqa-proxy";
+  /** The version of the clip synthesis that wrote the clips (see `PROXY_GENERATOR`). */
+  generator: number;
+  /** The build's seed. */
+  seed: number;
+  /** The build options. */
+  options: ProxyOptionsRecord;
+  /** ffmpeg's version line at build time (clips are bit-identical only for the same build). */
+  ffmpeg: string;
+  /** The label formula ({@link LABEL_FORMULA}) and its SSIM floor. */
+  label: { formula: string; ssimFloor: number };
+  /** The source images, with their size and SHA-256 (a changed image means a rebuild). */
+  sources: { name: string; file: string; width: number; height: number; sha256: string }[];
+  /** The source images' names per split (each in exactly one). */
+  splits: { train: string[]; val: string[]; test: string[] };
+  /** The camera motions. */
+  motions: MotionRecord[];
+  /** The clips (each path listed once, each in its source's split). */
+  clips: ClipRecord[];
+}
+
+const proxyManifest = z.object({
   version: z.literal(MANIFEST_VERSION),
   kind: z.literal("stqa-proxy"),
-  /** The version of the clip synthesis that wrote the clips (see `PROXY_GENERATOR`). */
   generator: z.number().int().positive(),
   seed: z.number().int().nonnegative(),
-  options: ProxyOptionsSchema,
-  /** ffmpeg's version line at build time (clips are bit-identical only for the same build). */
+  options: proxyOptions,
   ffmpeg: z.string(),
   label: z.object({ formula: z.string(), ssimFloor: z.number() }),
-  /** The source images, with their size and SHA-256 (a changed image means a rebuild). */
   sources: z.array(z.object({
     name: z.string().min(1),
     file: z.string().min(1),
@@ -260,8 +365,8 @@ export const ProxyManifestSchema = z.object({
     val: z.array(z.string()),
     test: z.array(z.string()),
   }),
-  motions: z.array(MotionSchema),
-  clips: z.array(ClipSchema),
+  motions: z.array(motion),
+  clips: z.array(clip),
 }).superRefine((m, ctx) => {
   const owner = new Map<string, Split>();
   for (const s of SPLITS) {
@@ -299,18 +404,22 @@ export const ProxyManifestSchema = z.object({
     }
   });
 });
+const _sameManifest: SameShape<ProxyManifest, z.output<typeof proxyManifest>> = true;
 
 /**
- * A proxy dataset manifest.
+ * Validates a whole {@link ProxyManifest}: each field, and that every source is in one split,
+ * every clip path is listed once and every clip is in its source's split.
  *
  * @example
  * ```ts
- * import { loadManifest, type ProxyManifest } from "./manifest.ts";
- * const m: ProxyManifest = (await loadManifest("cache/proxy/manifest.json")).manifest;
- * console.log(m.splits.test);
+ * import assert from "assert";
+ * import { ProxyManifestSchema } from "./manifest.ts";
+ * const r = ProxyManifestSchema.safeParse({ version: 1, kind: "stqa-proxy" });
+ * assert.equal(r.success, false);
+ * if (!r.success) assert.deepEqual(r.error.issues[0].path, ["generator"]);
  * ```
  */
-export type ProxyManifest = z.infer<typeof ProxyManifestSchema>;
+export const ProxyManifestSchema: Schema<ProxyManifest> = proxyManifest;
 
 /**
  * The label formula as the manifest states it.
@@ -330,9 +439,9 @@ export const LABEL_FORMULA =
  *
  * @example
  * ```ts
- * import { loadManifest, type LoadManifestOptions } from "./manifest.ts";
+ * import type { LoadManifestOptions } from "./manifest.ts";
+ * // The training clips, without looking for their files.
  * const options: LoadManifestOptions = { splits: ["train", "val"], checkFiles: false };
- * await loadManifest("cache/proxy/manifest.json", options);
  * ```
  */
 export interface LoadManifestOptions {
@@ -347,9 +456,9 @@ export interface LoadManifestOptions {
  *
  * @example
  * ```ts
- * import { type LoadedManifest, loadManifest } from "./manifest.ts";
- * const d: LoadedManifest = await loadManifest("cache/proxy/manifest.json");
- * console.log(d.dir, d.items.length, d.manifest.seed);
+ * import type { LoadedManifest } from "./manifest.ts";
+ * const describe = (d: LoadedManifest): string =>
+ *   `${d.items.length} clips of seed ${d.manifest.seed} in ${d.dir}, ${d.missing.length} missing`;
  * ```
  */
 export interface LoadedManifest extends LoadedDataset {
@@ -368,11 +477,30 @@ export interface LoadedManifest extends LoadedDataset {
  *
  * @example
  * ```ts
+ * import assert from "assert";
+ * import { join } from "path";
  * import { loadManifest } from "./manifest.ts";
- * const { items, missing } = await loadManifest("cache/proxy/manifest.json", {
- *   splits: ["train"],
- * });
- * console.log(items.length, items[0].path, items[0].mos, missing.length);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(join(dir, "clips"));
+ * await Deno.copyFile("data/samples/gravel_zoom.mkv", join(dir, "clips", "gravel.mkv"));
+ * const clip = { path: "clips/gravel.mkv", source: "gravel", motion: "m0_zoom", distortion: "none",
+ *   level: 0, strength: 0, ssim: 1, label: 5, split: "train" };
+ * await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify({
+ *   version: 1, kind: "stqa-proxy", generator: 1, seed: 1, ffmpeg: "ffmpeg version 6.1",
+ *   options: { seed: 1, frames: 8, size: 64, fps: 25, motionsPerImage: 1, levels: 1,
+ *     distortions: ["blur"], maxSources: null, testSources: 1, valSources: 0 },
+ *   label: { formula: "", ssimFloor: 0.25 }, sources: [],
+ *   splits: { train: ["gravel"], val: [], test: [] }, motions: [], clips: [clip],
+ * }));
+ * const file = join(dir, "manifest.json");
+ * const { items, missing } = await loadManifest(file, { splits: ["train"] });
+ * assert.deepEqual([items.length, items[0].name, items[0].mos], [1, clip.path, 5]);
+ * assert.equal(missing.length, 0);
+ * assert.equal((await loadManifest(file, { splits: ["test"] })).items.length, 0);
+ * await Deno.remove(join(dir, "clips", "gravel.mkv"));
+ * assert.equal((await loadManifest(file)).missing.length, 1);
+ * assert.equal((await loadManifest(file, { checkFiles: false })).missing.length, 0);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadManifest(
@@ -444,9 +572,23 @@ export async function loadManifest(
  *
  * @example
  * ```ts
- * import { labelSummary, loadManifest } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * console.log(labelSummary(manifest).join("\n"));
+ * import assert from "assert";
+ * import { type ClipRecord, labelSummary, type ProxyManifest } from "./manifest.ts";
+ * const clip = (distortion: "none" | "blur", ssim: number, label: number): ClipRecord => ({
+ *   path: `clips/${distortion}.mkv`, source: "coins", motion: "m0_pan", distortion,
+ *   level: distortion === "none" ? 0 : 1, strength: 0, ssim, label, split: "train",
+ * });
+ * const manifest: ProxyManifest = {
+ *   version: 1, kind: "stqa-proxy", generator: 1, seed: 1, ffmpeg: "ffmpeg version 6.1",
+ *   options: { seed: 1, frames: 8, size: 64, fps: 25, motionsPerImage: 1, levels: 1,
+ *     distortions: ["blur"], maxSources: null, testSources: 1, valSources: 0 },
+ *   label: { formula: "", ssimFloor: 0.25 }, sources: [],
+ *   splits: { train: ["coins"], val: [], test: [] }, motions: [],
+ *   clips: [clip("none", 1, 5), clip("blur", 0.7, 3.4)],
+ * };
+ * const lines = labelSummary(manifest);
+ * assert.ok(lines.some((l) => /^blur\s+1\s+3\.400/.test(l)));
+ * assert.equal(lines.at(-3), "train 2 clips (coins)");
  * ```
  */
 export function labelSummary(manifest: ProxyManifest): string[] {

@@ -6,11 +6,17 @@
  *
  * @example
  * ```ts
- * import { buildProxyDataset, loadManifest } from "./mod.ts";
- * await buildProxyDataset(); // cache/proxy/manifest.json, skipped when up to date
- * const train = await loadManifest("cache/proxy/manifest.json", { splits: ["train"] });
- * const test = await loadManifest("cache/proxy/manifest.json", { splits: ["test"] });
- * console.log(train.items.length, test.items.length);
+ * import assert from "assert";
+ * import { buildProxyDataset, type BuildProxyOptions, loadManifest } from "./mod.ts";
+ * // `buildProxyDataset()` builds cache/proxy (skipped when up to date); here a tiny one:
+ * const out = await Deno.makeTempDir();
+ * const tiny: BuildProxyOptions = { out, maxSources: 2, testSources: 1, valSources: 0,
+ *   motionsPerImage: 1, levels: 1, distortions: ["blur"], frames: 2, size: 16 };
+ * const { manifestPath } = await buildProxyDataset(tiny);
+ * const train = await loadManifest(manifestPath, { splits: ["train"] });
+ * const test = await loadManifest(manifestPath, { splits: ["test"] });
+ * assert.deepEqual([train.items.length, test.items.length, test.missing.length], [2, 2, 0]);
+ * await Deno.remove(out, { recursive: true });
  * ```
  * @module
  */

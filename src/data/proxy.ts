@@ -51,10 +51,15 @@ import { DatasetError } from "./types.ts";
  *
  * @example
  * ```ts
- * import { PROXY_GENERATOR } from "./proxy.ts";
- * import { loadManifest } from "./manifest.ts";
- * const { manifest } = await loadManifest("cache/proxy/manifest.json");
- * if (manifest.generator !== PROXY_GENERATOR) console.log("stale: run deno task data");
+ * import assert from "assert";
+ * import { buildProxyDataset, type BuildProxyOptions, PROXY_GENERATOR } from "./proxy.ts";
+ * // A tiny build (2 source images, 1 motion, 1 blur level, 2 frames of 16x16) in a temp folder:
+ * const out = await Deno.makeTempDir();
+ * const tiny: BuildProxyOptions = { out, maxSources: 2, testSources: 1, valSources: 0,
+ *   motionsPerImage: 1, levels: 1, distortions: ["blur"], frames: 2, size: 16 };
+ * const { manifest } = await buildProxyDataset(tiny);
+ * assert.equal(manifest.generator, PROXY_GENERATOR); // an older manifest: run `deno task data`
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export const PROXY_GENERATOR = 4;
@@ -64,8 +69,10 @@ export const PROXY_GENERATOR = 4;
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { DEFAULT_PROXY_DIR } from "./proxy.ts";
  * const manifestPath = `${DEFAULT_PROXY_DIR}/manifest.json`;
+ * assert.equal(manifestPath, "cache/proxy/manifest.json");
  * ```
  */
 export const DEFAULT_PROXY_DIR = "cache/proxy";
@@ -122,8 +129,10 @@ export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> 
  *
  * @example
  * ```ts
- * import { buildProxyDataset, MAX_LEVELS } from "./proxy.ts";
- * await buildProxyDataset({ levels: MAX_LEVELS, out: "cache/proxy_all_levels" });
+ * import assert from "assert";
+ * import { DISTORTION_LEVELS, levelStrengths, MAX_LEVELS } from "./proxy.ts";
+ * // `buildProxyDataset({ levels: MAX_LEVELS })` uses every entry of the tables:
+ * assert.deepEqual(levelStrengths("noise", MAX_LEVELS), DISTORTION_LEVELS.noise);
  * ```
  */
 export const MAX_LEVELS = 6;
@@ -155,9 +164,15 @@ export function levelStrengths(distortion: Distortion, levels: number): number[]
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { buildProxyDataset, type BuildProxyOptions } from "./proxy.ts";
- * const options: BuildProxyOptions = { frames: 16, size: 96, seed: 2, out: "cache/proxy96" };
- * await buildProxyDataset(options);
+ * const out = await Deno.makeTempDir();
+ * const options: BuildProxyOptions = { frames: 2, size: 16, seed: 2, out, maxSources: 2,
+ *   testSources: 1, valSources: 0, motionsPerImage: 1, levels: 1, distortions: ["noise"] };
+ * const { manifest } = await buildProxyDataset(options);
+ * assert.equal(manifest.options.seed, 2);
+ * assert.equal(manifest.clips.length, 2 * (1 + 1)); // per source: the pristine clip and 1 level
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export interface BuildProxyOptions {
@@ -204,9 +219,17 @@ export interface BuildProxyOptions {
  *
  * @example
  * ```ts
- * import { buildProxyDataset, type ProxyProgress } from "./proxy.ts";
- * const onProgress = (p: ProxyProgress) => console.log(`${p.done}/${p.total} ${p.clip}`);
- * await buildProxyDataset({ onProgress });
+ * import assert from "assert";
+ * import { buildProxyDataset, type BuildProxyOptions, type ProxyProgress } from "./proxy.ts";
+ * // A tiny build (2 source images, 1 motion, 1 blur level, 2 frames of 16x16) in a temp folder:
+ * const out = await Deno.makeTempDir();
+ * const tiny: BuildProxyOptions = { out, maxSources: 2, testSources: 1, valSources: 0,
+ *   motionsPerImage: 1, levels: 1, distortions: ["blur"], frames: 2, size: 16 };
+ * const seen: ProxyProgress[] = [];
+ * await buildProxyDataset({ ...tiny, onProgress: (p) => seen.push(p) });
+ * const last = seen[seen.length - 1];
+ * assert.equal(last.done, last.total);
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export interface ProxyProgress {
@@ -223,9 +246,16 @@ export interface ProxyProgress {
  *
  * @example
  * ```ts
- * import { buildProxyDataset, type BuildProxyResult } from "./proxy.ts";
- * const r: BuildProxyResult = await buildProxyDataset();
- * console.log(r.built ? `built in ${r.seconds} s` : "up to date");
+ * import assert from "assert";
+ * import { buildProxyDataset, type BuildProxyOptions, type BuildProxyResult } from "./proxy.ts";
+ * // A tiny build (2 source images, 1 motion, 1 blur level, 2 frames of 16x16) in a temp folder:
+ * const out = await Deno.makeTempDir();
+ * const tiny: BuildProxyOptions = { out, maxSources: 2, testSources: 1, valSources: 0,
+ *   motionsPerImage: 1, levels: 1, distortions: ["blur"], frames: 2, size: 16 };
+ * const first: BuildProxyResult = await buildProxyDataset(tiny);
+ * const again: BuildProxyResult = await buildProxyDataset(tiny);
+ * assert.deepEqual([first.built, again.built], [true, false]); // the second found it up to date
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export interface BuildProxyResult {
@@ -446,8 +476,11 @@ export async function imageSize(file: string): Promise<{ width: number; height: 
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { measureSsim } from "./proxy.ts";
- * const ssim = await measureSsim("blurred.mkv", "pristine.mkv", 8);
+ * const clip = "data/samples/gravel_zoom.mkv"; // 16 frames
+ * assert.equal(await measureSsim(clip, clip, 16), 1);
+ * await assert.rejects(measureSsim(clip, clip, 8)); // not the number of frames compared
  * ```
  */
 export async function measureSsim(
@@ -764,9 +797,18 @@ async function readPrevious(
  *
  * @example
  * ```ts
- * import { buildProxyDataset } from "./proxy.ts";
- * const { manifest, manifestPath } = await buildProxyDataset({ frames: 8, size: 64 });
- * console.log(manifestPath, manifest.clips.length);
+ * import assert from "assert";
+ * import { join } from "path";
+ * import { buildProxyDataset, type BuildProxyOptions } from "./proxy.ts";
+ * // A tiny build (2 source images, 1 motion, 1 blur level, 2 frames of 16x16) in a temp folder:
+ * const out = await Deno.makeTempDir();
+ * const tiny: BuildProxyOptions = { out, maxSources: 2, testSources: 1, valSources: 0,
+ *   motionsPerImage: 1, levels: 1, distortions: ["blur"], frames: 2, size: 16 };
+ * const { manifest, manifestPath } = await buildProxyDataset(tiny);
+ * assert.equal(manifestPath, join(out, "manifest.json"));
+ * assert.deepEqual(manifest.splits.val, []);
+ * assert.equal(manifest.splits.train.length + manifest.splits.test.length, 2);
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export async function buildProxyDataset(
