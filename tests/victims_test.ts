@@ -23,7 +23,7 @@ import {
 } from "../src/train/victim.ts";
 import { mscn } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
-import { checkOp, initGpu, randu, rng, RUN_SEED } from "./_helpers.ts";
+import { checkOp, initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -87,7 +87,10 @@ for (const family of FAMILIES) {
     assert.deepEqual(sb.shape, [2]);
     for (const y of [s, fs, sb]) {
       const vals = await y.read();
-      assert.ok(vals.every((q) => Number.isFinite(q) && q > 0 && q < 6), `${family}: ${vals}`);
+      assert.ok(
+        vals.every((q) => Number.isFinite(q) && q > 0 && q < 6),
+        withSeed(`${family}: ${vals}`),
+      );
       y.dispose();
     }
     assert.equal(v.config.qMin, 1);
@@ -99,7 +102,11 @@ for (const family of FAMILIES) {
     );
     const both = tidy(() => noGrad(() => v.scoreBatch(batch)));
     const alone = await scoreOf(v, clipData(family, t, RUN_SEED), [t, 3, h, w]);
-    assert.ok(Math.abs((await both.read())[0] - alone) < 1e-5);
+    const inBatch = (await both.read())[0];
+    assert.ok(
+      Math.abs(inBatch - alone) < 1e-5,
+      withSeed(`${family}: scored alone ${alone}, in a batch ${inBatch}`),
+    );
     [x, batch, both].forEach((a) => a.dispose());
     assert.throws(() => v.score(tensor(new Float32Array(2 * 4 * 5), [2, 4, 5])), /\[T,3,H,W\]/);
     v.dispose();
@@ -137,7 +144,7 @@ for (const family of FAMILIES) {
     tidy(() => v.score(x).backward());
     const g = await x.grad!.read();
     x.dispose();
-    assert.ok(g.some((q) => q !== 0), "no gradient reached the frames");
+    assert.ok(g.some((q) => q !== 0), withSeed(`${family}: no gradient reached the frames`));
     // Float32 forward passes: central differences with a step large enough to be well above
     // rounding (1e-2 of a [0,1] pixel), small enough that the model is locally smooth. The
     // pixels checked: the four with the largest gradients and four at random.
@@ -157,8 +164,7 @@ for (const family of FAMILIES) {
       const tol = 2e-4 + 2e-2 * Math.abs(fd);
       assert.ok(
         Math.abs(fd - g[i]) <= tol,
-        `${family}: d score / d pixel ${i}: backward ${g[i]}, finite differences ${fd} ` +
-          `(run seed ${RUN_SEED})`,
+        withSeed(`${family}: d score / d pixel ${i}: backward ${g[i]}, finite differences ${fd}`),
       );
     }
     // Along a random direction over all pixels.
@@ -170,7 +176,7 @@ for (const family of FAMILIES) {
     const dot = g.reduce((s, gi, i) => s + gi * dir[i], 0);
     assert.ok(
       Math.abs(fd - dot) <= 2e-4 + 2e-2 * Math.abs(fd),
-      `${family}: directional derivative: backward ${dot}, finite differences ${fd}`,
+      withSeed(`${family}: directional derivative: backward ${dot}, finite differences ${fd}`),
     );
     v.dispose();
   });
@@ -187,11 +193,11 @@ for (const family of FAMILIES) {
       assert.equal(loaded.name, "m");
       const a = await scoreOf(v, data, [3, 3, h, w]);
       const b = await scoreOf(loaded, data, [3, 3, h, w]);
-      assert.equal(a, b);
+      assert.equal(a, b, withSeed(`${family}: score of the saved and the loaded victim`));
       // Loaded victims are frozen, but gradients still reach the frames.
       const x = tensor(Float32Array.from(data), [3, 3, h, w], { requiresGrad: true });
       tidy(() => loaded.score(x).backward());
-      assert.ok(x.grad !== null);
+      assert.ok(x.grad !== null, withSeed(`${family}: no gradient through the loaded victim`));
       assert.ok(Object.values(loaded.parameters()).every((p) => !p.requiresGrad && !p.grad));
       x.dispose();
       loaded.dispose();
@@ -308,7 +314,7 @@ for (const family of FAMILIES) {
     console.log(`${family}: loss ${first.toFixed(4)} -> ${last.toFixed(4)}`);
     // The first loss is about the labels' variance (the head starts at the middle of the
     // scale); below 0.7 of it, the model has learnt part of the noise-to-label relation.
-    assert.ok(last < 0.7 * first, `${family}: loss ${first} -> ${last} (run seed ${RUN_SEED})`);
+    assert.ok(last < 0.7 * first, withSeed(`${family}: loss ${first} -> ${last}`));
     clips.forEach((c) => c.input.dispose());
     v.dispose();
   });
@@ -324,14 +330,18 @@ Deno.test("fitVictim: 6 + resumed 6 steps equal 12 steps straight; a NaN loss st
     const a = await fitVictim(straight, clips, opts);
     const resumed = tiny(family, 7);
     const part = await fitVictim(resumed, clips, { ...opts, checkpointDir: dir, stopAfter: 6 });
-    assert.equal(part.step, 6);
+    assert.equal(part.step, 6, withSeed("steps of the stopped run"));
     resumed.dispose();
     const again = tiny(family, 99); // other initial weights: the checkpoint must replace them
     const b = await fitVictim(again, clips, { ...opts, checkpointDir: dir, resume: true });
-    assert.equal(b.step, 12);
-    assert.deepEqual(b.losses, a.losses);
+    assert.equal(b.step, 12, withSeed("steps of the resumed run"));
+    assert.deepEqual(b.losses, a.losses, withSeed("losses resumed vs straight"));
     for (const [name, p] of Object.entries(straight.parameters())) {
-      assert.deepEqual(await again.parameters()[name].read(), await p.read(), name);
+      assert.deepEqual(
+        await again.parameters()[name].read(),
+        await p.read(),
+        withSeed(`${name} resumed vs straight`),
+      );
     }
     // Other options do not resume silently.
     await assert.rejects(
@@ -412,8 +422,12 @@ Deno.test("rgb+mscn input: six input channels, scores and gradients still flow",
       y.backward();
       return y;
     });
-    assert.ok(Number.isFinite((await s.read())[0]));
-    assert.ok((await x.grad!.read()).some((g) => g !== 0));
+    const score = (await s.read())[0];
+    assert.ok(Number.isFinite(score), withSeed(`${family} rgb+mscn: score ${score}`));
+    assert.ok(
+      (await x.grad!.read()).some((g) => g !== 0),
+      withSeed(`${family} rgb+mscn: no gradient reached the frames`),
+    );
     const first = Object.entries(v.parameters()).find(([n]) => n.endsWith("1.weight"))!;
     assert.equal(first[1].shape[1], 6, `${family}: ${first[0]} [${first[1].shape}]`);
     [s, x].forEach((t) => t.dispose());
@@ -435,7 +449,10 @@ Deno.test("bundled victims in data/models load and score a clip on the label sca
     ]);
     const s = tidy(() => noGrad(() => v.score(x)));
     const q = (await s.read())[0];
-    assert.ok(Number.isFinite(q) && q > c.qMin - 2 && q < c.qMax + 2, `${family}: ${q}`);
+    assert.ok(
+      Number.isFinite(q) && q > c.qMin - 2 && q < c.qMax + 2,
+      withSeed(`${family}: score ${q}`),
+    );
     const meta = JSON.parse(await Deno.readTextFile(join(MODELS_DIR, `${family}.json`)));
     assert.match(meta.training.command, new RegExp(`^deno task train-victim --model ${family}`));
     assert.equal(typeof meta.test.srcc, "number");
@@ -503,13 +520,20 @@ Deno.test("fitVictim with val: validates every evalEvery steps and restores the 
     evalEvery: 4,
     onProgress: () => {},
   });
-  assert.ok(fit.best);
-  assert.deepEqual(fit.best.history.map((h) => h.step), [4, 8, 9]);
+  assert.ok(fit.best, withSeed("no best step recorded"));
+  assert.deepEqual(
+    fit.best.history.map((h) => h.step),
+    [4, 8, 9],
+    withSeed("validated steps"),
+  );
   const top = Math.max(...fit.best.history.map((h) => h.srcc));
-  assert.equal(fit.best.srcc, top);
+  assert.equal(fit.best.srcc, top, withSeed("best SRCC vs the history's highest"));
   // The kept weights score the val clips with the recorded SRCC.
   const { metrics } = await evaluateVictim(v, val);
-  assert.ok(Math.abs(metrics.srcc - top) < 1e-6, `${metrics.srcc} vs ${top}`);
+  assert.ok(
+    Math.abs(metrics.srcc - top) < 1e-6,
+    withSeed(`SRCC of the kept weights ${metrics.srcc} vs recorded ${top}`),
+  );
   [...clips, ...val].forEach((c) => c.input.dispose());
   v.dispose();
 });

@@ -25,7 +25,7 @@ import {
   unpackFrames,
 } from "../src/video/_convert.ts";
 import { poolStats } from "../src/gpu/pool.ts";
-import { rng, RUN_SEED } from "./_helpers.ts";
+import { rng, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
 
@@ -84,11 +84,11 @@ async function listDir(dir: string): Promise<string[]> {
 }
 
 function assertExact(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
+  assert.equal(actual.length, expected.length, withSeed(`${what}: length`));
   for (let i = 0; i < actual.length; i++) {
     if (actual[i] !== expected[i]) {
       assert.fail(
-        `${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (seed ${RUN_SEED})`,
+        withSeed(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`),
       );
     }
   }
@@ -100,19 +100,29 @@ function psnr(a: Float32Array, b: Float32Array): number {
   return 10 * Math.log10(1 / (se / a.length));
 }
 
+/**
+ * Awaits `p` and checks that it failed with a VideoError naming `file` (and `frame`). `seeded`:
+ * the file was made from data drawn from RUN_SEED, so every failure message names the seed.
+ */
 async function assertVideoError(
   p: Promise<unknown>,
   file: string,
   pattern: RegExp,
   frame?: number | "any",
+  seeded = false,
 ): Promise<VideoError> {
+  const msg = (m: string) => (seeded ? withSeed(m) : m);
   const e = await p.then(() => null, (err) => err);
-  assert.ok(e instanceof VideoError, `expected a VideoError, got ${e}`);
-  assert.equal(e.file, file);
-  assert.ok(e.message.includes(JSON.stringify(file)), `message names the file: ${e.message}`);
-  assert.match(e.message, pattern);
-  if (frame === "any") assert.ok(e.frame !== undefined, `names a frame: ${e.message}`);
-  else if (frame !== undefined) assert.equal(e.frame, frame, e.message);
+  assert.ok(e instanceof VideoError, msg(`expected a VideoError, got ${e}`));
+  assert.equal(e.file, file, seeded ? withSeed(`error names ${e.file}`) : undefined);
+  assert.ok(e.message.includes(JSON.stringify(file)), msg(`message names the file: ${e.message}`));
+  assert.match(
+    e.message,
+    pattern,
+    seeded ? withSeed(`message ${JSON.stringify(e.message)} does not match ${pattern}`) : undefined,
+  );
+  if (frame === "any") assert.ok(e.frame !== undefined, msg(`names a frame: ${e.message}`));
+  else if (frame !== undefined) assert.equal(e.frame, frame, msg(e.message));
   return e;
 }
 
@@ -130,19 +140,28 @@ Deno.test("conversion kernels match the CPU reference (generic, 4-pixel and padd
     for (const [h2, w2] of [[h, w], [h + 1, w], [h, w + 1], [h + 1, w + 1]]) {
       const expected = planarToRgb24(values, t, h, w, h2, w2);
       const got = await packFrames(x, 0, t, { h2, w2 });
-      assert.deepEqual(got, expected, `pack ${t}x${h}x${w} -> ${h2}x${w2}`);
-      assert.deepEqual(await packFrames(x, 0, t, { h2, w2, on: "cpu" }), expected, "cpu pack");
+      const what = `pack ${t}x${h}x${w} -> ${h2}x${w2}`;
+      assert.deepEqual(got, expected, withSeed(what));
+      assert.deepEqual(
+        await packFrames(x, 0, t, { h2, w2, on: "cpu" }),
+        expected,
+        withSeed(`cpu ${what}`),
+      );
       if (t > 1) {
         const tail = expected.subarray(expected.length / t * (t - 1));
         const last = await packFrames(x, t - 1, 1, { h2, w2 });
-        assert.deepEqual(last, tail, "last frame");
+        assert.deepEqual(last, tail, withSeed(`${what}: last frame`));
         // The CPU path reads only the chunk's frames, from the right offset.
-        assert.deepEqual(await packFrames(x, t - 1, 1, { h2, w2, on: "cpu" }), tail, "cpu last");
+        assert.deepEqual(
+          await packFrames(x, t - 1, 1, { h2, w2, on: "cpu" }),
+          tail,
+          withSeed(`cpu ${what}: last frame`),
+        );
         const frame = expected.length / t;
         assert.deepEqual(
           await packFrames(x, 1, 1, { h2, w2, on: "cpu" }),
           expected.subarray(frame, 2 * frame),
-          "cpu second frame",
+          withSeed(`cpu ${what}: second frame`),
         );
       }
     }
@@ -185,11 +204,19 @@ Deno.test("RGB -> ffv1 -> RGB is bit-exact (whole, chunked, CPU and GPU conversi
       const src = randomFrames(t, h, w, RUN_SEED + h);
       const file = path.join(dir, `rt_${w}x${h}.mkv`);
       const res = await writeVideo(file, src.tensor, { fps: 10, chunkFrames: 2 });
-      assert.deepEqual([res.frames, res.width, res.height, res.padded], [t, w, h, false]);
+      assert.deepEqual(
+        [res.frames, res.width, res.height, res.padded],
+        [t, w, h, false],
+        withSeed(`ffv1 ${w}x${h}: written`),
+      );
       const info = await probeVideo(file);
-      assert.deepEqual([info.width, info.height, info.frameCount, info.codec], [w, h, t, "ffv1"]);
+      assert.deepEqual(
+        [info.width, info.height, info.frameCount, info.codec],
+        [w, h, t, "ffv1"],
+        withSeed(`ffv1 ${w}x${h}: probed`),
+      );
       const back = await readVideo(file);
-      assert.deepEqual(back.shape, [t, 3, h, w]);
+      assert.deepEqual(back.shape, [t, 3, h, w], withSeed(`ffv1 ${w}x${h}: shape read`));
       assertExact(await back.read(), src.values, `ffv1 ${w}x${h} gpu`);
       const cpu = await readVideo(file, { convertOn: "cpu" });
       assertExact(await cpu.read(), src.values, `ffv1 ${w}x${h} cpu`);
@@ -197,18 +224,18 @@ Deno.test("RGB -> ffv1 -> RGB is bit-exact (whole, chunked, CPU and GPU conversi
       const hw3 = 3 * h * w;
       let next = 0;
       for await (const chunk of readVideoChunks(file, { chunkFrames: 2 })) {
-        assert.equal(chunk.start, next);
+        assert.equal(chunk.start, next, withSeed(`ffv1 ${w}x${h}: chunk start`));
         const n = chunk.frames.shape[0];
-        assert.ok(n >= 1 && n <= 2);
+        assert.ok(n >= 1 && n <= 2, withSeed(`ffv1 ${w}x${h}: chunk of ${n} frames`));
         assertExact(
           await chunk.frames.read(),
           src.values.subarray(next * hw3, (next + n) * hw3),
-          `chunk at ${next}`,
+          `ffv1 ${w}x${h}: chunk at ${next}`,
         );
         chunk.frames.dispose();
         next += n;
       }
-      assert.equal(next, t);
+      assert.equal(next, t, withSeed(`ffv1 ${w}x${h}: frames in chunks`));
       // Breaking out early stops ffmpeg (the test's resource sanitizer sees a leak otherwise).
       for await (const chunk of readVideoChunks(file, { chunkFrames: 1 })) {
         chunk.frames.dispose();
@@ -230,7 +257,7 @@ Deno.test("writeVideo: async chunks and CPU quantisation give the same file cont
     }
     const file = path.join(dir, "chunks.mkv");
     const res = await writeVideo(file, chunks(), { fps: 5, disposeInput: true, convertOn: "cpu" });
-    assert.equal(res.frames, 5);
+    assert.equal(res.frames, 5, withSeed("async chunks: frames written"));
     const back = await readVideo(file);
     assertExact(await back.read(), src.values, "async chunks");
     // A single [3,H,W] frame is a one-frame video.
@@ -238,7 +265,7 @@ Deno.test("writeVideo: async chunks and CPU quantisation give the same file cont
     const f1 = path.join(dir, "one.mkv");
     await writeVideo(f1, one);
     assertExact(await (await readVideo(f1)).read(), src.values.subarray(0, hw3), "one frame");
-    assert.deepEqual(await listDir(dir), ["chunks.mkv", "one.mkv"]);
+    assert.deepEqual(await listDir(dir), ["chunks.mkv", "one.mkv"], withSeed("files left"));
   });
 });
 
@@ -253,7 +280,7 @@ Deno.test("writeVideo: the same frames and options give the same bytes (every co
         bytes.push(await Deno.readFile(file));
         if (k === 0) await new Promise((r) => setTimeout(r, 1100)); // another second on the clock
       }
-      assert.deepEqual(bytes[0], bytes[1], `${codec}: two writes differ`);
+      assert.deepEqual(bytes[0], bytes[1], withSeed(`${codec}: two writes differ`));
     }
     src.tensor.dispose();
   });
@@ -289,7 +316,7 @@ Deno.test("x264-444 at qp 0 (libx264rgb) is lossless; yuv444p is close", async (
     const f = path.join(dir, "rgb.mp4");
     await writeVideo(f, src.tensor, { codec: "x264-444", preset: "ultrafast" });
     const info = await probeVideo(f);
-    assert.equal(info.codec, "h264");
+    assert.equal(info.codec, "h264", withSeed("x264rgb qp 0: codec"));
     assertExact(await (await readVideo(f)).read(), src.values, "x264rgb qp 0");
     // A smooth clip through yuv444p (BT.601 conversion both ways) at qp 0.
     const clip = path.join(dir, "clip.mkv");
@@ -399,12 +426,16 @@ Deno.test("writeFramePng: a frame as PNG reads back exactly, even with % in the 
     const file = path.join(dir, "frame %03d 'x'.png");
     await writeFramePng(file, src.tensor, { frame: 2 });
     const info = await probeVideo(file);
-    assert.deepEqual([info.codec, info.width, info.height], ["png", 13, 9]);
+    assert.deepEqual(
+      [info.codec, info.width, info.height],
+      ["png", 13, 9],
+      withSeed("png frame 2: probed"),
+    );
     const back = await readVideo(file);
     const hw3 = 3 * 9 * 13;
     assertExact(await back.read(), src.values.subarray(2 * hw3), "png frame 2");
     await assertVideoError(writeFramePng(file, src.tensor, { frame: 3 }), file, /holds 3/, 3);
-    assert.deepEqual(await listDir(dir), ["frame %03d 'x'.png"]);
+    assert.deepEqual(await listDir(dir), ["frame %03d 'x'.png"], withSeed("files left"));
   });
 });
 
@@ -419,11 +450,11 @@ Deno.test("paths with spaces, quotes and a leading dash", async () => {
         // Relative paths: "-dash.mkv" must not be taken for an option, "a:colon" not a protocol.
         await writeVideo(name, src.tensor);
         const info = await probeVideo(name);
-        assert.equal(info.frameCount, 2, name);
+        assert.equal(info.frameCount, 2, withSeed(`${name}: frames`));
         assertExact(await (await readVideo(name)).read(), src.values, name);
       }
       await writeFramePng("-frame.png", src.tensor);
-      assert.equal((await probeVideo("-frame.png")).codec, "png");
+      assert.equal((await probeVideo("-frame.png")).codec, "png", withSeed("-frame.png: codec"));
     } finally {
       Deno.chdir(cwd);
     }
@@ -502,8 +533,8 @@ Deno.test("bad input: truncated and corrupt files name the frame", async () => {
     // Cut in the middle of the frame data.
     const cut = path.join(dir, "cut.mkv");
     await Deno.writeFile(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-    const e1 = await assertVideoError(readVideo(cut), cut, /truncated|corrupt/, "any");
-    assert.ok(e1.frame! < 6, `frame ${e1.frame}`);
+    const e1 = await assertVideoError(readVideo(cut), cut, /truncated|corrupt/, "any", true);
+    assert.ok(e1.frame! < 6, withSeed(`cut file: frame ${e1.frame}`));
     // Chunks before the damage are delivered, then the error comes.
     let delivered = 0;
     const e2 = await assertVideoError(
@@ -516,19 +547,29 @@ Deno.test("bad input: truncated and corrupt files name the frame", async () => {
       cut,
       /truncated|corrupt/,
       "any",
+      true,
     );
-    assert.equal(e2.frame, delivered);
+    assert.equal(e2.frame, delivered, withSeed(`cut file in chunks: ${delivered} delivered`));
     // Overwrite bytes inside the frame data: ffv1's slice CRCs catch it.
     const bad = path.join(dir, "bad.mkv");
     const corrupt = bytes.slice();
     for (let i = 0; i < 64; i++) corrupt[Math.floor(bytes.length * 0.5) + i] ^= 0x5a;
     await Deno.writeFile(bad, corrupt);
-    const e3 = await assertVideoError(readVideo(bad), bad, /corrupt|truncated|failed/, "any");
+    const e3 = await assertVideoError(
+      readVideo(bad),
+      bad,
+      /corrupt|truncated|failed/,
+      "any",
+      true,
+    );
     // The damaged frame is named (from ffmpeg's timestamp), not just the count decoded.
-    assert.ok(e3.frame! < 6, e3.message);
+    assert.ok(e3.frame! < 6, withSeed(e3.message));
     // strict: false accepts what decodes.
     const lenient = await readVideo(cut, { strict: false });
-    assert.ok(lenient.shape[0] >= 1 && lenient.shape[0] < 6);
+    assert.ok(
+      lenient.shape[0] >= 1 && lenient.shape[0] < 6,
+      withSeed(`strict: false read ${lenient.shape[0]} frames of the cut file`),
+    );
   });
 });
 
