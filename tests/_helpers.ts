@@ -157,7 +157,9 @@ export async function checkOp(opts: {
     return randn(n, seed + 97 * i);
   });
   const expected = opts.ref(...datas);
-  const tag = `${opts.name} [${opts.inputs.map((i) => i.shape.join("x")).join(", ")}]`;
+  // A seed given in opts is named too: the messages of assertClose name only RUN_SEED.
+  const tag = `${opts.name} [${opts.inputs.map((i) => i.shape.join("x")).join(", ")}]` +
+    (opts.seed === undefined ? "" : ` (data seed ${seed})`);
   const w = randn(expected.length, seed + 7);
   const results = await tidy(() => {
     const xs = opts.inputs.map((inp, i) =>
