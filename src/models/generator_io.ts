@@ -12,7 +12,7 @@
 import { basename, dirname, join } from "path";
 import { z } from "zod";
 import { checkRegularFile } from "../_fs.ts";
-import { formatZodError } from "../_zod.ts";
+import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
 import { JND_MODELS, type JndModel } from "../jnd/models.ts";
 import {
   assignSafetensors,
@@ -30,34 +30,72 @@ import {
   ParamBuilder,
 } from "./victims/victim.ts";
 
-/** The JSON beside a generator's weights. */
-export const GeneratorFileSchema = z.object({
+/**
+ * The JSON beside a generator's weights.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { type GeneratorFile, GeneratorFileSchema } from "./generator_io.ts";
+ * const text = await Deno.readTextFile("data/models/stqa-vsfa-mini.json");
+ * const info: GeneratorFile = GeneratorFileSchema.parse(JSON.parse(text));
+ * assert.deepEqual([info.kind, info.victim], ["stqa-net", "vsfa-mini"]);
+ * ```
+ */
+export interface GeneratorFile {
   /** Always `stqa-net`. */
-  kind: z.literal("stqa-net"),
+  kind: "stqa-net";
   /** The network config ({@link StqaNet}'s schema validates it again). */
-  config: z.record(z.unknown()),
+  config: Record<string, unknown>;
   /** The victim it was trained against: a bundled name or a path. */
-  victim: z.string().min(1),
+  victim: string;
   /** The victim's family (checked against the victim loaded for an attack). */
-  victimFamily: z.string().min(1),
+  victimFamily: string;
   /** The JND model of its training maps. */
-  jnd: z.enum(JND_MODELS),
+  jnd: JndModel;
   /** The eps it was trained at. */
-  eps: z.number().positive(),
+  eps: number;
   /** The victim's score scale. */
-  qMin: z.number(),
+  qMin: number;
   /** The victim's score scale. */
-  qMax: z.number(),
+  qMax: number;
   /** Median clean score of the training clips (the untargeted boundary's threshold). */
-  median: z.number(),
+  median: number;
   /** How it was made: command, seed, steps, date, seconds (free form). */
-  training: z.record(z.unknown()).optional(),
+  training?: Record<string, unknown>;
   /** Test-split results (free form). */
+  test?: Record<string, unknown>;
+  /** Other fields are kept as they are. */
+  [field: string]: unknown;
+}
+
+const generatorFile = z.object({
+  kind: z.literal("stqa-net"),
+  config: z.record(z.unknown()),
+  victim: z.string().min(1),
+  victimFamily: z.string().min(1),
+  jnd: z.enum(JND_MODELS),
+  eps: z.number().positive(),
+  qMin: z.number(),
+  qMax: z.number(),
+  median: z.number(),
+  training: z.record(z.unknown()).optional(),
   test: z.record(z.unknown()).optional(),
 }).passthrough();
+const _sameFile: SameShape<GeneratorFile, z.output<typeof generatorFile>> = true;
 
-/** The JSON beside a generator's weights. */
-export type GeneratorFile = z.infer<typeof GeneratorFileSchema>;
+/**
+ * Validates a {@link GeneratorFile} (fields it does not name are kept).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { GeneratorFileSchema } from "./generator_io.ts";
+ * const r = GeneratorFileSchema.safeParse({ kind: "stqa-net", victim: "vsfa-mini" });
+ * assert.equal(r.success, false); // config, victimFamily, jnd, ... missing
+ * ```
+ */
+export const GeneratorFileSchema: Schema<GeneratorFile> = generatorFile;
 
 /** What {@link saveGenerator} writes beside the config. */
 export interface GeneratorInfo {
@@ -290,17 +328,22 @@ export async function loadGenerator(nameOrPath: string): Promise<Generator> {
  * Saves a generator's weights and JSON: both are written to temporary files first and then
  * renamed into place, so a failure leaves the old pair (or nothing). Existing files are
  * replaced: a command checks its output first (`prepareWeightsOutput` in
- * src/tensor/checkpoint.ts).
+ * src/io/checkpoint.ts).
  *
  * @example
  * ```ts
- * import { initGpu, saveGenerator, StqaNet } from "../../mod.ts";
+ * import assert from "assert";
+ * import { initGpu, loadGenerator, saveGenerator, StqaNet } from "../../mod.ts";
  * await initGpu();
  * const net = new StqaNet({ seed: 1 });
- * await saveGenerator(net, "out/g", {
+ * const dir = await Deno.makeTempDir();
+ * await saveGenerator(net, `${dir}/g`, {
  *   victim: "vsfa-mini", victimFamily: "vsfa-mini", jnd: "namm-st", eps: 1,
  *   qMin: 1, qMax: 5, median: 3,
  * });
+ * const { info } = await loadGenerator(`${dir}/g`);
+ * assert.equal(info.median, 3);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveGenerator(

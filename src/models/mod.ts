@@ -17,8 +17,10 @@
  */
 
 export {
+  type BaseConfig,
   createVictim,
   FastVqaMini,
+  type FastVqaMiniConfig,
   fragments,
   type HysteresisOptions,
   hysteresisPool,
@@ -27,11 +29,13 @@ export {
   readVictimClip,
   saveVictim,
   SimpleVqaMini,
+  type SimpleVqaMiniConfig,
   type Victim,
   VICTIM_FAMILIES,
   type VictimFamily,
   type VictimFile,
   VsfaMini,
+  type VsfaMiniConfig,
 } from "./victims/mod.ts";
 export {
   StqaNet,

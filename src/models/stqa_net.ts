@@ -19,6 +19,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape, Schema } from "../_zod.ts";
 import {
   concat,
   conv2d,
@@ -37,38 +38,77 @@ import { ParamBuilder } from "./victims/victim.ts";
 
 const int = z.number().int().positive();
 
-/** The generator's config (every field has a default). */
-export const StqaNetConfigSchema = z.object({
+/**
+ * The generator's config (every field has a default in {@link StqaNetConfigSchema}). An object
+ * type rather than an interface, so that a config is also a `Record<string, unknown>` (as saved
+ * beside the weights).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { type StqaNetConfig, StqaNetConfigSchema } from "./stqa_net.ts";
+ * const small: StqaNetConfig = { ...StqaNetConfigSchema.parse({}), encoder: [4, 8, 8], hidden: 8 };
+ * const saved: Record<string, unknown> = small;
+ * assert.deepEqual(StqaNetConfigSchema.parse(saved), small);
+ * ```
+ */
+export type StqaNetConfig = {
   /** What the encoder reads: the JND map, or the JND map and the frame (`jnd+rgb`). */
-  input: z.enum(["jnd", "jnd+rgb"]).default("jnd"),
+  input: "jnd" | "jnd+rgb";
   /** `untargeted` (one decoder) or `two-branch` (decoders for up and down). */
-  variant: z.enum(["untargeted", "two-branch"]).default("untargeted"),
+  variant: "untargeted" | "two-branch";
   /** Output channels of the three encoder convs (stride 1, 2, 2). */
-  encoder: z.tuple([int, int, int]).default([16, 32, 64]),
+  encoder: [number, number, number];
   /** ConvGRU hidden channels (3x3 gates). */
-  hidden: int.default(64),
+  hidden: number;
   /** Output channels of the two upsampling decoder stages. */
-  decoder: z.tuple([int, int]).default([32, 16]),
+  decoder: [number, number];
   /** Negative slope of the leaky ReLUs. */
-  slope: z.number().min(0).max(1).default(0.2),
+  slope: number;
   /**
    * U-Net skip connections: each decoder stage also reads the encoder's features at its
    * resolution (without them the decoder only sees 1/4-resolution features and can make only
    * smooth maps; see the README's STQA-Net section for the measured difference).
    */
-  skips: z.boolean().default(true),
+  skips: boolean;
   /**
    * Subtract each map's spatial mean (per frame and channel) before the tanh, so the maps are
    * textures rather than colour shifts (without it training settles on a global colour shift
    * within a few steps, saturates the tanh and stops learning; see the README).
    */
-  centre: z.boolean().default(true),
+  centre: boolean;
   /** The JND map (levels/255) is multiplied by this before the encoder (about unit scale). */
+  jndScale: number;
+};
+
+const stqaNetConfig = z.object({
+  input: z.enum(["jnd", "jnd+rgb"]).default("jnd"),
+  variant: z.enum(["untargeted", "two-branch"]).default("untargeted"),
+  encoder: z.tuple([int, int, int]).default([16, 32, 64]),
+  hidden: int.default(64),
+  decoder: z.tuple([int, int]).default([32, 16]),
+  slope: z.number().min(0).max(1).default(0.2),
+  skips: z.boolean().default(true),
+  centre: z.boolean().default(true),
   jndScale: z.number().positive().default(16),
 }).strict();
+const _sameConfig: SameShape<StqaNetConfig, z.output<typeof stqaNetConfig>> = true;
 
-/** The generator's config. */
-export type StqaNetConfig = z.infer<typeof StqaNetConfigSchema>;
+/**
+ * Validates a generator config and fills in the defaults: `input` "jnd", `variant` "untargeted",
+ * `encoder` [16, 32, 64], `hidden` 64, `decoder` [32, 16], `slope` 0.2, `skips` and `centre`
+ * true, `jndScale` 16. Unknown fields are refused.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { StqaNetConfigSchema } from "./stqa_net.ts";
+ * const c = StqaNetConfigSchema.parse({ hidden: 32 });
+ * assert.deepEqual([c.hidden, c.encoder, c.variant], [32, [16, 32, 64], "untargeted"]);
+ * assert.equal(StqaNetConfigSchema.safeParse({ hiden: 32 }).success, false);
+ * ```
+ */
+export const StqaNetConfigSchema: Schema<StqaNetConfig> = stqaNetConfig;
 
 /** What {@link StqaNet.forward} returns. */
 export interface StqaNetOutput {

@@ -13,6 +13,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape } from "../../_zod.ts";
 import {
   concat,
   conv2d,
@@ -26,6 +27,7 @@ import {
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
+  type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
   convStackActivation,
@@ -41,21 +43,36 @@ import {
   type VictimFamily,
 } from "./victim.ts";
 
-/** The config of {@link FastVqaMini}. */
-export const FastVqaMiniConfigSchema = BaseConfigSchema.extend({
+/**
+ * The config of {@link FastVqaMini}: the fields every family has ({@link BaseConfig}) and its own.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { FASTVQA_MINI_DEFAULTS, type FastVqaMiniConfig } from "./fastvqa_mini.ts";
+ * const c: FastVqaMiniConfig = { ...FASTVQA_MINI_DEFAULTS, frames: 4 };
+ * assert.equal(c.frames, 4);
+ * ```
+ */
+export type FastVqaMiniConfig = BaseConfig & {
   /** Cells per side of the fragment lattice. */
-  grid: z.number().int().positive().max(64),
+  grid: number;
   /** Side of the full-resolution patch taken from each cell. */
-  patch: z.number().int().positive().max(1024),
+  patch: number;
   /**
    * Output channels of the stride-2 3x3 convs; after the first, the features are concatenated
    * with their temporal difference (so the second layer sees twice the channels).
    */
+  channels: number[];
+};
+
+/** Validates a {@link FastVqaMiniConfig} (unknown fields are refused). */
+export const FastVqaMiniConfigSchema = BaseConfigSchema.extend({
+  grid: z.number().int().positive().max(64),
+  patch: z.number().int().positive().max(1024),
   channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(2).max(16),
 }).strict();
-
-/** The config of {@link FastVqaMini}. */
-export type FastVqaMiniConfig = z.infer<typeof FastVqaMiniConfigSchema>;
+const _sameConfig: SameShape<FastVqaMiniConfig, z.output<typeof FastVqaMiniConfigSchema>> = true;
 
 /** Defaults of {@link FastVqaMini}. */
 export const FASTVQA_MINI_DEFAULTS: FastVqaMiniConfig = {

@@ -19,7 +19,7 @@ import { z } from "zod";
 import { basename, dirname, join } from "path";
 import { fileURLToPath } from "url";
 import { checkRegularFile } from "../../_fs.ts";
-import { formatZodError } from "../../_zod.ts";
+import { formatZodError, type SameShape, type Schema } from "../../_zod.ts";
 import {
   assignSafetensors,
   readSafetensorsFile,
@@ -51,9 +51,9 @@ import {
 } from "./victim.ts";
 import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
 
-export { FastVqaMini, fragments } from "./fastvqa_mini.ts";
-export { SimpleVqaMini } from "./simplevqa_mini.ts";
-export { VsfaMini } from "./vsfa_mini.ts";
+export { FastVqaMini, type FastVqaMiniConfig, fragments } from "./fastvqa_mini.ts";
+export { SimpleVqaMini, type SimpleVqaMiniConfig } from "./simplevqa_mini.ts";
+export { VsfaMini, type VsfaMiniConfig } from "./vsfa_mini.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
 export {
   type BaseConfig,
@@ -76,20 +76,50 @@ export {
  */
 export const MODELS_DIR: string = fileURLToPath(new URL("../../../data/models/", import.meta.url));
 
-/** The JSON file beside a victim's weights. */
-export const VictimFileSchema = z.object({
+/**
+ * The JSON file beside a victim's weights.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { type VictimFile, VictimFileSchema } from "./mod.ts";
+ * const text = await Deno.readTextFile("data/models/vsfa-mini.json");
+ * const file: VictimFile = VictimFileSchema.parse(JSON.parse(text));
+ * assert.equal(file.family, "vsfa-mini");
+ * ```
+ */
+export interface VictimFile {
   /** The family. */
-  family: z.enum(VICTIM_FAMILIES),
+  family: VictimFamily;
   /** The family's config (validated again by the family's own schema). */
-  config: z.record(z.unknown()),
+  config: Record<string, unknown>;
   /** How the weights were made: command, seed, date, duration, steps (free form). */
-  training: z.record(z.unknown()).optional(),
+  training?: Record<string, unknown>;
   /** Test-split metrics (free form: srcc, krcc, plcc, rmse, n). */
+  test?: Record<string, unknown>;
+  /** Other fields are kept as they are. */
+  [field: string]: unknown;
+}
+
+const victimFile = z.object({
+  family: z.enum(VICTIM_FAMILIES),
+  config: z.record(z.unknown()),
+  training: z.record(z.unknown()).optional(),
   test: z.record(z.unknown()).optional(),
 }).passthrough();
+const _sameFile: SameShape<VictimFile, z.output<typeof victimFile>> = true;
 
-/** The JSON file beside a victim's weights. */
-export type VictimFile = z.infer<typeof VictimFileSchema>;
+/**
+ * Validates a {@link VictimFile} (fields it does not name are kept).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { VictimFileSchema } from "./mod.ts";
+ * assert.equal(VictimFileSchema.safeParse({ family: "resnet", config: {} }).success, false);
+ * ```
+ */
+export const VictimFileSchema: Schema<VictimFile> = victimFile;
 
 /**
  * A fresh (untrained) victim of a family; the config overrides the family's defaults.
@@ -202,10 +232,12 @@ export function victimPaths(nameOrPath: string): { weights: string; json: string
  * weights do not match the config.
  * @example
  * ```ts
+ * import assert from "assert";
  * import { initGpu, loadVictim } from "../../../mod.ts";
  * await initGpu();
  * const v = await loadVictim("vsfa-mini");
- * const w = await loadVictim("out/my-victim.safetensors");
+ * const w = await loadVictim("data/models/vsfa-mini.safetensors"); // the same, by path
+ * assert.deepEqual(w.config, v.config);
  * ```
  */
 export async function loadVictim(nameOrPath: string): Promise<Victim> {
@@ -282,14 +314,18 @@ export async function loadVictim(nameOrPath: string): Promise<Victim> {
  * Saves a victim's weights and its JSON config; `extra` adds fields such as `training` and
  * `test` to the JSON. Both are written to temporary files first and then renamed into place, so
  * a failure leaves the old pair (or nothing). Existing files are replaced: a command checks its
- * output first (`prepareWeightsOutput` in src/tensor/checkpoint.ts).
+ * output first (`prepareWeightsOutput` in src/io/checkpoint.ts).
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { createVictim, initGpu, saveVictim } from "../../../mod.ts";
  * await initGpu();
  * const v = createVictim("vsfa-mini", { seed: 1 });
- * await saveVictim(v, "out/vsfa-test.safetensors", { training: { seed: 1 } });
+ * const dir = await Deno.makeTempDir();
+ * const { json } = await saveVictim(v, `${dir}/vsfa-test.safetensors`, { training: { seed: 1 } });
+ * assert.equal(JSON.parse(await Deno.readTextFile(json)).family, "vsfa-mini");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveVictim(

@@ -10,6 +10,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape } from "../../_zod.ts";
 import {
   avgPool2d,
   concat,
@@ -24,6 +25,7 @@ import {
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
+  type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
   convStackActivation,
@@ -39,18 +41,35 @@ import {
   type VictimFamily,
 } from "./victim.ts";
 
-/** The config of {@link SimpleVqaMini}. */
-export const SimpleVqaMiniConfigSchema = BaseConfigSchema.extend({
+/**
+ * The config of {@link SimpleVqaMini}: the fields every family has ({@link BaseConfig}) and its
+ * own.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { SIMPLEVQA_MINI_DEFAULTS, type SimpleVqaMiniConfig } from "./simplevqa_mini.ts";
+ * const c: SimpleVqaMiniConfig = { ...SIMPLEVQA_MINI_DEFAULTS, frames: 4 };
+ * assert.equal(c.frames, 4);
+ * ```
+ */
+export type SimpleVqaMiniConfig = BaseConfig & {
   /** Output channels of the spatial CNN's stride-2 3x3 stages (each stage is pooled). */
-  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
+  channels: number[];
   /** Output channels of the motion CNN's stride-2 3x3 layers (on half-resolution differences). */
-  motionChannels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
+  motionChannels: number[];
   /** Hidden size of the two-layer regressor. */
+  hidden: number;
+};
+
+/** Validates a {@link SimpleVqaMiniConfig} (unknown fields are refused). */
+export const SimpleVqaMiniConfigSchema = BaseConfigSchema.extend({
+  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
+  motionChannels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
   hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
 }).strict();
-
-/** The config of {@link SimpleVqaMini}. */
-export type SimpleVqaMiniConfig = z.infer<typeof SimpleVqaMiniConfigSchema>;
+const _sameConfig: SameShape<SimpleVqaMiniConfig, z.output<typeof SimpleVqaMiniConfigSchema>> =
+  true;
 
 /** Defaults of {@link SimpleVqaMini}. */
 export const SIMPLEVQA_MINI_DEFAULTS: SimpleVqaMiniConfig = {

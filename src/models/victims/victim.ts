@@ -9,7 +9,7 @@
  */
 
 import { z } from "zod";
-import { formatZodError } from "../../_zod.ts";
+import { formatZodError, type SameShape } from "../../_zod.ts";
 import { getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
@@ -40,28 +40,64 @@ export const VICTIM_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] a
 /** One of {@link VICTIM_FAMILIES}. */
 export type VictimFamily = typeof VICTIM_FAMILIES[number];
 
-/** Config fields every family has: the input it was trained on and its score range. */
-export const BaseConfigSchema = z.object({
+/**
+ * Config fields every family has: the input it was trained on and its score range. Family
+ * configs add their own fields to these (object types rather than interfaces, so that a config
+ * is also a `Record<string, unknown>`, as saved beside the weights).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import type { BaseConfig } from "./victim.ts";
+ * const base: BaseConfig = {
+ *   frames: 8, height: 64, width: 64, qMin: 1, qMax: 5, slope: 0.1, input: "rgb", logStd: false,
+ * };
+ * assert.equal(base.qMax - base.qMin, 4);
+ * ```
+ */
+export type BaseConfig = {
   /** Frames per clip the model was trained on (clips are read with at most this many). */
-  frames: z.number().int().positive().max(4096),
+  frames: number;
   /** Frame height the clips are scaled to when read; null keeps the file's resolution. */
-  height: z.number().int().positive().max(16384).nullable(),
+  height: number | null;
   /** Frame width the clips are scaled to when read; null keeps the file's resolution. */
-  width: z.number().int().positive().max(16384).nullable(),
+  width: number | null;
   /** Lowest label of the training scale (the score-reversed boundary for high-quality clips). */
-  qMin: z.number(),
+  qMin: number;
   /** Highest label of the training scale. */
-  qMax: z.number(),
+  qMax: number;
   /** Negative slope of the leaky ReLUs. */
-  slope: z.number().min(0).max(1),
+  slope: number;
   /** The first layer's input: the frames, or the frames and their MSCN coefficients. */
-  input: z.enum(["rgb", "rgb+mscn"]).default("rgb"),
+  input: "rgb" | "rgb+mscn";
   /** Std-pooled features enter as `log(std + 1e-3)` (ratios between scales become differences). */
+  logStd: boolean;
+};
+
+/**
+ * Validates the fields of {@link BaseConfig} (`input` defaults to "rgb", `logStd` to false);
+ * each family extends it with its own.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { BaseConfigSchema } from "./victim.ts";
+ * const fields = { frames: 8, height: null, width: null, qMin: 1, qMax: 5, slope: 0.1 };
+ * const c = BaseConfigSchema.parse(fields);
+ * assert.deepEqual([c.input, c.logStd], ["rgb", false]);
+ * ```
+ */
+export const BaseConfigSchema = z.object({
+  frames: z.number().int().positive().max(4096),
+  height: z.number().int().positive().max(16384).nullable(),
+  width: z.number().int().positive().max(16384).nullable(),
+  qMin: z.number(),
+  qMax: z.number(),
+  slope: z.number().min(0).max(1),
+  input: z.enum(["rgb", "rgb+mscn"]).default("rgb"),
   logStd: z.boolean().default(false),
 });
-
-/** Config fields every family has. */
-export type BaseConfig = z.infer<typeof BaseConfigSchema>;
+const _sameBase: SameShape<BaseConfig, z.output<typeof BaseConfigSchema>> = true;
 
 /**
  * A differentiable video quality model.

@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape } from "../../_zod.ts";
 import {
   concat,
   conv2d,
@@ -22,6 +23,7 @@ import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
 import {
   asBatch,
+  type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
   convStackActivation,
@@ -37,22 +39,39 @@ import {
   type VictimFamily,
 } from "./victim.ts";
 
-/** The config of {@link VsfaMini}. */
-export const VsfaMiniConfigSchema = BaseConfigSchema.extend({
-  /** Output channels of the stride-2 3x3 conv layers. */
-  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
+/**
+ * The config of {@link VsfaMini}: the fields every family has ({@link BaseConfig}) and its own.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { VSFA_MINI_DEFAULTS, type VsfaMiniConfig } from "./vsfa_mini.ts";
+ * const c: VsfaMiniConfig = { ...VSFA_MINI_DEFAULTS, frames: 4 };
+ * assert.equal(c.frames, 4);
+ * ```
+ */
+export type VsfaMiniConfig = BaseConfig & {
+  /** Output channels of the stride-2 3x3 conv layers (1 to 16 layers). */
+  channels: number[];
   /** Size of the linear reduction of the pooled features. */
-  reduced: z.number().int().positive().max(MAX_MODEL_WIDTH),
+  reduced: number;
   /** GRU hidden size. */
-  hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
+  hidden: number;
   /** Hysteresis window. */
-  tau: z.number().int().positive().max(4096),
+  tau: number;
   /** Hysteresis memory weight. */
+  gamma: number;
+};
+
+/** Validates a {@link VsfaMiniConfig} (unknown fields are refused). */
+export const VsfaMiniConfigSchema = BaseConfigSchema.extend({
+  channels: z.array(z.number().int().positive().max(MAX_MODEL_WIDTH)).min(1).max(16),
+  reduced: z.number().int().positive().max(MAX_MODEL_WIDTH),
+  hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
+  tau: z.number().int().positive().max(4096),
   gamma: z.number().min(0).max(1),
 }).strict();
-
-/** The config of {@link VsfaMini}. */
-export type VsfaMiniConfig = z.infer<typeof VsfaMiniConfigSchema>;
+const _sameConfig: SameShape<VsfaMiniConfig, z.output<typeof VsfaMiniConfigSchema>> = true;
 
 /** Defaults of {@link VsfaMini}. */
 export const VSFA_MINI_DEFAULTS: VsfaMiniConfig = {
