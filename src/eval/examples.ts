@@ -12,18 +12,74 @@ import { join, relative } from "path";
 import { z } from "zod";
 import { writeFileAtomic } from "../_fs.ts";
 import { insideOutput, safeName } from "../_output.ts";
-import { formatZodError } from "../_zod.ts";
+import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
 
 const uri = z.string().startsWith("data:image/png;base64,");
 const num = z.number().finite();
 
-/** One example: a video against one victim with several methods. */
-export const EvalExampleSchema = z.object({
+/**
+ * One example: a video against one victim with several methods (stored as
+ * `<out>/examples/<index>-<victim>.json`).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { type EvalExample, EvalExampleSchema } from "./examples.ts";
+ * const png = "data:image/png;base64,"; // images are PNG data: URIs (left empty here)
+ * const example: EvalExample = {
+ *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
+ *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
+ *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
+ * };
+ * assert.deepEqual(EvalExampleSchema.parse(example), example);
+ * ```
+ */
+export interface EvalExample {
+  /** Format version: 1. */
+  version: 1;
+  /** The video's path. */
+  video: string;
+  /** The video's index in the run. */
+  index: number;
+  /** The victim's name. */
+  victim: string;
+  /** The methods, in the order of the panels' columns and the scores. */
+  methods: string[];
+  /** Frames of the clip. */
+  frames: number;
+  /** Frame width. */
+  width: number;
+  /** Frame height. */
+  height: number;
+  /** The largest JND (in 8-bit levels) of the heat maps' scale. */
+  jndMaxLevels: number;
+  /** How much the perturbation images are amplified. */
+  amplify: number;
+  /** The region the panels show, when cropped. */
+  crop?: { x: number; y: number; width: number; height: number };
+  /** One panel per frame shown: the clean frame, its JND map and per method its images. */
+  panels: {
+    /** The frame's index. */
+    frame: number;
+    /** The clean frame (a PNG data: URI, as every image here). */
+    clean: string;
+    /** The JND heat map. */
+    jnd: string;
+    /** Per method: the adversarial frame and the amplified perturbation. */
+    attacks: { adversarial: string; perturbation: string; amplify?: number }[];
+  }[];
+  /** Clip scores: clean, and per method. */
+  scores: { clean: number; methods: number[] };
+  /** Per-frame scores where the victim has them: clean, and per method. */
+  frameScores: { clean: number[]; methods: number[][] } | null;
+}
+
+const evalExample = z.object({
   version: z.literal(1),
   video: z.string(),
   index: z.number().int().nonnegative(),
   victim: z.string(),
-  /** The methods, in the order of the panels' columns and the scores. */
   methods: z.array(z.string()),
   frames: z.number().int().positive(),
   width: z.number().int().positive(),
@@ -41,14 +97,22 @@ export const EvalExampleSchema = z.object({
       amplify: z.number().positive().optional(),
     })),
   })),
-  /** Clip scores: clean, and per method. */
   scores: z.object({ clean: num, methods: z.array(num) }),
-  /** Per-frame scores where the victim has them: clean, and per method. */
   frameScores: z.object({ clean: z.array(num), methods: z.array(z.array(num)) }).nullable(),
 }).strict();
+const _sameExample: SameShape<EvalExample, z.output<typeof evalExample>> = true;
 
-/** One example (see {@link EvalExampleSchema}). */
-export type EvalExample = z.infer<typeof EvalExampleSchema>;
+/**
+ * Validates an {@link EvalExample} (images must be PNG data: URIs; unknown fields are refused).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { EvalExampleSchema } from "./examples.ts";
+ * assert.equal(EvalExampleSchema.safeParse({ version: 2 }).success, false);
+ * ```
+ */
+export const EvalExampleSchema: Schema<EvalExample> = evalExample;
 
 /**
  * The file of an example: `<dir>/examples/<index>-<victim>.json`.
@@ -69,8 +133,18 @@ export function exampleFile(dir: string, index: number, victim: string): string 
  *
  * @example
  * ```ts
- * import { mergeExamples } from "./examples.ts";
- * // const merged = mergeExamples(old, fresh);
+ * import assert from "assert";
+ * import { type EvalExample, mergeExamples } from "./examples.ts";
+ * const png = "data:image/png;base64,"; // images are PNG data: URIs (left empty here)
+ * const example: EvalExample = {
+ *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
+ *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
+ *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
+ * };
+ * const fresh: EvalExample = { ...example, methods: ["pgd"], scores: { clean: 3.1, methods: [2.9] } };
+ * const merged = mergeExamples(example, fresh);
+ * assert.deepEqual([merged.methods, merged.scores.methods], [["stqa", "pgd"], [2.4, 2.9]]);
  * ```
  */
 export function mergeExamples(base: EvalExample, add: EvalExample): EvalExample {
@@ -115,8 +189,21 @@ export function mergeExamples(base: EvalExample, add: EvalExample): EvalExample 
  *
  * @example
  * ```ts
- * import { writeExample } from "./examples.ts";
- * // await writeExample("out/eval", example);
+ * import assert from "assert";
+ * import { type EvalExample, readExamples, writeExample } from "./examples.ts";
+ * const png = "data:image/png;base64,"; // images are PNG data: URIs (left empty here)
+ * const example: EvalExample = {
+ *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
+ *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
+ *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
+ * };
+ * const dir = await Deno.makeTempDir();
+ * await writeExample(dir, example);
+ * await writeExample(dir, { ...example, methods: ["pgd"], scores: { clean: 3.1, methods: [2.9] } });
+ * const [stored] = await readExamples(dir); // merged: one file per video and victim
+ * assert.deepEqual(stored.methods, ["stqa", "pgd"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeExample(dir: string, example: EvalExample): Promise<void> {
@@ -144,8 +231,14 @@ export async function writeExample(dir: string, example: EvalExample): Promise<v
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { readExamples } from "./examples.ts";
- * const examples = await readExamples("out/eval");
+ * const dir = await Deno.makeTempDir();
+ * assert.deepEqual(await readExamples(dir), []); // no examples/ folder: none
+ * await Deno.mkdir(`${dir}/examples`);
+ * await Deno.writeTextFile(`${dir}/examples/0-vsfa-mini.json`, JSON.stringify({ version: 1 }));
+ * await assert.rejects(readExamples(dir), /invalid example: video: Required/);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readExamples(dir: string): Promise<EvalExample[]> {
