@@ -430,7 +430,7 @@ export const ProxyManifestSchema: Schema<ProxyManifest> = proxyManifest;
  * console.log(LABEL_FORMULA);
  * ```
  */
-export const LABEL_FORMULA =
+export const LABEL_FORMULA: string =
   "label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1), rounded to 4 decimals; " +
   "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
 

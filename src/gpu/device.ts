@@ -62,6 +62,8 @@ export class NoAdapterError extends Error {
   /** The exit code a command should use for this error. */
   readonly exitCode: number = EXIT_NO_ADAPTER;
   /**
+   * An error whose message says why there is no adapter and how to install a driver.
+   *
    * @param detail Why there is no adapter (e.g. `navigator.gpu is undefined`); the message adds
    *   how to install a driver.
    */

@@ -16,6 +16,8 @@ export class GpuOpError extends Error {
   /** The op (kernel) whose encoding or submission failed. */
   readonly op: string;
   /**
+   * An error of `op`, with WebGPU's message.
+   *
    * @param op The op (kernel) name, e.g. `matmul`.
    * @param message WebGPU's error message; the error's message is `op <op>: <message>`.
    */

@@ -128,6 +128,8 @@ export class Adam {
   #state = new Map<Tensor, { m: Tensor; v: Tensor; step: number }>();
 
   /**
+   * An Adam optimiser of `params`, with checked options.
+   *
    * @param params The tensors to update (none disposed, none twice).
    * @param options Learning rate, betas, eps and weight decay (PyTorch's defaults); a value out
    *   of range is a RangeError naming the option.
@@ -243,6 +245,8 @@ export class SGD {
   #buffers = new Map<Tensor, Tensor>();
 
   /**
+   * An SGD optimiser of `params`, with checked options.
+   *
    * @param params The tensors to update (none disposed, none twice).
    * @param options The learning rate (required), momentum, dampening, Nesterov and weight
    *   decay; a value out of range is a RangeError naming the option.
