@@ -29,6 +29,7 @@ export {
   EvalRowSettingsSchema,
   flattenRow,
   labelMedian,
+  type ModelDigest,
   msuRobustness,
   rowKey,
   type ScoreRange,

@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape, Schema } from "../_zod.ts";
 import { attackTarget } from "../attack/losses.ts";
 import { correlationReport } from "../metrics/correlation.ts";
 
@@ -53,6 +54,22 @@ const maybe = z.number().nullable();
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 hex digits (SHA-256)");
 
+/**
+ * The SHA-256 digests of a model's two files.
+ *
+ * @example
+ * ```ts
+ * import type { ModelDigest } from "./robustness.ts";
+ * const digest: ModelDigest = { weights: "0".repeat(64), config: "1".repeat(64) };
+ * ```
+ */
+export interface ModelDigest {
+  /** Of the `.safetensors` file (64 hex digits). */
+  weights: string;
+  /** Of the `.json` file (64 hex digits). */
+  config: string;
+}
+
 /** The SHA-256 digests of a model's two files. */
 const ModelDigestSchema = z.object({ weights: sha256, config: sha256 }).strict();
 
@@ -62,111 +79,197 @@ const ModelDigestSchema = z.object({ weights: sha256, config: sha256 }).strict()
  *
  * @example
  * ```ts
- * import { EvalRowSettingsSchema } from "./robustness.ts";
- * EvalRowSettingsSchema.parse({
- *   dataset: "/data/proxy/manifest.json",
- *   split: "test",
- *   videoPath: "/data/proxy/clips/a.mkv",
- *   jnd: "namm-st",
- *   victim: { weights: "0".repeat(64), config: "1".repeat(64) },
- *   generator: null,
- *   methodOptions: {},
- * });
+ * import type { EvalRowSettings } from "./robustness.ts";
+ * const settings: EvalRowSettings = {
+ *   dataset: "/data/proxy/manifest.json", split: "test", videoPath: "/data/proxy/clips/a.mkv",
+ *   jnd: "namm-st", victim: { weights: "0".repeat(64), config: "1".repeat(64) },
+ *   generator: null, methodOptions: {},
+ * };
  * ```
  */
-export const EvalRowSettingsSchema = z.object({
+export interface EvalRowSettings {
   /**
    * The dataset as resolved: the real path of its manifest, folder or file, or
    * `<format>:<real root>` for a dataset loader.
    */
-  dataset: z.string().min(1),
+  dataset: string;
   /** The split of a proxy manifest; null for datasets without splits. */
-  split: z.string().nullable(),
+  split: string | null;
   /** The real path of the video. */
-  videoPath: z.string().min(1),
+  videoPath: string;
   /**
    * The JND model of the method's box: a generator's own (`Attack.jndModel`), the eval's default
    * (namm-st) for the baselines.
    */
-  jnd: z.string().min(1),
+  jnd: string;
   /** The victim's weights and config files. */
-  victim: ModelDigestSchema,
+  victim: ModelDigest;
   /** The generator's weights and config files, for the stqa-net methods; else null. */
-  generator: ModelDigestSchema.nullable(),
+  generator: ModelDigest | null;
   /**
    * The method's own options (none for the default baselines eval runs; a generator's variant
    * and training eps).
    */
+  methodOptions: Record<string, string | number | boolean | null>;
+}
+
+const evalRowSettings = z.object({
+  dataset: z.string().min(1),
+  split: z.string().nullable(),
+  videoPath: z.string().min(1),
+  jnd: z.string().min(1),
+  victim: ModelDigestSchema,
+  generator: ModelDigestSchema.nullable(),
   methodOptions: z.record(z.union([z.string(), z.number(), z.boolean(), z.null()])),
 }).strict();
+const _sameSettings: SameShape<EvalRowSettings, z.output<typeof evalRowSettings>> = true;
 
-/** What else made an eval row (see {@link EvalRowSettingsSchema}). */
-export type EvalRowSettings = z.infer<typeof EvalRowSettingsSchema>;
-
-/** One measured (video, victim, method): a line of rows.jsonl.
+/**
+ * Validates {@link EvalRowSettings} (digests of 64 hex digits; unknown fields are refused).
  *
  * @example
  * ```ts
- * import { EvalRowSchema } from "./robustness.ts";
- * // const row = EvalRowSchema.parse(JSON.parse(line));
+ * import assert from "assert";
+ * import { EvalRowSettingsSchema } from "./robustness.ts";
+ * const settings = {
+ *   dataset: "/data/proxy/manifest.json", split: "test", videoPath: "/data/proxy/clips/a.mkv",
+ *   jnd: "namm-st", victim: { weights: "0".repeat(64), config: "1".repeat(64) },
+ *   generator: null, methodOptions: {},
+ * };
+ * assert.deepEqual(EvalRowSettingsSchema.parse(settings), settings);
+ * const victim = { weights: "x", config: "x" };
+ * const r = EvalRowSettingsSchema.safeParse({ ...settings, victim });
+ * assert.equal(r.success, false);
  * ```
  */
-export const EvalRowSchema = z.object({
+export const EvalRowSettingsSchema: Schema<EvalRowSettings> = evalRowSettings;
+
+/**
+ * One measured (video, victim, method): a line of rows.jsonl.
+ *
+ * @example
+ * ```ts
+ * import type { EvalRow } from "./robustness.ts";
+ * const summary = (row: EvalRow): string =>
+ *   `${row.video} ${row.method}: ${row.cleanScore} -> ${row.advScore}`;
+ * ```
+ */
+export interface EvalRow {
   /** The video's unique name within the dataset. */
-  video: z.string(),
+  video: string;
   /** Its index in the dataset's order (sharding and seeds use it). */
-  index: z.number().int().nonnegative(),
+  index: number;
   /** Its label (MOS), or null. */
-  label: maybe,
-  victim: z.string(),
-  method: z.string(),
-  /** Frames and size as the victim reads the clip. */
-  frames: z.number().int().positive(),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
-  /** The victim's score scale and the median that decides the score-reversed boundary. */
-  qMin: num,
-  qMax: num,
-  median: num,
-  /** Clean score q, adversarial score q' (8-bit adversarial frames). */
-  cleanScore: num,
-  advScore: num,
-  /** |q' - q| and |q' - q| / |q| (null when q is 0). */
-  absChange: num,
-  relChange: maybe,
+  label: number | null;
+  /** The victim's name. */
+  victim: string;
+  /** The method's name. */
+  method: string;
+  /** Frames as the victim reads the clip. */
+  frames: number;
+  /** Frame width as the victim reads the clip. */
+  width: number;
+  /** Frame height as the victim reads the clip. */
+  height: number;
+  /** The lowest score of the victim's scale. */
+  qMin: number;
+  /** The highest score of the victim's scale. */
+  qMax: number;
+  /** The median that decides the score-reversed boundary. */
+  median: number;
+  /** Clean score q. */
+  cleanScore: number;
+  /** Adversarial score q' (8-bit adversarial frames). */
+  advScore: number;
+  /** |q' - q|. */
+  absChange: number;
+  /** |q' - q| / |q| (null when q is 0). */
+  relChange: number | null;
   /**
    * Zhang et al.'s R = ln(|q - b| / (|q' - q| + 1e-12)), b the score-reversed boundary (null when
    * not finite: q exactly on the boundary).
    */
-  r: maybe,
+  r: number | null;
   /** MSU robustness score on min-max scaled scores (null when not finite). */
+  robustness: number | null;
+  /** PSNR of the 8-bit frames (dB, RGB, peak 1; null when identical). */
+  psnr: number | null;
+  /** Mean luma SSIM of the 8-bit frames. */
+  ssim: number;
+  /** Share of values with |d| > eps * J. */
+  beyondJnd: number;
+  /** Mean |d| in 8-bit levels. */
+  meanAbsLevels: number;
+  /** Attack wall seconds. */
+  seconds: number;
+  /** Victim passes of the attack. */
+  victimPasses: number;
+  /** Round trip (x264-420 crf 23 of the adversarial clip vs the clean clip): luma PSNR. */
+  rtPsnr: number | null;
+  /** Round trip: luma SSIM. */
+  rtSsim: number;
+  /** The victim's score of the decoded adversarial upload. */
+  rtScore: number;
+  /** The victim's score of the decoded clean upload. */
+  cleanRtScore: number;
+  /** The attack's eps. */
+  eps: number;
+  /** The seed of the row. */
+  seed: number;
+  /**
+   * What else made the row; absent in rows written before eval recorded it, which a rerun
+   * treats as made with unknown options.
+   */
+  settings?: EvalRowSettings;
+}
+
+const evalRow = z.object({
+  video: z.string(),
+  index: z.number().int().nonnegative(),
+  label: maybe,
+  victim: z.string(),
+  method: z.string(),
+  frames: z.number().int().positive(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  qMin: num,
+  qMax: num,
+  median: num,
+  cleanScore: num,
+  advScore: num,
+  absChange: num,
+  relChange: maybe,
+  r: maybe,
   robustness: maybe,
-  /** PSNR (dB, RGB, peak 1; null when identical) and mean luma SSIM of the 8-bit frames. */
   psnr: maybe,
   ssim: num,
-  /** Share of values with |d| > eps * J, and mean |d| in 8-bit levels. */
   beyondJnd: num,
   meanAbsLevels: num,
-  /** Attack wall seconds and victim passes. */
   seconds: num,
   victimPasses: z.number().int().nonnegative(),
-  /** Round trip: x264-420 crf 23 of the adversarial clip vs the clean clip (ffmpeg, luma). */
   rtPsnr: maybe,
   rtSsim: num,
-  /** The victim's score of the decoded adversarial and of the decoded clean upload. */
   rtScore: num,
   cleanRtScore: num,
   eps: num,
   seed: z.number().int(),
-  /**
-   * What else made the row ({@link EvalRowSettingsSchema}); absent in rows written before eval
-   * recorded it, which a rerun treats as made with unknown options.
-   */
-  settings: EvalRowSettingsSchema.optional(),
+  settings: evalRowSettings.optional(),
 });
+const _sameRow: SameShape<EvalRow, z.output<typeof evalRow>> = true;
 
-/** One line of rows.jsonl. */
-export type EvalRow = z.infer<typeof EvalRowSchema>;
+/**
+ * Validates an {@link EvalRow} (a line of rows.jsonl).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { EvalRowSchema } from "./robustness.ts";
+ * const r = EvalRowSchema.safeParse({ video: "a.mkv", index: -1 });
+ * assert.equal(r.success, false);
+ * if (!r.success) assert.deepEqual(r.error.issues[0].path, ["index"]);
+ * ```
+ */
+export const EvalRowSchema: Schema<EvalRow> = evalRow;
 
 /**
  * The key that makes a row unique (and lets a rerun skip it).
