@@ -37,6 +37,7 @@ export interface Schema<T> {
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { z } from "zod";
  * import type { SameShape, Schema } from "./_zod.ts";
  * interface Point {
@@ -44,8 +45,9 @@ export interface Schema<T> {
  *   label?: string;
  * }
  * const point = z.object({ x: z.number(), label: z.string().optional() }).strict();
- * export const PointSchema: Schema<Point> = point;
+ * const PointSchema: Schema<Point> = point;
  * const same: SameShape<Point, z.output<typeof point>> = true; // `false` would not compile
+ * assert.equal(PointSchema.safeParse({ x: 1, label: 2 }).success, false);
  * ```
  */
 export type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
