@@ -29,7 +29,9 @@ const num = z.number().finite();
  * const example: EvalExample = {
  *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
  *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
- *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   panels: [{
+ *     frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }],
+ *   }],
  *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
  * };
  * assert.deepEqual(EvalExampleSchema.parse(example), example);
@@ -139,10 +141,13 @@ export function exampleFile(dir: string, index: number, victim: string): string 
  * const example: EvalExample = {
  *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
  *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
- *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   panels: [{
+ *     frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }],
+ *   }],
  *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
  * };
- * const fresh: EvalExample = { ...example, methods: ["pgd"], scores: { clean: 3.1, methods: [2.9] } };
+ * const scores = { clean: 3.1, methods: [2.9] };
+ * const fresh: EvalExample = { ...example, methods: ["pgd"], scores };
  * const merged = mergeExamples(example, fresh);
  * assert.deepEqual([merged.methods, merged.scores.methods], [["stqa", "pgd"], [2.4, 2.9]]);
  * ```
@@ -195,12 +200,15 @@ export function mergeExamples(base: EvalExample, add: EvalExample): EvalExample 
  * const example: EvalExample = {
  *   version: 1, video: "data/samples/gravel_zoom.mkv", index: 0, victim: "vsfa-mini",
  *   methods: ["stqa"], frames: 16, width: 128, height: 128, jndMaxLevels: 12, amplify: 8,
- *   panels: [{ frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }] }],
+ *   panels: [{
+ *     frame: 0, clean: png, jnd: png, attacks: [{ adversarial: png, perturbation: png }],
+ *   }],
  *   scores: { clean: 3.1, methods: [2.4] }, frameScores: null,
  * };
  * const dir = await Deno.makeTempDir();
  * await writeExample(dir, example);
- * await writeExample(dir, { ...example, methods: ["pgd"], scores: { clean: 3.1, methods: [2.9] } });
+ * const scores = { clean: 3.1, methods: [2.9] };
+ * await writeExample(dir, { ...example, methods: ["pgd"], scores });
  * const [stored] = await readExamples(dir); // merged: one file per video and victim
  * assert.deepEqual(stored.methods, ["stqa", "pgd"]);
  * await Deno.remove(dir, { recursive: true });
