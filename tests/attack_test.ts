@@ -11,6 +11,7 @@ import { attackCommand } from "../src/cli/attack.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
 import { clipFile, generatorFile, TINY } from "./_attack_fixtures.ts";
+import { audioPackets, clipWithAudio } from "./_media.ts";
 
 await initGpu();
 
@@ -82,6 +83,22 @@ Deno.test("attack: writes adversarial.mkv and a report that validates and matche
   const bad = JSON.parse(await Deno.readTextFile(join(out, "clip_one", "report.json")));
   bad.attacks[0].beyondJnd = 2;
   assert.throws(() => parseAttackReport(bad, "r.json"), /r\.json: .*attacks\.0\.beyondJnd/);
+});
+
+Deno.test("attack: the input's audio is copied bit for bit (cut to the frames attacked)", async () => {
+  const dir = await tmp();
+  const input = join(dir, "talk.mkv");
+  await clipWithAudio(input);
+  const original = await audioPackets(input);
+  const gen = await generatorFile(dir);
+  const out = join(dir, "out");
+  assert.equal(await attackCommand(["-i", input, "-g", gen, "-o", out]), 0);
+  assert.deepEqual(await audioPackets(join(out, "talk", "adversarial.mkv")), original);
+  const out4 = join(dir, "out4");
+  assert.equal(await attackCommand(["-i", input, "-g", gen, "-o", out4, "--frames", "5"]), 0);
+  const cut = await audioPackets(join(out4, "talk", "adversarial.mkv"));
+  assert.ok(cut.length > 0 && cut.length < original.length, `${cut.length} packets`);
+  assert.deepEqual(cut, original.slice(0, cut.length));
 });
 
 Deno.test("attack: --mode both with a two-branch generator writes up and down", async () => {

@@ -26,6 +26,7 @@ import {
 } from "../src/video/_convert.ts";
 import { poolStats } from "../src/gpu/pool.ts";
 import { rng, RUN_SEED, withSeed } from "./_helpers.ts";
+import { audioPackets, clipWithAudio } from "./_media.ts";
 
 await initGpu();
 
@@ -283,6 +284,37 @@ Deno.test("writeVideo: the same frames and options give the same bytes (every co
       assert.deepEqual(bytes[0], bytes[1], withSeed(`${codec}: two writes differ`));
     }
     src.tensor.dispose();
+  });
+});
+
+Deno.test("writeVideo: audio copied bit for bit from another file, or cut to a duration", async () => {
+  await withDir(async (dir) => {
+    const src = path.join(dir, "src.mkv");
+    await clipWithAudio(src);
+    const original = await audioPackets(src);
+    assert.ok(original.length > 5, `${original.length} audio packets`);
+    const frames = await readVideo(src);
+    const whole = path.join(dir, "whole.mkv");
+    await writeVideo(whole, frames, { fps: 25, audio: { from: src } });
+    assert.deepEqual(await audioPackets(whole), original);
+    const back = await readVideo(whole);
+    assertExact(await back.read(), await frames.read(), "video with audio");
+    back.dispose();
+    // Cut to 0.4 s: a prefix of the packets, about that long.
+    const cut = path.join(dir, "cut.mkv");
+    await writeVideo(cut, frames, { fps: 25, audio: { from: src, seconds: 0.4 } });
+    const part = await audioPackets(cut);
+    assert.ok(part.length > 0 && part.length < original.length, `${part.length} packets`);
+    assert.deepEqual(part, original.slice(0, part.length));
+    // No audio asked for, or none in the source: the output has none.
+    const silent = path.join(dir, "silent.mkv");
+    await writeVideo(silent, frames, { fps: 25 });
+    assert.deepEqual(await audioPackets(silent), []);
+    const again = path.join(dir, "again.mkv");
+    await writeVideo(again, frames, { fps: 25, audio: { from: silent } });
+    assert.deepEqual(await audioPackets(again), []);
+    assert.deepEqual(await Deno.readFile(again), await Deno.readFile(silent));
+    frames.dispose();
   });
 });
 

@@ -321,6 +321,12 @@ export async function attackVideo(
         codec,
         disposeInput: true,
         oddSize: codec === "x264-420" ? "pad" : "error",
+        // The input's audio, copied bit for bit (cut to the attacked frames' duration when only
+        // the first frames are attacked).
+        audio: {
+          from: input,
+          ...(options.frames !== undefined ? { seconds: t / info.fps } : {}),
+        },
       });
       const encodeSeconds = (performance.now() - te) / 1000;
 

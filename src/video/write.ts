@@ -82,6 +82,12 @@ export interface WriteVideoOptions {
   convertOn?: ConvertOn;
   /** Aborts the write (ffmpeg is stopped and nothing is left behind). */
   signal?: AbortSignal;
+  /**
+   * Copy the audio streams of this file into the output bit for bit (no re-encoding; a file
+   * without audio adds none). `seconds` keeps only the first seconds of it (for a video cut to
+   * its first frames; stream copy cuts at packet boundaries).
+   */
+  audio?: { from: string; seconds?: number };
 }
 
 /** What {@link writeVideo} wrote. */
@@ -124,6 +130,10 @@ const WriteSchema = z.object({
   chunkFrames: z.number().int().positive().default(8),
   convertOn: z.enum(["gpu", "cpu"]).default("gpu"),
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, "an AbortSignal").optional(),
+  audio: z.object({
+    from: z.string().min(1),
+    seconds: z.number().finite().positive().optional(),
+  }).strict().optional(),
 }).strict().refine((o) => o.crf === undefined || o.qp === undefined, {
   message: "give crf or qp, not both",
 }).refine((o) => o.codec !== "ffv1" || (o.crf === undefined && o.qp === undefined), {
@@ -168,6 +178,25 @@ const BT601_TAGS = [
   "-color_range",
   "tv",
 ];
+
+/**
+ * The second input and the mapping that copy a file's audio streams as they are (`-c:a copy`,
+ * each stream optional so that a file without audio adds none), or no audio at all.
+ */
+function audioArgs(audio: WriteOpts["audio"]): string[] {
+  if (!audio) return ["-map", "0:v:0", "-an"];
+  return [
+    ...(audio.seconds !== undefined ? ["-t", String(audio.seconds)] : []),
+    "-i",
+    fileArg(audio.from),
+    "-map",
+    "0:v:0",
+    "-map",
+    "1:a?",
+    "-c:a",
+    "copy",
+  ];
+}
 
 function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] {
   const rate = (defaults: string[]) =>
@@ -343,7 +372,7 @@ export async function writeVideo(
           String(o.fps),
           "-i",
           "pipe:0",
-          "-an",
+          ...audioArgs(o.audio),
           ...codecArgs(o, muxer, w2, h2),
           // No random segment UID, date or encoder version in the file: the same frames and
           // options give the same bytes.
