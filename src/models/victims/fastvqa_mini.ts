@@ -30,6 +30,7 @@ import {
   type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
+  chunkedStream,
   convStackActivation,
   disposeParams,
   inputChannels,
@@ -41,6 +42,7 @@ import {
   stdFeatures,
   type Victim,
   type VictimFamily,
+  type VictimStream,
 } from "./victim.ts";
 
 /**
@@ -233,6 +235,15 @@ export class FastVqaMini implements Victim {
 
   /** Per-frame scores of prepared fragments `[B,T,3,S,S]` -> `[B,T]`. */
   frameScoresPrepared(prepared: Tensor): Tensor {
+    return this.#frameScoresAfter(prepared, null).q;
+  }
+
+  /**
+   * Per-frame scores `[B,T]` of prepared fragments `[B,T,3,S,S]` that follow frames whose
+   * first-stage features are `prev` `[B,1,C,S/2,S/2]` (null at the start of a clip, where frame 0
+   * reuses the first difference), and the last frame's first-stage features.
+   */
+  #frameScoresAfter(prepared: Tensor, prev: Tensor | null): { q: Tensor; last: Tensor } {
     const p = this.#params;
     const c = this.config;
     const [b, t, , h, w] = prepared.shape;
@@ -246,16 +257,40 @@ export class FastVqaMini implements Victim {
     const [, ch, fh, fw] = x.shape;
     const x5 = x.reshape([b, t, ch, fh, fw]);
     let diff: Tensor;
-    if (t > 1) {
+    if (prev) {
+      const before = t > 1 ? concat([prev, slice(x5, { axis: 1, start: 0, end: t - 1 })], 1) : prev;
+      diff = sub(x5, before);
+    } else if (t > 1) {
       const d = sub(slice(x5, { axis: 1, start: 1 }), slice(x5, { axis: 1, start: 0, end: t - 1 }));
       diff = concat([slice(d, { axis: 1, start: 0, end: 1 }), d], 1);
     } else {
       diff = full(x5.shape, 0);
     }
+    const last = slice(x5, { axis: 1, start: t - 1 });
     x = concat([x5, diff], 2).reshape([b * t, 2 * ch, fh, fw]);
     for (let i = 2; i <= c.channels.length; i++) x = conv(x, i);
     const pooled = concat([globalMeanPool(x), stdFeatures(x, c.logStd)], 1);
-    return linear(pooled, p["head.weight"], p["head.bias"]).reshape([b, t]);
+    return { q: linear(pooled, p["head.weight"], p["head.bias"]).reshape([b, t]), last };
+  }
+
+  /**
+   * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): each chunk is cut into
+   * fragments, the last frame's first-stage features are carried for the next chunk's temporal
+   * difference (the first scored chunk holds at least two frames, as frame 0 uses the difference
+   * to frame 1), the per-frame scores are kept on the CPU, and `finish()` takes their mean, so
+   * the result equals {@link FastVqaMini.score} and {@link FastVqaMini.frameScores} of the whole
+   * clip. Forward only.
+   */
+  stream(): VictimStream {
+    return chunkedStream({
+      who: "fastvqa-mini",
+      firstChunk: 2,
+      step: (chunk, state) => {
+        const { q, last } = this.#frameScoresAfter(this.prepare(chunk), state?.[0] ?? null);
+        return { scores: q, state: [last] };
+      },
+      pool: (scores) => mean(scores, { axes: 1 }),
+    });
   }
 
   /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */

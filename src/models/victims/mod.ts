@@ -63,6 +63,8 @@ export {
   type Victim,
   VICTIM_FAMILIES,
   type VictimFamily,
+  type VictimStream,
+  type VictimStreamResult,
 } from "./victim.ts";
 
 /** Where the bundled weights live: `data/models` of this repository.

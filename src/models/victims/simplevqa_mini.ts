@@ -28,6 +28,7 @@ import {
   type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
+  chunkedStream,
   convStackActivation,
   disposeParams,
   inputChannels,
@@ -39,6 +40,7 @@ import {
   stdFeatures,
   type Victim,
   type VictimFamily,
+  type VictimStream,
 } from "./victim.ts";
 
 /**
@@ -188,9 +190,16 @@ export class SimpleVqaMini implements Victim {
 
   /** Per-frame scores of a batch `[B,T,3,H,W]` -> `[B,T]`. */
   frameScoresBatch(clips: Tensor): Tensor {
+    return this.#frameScoresAfter(asBatch(clips, "simplevqa-mini"), null);
+  }
+
+  /**
+   * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` that follow the frames `prev` `[B,1,3,H,W]`
+   * (null at the start of a clip, where frame 0 reuses the first difference).
+   */
+  #frameScoresAfter(x5: Tensor, prev: Tensor | null): Tensor {
     const p = this.#params;
     const c = this.config;
-    const x5 = asBatch(clips, "simplevqa-mini");
     const [b, t, , h, w] = x5.shape;
     const feats: Tensor[] = [];
     let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
@@ -203,7 +212,10 @@ export class SimpleVqaMini implements Victim {
     }
     // Motion: x_t - x_{t-1} for t >= 1; frame 0 reuses the first difference (zeros for T = 1).
     let diff: Tensor;
-    if (t > 1) {
+    if (prev) {
+      const before = t > 1 ? concat([prev, slice(x5, { axis: 1, start: 0, end: t - 1 })], 1) : prev;
+      diff = sub(x5, before);
+    } else if (t > 1) {
       const d = sub(
         slice(x5, { axis: 1, start: 1 }),
         slice(x5, { axis: 1, start: 0, end: t - 1 }),
@@ -223,6 +235,25 @@ export class SimpleVqaMini implements Victim {
     const f = concat(feats, 1);
     const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
     return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);
+  }
+
+  /**
+   * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): the last frame of each chunk
+   * is carried for the next chunk's first difference (the first scored chunk holds at least two
+   * frames, as frame 0 uses the difference to frame 1), the per-frame scores are kept on the
+   * CPU, and `finish()` takes their mean, so the result equals {@link SimpleVqaMini.score} and
+   * {@link SimpleVqaMini.frameScores} of the whole clip. Forward only.
+   */
+  stream(): VictimStream {
+    return chunkedStream({
+      who: "simplevqa-mini",
+      firstChunk: 2,
+      step: (chunk, state) => ({
+        scores: this.#frameScoresAfter(chunk, state?.[0] ?? null),
+        state: [slice(chunk, { axis: 1, start: chunk.shape[1] - 1 })],
+      }),
+      pool: (scores) => mean(scores, { axes: 1 }),
+    });
   }
 
   /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { formatZodError, type SameShape } from "../../_zod.ts";
 import { getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
-import { full, type Tensor } from "../../tensor/tensor.ts";
+import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
   add,
   avgPool2d,
@@ -139,8 +139,243 @@ export interface Victim {
   prepare(clips: Tensor): Tensor;
   /** {@link Victim.scoreBatch} on clips already passed through {@link Victim.prepare}. */
   scorePrepared(prepared: Tensor): Tensor;
+  /**
+   * A scorer that takes the clip chunk by chunk (see {@link VictimStream}): the family's
+   * temporal state is carried across chunks, so the result equals {@link Victim.score} and
+   * {@link Victim.frameScores} of the whole clip. Forward only (no gradient flows through it).
+   */
+  stream(): VictimStream;
   /** Frees the parameters. */
   dispose(): void;
+}
+
+/** What {@link VictimStream.finish} gives: the whole clip's scores. */
+export interface VictimStreamResult {
+  /** The clip's score, as {@link Victim.score} of the whole clip gives it. */
+  score: number;
+  /** Per-frame scores in frame order (before temporal pooling), as {@link Victim.frameScores}. */
+  frameScores: number[];
+  /** Frames pushed. */
+  frames: number;
+}
+
+/**
+ * A victim scoring one clip chunk by chunk (from {@link Victim.stream}), so that a video of any
+ * length is scored with memory bounded by the chunk: push the frames `[t,3,H,W]` in order (any
+ * chunk sizes, all of one frame size), then `finish()`. Each family carries its temporal state
+ * across chunks on the GPU (vsfa-mini its GRU's hidden state; simplevqa-mini the previous frame,
+ * for its frame differences; fastvqa-mini the previous frame's first-stage features, for its
+ * temporal difference), and the per-frame scores come back to the CPU as numbers (one small
+ * read per chunk, not awaited by `push`); `finish()` pools them over the whole clip as the
+ * whole-clip model does (vsfa-mini's hysteresis pooling, the others' mean). Between chunks it
+ * holds the state (a frame or less) and `T` numbers, whatever the video's length. Forward only:
+ * nothing is recorded for gradients, even for frames that require one.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu, loadVictim, tensor } from "../../../mod.ts";
+ * await initGpu();
+ * const victim = await loadVictim("vsfa-mini");
+ * const clip = new Float32Array(5 * 3 * 64 * 64).map((_, i) => (i % 97) / 97);
+ * const stream = victim.stream();
+ * for (const [start, end] of [[0, 2], [2, 5]]) {
+ *   const chunk = tensor(clip.subarray(start * 3 * 64 * 64, end * 3 * 64 * 64), [end - start, 3, 64, 64]);
+ *   stream.push(chunk);
+ *   chunk.dispose(); // the stream keeps what it needs
+ * }
+ * const { score, frameScores } = await stream.finish();
+ * const whole = (await victim.score(tensor(clip, [5, 3, 64, 64])).read())[0];
+ * assert.equal(frameScores.length, 5);
+ * assert.ok(Math.abs(score - whole) <= 1e-5 * Math.abs(whole));
+ * ```
+ */
+export interface VictimStream {
+  /** Frames pushed so far. */
+  readonly frames: number;
+  /**
+   * Scores the next frames of the clip, `[t,3,H,W]` in [0,1] (`t` may be 0). The chunk can be
+   * disposed as soon as this returns. Throws after `finish()` or `dispose()`, and for a chunk
+   * whose frame size differs from the earlier chunks'.
+   */
+  push(frames: Tensor): void;
+  /** The clip's scores; frees the stream. Throws when no frame was pushed. */
+  finish(): Promise<VictimStreamResult>;
+  /** Frees the stream's state without a result (safe to call twice, and after `finish()`). */
+  dispose(): void;
+}
+
+/** What a family gives {@link chunkedStream}: how to score one chunk from the carried state. */
+export interface StreamSteps {
+  /** The model's name for messages, e.g. `vsfa-mini`. */
+  who: string;
+  /**
+   * Frames the first scored chunk needs (2 where frame 0 looks at frame 1, as in the frame
+   * differences of simplevqa-mini and fastvqa-mini); fewer are held until more come or the
+   * stream ends.
+   */
+  firstChunk: number;
+  /**
+   * Per-frame scores `[1,t]` of a chunk `[1,t,3,H,W]` and the state after it, from the state
+   * before it (null at the start of the clip). Runs without gradients inside a `tidy`.
+   */
+  step(chunk: Tensor, state: Tensor[] | null): { scores: Tensor; state: Tensor[] };
+  /** The clip score `[1]` from all per-frame scores `[1,T]`, as the whole-clip model pools them. */
+  pool(scores: Tensor): Tensor;
+}
+
+/**
+ * A {@link VictimStream} from a family's {@link StreamSteps}: checks the chunks, carries the
+ * state (kept out of the caller's `tidy` scopes), reads each chunk's scores back without
+ * waiting, and pools them at `finish()`.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { full, initGpu, tensor } from "../../../mod.ts";
+ * import { add, concat, mean, slice, sum } from "../../nn/mod.ts";
+ * import { chunkedStream } from "./victim.ts";
+ * await initGpu();
+ * // A toy model: a frame's score is its pixel sum plus the previous frame's (0 for frame 0).
+ * const stream = chunkedStream({
+ *   who: "toy",
+ *   firstChunk: 1,
+ *   step(chunk, state) {
+ *     const t = chunk.shape[1];
+ *     const sums = sum(chunk.reshape([t, -1]), { axes: 1 }).reshape([1, t]);
+ *     const prev = state ? state[0] : full([1, 1], 0);
+ *     const before = t === 1 ? prev : concat([prev, slice(sums, { axis: 1, end: t - 1 })], 1);
+ *     return { scores: add(sums, before), state: [slice(sums, { axis: 1, start: t - 1 })] };
+ *   },
+ *   pool: (s) => mean(s, { axes: 1 }),
+ * });
+ * stream.push(tensor(new Float32Array(2 * 3 * 2 * 2).fill(0.5), [2, 3, 2, 2])); // sums 6, 6
+ * stream.push(tensor(new Float32Array(3 * 2 * 2).fill(0.5), [1, 3, 2, 2])); // sum 6
+ * const r = await stream.finish();
+ * assert.deepEqual(r.frameScores, [6, 12, 12]);
+ * assert.equal(r.score, 10);
+ * ```
+ */
+export function chunkedStream(steps: StreamSteps): VictimStream {
+  return new ChunkedStream(steps);
+}
+
+class ChunkedStream implements VictimStream {
+  #steps: StreamSteps;
+  #frames = 0;
+  #size: [number, number] | null = null;
+  #state: Tensor[] | null = null;
+  #held: Tensor | null = null;
+  #pending: Promise<Float32Array>[] = [];
+  #closed: "finished" | "disposed" | null = null;
+
+  constructor(steps: StreamSteps) {
+    this.#steps = steps;
+  }
+
+  get frames(): number {
+    return this.#frames;
+  }
+
+  push(frames: Tensor): void {
+    const who = this.#steps.who;
+    if (this.#closed) throw new Error(`${who} stream: push after the stream was ${this.#closed}`);
+    if (frames.rank !== 4 || frames.shape[1] !== 3) {
+      throw new RangeError(
+        `${who} stream: a chunk must be frames [t,3,H,W] (RGB in [0,1]), got [${frames.shape}]`,
+      );
+    }
+    const [t, , h, w] = frames.shape;
+    if (this.#size && (this.#size[0] !== h || this.#size[1] !== w)) {
+      throw new RangeError(
+        `${who} stream: a chunk of ${w}x${h} frames after frames of ${this.#size[1]}x${
+          this.#size[0]
+        } (frame ${this.#frames}); every chunk of a clip has the same frame size`,
+      );
+    }
+    this.#size = [h, w];
+    if (t === 0) return;
+    noGrad(() => {
+      let chunk = frames;
+      if (this.#held) {
+        const held = this.#held;
+        this.#held = null;
+        chunk = tidy(() => concat([held, frames], 0)).keep();
+        held.dispose();
+      }
+      this.#frames += t;
+      if (this.#state === null && chunk.shape[0] < this.#steps.firstChunk) {
+        // Too few frames to start the clip: keep a copy until more come.
+        this.#held = chunk === frames ? tidy(() => concat([frames], 0)).keep() : chunk;
+        return;
+      }
+      try {
+        this.#run(chunk);
+      } finally {
+        if (chunk !== frames) chunk.dispose();
+      }
+    });
+  }
+
+  #run(chunk: Tensor): void {
+    const state = this.#state;
+    const out = tidy(() => {
+      const r = this.#steps.step(chunk.reshape([1, ...chunk.shape]), state);
+      return [r.scores.reshape([chunk.shape[0]]), ...r.state];
+    });
+    for (const t of out) t.keep();
+    for (const t of state ?? []) t.dispose();
+    this.#state = out.slice(1);
+    const read = out[0].read(); // copies and submits now; awaited in finish()
+    read.catch(() => {}); // a failure is reported by finish(), not as an unhandled rejection
+    this.#pending.push(read);
+    out[0].dispose();
+  }
+
+  async finish(): Promise<VictimStreamResult> {
+    const who = this.#steps.who;
+    if (this.#closed) throw new Error(`${who} stream: finish after the stream was ${this.#closed}`);
+    try {
+      if (this.#held) {
+        // The whole clip is shorter than the first chunk needs: score it as the whole-clip model.
+        const held = this.#held;
+        this.#held = null;
+        try {
+          noGrad(() => this.#run(held));
+        } finally {
+          held.dispose();
+        }
+      }
+      if (this.#frames === 0) throw new RangeError(`${who} stream: no frames were pushed`);
+      const parts = await Promise.all(this.#pending);
+      const q = new Float32Array(this.#frames);
+      let at = 0;
+      for (const p of parts) {
+        q.set(p, at);
+        at += p.length;
+      }
+      const pooled = tidy(() => noGrad(() => this.#steps.pool(tensor(q, [1, q.length])))).keep();
+      let score: number;
+      try {
+        score = (await pooled.read())[0];
+      } finally {
+        pooled.dispose();
+      }
+      return { score, frameScores: Array.from(q), frames: this.#frames };
+    } finally {
+      this.dispose();
+      this.#closed = "finished";
+    }
+  }
+
+  dispose(): void {
+    for (const t of this.#state ?? []) t.dispose();
+    this.#state = null;
+    this.#held?.dispose();
+    this.#held = null;
+    this.#pending = [];
+    this.#closed ??= "disposed";
+  }
 }
 
 /** Collects parameters, each drawn with its own seed derived from one model seed.

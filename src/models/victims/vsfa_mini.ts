@@ -26,6 +26,7 @@ import {
   type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
+  chunkedStream,
   convStackActivation,
   disposeParams,
   inputChannels,
@@ -37,6 +38,7 @@ import {
   stdFeatures,
   type Victim,
   type VictimFamily,
+  type VictimStream,
 } from "./victim.ts";
 
 /**
@@ -184,9 +186,16 @@ export class VsfaMini implements Victim {
 
   /** Per-frame scores of a batch `[B,T,3,H,W]` -> `[B,T]`. */
   frameScoresBatch(clips: Tensor): Tensor {
+    return this.#frameScoresFrom(asBatch(clips, "vsfa-mini"), null).q;
+  }
+
+  /**
+   * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` whose GRU starts from `h0` `[B,hidden]`
+   * (zeros when null), and the GRU's last hidden state `[B,hidden]`.
+   */
+  #frameScoresFrom(x5: Tensor, h0: Tensor | null): { q: Tensor; h: Tensor } {
     const p = this.#params;
     const c = this.config;
-    const x5 = asBatch(clips, "vsfa-mini");
     const [b, t, , h, w] = x5.shape;
     let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
     for (let i = 1; i <= c.channels.length; i++) {
@@ -203,7 +212,7 @@ export class VsfaMini implements Victim {
       bIh: p["gru.bias_ih"],
       bHh: p["gru.bias_hh"],
     };
-    let hid = full([b, c.hidden], 0);
+    let hid = h0 ?? full([b, c.hidden], 0);
     const hs: Tensor[] = [];
     for (let i = 0; i < t; i++) {
       const xi = slice(reduced, { axis: 1, start: i, end: i + 1 }).reshape([b, c.reduced]);
@@ -211,7 +220,25 @@ export class VsfaMini implements Victim {
       hs.push(hid);
     }
     const q = linear(stack(hs, 1), p["head.weight"], p["head.bias"]); // [B, T, 1]
-    return q.reshape([b, t]);
+    return { q: q.reshape([b, t]), h: hid };
+  }
+
+  /**
+   * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): the GRU's hidden state is
+   * carried from chunk to chunk, the per-frame scores are kept on the CPU, and `finish()` pools
+   * them with the hysteresis pooling over the whole clip, so the result equals
+   * {@link VsfaMini.score} and {@link VsfaMini.frameScores} of the whole clip. Forward only.
+   */
+  stream(): VictimStream {
+    return chunkedStream({
+      who: "vsfa-mini",
+      firstChunk: 1,
+      step: (chunk, state) => {
+        const { q, h } = this.#frameScoresFrom(chunk, state?.[0] ?? null);
+        return { scores: q, state: [h] };
+      },
+      pool: (scores) => hysteresisPool(scores, { tau: this.config.tau, gamma: this.config.gamma }),
+    });
   }
 
   /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */
