@@ -177,10 +177,11 @@ export interface VictimStreamResult {
  * import { initGpu, loadVictim, tensor } from "../../../mod.ts";
  * await initGpu();
  * const victim = await loadVictim("vsfa-mini");
- * const clip = new Float32Array(5 * 3 * 64 * 64).map((_, i) => (i % 97) / 97);
+ * const f = 3 * 64 * 64; // values per frame
+ * const clip = new Float32Array(5 * f).map((_, i) => (i % 97) / 97);
  * const stream = victim.stream();
  * for (const [start, end] of [[0, 2], [2, 5]]) {
- *   const chunk = tensor(clip.subarray(start * 3 * 64 * 64, end * 3 * 64 * 64), [end - start, 3, 64, 64]);
+ *   const chunk = tensor(clip.subarray(start * f, end * f), [end - start, 3, 64, 64]);
  *   stream.push(chunk);
  *   chunk.dispose(); // the stream keeps what it needs
  * }
