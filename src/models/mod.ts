@@ -34,6 +34,8 @@ export {
   VICTIM_FAMILIES,
   type VictimFamily,
   type VictimFile,
+  type VictimStream,
+  type VictimStreamResult,
   VsfaMini,
   type VsfaMiniConfig,
 } from "./victims/mod.ts";
