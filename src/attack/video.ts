@@ -6,10 +6,17 @@
  * inside `outDir` that is renamed into place at the end, so a failure or Ctrl-C leaves nothing
  * behind; nothing is written outside `outDir`, and an earlier result is replaced only when asked.
  *
- * Memory: the generator runs `chunkFrames` frames at a time with its GRU state carried, and the
- * decoded video is held on the CPU as 8-bit values (3 bytes per pixel per frame); the victim
- * scores the whole clip at once (its models pool over all frames), which needs the whole clip
- * as floats on the GPU: limit `frames` for very long videos.
+ * Memory: the decoded clip stays on the GPU as one float tensor (the victim scores the whole
+ * clip at once, its models pool over all frames), so limit `frames` for very long videos; the
+ * generator runs `chunkFrames` frames at a time sliced from it, with its GRU state and the JND's
+ * previous frame carried, and the adversarial frames wait on the CPU as 8-bit values (3 bytes
+ * per pixel per frame and mode) until they are encoded and scored.
+ *
+ * Crossings between CPU and GPU per frame: the decoder's bytes go up once; the clean frame, its
+ * JND map and the generator's output for every mode come back in one read-back per chunk
+ * (quantisation and the quality measures run on the CPU); each mode's quantised frame goes up
+ * once, and the encoder and the victim read it there; the encoder reads its bytes back. Every
+ * mode shares one generator pass.
  *
  * @module
  */
@@ -37,6 +44,7 @@ import {
   parseAttackReport,
 } from "./report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { concat, slice } from "../tensor/ops/shape.ts";
 import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
 import { decodedSize } from "../video/read.ts";
 import { attackTarget } from "./losses.ts";
@@ -83,8 +91,26 @@ export interface AttackVideoOptions {
   seed?: number;
   /** The video's label, when it comes from a manifest. */
   label?: number | null;
-  /** Progress of the stages, for a progress line. */
+  /** Called as each stage starts (`decode`, `score clean`, `attack`, `encode <mode>`, ...). */
   onStage?: (stage: string) => void;
+  /**
+   * Progress within the stages, for a progress line: frames done of the stage's total (null
+   * while decoding a video whose frame count the probe cannot tell). Stages in order: `decode`
+   * (per decoded chunk), `score clean` (0, then all: the victim scores the clip at once),
+   * `attack` (per generator chunk, every mode at once), then per mode `encode <mode>` (per
+   * chunk) and `score <mode>`. Within a stage `done` only grows and ends at the frame count.
+   */
+  onProgress?: (progress: { stage: string; done: number; total: number | null }) => void;
+}
+
+/** One update of {@link AttackVideoOptions.onProgress} (the type it is called with). */
+export interface AttackProgress {
+  /** The stage: `decode`, `score clean`, `attack`, `encode <mode>`, `score <mode>`. */
+  stage: string;
+  /** Frames done in this stage. */
+  done: number;
+  /** Frames the stage does, or null while unknown (decoding a clip of unknown length). */
+  total: number | null;
 }
 
 function toUint8(src: Float32Array, dst: Uint8Array, offset: number): void {
@@ -97,33 +123,34 @@ function toFloat(src: Uint8Array, from: number, to: number): Float32Array {
   return out;
 }
 
+/** `x` as one flat [N] view (its buffer shared), to concatenate tensors of any shapes. */
+function flat(x: Tensor): Tensor {
+  return x.reshape([x.shape.reduce((a, b) => a * b, 1)]);
+}
+
+/** The victim's score of the clip `x` [T,3,H,W] already on the GPU (not disposed here). */
 async function scoreClip(
   victim: Victim,
-  frames: Uint8Array,
-  shape: number[],
+  x: Tensor,
 ): Promise<{ score: number; frameScores: number[] | null; seconds: number }> {
   const t0 = performance.now();
-  const x = tensor(toFloat(frames, 0, frames.length), shape);
+  const shape = x.shape;
+  let s: Tensor, f: Tensor | null;
   try {
-    let s: Tensor, f: Tensor | null;
-    try {
-      [s, f] = tidy(() =>
-        noGrad(() => [victim.score(x), victim.frameScores ? victim.frameScores(x) : null])
-      );
-    } catch (e) {
-      throw new RangeError(
-        `${victim.name} cannot score ${shape[0]} frames of ${shape[3]}x${shape[2]} at once ` +
-          `(${(e as Error).message}); attack fewer frames (--frames) or smaller ones (--size)`,
-      );
-    }
-    const score = (await s.read())[0];
-    const frameScores = f ? Array.from(await f.read()) : null;
-    s.dispose();
-    f?.dispose();
-    return { score, frameScores, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    x.dispose();
+    [s, f] = tidy(() =>
+      noGrad(() => [victim.score(x), victim.frameScores ? victim.frameScores(x) : null])
+    );
+  } catch (e) {
+    throw new RangeError(
+      `${victim.name} cannot score ${shape[0]} frames of ${shape[3]}x${shape[2]} at once ` +
+        `(${(e as Error).message}); attack fewer frames (--frames) or smaller ones (--size)`,
+    );
   }
+  const score = (await s.read())[0];
+  const frameScores = f ? Array.from(await f.read()) : null;
+  s.dispose();
+  f?.dispose();
+  return { score, frameScores, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -181,10 +208,9 @@ export async function attackVideo(
   options: AttackVideoOptions,
 ): Promise<AttackReport> {
   const t0 = performance.now();
-  const { generator, victim } = options;
+  const { generator } = options;
   const mode = options.mode ?? "untargeted";
   const eps = options.eps ?? generator.info.eps;
-  const codec = options.codec ?? "ffv1";
   const requested = options.chunkFrames ?? 16;
   const root = await prepareOutputDir(options.outDir ?? "out");
   const name = safeName(options.name ?? basename(input, extname(input)));
@@ -203,152 +229,230 @@ export async function attackVideo(
   }
   if (mode !== "both" && mode !== "untargeted") branchFor(generator, mode); // throws early
   if (!(eps > 0)) throw new RangeError(`eps must be positive, got ${eps}`);
-  const stage = options.onStage ?? (() => {});
+  const onStage = options.onStage ?? (() => {});
+  const onProgress = options.onProgress ?? (() => {});
+  const progress = (stage: string, done: number, total: number | null) => {
+    if (done === 0) onStage(stage);
+    onProgress({ stage, done, total });
+  };
 
-  // Decode once; keep 8-bit frames on the CPU. The victim scores the whole clip at once, so
-  // a clip whose float tensor cannot be bound is refused from the probe, before decoding.
-  stage("decode");
+  // Decode in chunks into one clip tensor that stays on the GPU: the victim scores the whole
+  // clip at once, and the generator's chunks are sliced from it (no frame goes back to the CPU
+  // and up again). A clip whose float tensor cannot be bound is refused from the probe, before
+  // decoding (and after it, when the probe could not count the frames).
   const info = await probeVideo(input);
   checkClipFits(input, info, options.frames, options.size);
-  const parts: Uint8Array[] = [];
+  const expected = Math.min(info.frameCount ?? Infinity, options.frames ?? Infinity);
+  const decodeTotal = Number.isFinite(expected) ? expected : null;
+  progress("decode", 0, decodeTotal);
+  let clip: Tensor | undefined;
+  const parts: Tensor[] = [];
   let t = 0, h = 0, w = 0;
-  for await (
-    const c of readVideoChunks(input, {
-      maxFrames: options.frames,
-      size: options.size,
-      chunkFrames: requested,
-    })
-  ) {
-    [, , h, w] = c.frames.shape;
-    const v = await c.frames.read();
-    c.frames.dispose();
-    const u = new Uint8Array(v.length);
-    toUint8(v, u, 0);
-    parts.push(u);
-    t += c.frames.shape[0];
+  try {
+    for await (
+      const c of readVideoChunks(input, {
+        maxFrames: options.frames,
+        size: options.size,
+        chunkFrames: requested,
+      })
+    ) {
+      parts.push(c.frames);
+      [, , h, w] = c.frames.shape;
+      t += c.frames.shape[0];
+      progress("decode", t, decodeTotal === null ? null : Math.max(decodeTotal, t));
+    }
+    if (t === 0) throw new Error(`${input}: no frames decoded`);
+    if (decodeTotal !== t) progress("decode", t, t);
+    checkClipFits(input, { width: w, height: h, frameCount: t }, undefined, undefined);
+    clip = parts.length === 1 ? parts[0] : concat(parts, 0);
+  } finally {
+    for (const p of parts) if (p !== clip) p.dispose();
   }
-  if (t === 0) throw new Error(`${input}: no frames decoded`);
-  const frameSize = 3 * h * w;
-  const chunk = chunkFor(generator.net, h, w, requested);
-  const clean = new Uint8Array(t * frameSize);
-  parts.reduce((off, p) => (clean.set(p, off), off + p.length), 0);
-  parts.length = 0;
+  const decoded = clip!;
+  try {
+    return await attackClip(input, decoded, info.fps, options, { t0, root, name, finalDir, eps });
+  } finally {
+    decoded.dispose();
+  }
+}
 
-  stage("score clean");
-  const cleanScore = await scoreClip(victim, clean, [t, 3, h, w]);
+/** What {@link attackVideo} has settled before the attack proper. */
+interface Settled {
+  t0: number;
+  root: string;
+  name: string;
+  finalDir: string;
+  eps: number;
+}
+
+/**
+ * The attack of a decoded clip (disposed by the caller once this returns): crossings between
+ * CPU and GPU per frame and mode are one read-back of the clean frame, its JND map and the
+ * generator's output(s) together, one upload of the quantised frame (encoded and scored from
+ * there), and the encoder's read-back of its bytes.
+ */
+async function attackClip(
+  input: string,
+  clip: Tensor,
+  fps: number,
+  options: AttackVideoOptions,
+  { t0, root, name, finalDir, eps }: Settled,
+): Promise<AttackReport> {
+  const { generator, victim } = options;
+  const mode = options.mode ?? "untargeted";
+  const codec = options.codec ?? "ffv1";
+  const onStage = options.onStage ?? (() => {});
+  const onProgress = options.onProgress ?? (() => {});
+  const progress = (stage: string, done: number, total: number) => {
+    if (done === 0) onStage(stage);
+    onProgress({ stage, done, total });
+  };
+  const [t, , h, w] = clip.shape;
+  const frameSize = 3 * h * w;
+  const chunk = chunkFor(generator.net, h, w, options.chunkFrames ?? 16);
+
+  progress("score clean", 0, t);
+  const cleanScore = await scoreClip(victim, clip);
+  progress("score clean", t, t);
   const { qMin, qMax, median } = generator.info;
   const modes: AttackMode[] = mode === "both" ? ["up", "down"] : [mode];
+  const branches = modes.map((m) => branchFor(generator, m, cleanScore.score));
   // The frames report.html shows, kept as they pass.
-  const shown = shownFrames(t);
-  const kept: KeptFrame[] = shown.map((frame) => ({
+  const kept: KeptFrame[] = shownFrames(t).map((frame) => ({
     frame,
-    clean: toFloat(clean, frame * frameSize, (frame + 1) * frameSize),
+    clean: new Float32Array(0),
     jnd: new Float32Array(0),
     adversarial: [],
   }));
 
   const tmpDir = await makeWorkDir(root, name);
   try {
-    const attacks: AttackRun[] = [];
-    for (const m of modes) {
-      const branch = branchFor(generator, m, cleanScore.score);
-      const file = modes.length === 1 ? "adversarial.mkv" : `adversarial-${m}.mkv`;
-      stage(`attack ${m}`);
-      const adv = new Uint8Array(clean.length);
-      const psnrFrames: (number | null)[] = [];
-      const ssimFrames: number[] = [];
-      let mseSum = 0, beyond = 0, absSum = 0, maxAbs = 0;
-      let genSeconds = 0;
-      let state: Tensor | undefined;
+    // One generator pass for every mode: the JND, the GRU state and the frames are the same,
+    // only the branch read differs.
+    progress("attack", 0, t);
+    const advs = modes.map(() => new Uint8Array(t * frameSize));
+    const stats = modes.map(() => ({
+      psnrFrames: [] as (number | null)[],
+      ssimFrames: [] as number[],
+      mseSum: 0,
+      beyond: 0,
+      absSum: 0,
+      maxAbs: 0,
+    }));
+    let genSeconds = 0;
+    let state: Tensor | undefined;
+    try {
       for (let s = 0; s < t; s += chunk) {
         const tg = performance.now();
         const e = Math.min(t, s + chunk);
-        const shape = [e - s, 3, h, w];
-        const cleanF = toFloat(clean, s * frameSize, e * frameSize);
-        const x = tensor(cleanF, shape);
-        const prev = s > 0
-          ? tensor(toFloat(clean, (s - 1) * frameSize, s * frameSize), [1, 3, h, w])
-          : undefined;
+        const n = e - s;
+        const shape = [n, 3, h, w] as [number, number, number, number];
         const out = tidy(() =>
           noGrad(() => {
+            const x = slice(clip, { axis: 0, start: s, end: e });
+            const prev = s > 0 ? slice(clip, { axis: 0, start: s - 1, end: s }) : undefined;
             const j = computeJnd(x, { model: generator.info.jnd, previous: prev });
             const r = generatorPerturb(generator.net, x, j, { eps, state });
-            return { adv: r.adversarial[branch], state: r.state, j };
+            // The clean frames, the JND maps and each mode's frames in one read-back.
+            const all = concat([x, j, ...branches.map((b) => r.adversarial[b])].map(flat), 0);
+            return { all, state: r.state };
           })
         );
         state?.dispose();
         state = out.state;
-        const jnd = await out.j.read();
-        const a = quantizeInJnd(cleanF, await out.adv.read(), jnd, shape, eps);
-        out.adv.dispose();
-        out.j.dispose();
-        x.dispose();
-        prev?.dispose();
-        toUint8(a, adv, s * frameSize);
+        const all = await out.all.read();
+        out.all.dispose();
+        const values = n * frameSize;
+        const cleanF = all.subarray(0, values);
+        const jnd = all.subarray(values, values + n * h * w);
         for (const k of kept) {
           if (k.frame < s || k.frame >= e) continue;
           const i = k.frame - s;
-          if (!k.jnd.length) k.jnd = jnd.slice(i * h * w, (i + 1) * h * w);
-          k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
+          k.clean = cleanF.slice(i * frameSize, (i + 1) * frameSize);
+          k.jnd = jnd.slice(i * h * w, (i + 1) * h * w);
+        }
+        for (const [mi, st] of stats.entries()) {
+          const from = values + n * h * w + mi * values;
+          const a = quantizeInJnd(cleanF, all.subarray(from, from + values), jnd, shape, eps);
+          toUint8(a, advs[mi], s * frameSize);
+          for (const k of kept) {
+            if (k.frame < s || k.frame >= e) continue;
+            const i = k.frame - s;
+            k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
+          }
+          const q = videoQuality(cleanF, a, shape);
+          const p = perturbationStats(cleanF, a, jnd, shape, { eps });
+          for (let f = 0; f < n; f++) {
+            st.psnrFrames.push(nullIfInfinite(q.psnr[f]));
+            st.ssimFrames.push(q.ssim[f]);
+            st.mseSum += Number.isFinite(q.psnr[f]) ? 10 ** (-q.psnr[f] / 10) : 0;
+          }
+          st.beyond += p.beyondJnd * n;
+          st.absSum += p.meanAbsLevels * n;
+          st.maxAbs = Math.max(st.maxAbs, p.maxAbsLevels);
         }
         genSeconds += (performance.now() - tg) / 1000;
-        const q = videoQuality(cleanF, a, shape as [number, number, number, number]);
-        const p = perturbationStats(cleanF, a, jnd, shape as [number, number, number, number], {
-          eps,
-        });
-        const n = e - s;
-        for (let f = 0; f < n; f++) {
-          psnrFrames.push(nullIfInfinite(q.psnr[f]));
-          ssimFrames.push(q.ssim[f]);
-          mseSum += Number.isFinite(q.psnr[f]) ? 10 ** (-q.psnr[f] / 10) : 0;
-        }
-        beyond += p.beyondJnd * n;
-        absSum += p.meanAbsLevels * n;
-        maxAbs = Math.max(maxAbs, p.maxAbsLevels);
+        progress("attack", e, t);
       }
+    } finally {
       state?.dispose();
+    }
 
-      stage(`encode ${m}`);
-      const te = performance.now();
-      const advChunks = async function* () {
-        for (let s = 0; s < t; s += chunk) {
-          const e = Math.min(t, s + chunk);
-          yield tensor(toFloat(adv, s * frameSize, e * frameSize), [e - s, 3, h, w]);
-        }
-      };
-      await writeVideo(join(tmpDir, file), advChunks(), {
-        fps: info.fps,
-        codec,
-        disposeInput: true,
-        oddSize: codec === "x264-420" ? "pad" : "error",
-        // The input's audio, copied bit for bit (cut to the attacked frames' duration when only
-        // the first frames are attacked).
-        audio: {
-          from: input,
-          ...(options.frames !== undefined ? { seconds: t / info.fps } : {}),
-        },
-      });
-      const encodeSeconds = (performance.now() - te) / 1000;
+    const attacks: AttackRun[] = [];
+    for (const [mi, m] of modes.entries()) {
+      const branch = branches[mi];
+      const st = stats[mi];
+      const file = modes.length === 1 ? "adversarial.mkv" : `adversarial-${m}.mkv`;
+      // The quantised frames go up once; the encoder and the victim take them from there.
+      const adv = tensor(toFloat(advs[mi], 0, advs[mi].length), [t, 3, h, w]);
+      advs[mi] = new Uint8Array(0);
+      try {
+        progress(`encode ${m}`, 0, t);
+        const te = performance.now();
+        const advChunks = async function* () {
+          for (let s = 0; s < t; s += chunk) {
+            const e = Math.min(t, s + chunk);
+            yield slice(adv, { axis: 0, start: s, end: e });
+            progress(`encode ${m}`, e, t);
+          }
+        };
+        await writeVideo(join(tmpDir, file), advChunks(), {
+          fps,
+          codec,
+          disposeInput: true,
+          oddSize: codec === "x264-420" ? "pad" : "error",
+          // The input's audio, copied bit for bit (cut to the attacked frames' duration when
+          // only the first frames are attacked).
+          audio: {
+            from: input,
+            ...(options.frames !== undefined ? { seconds: t / fps } : {}),
+          },
+        });
+        const encodeSeconds = (performance.now() - te) / 1000;
 
-      stage(`score ${m}`);
-      const advScore = await scoreClip(victim, adv, [t, 3, h, w]);
-      const mse = mseSum / t;
-      attacks.push({
-        mode: m,
-        branch,
-        output: file,
-        codec,
-        target: attackTarget(cleanScore.score, m, { qMin, qMax, median }),
-        score: advScore.score,
-        frameScores: advScore.frameScores,
-        scoreChange: advScore.score - cleanScore.score,
-        psnr: { mean: mse > 0 ? 10 * Math.log10(1 / mse) : null, frames: psnrFrames },
-        ssim: { mean: ssimFrames.reduce((a, b) => a + b, 0) / t, frames: ssimFrames },
-        beyondJnd: beyond / t,
-        meanAbsLevels: absSum / t,
-        maxAbsLevels: maxAbs,
-        seconds: { generator: genSeconds, victim: advScore.seconds, encode: encodeSeconds },
-      });
+        progress(`score ${m}`, 0, t);
+        const advScore = await scoreClip(victim, adv);
+        progress(`score ${m}`, t, t);
+        const mse = st.mseSum / t;
+        attacks.push({
+          mode: m,
+          branch,
+          output: file,
+          codec,
+          target: attackTarget(cleanScore.score, m, { qMin, qMax, median }),
+          score: advScore.score,
+          frameScores: advScore.frameScores,
+          scoreChange: advScore.score - cleanScore.score,
+          psnr: { mean: mse > 0 ? 10 * Math.log10(1 / mse) : null, frames: st.psnrFrames },
+          ssim: { mean: st.ssimFrames.reduce((a, b) => a + b, 0) / t, frames: st.ssimFrames },
+          beyondJnd: st.beyond / t,
+          meanAbsLevels: st.absSum / t,
+          maxAbsLevels: st.maxAbs,
+          seconds: { generator: genSeconds, victim: advScore.seconds, encode: encodeSeconds },
+        });
+      } finally {
+        adv.dispose();
+      }
     }
     const report = parseAttackReport({
       version: 1,
@@ -356,7 +460,7 @@ export async function attackVideo(
       input,
       name,
       label: options.label ?? null,
-      video: { frames: t, width: w, height: h, fps: info.fps },
+      video: { frames: t, width: w, height: h, fps },
       victim: { name: victim.name, family: victim.family },
       generator: {
         path: generator.path,
@@ -374,7 +478,7 @@ export async function attackVideo(
     }, join(finalDir, "report.json"));
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
     if (options.extraFiles) {
-      stage("panels");
+      onStage("panels");
       const images = await attackPanels(kept, { width: w, height: h }, {
         maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
       });
