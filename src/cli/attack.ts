@@ -13,7 +13,7 @@ import { join } from "path";
 import { fileURLToPath } from "url";
 import { z } from "zod";
 import { commandLine, parseCommand } from "./_args.ts";
-import { formatSeconds } from "../_progress.ts";
+import { formatSeconds, ProgressLine } from "../_progress.ts";
 import { checkRegularFile, fileSha256, PathError } from "../_fs.ts";
 import { insideOutput, prepareOutputDir, removeStaleWorkDirs } from "../_output.ts";
 import { resolveVideoInputs, type VideoInput } from "../data/inputs.ts";
@@ -183,6 +183,9 @@ export async function attackCommand(args: string[]): Promise<number> {
         `JND ${generator.info.jnd}) -> ${o.out}/` +
         (todo < inputs.length ? ` (${inputs.length - todo} already done with these options)` : ""),
     );
+    // Frames done, frames per second and time left per stage: one line redrawn in place on a
+    // terminal, a line every few seconds at most in a log.
+    const line = new ProgressLine();
     const rows: { label: number | null; clean: number; adv: number[] }[] = [];
     const failures: { input: string; name: string; error: string }[] = [];
     for (const [k, p] of plan.entries()) {
@@ -210,14 +213,17 @@ export async function attackCommand(args: string[]): Promise<number> {
             chunkFrames: o["chunk-frames"],
             seed: o.seed,
             label: it.label,
+            onProgress: (p) => line.update(p, head),
           });
         } catch (e) {
+          line.end();
           if (!o["keep-going"] || e instanceof NoAdapterError) throw e;
           const error = (e as Error).message;
           console.error(`${head}: failed: ${error}`);
           failures.push({ input: it.path, name: it.name, error });
           continue;
         }
+        line.end();
         const parts = r.attacks.map((a) =>
           `${a.mode} ${a.score.toFixed(3)} (${a.scoreChange >= 0 ? "+" : ""}${
             a.scoreChange.toFixed(3)
