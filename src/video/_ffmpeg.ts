@@ -173,10 +173,18 @@ export class StderrTail {
   total = 0;
   /** Resolves when the stream has ended. */
   readonly done: Promise<void>;
-  constructor(stream: ReadableStream<Uint8Array>) {
+  /** Drains `stream`, keeping the tail; `onLine` sees every line as it arrives. */
+  constructor(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
+    const decoder = new TextDecoder();
+    let partial = "";
     this.done = (async () => {
       try {
         for await (const chunk of stream) {
+          if (onLine) {
+            const lines = (partial + decoder.decode(chunk, { stream: true })).split(/\r?\n|\r/);
+            partial = lines.pop()!;
+            for (const line of lines) onLine(line);
+          }
           this.total += chunk.byteLength;
           this.#chunks.push(chunk);
           this.#bytes += chunk.byteLength;
@@ -189,6 +197,7 @@ export class StderrTail {
       } catch {
         // The process was killed; what was read is kept.
       }
+      if (onLine && partial) onLine(partial);
     })();
   }
   /** The last few KiB as text. */
@@ -220,6 +229,8 @@ export interface SpawnOptions {
   stdout?: "piped" | "null";
   /** Working folder of the process. Default: this process's. */
   cwd?: string;
+  /** Called with each line of stderr as it arrives (the tail is kept as well). */
+  onStderrLine?: (line: string) => void;
 }
 
 /**
@@ -264,7 +275,7 @@ export function spawnTool(
     throw e;
   }
   registerChild(child);
-  const stderr = new StderrTail(child.stderr);
+  const stderr = new StderrTail(child.stderr, io.onStderrLine);
   return {
     child,
     stderr,

@@ -32,6 +32,11 @@ const FfprobeStream = z.object({
   nb_read_packets: num.optional(),
   duration: num.optional(),
   sample_aspect_ratio: z.string().optional(),
+  time_base: z.string().optional(),
+  color_primaries: z.string().optional(),
+  color_transfer: z.string().optional(),
+  color_space: z.string().optional(),
+  color_range: z.string().optional(),
   tags: z.record(z.string()).optional(),
   side_data_list: z.array(z.object({ rotation: z.number().optional() }).passthrough())
     .optional(),
@@ -39,6 +44,7 @@ const FfprobeStream = z.object({
 
 const FfprobeOutput = z.object({
   streams: z.array(z.unknown()).default([]),
+  packets: z.array(z.object({ pts: z.number().optional() }).passthrough()).optional(),
   format: z.object({
     format_name: z.string().optional(),
     duration: num.optional(),
@@ -58,7 +64,10 @@ export interface VideoInfo {
   height: number;
   /** Display rotation in degrees (0, 90, 180, 270); ffmpeg's decoder output is rotated by it. */
   rotation: number;
-  /** Frames per second (the average rate; the nominal rate where no average is known). */
+  /**
+   * Frames per second: the average rate (for a variable rate found from the packet timestamps,
+   * their mean interval); the nominal rate where no average is known.
+   */
   fps: number;
   /** The frame rate as ffprobe's fraction, e.g. "30000/1001". */
   fpsFraction: string;
@@ -74,6 +83,70 @@ export interface VideoInfo {
   codec: string;
   /** Container format name(s), e.g. "matroska,webm". */
   format: string;
+  /**
+   * The stream's colour tags, ffmpeg's names (e.g. primaries "bt709", transfer "bt709", space
+   * "bt709", range "tv"); null where the file leaves one unspecified. Decoding converts to
+   * full-range RGB with the stream's matrix; primaries and transfer still describe the RGB
+   * values, so `writeVideo`'s `colour` option can keep them.
+   */
+  colour: {
+    primaries: string | null;
+    transfer: string | null;
+    space: string | null;
+    range: string | null;
+  };
+  /**
+   * Whether the frame rate is variable: from the packet timestamps when they were read
+   * (`countFrames`, the default: intervals that differ by more than the time base's rounding);
+   * without them, true when the nominal and the average rate differ, else null (not known).
+   * `fps` is then the average rate, which is what a re-encoded copy is written at.
+   */
+  variableFrameRate: boolean | null;
+  /**
+   * Whether the pixel format carries an alpha (transparency) plane, e.g. yuva420p, rgba;
+   * the readers refuse such a stream unless told to drop it.
+   */
+  alpha: boolean;
+  /** Bits per sample of the stream (8 for yuv420p, 10 for yuv420p10le); decoded to 8 bits. */
+  bitDepth: number;
+}
+
+/** Whether an ffmpeg pixel format name has an alpha plane. */
+function hasAlpha(pixFmt: string): boolean {
+  return /^(yuva|gbrap|ya\d)|rgba|bgra|argb|abgr/.test(pixFmt);
+}
+
+/** Bits per sample from an ffmpeg pixel format name (8 unless the name says otherwise). */
+function bitDepthOf(pixFmt: string): number {
+  if (/^(rgb|bgr)(48|64|a64)/.test(pixFmt) || /^ya16/.test(pixFmt)) return 16;
+  const m = /(?:p|gray|x2rgb|x2bgr|y210|y212)(\d{2})(?:le|be)?$/.exec(pixFmt) ??
+    /^p0(\d{2})(?:le|be)$/.exec(pixFmt);
+  return m ? Number(m[1]) : 8;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** ffprobe's value, or null for unknown or unspecified. */
+function tag(v: string | undefined): string | null {
+  return v && v !== "unknown" && v !== "unspecified" ? v : null;
+}
+
+/**
+ * Whether packet timestamps (in time-base ticks) have a variable interval: the intervals of the
+ * sorted timestamps differ by more than one tick and by more than 0.5 % of the median interval.
+ * Null with fewer than three timestamps.
+ */
+function variableFromPts(pts: number[]): boolean | null {
+  if (pts.length < 3) return null;
+  const sorted = [...pts].sort((a, b) => a - b);
+  const d: number[] = [];
+  for (let i = 1; i < sorted.length; i++) d.push(sorted[i] - sorted[i - 1]);
+  const byValue = [...d].sort((a, b) => a - b);
+  const median = byValue[Math.floor(byValue.length / 2)];
+  const spread = byValue[byValue.length - 1] - byValue[0];
+  return spread > 1 && spread > 0.005 * median;
 }
 
 /** Options of {@link probeVideo}. */
@@ -96,8 +169,9 @@ function parseRate(s: string | undefined): number {
 }
 
 /**
- * Probes a video file with ffprobe: size, frame rate, frame count, duration, pixel format and
- * codec of its first video stream. Throws {@link VideoError} for a missing file, a folder, a FIFO,
+ * Probes a video file with ffprobe: size, rotation, frame rate (and whether it varies), frame
+ * count, duration, pixel format (alpha, bit depth), colour tags and codec of its first video
+ * stream. Throws {@link VideoError} for a missing file, a folder, a FIFO,
  * device or socket (refused by name before ffprobe opens it), an empty file, a file that is not a
  * video, or one without a video stream. A symbolic link to a regular file is followed.
  *
@@ -127,7 +201,8 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
     "-show_format",
     "-select_streams",
     "v:0",
-    ...(opts.countFrames ? ["-count_packets"] : []),
+    // Counting reads every packet: their timestamps tell a variable frame rate too.
+    ...(opts.countFrames ? ["-count_packets", "-show_entries", "packet=pts"] : []),
     ...inputArgs(file, false),
   ];
   const { code, stdout, stderr } = await runTool("ffprobe", args);
@@ -181,6 +256,31 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
     frameCount = Math.round(duration * fps);
     frameCountSource = "duration";
   }
+  const pts = (top.data.packets ?? []).flatMap((p) => (p.pts === undefined ? [] : [p.pts]));
+  const rNominal = parseRate(s.r_frame_rate);
+  const rAverage = parseRate(s.avg_frame_rate);
+  const variableFrameRate = opts.countFrames && pts.length >= 3
+    ? variableFromPts(pts)
+    : rNominal > 0 && rAverage > 0 && Math.abs(rNominal - rAverage) > 1e-3 * rAverage
+    ? true
+    : null;
+  if (variableFrameRate && pts.length >= 3) {
+    // The container's average may be a guess from the first frames (Matroska): the mean
+    // interval of the timestamps is the true average rate.
+    const [tbNum, tbDen] = (s.time_base ?? "").split("/").map(Number);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const p of pts) [lo, hi] = [Math.min(lo, p), Math.max(hi, p)];
+    const span = hi - lo;
+    if (tbNum > 0 && tbDen > 0 && span > 0) {
+      const num = (pts.length - 1) * tbDen;
+      const den = span * tbNum;
+      const g = gcd(num, den);
+      fpsFraction = `${num / g}/${den / g}`;
+      fps = num / den;
+    }
+  }
+  const pixelFormat = s.pix_fmt ?? "unknown";
   return {
     path: file,
     width: swap ? s.height : s.width,
@@ -191,8 +291,17 @@ export async function probeVideo(file: string, options: ProbeOptions = {}): Prom
     frameCount,
     frameCountSource,
     duration,
-    pixelFormat: s.pix_fmt ?? "unknown",
+    pixelFormat,
     codec: s.codec_name ?? "unknown",
     format: top.data.format?.format_name ?? "unknown",
+    colour: {
+      primaries: tag(s.color_primaries),
+      transfer: tag(s.color_transfer),
+      space: tag(s.color_space),
+      range: tag(s.color_range),
+    },
+    variableFrameRate,
+    alpha: hasAlpha(pixelFormat),
+    bitDepth: bitDepthOf(pixelFormat),
   };
 }

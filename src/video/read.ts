@@ -36,6 +36,12 @@ export interface ReadVideoOptions {
   strict?: boolean;
   /** Convert bytes to floats on the GPU (default) or on the CPU. */
   convertOn?: ConvertOn;
+  /**
+   * A source with an alpha plane (yuva420p, rgba, ...): "error" (default) refuses it, since
+   * the frames are RGB and the transparency would be lost; "drop" reads the colour planes as
+   * stored and ignores the alpha.
+   */
+  alpha?: "error" | "drop";
 }
 
 /** Options of {@link readVideoChunks}. */
@@ -70,6 +76,7 @@ const ReadSchema = z.object({
   strict: z.boolean().default(true),
   convertOn: z.enum(["gpu", "cpu"]).default("gpu"),
   chunkFrames: z.number().int().positive().default(16),
+  alpha: z.enum(["error", "drop"]).default("error"),
 }).strict();
 
 type ReadOpts = z.infer<typeof ReadSchema>;
@@ -123,6 +130,11 @@ function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: Vi
     // favour of `-fps_mode`, which 4.x lacks) works in ffmpeg 4.x to 7.x.
     "-vsync",
     "passthrough",
+    // Timestamps in the input's time base: a variable rate gives no collisions in the output.
+    "-enc_time_base:v",
+    "-1",
+    // Strict: stop at the first frame the decoder flags as corrupt (the rest is not wanted).
+    ...(opts.strict ? ["-xerror"] : []),
     ...(opts.maxFrames !== undefined ? ["-frames:v", String(opts.maxFrames)] : []),
     "-f",
     "rawvideo",
@@ -130,6 +142,69 @@ function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: Vi
     "rgb24",
     "pipe:1",
   ];
+}
+
+/**
+ * Finds the frame of the first decode error when the decoder does not say: a second pass, one
+ * thread, that stops at the first error (`-err_detect explode -xerror`), printing each demuxed
+ * packet's timestamp (`-debug_ts`); the last video packet before the decoder's first error
+ * line is the damaged one (a demuxer's error: the packet after it), and its timestamp (from the
+ * stream's first) times the rate gives the frame.
+ * From the file's start (an error before `start` counts as frame 0). Undefined when no error
+ * shows up or no packet came before it.
+ */
+async function locateDecodeError(
+  file: string,
+  opts: ReadOpts,
+  fps: number,
+  codec: string,
+): Promise<number | undefined> {
+  if (!(fps > 0)) return undefined;
+  let first: number | undefined;
+  let last: number | undefined;
+  let found: number | undefined;
+  const proc = spawnTool("ffmpeg", [
+    "-nostdin",
+    "-hide_banner",
+    "-nostats",
+    "-loglevel",
+    "level+info",
+    "-threads",
+    "1",
+    "-xerror",
+    "-err_detect:v",
+    "explode",
+    "-debug_ts",
+    ...inputArgs(file),
+    "-map",
+    "0:v:0",
+    "-f",
+    "null",
+    "-",
+  ], {
+    onStderrLine(line) {
+      if (found !== undefined) return;
+      const pkt =
+        /^\[info\] demuxer(?:\+ffmpeg)? -> ist_index:\d+ type:video .*? pkt_pts_time:(-?[\d.]+)/
+          .exec(line);
+      if (pkt) {
+        const t = Number(pkt[1]);
+        if (first === undefined || t < first) first = t;
+        last = t;
+        return;
+      }
+      const err = /^(?:\[(\S+) @ [^\]]*\] )?\[(?:error|fatal)\]/.exec(line);
+      if (!err) return;
+      // The decoder's error is about the packet it was given; the demuxer's (a cut or damaged
+      // container) about the one it could not read, after the last one it gave.
+      const next = err[1] === codec ? 0 : 1;
+      const at = last === undefined ? 0 : Math.round((last - first!) * fps) + next;
+      found = Math.max(0, at - Math.round(opts.start * fps));
+    },
+  });
+  await proc.child.status;
+  await proc.stderr.done;
+  return found;
 }
 
 /**
@@ -171,6 +246,14 @@ async function* decodeGeneric<T>(
 ): AsyncGenerator<T, void, undefined> {
   await checkVideoFile(file);
   const info = await probeVideo(file, { countFrames: false });
+  if (info.alpha && opts.alpha === "error") {
+    throw new VideoError(
+      file,
+      `has an alpha (transparency) plane (pixel format ${info.pixelFormat}), which RGB frames ` +
+        `cannot keep; convert it first (e.g. \`ffmpeg -i <file> -pix_fmt yuv420p -c:a copy ` +
+        `out.mkv\`) or read it with alpha: "drop"`,
+    );
+  }
   const { w, h } = decodedSize(info, opts.size);
   const frameBytes = w * h * 3;
   const limit = opts.maxFrames ?? Infinity;
@@ -218,25 +301,30 @@ async function* decodeGeneric<T>(
     await proc.stderr.done;
     finished = true;
     const stderr = proc.stderr.text();
-    if (!status.success) {
+    if (!status.success && !opts.strict) {
       throw new VideoError(
         file,
         `ffmpeg failed (exit ${status.code}) while decoding: not a readable video, or corrupt`,
         { frame, stderr },
       );
     }
-    if (opts.strict && stderr) {
-      // Decoders often say where ("... at 0.080000 seconds"): name that frame; else the frame
-      // after the last one decoded.
+    if (!status.success || (opts.strict && stderr)) {
+      // Strict: ffmpeg stops at the first frame the decoder flags as corrupt (-xerror); other
+      // decode errors are only printed. Decoders sometimes say where ("... at 0.080000
+      // seconds"): that frame; else a second pass finds the damaged packet's frame; else the
+      // frame after the last one decoded.
       const at = /at (\d+(?:\.\d+)?) seconds/.exec(stderr);
       const fps = opts.fps ?? info.fps;
       const near = at && fps > 0
         ? Math.max(0, Math.round((Number(at[1]) - opts.start) * fps))
-        : frame;
+        : await locateDecodeError(file, opts, fps, info.codec) ?? frame;
+      const what = status.success
+        ? "ffmpeg reported decode errors"
+        : `ffmpeg stopped (exit ${status.code}) at a decode error`;
       throw new VideoError(
         file,
-        `corrupt or truncated: ffmpeg reported decode errors (${frame} frames decoded; pass ` +
-          "strict: false to accept what decodes)",
+        `corrupt or truncated: ${what} (${frame} frames decoded; pass strict: false to ` +
+          "accept what decodes)",
         { frame: near, stderr },
       );
     }

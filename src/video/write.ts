@@ -88,6 +88,21 @@ export interface WriteVideoOptions {
    * its first frames; stream copy cuts at packet boundaries).
    */
   audio?: { from: string; seconds?: number };
+  /**
+   * Colour tags to write, in ffmpeg's names, e.g. a probe's `colour` (`probeVideo`), so that the
+   * output keeps the input's. `primaries` and `transfer` describe the RGB values (decoding does
+   * not change them) and are written with every codec. `space` (the YUV matrix) and `range`
+   * apply to YUV output (x264-420, x264-444 with `rgb: false`): the frames are converted with
+   * that matrix and range and tagged so (instead of BT.601 limited range); RGB output (ffv1,
+   * libx264rgb) has neither, so there they are not written. Null or absent fields are left
+   * unspecified (YUV output: BT.601 limited range).
+   */
+  colour?: {
+    primaries?: string | null;
+    transfer?: string | null;
+    space?: string | null;
+    range?: string | null;
+  };
 }
 
 /** What {@link writeVideo} wrote. */
@@ -104,9 +119,65 @@ export interface WriteVideoResult {
   padded: boolean;
   /** The codec used. */
   codec: VideoCodec;
-  /** Frames per second. */
+  /**
+   * Frames per second. A video is written at one constant rate: for a source with a variable
+   * rate pass its average (`probeVideo`'s `fps`), and report that the timing was made constant.
+   */
   fps: number;
+  /** The colour tags written (null: none). */
+  colour: {
+    primaries: string | null;
+    transfer: string | null;
+    space: string | null;
+    range: string | null;
+  };
 }
+
+/** ffmpeg's names of colour primaries (`-color_primaries`). */
+const PRIMARIES = [
+  "bt709",
+  "bt470m",
+  "bt470bg",
+  "smpte170m",
+  "smpte240m",
+  "film",
+  "bt2020",
+  "smpte428",
+  "smpte431",
+  "smpte432",
+  "jedec-p22",
+  "ebu3213",
+] as const;
+
+/** ffmpeg's names of transfer characteristics (`-color_trc`). */
+const TRANSFERS = [
+  "bt709",
+  "gamma22",
+  "gamma28",
+  "smpte170m",
+  "smpte240m",
+  "linear",
+  "log100",
+  "log316",
+  "iec61966-2-4",
+  "bt1361e",
+  "iec61966-2-1",
+  "bt2020-10",
+  "bt2020-12",
+  "smpte2084",
+  "smpte428",
+  "arib-std-b67",
+] as const;
+
+/** YUV matrices (`-colorspace`) that ffmpeg's scaler converts to, with its name for each. */
+const MATRICES: Record<string, string> = {
+  bt709: "bt709",
+  fcc: "fcc",
+  bt470bg: "bt470",
+  smpte170m: "smpte170m",
+  smpte240m: "smpte240m",
+  bt2020nc: "bt2020",
+};
 
 const WriteSchema = z.object({
   fps: z.number().finite().positive().default(25),
@@ -133,6 +204,12 @@ const WriteSchema = z.object({
   audio: z.object({
     from: z.string().min(1),
     seconds: z.number().finite().positive().optional(),
+  }).strict().optional(),
+  colour: z.object({
+    primaries: z.enum(PRIMARIES).nullable().optional(),
+    transfer: z.enum(TRANSFERS).nullable().optional(),
+    space: z.enum(Object.keys(MATRICES) as [string, ...string[]]).nullable().optional(),
+    range: z.enum(["tv", "pc"]).nullable().optional(),
   }).strict().optional(),
 }).strict().refine((o) => o.crf === undefined || o.qp === undefined, {
   message: "give crf or qp, not both",
@@ -198,6 +275,47 @@ function audioArgs(audio: WriteOpts["audio"]): string[] {
   ];
 }
 
+/** Whether a codec's output is YUV (and so has a matrix and a range). */
+function isYuv(o: WriteOpts): boolean {
+  return o.codec === "x264-420" || (o.codec === "x264-444" && !o.rgb);
+}
+
+/** The colour tags that {@link writeVideo} writes for `o`. */
+function colourOf(o: WriteOpts): WriteVideoResult["colour"] {
+  const c = o.colour ?? {};
+  const yuv = isYuv(o);
+  return {
+    primaries: c.primaries ?? (yuv && o.colour === undefined ? "smpte170m" : null),
+    transfer: c.transfer ?? (yuv && o.colour === undefined ? "smpte170m" : null),
+    space: yuv ? c.space ?? "smpte170m" : null,
+    range: yuv ? c.range ?? "tv" : null,
+  };
+}
+
+/**
+ * The arguments that tag (and, for YUV output, convert to) the asked colour; none without
+ * `colour` (the default output is unchanged).
+ */
+function colourArgs(o: WriteOpts): string[] {
+  if (!o.colour) return [];
+  const c = colourOf(o);
+  const yuv = isYuv(o);
+  return [
+    ...(c.primaries ? ["-color_primaries", c.primaries] : []),
+    ...(c.transfer ? ["-color_trc", c.transfer] : []),
+    ...(yuv
+      ? [
+        "-vf",
+        `scale=out_color_matrix=${MATRICES[c.space!]}:out_range=${c.range}`,
+        "-colorspace",
+        c.space!,
+        "-color_range",
+        c.range!,
+      ]
+      : []),
+  ];
+}
+
 function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] {
   const rate = (defaults: string[]) =>
     o.qp !== undefined
@@ -224,7 +342,7 @@ function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] 
       return [
         ...(o.rgb
           ? ["-c:v", "libx264rgb", "-pix_fmt", "rgb24"]
-          : ["-c:v", "libx264", "-pix_fmt", "yuv444p", ...BT601_TAGS]),
+          : ["-c:v", "libx264", "-pix_fmt", "yuv444p", ...(o.colour ? [] : BT601_TAGS)]),
         "-preset",
         o.preset,
         ...rate(["-qp", "0"]),
@@ -236,7 +354,7 @@ function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] 
         "libx264",
         "-pix_fmt",
         "yuv420p",
-        ...BT601_TAGS,
+        ...(o.colour ? [] : BT601_TAGS),
         "-preset",
         o.preset,
         ...rate(["-crf", "18"]),
@@ -374,6 +492,7 @@ export async function writeVideo(
           "pipe:0",
           ...audioArgs(o.audio),
           ...codecArgs(o, muxer, w2, h2),
+          ...colourArgs(o),
           // No random segment UID, date or encoder version in the file: the same frames and
           // options give the same bytes.
           "-fflags",
@@ -433,6 +552,7 @@ export async function writeVideo(
       padded: size.w2 !== size.w || size.h2 !== size.h,
       codec: o.codec,
       fps: o.fps,
+      colour: colourOf(o),
     };
   } catch (e) {
     let err = e;
