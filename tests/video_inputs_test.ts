@@ -319,3 +319,49 @@ Deno.test("writeVideo colour: tags written are read back by the probe; YUV outpu
     frames.dispose();
   });
 });
+
+Deno.test("writeVideo rotation: a display matrix in .mp4/.mov that the probe reads back; refused elsewhere", async () => {
+  await withDir(async (dir) => {
+    const src = path.join(dir, "src.mkv");
+    await clip(src, 3, ["-c:v", "ffv1", "-pix_fmt", "bgr0"]);
+    const frames = await readVideo(src);
+    const values = await frames.read();
+    for (const rotation of [90, 180, 270]) {
+      for (const ext of [".mp4", ".mov"]) {
+        const file = path.join(dir, `r${rotation}${ext}`);
+        const r = await writeVideo(file, frames, { codec: "x264-444", rotation }); // lossless
+        assert.equal(r.rotation, rotation);
+        const info = await probeVideo(file);
+        const quarter = rotation !== 180;
+        assert.deepEqual(
+          [info.rotation, info.width, info.height],
+          [rotation, quarter ? 48 : 64, quarter ? 64 : 48],
+          file,
+        );
+        // As stored: the frames given, bit for bit; upright: turned by the player's rotation.
+        const stored = await readVideo(file, { autorotate: false });
+        assert.deepEqual(stored.shape, [3, 3, 48, 64]);
+        assert.deepEqual(Array.from(await stored.read()), Array.from(values), file);
+        stored.dispose();
+        const upright = await readVideo(file);
+        assert.deepEqual(upright.shape, [3, 3, info.height, info.width]);
+        upright.dispose();
+      }
+    }
+    // No rotation: the default output, as before (no second pass, no tag).
+    const plain = path.join(dir, "plain.mp4");
+    await writeVideo(plain, frames, { codec: "x264-444" });
+    assert.equal((await probeVideo(plain)).rotation, 0);
+    const before = await listDir(dir);
+    const mkv = path.join(dir, "r.mkv");
+    await refused(
+      writeVideo(mkv, frames, { rotation: 90 }),
+      mkv,
+      /rotation 90: \.mkv cannot hold a display rotation/,
+    );
+    const odd = path.join(dir, "odd.mp4");
+    await refused(writeVideo(odd, frames, { codec: "x264-444", rotation: 45 }), odd, /rotation/);
+    assert.deepEqual(await listDir(dir), before, "nothing left behind");
+    frames.dispose();
+  });
+});

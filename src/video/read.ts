@@ -4,6 +4,13 @@
  * its stdout; exact-size reads (a BYOB reader with `min`) fill whole chunks while stderr is
  * drained at the same time; the bytes become [T,3,H,W] float32 tensors in [0,1] on the GPU.
  *
+ * Sources of any pixel format are read as 8-bit RGB, converted by ffmpeg: 10- and 12-bit,
+ * 4:2:2 and 4:4:4 sources are accepted (rounded to 8 bits, chroma upsampled; the result is what
+ * `ffmpeg -pix_fmt rgb24` gives). A source with an alpha plane is refused unless `alpha: "drop"`
+ * (RGB frames cannot keep transparency). A variable frame rate is read frame by frame (every
+ * frame once, in order). Strict reads (the default) fail on any decode error, naming the first
+ * damaged frame: never fewer frames, nor concealed garbage, without saying so.
+ *
  * @module
  */
 
@@ -42,6 +49,11 @@ export interface ReadVideoOptions {
    * stored and ignores the alpha.
    */
   alpha?: "error" | "drop";
+  /**
+   * Apply the file's display rotation (default true: frames come upright, as a player shows
+   * them). false: frames as stored, e.g. to write them again with `writeVideo`'s `rotation`.
+   */
+  autorotate?: boolean;
 }
 
 /** Options of {@link readVideoChunks}. */
@@ -77,6 +89,7 @@ const ReadSchema = z.object({
   convertOn: z.enum(["gpu", "cpu"]).default("gpu"),
   chunkFrames: z.number().int().positive().default(16),
   alpha: z.enum(["error", "drop"]).default("error"),
+  autorotate: z.boolean().default(true),
 }).strict();
 
 type ReadOpts = z.infer<typeof ReadSchema>;
@@ -118,6 +131,7 @@ function ffmpegArgs(file: string, opts: ReadOpts, w: number, h: number, info: Vi
   return [
     ...FFMPEG_BASE,
     ...(opts.start > 0 ? ["-ss", String(opts.start)] : []),
+    ...(opts.autorotate ? [] : ["-noautorotate"]),
     ...inputArgs(file),
     "-map",
     "0:v:0",
@@ -245,7 +259,11 @@ async function* decodeGeneric<T>(
   sink: (bytes: Uint8Array, frames: number, h: number, w: number, start: number) => T,
 ): AsyncGenerator<T, void, undefined> {
   await checkVideoFile(file);
-  const info = await probeVideo(file, { countFrames: false });
+  const probed = await probeVideo(file, { countFrames: false });
+  // Without autorotation a quarter turn is not applied: the frames keep the stored size.
+  const info = !opts.autorotate && (probed.rotation === 90 || probed.rotation === 270)
+    ? { ...probed, width: probed.height, height: probed.width }
+    : probed;
   if (info.alpha && opts.alpha === "error") {
     throw new VideoError(
       file,

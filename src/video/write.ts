@@ -37,6 +37,7 @@ import {
   discardTemp,
   FFMPEG_BASE,
   fileArg,
+  runTool,
   type Spawned,
   spawnTool,
   tempPathFor,
@@ -48,7 +49,11 @@ export type VideoCodec = "ffv1" | "x264-444" | "x264-420";
 
 /** Options of {@link writeVideo}. */
 export interface WriteVideoOptions {
-  /** Frames per second. Default 25. */
+  /**
+   * Frames per second. Default 25. The output has this one constant rate: a variable-rate
+   * source (`probeVideo`'s `variableFrameRate`) is written at its average rate (`fps`), with the
+   * same frames, so a report should state "variable frame rate written as constant <fps>".
+   */
   fps?: number;
   /** Codec. Default "ffv1" (lossless RGB, .mkv). */
   codec?: VideoCodec;
@@ -103,6 +108,14 @@ export interface WriteVideoOptions {
     space?: string | null;
     range?: string | null;
   };
+  /**
+   * A display rotation to tag the video with (degrees, as `probeVideo` reports it: 0, 90, 180,
+   * 270). The frames are stored as given and players turn them on display, so give frames as
+   * stored (`readVideo` with `autorotate: false`), not upright ones. Only .mp4 and .mov hold
+   * it (a display matrix); elsewhere a rotation other than 0 is refused, and upright frames
+   * with no tag show the same picture.
+   */
+  rotation?: number;
 }
 
 /** What {@link writeVideo} wrote. */
@@ -124,6 +137,8 @@ export interface WriteVideoResult {
    * rate pass its average (`probeVideo`'s `fps`), and report that the timing was made constant.
    */
   fps: number;
+  /** The display rotation tagged (0: none). */
+  rotation: number;
   /** The colour tags written (null: none). */
   colour: {
     primaries: string | null;
@@ -211,6 +226,7 @@ const WriteSchema = z.object({
     space: z.enum(Object.keys(MATRICES) as [string, ...string[]]).nullable().optional(),
     range: z.enum(["tv", "pc"]).nullable().optional(),
   }).strict().optional(),
+  rotation: z.union([z.literal(0), z.literal(90), z.literal(180), z.literal(270)]).default(0),
 }).strict().refine((o) => o.crf === undefined || o.qp === undefined, {
   message: "give crf or qp, not both",
 }).refine((o) => o.codec !== "ffv1" || (o.crf === undefined && o.qp === undefined), {
@@ -447,6 +463,13 @@ export async function writeVideo(
   }
   const o = parsed.data;
   const muxer = muxerFor(file, o.codec);
+  if (o.rotation !== 0 && muxer !== "mp4" && muxer !== "mov") {
+    throw new VideoError(
+      file,
+      `rotation ${o.rotation}: ${path.extname(file)} cannot hold a display rotation here; ` +
+        "write .mp4 or .mov, or give upright frames without a rotation",
+    );
+  }
   await checkOutputDir(file);
   o.signal?.throwIfAborted();
 
@@ -542,8 +565,45 @@ export async function writeVideo(
       );
     }
     o.signal?.throwIfAborted();
-    await commitTemp(tmp, file);
-    tmp = null;
+    if (o.rotation !== 0) {
+      // ffmpeg 5.1 writes the rotate tag as a display matrix only when copying streams.
+      const tagged = tempPathFor(file);
+      try {
+        const r = await runTool("ffmpeg", [
+          ...FFMPEG_BASE,
+          "-i",
+          fileArg(tmp),
+          "-map",
+          "0",
+          "-c",
+          "copy",
+          "-metadata:s:v:0",
+          `rotate=${o.rotation}`,
+          "-fflags",
+          "+bitexact",
+          "-map_metadata",
+          "-1",
+          "-movflags",
+          "+faststart",
+          "-f",
+          muxer,
+          "-y",
+          fileArg(tagged),
+        ]);
+        if (r.code !== 0) {
+          throw new VideoError(file, `ffmpeg failed (exit ${r.code}) tagging the rotation`, {
+            stderr: r.stderr,
+          });
+        }
+        o.signal?.throwIfAborted();
+        await commitTemp(tagged, file);
+      } finally {
+        await discardTemp(tagged);
+      }
+    } else {
+      await commitTemp(tmp, file);
+      tmp = null;
+    }
     return {
       path: file,
       frames: written,
@@ -552,6 +612,7 @@ export async function writeVideo(
       padded: size.w2 !== size.w || size.h2 !== size.h,
       codec: o.codec,
       fps: o.fps,
+      rotation: o.rotation,
       colour: colourOf(o),
     };
   } catch (e) {
