@@ -6,7 +6,7 @@
 
 import assert from "assert";
 import { join } from "path";
-import { loadGenerator, parseAttackReport, readVideo, trainGenerator } from "../mod.ts";
+import { loadGenerator, parseAttackReport, probeVideo, readVideo, trainGenerator } from "../mod.ts";
 import { attackCommand } from "../src/cli/attack.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
@@ -99,6 +99,48 @@ Deno.test("attack: the input's audio is copied bit for bit (cut to the frames at
   const cut = await audioPackets(join(out4, "talk", "adversarial.mkv"));
   assert.ok(cut.length > 0 && cut.length < original.length, `${cut.length} packets`);
   assert.deepEqual(cut, original.slice(0, cut.length));
+});
+
+Deno.test("attack: colour tags kept; a variable frame rate is written as its average and said so", async () => {
+  const dir = await tmp();
+  const src = join(dir, "src.mkv");
+  const vfr = join(dir, "vfr.mkv");
+  const run = async (args: string[]) => {
+    const r = await new Deno.Command("ffmpeg", { args, stderr: "piped" }).output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  };
+  await run([
+    ...["-v", "error", "-f", "lavfi", "-i", "testsrc=size=32x24:rate=25:duration=0.8"],
+    ...["-color_primaries", "bt709", "-color_trc", "bt709", "-c:v", "ffv1", "-y", src],
+  ]);
+  // 20 frames: 10 at 10 fps, then 10 at 25 fps.
+  await run([
+    ...["-v", "error", "-i", src, "-vf", "settb=1/1000,setpts='if(lt(N,10),N*100,1000+(N-10)*40)'"],
+    ...["-vsync", "passthrough", "-enc_time_base:v", "1/1000", "-c:v", "ffv1", "-y", vfr],
+  ]);
+  const gen = await generatorFile(dir);
+  const out = join(dir, "out");
+  const logs: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => logs.push(a.join(" "));
+  try {
+    assert.equal(await attackCommand(["-i", src, "-g", gen, "-o", out]), 0);
+    assert.equal(await attackCommand(["-i", vfr, "-g", gen, "-o", out]), 0);
+  } finally {
+    console.log = orig;
+  }
+  const tags = (await probeVideo(join(out, "src", "adversarial.mkv"))).colour;
+  assert.equal(tags.primaries, "bt709");
+  assert.equal(tags.transfer, "bt709");
+  const r = parseAttackReport(await Deno.readTextFile(join(out, "vfr", "report.json")));
+  assert.equal(r.video.variableFrameRate, true);
+  assert.equal(r.video.frames, 20);
+  assert.ok(
+    logs.some((l) => /vfr: .*variable frame rate written as constant/.test(l)),
+    logs.join("\n"),
+  );
+  const plain = parseAttackReport(await Deno.readTextFile(join(out, "src", "report.json")));
+  assert.equal(plain.video.variableFrameRate, undefined);
 });
 
 Deno.test("attack: --mode both with a two-branch generator writes up and down", async () => {

@@ -204,7 +204,15 @@ export interface AttackReport {
   /** The label of the video when the input was a manifest, else null. */
   label: number | null;
   /** The frames attacked. */
-  video: { frames: number; width: number; height: number; fps: number };
+  video: {
+    frames: number;
+    width: number;
+    height: number;
+    /** Frames per second written (the average rate, for a variable-rate source). */
+    fps: number;
+    /** Present (true) when the source's frame rate varies: it is written as constant `fps`. */
+    variableFrameRate?: true;
+  };
   /** The victim. */
   victim: { name: string; family: string };
   /** The generator. */
@@ -244,6 +252,7 @@ const attackReport = z.object({
     width: z.number().int().positive(),
     height: z.number().int().positive(),
     fps: z.number().positive(),
+    variableFrameRate: z.literal(true).optional(),
   }).strict(),
   /** The victim. */
   victim: z.object({ name: z.string(), family: z.string() }).strict(),

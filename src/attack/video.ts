@@ -45,7 +45,14 @@ import {
 } from "./report.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { concat, slice } from "../tensor/ops/shape.ts";
-import { probeVideo, readVideoChunks, type VideoCodec, writeVideo } from "../video/mod.ts";
+import {
+  probeVideo,
+  readVideoChunks,
+  type VideoCodec,
+  type VideoInfo,
+  writableColour,
+  writeVideo,
+} from "../video/mod.ts";
 import { decodedSize } from "../video/read.ts";
 import { attackTarget } from "./losses.ts";
 import { branchFor, chunkFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
@@ -270,7 +277,7 @@ export async function attackVideo(
   }
   const decoded = clip!;
   try {
-    return await attackClip(input, decoded, info.fps, options, { t0, root, name, finalDir, eps });
+    return await attackClip(input, decoded, info, options, { t0, root, name, finalDir, eps });
   } finally {
     decoded.dispose();
   }
@@ -294,10 +301,12 @@ interface Settled {
 async function attackClip(
   input: string,
   clip: Tensor,
-  fps: number,
+  source: Pick<VideoInfo, "fps" | "colour" | "variableFrameRate">,
   options: AttackVideoOptions,
   { t0, root, name, finalDir, eps }: Settled,
 ): Promise<AttackReport> {
+  // A variable frame rate is written as its average constant rate (stated in the report).
+  const fps = source.fps;
   const { generator, victim } = options;
   const mode = options.mode ?? "untargeted";
   const codec = options.codec ?? "ffv1";
@@ -421,6 +430,8 @@ async function attackClip(
           codec,
           disposeInput: true,
           oddSize: codec === "x264-420" ? "pad" : "error",
+          // The input's colour tags (an RGB codec keeps primaries and transfer).
+          colour: writableColour(source.colour, codec),
           // The input's audio, copied bit for bit (cut to the attacked frames' duration when
           // only the first frames are attacked).
           audio: {
@@ -460,7 +471,13 @@ async function attackClip(
       input,
       name,
       label: options.label ?? null,
-      video: { frames: t, width: w, height: h, fps },
+      video: {
+        frames: t,
+        width: w,
+        height: h,
+        fps,
+        ...(source.variableFrameRate ? { variableFrameRate: true } : {}),
+      },
       victim: { name: victim.name, family: victim.family },
       generator: {
         path: generator.path,

@@ -233,7 +233,10 @@ export async function attackCommand(args: string[]): Promise<number> {
         );
         console.log(
           `${head}: ${r.video.frames}x${r.video.width}x${r.video.height} ` +
-            `clean ${r.clean.score.toFixed(3)} -> ${parts.join("; ")} (${r.seconds.toFixed(1)} s)`,
+            `clean ${r.clean.score.toFixed(3)} -> ${parts.join("; ")} (${r.seconds.toFixed(1)} s)` +
+            (r.video.variableFrameRate
+              ? `; variable frame rate written as constant ${r.video.fps.toFixed(3)} fps`
+              : ""),
         );
       }
       rows.push({ label: it.label, clean: r.clean.score, adv: r.attacks.map((a) => a.score) });

@@ -39,6 +39,7 @@ export {
 } from "./read.ts";
 export {
   type VideoCodec,
+  writableColour,
   writeFramePng,
   type WriteFramePngOptions,
   writeVideo,

@@ -194,6 +194,52 @@ const MATRICES: Record<string, string> = {
   bt2020nc: "bt2020",
 };
 
+/**
+ * The part of a source's colour tags (as `probeVideo` reports them) that `writeVideo` can write
+ * for `codec`: known primaries and transfer always; the matrix and range only for a YUV output
+ * (`x264-420`, or `x264-444` with `rgb: false`) and only when they are a matrix the scaler
+ * converts to. Unknown or unset tags are left out, so keeping a source's tags never fails a
+ * write.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { writableColour } from "./write.ts";
+ * const tags = { primaries: "bt709", transfer: "bt709", space: "gbr", range: "pc" };
+ * assert.deepEqual(writableColour(tags, "ffv1"), { primaries: "bt709", transfer: "bt709" });
+ * assert.deepEqual(writableColour({ ...tags, space: "bt709" }, "x264-420"), {
+ *   primaries: "bt709",
+ *   transfer: "bt709",
+ *   space: "bt709",
+ *   range: "pc",
+ * });
+ * ```
+ */
+export function writableColour(
+  colour: {
+    primaries: string | null;
+    transfer: string | null;
+    space: string | null;
+    range: string | null;
+  },
+  codec: VideoCodec,
+  options: { rgb?: boolean } = {},
+): { primaries?: string; transfer?: string; space?: string; range?: string } {
+  const out: { primaries?: string; transfer?: string; space?: string; range?: string } = {};
+  if (colour.primaries && (PRIMARIES as readonly string[]).includes(colour.primaries)) {
+    out.primaries = colour.primaries;
+  }
+  if (colour.transfer && (TRANSFERS as readonly string[]).includes(colour.transfer)) {
+    out.transfer = colour.transfer;
+  }
+  const yuv = codec === "x264-420" || (codec === "x264-444" && options.rgb === false);
+  if (yuv && colour.space && colour.space in MATRICES) {
+    out.space = colour.space;
+    if (colour.range === "tv" || colour.range === "pc") out.range = colour.range;
+  }
+  return out;
+}
+
 const WriteSchema = z.object({
   fps: z.number().finite().positive().default(25),
   codec: z.enum(["ffv1", "x264-444", "x264-420"]).default("ffv1"),
