@@ -1,16 +1,18 @@
 /**
- * Attacking a video file with a trained generator: decode (in chunks), JND maps, generator,
- * 8-bit quantisation inside the JND box, encode, score clean and adversarial with the victim,
- * measure PSNR, SSIM and the share beyond the JND, and write `<outDir>/<name>/` with the
- * adversarial video(s) and report.json. Everything is written into a marked temporary folder
- * inside `outDir` that is renamed into place at the end, so a failure or Ctrl-C leaves nothing
- * behind; nothing is written outside `outDir`, and an earlier result is replaced only when asked.
+ * Attacking a video file with a trained generator, streamed chunk by chunk: decode, JND maps,
+ * generator, 8-bit quantisation inside the JND box, encode, and the victim scoring the clean and
+ * adversarial streams in the same pass; PSNR, SSIM and the share beyond the JND are measured on
+ * the way, and `<outDir>/<name>/` gets the adversarial video(s) and report.json. Everything is
+ * written into a marked temporary folder inside `outDir` that is renamed into place at the end,
+ * so a failure or Ctrl-C leaves nothing behind; nothing is written outside `outDir`, and an
+ * earlier result is replaced only when asked.
  *
- * Memory: the decoded clip stays on the GPU as one float tensor (the victim scores the whole
- * clip at once, its models pool over all frames), so limit `frames` for very long videos; the
- * generator runs `chunkFrames` frames at a time sliced from it, with its GRU state and the JND's
- * previous frame carried, and the adversarial frames wait on the CPU as 8-bit values (3 bytes
- * per pixel per frame and mode) until they are encoded and scored.
+ * Memory is bounded by the chunk, not the video: a chunk of `chunkFrames` frames is decoded,
+ * attacked (the generator's GRU state and the JND's previous frame carried to the next chunk),
+ * pushed into the victim's streaming scorers (their temporal state carried, pooled over the whole
+ * video at the end) and handed to the encoder, which holds at most one chunk ahead per mode.
+ * Across the video only the shown frames of report.html and a few numbers per frame are kept.
+ * Only one chunk (and the victim's per-chunk work) must fit the adapter's binding limit.
  *
  * Crossings between CPU and GPU per frame: the decoder's bytes go up once; the clean frame, its
  * JND map and the generator's output for every mode come back in one read-back per chunk
@@ -35,7 +37,7 @@ import { getGpu } from "../gpu/device.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
-import type { Victim } from "../models/victims/victim.ts";
+import type { Victim, VictimStream, VictimStreamResult } from "../models/victims/victim.ts";
 import { type AttackPanels, attackPanels, type KeptFrame, shownFrames } from "./panels.ts";
 import {
   type AttackReport,
@@ -49,7 +51,6 @@ import {
   probeVideo,
   readVideoChunks,
   type VideoCodec,
-  type VideoInfo,
   writableColour,
   writeVideo,
 } from "../video/mod.ts";
@@ -98,21 +99,22 @@ export interface AttackVideoOptions {
   seed?: number;
   /** The video's label, when it comes from a manifest. */
   label?: number | null;
-  /** Called as each stage starts (`decode`, `score clean`, `attack`, `encode <mode>`, ...). */
+  /** Called as each stage starts (`score clean`, `attack`, `panels`). */
   onStage?: (stage: string) => void;
   /**
    * Progress within the stages, for a progress line: frames done of the stage's total (null
-   * while decoding a video whose frame count the probe cannot tell). Stages in order: `decode`
-   * (per decoded chunk), `score clean` (0, then all: the victim scores the clip at once),
-   * `attack` (per generator chunk, every mode at once), then per mode `encode <mode>` (per
-   * chunk) and `score <mode>`. Within a stage `done` only grows and ends at the frame count.
+   * while the probe cannot tell the frame count). Stages in order: `score clean` (only for the
+   * untargeted mode of a two-branch generator, whose branch needs the whole video's clean
+   * score: a first pass that decodes and scores the clean stream, per chunk), then `attack`
+   * (per chunk: decoded, attacked for every mode, scored clean and adversarial, and handed to
+   * the encoders). Within a stage `done` only grows and ends at the frame count.
    */
   onProgress?: (progress: { stage: string; done: number; total: number | null }) => void;
 }
 
 /** One update of {@link AttackVideoOptions.onProgress} (the type it is called with). */
 export interface AttackProgress {
-  /** The stage: `decode`, `score clean`, `attack`, `encode <mode>`, `score <mode>`. */
+  /** The stage: `score clean` (a first pass, for some modes) or `attack` (the one pass). */
   stage: string;
   /** Frames done in this stage. */
   done: number;
@@ -135,53 +137,106 @@ function flat(x: Tensor): Tensor {
   return x.reshape([x.shape.reduce((a, b) => a * b, 1)]);
 }
 
-/** The victim's score of the clip `x` [T,3,H,W] already on the GPU (not disposed here). */
-async function scoreClip(
-  victim: Victim,
-  x: Tensor,
-): Promise<{ score: number; frameScores: number[] | null; seconds: number }> {
-  const t0 = performance.now();
-  const shape = x.shape;
-  let s: Tensor, f: Tensor | null;
-  try {
-    [s, f] = tidy(() =>
-      noGrad(() => [victim.score(x), victim.frameScores ? victim.frameScores(x) : null])
-    );
-  } catch (e) {
-    throw new RangeError(
-      `${victim.name} cannot score ${shape[0]} frames of ${shape[3]}x${shape[2]} at once ` +
-        `(${(e as Error).message}); attack fewer frames (--frames) or smaller ones (--size)`,
-    );
+/** Thrown to a side of a {@link Channel} when the other side stopped first (not the cause). */
+class ChannelStopped extends Error {}
+
+/**
+ * A queue of chunks from the attack's one pass to one encoder (`writeVideo` pulls from it as an
+ * async iterable), holding at most `capacity` chunks ahead so memory stays bounded by the chunk.
+ * Chunks left in it when either side stops are disposed.
+ */
+class Channel implements AsyncIterable<Tensor> {
+  #queue: Tensor[] = [];
+  #closed = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+  constructor(readonly capacity: number) {}
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
   }
-  const score = (await s.read())[0];
-  const frameScores = f ? Array.from(await f.read()) : null;
-  s.dispose();
-  f?.dispose();
-  return { score, frameScores, seconds: (performance.now() - t0) / 1000 };
+
+  #waitChange(): Promise<void> {
+    return new Promise((resolve) => {
+      const prev = this.#wake;
+      this.#wake = () => {
+        prev?.();
+        resolve();
+      };
+    });
+  }
+
+  /** Waits for room, then queues `x` (disposed instead when the consumer stopped). */
+  async put(x: Tensor): Promise<void> {
+    while (!this.#error && this.#queue.length >= this.capacity) await this.#waitChange();
+    if (this.#error) {
+      x.dispose();
+      throw new ChannelStopped(`the encoder stopped: ${this.#error.message}`);
+    }
+    this.#queue.push(x);
+    this.#notify();
+  }
+
+  /** No more chunks. */
+  close(): void {
+    this.#closed = true;
+    this.#notify();
+  }
+
+  /** Stops both sides with `e` and disposes what is queued. */
+  fail(e: Error): void {
+    this.#error ??= e;
+    for (const t of this.#queue) t.dispose();
+    this.#queue = [];
+    this.#notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Tensor> {
+    let done = false;
+    try {
+      for (;;) {
+        while (!this.#error && !this.#queue.length && !this.#closed) await this.#waitChange();
+        if (this.#error) throw this.#error;
+        const x = this.#queue.shift();
+        if (x === undefined) break;
+        this.#notify();
+        yield x;
+      }
+      done = true;
+    } finally {
+      // The encoder stopped early (its own error): the producer must not wait for it.
+      if (!done) this.fail(new ChannelStopped("the encoder stopped"));
+    }
+  }
+}
+
+/** Wraps a failure of a victim's per-chunk work in one line naming the victim and the size. */
+function victimError(victim: Victim, n: number, h: number, w: number, e: unknown): Error {
+  return new RangeError(
+    `${victim.name} cannot score a chunk of ${n} frames of ${w}x${h} ` +
+      `(${(e as Error).message}); attack smaller frames (--size) or fewer per chunk ` +
+      "(--chunk-frames)",
+  );
 }
 
 /**
- * Refuses, from the probe, a clip whose frames as one float tensor (the victim scores the whole
- * clip at once) would pass the adapter's storage binding limit, naming the video, the size and
- * the way out. A clip whose frame count the probe cannot tell is checked as it is decoded.
+ * Refuses, from the probe, frames whose chunk (`chunk` frames as one float tensor, the largest
+ * tensor the pipeline binds per chunk) would pass the adapter's storage binding limit, naming
+ * the video, the size and the way out. Only a chunk must fit: the video is streamed, so its
+ * length does not matter.
  */
-function checkClipFits(
-  input: string,
-  info: { width: number; height: number; frameCount: number | null },
-  frames: number | undefined,
-  size: { width?: number; height?: number } | undefined,
-): void {
-  const t = Math.min(info.frameCount ?? Infinity, frames ?? Infinity);
-  if (!Number.isFinite(t)) return;
-  const { w, h } = decodedSize(info, size);
-  const bytes = t * 3 * w * h * 4;
+function checkChunkFits(input: string, w: number, h: number, chunk: number): void {
+  const bytes = chunk * 3 * w * h * 4;
   const limit = getGpu().limits.maxStorageBufferBindingSize;
   if (bytes > limit) {
     const fit = Math.max(0, Math.floor(limit / (3 * w * h * 4)));
     throw new RangeError(
-      `${input}: ${t} frames of ${w}x${h} need ${(bytes / 2 ** 20).toFixed(0)} MiB as one ` +
-        `tensor, more than this adapter's binding limit of ${(limit / 2 ** 20).toFixed(0)} MiB; ` +
-        (fit > 0 ? `attack at most ${fit} frames (--frames ${fit}) or ` : "") +
+      `${input}: a chunk of ${chunk} frames of ${w}x${h} needs ${(bytes / 2 ** 20).toFixed(0)} ` +
+        `MiB as one tensor, more than this adapter's binding limit of ` +
+        `${(limit / 2 ** 20).toFixed(0)} MiB; ` +
+        (fit > 0 ? `attack at most ${fit} frames per chunk (--chunk-frames ${fit}) or ` : "") +
         "smaller frames (--size)",
     );
   }
@@ -194,6 +249,14 @@ const nullIfInfinite = (v: number) => (Number.isFinite(v) ? v : null);
  * `adversarial-up.mkv` and `adversarial-down.mkv` for `both`), `report.json`, and the files
  * `extraFiles` makes from the report and the shown frames' panels (`deno task attack` adds
  * report.html). Returns the report (validated against its schema).
+ *
+ * Streamed: one pass decodes the video chunk by chunk and, per chunk, computes the JND maps,
+ * the generator's output (its GRU state and the JND's previous frame carried), quantises,
+ * hands each mode's frames to its encoder and pushes the clean and adversarial frames into the
+ * victim's streaming scorers ({@link Victim.stream}, their temporal state carried, pooled over
+ * the whole video at the end), so memory is bounded by the chunk, not the video. The untargeted
+ * mode of a two-branch generator picks its branch from the clean score of the whole video:
+ * for it alone a first pass decodes and scores the clean stream (stage `score clean`).
  *
  * @throws {Error} naming the file for an unreadable video, and a RangeError for a mode the
  * generator cannot do; nothing is left in `outDir` then.
@@ -215,9 +278,10 @@ export async function attackVideo(
   options: AttackVideoOptions,
 ): Promise<AttackReport> {
   const t0 = performance.now();
-  const { generator } = options;
+  const { generator, victim } = options;
   const mode = options.mode ?? "untargeted";
   const eps = options.eps ?? generator.info.eps;
+  const codec = options.codec ?? "ffv1";
   const requested = options.chunkFrames ?? 16;
   const root = await prepareOutputDir(options.outDir ?? "out");
   const name = safeName(options.name ?? basename(input, extname(input)));
@@ -243,227 +307,254 @@ export async function attackVideo(
     onProgress({ stage, done, total });
   };
 
-  // Decode in chunks into one clip tensor that stays on the GPU: the victim scores the whole
-  // clip at once, and the generator's chunks are sliced from it (no frame goes back to the CPU
-  // and up again). A clip whose float tensor cannot be bound is refused from the probe, before
-  // decoding (and after it, when the probe could not count the frames).
-  const info = await probeVideo(input);
-  checkClipFits(input, info, options.frames, options.size);
-  const expected = Math.min(info.frameCount ?? Infinity, options.frames ?? Infinity);
-  const decodeTotal = Number.isFinite(expected) ? expected : null;
-  progress("decode", 0, decodeTotal);
-  let clip: Tensor | undefined;
-  const parts: Tensor[] = [];
-  let t = 0, h = 0, w = 0;
+  const source = await probeVideo(input);
+  const { w, h } = decodedSize(source, options.size);
+  let chunk: number;
   try {
-    for await (
-      const c of readVideoChunks(input, {
-        maxFrames: options.frames,
-        size: options.size,
-        chunkFrames: requested,
-      })
-    ) {
-      parts.push(c.frames);
-      [, , h, w] = c.frames.shape;
-      t += c.frames.shape[0];
-      progress("decode", t, decodeTotal === null ? null : Math.max(decodeTotal, t));
+    chunk = chunkFor(generator.net, h, w, requested);
+  } catch (e) {
+    if (!(e instanceof RangeError) || /chunkFrames/.test(e.message)) throw e;
+    throw new RangeError(`${input}: ${e.message}`); // a frame too large for the generator
+  }
+  checkChunkFits(input, w, h, chunk);
+  const expected = Math.min(source.frameCount ?? Infinity, options.frames ?? Infinity);
+  const total = Number.isFinite(expected) ? expected : null;
+  // A stage's total: the probe's count, or what is done so far while it is unknown.
+  const totalFor = (done: number) => total === null ? null : Math.max(total, done);
+  const decode = () =>
+    readVideoChunks(input, { maxFrames: options.frames, size: options.size, chunkFrames: chunk });
+  const checkSize = (x: Tensor, at: number) => {
+    if (x.shape[2] !== h || x.shape[3] !== w) {
+      throw new Error(
+        `${input}: frame ${at} decoded as ${x.shape[3]}x${x.shape[2]}, expected ${w}x${h}`,
+      );
     }
-    if (t === 0) throw new Error(`${input}: no frames decoded`);
-    if (decodeTotal !== t) progress("decode", t, t);
-    checkClipFits(input, { width: w, height: h, frameCount: t }, undefined, undefined);
-    clip = parts.length === 1 ? parts[0] : concat(parts, 0);
-  } finally {
-    for (const p of parts) if (p !== clip) p.dispose();
-  }
-  const decoded = clip!;
-  try {
-    return await attackClip(input, decoded, info, options, { t0, root, name, finalDir, eps });
-  } finally {
-    decoded.dispose();
-  }
-}
+  };
+  let victimSeconds = 0;
+  const push = (s: VictimStream, x: Tensor) => {
+    const tv = performance.now();
+    try {
+      s.push(x);
+    } catch (e) {
+      throw victimError(victim, x.shape[0], h, w, e);
+    }
+    victimSeconds += (performance.now() - tv) / 1000;
+  };
+  const finish = async (s: VictimStream) => {
+    const tv = performance.now();
+    const r = await s.finish();
+    victimSeconds += (performance.now() - tv) / 1000;
+    return r;
+  };
 
-/** What {@link attackVideo} has settled before the attack proper. */
-interface Settled {
-  t0: number;
-  root: string;
-  name: string;
-  finalDir: string;
-  eps: number;
-}
+  // The untargeted branch of a two-branch generator depends on the whole video's clean score:
+  // a first pass scores the clean stream (decode and victim only).
+  let cleanFirst: VictimStreamResult | null = null;
+  if (mode === "untargeted" && two) {
+    const s = victim.stream();
+    try {
+      progress("score clean", 0, total);
+      for await (const c of decode()) {
+        try {
+          checkSize(c.frames, c.start);
+          push(s, c.frames);
+        } finally {
+          c.frames.dispose();
+        }
+        progress("score clean", s.frames, totalFor(s.frames));
+      }
+      if (s.frames === 0) throw new Error(`${input}: no frames decoded`);
+      if (total !== s.frames) progress("score clean", s.frames, s.frames);
+      cleanFirst = await finish(s);
+    } finally {
+      s.dispose();
+    }
+  }
 
-/**
- * The attack of a decoded clip (disposed by the caller once this returns): crossings between
- * CPU and GPU per frame and mode are one read-back of the clean frame, its JND map and the
- * generator's output(s) together, one upload of the quantised frame (encoded and scored from
- * there), and the encoder's read-back of its bytes.
- */
-async function attackClip(
-  input: string,
-  clip: Tensor,
-  source: Pick<VideoInfo, "fps" | "colour" | "variableFrameRate">,
-  options: AttackVideoOptions,
-  { t0, root, name, finalDir, eps }: Settled,
-): Promise<AttackReport> {
   // A variable frame rate is written as its average constant rate (stated in the report).
   const fps = source.fps;
-  const { generator, victim } = options;
-  const mode = options.mode ?? "untargeted";
-  const codec = options.codec ?? "ffv1";
-  const onStage = options.onStage ?? (() => {});
-  const onProgress = options.onProgress ?? (() => {});
-  const progress = (stage: string, done: number, total: number) => {
-    if (done === 0) onStage(stage);
-    onProgress({ stage, done, total });
-  };
-  const [t, , h, w] = clip.shape;
   const frameSize = 3 * h * w;
-  const chunk = chunkFor(generator.net, h, w, options.chunkFrames ?? 16);
-
-  progress("score clean", 0, t);
-  const cleanScore = await scoreClip(victim, clip);
-  progress("score clean", t, t);
   const { qMin, qMax, median } = generator.info;
   const modes: AttackMode[] = mode === "both" ? ["up", "down"] : [mode];
-  const branches = modes.map((m) => branchFor(generator, m, cleanScore.score));
-  // The frames report.html shows, kept as they pass.
-  const kept: KeptFrame[] = shownFrames(t).map((frame) => ({
-    frame,
-    clean: new Float32Array(0),
-    jnd: new Float32Array(0),
-    adversarial: [],
+  const branches = modes.map((m) => branchFor(generator, m, cleanFirst?.score));
+  const files = modes.map((m) => modes.length === 1 ? "adversarial.mkv" : `adversarial-${m}.mkv`);
+  // The frames report.html shows (first, middle, last), kept as they pass; the last frame seen
+  // is kept too, for a video whose length the probe could not tell.
+  const wanted = new Set(total === null ? [0] : shownFrames(total));
+  const kept = new Map<number, KeptFrame>();
+  let lastKept: KeptFrame | null = null;
+  const stats = modes.map(() => ({
+    psnrFrames: [] as (number | null)[],
+    ssimFrames: [] as number[],
+    mseSum: 0,
+    beyond: 0,
+    absSum: 0,
+    maxAbs: 0,
   }));
 
   const tmpDir = await makeWorkDir(root, name);
+  const cleanStream = cleanFirst ? null : victim.stream();
+  const advStreams = modes.map(() => victim.stream());
   try {
-    // One generator pass for every mode: the JND, the GRU state and the frames are the same,
-    // only the branch read differs.
-    progress("attack", 0, t);
-    const advs = modes.map(() => new Uint8Array(t * frameSize));
-    const stats = modes.map(() => ({
-      psnrFrames: [] as (number | null)[],
-      ssimFrames: [] as number[],
-      mseSum: 0,
-      beyond: 0,
-      absSum: 0,
-      maxAbs: 0,
-    }));
     let genSeconds = 0;
-    let state: Tensor | undefined;
-    try {
-      for (let s = 0; s < t; s += chunk) {
-        const tg = performance.now();
-        const e = Math.min(t, s + chunk);
-        const n = e - s;
-        const shape = [n, 3, h, w] as [number, number, number, number];
-        const out = tidy(() =>
-          noGrad(() => {
-            const x = slice(clip, { axis: 0, start: s, end: e });
-            const prev = s > 0 ? slice(clip, { axis: 0, start: s - 1, end: s }) : undefined;
-            const j = computeJnd(x, { model: generator.info.jnd, previous: prev });
-            const r = generatorPerturb(generator.net, x, j, { eps, state });
-            // The clean frames, the JND maps and each mode's frames in one read-back.
-            const all = concat([x, j, ...branches.map((b) => r.adversarial[b])].map(flat), 0);
-            return { all, state: r.state };
-          })
-        );
+    let t = 0;
+    const tp = performance.now();
+    // One pass: each chunk is decoded, attacked (one generator pass for every mode: the JND,
+    // the GRU state and the frames are the same, only the branch read differs), scored and
+    // handed to each mode's encoder, which holds at most one chunk ahead.
+    const channels = modes.map(() => new Channel(1));
+    const produce = async () => {
+      let state: Tensor | undefined;
+      let prev: Tensor | undefined;
+      try {
+        progress("attack", 0, total);
+        for await (const c of decode()) {
+          const x = c.frames;
+          const s = t;
+          const n = x.shape[0];
+          const e = s + n;
+          let all: Float32Array;
+          const tg = performance.now();
+          try {
+            checkSize(x, s);
+            if (cleanStream) push(cleanStream, x);
+            const out = tidy(() =>
+              noGrad(() => {
+                const j = computeJnd(x, { model: generator.info.jnd, previous: prev });
+                const r = generatorPerturb(generator.net, x, j, { eps, state });
+                // The clean frames, the JND maps and each mode's frames in one read-back.
+                const all = concat([x, j, ...branches.map((b) => r.adversarial[b])].map(flat), 0);
+                return { all, state: r.state, last: slice(x, { axis: 0, start: n - 1, end: n }) };
+              })
+            );
+            state?.dispose();
+            prev?.dispose();
+            state = out.state;
+            prev = out.last;
+            try {
+              all = await out.all.read();
+            } finally {
+              out.all.dispose();
+            }
+          } finally {
+            x.dispose();
+          }
+          const shape = [n, 3, h, w] as [number, number, number, number];
+          const values = n * frameSize;
+          const cleanF = all.subarray(0, values);
+          const jnd = all.subarray(values, values + n * h * w);
+          const keptHere: KeptFrame[] = [];
+          for (let f = s; f < e; f++) {
+            if (!wanted.has(f) && f !== e - 1) continue;
+            const i = f - s;
+            const k: KeptFrame = {
+              frame: f,
+              clean: cleanF.slice(i * frameSize, (i + 1) * frameSize),
+              jnd: jnd.slice(i * h * w, (i + 1) * h * w),
+              adversarial: [],
+            };
+            keptHere.push(k);
+            if (wanted.has(f)) kept.set(f, k);
+            if (f === e - 1) lastKept = k;
+          }
+          const advs: Tensor[] = [];
+          for (const [mi, st] of stats.entries()) {
+            const from = values + n * h * w + mi * values;
+            const a = quantizeInJnd(cleanF, all.subarray(from, from + values), jnd, shape, eps);
+            const bytes = new Uint8Array(values);
+            toUint8(a, bytes, 0);
+            // The quantised frames go up once; the encoder and the victim take them from there.
+            advs.push(tensor(toFloat(bytes, 0, values), shape));
+            for (const k of keptHere) {
+              const i = k.frame - s;
+              k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
+            }
+            const q = videoQuality(cleanF, a, shape);
+            const p = perturbationStats(cleanF, a, jnd, shape, { eps });
+            for (let f = 0; f < n; f++) {
+              st.psnrFrames.push(nullIfInfinite(q.psnr[f]));
+              st.ssimFrames.push(q.ssim[f]);
+              st.mseSum += Number.isFinite(q.psnr[f]) ? 10 ** (-q.psnr[f] / 10) : 0;
+            }
+            st.beyond += p.beyondJnd * n;
+            st.absSum += p.meanAbsLevels * n;
+            st.maxAbs = Math.max(st.maxAbs, p.maxAbsLevels);
+          }
+          genSeconds += (performance.now() - tg) / 1000;
+          try {
+            for (const [mi, adv] of advs.entries()) push(advStreams[mi], adv);
+          } catch (err) {
+            for (const adv of advs) adv.dispose();
+            throw err;
+          }
+          for (const [mi, adv] of advs.entries()) await channels[mi].put(adv);
+          t = e;
+          progress("attack", t, totalFor(t));
+        }
+        if (t === 0) throw new Error(`${input}: no frames decoded`);
+        if (total !== t) progress("attack", t, t);
+        for (const ch of channels) ch.close();
+      } catch (err) {
+        for (const ch of channels) ch.fail(err as Error);
+        throw err;
+      } finally {
         state?.dispose();
-        state = out.state;
-        const all = await out.all.read();
-        out.all.dispose();
-        const values = n * frameSize;
-        const cleanF = all.subarray(0, values);
-        const jnd = all.subarray(values, values + n * h * w);
-        for (const k of kept) {
-          if (k.frame < s || k.frame >= e) continue;
-          const i = k.frame - s;
-          k.clean = cleanF.slice(i * frameSize, (i + 1) * frameSize);
-          k.jnd = jnd.slice(i * h * w, (i + 1) * h * w);
-        }
-        for (const [mi, st] of stats.entries()) {
-          const from = values + n * h * w + mi * values;
-          const a = quantizeInJnd(cleanF, all.subarray(from, from + values), jnd, shape, eps);
-          toUint8(a, advs[mi], s * frameSize);
-          for (const k of kept) {
-            if (k.frame < s || k.frame >= e) continue;
-            const i = k.frame - s;
-            k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
-          }
-          const q = videoQuality(cleanF, a, shape);
-          const p = perturbationStats(cleanF, a, jnd, shape, { eps });
-          for (let f = 0; f < n; f++) {
-            st.psnrFrames.push(nullIfInfinite(q.psnr[f]));
-            st.ssimFrames.push(q.ssim[f]);
-            st.mseSum += Number.isFinite(q.psnr[f]) ? 10 ** (-q.psnr[f] / 10) : 0;
-          }
-          st.beyond += p.beyondJnd * n;
-          st.absSum += p.meanAbsLevels * n;
-          st.maxAbs = Math.max(st.maxAbs, p.maxAbsLevels);
-        }
-        genSeconds += (performance.now() - tg) / 1000;
-        progress("attack", e, t);
+        prev?.dispose();
       }
-    } finally {
-      state?.dispose();
-    }
+    };
+    const writers = modes.map((_, mi) =>
+      writeVideo(join(tmpDir, files[mi]), channels[mi], {
+        fps,
+        codec,
+        disposeInput: true,
+        oddSize: codec === "x264-420" ? "pad" : "error",
+        // The input's colour tags (an RGB codec keeps primaries and transfer).
+        colour: writableColour(source.colour, codec),
+        // The input's audio, copied bit for bit (cut to the attacked frames' duration when
+        // only the first frames are attacked; the probe's count, as the encoder starts first).
+        audio: {
+          from: input,
+          ...(options.frames !== undefined ? { seconds: (total ?? options.frames) / fps } : {}),
+        },
+      }).catch((err) => {
+        for (const ch of channels) ch.fail(err as Error);
+        throw err;
+      })
+    );
+    const settled = await Promise.allSettled([produce(), ...writers]);
+    const failed = settled.filter((r): r is PromiseRejectedResult => r.status === "rejected")
+      .map((r) => r.reason);
+    if (failed.length) throw failed.find((e) => !(e instanceof ChannelStopped)) ?? failed[0];
+    const passSeconds = (performance.now() - tp) / 1000;
 
+    const clean = cleanFirst ?? await finish(cleanStream!);
     const attacks: AttackRun[] = [];
     for (const [mi, m] of modes.entries()) {
-      const branch = branches[mi];
       const st = stats[mi];
-      const file = modes.length === 1 ? "adversarial.mkv" : `adversarial-${m}.mkv`;
-      // The quantised frames go up once; the encoder and the victim take them from there.
-      const adv = tensor(toFloat(advs[mi], 0, advs[mi].length), [t, 3, h, w]);
-      advs[mi] = new Uint8Array(0);
-      try {
-        progress(`encode ${m}`, 0, t);
-        const te = performance.now();
-        const advChunks = async function* () {
-          for (let s = 0; s < t; s += chunk) {
-            const e = Math.min(t, s + chunk);
-            yield slice(adv, { axis: 0, start: s, end: e });
-            progress(`encode ${m}`, e, t);
-          }
-        };
-        await writeVideo(join(tmpDir, file), advChunks(), {
-          fps,
-          codec,
-          disposeInput: true,
-          oddSize: codec === "x264-420" ? "pad" : "error",
-          // The input's colour tags (an RGB codec keeps primaries and transfer).
-          colour: writableColour(source.colour, codec),
-          // The input's audio, copied bit for bit (cut to the attacked frames' duration when
-          // only the first frames are attacked).
-          audio: {
-            from: input,
-            ...(options.frames !== undefined ? { seconds: t / fps } : {}),
-          },
-        });
-        const encodeSeconds = (performance.now() - te) / 1000;
-
-        progress(`score ${m}`, 0, t);
-        const advScore = await scoreClip(victim, adv);
-        progress(`score ${m}`, t, t);
-        const mse = st.mseSum / t;
-        attacks.push({
-          mode: m,
-          branch,
-          output: file,
-          codec,
-          target: attackTarget(cleanScore.score, m, { qMin, qMax, median }),
-          score: advScore.score,
-          frameScores: advScore.frameScores,
-          scoreChange: advScore.score - cleanScore.score,
-          psnr: { mean: mse > 0 ? 10 * Math.log10(1 / mse) : null, frames: st.psnrFrames },
-          ssim: { mean: st.ssimFrames.reduce((a, b) => a + b, 0) / t, frames: st.ssimFrames },
-          beyondJnd: st.beyond / t,
-          meanAbsLevels: st.absSum / t,
-          maxAbsLevels: st.maxAbs,
-          seconds: { generator: genSeconds, victim: advScore.seconds, encode: encodeSeconds },
-        });
-      } finally {
-        adv.dispose();
-      }
+      const adv = await finish(advStreams[mi]);
+      const mse = st.mseSum / t;
+      attacks.push({
+        mode: m,
+        branch: branches[mi],
+        output: files[mi],
+        codec,
+        target: attackTarget(clean.score, m, { qMin, qMax, median }),
+        score: adv.score,
+        frameScores: adv.frameScores,
+        scoreChange: adv.score - clean.score,
+        psnr: { mean: mse > 0 ? 10 * Math.log10(1 / mse) : null, frames: st.psnrFrames },
+        ssim: { mean: st.ssimFrames.reduce((a, b) => a + b, 0) / t, frames: st.ssimFrames },
+        beyondJnd: st.beyond / t,
+        meanAbsLevels: st.absSum / t,
+        maxAbsLevels: st.maxAbs,
+        // The pass interleaves the stages: the encoder's share is what the generator and the
+        // victim leave of it (decoding included).
+        seconds: {
+          generator: genSeconds,
+          victim: victimSeconds,
+          encode: Math.max(0, passSeconds - genSeconds - victimSeconds),
+        },
+      });
     }
     const report = parseAttackReport({
       version: 1,
@@ -488,7 +579,7 @@ async function attackClip(
       eps,
       seed: options.seed ?? 1,
       chunkFrames: chunk,
-      clean: { score: cleanScore.score, frameScores: cleanScore.frameScores },
+      clean: { score: clean.score, frameScores: clean.frameScores },
       attacks,
       seconds: (performance.now() - t0) / 1000,
       ...(options.settings ? { settings: options.settings } : {}),
@@ -496,7 +587,9 @@ async function attackClip(
     await Deno.writeTextFile(join(tmpDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
     if (options.extraFiles) {
       onStage("panels");
-      const images = await attackPanels(kept, { width: w, height: h }, {
+      const shown = shownFrames(t).map((f) => kept.get(f) ?? (f === t - 1 ? lastKept : null))
+        .filter((k): k is KeptFrame => k !== null);
+      const images = await attackPanels(shown, { width: w, height: h }, {
         maxAbsLevels: Math.max(...attacks.map((r) => r.maxAbsLevels)),
       });
       for (const [file, text] of Object.entries(options.extraFiles(report, images))) {
@@ -508,5 +601,8 @@ async function attackClip(
   } catch (e) {
     await discardWorkDir(tmpDir);
     throw e;
+  } finally {
+    cleanStream?.dispose();
+    for (const s of advStreams) s.dispose();
   }
 }

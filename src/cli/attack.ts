@@ -42,7 +42,8 @@ const USAGE = `Usage: deno task attack [options]
 Attacks videos with a trained STQA-Net generator against a victim VQA model and writes,
 per video, <out>/<name>/adversarial.mkv and <out>/<name>/report.json. With no options it
 attacks the bundled sample clips (data/samples) against the bundled vsfa-mini with the
-bundled generator stqa-vsfa-mini.
+bundled generator stqa-vsfa-mini. Each video is streamed chunk by chunk (any length), the
+input's audio copied bit for bit.
 
 Options:
   -i, --input <path>      a video file, a folder of videos, or a manifest (proxy manifest.json,
@@ -58,7 +59,9 @@ Options:
   -o, --out <dir>         output folder (default out)
   --frames <n>            attack at most the first n frames (default all)
   --size <WxH>            scale frames when decoding, e.g. 320x180, 320x or x180 (default: as is)
-  --chunk-frames <n>      frames per generator chunk; the GRU state is carried (default 16)
+  --chunk-frames <n>      frames per chunk of the streamed pass (decode, JND, generator, encode
+                          and the victim's scores, their state carried); memory grows with
+                          the chunk, not the video (default 16)
   --seed <n>              recorded in the report (the generator is deterministic) (default 1)
   --overwrite             redo videos whose earlier result in --out was made with other options
   --keep-going            record a video that fails in summary.json and go on with the next
@@ -183,8 +186,9 @@ export async function attackCommand(args: string[]): Promise<number> {
         `JND ${generator.info.jnd}) -> ${o.out}/` +
         (todo < inputs.length ? ` (${inputs.length - todo} already done with these options)` : ""),
     );
-    // Frames done, frames per second and time left per stage: one line redrawn in place on a
-    // terminal, a line every few seconds at most in a log.
+    // Frames done, frames per second and time left of the streamed pass (and of the clean
+    // pass that comes first for a two-branch untargeted attack): one line redrawn in place on
+    // a terminal, a line every few seconds at most in a log.
     const line = new ProgressLine();
     const rows: { label: number | null; clean: number; adv: number[] }[] = [];
     const failures: { input: string; name: string; error: string }[] = [];
