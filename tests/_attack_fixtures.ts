@@ -59,3 +59,23 @@ export async function generatorFile(
   net.dispose();
   return `${stem}.safetensors`;
 }
+
+/**
+ * A maker of temporary folders (`<prefix><random>`) that are all removed when the test file's
+ * process unloads.
+ */
+export function tempDirs(prefix: string): () => Promise<string> {
+  const dirs: string[] = [];
+  globalThis.addEventListener("unload", () => {
+    for (const d of dirs) {
+      try {
+        Deno.removeSync(d, { recursive: true });
+      } catch { /* gone */ }
+    }
+  });
+  return async () => {
+    const d = await Deno.makeTempDir({ prefix });
+    dirs.push(d);
+    return d;
+  };
+}

@@ -8,23 +8,11 @@ import { attackVideo, initGpu, loadGenerator, loadVictim } from "../mod.ts";
 import type { AttackProgress } from "../src/attack/video.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { formatStage, ProgressLine } from "../src/_progress.ts";
-import { clipFile, generatorFile } from "./_attack_fixtures.ts";
+import { clipFile, generatorFile, tempDirs } from "./_attack_fixtures.ts";
 
 await initGpu();
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await Deno.makeTempDir({ prefix: "stqa_attack_progress_" });
-  dirs.push(d);
-  return d;
-}
-globalThis.addEventListener("unload", () => {
-  for (const d of dirs) {
-    try {
-      Deno.removeSync(d, { recursive: true });
-    } catch { /* gone */ }
-  }
-});
+const tmp = tempDirs("stqa_attack_progress_");
 
 /** The stages in the order they first appear. */
 function stagesOf(events: AttackProgress[]): string[] {

@@ -10,23 +10,11 @@ import { attackVideo, initGpu, loadGenerator, loadVictim, readVideo } from "../m
 import { getGpu } from "../src/gpu/device.ts";
 import { poolStats, trimPool } from "../src/gpu/pool.ts";
 import { noGrad, tidy } from "../src/tensor/tensor.ts";
-import { clipFile, generatorFile } from "./_attack_fixtures.ts";
+import { clipFile, generatorFile, tempDirs } from "./_attack_fixtures.ts";
 
 await initGpu();
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await Deno.makeTempDir({ prefix: "stqa_attack_stream_" });
-  dirs.push(d);
-  return d;
-}
-globalThis.addEventListener("unload", () => {
-  for (const d of dirs) {
-    try {
-      Deno.removeSync(d, { recursive: true });
-    } catch { /* gone */ }
-  }
-});
+const tmp = tempDirs("stqa_attack_stream_");
 
 Deno.test("attackVideo streamed: scores equal the whole clip's, frames equal one chunk's", async () => {
   const dir = await tmp();

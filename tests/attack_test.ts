@@ -10,24 +10,12 @@ import { loadGenerator, parseAttackReport, probeVideo, readVideo, trainGenerator
 import { attackCommand } from "../src/cli/attack.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
-import { clipFile, generatorFile, TINY } from "./_attack_fixtures.ts";
+import { clipFile, generatorFile, tempDirs, TINY } from "./_attack_fixtures.ts";
 import { audioPackets, clipWithAudio } from "./_media.ts";
 
 await initGpu();
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await Deno.makeTempDir({ prefix: "stqa_attack_" });
-  dirs.push(d);
-  return d;
-}
-globalThis.addEventListener("unload", () => {
-  for (const d of dirs) {
-    try {
-      Deno.removeSync(d, { recursive: true });
-    } catch { /* gone */ }
-  }
-});
+const tmp = tempDirs("stqa_attack_");
 
 async function entries(dir: string): Promise<string[]> {
   const out: string[] = [];

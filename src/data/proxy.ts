@@ -15,7 +15,14 @@
 
 import * as path from "path";
 import { z } from "zod";
-import { checkRegularFile, exists, isFile, PathError, writeFileAtomic } from "../_fs.ts";
+import {
+  checkRegularFile,
+  exists,
+  fileSha256,
+  isFile,
+  PathError,
+  writeFileAtomic,
+} from "../_fs.ts";
 import {
   commitWorkDir,
   discardWorkDir,
@@ -689,12 +696,6 @@ async function runPool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[
   return results;
 }
 
-async function sha256(file: string): Promise<string> {
-  const bytes = await Deno.readFile(file);
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** A source image: its file (in the source folder) and its name in the dataset. */
 interface SourceFile {
   /** The file's name in the source folder. */
@@ -842,7 +843,7 @@ export async function buildProxyDataset(
       path: f.path,
       width,
       height,
-      sha256: await sha256(f.path),
+      sha256: await fileSha256(f.path),
     });
   }
   const splits = splitSources(sources.map((s) => s.name), {
