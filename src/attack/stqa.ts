@@ -11,7 +11,7 @@ import { computeJnd } from "../jnd/mod.ts";
 import { bundledGeneratorName, type Generator } from "../models/generator_io.ts";
 import type { StqaNet } from "../models/stqa_net.ts";
 import type { Victim } from "../models/victims/victim.ts";
-import { getGpu } from "../gpu/device.ts";
+import { bindingLimit } from "../gpu/device.ts";
 import { syncGpu } from "../gpu/queue.ts";
 import { concat, mul, slice } from "../nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -224,7 +224,7 @@ export function chunkFor(net: StqaNet, h: number, w: number, requested: number):
   if (!Number.isInteger(requested) || requested < 1) {
     throw new RangeError(`chunkFrames must be a positive whole number, got ${requested}`);
   }
-  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const limit = bindingLimit();
   const fit = Math.floor(limit / net.bytesPerFrame(h, w));
   if (fit < 1) {
     throw new RangeError(

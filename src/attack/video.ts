@@ -33,7 +33,7 @@ import {
   prepareOutputDir,
   safeName,
 } from "../_output.ts";
-import { getGpu } from "../gpu/device.ts";
+import { bindingLimit } from "../gpu/device.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
@@ -229,7 +229,7 @@ function victimError(victim: Victim, n: number, h: number, w: number, e: unknown
  */
 function checkChunkFits(input: string, w: number, h: number, chunk: number): void {
   const bytes = chunk * 3 * w * h * 4;
-  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const limit = bindingLimit();
   if (bytes > limit) {
     const fit = Math.max(0, Math.floor(limit / (3 * w * h * 4)));
     throw new RangeError(

@@ -26,7 +26,7 @@ import { insideOutput, prepareOutputDir } from "../_output.ts";
 import { integerArg, numberArg } from "../_zod.ts";
 import { copyBuffer } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
-import { getGpu, initGpu } from "../gpu/device.ts";
+import { bindingLimit, getGpu, initGpu } from "../gpu/device.ts";
 import {
   checkVideoFile,
   FfmpegNotFoundError,
@@ -163,7 +163,7 @@ async function run(o: z.infer<typeof ArgsSchema>): Promise<number> {
   const plan = planJndFrames(o.input, info, {
     batch: o.batch,
     size: o.size,
-    limit: Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize),
+    limit: Math.min(bindingLimit(), limits.maxBufferSize),
   });
   const batch = plan.batch;
   if (batch < o.batch) {

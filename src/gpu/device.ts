@@ -176,3 +176,51 @@ export function getGpu(): GpuContext {
   }
   return context;
 }
+
+let bindingOverride: number | null = null;
+
+/**
+ * The largest storage buffer one binding may hold: the adapter's `maxStorageBufferBindingSize`,
+ * or less while {@link setBindingLimit} lowers it. Every size check and every split into chunks
+ * or tiles reads it here, so a test can exercise the paths a smaller adapter (or a 4K frame)
+ * takes on frames that fit whole, and compare both.
+ *
+ * @throws {Error} when `initGpu()` has not been awaited yet.
+ * @example
+ * ```ts
+ * import { bindingLimit, initGpu } from "./device.ts";
+ * await initGpu();
+ * console.log(`${(bindingLimit() / 2 ** 20).toFixed(0)} MiB per binding`);
+ * ```
+ */
+export function bindingLimit(): number {
+  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  return bindingOverride === null ? limit : Math.min(limit, bindingOverride);
+}
+
+/**
+ * Lowers the binding limit {@link bindingLimit} reports to `bytes` (never above the adapter's),
+ * or restores the adapter's with `null`; returns the previous override. For tests of the
+ * chunking and tiling paths, and to try what a smaller adapter would do.
+ *
+ * @throws {RangeError} for a limit that is not a positive whole number of bytes.
+ * @example
+ * ```ts
+ * import { bindingLimit, initGpu, setBindingLimit } from "./device.ts";
+ * await initGpu();
+ * const before = setBindingLimit(2 ** 20);
+ * try {
+ *   console.log(bindingLimit()); // 1048576
+ * } finally {
+ *   setBindingLimit(before);
+ * }
+ * ```
+ */
+export function setBindingLimit(bytes: number | null): number | null {
+  if (bytes !== null && !(Number.isInteger(bytes) && bytes > 0)) {
+    throw new RangeError(`a binding limit must be a positive whole number of bytes, got ${bytes}`);
+  }
+  const before = bindingOverride;
+  bindingOverride = bytes;
+  return before;
+}

@@ -20,6 +20,7 @@ export {
   type GpuContext,
   initGpu,
   NoAdapterError,
+  setBindingLimit,
 } from "./device.ts";
 export { GpuOpError } from "./errors.ts";
 export { type PoolStats, poolStats, trimPool } from "./pool.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { getGpu } from "./device.ts";
+import { bindingLimit, getGpu } from "./device.ts";
 import { guard } from "./errors.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -62,7 +62,7 @@ export function sizeClass(bytes: number): number {
  * ```
  */
 export function checkBindable(bytes: number, what: string): void {
-  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const limit = bindingLimit();
   if (bytes > limit) {
     throw new RangeError(
       `${what} needs ${bytes} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB), more than this ` +

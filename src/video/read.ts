@@ -16,7 +16,7 @@
 
 import { z } from "zod";
 import { formatZodError } from "../_zod.ts";
-import { getGpu } from "../gpu/device.ts";
+import { bindingLimit } from "../gpu/device.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, paddedBytes, unpackFrames } from "./_convert.ts";
 import { FFMPEG_BASE, inputArgs, spawnTool, VideoError } from "./_ffmpeg.ts";
@@ -276,7 +276,7 @@ async function* decodeGeneric<T>(
   const frameBytes = w * h * 3;
   const limit = opts.maxFrames ?? Infinity;
   // A chunk becomes one tensor: keep it within the adapter's binding limit.
-  const bindable = Math.floor(getGpu().limits.maxStorageBufferBindingSize / (frameBytes * 4));
+  const bindable = Math.floor(bindingLimit() / (frameBytes * 4));
   if (bindable < 1) {
     throw new VideoError(
       file,
@@ -403,7 +403,7 @@ export async function readVideo(file: string, options: ReadVideoOptions = {}): P
     h: ch,
     w: cw,
   }));
-  const limit = getGpu().limits.maxStorageBufferBindingSize;
+  const limit = bindingLimit();
   for await (const chunk of chunks) {
     parts.push(chunk.bytes);
     frames += chunk.frames;

@@ -10,7 +10,7 @@
 
 import { z } from "zod";
 import { formatZodError, type SameShape } from "../../_zod.ts";
-import { getGpu } from "../../gpu/device.ts";
+import { bindingLimit, getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
@@ -576,7 +576,7 @@ function limitsOf(): { binding: number; buffer: number } {
   let buffer = Infinity;
   try {
     const l = getGpu().limits;
-    binding = l.maxStorageBufferBindingSize;
+    binding = bindingLimit();
     buffer = l.maxBufferSize;
   } catch { /* no GPU yet: only the budget applies */ }
   return { binding, buffer };
