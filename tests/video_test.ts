@@ -11,6 +11,8 @@ import {
   probeVideo,
   readVideo,
   readVideoChunks,
+  rgb24Frames,
+  rgb24Tensor,
   type Tensor,
   tensor,
   VideoError,
@@ -267,6 +269,52 @@ Deno.test("writeVideo: async chunks and CPU quantisation give the same file cont
     await writeVideo(f1, one);
     assertExact(await (await readVideo(f1)).read(), src.values.subarray(0, hw3), "one frame");
     assert.deepEqual(await listDir(dir), ["chunks.mkv", "one.mkv"], withSeed("files left"));
+  });
+});
+
+Deno.test("writeVideo: packed rgb24 chunks give the same file as the tensor (every codec, odd sizes padded)", async () => {
+  await withDir(async (dir) => {
+    for (const [h, w] of [[12, 10], [17, 33]]) {
+      const src = randomFrames(5, h, w, RUN_SEED + 11 + h);
+      const hw3 = 3 * h * w;
+      // Values between levels too: the bytes must be quantised as the encoder quantises.
+      const values = src.values.map((v, i) => i % 7 === 0 ? v + 0.4 / 255 : v);
+      const x = tensor(values, [5, 3, h, w]);
+      for (const codec of ["ffv1", "x264-444", "x264-420"] as const) {
+        const a = path.join(dir, `t-${codec}-${h}.mkv`);
+        const b = path.join(dir, `b-${codec}-${h}.mkv`);
+        await writeVideo(a, x, { fps: 25, codec, oddSize: "pad" });
+        const chunks = [[0, 2], [2, 5]].map(([f, e]) =>
+          rgb24Frames(values.subarray(f * hw3, e * hw3), e - f, h, w)
+        );
+        const res = await writeVideo(b, chunks, { fps: 25, codec, oddSize: "pad" });
+        assert.equal(res.frames, 5, withSeed(`${codec} ${w}x${h}: frames written`));
+        assert.deepEqual(
+          await Deno.readFile(b),
+          await Deno.readFile(a),
+          withSeed(`${codec} ${w}x${h}: bytes differ from the tensor's file`),
+        );
+      }
+      // The same bytes unpacked on the GPU equal the decoder's frames of the written file.
+      const packed = rgb24Frames(values, 5, h, w);
+      const up = rgb24Tensor(packed);
+      const back = await readVideo(path.join(dir, `t-ffv1-${h}.mkv`));
+      assertExact(await up.read(), await back.read(), `rgb24Tensor ${w}x${h}`);
+      // A unaligned view (a subarray at an odd offset) is copied, not misread.
+      const shifted = new Uint8Array(packed.rgb24.length + 1);
+      shifted.set(packed.rgb24, 1);
+      const up2 = rgb24Tensor({ ...packed, rgb24: shifted.subarray(1) });
+      assertExact(await up2.read(), await back.read(), `rgb24Tensor unaligned ${w}x${h}`);
+      for (const t of [x, up, up2, back, src.tensor]) t.dispose();
+    }
+    // A chunk whose bytes do not match its stated size is refused, naming the file.
+    const bad = path.join(dir, "bad.mkv");
+    await assertVideoError(
+      writeVideo(bad, [{ rgb24: new Uint8Array(10), frames: 1, height: 2, width: 2 }]),
+      bad,
+      /10 bytes is not 1 frames of 2x2/,
+    );
+    assert.ok(!(await listDir(dir)).includes("bad.mkv"));
   });
 });
 

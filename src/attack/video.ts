@@ -16,9 +16,10 @@
  *
  * Crossings between CPU and GPU per frame: the decoder's bytes go up once; the clean frame, its
  * JND map and the generator's output for every mode come back in one read-back per chunk
- * (quantisation and the quality measures run on the CPU); each mode's quantised frame goes up
- * once, and the encoder and the victim read it there; the encoder reads its bytes back. Every
- * mode shares one generator pass.
+ * (quantisation and the quality measures run on the CPU); each mode's quantised frame becomes
+ * packed rgb24 bytes on the CPU, which the encoder sends to ffmpeg as they are and which go up
+ * once (one byte per value, unpacked on the GPU) for the victim. Every mode shares one
+ * generator pass.
  *
  * @module
  */
@@ -45,11 +46,14 @@ import {
   type AttackSettings,
   parseAttackReport,
 } from "./report.ts";
-import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
 import { concat, slice } from "../tensor/ops/shape.ts";
 import {
   probeVideo,
   readVideoChunks,
+  type Rgb24Frames,
+  rgb24Frames,
+  rgb24Tensor,
   type VideoCodec,
   writableColour,
   writeVideo,
@@ -122,16 +126,6 @@ export interface AttackProgress {
   total: number | null;
 }
 
-function toUint8(src: Float32Array, dst: Uint8Array, offset: number): void {
-  for (let i = 0; i < src.length; i++) dst[offset + i] = Math.round(src[i] * 255);
-}
-
-function toFloat(src: Uint8Array, from: number, to: number): Float32Array {
-  const out = new Float32Array(to - from);
-  for (let i = from; i < to; i++) out[i - from] = src[i] / 255;
-  return out;
-}
-
 /** `x` as one flat [N] view (its buffer shared), to concatenate tensors of any shapes. */
 function flat(x: Tensor): Tensor {
   return x.reshape([x.shape.reduce((a, b) => a * b, 1)]);
@@ -143,10 +137,10 @@ class ChannelStopped extends Error {}
 /**
  * A queue of chunks from the attack's one pass to one encoder (`writeVideo` pulls from it as an
  * async iterable), holding at most `capacity` chunks ahead so memory stays bounded by the chunk.
- * Chunks left in it when either side stops are disposed.
+ * Chunks are packed rgb24 bytes on the CPU (the encoder sends them as they are).
  */
-class Channel implements AsyncIterable<Tensor> {
-  #queue: Tensor[] = [];
+class Channel implements AsyncIterable<Rgb24Frames> {
+  #queue: Rgb24Frames[] = [];
   #closed = false;
   #error: Error | null = null;
   #wake: (() => void) | null = null;
@@ -168,11 +162,10 @@ class Channel implements AsyncIterable<Tensor> {
     });
   }
 
-  /** Waits for room, then queues `x` (disposed instead when the consumer stopped). */
-  async put(x: Tensor): Promise<void> {
+  /** Waits for room, then queues `x` (dropped instead when the consumer stopped). */
+  async put(x: Rgb24Frames): Promise<void> {
     while (!this.#error && this.#queue.length >= this.capacity) await this.#waitChange();
     if (this.#error) {
-      x.dispose();
       throw new ChannelStopped(`the encoder stopped: ${this.#error.message}`);
     }
     this.#queue.push(x);
@@ -185,15 +178,14 @@ class Channel implements AsyncIterable<Tensor> {
     this.#notify();
   }
 
-  /** Stops both sides with `e` and disposes what is queued. */
+  /** Stops both sides with `e` and drops what is queued. */
   fail(e: Error): void {
     this.#error ??= e;
-    for (const t of this.#queue) t.dispose();
     this.#queue = [];
     this.#notify();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Tensor> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<Rgb24Frames> {
     let done = false;
     try {
       for (;;) {
@@ -457,14 +449,13 @@ export async function attackVideo(
             if (wanted.has(f)) kept.set(f, k);
             if (f === e - 1) lastKept = k;
           }
-          const advs: Tensor[] = [];
+          const packed: Rgb24Frames[] = [];
           for (const [mi, st] of stats.entries()) {
             const from = values + n * h * w + mi * values;
             const a = quantizeInJnd(cleanF, all.subarray(from, from + values), jnd, shape, eps);
-            const bytes = new Uint8Array(values);
-            toUint8(a, bytes, 0);
-            // The quantised frames go up once; the encoder and the victim take them from there.
-            advs.push(tensor(toFloat(bytes, 0, values), shape));
+            // The quantised frames as rgb24 bytes: the encoder sends them as they are, and the
+            // victim gets them up once (one byte per value) and unpacked on the GPU.
+            packed.push(rgb24Frames(a, n, h, w));
             for (const k of keptHere) {
               const i = k.frame - s;
               k.adversarial.push(a.slice(i * frameSize, (i + 1) * frameSize));
@@ -481,13 +472,15 @@ export async function attackVideo(
             st.maxAbs = Math.max(st.maxAbs, p.maxAbsLevels);
           }
           genSeconds += (performance.now() - tg) / 1000;
-          try {
-            for (const [mi, adv] of advs.entries()) push(advStreams[mi], adv);
-          } catch (err) {
-            for (const adv of advs) adv.dispose();
-            throw err;
+          for (const [mi, p] of packed.entries()) {
+            const adv = rgb24Tensor(p);
+            try {
+              push(advStreams[mi], adv);
+            } finally {
+              adv.dispose();
+            }
           }
-          for (const [mi, adv] of advs.entries()) await channels[mi].put(adv);
+          for (const [mi, p] of packed.entries()) await channels[mi].put(p);
           t = e;
           progress("attack", t, totalFor(t));
         }
@@ -506,7 +499,6 @@ export async function attackVideo(
       writeVideo(join(tmpDir, files[mi]), channels[mi], {
         fps,
         codec,
-        disposeInput: true,
         oddSize: codec === "x264-420" ? "pad" : "error",
         // The input's colour tags (an RGB codec keeps primaries and transfer).
         colour: writableColour(source.colour, codec),

@@ -43,7 +43,9 @@ export {
   writeFramePng,
   type WriteFramePngOptions,
   writeVideo,
+  type WriteVideoFrames,
   type WriteVideoOptions,
   type WriteVideoResult,
 } from "./write.ts";
 export { encodePng, pngDataUri, type RgbImage } from "./png.ts";
+export { type Rgb24Frames, rgb24Frames, rgb24Tensor } from "./rgb24.ts";

@@ -31,6 +31,7 @@ import { z } from "zod";
 import { formatZodError } from "../_zod.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type ConvertOn, packFrames } from "./_convert.ts";
+import type { Rgb24Frames } from "./rgb24.ts";
 import {
   checkOutputDir,
   commitTemp,
@@ -427,13 +428,43 @@ function codecArgs(o: WriteOpts, muxer: string, w: number, h: number): string[] 
 
 /** A run of frames of one tensor to pack and send. */
 interface Piece {
-  tensor: Tensor;
+  /** The frames as a tensor (packed on the GPU), or null for bytes given packed. */
+  tensor: Tensor | null;
   /** The tensor as given (before a [3,H,W] -> [1,3,H,W] view). */
-  source: Tensor;
+  source: Tensor | null;
+  /** Bytes given packed (`Rgb24Frames`), sent as they are (padded when asked). */
+  packed: Rgb24Frames | null;
+  h: number;
+  w: number;
   t0: number;
   count: number;
   /** Last piece of its tensor (dispose after packing when asked). */
   last: boolean;
+}
+
+function isRgb24(x: unknown): x is Rgb24Frames {
+  const r = x as Rgb24Frames;
+  return typeof x === "object" && x !== null && r.rgb24 instanceof Uint8Array &&
+    Number.isInteger(r.frames) && Number.isInteger(r.height) && Number.isInteger(r.width);
+}
+
+/** Packed rgb24 frames of h x w padded to h2 x w2 by replicating the last column and row. */
+function padRgb24(c: Rgb24Frames, h2: number, w2: number): Uint8Array {
+  const { rgb24, frames, height: h, width: w } = c;
+  if (h2 === h && w2 === w) return rgb24;
+  const out = new Uint8Array(frames * h2 * w2 * 3);
+  let o = 0;
+  for (let t = 0; t < frames; t++) {
+    for (let y = 0; y < h2; y++) {
+      const row = (t * h + Math.min(y, h - 1)) * w * 3;
+      out.set(rgb24.subarray(row, row + w * 3), o);
+      o += w * 3;
+      for (let x = w; x < w2; x++, o += 3) {
+        out.set(rgb24.subarray(row + (w - 1) * 3, row + w * 3), o);
+      }
+    }
+  }
+  return out;
 }
 
 function framesOf(t: Tensor, file: string, at: number): Tensor {
@@ -450,28 +481,43 @@ function framesOf(t: Tensor, file: string, at: number): Tensor {
 }
 
 async function* piecesOf(
-  frames: Tensor | Iterable<Tensor> | AsyncIterable<Tensor>,
+  frames: WriteVideoFrames,
   file: string,
   chunkFrames: number,
 ): AsyncGenerator<Piece> {
-  const sources: Iterable<Tensor> | AsyncIterable<Tensor> = frames instanceof Tensor
-    ? [frames]
-    : frames;
+  const sources: Iterable<Tensor | Rgb24Frames> | AsyncIterable<Tensor | Rgb24Frames> =
+    frames instanceof Tensor ? [frames] : frames;
   let at = 0;
   for await (const src of sources) {
+    if (isRgb24(src)) {
+      const { frames: T, height: h, width: w } = src;
+      if (src.rgb24.length !== T * h * w * 3 || T < 0 || h < 1 || w < 1) {
+        throw new VideoError(
+          file,
+          `a packed rgb24 chunk of ${src.rgb24.length} bytes is not ${T} frames of ${w}x${h}`,
+          { frame: at },
+        );
+      }
+      if (T === 0) continue;
+      yield { tensor: null, source: null, packed: src, h, w, t0: 0, count: T, last: true };
+      at += T;
+      continue;
+    }
     if (!(src instanceof Tensor)) {
-      throw new VideoError(file, "frames must be tensors (or an iterable of tensors)", {
-        frame: at,
-      });
+      throw new VideoError(
+        file,
+        "frames must be tensors or packed rgb24 chunks (or an iterable of them)",
+        { frame: at },
+      );
     }
     const t = framesOf(src, file, at);
-    const T = t.shape[0];
+    const [T, , h, w] = t.shape;
     if (T === 0) continue;
     try {
       const step = frames instanceof Tensor ? chunkFrames : T;
       for (let t0 = 0; t0 < T; t0 += step) {
         const count = Math.min(step, T - t0);
-        yield { tensor: t, source: src, t0, count, last: t0 + count >= T };
+        yield { tensor: t, source: src, packed: null, h, w, t0, count, last: t0 + count >= T };
       }
     } finally {
       // The [1,3,H,W] view of a [3,H,W] input, also when the consumer stops early.
@@ -482,9 +528,20 @@ async function* piecesOf(
 }
 
 /**
+ * What {@link writeVideo} takes: one tensor `[T,3,H,W]` (or `[3,H,W]`) in [0,1], or an iterable
+ * or async iterable of chunks, each a tensor or frames already packed as rgb24 bytes
+ * (`Rgb24Frames`, sent as they are).
+ */
+export type WriteVideoFrames =
+  | Tensor
+  | Iterable<Tensor | Rgb24Frames>
+  | AsyncIterable<Tensor | Rgb24Frames>;
+
+/**
  * Encodes frames to a video file. `frames` is one tensor [T,3,H,W] (or [3,H,W]) in [0,1], or an
- * iterable / async iterable of such chunks (all of one size), so that a long video is written
- * without holding it whole. Output goes to a temporary file in the target folder, renamed
+ * iterable / async iterable of chunks (all of one size), so that a long video is written
+ * without holding it whole: tensors, or frames already quantised and packed as rgb24 bytes
+ * (`Rgb24Frames` from `rgb24Frames`, sent as they are: no GPU pack, no read-back). Output goes to a temporary file in the target folder, renamed
  * when complete. Errors name the file and the frame.
  *
  * @example
@@ -499,7 +556,7 @@ async function* piecesOf(
  */
 export async function writeVideo(
   file: string,
-  frames: Tensor | Iterable<Tensor> | AsyncIterable<Tensor>,
+  frames: WriteVideoFrames,
   options: WriteVideoOptions = {},
 ): Promise<WriteVideoResult> {
   const parsed = WriteSchema.safeParse(options);
@@ -529,7 +586,7 @@ export async function writeVideo(
   o.signal?.addEventListener("abort", onAbort);
   try {
     for await (const piece of piecesOf(frames, file, o.chunkFrames)) {
-      const [, , h, w] = piece.tensor.shape;
+      const { h, w } = piece;
       if (!size) {
         let h2 = h;
         let w2 = w;
@@ -584,12 +641,14 @@ export async function writeVideo(
           { frame: written },
         );
       }
-      const bytes = await packFrames(piece.tensor, piece.t0, piece.count, {
-        h2: size.h2,
-        w2: size.w2,
-        on: o.convertOn,
-      });
-      if (o.disposeInput && piece.last) piece.source.dispose();
+      const bytes = piece.packed
+        ? padRgb24(piece.packed, size.h2, size.w2)
+        : await packFrames(piece.tensor!, piece.t0, piece.count, {
+          h2: size.h2,
+          w2: size.w2,
+          on: o.convertOn,
+        });
+      if (o.disposeInput && piece.last) piece.source?.dispose();
       if (pending) await pending;
       o.signal?.throwIfAborted();
       pending = writer!.write(bytes);
