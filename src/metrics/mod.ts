@@ -2,7 +2,8 @@
  * Measures on the CPU: the correlations of VQA papers between predicted and subjective scores
  * (`srcc`, `krcc`, `plcc` raw and after the 4-parameter logistic, `rmse`, all four at once with
  * `correlationReport`), and the imperceptibility of a perturbation (`psnr`, `ssim`,
- * `videoQuality`, `perturbationStats` against a JND map).
+ * `videoQuality`, `perturbationStats` against a JND map), and the structure of a perturbation
+ * (grid, stripes, spectral lines: `StructureAccumulator`, `perturbationStructure`).
  *
  * @example
  * ```ts
@@ -40,3 +41,11 @@ export {
   type VideoQuality,
   videoQuality,
 } from "./quality.ts";
+export {
+  perturbationStructure,
+  STRUCTURE_TARGETS,
+  StructureAccumulator,
+  type StructureOptions,
+  type StructureResult,
+  type StructureStats,
+} from "./structure.ts";

@@ -1,0 +1,447 @@
+/**
+ * Structure statistics of a perturbation `d = adv - clean`: whether it carries a grid, stripes or
+ * another regular pattern that the eye picks up although its amplitude is small (report.json's
+ * `structure` and `structureNoise`; see docs/attack.md, "Structure statistics").
+ *
+ * Everything is computed on the luma of `d` (BT.601: `0.299 dR + 0.587 dG + 0.114 dB`, the
+ * weights SSIM uses in quality.ts) in float64, frame by frame, from planar `[T,3,H,W]` float
+ * frames on the [0,1] scale as quality.ts takes them, so a streamed attack pushes chunk after
+ * chunk ({@linkcode StructureAccumulator}); memory is one luma frame (two with the noise
+ * reference), the per-column and per-row sums and one spectrum tile.
+ *
+ * - Direction ratio: `mean |d(y,x+1) - d(y,x)| / mean |d(y+1,x) - d(y,x)|` over every pair of
+ *   horizontal (resp. vertical) neighbours of every frame. 1 for isotropic noise; vertical stripes
+ *   make it large, horizontal ones small.
+ * - Strongest phase: for an axis (columns or rows), a period `p` in 2..16 (at most half the
+ *   frame's width or height) and a phase `k < p`, the mean `|d|` of the columns (rows) with
+ *   `x mod p == k`, divided by the mean `|d|` of all the others; the largest over axes, periods
+ *   and phases, with where it is. 1 for noise. A multiple `m p` of a pattern's period never
+ *   outranks `p`: its phase holds the same columns' mean but its "others" include `m - 1` copies
+ *   of the strong phase. Equal ratios (infinite ones: a pattern that is zero outside one phase)
+ *   go to the phase with the larger mean `|d|` (so period 4, not 2, for every fourth column),
+ *   then to the first found (columns before rows, smaller periods first).
+ * - Strongest spectral line: the 2-D power spectrum of the luma on the central crop whose sides
+ *   are the largest powers of two not above the frame's (at most 256, no window, radix-2 FFT),
+ *   summed over frames; over the non-redundant half plane without DC (`tw * th / 2 + 1` bins for a
+ *   `tw x th` tile: each bin with `fx > 0`, or `fx == 0` and `fy > 0`, or `fx == 1/2` and
+ *   `fy >= 0`), the largest bin over the median bin, and the largest bin's frequency in cycles per
+ *   pixel. For white noise every bin is an independent exponential variable (per frame), so the
+ *   ratio of one frame is about `(ln M + 0.577) / ln 2` for `M` bins: 15.8 on a 256x256 tile, 9.8
+ *   on 32x32; averaging over frames brings it toward 1. A grating gives a huge line.
+ *
+ * Ratios with a zero denominator are `null` (infinite, as report.json writes PSNR); `0 / 0` (no
+ * perturbation there at all) counts as 1, no structure. The targets ({@linkcode STRUCTURE_TARGETS})
+ * are a direction ratio in 0.67..1.5, no phase above 1.25 and no line above 30 times the median.
+ *
+ * The noise reference (`structureNoise`) is the same statistics of i.i.d. Gaussian luma noise,
+ * seeded (src/_random.ts), drawn per frame and scaled to the same mean `|d|` as that frame's luma
+ * (not quantised). All three statistics are scale-free, so the reference is what pure noise of
+ * that size and frame count gives: the values a reader compares against, since small frames or few
+ * frames give noise itself phases and lines well above their large-video limits.
+ *
+ * @module
+ */
+
+import { type SeededRandom, seededRandom } from "../_random.ts";
+
+/** The targets of an imperceptible perturbation (issue #15). */
+export const STRUCTURE_TARGETS: {
+  readonly directionMin: number;
+  readonly directionMax: number;
+  readonly phaseMax: number;
+  readonly lineMax: number;
+} = { directionMin: 0.67, directionMax: 1.5, phaseMax: 1.25, lineMax: 30 };
+
+/** The longest period the phase statistic tries. */
+const MAX_PERIOD = 16;
+/** The spectrum tile's largest side. */
+const MAX_TILE = 256;
+
+/** The statistics of one perturbation (or of its noise reference); see the module doc. */
+export interface StructureStats {
+  /** Frames measured. */
+  frames: number;
+  /** Mean `|luma d|` in 8-bit levels. */
+  meanAbsLevels: number;
+  /**
+   * Direction ratio: mean |horizontal neighbour difference| / mean |vertical|; null when the
+   * vertical one is 0 and the horizontal is not (infinite). Both means in 8-bit levels.
+   */
+  direction: { ratio: number | null; horizontalLevels: number; verticalLevels: number };
+  /**
+   * The strongest phase: mean |d| of the columns (rows) with index mod `period` == `phase` over
+   * the mean |d| of the others (null: infinite).
+   */
+  phase: { ratio: number | null; axis: "column" | "row"; period: number; phase: number };
+  /**
+   * The strongest spectral line: its power over the median bin's (null: infinite), its frequency
+   * in cycles per pixel (`fx` in 0..0.5, `fy` in -0.5..0.5) and the tile's size.
+   */
+  line: { ratio: number | null; fx: number; fy: number; tileWidth: number; tileHeight: number };
+  /** Whether each target is met ({@linkcode STRUCTURE_TARGETS}), and all three. */
+  targets: { direction: boolean; phase: boolean; line: boolean; all: boolean };
+}
+
+/** The statistics of a perturbation and of its noise reference. */
+export interface StructureResult {
+  /** The perturbation's. */
+  structure: StructureStats;
+  /** Those of i.i.d. noise with the same mean |luma d| per frame. */
+  structureNoise: StructureStats;
+}
+
+/** Options of {@linkcode StructureAccumulator} and {@linkcode perturbationStructure}. */
+export interface StructureOptions {
+  /** Seed of the noise reference (default 0). */
+  seed?: number;
+}
+
+const pow2Floor = (n: number) => 2 ** Math.floor(Math.log2(n));
+/** Quotient with `0 / 0 = 1`. */
+const ratioOf = (a: number, b: number) => (b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
+const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
+
+/** Bit-reversal permutation and twiddles of one FFT size, cached. */
+const fftPlans = new Map<number, { rev: Uint32Array; cos: Float64Array; sin: Float64Array }>();
+
+function fftPlan(n: number) {
+  let plan = fftPlans.get(n);
+  if (!plan) {
+    const bits = Math.log2(n);
+    const rev = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      let r = 0;
+      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
+      rev[i] = r;
+    }
+    const cos = new Float64Array(n / 2);
+    const sin = new Float64Array(n / 2);
+    for (let k = 0; k < n / 2; k++) {
+      cos[k] = Math.cos((2 * Math.PI * k) / n);
+      sin[k] = -Math.sin((2 * Math.PI * k) / n);
+    }
+    plan = { rev, cos, sin };
+    fftPlans.set(n, plan);
+  }
+  return plan;
+}
+
+/** In-place forward DFT `X[k] = sum x[j] e^{-2 pi i jk/n}` of `n` (a power of two) values. */
+function fft(re: Float64Array, im: Float64Array, n: number): void {
+  if (n === 1) return;
+  const { rev, cos, sin } = fftPlan(n);
+  for (let i = 0; i < n; i++) {
+    const j = rev[i];
+    if (j > i) {
+      let t = re[i];
+      re[i] = re[j];
+      re[j] = t;
+      t = im[i];
+      im[i] = im[j];
+      im[j] = t;
+    }
+  }
+  for (let size = 2; size <= n; size *= 2) {
+    const half = size / 2;
+    const step = n / size;
+    for (let start = 0; start < n; start += size) {
+      for (let k = 0; k < half; k++) {
+        const wr = cos[k * step];
+        const wi = sin[k * step];
+        const a = start + k;
+        const b = a + half;
+        const xr = re[b] * wr - im[b] * wi;
+        const xi = re[b] * wi + im[b] * wr;
+        re[b] = re[a] - xr;
+        im[b] = im[a] - xi;
+        re[a] += xr;
+        im[a] += xi;
+      }
+    }
+  }
+}
+
+/** The statistics of a stream of luma planes of one size. */
+class LumaStructure {
+  readonly h: number;
+  readonly w: number;
+  readonly th: number;
+  readonly tw: number;
+  frames = 0;
+  absSum = 0;
+  hSum = 0;
+  vSum = 0;
+  readonly colSum: Float64Array;
+  readonly rowSum: Float64Array;
+  readonly power: Float64Array;
+  private readonly re: Float64Array;
+  private readonly im: Float64Array;
+  private readonly colRe: Float64Array;
+  private readonly colIm: Float64Array;
+
+  constructor(h: number, w: number) {
+    this.h = h;
+    this.w = w;
+    this.th = Math.min(MAX_TILE, pow2Floor(h));
+    this.tw = Math.min(MAX_TILE, pow2Floor(w));
+    this.colSum = new Float64Array(w);
+    this.rowSum = new Float64Array(h);
+    const n = this.th * this.tw;
+    this.power = new Float64Array(n);
+    this.re = new Float64Array(n);
+    this.im = new Float64Array(n);
+    this.colRe = new Float64Array(this.th);
+    this.colIm = new Float64Array(this.th);
+  }
+
+  push(d: Float64Array): void {
+    const { h, w, th, tw, re, im, colRe, colIm, colSum, rowSum, power } = this;
+    let abs = 0, hs = 0, vs = 0;
+    for (let y = 0; y < h; y++) {
+      const o = y * w;
+      let row = 0;
+      for (let x = 0; x < w; x++) {
+        const v = d[o + x];
+        const a = Math.abs(v);
+        row += a;
+        colSum[x] += a;
+        if (x + 1 < w) hs += Math.abs(d[o + x + 1] - v);
+        if (y + 1 < h) vs += Math.abs(d[o + w + x] - v);
+      }
+      rowSum[y] += row;
+      abs += row;
+    }
+    this.absSum += abs;
+    this.hSum += hs;
+    this.vSum += vs;
+    // The central th x tw crop: FFT of each row, then of each column.
+    const y0 = (h - th) >> 1;
+    const x0 = (w - tw) >> 1;
+    for (let u = 0; u < th; u++) {
+      const src = (y0 + u) * w + x0;
+      const o = u * tw;
+      for (let v = 0; v < tw; v++) {
+        re[o + v] = d[src + v];
+        im[o + v] = 0;
+      }
+      fft(re.subarray(o, o + tw), im.subarray(o, o + tw), tw);
+    }
+    for (let v = 0; v < tw; v++) {
+      for (let u = 0; u < th; u++) {
+        colRe[u] = re[u * tw + v];
+        colIm[u] = im[u * tw + v];
+      }
+      fft(colRe, colIm, th);
+      for (let u = 0; u < th; u++) power[u * tw + v] += colRe[u] * colRe[u] + colIm[u] * colIm[u];
+    }
+    this.frames++;
+  }
+
+  result(): StructureStats {
+    const { h, w, th, tw, frames } = this;
+    const hMean = this.hSum / (frames * h * (w - 1));
+    const vMean = this.vSum / (frames * (h - 1) * w);
+    const direction = ratioOf(hMean, vMean);
+    // Phases: columns first, then rows; a later one must be strictly stronger to replace.
+    let phase = { ratio: -1, axis: "column" as "column" | "row", period: 2, phase: 0 };
+    let phaseMean = -1;
+    for (const [axis, sums] of [["column", this.colSum], ["row", this.rowSum]] as const) {
+      const len = sums.length;
+      let total = 0;
+      for (let i = 0; i < len; i++) total += sums[i];
+      for (let p = 2; p <= Math.min(MAX_PERIOD, Math.floor(len / 2)); p++) {
+        for (let k = 0; k < p; k++) {
+          let s = 0, n = 0;
+          for (let i = k; i < len; i += p) {
+            s += sums[i];
+            n++;
+          }
+          const r = ratioOf(s / n, (total - s) / (len - n));
+          if (r > phase.ratio || (r === phase.ratio && s / n > phaseMean)) {
+            phase = { ratio: r, axis, period: p, phase: k };
+            phaseMean = s / n;
+          }
+        }
+      }
+    }
+    // Spectral line over the non-redundant half plane without DC.
+    const bins = new Float64Array((th * tw) / 2 + 1);
+    let m = 0, best = -1, bu = 0, bv = 0;
+    const halfW = tw / 2;
+    const halfH = th / 2;
+    for (let v = 0; v <= halfW; v++) {
+      const edge = v === 0 || v === halfW;
+      for (let u = 0; u < th; u++) {
+        if (edge && (u > halfH || (v === 0 && u === 0))) continue;
+        const p = this.power[u * tw + v];
+        bins[m++] = p;
+        if (p > best) {
+          best = p;
+          bu = u;
+          bv = v;
+        }
+      }
+    }
+    if (m !== bins.length) {
+      throw new Error(`structure: ${m} spectrum bins, expected ${bins.length}`);
+    }
+    bins.sort();
+    const median = m % 2 ? bins[(m - 1) / 2] : (bins[m / 2 - 1] + bins[m / 2]) / 2;
+    const line = ratioOf(best, median);
+    const t = STRUCTURE_TARGETS;
+    const targets = {
+      direction: direction >= t.directionMin && direction <= t.directionMax,
+      phase: phase.ratio <= t.phaseMax,
+      line: line <= t.lineMax,
+    };
+    return {
+      frames,
+      meanAbsLevels: (this.absSum / (frames * h * w)) * 255,
+      direction: {
+        ratio: finiteOrNull(direction),
+        horizontalLevels: hMean * 255,
+        verticalLevels: vMean * 255,
+      },
+      phase: { ...phase, ratio: finiteOrNull(phase.ratio) },
+      line: {
+        ratio: finiteOrNull(line),
+        fx: bv / tw,
+        fy: (bu <= halfH ? bu : bu - th) / th,
+        tileWidth: tw,
+        tileHeight: th,
+      },
+      targets: { ...targets, all: targets.direction && targets.phase && targets.line },
+    };
+  }
+}
+
+/**
+ * Accumulates the structure statistics of a perturbation, chunk by chunk: `push(clean, adv,
+ * shape)` for each chunk of planar `[T,3,H,W]` frames (all chunks the same H and W, at least 4
+ * each), then `result()` (callable at any point after the first push). See the module doc for the
+ * definitions and the noise reference.
+ *
+ * @example
+ * ```ts
+ * import { StructureAccumulator } from "./structure.ts";
+ * const shape = [2, 3, 32, 32] as const;
+ * const clean = new Float32Array(2 * 3 * 32 * 32).fill(0.5);
+ * // Vertical stripes: +1 level on every fourth column.
+ * const adv = clean.map((v, i) => v + (i % 32 % 4 === 0 ? 1 / 255 : 0));
+ * const acc = new StructureAccumulator({ seed: 1 });
+ * acc.push(clean, adv, shape);
+ * const { structure, structureNoise } = acc.result();
+ * console.log(structure.direction.ratio); // null (infinite: no vertical differences)
+ * console.log(structure.phase); // { ratio: null, axis: "column", period: 4, phase: 0 }
+ * console.log(structure.targets.all, structureNoise.targets.direction); // false true
+ * ```
+ */
+export class StructureAccumulator {
+  private d: LumaStructure | null = null;
+  private noise: LumaStructure | null = null;
+  private plane = new Float64Array(0);
+  private noisePlane = new Float64Array(0);
+  private readonly rng: SeededRandom;
+
+  /** A new accumulator; `seed` seeds the noise reference (default 0). */
+  constructor(options: StructureOptions = {}) {
+    this.rng = seededRandom(options.seed ?? 0);
+  }
+
+  /** Adds the frames of one chunk: `clean` and `adv` planar `[T,3,H,W]` on the [0,1] scale. */
+  push(
+    clean: ArrayLike<number>,
+    adv: ArrayLike<number>,
+    shape: readonly [number, number, number, number] | readonly number[],
+  ): void {
+    const fn = "StructureAccumulator.push";
+    if (shape.length !== 4 || shape[1] !== 3) {
+      throw new RangeError(`${fn}: shape must be [T,3,H,W], got [${shape.join(",")}]`);
+    }
+    const [t, , h, w] = shape;
+    for (const [v, what] of [[t, "T"], [h, "H"], [w, "W"]] as const) {
+      if (!Number.isInteger(v) || v <= 0) {
+        throw new RangeError(`${fn}: ${what} must be a positive integer, got ${v}`);
+      }
+    }
+    if (h < 4 || w < 4) throw new RangeError(`${fn}: frames must be at least 4x4, got ${w}x${h}`);
+    const n = t * 3 * h * w;
+    for (const [arr, name] of [[clean, "clean"], [adv, "adv"]] as const) {
+      if (arr.length !== n) {
+        throw new RangeError(
+          `${fn}: ${name} has ${arr.length} elements, shape [${shape.join(",")}] needs ${n}`,
+        );
+      }
+    }
+    if (!this.d) {
+      this.d = new LumaStructure(h, w);
+      this.noise = new LumaStructure(h, w);
+      this.plane = new Float64Array(h * w);
+      this.noisePlane = new Float64Array(h * w);
+    } else if (this.d.h !== h || this.d.w !== w) {
+      throw new RangeError(
+        `${fn}: frames of ${w}x${h} after frames of ${this.d.w}x${this.d.h} (frame ${this.d.frames})`,
+      );
+    }
+    const hw = h * w;
+    const d = this.plane;
+    const z = this.noisePlane;
+    for (let f = 0; f < t; f++) {
+      const o = f * 3 * hw;
+      let abs = 0;
+      for (let p = 0; p < hw; p++) {
+        const i = o + p;
+        const v = 0.299 * (adv[i] - clean[i]) + 0.587 * (adv[i + hw] - clean[i + hw]) +
+          0.114 * (adv[i + 2 * hw] - clean[i + 2 * hw]);
+        if (!Number.isFinite(v)) {
+          throw new RangeError(
+            `${fn}: non-finite perturbation in frame ${this.d.frames} (chunk frame ${f}) at ` +
+              `y ${Math.floor(p / w)}, x ${p % w}: ${v}`,
+          );
+        }
+        d[p] = v;
+        abs += Math.abs(v);
+      }
+      let zAbs = 0;
+      for (let p = 0; p < hw; p++) {
+        z[p] = this.rng.normal();
+        zAbs += Math.abs(z[p]);
+      }
+      const scale = zAbs > 0 ? abs / zAbs : 0;
+      for (let p = 0; p < hw; p++) z[p] *= scale;
+      this.d.push(d);
+      this.noise!.push(z);
+    }
+  }
+
+  /** The statistics of the frames pushed so far, and of their noise reference. */
+  result(): StructureResult {
+    if (!this.d) throw new Error("StructureAccumulator.result: no frames pushed");
+    return { structure: this.d.result(), structureNoise: this.noise!.result() };
+  }
+}
+
+/**
+ * The structure statistics of a whole perturbation at once (see {@linkcode StructureAccumulator}).
+ *
+ * @example
+ * ```ts
+ * import { perturbationStructure } from "./structure.ts";
+ * const shape = [1, 3, 64, 64] as const;
+ * const clean = new Float32Array(3 * 64 * 64).fill(0.5);
+ * // A sinusoidal grating of period 8 columns, 2 levels.
+ * const adv = clean.map((v, i) => v + (2 / 255) * Math.sin((2 * Math.PI * (i % 64)) / 8));
+ * const { structure } = perturbationStructure(clean, adv, shape);
+ * console.log(structure.line.fx); // 0.125 (and a huge, possibly infinite, ratio)
+ * ```
+ */
+export function perturbationStructure(
+  clean: ArrayLike<number>,
+  adv: ArrayLike<number>,
+  shape: readonly [number, number, number, number] | readonly number[],
+  options: StructureOptions = {},
+): StructureResult {
+  const acc = new StructureAccumulator(options);
+  acc.push(clean, adv, shape);
+  return acc.result();
+}

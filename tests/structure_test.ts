@@ -1,0 +1,407 @@
+// Structure statistics of a perturbation (src/metrics/structure.ts): every value against a float64
+// reference computed differently here (pixel loops instead of column sums, a naive 2-D DFT of the
+// tile instead of the FFT, conjugate pairs found by index instead of the half-plane rule) on fresh
+// random inputs of several shapes; chunked pushes against one push; white noise against the
+// expected values; stripes, a sinusoidal grating and a period-4 column pattern found where they
+// are; the error messages.
+
+import assert from "assert";
+import { assertClose, rng, RUN_SEED, withSeed } from "./_helpers.ts";
+import {
+  perturbationStructure,
+  STRUCTURE_TARGETS,
+  StructureAccumulator,
+  type StructureStats,
+} from "../src/metrics/structure.ts";
+
+type Shape = [number, number, number, number];
+const LEVEL = 1 / 255;
+
+/** Clean frames in [0.2, 0.8) and adv = clean + the given per-channel perturbation. */
+function video(
+  shape: Shape,
+  d: (t: number, c: number, y: number, x: number) => number,
+  seed: number,
+) {
+  const [t, , h, w] = shape;
+  const r = rng(seed);
+  const clean = new Float32Array(t * 3 * h * w);
+  const adv = new Float32Array(clean.length);
+  let i = 0;
+  for (let f = 0; f < t; f++) {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++, i++) {
+          clean[i] = 0.2 + 0.6 * r.uniform();
+          adv[i] = clean[i] + d(f, c, y, x);
+        }
+      }
+    }
+  }
+  return { clean, adv };
+}
+
+/** The luma of adv - clean as nested arrays [t][y][x], from the float32 values. */
+function lumaOf(clean: Float32Array, adv: Float32Array, shape: Shape): number[][][] {
+  const [t, , h, w] = shape;
+  const at = (a: Float32Array, f: number, c: number, y: number, x: number) =>
+    a[((f * 3 + c) * h + y) * w + x];
+  const wts = [0.299, 0.587, 0.114];
+  return Array.from(
+    { length: t },
+    (_, f) =>
+      Array.from(
+        { length: h },
+        (_, y) =>
+          Array.from({ length: w }, (_, x) =>
+            wts.reduce((s, k, c) =>
+              s + k * (at(adv, f, c, y, x) - at(clean, f, c, y, x)), 0)),
+      ),
+  );
+}
+
+interface Reference {
+  direction: number;
+  horizontal: number;
+  vertical: number;
+  phases: { axis: "column" | "row"; period: number; phase: number; ratio: number; mean: number }[];
+  line: number;
+  fx: number;
+  fy: number;
+  tile: [number, number];
+}
+
+/** The statistics by direct loops over the pixels and a naive DFT. */
+function reference(d: number[][][]): Reference {
+  const h = d[0].length, w = d[0][0].length;
+  let hs = 0, hn = 0, vs = 0, vn = 0;
+  for (const fr of d) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        if (x > 0) (hs += Math.abs(fr[y][x] - fr[y][x - 1]), hn++);
+        if (y > 0) (vs += Math.abs(fr[y][x] - fr[y - 1][x]), vn++);
+      }
+    }
+  }
+  const phases: Reference["phases"] = [];
+  for (const axis of ["column", "row"] as const) {
+    const len = axis === "column" ? w : h;
+    for (let p = 2; p <= Math.min(16, len / 2); p++) {
+      for (let k = 0; k < p; k++) {
+        let s1 = 0, n1 = 0, s0 = 0, n0 = 0;
+        for (const fr of d) {
+          fr.forEach((row, y) =>
+            row.forEach((v, x) => {
+              if ((axis === "column" ? x : y) % p === k) (s1 += Math.abs(v), n1++);
+              else (s0 += Math.abs(v), n0++);
+            })
+          );
+        }
+        phases.push({ axis, period: p, phase: k, ratio: (s1 / n1) / (s0 / n0), mean: s1 / n1 });
+      }
+    }
+  }
+  const th = Math.min(256, 2 ** Math.floor(Math.log2(h)));
+  const tw = Math.min(256, 2 ** Math.floor(Math.log2(w)));
+  const y0 = Math.floor((h - th) / 2), x0 = Math.floor((w - tw) / 2);
+  const power = new Float64Array(th * tw);
+  for (const fr of d) {
+    for (let u = 0; u < th; u++) {
+      for (let v = 0; v < tw; v++) {
+        let re = 0, im = 0;
+        for (let y = 0; y < th; y++) {
+          for (let x = 0; x < tw; x++) {
+            const a = -2 * Math.PI * (u * y / th + v * x / tw);
+            re += fr[y0 + y][x0 + x] * Math.cos(a);
+            im += fr[y0 + y][x0 + x] * Math.sin(a);
+          }
+        }
+        power[u * tw + v] += re * re + im * im;
+      }
+    }
+  }
+  // One value per conjugate pair {(u,v), (-u,-v)}, DC left out.
+  const seen = new Set<number>();
+  const values: number[] = [];
+  let best = -1, bu = 0, bv = 0;
+  for (let u = 0; u < th; u++) {
+    for (let v = 0; v < tw; v++) {
+      const i = u * tw + v;
+      const j = ((th - u) % th) * tw + (tw - v) % tw;
+      if (i === 0 || seen.has(Math.min(i, j))) continue;
+      seen.add(Math.min(i, j));
+      values.push(power[i]);
+      if (power[i] > best * (1 + 1e-9)) (best = power[i], bu = u, bv = v);
+    }
+  }
+  values.sort((a, b) => a - b);
+  const m = values.length;
+  assert.equal(m, th * tw / 2 + 1);
+  const median = m % 2 ? values[(m - 1) / 2] : (values[m / 2 - 1] + values[m / 2]) / 2;
+  // The frequency, signed in (-1/2, 1/2], then the representative with fx > 0 (or fx on 0 or
+  // 1/2 and fy >= 0).
+  const signed = (k: number, n: number) => (k > n / 2 ? k - n : k) / n;
+  let fx = signed(bv, tw), fy = signed(bu, th);
+  const wrap = (f: number) => (f === -0.5 ? 0.5 : f);
+  if (fx < 0 || ((fx === 0 || fx === 0.5) && fy < 0)) (fx = wrap(-fx), fy = wrap(-fy));
+  return {
+    direction: (hs / hn) / (vs / vn),
+    horizontal: (hs / hn) * 255,
+    vertical: (vs / vn) * 255,
+    phases,
+    line: best / median,
+    fx,
+    fy,
+    tile: [tw, th],
+  };
+}
+
+function strongest(ref: Reference) {
+  let b = ref.phases[0];
+  for (const p of ref.phases) if (p.ratio > b.ratio * (1 + 1e-9)) b = p;
+  return b;
+}
+
+function checkAgainst(s: StructureStats, ref: Reference, what: string): void {
+  const tol = { rtol: 1e-9, atol: 0 };
+  assertClose([s.direction.ratio!], [ref.direction], { ...tol, what: `${what} direction` });
+  assertClose([s.direction.horizontalLevels, s.direction.verticalLevels], [
+    ref.horizontal,
+    ref.vertical,
+  ], { ...tol, what: `${what} neighbour differences` });
+  const b = strongest(ref);
+  assertClose([s.phase.ratio!], [b.ratio], { ...tol, what: `${what} phase ratio` });
+  assert.deepEqual(
+    [s.phase.axis, s.phase.period, s.phase.phase],
+    [b.axis, b.period, b.phase],
+    withSeed(`${what} phase location`),
+  );
+  assertClose([s.line.ratio!], [ref.line], { rtol: 1e-8, atol: 0, what: `${what} line ratio` });
+  assert.deepEqual(
+    [s.line.fx, s.line.fy, s.line.tileWidth, s.line.tileHeight],
+    [ref.fx, ref.fy, ...ref.tile],
+    withSeed(`${what} line location`),
+  );
+  const t = STRUCTURE_TARGETS;
+  assert.deepEqual(s.targets, {
+    direction: ref.direction >= t.directionMin && ref.direction <= t.directionMax,
+    phase: b.ratio <= t.phaseMax,
+    line: ref.line <= t.lineMax,
+    all: ref.direction >= t.directionMin && ref.direction <= t.directionMax &&
+      b.ratio <= t.phaseMax && ref.line <= t.lineMax,
+  }, withSeed(`${what} targets`));
+}
+
+Deno.test("structure: every statistic against pixel loops and a naive DFT, several shapes", () => {
+  const shapes: Shape[] = [[2, 3, 12, 20], [1, 3, 16, 16], [3, 3, 9, 33], [2, 3, 21, 8]];
+  for (const [k, shape] of shapes.entries()) {
+    const seed = RUN_SEED + 100 * k;
+    const r = rng(seed + 1);
+    // Noise, plus a grating and a stripe of random strength, so each statistic has something to
+    // find and no ratio is infinite.
+    const g = {
+      a: r.uniform() * 3,
+      fx: r.uniform(),
+      fy: r.uniform(),
+      col: Math.floor(r.uniform() * 5),
+    };
+    const { clean, adv } = video(
+      shape,
+      (_t, _c, y, x) =>
+        LEVEL * (r.normal() + g.a * Math.sin(2 * Math.PI * (g.fx * x + g.fy * y)) +
+          (x % 5 === g.col ? g.a : 0)),
+      seed,
+    );
+    const { structure, structureNoise } = perturbationStructure(clean, adv, shape, { seed });
+    const what = withSeed(`[${shape.join(",")}]`);
+    checkAgainst(structure, reference(lumaOf(clean, adv, shape)), what);
+    assert.equal(structure.frames, shape[0]);
+    assert.equal(structureNoise.frames, shape[0]);
+    // The noise reference has the same mean |luma d|.
+    assertClose([structureNoise.meanAbsLevels], [structure.meanAbsLevels], {
+      rtol: 1e-9,
+      atol: 0,
+      what: `${what} noise reference mean |d|`,
+    });
+    const ref = lumaOf(clean, adv, shape);
+    const mean = ref.flat(2).reduce((s, v) => s + Math.abs(v), 0) / ref.flat(2).length;
+    assertClose([structure.meanAbsLevels], [mean * 255], { rtol: 1e-9, atol: 0, what });
+  }
+});
+
+Deno.test("structure: chunk by chunk equals one push, noise reference included", () => {
+  const shape: Shape = [5, 3, 10, 14];
+  const seed = RUN_SEED + 7;
+  const r = rng(seed);
+  const { clean, adv } = video(shape, () => LEVEL * r.normal(), seed);
+  const once = perturbationStructure(clean, adv, shape, { seed: 3 });
+  const acc = new StructureAccumulator({ seed: 3 });
+  const fs = 3 * 10 * 14;
+  for (const [a, b] of [[0, 2], [2, 3], [3, 5]]) {
+    acc.push(clean.subarray(a * fs, b * fs), adv.subarray(a * fs, b * fs), [b - a, 3, 10, 14]);
+  }
+  assert.deepEqual(acc.result(), once);
+  // Another seed gives another noise reference, the same perturbation statistics.
+  const other = perturbationStructure(clean, adv, shape, { seed: 4 });
+  assert.deepEqual(other.structure, once.structure);
+  assert.notDeepEqual(other.structureNoise, once.structureNoise);
+});
+
+Deno.test("structure: white noise gives ~1, ~1 and the expected line of exponential bins", () => {
+  // Direction and phase: 64x64, 4 frames of Gaussian noise on each channel.
+  const shape: Shape = [4, 3, 64, 64];
+  const r = rng(RUN_SEED + 11);
+  const { clean, adv } = video(shape, () => 2 * LEVEL * r.normal(), RUN_SEED + 12);
+  const { structure: s, structureNoise: n } = perturbationStructure(clean, adv, shape);
+  for (const [x, what] of [[s, "noise"], [n, "noise reference"]] as const) {
+    assert.ok(Math.abs(x.direction.ratio! - 1) < 0.05, withSeed(`${what}: ${x.direction.ratio}`));
+    assert.ok(x.phase.ratio! < 1.15, withSeed(`${what} phase: ${JSON.stringify(x.phase)}`));
+    assert.ok(x.line.ratio! < 8, withSeed(`${what} line: ${x.line.ratio}`));
+    assert.ok(x.targets.all, withSeed(`${what} meets the targets: ${JSON.stringify(x.targets)}`));
+  }
+  // The line of one frame: the largest of M = 32*32/2 + 1 = 513 exponential bins over their
+  // median, E ~ H_M / ln 2 = 9.84; averaged over 40 frames' worth of seeds (std of one ~1.9).
+  const hm = Array.from({ length: 513 }, (_, k) => 1 / (k + 1)).reduce((a, b) => a + b, 0);
+  const expected = hm / Math.LN2;
+  let sum = 0;
+  const runs = 40;
+  for (let k = 0; k < runs; k++) {
+    const rr = rng(RUN_SEED + 1000 + k);
+    const sh: Shape = [1, 3, 32, 32];
+    const v = video(sh, () => LEVEL * rr.normal(), RUN_SEED + 2000 + k);
+    sum += perturbationStructure(v.clean, v.adv, sh).structure.line.ratio!;
+  }
+  assert.ok(
+    Math.abs(sum / runs - expected) < 1.2,
+    withSeed(`mean line of white noise ${sum / runs}, expected ~${expected.toFixed(2)}`),
+  );
+});
+
+Deno.test("structure: vertical stripes give a large direction ratio and the stripes' period", () => {
+  const shape: Shape = [2, 3, 24, 48];
+  const r = rng(RUN_SEED + 21);
+  // Every sixth column (x mod 6 == 2) carries +-3 levels, the rest noise of 0.2 levels.
+  const { clean, adv } = video(
+    shape,
+    (_t, _c, _y, x) => LEVEL * (0.2 * r.normal() + (x % 6 === 2 ? 3 : 0)),
+    RUN_SEED + 22,
+  );
+  const { structure: s, structureNoise: n } = perturbationStructure(clean, adv, shape);
+  assert.ok(s.direction.ratio! > 3, withSeed(`direction ${s.direction.ratio}`));
+  assert.deepEqual([s.phase.axis, s.phase.period, s.phase.phase], ["column", 6, 2]);
+  assert.ok(s.phase.ratio! > 5, withSeed(`phase ${s.phase.ratio}`));
+  assert.equal(s.targets.direction, false);
+  assert.equal(s.targets.phase, false);
+  assert.ok(Math.abs(n.direction.ratio! - 1) < 0.15, withSeed(`noise ${n.direction.ratio}`));
+  // The same pattern turned: horizontal stripes, rows of period 6.
+  const turned: Shape = [2, 3, 48, 24];
+  const v = video(turned, (_t, _c, y) => LEVEL * (0.2 * r.normal() + (y % 6 === 2 ? 3 : 0)), 5);
+  const t = perturbationStructure(v.clean, v.adv, turned).structure;
+  assert.ok(t.direction.ratio! < 1 / 3, withSeed(`turned direction ${t.direction.ratio}`));
+  assert.deepEqual([t.phase.axis, t.phase.period, t.phase.phase], ["row", 6, 2]);
+  // Pure stripes (nothing changes down a column): infinite, written as null, target missed.
+  const p = video([1, 3, 8, 8], (_t, _c, _y, x) => LEVEL * (x % 2 ? 1 : -1), 6);
+  const ps = perturbationStructure(p.clean, p.adv, [1, 3, 8, 8]).structure;
+  assert.equal(ps.direction.ratio, null);
+  assert.equal(ps.direction.verticalLevels, 0);
+  assert.equal(ps.targets.direction, false);
+});
+
+Deno.test("structure: a sinusoidal grating gives a huge line at its frequency", () => {
+  // 5 cycles across and -3 down a 32x32 tile (frames 40x36: a centred crop), plus weak noise.
+  const shape: Shape = [2, 3, 40, 36];
+  const r = rng(RUN_SEED + 31);
+  const { clean, adv } = video(
+    shape,
+    (_t, _c, y, x) =>
+      LEVEL * (2 * Math.sin(2 * Math.PI * (5 * x / 32 - 3 * y / 32)) + 0.05 * r.normal()),
+    RUN_SEED + 32,
+  );
+  const { structure: s, structureNoise: n } = perturbationStructure(clean, adv, shape);
+  assert.deepEqual([s.line.fx, s.line.fy], [5 / 32, -3 / 32]);
+  assert.ok(s.line.ratio! > 1e4, withSeed(`line ${s.line.ratio}`));
+  assert.equal(s.targets.line, false);
+  assert.ok(n.line.ratio! < 30, withSeed(`noise reference line ${n.line.ratio}`));
+  // Off the bins (period 7.3 columns on a 64-wide tile): leakage, still far above 30.
+  const sh2: Shape = [1, 3, 64, 70];
+  const v = video(
+    sh2,
+    (_t, _c, _y, x) => LEVEL * (Math.sin(2 * Math.PI * x / 7.3) + 0.05 * r.normal()),
+    9,
+  );
+  const s2 = perturbationStructure(v.clean, v.adv, sh2).structure;
+  assert.ok(s2.line.ratio! > 100, withSeed(`off-bin line ${s2.line.ratio}`));
+  assert.ok(Math.abs(s2.line.fx - 1 / 7.3) <= 1 / 64, `line at fx ${s2.line.fx}`);
+  assert.equal(s2.line.fy, 0);
+});
+
+Deno.test("structure: a period-4 column pattern is found with period 4, not 2 or 8", () => {
+  // |d| = 1.5 levels on columns x mod 4 == 1 and 1 level elsewhere, random signs: phase ratios
+  // exactly 1.5 (period 4), 1.25 (period 2), 1.5 / (7.5 / 7) = 1.4 (period 8), 1.38 (period 12).
+  const shape: Shape = [2, 3, 16, 32];
+  const r = rng(RUN_SEED + 41);
+  const sign = Array.from({ length: 2 * 16 * 32 }, () => (r.uniform() < 0.5 ? -1 : 1));
+  // The same value on the three channels, so the luma is the value itself.
+  const { clean, adv } = video(
+    shape,
+    (t, _c, y, x) => sign[(t * 16 + y) * 32 + x] * LEVEL * (x % 4 === 1 ? 1.5 : 1),
+    RUN_SEED + 42,
+  );
+  const s = perturbationStructure(clean, adv, shape).structure;
+  assert.deepEqual([s.phase.axis, s.phase.period, s.phase.phase], ["column", 4, 1]);
+  // float32 frames: the luma's values carry float32 rounding of clean and adv.
+  assertClose([s.phase.ratio!], [1.5], { rtol: 1e-5, atol: 0, what: "period-4 phase" });
+  const ref = reference(lumaOf(clean, adv, shape)).phases;
+  const at = (p: number, k: number) =>
+    ref.find((x) => x.axis === "column" && x.period === p && x.phase === k)!;
+  assertClose([at(2, 1).ratio, at(8, 1).ratio, at(8, 5).ratio, at(12, 1).ratio], [
+    1.25,
+    1.4,
+    1.4,
+    1.5 / (31.5 / 29), // period 12 on 32 columns: 3 columns at 1.5; of the 29 others, 5 at 1.5
+  ], { rtol: 1e-5, atol: 0, what: "divisor and multiples" });
+  // Zero outside the phase: periods 4, 8, 12 and 2 are all infinite or large; the tie between
+  // periods 2 and 4 (both infinite) goes to the larger mean |d|, period 4.
+  const sparse = video([1, 3, 8, 16], (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 43);
+  const sp = perturbationStructure(sparse.clean, sparse.adv, [1, 3, 8, 16]).structure;
+  assert.deepEqual(sp.phase, { ratio: null, axis: "column", period: 4, phase: 0 });
+  assert.equal(sp.targets.phase, false);
+});
+
+Deno.test("structure: no perturbation counts as no structure; the errors name what is wrong", () => {
+  const shape: Shape = [1, 3, 8, 8];
+  const z = new Float32Array(3 * 64).fill(0.5);
+  const { structure, structureNoise } = perturbationStructure(z, z, shape);
+  for (const s of [structure, structureNoise]) {
+    assert.equal(s.direction.ratio, 1);
+    assert.equal(s.phase.ratio, 1);
+    assert.equal(s.line.ratio, 1);
+    assert.equal(s.meanAbsLevels, 0);
+    assert.equal(s.targets.all, true);
+  }
+  assert.throws(
+    () => perturbationStructure(z, z, [1, 1, 8, 8]),
+    /shape must be \[T,3,H,W\], got \[1,1,8,8\]/,
+  );
+  assert.throws(
+    () => perturbationStructure(z, z.subarray(1), shape),
+    /StructureAccumulator\.push: adv has 191 elements, shape \[1,3,8,8\] needs 192/,
+  );
+  assert.throws(
+    () => perturbationStructure(new Float32Array(36), new Float32Array(36), [1, 3, 3, 4]),
+    /frames must be at least 4x4, got 4x3/,
+  );
+  const acc = new StructureAccumulator();
+  assert.throws(() => acc.result(), /no frames pushed/);
+  acc.push(z, z, shape);
+  assert.throws(
+    () => acc.push(new Float32Array(3 * 80), new Float32Array(3 * 80), [1, 3, 8, 10]),
+    /frames of 10x8 after frames of 8x8 \(frame 1\)/,
+  );
+  const bad = z.slice();
+  bad[64 + 8 * 2 + 5] = NaN;
+  assert.throws(
+    () => acc.push(z, bad, shape),
+    /non-finite perturbation in frame 1 \(chunk frame 0\) at y 2, x 5: NaN/,
+  );
+});
