@@ -3,6 +3,7 @@
 // binding limit is enforced with sizes in the message, batching submits once per sync point,
 // the pool serves repeated requests without growing, and the op checker itself can fail.
 
+import assert from "assert";
 import { join } from "path";
 import { pathToFileURL } from "url";
 import {
@@ -11,12 +12,14 @@ import {
   nn,
   poolStats,
   queueStats,
+  startGpuProfile,
+  stopGpuProfile,
   syncGpu,
   tensor,
   tidy,
   trimPool,
 } from "../mod.ts";
-import { getGpu } from "../src/gpu/device.ts";
+import { bindingLimit, getGpu, setBindingLimit } from "../src/gpu/device.ts";
 import { kernel } from "../src/gpu/program.ts";
 import { dispatch } from "../src/gpu/queue.ts";
 import { ELEMENTWISE } from "../src/tensor/ops/_kernels.ts";
@@ -152,6 +155,56 @@ Deno.test("the ops of one step share one submit until a value is read", async ()
   if (after.submits - before.submits > 2) {
     throw new Error(`${after.submits - before.submits} submits`);
   }
+  x.dispose();
+  y.dispose();
+});
+
+Deno.test("setBindingLimit lowers the limit every size check reads, and restores it", async () => {
+  await initGpu();
+  const adapter = getGpu().limits.maxStorageBufferBindingSize;
+  assert.equal(bindingLimit(), adapter);
+  const before = setBindingLimit(4096);
+  try {
+    assert.equal(before, null);
+    assert.equal(bindingLimit(), 4096);
+    empty([1024]).dispose(); // 4096 bytes fit
+    assert.throws(() => empty([1025]), /4100 bytes.*4096 bytes/);
+    setBindingLimit(adapter * 2); // never above the adapter's
+    assert.equal(bindingLimit(), adapter);
+    assert.throws(() => setBindingLimit(0), /positive whole number/);
+  } finally {
+    setBindingLimit(before);
+  }
+  assert.equal(bindingLimit(), adapter);
+});
+
+Deno.test("the GPU profile times every dispatch by op, and refuses misuse", async () => {
+  const gpu = await initGpu();
+  if (!gpu.hasTimestampQuery) {
+    await assert.rejects(async () => startGpuProfile(), /timestamp-query/);
+    return;
+  }
+  await assert.rejects(() => stopGpuProfile(), /no GPU profile is running/);
+  const x = tensor(new Float32Array(1 << 16).fill(1), [1 << 16]);
+  const before = queueStats();
+  startGpuProfile();
+  assert.throws(() => startGpuProfile(), /already running/);
+  // More dispatches than one batch holds: the profile spans several submits.
+  const y = tidy(() => {
+    let t = x;
+    for (let i = 0; i < 150; i++) t = nn.mul(nn.add(t, 1), 0.5);
+    return t;
+  });
+  await y.read();
+  const p = await stopGpuProfile();
+  const after = queueStats();
+  assert.equal(p.ops.addScalar?.dispatches, 150, JSON.stringify(p.ops));
+  assert.equal(p.ops.mulScalar?.dispatches, 150, JSON.stringify(p.ops));
+  assert.equal(p.dispatches, after.dispatches - before.dispatches);
+  assert.ok(p.ops.addScalar.ms > 0 && p.ops.mulScalar.ms > 0, JSON.stringify(p.ops));
+  assert.ok(Math.abs(p.totalMs - p.ops.addScalar.ms - p.ops.mulScalar.ms) < 1e-6);
+  // The values are what they are without the profile: t -> (t + 1) / 2 converges to 1.
+  assert.ok((await y.read()).every((v) => v === 1));
   x.dispose();
   y.dispose();
 });

@@ -24,4 +24,4 @@ export {
 } from "./device.ts";
 export { GpuOpError } from "./errors.ts";
 export { type PoolStats, poolStats, trimPool } from "./pool.ts";
-export { queueStats, syncGpu } from "./queue.ts";
+export { type GpuProfile, queueStats, startGpuProfile, stopGpuProfile, syncGpu } from "./queue.ts";

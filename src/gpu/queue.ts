@@ -28,6 +28,8 @@ interface Batch {
   encoder: GPUCommandEncoder;
   pass: GPUComputePassEncoder | null;
   ops: number;
+  /** While profiling: the batch's timestamp queries and the op name of each timed dispatch. */
+  timed: { querySet: GPUQuerySet; ops: string[] } | null;
   arenas: GPUBuffer[];
   arenaData: ArrayBuffer[];
   slot: number;
@@ -46,6 +48,12 @@ function openBatch(): Batch {
     encoder: device.createCommandEncoder(),
     pass: null,
     ops: 0,
+    timed: profile
+      ? {
+        querySet: device.createQuerySet({ type: "timestamp", count: 2 * MAX_BATCH }),
+        ops: [],
+      }
+      : null,
     arenas: [],
     arenaData: [],
     slot: SLOTS_PER_ARENA, // forces a fresh arena on first use
@@ -143,10 +151,27 @@ export function dispatch(program: Program, buffers: readonly GPUBuffer[]): void 
     op,
     () => device.createBindGroup({ layout, entries }),
   );
+  if (b.timed) {
+    // Profiling: one pass per dispatch, with the GPU's time stamps at its start and end.
+    if (b.pass) b.pass.end();
+    const k = b.timed.ops.length;
+    b.pass = b.encoder.beginComputePass({
+      timestampWrites: {
+        querySet: b.timed.querySet,
+        beginningOfPassWriteIndex: 2 * k,
+        endOfPassWriteIndex: 2 * k + 1,
+      },
+    });
+    b.timed.ops.push(op);
+  }
   if (!b.pass) b.pass = b.encoder.beginComputePass();
   b.pass.setPipeline(pipeline);
   b.pass.setBindGroup(0, bindGroup);
   b.pass.dispatchWorkgroups(x, y, z);
+  if (b.timed) {
+    b.pass.end();
+    b.pass = null;
+  }
   b.ops++;
   dispatchCount++;
   if (b.ops >= MAX_BATCH) flush();
@@ -185,6 +210,114 @@ export function copyBuffer(
   b.ops++;
 }
 
+/** Per op: GPU milliseconds and dispatches, from {@link startGpuProfile} to {@link stopGpuProfile}. */
+export interface GpuProfile {
+  /** Op name (e.g. `conv2d.forward`) -> total GPU time in ms and the number of dispatches. */
+  ops: Record<string, { ms: number; dispatches: number }>;
+  /** Sum of the ops' GPU times (ms). */
+  totalMs: number;
+  /** Dispatches timed. */
+  dispatches: number;
+}
+
+interface ProfileState {
+  pending: Promise<void>[];
+  ops: Map<string, { ms: number; dispatches: number }>;
+}
+
+let profile: ProfileState | null = null;
+
+/** Encodes the read-back of a batch's time stamps; the returned function awaits and adds them. */
+function resolveTimes(
+  encoder: GPUCommandEncoder,
+  timed: { querySet: GPUQuerySet; ops: string[] },
+): () => Promise<void> {
+  const { device } = getGpu();
+  const n = 2 * timed.ops.length;
+  const resolved = device.createBuffer({
+    size: 8 * n,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const staging = device.createBuffer({
+    size: 8 * n,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  encoder.resolveQuerySet(timed.querySet, 0, n, resolved, 0);
+  encoder.copyBufferToBuffer(resolved, 0, staging, 0, 8 * n);
+  const state = profile!;
+  return async () => {
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      timed.ops.forEach((op, k) => {
+        const ns = t[2 * k + 1] >= t[2 * k] ? Number(t[2 * k + 1] - t[2 * k]) : 0;
+        const e = state.ops.get(op) ?? { ms: 0, dispatches: 0 };
+        e.ms += ns / 1e6;
+        e.dispatches++;
+        state.ops.set(op, e);
+      });
+    } finally {
+      staging.destroy();
+      resolved.destroy();
+      timed.querySet.destroy();
+    }
+  };
+}
+
+/**
+ * Starts timing every dispatch on the GPU (time stamps at the start and end of each kernel, one
+ * compute pass per dispatch), until {@link stopGpuProfile}. For finding where a step's GPU time
+ * goes; the extra passes and queries cost a little, so do not time throughput while profiling.
+ *
+ * @throws {Error} when the adapter has no `timestamp-query` feature, or a profile is running.
+ * @example
+ * ```ts
+ * import { initGpu } from "./device.ts";
+ * import { startGpuProfile, stopGpuProfile } from "./queue.ts";
+ * const gpu = await initGpu();
+ * if (gpu.hasTimestampQuery) {
+ *   startGpuProfile();
+ *   // ... work ...
+ *   const p = await stopGpuProfile();
+ *   console.log(p.totalMs, Object.keys(p.ops));
+ * }
+ * ```
+ */
+export function startGpuProfile(): void {
+  if (!getGpu().hasTimestampQuery) {
+    throw new Error("this adapter has no timestamp-query feature: GPU times cannot be measured");
+  }
+  if (profile) throw new Error("a GPU profile is already running");
+  flush();
+  profile = { pending: [], ops: new Map() };
+}
+
+/**
+ * Ends the profile {@link startGpuProfile} started: submits pending work, waits for it and
+ * returns the GPU time per op, sorted from the largest.
+ *
+ * @throws {Error} when no profile is running.
+ * @example
+ * ```ts
+ * import { stopGpuProfile } from "./queue.ts";
+ * // const { ops, totalMs } = await stopGpuProfile();
+ * ```
+ */
+export async function stopGpuProfile(): Promise<GpuProfile> {
+  if (!profile) throw new Error("no GPU profile is running (startGpuProfile first)");
+  flush();
+  const state = profile;
+  profile = null;
+  await Promise.all(state.pending);
+  const sorted = [...state.ops.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  return {
+    ops: Object.fromEntries(sorted),
+    totalMs: sorted.reduce((a, [, e]) => a + e.ms, 0),
+    dispatches: sorted.reduce((a, [, e]) => a + e.dispatches, 0),
+  };
+}
+
 /**
  * Submits everything encoded so far. Cheap when nothing is pending.
  *
@@ -200,9 +333,12 @@ export function flush(): void {
   batch = null;
   const { device } = getGpu();
   if (b.pass) b.pass.end();
+  const timed = b.timed && b.timed.ops.length ? resolveTimes(b.encoder, b.timed) : null;
   b.arenas.forEach((arena, i) => device.queue.writeBuffer(arena, 0, b.arenaData[i]));
   guard("submit", () => device.queue.submit([b.encoder.finish()]));
   submitCount++;
+  if (timed) profile?.pending.push(timed());
+  else b.timed?.querySet.destroy();
   // Arenas are rewritten by writeBuffer, which the queue orders after this submit.
   spareArenas.push(...b.arenas);
   markSubmitted();
