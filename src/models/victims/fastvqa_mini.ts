@@ -24,7 +24,8 @@ import {
   slice,
   sub,
 } from "../../nn/mod.ts";
-import { full, type Tensor } from "../../tensor/tensor.ts";
+import { bindingLimit } from "../../gpu/device.ts";
+import { full, type Tensor, tidy } from "../../tensor/tensor.ts";
 import {
   asBatch,
   type BaseConfig,
@@ -44,6 +45,7 @@ import {
   type VictimFamily,
   type VictimStream,
 } from "./victim.ts";
+import { framesPerGroup } from "./tiles.ts";
 
 /**
  * The config of {@link FastVqaMini}: the fields every family has ({@link BaseConfig}) and its own.
@@ -285,12 +287,57 @@ export class FastVqaMini implements Victim {
     return chunkedStream({
       who: "fastvqa-mini",
       firstChunk: 2,
-      step: (chunk, state) => {
-        const { q, last } = this.#frameScoresAfter(this.prepare(chunk), state?.[0] ?? null);
-        return { scores: q, state: [last] };
-      },
+      step: (chunk, state) => this.#streamStep(chunk, state?.[0] ?? null),
       pool: (scores) => mean(scores, { axes: 1 }),
     });
+  }
+
+  /**
+   * One chunk `[1,t,3,H,W]` of the stream after first-stage features `prev`: its fragments scored
+   * a few frames at a time (the previous frame's features carried between them, as between
+   * chunks) when the chunk's activations exceed the binding limit. The fragments' size is fixed
+   * by the config (`grid * patch`), whatever the frame's, so a frame is never tiled; one whose
+   * fragments alone do not fit is refused with the sizes named. Forward only.
+   */
+  #streamStep(chunk: Tensor, prev: Tensor | null): { scores: Tensor; state: Tensor[] } {
+    const prepared = this.prepare(chunk);
+    const [, t, , side] = prepared.shape;
+    const frameBytes = convStackActivation({
+      frames: 1,
+      height: side,
+      width: side,
+      inputChannels: inputChannels(this.config.input),
+      channels: this.config.channels,
+      doubleFirst: true,
+    })!.bytes;
+    const limit = bindingLimit();
+    if (frameBytes > limit) {
+      const [, , , h, w] = chunk.shape;
+      throw new RangeError(
+        `${this.name}: the ${side}x${side} fragments of a ${w}x${h} frame need ${
+          (frameBytes / 2 ** 20).toFixed(3)
+        } MiB for one frame's activations, more than the binding limit of ${
+          (limit / 2 ** 20).toFixed(3)
+        } MiB (maxStorageBufferBindingSize); fragments are not tiled (a smaller grid or patch fits)`,
+      );
+    }
+    const group = framesPerGroup(frameBytes, limit);
+    if (t <= group) {
+      const { q, last } = this.#frameScoresAfter(prepared, prev);
+      return { scores: q, state: [last] };
+    }
+    const scores: Tensor[] = [];
+    let state = prev;
+    for (let s = 0; s < t;) {
+      // Without a previous frame, frame 0 needs frame 1 (its difference is the first one).
+      const e = Math.min(t, s + Math.max(group, state ? 1 : 2));
+      const part = slice(prepared, { axis: 1, start: s, end: e });
+      const { q, last } = tidy(() => this.#frameScoresAfter(part, state));
+      scores.push(q);
+      state = last;
+      s = e;
+    }
+    return { scores: concat(scores, 1), state: [state!] };
   }
 
   /** Per-frame scores `[T]` of one clip `[T,3,H,W]`. */

@@ -29,10 +29,12 @@ import {
   BaseConfigSchema,
   checkModelSize,
   chunkedStream,
+  compressStd,
   convStackActivation,
   disposeParams,
   inputChannels,
   inputFeatures,
+  inputHalo,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
@@ -42,6 +44,7 @@ import {
   type VictimFamily,
   type VictimStream,
 } from "./victim.ts";
+import { byFrameGroups, convStackHalo, cropOf, framesPerGroup, pooledMoments } from "./tiles.ts";
 
 /**
  * The config of {@link SimpleVqaMini}: the fields every family has ({@link BaseConfig}) and its
@@ -197,17 +200,54 @@ export class SimpleVqaMini implements Victim {
    * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` that follow the frames `prev` `[B,1,3,H,W]`
    * (null at the start of a clip, where frame 0 reuses the first difference).
    */
-  #frameScoresAfter(x5: Tensor, prev: Tensor | null): Tensor {
+  #frameScoresAfter(x5: Tensor, prev: Tensor | null, split = false): Tensor {
     const p = this.#params;
     const c = this.config;
-    const [b, t, , h, w] = x5.shape;
-    const feats: Tensor[] = [];
-    let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
+    const [b, t] = x5.shape;
+    const f = split && b === 1 ? this.#pooledSplit(x5, prev) : this.#pooledWhole(x5, prev);
+    const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
+    return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);
+  }
+
+  /** The spatial CNN's stage outputs of frames `[N,3,H,W]`. */
+  #spatialMaps(frames: Tensor): Tensor[] {
+    const p = this.#params;
+    const c = this.config;
+    const maps: Tensor[] = [];
+    let x = inputFeatures(frames, c.input);
     for (let i = 1; i <= c.channels.length; i++) {
       x = leakyRelu(
         conv2d(x, p[`spatial${i}.weight`], p[`spatial${i}.bias`], { stride: 2, padding: 1 }),
         c.slope,
       );
+      maps.push(x);
+    }
+    return maps;
+  }
+
+  /** The motion CNN's output on frame differences `[N,3,H,W]` (at half resolution). */
+  #motionMap(diff: Tensor): Tensor {
+    const p = this.#params;
+    const c = this.config;
+    let m = avgPool2d(diff, { kernel: 2 });
+    for (let i = 1; i <= c.motionChannels.length; i++) {
+      m = leakyRelu(
+        conv2d(m, p[`motion${i}.weight`], p[`motion${i}.bias`], { stride: 2, padding: 1 }),
+        c.slope,
+      );
+    }
+    return m;
+  }
+
+  /**
+   * The per-frame features `[B*T,F]` of clips `[B,T,3,H,W]` after `prev` (see
+   * {@link SimpleVqaMini.#frameScoresAfter}), the whole batch at once.
+   */
+  #pooledWhole(x5: Tensor, prev: Tensor | null): Tensor {
+    const c = this.config;
+    const [b, t, , h, w] = x5.shape;
+    const feats: Tensor[] = [];
+    for (const x of this.#spatialMaps(x5.reshape([b * t, 3, h, w]))) {
       feats.push(globalMeanPool(x), stdFeatures(x, c.logStd));
     }
     // Motion: x_t - x_{t-1} for t >= 1; frame 0 reuses the first difference (zeros for T = 1).
@@ -224,17 +264,75 @@ export class SimpleVqaMini implements Victim {
     } else {
       diff = full(x5.shape, 0);
     }
-    let m = avgPool2d(diff.reshape([b * t, 3, h, w]), { kernel: 2 });
-    for (let i = 1; i <= c.motionChannels.length; i++) {
-      m = leakyRelu(
-        conv2d(m, p[`motion${i}.weight`], p[`motion${i}.bias`], { stride: 2, padding: 1 }),
-        c.slope,
-      );
-    }
+    const m = this.#motionMap(diff.reshape([b * t, 3, h, w]));
     feats.push(globalMeanPool(m), stdFeatures(m, c.logStd));
-    const f = concat(feats, 1);
-    const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
-    return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);
+    return concat(feats, 1);
+  }
+
+  /**
+   * {@link SimpleVqaMini.#pooledWhole} of one clip `[1,T,3,H,W]`, computed a few frames at a time
+   * so that no intermediate exceeds the binding limit, and a frame that does not fit alone in
+   * spatial tiles (both branches on the same tiles; see `tiles.ts`). Forward only.
+   */
+  #pooledSplit(x5: Tensor, prev: Tensor | null): Tensor {
+    const c = this.config;
+    const [, t, , height, width] = x5.shape;
+    const x = x5.reshape([t, 3, height, width]);
+    const layers = c.channels.length;
+    const motion = c.motionChannels.length;
+    const strides = [...c.channels.map((_, i) => 2 ** (i + 1)), 2 ** (motion + 1)];
+    const geometry = (k: number) => ({
+      who: this.name,
+      height,
+      width,
+      align: Math.max(...strides),
+      halo: Math.max(convStackHalo(layers, inputHalo(c.input)), 2 * convStackHalo(motion) + 1),
+      strides,
+      bytes: (h: number, w: number) =>
+        Math.max(
+          convStackActivation({
+            frames: k,
+            height: h,
+            width: w,
+            inputChannels: inputChannels(c.input),
+            channels: c.channels,
+          })!.bytes,
+          4 * k * 3 * h * w, // the frame differences
+          convStackActivation({
+            frames: k,
+            height: Math.floor(h / 2),
+            width: Math.floor(w / 2),
+            inputChannels: 3,
+            channels: c.motionChannels,
+          })!.bytes,
+        ),
+    });
+    const frames = (s: number, e: number) =>
+      e - s === t ? x : slice(x, { axis: 0, start: s, end: e });
+    const before = prev?.reshape([1, 3, height, width]) ?? null;
+    const group = framesPerGroup(geometry(1).bytes(height, width));
+    return byFrameGroups(t, group, (s, e) => {
+      // Frame i's difference is a_i - b_i: x_i - x_{i-1} (x_{-1} = prev); without prev, frame 0
+      // reuses the first difference (x_1 - x_0), or is zero for a clip of one frame.
+      const withFirst = (first: Tensor, from: number) =>
+        s > 0
+          ? frames(s - 1 + from, e - 1 + from)
+          : e > 1
+          ? concat([first, frames(from, e - 1 + from)], 0)
+          : first;
+      let a: Tensor;
+      let b: Tensor;
+      if (before) [a, b] = [frames(s, e), withFirst(before, 0)];
+      else if (t > 1) {
+        [a, b] = [s > 0 ? frames(s, e) : withFirst(frames(1, 2), 1), withFirst(frames(0, 1), 0)];
+      } else [a, b] = [frames(0, 1), frames(0, 1)];
+      const cur = frames(s, e);
+      const moments = pooledMoments(geometry(e - s), (crop) => [
+        ...this.#spatialMaps(cropOf(cur, crop)),
+        this.#motionMap(sub(cropOf(a, crop), cropOf(b, crop))),
+      ]);
+      return concat(moments.flatMap((m) => [m.mean, compressStd(m.std, c.logStd)]), 1);
+    }, (parts) => concat(parts, 0));
   }
 
   /**
@@ -249,7 +347,7 @@ export class SimpleVqaMini implements Victim {
       who: "simplevqa-mini",
       firstChunk: 2,
       step: (chunk, state) => ({
-        scores: this.#frameScoresAfter(chunk, state?.[0] ?? null),
+        scores: this.#frameScoresAfter(chunk, state?.[0] ?? null, true),
         state: [slice(chunk, { axis: 1, start: chunk.shape[1] - 1 })],
       }),
       pool: (scores) => mean(scores, { axes: 1 }),

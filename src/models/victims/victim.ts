@@ -22,6 +22,7 @@ import {
   log,
   mul,
   relu,
+  slice,
   sqrt,
   square,
   sub,
@@ -297,23 +298,39 @@ class ChunkedStream implements VictimStream {
     this.#size = [h, w];
     if (t === 0) return;
     noGrad(() => {
-      let chunk = frames;
+      this.#frames += t;
+      let rest = frames;
       if (this.#held) {
+        // Only as many frames as the first chunk lacks join the held ones (a copy of the whole
+        // chunk and more might not fit one binding); the rest is scored as a chunk of its own.
         const held = this.#held;
         this.#held = null;
-        chunk = tidy(() => concat([held, frames], 0)).keep();
+        const take = Math.min(t, this.#steps.firstChunk - held.shape[0]);
+        const first = tidy(() =>
+          concat([held, take === t ? frames : slice(frames, { axis: 0, end: take })], 0)
+        ).keep();
         held.dispose();
-      }
-      this.#frames += t;
-      if (this.#state === null && chunk.shape[0] < this.#steps.firstChunk) {
-        // Too few frames to start the clip: keep a copy until more come.
-        this.#held = chunk === frames ? tidy(() => concat([frames], 0)).keep() : chunk;
-        return;
+        if (first.shape[0] < this.#steps.firstChunk) {
+          this.#held = first;
+          return;
+        }
+        try {
+          this.#run(first);
+        } finally {
+          first.dispose();
+        }
+        if (take === t) return;
+        rest = tidy(() => slice(frames, { axis: 0, start: take })).keep();
       }
       try {
-        this.#run(chunk);
+        if (this.#state === null && rest.shape[0] < this.#steps.firstChunk) {
+          // Too few frames to start the clip: keep a copy until more come.
+          this.#held = tidy(() => concat([rest], 0)).keep();
+          return;
+        }
+        this.#run(rest);
       } finally {
-        if (chunk !== frames) chunk.dispose();
+        if (rest !== frames) rest.dispose();
       }
     });
   }
@@ -714,12 +731,29 @@ export const InputSchema = z.enum(["rgb", "rgb+mscn"]);
  * ```
  */
 export function mscn(x: Tensor, options: { kernel?: number; c?: number } = {}): Tensor {
-  const { kernel = 5, c = 1 / 64 } = options;
+  const { kernel = MSCN_KERNEL, c = 1 / 64 } = options;
   const pool = (t: Tensor) =>
     avgPool2d(t, { kernel, stride: 1, padding: (kernel - 1) / 2, countIncludePad: false });
   const mu = pool(x);
   const variance = relu(sub(pool(square(x)), square(mu)));
   return div(sub(x, mu), add(sqrt(add(variance, 1e-6)), c));
+}
+
+/** The window of {@link mscn} that {@link inputFeatures} uses (5x5). */
+export const MSCN_KERNEL = 5;
+
+/**
+ * Pixels on each side that a pixel of {@link inputFeatures} depends on: the MSCN window's
+ * radius for `rgb+mscn`, none for `rgb` (for the halo of a tile).
+ *
+ * @example
+ * ```ts
+ * import { inputHalo } from "./victim.ts";
+ * inputHalo("rgb+mscn"); // 2
+ * ```
+ */
+export function inputHalo(input: z.infer<typeof InputSchema>): number {
+  return input === "rgb" ? 0 : (MSCN_KERNEL - 1) / 2;
 }
 
 /** The first conv's input: `x - 0.5`, with MSCN channels after it for `rgb+mscn`.
@@ -756,8 +790,19 @@ export function inputChannels(input: z.infer<typeof InputSchema>): number {
  * ```
  */
 export function stdFeatures(x: Tensor, logStd: boolean): Tensor {
-  const s = globalStdPool(x);
-  return logStd ? log(add(s, 1e-3)) : s;
+  return compressStd(globalStdPool(x), logStd);
+}
+
+/** A pooled std `[N,C]` as the models use it: `log(std + 1e-3)` when `logStd`, else as it is.
+ *
+ * @example
+ * ```ts
+ * import { compressStd } from "./victim.ts";
+ * // const f = compressStd(tiledStd, true); // the same as stdFeatures on the whole map
+ * ```
+ */
+export function compressStd(std: Tensor, logStd: boolean): Tensor {
+  return logStd ? log(add(std, 1e-3)) : std;
 }
 
 /**

@@ -21,16 +21,19 @@ import {
 } from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
+import { byFrameGroups, convStackHalo, cropOf, framesPerGroup, pooledMoments } from "./tiles.ts";
 import {
   asBatch,
   type BaseConfig,
   BaseConfigSchema,
   checkModelSize,
   chunkedStream,
+  compressStd,
   convStackActivation,
   disposeParams,
   inputChannels,
   inputFeatures,
+  inputHalo,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
@@ -189,22 +192,71 @@ export class VsfaMini implements Victim {
     return this.#frameScoresFrom(asBatch(clips, "vsfa-mini"), null).q;
   }
 
-  /**
-   * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` whose GRU starts from `h0` `[B,hidden]`
-   * (zeros when null), and the GRU's last hidden state `[B,hidden]`.
-   */
-  #frameScoresFrom(x5: Tensor, h0: Tensor | null): { q: Tensor; h: Tensor } {
+  /** The conv stack's last feature map `[N,C,h,w]` of frames `[N,3,H,W]`. */
+  #features(frames: Tensor): Tensor {
     const p = this.#params;
     const c = this.config;
-    const [b, t, , h, w] = x5.shape;
-    let x = inputFeatures(x5.reshape([b * t, 3, h, w]), c.input);
+    let x = inputFeatures(frames, c.input);
     for (let i = 1; i <= c.channels.length; i++) {
       x = leakyRelu(
         conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
         c.slope,
       );
     }
-    const pooled = concat([globalMeanPool(x), stdFeatures(x, c.logStd)], 1); // [B*T, 2C]
+    return x;
+  }
+
+  /** Pooled features `[N,2C]` (mean, then std) of frames `[N,3,H,W]`, the whole batch at once. */
+  #pooledWhole(frames: Tensor): Tensor {
+    const x = this.#features(frames);
+    return concat([globalMeanPool(x), stdFeatures(x, this.config.logStd)], 1);
+  }
+
+  /**
+   * {@link VsfaMini.#pooledWhole} computed a few frames at a time so that no intermediate exceeds
+   * the binding limit, and a frame that does not fit alone in spatial tiles (see `tiles.ts`).
+   * Forward only.
+   */
+  #pooledSplit(frames: Tensor): Tensor {
+    const c = this.config;
+    const [n, , height, width] = frames.shape;
+    const layers = c.channels.length;
+    const geometry = (k: number) => ({
+      who: this.name,
+      height,
+      width,
+      align: 2 ** layers,
+      halo: convStackHalo(layers, inputHalo(c.input)),
+      strides: [2 ** layers],
+      bytes: (h: number, w: number) =>
+        convStackActivation({
+          frames: k,
+          height: h,
+          width: w,
+          inputChannels: inputChannels(c.input),
+          channels: c.channels,
+        })!.bytes,
+    });
+    const group = framesPerGroup(geometry(1).bytes(height, width));
+    return byFrameGroups(n, group, (s, e) => {
+      const x = e - s === n ? frames : slice(frames, { axis: 0, start: s, end: e });
+      const [m] = pooledMoments(geometry(e - s), (crop) => [this.#features(cropOf(x, crop))]);
+      return concat([m.mean, compressStd(m.std, c.logStd)], 1);
+    }, (parts) => concat(parts, 0));
+  }
+
+  /**
+   * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` whose GRU starts from `h0` `[B,hidden]`
+   * (zeros when null), and the GRU's last hidden state `[B,hidden]`. With `split` (the streamed
+   * scorer, forward only) the per-frame features are computed a few frames at a time, and in
+   * tiles where a frame does not fit one binding.
+   */
+  #frameScoresFrom(x5: Tensor, h0: Tensor | null, split = false): { q: Tensor; h: Tensor } {
+    const p = this.#params;
+    const c = this.config;
+    const [b, t, , h, w] = x5.shape;
+    const frames = x5.reshape([b * t, 3, h, w]);
+    const pooled = split ? this.#pooledSplit(frames) : this.#pooledWhole(frames); // [B*T, 2C]
     const reduced = linear(pooled, p["reduce.weight"], p["reduce.bias"]).reshape([b, t, -1]);
     const weights = {
       wIh: p["gru.weight_ih"],
@@ -234,7 +286,7 @@ export class VsfaMini implements Victim {
       who: "vsfa-mini",
       firstChunk: 1,
       step: (chunk, state) => {
-        const { q, h } = this.#frameScoresFrom(chunk, state?.[0] ?? null);
+        const { q, h } = this.#frameScoresFrom(chunk, state?.[0] ?? null, true);
         return { scores: q, state: [h] };
       },
       pool: (scores) => hysteresisPool(scores, { tau: this.config.tau, gamma: this.config.gamma }),
