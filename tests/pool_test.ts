@@ -56,6 +56,10 @@ const CONFIGS: Cfg[] = [
   { kernel: 3, stride: 1, padding: 0 },
   { kernel: 3, stride: 2, padding: 0 },
   { kernel: 2, stride: 1, padding: 0 },
+  // The local-normalisation window of the victims (stride 1, "same" padding): separable path.
+  { kernel: 5, stride: 1, padding: 2 },
+  // A 1-wide window: the direct (not separable) kernel.
+  { kernel: 1, stride: 2, padding: 0 },
 ];
 
 const cfgName = (c: Cfg) => `k${c.kernel} s${c.stride} p${c.padding}`;

@@ -133,6 +133,46 @@ Deno.test("long rows (many copy segments): concat, slice and stack match the ref
   [c, sl, st].forEach((t) => t.dispose());
 });
 
+Deno.test("large contiguous rows (buffer-to-buffer copies): concat, slice and their gradients match the references", async () => {
+  await initGpu();
+  // Frames of images concatenated along channels and along frames, rows of >= 4096 elements.
+  const shapes = [[2, 3, 40, 110], [2, 1, 40, 110], [2, 2, 40, 110]];
+  const datas = shapes.map((s, i) => randn(numel(s), RUN_SEED + 31 * i));
+  const exact = { rtol: 0, atol: 0 };
+  for (const axis of [0, 1]) {
+    const cat = axis === 0 ? shapes.map((s) => [s[1], s[0], s[2], s[3]]) : shapes;
+    await checkOp({
+      name: `concat of large rows, axis ${axis}`,
+      inputs: cat.map((shape) => ({ shape })),
+      gpu: (...xs) => nn.concat(xs, axis),
+      ref: concatRef(cat, axis),
+    });
+    const y = tidy(() =>
+      nn.concat(cat.map((s, i) => tensor(Float32Array.from(datas[i]), s)), axis)
+    );
+    assertClose(await y.read(), concatRef(cat, axis)(...datas), {
+      ...exact,
+      what: `concat ${axis}`,
+    });
+    y.dispose();
+  }
+  // A slice of whole channels (rows of 4400 elements at an offset) and of frames.
+  const x = tensor(Float32Array.from(datas[0]), shapes[0]);
+  for (const [axis, start, end] of [[1, 1, 3], [0, 1, 2]]) {
+    const y = nn.slice(x, { axis, start, end });
+    const lo = [0, 0, 0, 0];
+    const sizes = [...shapes[0]];
+    lo[axis] = start;
+    sizes[axis] = end - start;
+    assertClose(await y.read(), sliceRef(shapes[0], lo, sizes)(datas[0]), {
+      ...exact,
+      what: `slice axis ${axis}`,
+    });
+    y.dispose();
+  }
+  x.dispose();
+});
+
 Deno.test("transpose: default last two axes and explicit axes", async () => {
   await checkOp({
     name: "transpose",

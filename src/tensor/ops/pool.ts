@@ -172,9 +172,19 @@ function windowPass(
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const op = "avgPool2d";
   const geo = geometry(x, options, op);
-  const { n, c, oh, ow } = geo;
+  const { n, c, h, oh, ow } = geo;
   const out = empty([n, c, oh, ow]);
-  windowPass(op, "avg_pool_fwd", geo, out.size, [x.buffer, out.buffer]);
+  const [kh, kw] = pair(options.kernel, "kernel", op, 1);
+  if (kh > 1 && kw > 1) {
+    // Separable: each window's rows summed once per output column, then the rows added (the
+    // same terms, summed by rows first: KH + KW loads per output instead of KH * KW).
+    const rows = empty([n, c, h, ow]);
+    windowPass(op, "avg_pool_rows", geo, rows.size, [x.buffer, rows.buffer]);
+    windowPass(op, "avg_pool_cols", geo, out.size, [rows.buffer, out.buffer]);
+    rows.dispose(); // reusable once this batch is submitted
+  } else {
+    windowPass(op, "avg_pool_fwd", geo, out.size, [x.buffer, out.buffer]);
+  }
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
     windowPass(`${op}.backward`, "avg_pool_bwd", geo, x.size, [g.buffer, gin.buffer]);

@@ -8,6 +8,10 @@
 // All windowed kernels use one invocation per element over a 2-D grid of 64-wide workgroups.
 //
 //   avg_pool_fwd   b1 = x, b2 = out
+//   avg_pool_rows  b1 = x, b2 = row sums [planes, H, OW]: each output column's window summed
+//                  along one input row (the first half of the separable forward pass)
+//   avg_pool_cols  b1 = row sums, b2 = out: the row sums of each output's window rows added
+//                  and divided (the second half); KH + KW loads per output instead of KH * KW
 //   avg_pool_bwd   b1 = g (output gradient), b2 = gin; each input gathers the outputs whose
 //                  windows cover it (no atomics)
 //   max_pool_fwd   b1 = x, b2 = out
@@ -88,6 +92,39 @@ fn avg_pool_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       if (x < 0 || x >= params.w) { continue; }
       acc = acc + b1[base + u32(y * params.w + x)];
     }
+  }
+  b2[o] = acc / avg_divisor(oy, ox);
+}
+
+@compute @workgroup_size(64)
+fn avg_pool_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let ox = i32(o % u32(params.ow));
+  let row = o / u32(params.ow); // plane * H + y
+  let base = row * u32(params.w);
+  let x0 = ox * params.sw - params.pw;
+  var acc = 0.0;
+  for (var dx = max(0, -x0); dx < min(params.kw, params.w - x0); dx = dx + 1) {
+    acc = acc + b1[base + u32(x0 + dx)];
+  }
+  b2[o] = acc;
+}
+
+@compute @workgroup_size(64)
+fn avg_pool_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let plane_out = u32(params.oh * params.ow);
+  let pl = o / plane_out;
+  let r = i32(o % plane_out);
+  let oy = r / params.ow;
+  let ox = r % params.ow;
+  let base = pl * u32(params.h * params.ow);
+  let y0 = oy * params.sh - params.ph;
+  var acc = 0.0;
+  for (var dy = max(0, -y0); dy < min(params.kh, params.h - y0); dy = dy + 1) {
+    acc = acc + b1[base + u32((y0 + dy) * params.ow + ox)];
   }
   b2[o] = acc / avg_divisor(oy, ox);
 }

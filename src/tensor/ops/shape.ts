@@ -6,7 +6,7 @@
  * @module
  */
 
-import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { copyBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { LAYOUT } from "./_kernels.ts";
 import { empty, full, record, type Shape, type Tensor } from "../tensor.ts";
 import { normAxes } from "./reduce.ts";
@@ -14,6 +14,14 @@ import { contiguousStrides, MAX_RANK, mergeAxes, padTo } from "../_layout.ts";
 
 /** Elements of a row that one invocation of the copy kernel moves (at most). */
 const SEG_LEN = 32;
+
+/**
+ * A box whose rows are contiguous in both tensors, with at most this many rows of at least
+ * {@link COPY_MIN_ROW} elements, is moved with buffer-to-buffer copies (a memcpy each) instead
+ * of the copy kernel: concatenating frames or channels of large images.
+ */
+const COPY_MAX_ROWS = 64;
+const COPY_MIN_ROW = 4096;
 
 const fmt = (shape: Shape) => `[${shape.join(",")}]`;
 
@@ -49,6 +57,24 @@ function stridedCopy(
   if (n === 0) return;
   const inner = dims.pop() ?? { size: 1, strides: [1, 1] };
   const rows = n / inner.size;
+  if (
+    inner.strides[0] === 1 && inner.strides[1] === 1 && inner.size >= COPY_MIN_ROW &&
+    rows <= COPY_MAX_ROWS
+  ) {
+    for (let r = 0; r < rows; r++) {
+      let rest = r;
+      let from = srcBase;
+      let to = dstBase;
+      for (let k = dims.length - 1; k >= 0; k--) {
+        const c = rest % dims[k].size;
+        rest = Math.floor(rest / dims[k].size);
+        from += c * dims[k].strides[0];
+        to += c * dims[k].strides[1];
+      }
+      copyBuffer(src.buffer, dst.buffer, 4 * inner.size, 4 * from, 4 * to);
+    }
+    return;
+  }
   const nSegs = Math.ceil(inner.size / SEG_LEN);
   const segLen = Math.ceil(inner.size / nSegs);
   const [gx, gy] = grid1d(rows * nSegs, 64);
