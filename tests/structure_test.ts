@@ -3,10 +3,12 @@
 // tile instead of the FFT, conjugate pairs found by index instead of the half-plane rule) on fresh
 // random inputs of several shapes; chunked pushes against one push; white noise against the
 // expected values; stripes, a sinusoidal grating and a period-4 column pattern found where they
-// are; the error messages.
+// are; the error messages; report.json's optional fields and report.html's table.
 
 import assert from "assert";
 import { assertClose, rng, RUN_SEED, withSeed } from "./_helpers.ts";
+import { parseAttackReport } from "../src/attack/report.ts";
+import { attackReportHtml } from "../src/report/attack_html.ts";
 import {
   perturbationStructure,
   STRUCTURE_TARGETS,
@@ -17,11 +19,16 @@ import {
 type Shape = [number, number, number, number];
 const LEVEL = 1 / 255;
 
-/** Clean frames in [0.2, 0.8) and adv = clean + the given per-channel perturbation. */
+/**
+ * Clean frames in [0.2, 0.8) (`flat`: all 0.5, so float32 rounding of `clean + d` is the same
+ * everywhere and a perturbation constant down a column stays exactly so) and adv = clean + the
+ * given per-channel perturbation.
+ */
 function video(
   shape: Shape,
   d: (t: number, c: number, y: number, x: number) => number,
   seed: number,
+  flat = false,
 ) {
   const [t, , h, w] = shape;
   const r = rng(seed);
@@ -32,7 +39,7 @@ function video(
     for (let c = 0; c < 3; c++) {
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++, i++) {
-          clean[i] = 0.2 + 0.6 * r.uniform();
+          clean[i] = flat ? 0.5 : 0.2 + 0.6 * r.uniform();
           adv[i] = clean[i] + d(f, c, y, x);
         }
       }
@@ -300,7 +307,7 @@ Deno.test("structure: vertical stripes give a large direction ratio and the stri
   assert.ok(t.direction.ratio! < 1 / 3, withSeed(`turned direction ${t.direction.ratio}`));
   assert.deepEqual([t.phase.axis, t.phase.period, t.phase.phase], ["row", 6, 2]);
   // Pure stripes (nothing changes down a column): infinite, written as null, target missed.
-  const p = video([1, 3, 8, 8], (_t, _c, _y, x) => LEVEL * (x % 2 ? 1 : -1), 6);
+  const p = video([1, 3, 8, 8], (_t, _c, _y, x) => LEVEL * (x % 2 ? 1 : -1), 6, true);
   const ps = perturbationStructure(p.clean, p.adv, [1, 3, 8, 8]).structure;
   assert.equal(ps.direction.ratio, null);
   assert.equal(ps.direction.verticalLevels, 0);
@@ -362,7 +369,7 @@ Deno.test("structure: a period-4 column pattern is found with period 4, not 2 or
   ], { rtol: 1e-5, atol: 0, what: "divisor and multiples" });
   // Zero outside the phase: periods 4, 8, 12 and 2 are all infinite or large; the tie between
   // periods 2 and 4 (both infinite) goes to the larger mean |d|, period 4.
-  const sparse = video([1, 3, 8, 16], (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 43);
+  const sparse = video([1, 3, 8, 16], (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 43, true);
   const sp = perturbationStructure(sparse.clean, sparse.adv, [1, 3, 8, 16]).structure;
   assert.deepEqual(sp.phase, { ratio: null, axis: "column", period: 4, phase: 0 });
   assert.equal(sp.targets.phase, false);
@@ -404,4 +411,95 @@ Deno.test("structure: no perturbation counts as no structure; the errors name wh
     () => acc.push(z, bad, shape),
     /non-finite perturbation in frame 1 \(chunk frame 0\) at y 2, x 5: NaN/,
   );
+});
+
+/** A report.json with one run, the given structure fields on it. */
+function reportWith(run: object): Record<string, unknown> {
+  return {
+    version: 1,
+    created: "2026-01-01T00:00:00.000Z",
+    input: "in.mkv",
+    name: "in",
+    label: null,
+    video: { frames: 2, width: 24, height: 16, fps: 25 },
+    victim: { name: "vsfa-mini", family: "vsfa" },
+    generator: { path: "g.safetensors", variant: "untargeted", trainedAgainst: "vsfa-mini" },
+    jnd: "namm-st",
+    eps: 1,
+    seed: 0,
+    chunkFrames: 16,
+    clean: { score: 50, frameScores: null },
+    attacks: [{
+      mode: "untargeted",
+      branch: 0,
+      output: "adversarial.mkv",
+      codec: "ffv1",
+      target: 10,
+      score: 40,
+      frameScores: null,
+      scoreChange: -10,
+      psnr: { mean: 45, frames: [45, 45] },
+      ssim: { mean: 0.99, frames: [0.99, 0.99] },
+      beyondJnd: 0,
+      meanAbsLevels: 1,
+      maxAbsLevels: 3,
+      seconds: { generator: 1, victim: 1, encode: 1 },
+      ...run,
+    }],
+    seconds: 3,
+  };
+}
+
+Deno.test("structure in report.json: optional, JSON round trip, verdicts that agree with values", () => {
+  // Stripes of period 4 (infinite direction ratio and phase) with their noise reference.
+  const shape: Shape = [2, 3, 16, 24];
+  const { clean, adv } = video(shape, (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 51, true);
+  const res = perturbationStructure(clean, adv, shape);
+  assert.equal(res.structure.direction.ratio, null);
+  const text = JSON.stringify(reportWith(res));
+  const back = parseAttackReport(text, "r.json");
+  assert.deepEqual(back.attacks[0].structure, res.structure);
+  assert.deepEqual(back.attacks[0].structureNoise, res.structureNoise);
+  // Reports without them still read.
+  assert.equal(parseAttackReport(reportWith({})).attacks[0].structure, undefined);
+  // A verdict that disagrees with its ratio, a phase beyond its period, a negative ratio.
+  const bad = structuredClone(res.structureNoise);
+  bad.targets.line = !bad.targets.line;
+  assert.throws(
+    () => parseAttackReport(reportWith({ structure: bad }), "r.json"),
+    /r\.json: invalid attack report: attacks\.0\.structure\.targets\.line: (true|false) disagrees/,
+  );
+  const bad2 = structuredClone(res.structure);
+  bad2.phase.phase = 4;
+  assert.throws(
+    () => parseAttackReport(reportWith({ structureNoise: bad2 })),
+    /attacks\.0\.structureNoise\.phase\.phase: phase 4 is not below period 4/,
+  );
+  const bad3 = structuredClone(res.structure);
+  bad3.line.ratio = -1;
+  assert.throws(() => parseAttackReport(reportWith({ structure: bad3 })), /structure\.line\.ratio/);
+});
+
+Deno.test("structure in report.html: a table per run with the verdicts; absent without them", () => {
+  const shape: Shape = [2, 3, 16, 24];
+  const { clean, adv } = video(shape, (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 61, true);
+  const res = perturbationStructure(clean, adv, shape);
+  const images = { panels: [], amplify: 16, jndMaxLevels: 8 };
+  const html = attackReportHtml(parseAttackReport(reportWith(res)), images);
+  const table = html.match(/<table id="structure-untargeted">.*?<\/table>/s)?.[0];
+  assert.ok(table, "a structure table for the run");
+  const rows = [...table.matchAll(/<tr>(.*?)<\/tr>/gs)].slice(1).map((m) =>
+    [...m[1].matchAll(/<td[^>]*>(.*?)<\/td>/gs)].map((c) => c[1])
+  );
+  assert.equal(rows.length, 3);
+  // Perturbation, where, noise reference, target, verdict.
+  assert.deepEqual(rows[0].slice(1, 2), ["inf"]);
+  assert.deepEqual(rows[1].slice(1, 3), ["inf", "columns x mod 4 = 0"]);
+  assert.equal(rows[2][2], `fx 0.25, fy 0 cycles/px, period 4.0 px`);
+  assert.deepEqual(rows.map((r) => r[4]), ["0.67 to 1.5", "at most 1.25", "at most 30"]);
+  assert.deepEqual(rows.map((r) => r[5]), ["MISSED", "MISSED", "MISSED"]);
+  assert.equal(rows[0][3], res.structureNoise.direction.ratio!.toFixed(2));
+  assert.match(html, /untargeted: structure found \(direction, phase, line\)/);
+  const none = attackReportHtml(parseAttackReport(reportWith({})), images);
+  assert.ok(!none.includes("structure-untargeted") && !none.includes("Structure of the"));
 });

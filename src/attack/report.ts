@@ -9,11 +9,67 @@
  */
 
 import { z } from "zod";
-import { formatZodError, type Schema } from "../_zod.ts";
+import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
+import { STRUCTURE_TARGETS, type StructureStats } from "../metrics/structure.ts";
 
 const finite = z.number().finite();
 /** PSNR in dB; null means identical (infinite PSNR). */
 const db = finite.nullable();
+
+/** A ratio of the structure statistics; null means infinite (a zero denominator). */
+const ratio = z.number().finite().min(0).nullable();
+const levels = z.number().finite().min(0);
+const tile = z.number().int().positive();
+
+/** {@link StructureStats}: its ranges, and verdicts that agree with its values. */
+const structureObject = z.object({
+  frames: z.number().int().positive(),
+  meanAbsLevels: levels,
+  direction: z.object({ ratio, horizontalLevels: levels, verticalLevels: levels }).strict(),
+  phase: z.object({
+    ratio,
+    axis: z.enum(["column", "row"]),
+    period: z.number().int().min(2).max(16),
+    phase: z.number().int().min(0),
+  }).strict(),
+  line: z.object({
+    ratio,
+    fx: z.number().min(0).max(0.5),
+    fy: z.number().min(-0.5).max(0.5),
+    tileWidth: tile,
+    tileHeight: tile,
+  }).strict(),
+  targets: z.object({
+    direction: z.boolean(),
+    phase: z.boolean(),
+    line: z.boolean(),
+    all: z.boolean(),
+  }).strict(),
+}).strict();
+const _sameStructure: SameShape<StructureStats, z.output<typeof structureObject>> = true;
+
+const structureStats = structureObject.superRefine((s, ctx) => {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  if (s.phase.phase >= s.phase.period) {
+    issue(["phase", "phase"], `phase ${s.phase.phase} is not below period ${s.phase.period}`);
+  }
+  const t = STRUCTURE_TARGETS;
+  const d = s.direction.ratio;
+  const want = {
+    direction: d !== null && d >= t.directionMin && d <= t.directionMax,
+    phase: s.phase.ratio !== null && s.phase.ratio <= t.phaseMax,
+    line: s.line.ratio !== null && s.line.ratio <= t.lineMax,
+  };
+  for (const k of ["direction", "phase", "line"] as const) {
+    if (s.targets[k] !== want[k]) {
+      issue(["targets", k], `${s.targets[k]} disagrees with the ratio (target met: ${want[k]})`);
+    }
+  }
+  if (s.targets.all !== (want.direction && want.phase && want.line)) {
+    issue(["targets", "all"], `${s.targets.all} disagrees with the three targets`);
+  }
+});
 
 /** One attack of one video (one mode). */
 export interface AttackRun {
@@ -48,6 +104,14 @@ export interface AttackRun {
   maxAbsLevels: number;
   /** Seconds: the generator (with JND maps and quantisation), the victim's scoring, encoding. */
   seconds: { generator: number; victim: number; encode: number };
+  /**
+   * Structure statistics of the perturbation (luma of the quantised frames against the clean
+   * ones: direction ratio, strongest phase, strongest spectral line, the targets' verdicts; see
+   * docs/attack.md, "Structure statistics"). Absent in reports of earlier versions.
+   */
+  structure?: StructureStats;
+  /** The same statistics of i.i.d. noise with the same mean |d| per frame (the reference). */
+  structureNoise?: StructureStats;
 }
 
 const attackRun = z.object({
@@ -83,6 +147,10 @@ const attackRun = z.object({
     victim: z.number().min(0),
     encode: z.number().min(0),
   }),
+  /** Structure statistics of the perturbation (absent in reports of earlier versions). */
+  structure: structureStats.optional(),
+  /** The same statistics of the noise reference (absent in reports of earlier versions). */
+  structureNoise: structureStats.optional(),
 }).strict();
 
 /** The schema of {@link AttackRun}. */

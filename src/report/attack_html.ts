@@ -1,13 +1,15 @@
 /**
- * report.html of one attacked video (`deno task attack`): a summary table, the first, middle and
- * last frames as clean | adversarial | amplified perturbation | JND heat map, and the per-frame
+ * report.html of one attacked video (`deno task attack`): a summary table, the structure
+ * statistics of each run's perturbation against their noise reference and targets (when
+ * report.json has them), the first, middle and last frames as clean | adversarial | amplified perturbation | JND heat map, and the per-frame
  * scores and PSNR, clean against adversarial. Self-contained: images are inline PNG `data:` URIs
  * and charts inline SVG, so the file opens offline.
  *
  * @module
  */
 
-import type { AttackReport } from "../attack/report.ts";
+import type { AttackReport, AttackRun } from "../attack/report.ts";
+import { STRUCTURE_TARGETS, type StructureStats } from "../metrics/structure.ts";
 import { escapeHtml, htmlPage, htmlTable, type LineSeries, svgLineChart } from "./html.ts";
 import { pngDataUri } from "../video/png.ts";
 import type { AttackPanels, PanelImage } from "../attack/panels.ts";
@@ -79,6 +81,85 @@ export function framePanelsHtml(
   return parts.join("\n");
 }
 
+const ratioText = (r: number | null) => (r === null ? "inf" : r.toFixed(r >= 100 ? 0 : 2));
+
+function phaseText(s: StructureStats): string {
+  const p = s.phase;
+  return `${p.axis === "column" ? "columns x" : "rows y"} mod ${p.period} = ${p.phase}`;
+}
+
+function lineText(s: StructureStats): string {
+  const { fx, fy } = s.line;
+  const f = Math.hypot(fx, fy);
+  const period = f > 0 ? `, period ${(1 / f).toFixed(1)} px` : "";
+  return `fx ${+fx.toFixed(4)}, fy ${+fy.toFixed(4)} cycles/px${period}`;
+}
+
+/**
+ * The structure statistics of each attack run that has them (report.json's `structure` and
+ * `structureNoise`): per run, a heading with the verdict and a table of the direction ratio, the
+ * strongest phase and the strongest spectral line, each against the noise reference and its
+ * target. Empty when no run has them (reports of earlier versions).
+ */
+function structureHtml(runs: readonly AttackRun[]): string {
+  const t = STRUCTURE_TARGETS;
+  const parts: string[] = [];
+  for (const r of runs) {
+    const s = r.structure;
+    if (!s) continue;
+    const n = r.structureNoise;
+    const yes = (ok: boolean) => (ok ? "met" : "MISSED");
+    const missed = (["direction", "phase", "line"] as const).filter((k) => !s.targets[k]);
+    parts.push(
+      `<h3>${escapeHtml(r.mode)}: ${
+        s.targets.all ? "no regular structure found" : `structure found (${missed.join(", ")})`
+      }</h3>`,
+      htmlTable(
+        ["statistic", "perturbation", "where", "noise reference", "target", "verdict"],
+        [
+          [
+            "direction ratio: mean |horizontal difference| / |vertical|",
+            ratioText(s.direction.ratio),
+            `${s.direction.horizontalLevels.toFixed(3)} / ${
+              s.direction.verticalLevels.toFixed(3)
+            } levels`,
+            n ? ratioText(n.direction.ratio) : "-",
+            `${t.directionMin} to ${t.directionMax}`,
+            yes(s.targets.direction),
+          ],
+          [
+            "strongest phase: mean |d| over the other phases'",
+            ratioText(s.phase.ratio),
+            phaseText(s),
+            n ? `${ratioText(n.phase.ratio)} (${phaseText(n)})` : "-",
+            `at most ${t.phaseMax}`,
+            yes(s.targets.phase),
+          ],
+          [
+            "strongest spectral line over the median bin",
+            ratioText(s.line.ratio),
+            lineText(s),
+            n ? ratioText(n.line.ratio) : "-",
+            `at most ${t.lineMax}`,
+            yes(s.targets.line),
+          ],
+        ],
+        { id: `structure-${r.mode}` },
+      ),
+    );
+  }
+  if (!parts.length) return "";
+  const first = runs.find((r) => r.structure)!.structure!;
+  return [
+    `<h2 id="structure-title">Structure of the perturbation</h2>`,
+    `<p class="note">On the luma (BT.601) of the perturbation, ${first.frames} frames; the ` +
+    `spectrum on the central ${first.line.tileWidth}x${first.line.tileHeight} tile, summed over ` +
+    `frames. The noise reference is i.i.d. noise with the same mean |d| per frame: what pure ` +
+    `noise of this size and length gives. inf: a zero denominator.</p>`,
+    ...parts,
+  ].join("\n");
+}
+
 /**
  * The HTML of an attack report with its frame panels.
  *
@@ -140,6 +221,9 @@ export function attackReportHtml(report: AttackReport, images: AttackPanels): st
   if (report.label !== null) {
     parts.push(`<p class="note">Label (MOS) of the video: ${report.label}.</p>`);
   }
+
+  const structure = structureHtml(runs);
+  if (structure) parts.push(structure);
 
   // Frames.
   parts.push(`<h2 id="frames-title">Frames</h2>`);
