@@ -120,7 +120,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
           [
             "direction ratio: mean |horizontal difference| / |vertical|",
             ratioText(s.direction.ratio),
-            `${s.direction.horizontalLevels.toFixed(3)} / ${
+            `horizontal ${s.direction.horizontalLevels.toFixed(3)}, vertical ${
               s.direction.verticalLevels.toFixed(3)
             } levels`,
             n ? ratioText(n.direction.ratio) : "-",
@@ -128,7 +128,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
             yes(s.targets.direction),
           ],
           [
-            "strongest phase: mean |d| over the other phases'",
+            "strongest row/column phase: its mean |d| over the other phases' mean",
             ratioText(s.phase.ratio),
             phaseText(s),
             n ? `${ratioText(n.phase.ratio)} (${phaseText(n)})` : "-",
