@@ -36,6 +36,7 @@ import {
   disposeParams,
   inputChannels,
   inputFeatures,
+  joinParts,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
@@ -287,20 +288,20 @@ export class FastVqaMini implements Victim {
     return chunkedStream({
       who: "fastvqa-mini",
       firstChunk: 2,
-      step: (chunk, state) => this.#streamStep(chunk, state?.[0] ?? null),
+      step: (parts, state) => this.#streamStep(parts, state?.[0] ?? null),
       pool: (scores) => mean(scores, { axes: 1 }),
     });
   }
 
   /**
-   * One chunk `[1,t,3,H,W]` of the stream after first-stage features `prev`: its fragments scored
+   * One chunk of the stream (as parts, see `StreamSteps.step`; only the fragments are joined) after first-stage features `prev`: its fragments scored
    * a few frames at a time (the previous frame's features carried between them, as between
    * chunks) when the chunk's activations exceed the binding limit. The fragments' size is fixed
    * by the config (`grid * patch`), whatever the frame's, so a frame is never tiled; one whose
    * fragments alone do not fit is refused with the sizes named. Forward only.
    */
-  #streamStep(chunk: Tensor, prev: Tensor | null): { scores: Tensor; state: Tensor[] } {
-    const prepared = this.prepare(chunk);
+  #streamStep(parts: readonly Tensor[], prev: Tensor | null): { scores: Tensor; state: Tensor[] } {
+    const prepared = joinParts(parts.map((p) => this.prepare(p)));
     const [, t, , side] = prepared.shape;
     const frameBytes = convStackActivation({
       frames: 1,
@@ -312,7 +313,7 @@ export class FastVqaMini implements Victim {
     })!.bytes;
     const limit = bindingLimit();
     if (frameBytes > limit) {
-      const [, , , h, w] = chunk.shape;
+      const [, , , h, w] = parts[0].shape;
       throw new RangeError(
         `${this.name}: the ${side}x${side} fragments of a ${w}x${h} frame need ${
           (frameBytes / 2 ** 20).toFixed(3)

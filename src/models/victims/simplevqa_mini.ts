@@ -22,6 +22,7 @@ import {
   slice,
   sub,
 } from "../../nn/mod.ts";
+import { bindingLimit } from "../../gpu/device.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
@@ -35,16 +36,25 @@ import {
   inputChannels,
   inputFeatures,
   inputHalo,
+  joinParts,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
   parseModelConfig,
+  partsRange,
   stdFeatures,
   type Victim,
   type VictimFamily,
   type VictimStream,
 } from "./victim.ts";
-import { byFrameGroups, convStackHalo, cropOf, framesPerGroup, pooledMoments } from "./tiles.ts";
+import {
+  byFrameGroups,
+  convStackHalo,
+  cropOf,
+  framesPerGroup,
+  pooledMoments,
+  type TileGeometry,
+} from "./tiles.ts";
 
 /**
  * The config of {@link SimpleVqaMini}: the fields every family has ({@link BaseConfig}) and its
@@ -200,13 +210,66 @@ export class SimpleVqaMini implements Victim {
    * Per-frame scores `[B,T]` of clips `[B,T,3,H,W]` that follow the frames `prev` `[B,1,3,H,W]`
    * (null at the start of a clip, where frame 0 reuses the first difference).
    */
-  #frameScoresAfter(x5: Tensor, prev: Tensor | null, split = false): Tensor {
+  #frameScoresAfter(x5: Tensor, prev: Tensor | null): Tensor {
+    const [b, t] = x5.shape;
+    return this.#regress(this.#pooledWhole(x5, prev), b, t);
+  }
+
+  /** Per-frame scores `[B,T]` from the per-frame features `[B*T,F]`. */
+  #regress(f: Tensor, b: number, t: number): Tensor {
     const p = this.#params;
     const c = this.config;
-    const [b, t] = x5.shape;
-    const f = split && b === 1 ? this.#pooledSplit(x5, prev) : this.#pooledWhole(x5, prev);
     const hid = leakyRelu(linear(f, p["fc1.weight"], p["fc1.bias"]), c.slope);
     return linear(hid, p["fc2.weight"], p["fc2.bias"]).reshape([b, t]);
+  }
+
+  /**
+   * Per-frame scores `[1,t]` of a stream's chunk (given as parts, see `StreamSteps.step`) after
+   * the frame `prev`: the whole chunk at once when it fits the binding limit, else
+   * {@link SimpleVqaMini.#pooledSplit}. Forward only.
+   */
+  #streamScores(parts: readonly Tensor[], prev: Tensor | null): Tensor {
+    const t = parts.reduce((n, p) => n + p.shape[1], 0);
+    const [, , , height, width] = parts[0].shape;
+    if (this.#geometry(t, height, width).bytes(height, width) <= bindingLimit()) {
+      return this.#frameScoresAfter(joinParts(parts), prev);
+    }
+    return this.#regress(this.#pooledSplit(parts, prev), 1, t);
+  }
+
+  /** The tiling geometry of `k` frames of `height x width` (both branches on the same tiles). */
+  #geometry(k: number, height: number, width: number): TileGeometry & { strides: number[] } {
+    const c = this.config;
+    const layers = c.channels.length;
+    const motion = c.motionChannels.length;
+    const strides = [...c.channels.map((_, i) => 2 ** (i + 1)), 2 ** (motion + 1)];
+    return {
+      who: this.name,
+      height,
+      width,
+      align: Math.max(...strides),
+      // The motion map's pixel reads two full-resolution pixels per half-resolution one.
+      halo: Math.max(convStackHalo(layers, inputHalo(c.input)), 2 * convStackHalo(motion) + 1),
+      strides,
+      bytes: (h: number, w: number) =>
+        Math.max(
+          convStackActivation({
+            frames: k,
+            height: h,
+            width: w,
+            inputChannels: inputChannels(c.input),
+            channels: c.channels,
+          })!.bytes,
+          4 * k * 3 * h * w, // the frame differences
+          convStackActivation({
+            frames: k,
+            height: Math.floor(h / 2),
+            width: Math.floor(w / 2),
+            inputChannels: 3,
+            channels: c.motionChannels,
+          })!.bytes,
+        ),
+    };
   }
 
   /** The spatial CNN's stage outputs of frames `[N,3,H,W]`. */
@@ -274,57 +337,30 @@ export class SimpleVqaMini implements Victim {
    * so that no intermediate exceeds the binding limit, and a frame that does not fit alone in
    * spatial tiles (both branches on the same tiles; see `tiles.ts`). Forward only.
    */
-  #pooledSplit(x5: Tensor, prev: Tensor | null): Tensor {
+  #pooledSplit(parts: readonly Tensor[], prev: Tensor | null): Tensor {
     const c = this.config;
-    const [, t, , height, width] = x5.shape;
-    const x = x5.reshape([t, 3, height, width]);
-    const layers = c.channels.length;
-    const motion = c.motionChannels.length;
-    const strides = [...c.channels.map((_, i) => 2 ** (i + 1)), 2 ** (motion + 1)];
-    const geometry = (k: number) => ({
-      who: this.name,
-      height,
-      width,
-      align: Math.max(...strides),
-      halo: Math.max(convStackHalo(layers, inputHalo(c.input)), 2 * convStackHalo(motion) + 1),
-      strides,
-      bytes: (h: number, w: number) =>
-        Math.max(
-          convStackActivation({
-            frames: k,
-            height: h,
-            width: w,
-            inputChannels: inputChannels(c.input),
-            channels: c.channels,
-          })!.bytes,
-          4 * k * 3 * h * w, // the frame differences
-          convStackActivation({
-            frames: k,
-            height: Math.floor(h / 2),
-            width: Math.floor(w / 2),
-            inputChannels: 3,
-            channels: c.motionChannels,
-          })!.bytes,
-        ),
-    });
+    const t = parts.reduce((n, p) => n + p.shape[1], 0);
+    const [, , , height, width] = parts[0].shape;
+    const geometry = (k: number) => this.#geometry(k, height, width);
     const frames = (s: number, e: number) =>
-      e - s === t ? x : slice(x, { axis: 0, start: s, end: e });
+      partsRange(parts, s, e).reshape([e - s, 3, height, width]);
     const before = prev?.reshape([1, 3, height, width]) ?? null;
     const group = framesPerGroup(geometry(1).bytes(height, width));
     return byFrameGroups(t, group, (s, e) => {
       // Frame i's difference is a_i - b_i: x_i - x_{i-1} (x_{-1} = prev); without prev, frame 0
       // reuses the first difference (x_1 - x_0), or is zero for a clip of one frame.
-      const withFirst = (first: Tensor, from: number) =>
+      const withFirst = (first: () => Tensor, from: number) =>
         s > 0
           ? frames(s - 1 + from, e - 1 + from)
           : e > 1
-          ? concat([first, frames(from, e - 1 + from)], 0)
-          : first;
+          ? concat([first(), frames(from, e - 1 + from)], 0)
+          : first();
       let a: Tensor;
       let b: Tensor;
-      if (before) [a, b] = [frames(s, e), withFirst(before, 0)];
+      if (before) [a, b] = [frames(s, e), withFirst(() => before, 0)];
       else if (t > 1) {
-        [a, b] = [s > 0 ? frames(s, e) : withFirst(frames(1, 2), 1), withFirst(frames(0, 1), 0)];
+        a = s > 0 ? frames(s, e) : withFirst(() => frames(1, 2), 1);
+        b = withFirst(() => frames(0, 1), 0);
       } else [a, b] = [frames(0, 1), frames(0, 1)];
       const cur = frames(s, e);
       const moments = pooledMoments(geometry(e - s), (crop) => [
@@ -346,10 +382,14 @@ export class SimpleVqaMini implements Victim {
     return chunkedStream({
       who: "simplevqa-mini",
       firstChunk: 2,
-      step: (chunk, state) => ({
-        scores: this.#frameScoresAfter(chunk, state?.[0] ?? null, true),
-        state: [slice(chunk, { axis: 1, start: chunk.shape[1] - 1 })],
-      }),
+      step: (parts, state) => {
+        const t = parts.reduce((n, p) => n + p.shape[1], 0);
+        return {
+          scores: this.#streamScores(parts, state?.[0] ?? null),
+          // A copy of the last frame (a part may be the caller's tensor).
+          state: [concat([partsRange(parts, t - 1, t)], 1)],
+        };
+      },
       pool: (scores) => mean(scores, { axes: 1 }),
     });
   }

@@ -218,12 +218,65 @@ export interface StreamSteps {
    */
   firstChunk: number;
   /**
-   * Per-frame scores `[1,t]` of a chunk `[1,t,3,H,W]` and the state after it, from the state
-   * before it (null at the start of the clip). Runs without gradients inside a `tidy`.
+   * Per-frame scores `[1,t]` of a chunk and the state after it, from the state before it (null
+   * at the start of the clip). The chunk comes as consecutive parts `[1,t_i,3,H,W]`: one, except
+   * for a first chunk made of frames held from earlier pushes and the frames that complete it,
+   * which are not concatenated (two frames of a large video may not fit one binding; see
+   * {@link joinParts} and {@link partsRange}). Runs without gradients inside a `tidy`.
    */
-  step(chunk: Tensor, state: Tensor[] | null): { scores: Tensor; state: Tensor[] };
+  step(parts: readonly Tensor[], state: Tensor[] | null): { scores: Tensor; state: Tensor[] };
   /** The clip score `[1]` from all per-frame scores `[1,T]`, as the whole-clip model pools them. */
   pool(scores: Tensor): Tensor;
+}
+
+/**
+ * The parts of a chunk (see {@link StreamSteps.step}) as one tensor `[1,t,3,H,W]`: the part
+ * itself when there is one, else their concatenation along the frames.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { joinParts } from "./victim.ts";
+ * await initGpu();
+ * const a = tensor(new Float32Array(3 * 4), [1, 1, 3, 2, 2]);
+ * joinParts([a, a]).shape; // [1, 2, 3, 2, 2]
+ * ```
+ */
+export function joinParts(parts: readonly Tensor[]): Tensor {
+  return parts.length === 1 ? parts[0] : concat(parts, 1);
+}
+
+/**
+ * Frames `[start, end)` of a chunk given as parts (see {@link StreamSteps.step}), `[1,e-s,3,H,W]`:
+ * a slice of one part when they lie in one (the part itself when it is exactly those frames),
+ * else the slices of the parts concatenated.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../../mod.ts";
+ * import { partsRange } from "./victim.ts";
+ * await initGpu();
+ * const a = tensor(new Float32Array(2 * 3 * 4), [1, 2, 3, 2, 2]);
+ * const b = tensor(new Float32Array(3 * 4), [1, 1, 3, 2, 2]);
+ * partsRange([a, b], 1, 3).shape; // [1, 2, 3, 2, 2]
+ * ```
+ */
+export function partsRange(parts: readonly Tensor[], start: number, end: number): Tensor {
+  const pieces: Tensor[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const n = p.shape[1];
+    const s = Math.max(start, at);
+    const e = Math.min(end, at + n);
+    if (s < e) {
+      pieces.push(s === at && e === at + n ? p : slice(p, { axis: 1, start: s - at, end: e - at }));
+    }
+    at += n;
+  }
+  if (pieces.length === 0) {
+    throw new RangeError(`partsRange: frames [${start}, ${end}) of a chunk of ${at} frames`);
+  }
+  return pieces.length === 1 ? pieces[0] : concat(pieces, 1);
 }
 
 /**
@@ -236,13 +289,14 @@ export interface StreamSteps {
  * import assert from "assert";
  * import { full, initGpu, tensor } from "../../../mod.ts";
  * import { add, concat, mean, slice, sum } from "../../nn/mod.ts";
- * import { chunkedStream } from "./victim.ts";
+ * import { chunkedStream, joinParts } from "./victim.ts";
  * await initGpu();
  * // A toy model: a frame's score is its pixel sum plus the previous frame's (0 for frame 0).
  * const stream = chunkedStream({
  *   who: "toy",
  *   firstChunk: 1,
- *   step(chunk, state) {
+ *   step(parts, state) {
+ *     const chunk = joinParts(parts);
  *     const t = chunk.shape[1];
  *     const sums = sum(chunk.reshape([t, -1]), { axes: 1 }).reshape([1, t]);
  *     const prev = state ? state[0] : full([1, 1], 0);
@@ -267,7 +321,7 @@ class ChunkedStream implements VictimStream {
   #frames = 0;
   #size: [number, number] | null = null;
   #state: Tensor[] | null = null;
-  #held: Tensor | null = null;
+  #held: Tensor[] = [];
   #pending: Promise<Float32Array>[] = [];
   #closed: "finished" | "disposed" | null = null;
 
@@ -300,24 +354,23 @@ class ChunkedStream implements VictimStream {
     noGrad(() => {
       this.#frames += t;
       let rest = frames;
-      if (this.#held) {
-        // Only as many frames as the first chunk lacks join the held ones (a copy of the whole
-        // chunk and more might not fit one binding); the rest is scored as a chunk of its own.
-        const held = this.#held;
-        this.#held = null;
-        const take = Math.min(t, this.#steps.firstChunk - held.shape[0]);
-        const first = tidy(() =>
-          concat([held, take === t ? frames : slice(frames, { axis: 0, end: take })], 0)
-        ).keep();
-        held.dispose();
-        if (first.shape[0] < this.#steps.firstChunk) {
-          this.#held = first;
+      if (this.#held.length > 0) {
+        // Only as many frames as the first chunk lacks join the held ones, as a part of their own
+        // (not concatenated: two frames of a large video may not fit one binding); the rest of
+        // the push is scored as a chunk of its own.
+        const have = this.#held.reduce((n, p) => n + p.shape[0], 0);
+        const take = Math.min(t, this.#steps.firstChunk - have);
+        if (have + t < this.#steps.firstChunk) {
+          this.#held.push(tidy(() => concat([frames], 0)).keep()); // a copy: frames may go
           return;
         }
+        const head = take === t ? frames : tidy(() => slice(frames, { axis: 0, end: take })).keep();
+        const parts = [...this.#held, head];
+        this.#held = [];
         try {
-          this.#run(first);
+          this.#run(parts);
         } finally {
-          first.dispose();
+          for (const p of parts) if (p !== frames) p.dispose();
         }
         if (take === t) return;
         rest = tidy(() => slice(frames, { axis: 0, start: take })).keep();
@@ -325,21 +378,22 @@ class ChunkedStream implements VictimStream {
       try {
         if (this.#state === null && rest.shape[0] < this.#steps.firstChunk) {
           // Too few frames to start the clip: keep a copy until more come.
-          this.#held = tidy(() => concat([rest], 0)).keep();
+          this.#held.push(tidy(() => concat([rest], 0)).keep());
           return;
         }
-        this.#run(rest);
+        this.#run([rest]);
       } finally {
         if (rest !== frames) rest.dispose();
       }
     });
   }
 
-  #run(chunk: Tensor): void {
+  #run(parts: readonly Tensor[]): void {
     const state = this.#state;
+    const n = parts.reduce((k, p) => k + p.shape[0], 0);
     const out = tidy(() => {
-      const r = this.#steps.step(chunk.reshape([1, ...chunk.shape]), state);
-      return [r.scores.reshape([chunk.shape[0]]), ...r.state];
+      const r = this.#steps.step(parts.map((p) => p.reshape([1, ...p.shape])), state);
+      return [r.scores.reshape([n]), ...r.state];
     });
     for (const t of out) t.keep();
     for (const t of state ?? []) t.dispose();
@@ -354,14 +408,14 @@ class ChunkedStream implements VictimStream {
     const who = this.#steps.who;
     if (this.#closed) throw new Error(`${who} stream: finish after the stream was ${this.#closed}`);
     try {
-      if (this.#held) {
+      if (this.#held.length > 0) {
         // The whole clip is shorter than the first chunk needs: score it as the whole-clip model.
         const held = this.#held;
-        this.#held = null;
+        this.#held = [];
         try {
           noGrad(() => this.#run(held));
         } finally {
-          held.dispose();
+          for (const p of held) p.dispose();
         }
       }
       if (this.#frames === 0) throw new RangeError(`${who} stream: no frames were pushed`);
@@ -389,8 +443,8 @@ class ChunkedStream implements VictimStream {
   dispose(): void {
     for (const t of this.#state ?? []) t.dispose();
     this.#state = null;
-    this.#held?.dispose();
-    this.#held = null;
+    for (const p of this.#held) p.dispose();
+    this.#held = [];
     this.#pending = [];
     this.#closed ??= "disposed";
   }

@@ -34,6 +34,7 @@ import {
   inputChannels,
   inputFeatures,
   inputHalo,
+  joinParts,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
@@ -285,8 +286,8 @@ export class VsfaMini implements Victim {
     return chunkedStream({
       who: "vsfa-mini",
       firstChunk: 1,
-      step: (chunk, state) => {
-        const { q, h } = this.#frameScoresFrom(chunk, state?.[0] ?? null, true);
+      step: (parts, state) => {
+        const { q, h } = this.#frameScoresFrom(joinParts(parts), state?.[0] ?? null, true);
         return { scores: q, state: [h] };
       },
       pool: (scores) => hysteresisPool(scores, { tau: this.config.tau, gamma: this.config.gamma }),
