@@ -36,6 +36,7 @@ import {
 } from "../_output.ts";
 import { bindingLimit } from "../gpu/device.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
+import { StructureAccumulator } from "../metrics/structure.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import type { Generator } from "../models/generator_io.ts";
 import type { Victim, VictimStream, VictimStreamResult } from "../models/victims/victim.ts";
@@ -382,6 +383,8 @@ export async function attackVideo(
     beyond: 0,
     absSum: 0,
     maxAbs: 0,
+    // Grid, stripes, spectral lines of the quantised perturbation, with a seeded noise reference.
+    structure: new StructureAccumulator({ seed: options.seed ?? 1 }),
   }));
 
   const tmpDir = await makeWorkDir(root, name);
@@ -470,6 +473,7 @@ export async function attackVideo(
             st.beyond += p.beyondJnd * n;
             st.absSum += p.meanAbsLevels * n;
             st.maxAbs = Math.max(st.maxAbs, p.maxAbsLevels);
+            st.structure.push(cleanF, a, shape);
           }
           genSeconds += (performance.now() - tg) / 1000;
           for (const [mi, p] of packed.entries()) {
@@ -539,6 +543,8 @@ export async function attackVideo(
         beyondJnd: st.beyond / t,
         meanAbsLevels: st.absSum / t,
         maxAbsLevels: st.maxAbs,
+        // structure and structureNoise (docs/attack.md, "Structure statistics").
+        ...st.structure.result(),
         // The pass interleaves the stages: the encoder's share is what the generator and the
         // victim leave of it (decoding included).
         seconds: {

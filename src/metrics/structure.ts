@@ -20,14 +20,16 @@
  *   of the strong phase. Equal ratios (infinite ones: a pattern that is zero outside one phase)
  *   go to the phase with the larger mean `|d|` (so period 4, not 2, for every fourth column),
  *   then to the first found (columns before rows, smaller periods first).
- * - Strongest spectral line: the 2-D power spectrum of the luma on the central crop whose sides
- *   are the largest powers of two not above the frame's (at most 256, no window, radix-2 FFT),
- *   summed over frames; over the non-redundant half plane without DC (`tw * th / 2 + 1` bins for a
- *   `tw x th` tile: each bin with `fx > 0`, or `fx == 0` and `fy > 0`, or `fx == 1/2` and
- *   `fy >= 0`), the largest bin over the median bin, and the largest bin's frequency in cycles per
- *   pixel. For white noise every bin is an independent exponential variable (per frame), so the
- *   ratio of one frame is about `(ln M + 0.577) / ln 2` for `M` bins: 15.8 on a 256x256 tile, 9.8
- *   on 32x32; averaging over frames brings it toward 1. A grating gives a huge line.
+ * - Strongest spectral line: the 2-D amplitude spectrum of the luma on the central crop whose
+ *   sides are the largest powers of two not above the frame's (at most 256, no window, radix-2
+ *   FFT; the amplitude of a bin is the root of its power summed over frames); over the
+ *   non-redundant half plane without DC (`tw * th / 2 + 1` bins for a `tw x th` tile: each bin
+ *   with `fx > 0`, or `fx == 0` and `fy > 0`, or `fx == 1/2` and `fy >= 0`), the largest bin's
+ *   amplitude over the median bin's, and the largest bin's frequency in cycles per pixel. For
+ *   white noise every bin's power is an independent exponential variable (per frame), so the
+ *   squared ratio of one frame is about `(ln M + 0.577) / ln 2` for `M` bins: the ratio is about
+ *   4.0 on a 256x256 tile (15.8 squared), 3.1 on 32x32; averaging over frames brings it toward 1.
+ *   A grating gives a huge line.
  *
  * Ratios with a zero denominator are `null` (infinite, as report.json writes PSNR); `0 / 0` (no
  * perturbation there at all) counts as 1, no structure. The targets ({@linkcode STRUCTURE_TARGETS})
@@ -74,7 +76,7 @@ export interface StructureStats {
    */
   phase: { ratio: number | null; axis: "column" | "row"; period: number; phase: number };
   /**
-   * The strongest spectral line: its power over the median bin's (null: infinite), its frequency
+   * The strongest spectral line: its amplitude over the median bin's (null: infinite), its frequency
    * in cycles per pixel (`fx` in 0..0.5, `fy` in -0.5..0.5) and the tile's size.
    */
   line: { ratio: number | null; fx: number; fy: number; tileWidth: number; tileHeight: number };
@@ -287,7 +289,8 @@ class LumaStructure {
     }
     bins.sort();
     const median = m % 2 ? bins[(m - 1) / 2] : (bins[m / 2 - 1] + bins[m / 2]) / 2;
-    const line = ratioOf(best, median);
+    // Amplitudes: the square root of the frames' summed power per bin.
+    const line = Math.sqrt(ratioOf(best, median));
     const t = STRUCTURE_TARGETS;
     const targets = {
       direction: direction >= t.directionMin && direction <= t.directionMax,
