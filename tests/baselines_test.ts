@@ -77,7 +77,7 @@ async function readParams(v: Victim): Promise<Float32Array[]> {
 /** Runs an attack and returns the adversarial values (the tensor is disposed). */
 async function attackValues(
   attack: Attack,
-  options: { eps?: number; mode?: AttackMode; seed?: number } = {},
+  options: { eps?: number; mode?: AttackMode; seed?: number; cleanScore?: number } = {},
   v: Victim = victim,
 ): Promise<{ adv: Float32Array; passes: number }> {
   const out = await attack.run(frames, v, { jnd, ...options });
@@ -285,6 +285,44 @@ Deno.test("gradient attacks: mode up raises the score, down lowers it, untargete
   const qm = await score(victim, out.adversarial);
   out.adversarial.dispose();
   assert.ok(qm > q0, `untargeted with median ${q0 + 0.5}: ${qm} from ${q0}`);
+});
+
+Deno.test("gradient attacks: a given cleanScore (the whole video's) decides the untargeted direction, with no clean pass", async () => {
+  const q0 = await scoreOf(X);
+  const { qMin, qMax } = victim.config;
+  for (const attack of [fgsm, createIfgsm({ iterations: 2 }), korhonen]) {
+    const up = await attackValues(attack, { mode: "up" });
+    const down = await attackValues(attack, { mode: "down" });
+    // A clean score given above the median pushes down, below it up, whatever these frames score.
+    for (const [given, want] of [[qMax - 0.01, down], [qMin + 0.01, up]] as const) {
+      const r = await attackValues(attack, { mode: "untargeted", cleanScore: given });
+      assert.deepEqual(r.adv, want.adv, `${attack.name}: cleanScore ${given} (frames ${q0})`);
+      assert.equal(r.passes, want.passes, `${attack.name}: no clean pass with cleanScore`);
+    }
+    await assert.rejects(
+      () => attack.run(frames, victim, { jnd, cleanScore: NaN }),
+      /options\.cleanScore must be a finite number/,
+    );
+  }
+});
+
+Deno.test("random: windows draw one generator window after window, the noise of one run", async () => {
+  for (const attack of [randomAttack, createRandomAttack({ noise: "uniform" })]) {
+    const whole = await attack.run(frames, victim, { jnd, seed: 9 });
+    const expected = await whole.adversarial.read();
+    whole.adversarial.dispose();
+    const w = attack.windows!(victim, { seed: 9 });
+    const got: number[] = [];
+    for (const [s, e] of [[0, 1], [1, 3], [3, 4]]) {
+      const xs = tensor(X.subarray(s * 3 * S * S, e * 3 * S * S), [e - s, 3, S, S]);
+      const js = tensor(J.subarray(s * S * S, e * S * S), [e - s, 1, S, S]);
+      const out = await w.next(xs, js);
+      got.push(...await out.adversarial.read());
+      for (const t of [xs, js, out.adversarial]) t.dispose();
+    }
+    w.dispose();
+    assert.deepEqual(new Float32Array(got), expected, attack.name);
+  }
 });
 
 Deno.test("attacks freeze trainable weights and frames: no gradient reaches them, flags restored", async () => {

@@ -45,6 +45,28 @@ export interface AttackOptions {
   median?: number;
   /** Seed of anything random (default 1). */
   seed?: number;
+  /**
+   * The clean score of the whole video these frames belong to, when the caller knows it (a
+   * window of a longer video, scored by a first streamed pass): the `untargeted` boundary is
+   * decided from it instead of from the frames given, and no victim pass is spent on it.
+   */
+  cleanScore?: number;
+}
+
+/**
+ * A long clip attacked window by window (from {@link Attack.windows}): the windows are given in
+ * order and whatever the attack carries across them (the random control's generator, a
+ * generator's ConvGRU state) goes on from one to the next, so the frames equal those of one
+ * `run` on the whole clip.
+ */
+export interface AttackWindows {
+  /**
+   * Attacks the next window `[t,3,H,W]` with its JND maps `[t,1,H,W]` (the options' other fields
+   * were given to {@link Attack.windows}). The caller disposes the output's frames.
+   */
+  next(frames: Tensor, jnd: Tensor): Promise<AttackOutput>;
+  /** Frees what is carried between windows (safe to call twice). */
+  dispose(): void;
 }
 
 /** What an attack returns. */
@@ -81,6 +103,25 @@ export interface Attack {
    * with); absent when any maps do (the baselines), and the caller's default applies.
    */
   readonly jndModel?: JndModel;
+  /**
+   * Whether the attack needs the clean score in `untargeted` mode (default true): false for the
+   * random control and a one-branch generator, which do not look at it. A windowed evaluation
+   * runs its first clean pass only for attacks that need it.
+   */
+  readonly usesCleanScore?: boolean;
+  /**
+   * Bytes of the largest tensor the attack binds per frame of `height` x `width`, when it is
+   * more than the frames' own `12 * height * width` (a generator's widest activation); absent
+   * otherwise. A windowed evaluation sizes its windows with it.
+   */
+  bytesPerFrame?(height: number, width: number): number;
   /** Attacks one clip `[T,3,H,W]` (RGB in [0,1]). Runs no gradient into the victim's weights. */
   run(frames: Tensor, victim: Victim, options: AttackOptions): Promise<AttackOutput>;
+  /**
+   * Attacks a long clip window by window with its state carried, so that the windows' frames
+   * equal one `run` on the whole clip (see {@link AttackWindows}). Absent for the gradient
+   * attacks: a windowed evaluation then runs `run` on each window alone, with the whole video's
+   * `cleanScore` (docs/eval.md, "Long videos: windows", says what that approximates).
+   */
+  windows?(victim: Victim, options: Omit<AttackOptions, "jnd">): AttackWindows;
 }

@@ -5,7 +5,8 @@
  * deno task eval [--victims vsfa-mini,simplevqa-mini] [--methods random,fgsm,stqa-net]
  *                [--dataset proxy|<manifest>|konvid:<dir>] [--split test] [--max-videos n]
  *                [--eps 1] [--out out/eval] [--shard i/n] [--seed 1] [--generator-dir dir]
- *                [--cross] [--overwrite] [--keep-going]
+ *                [--cross] [--overwrite] [--keep-going] [--frames n|all] [--window n]
+ *                [--mode untargeted|up|down]
  * deno task eval merge --out out/eval
  * ```
  *
@@ -25,8 +26,8 @@ import {
 } from "../_output.ts";
 import { formatSeconds, printProgress } from "../_progress.ts";
 import { baselineAttack } from "../attack/baselines/mod.ts";
-import { checkPair, stqaAttack } from "../attack/stqa.ts";
-import type { Attack } from "../attack/types.ts";
+import { checkPair } from "../attack/stqa.ts";
+import { type Attack, ATTACK_MODES } from "../attack/types.ts";
 import { DATASET_FORMATS } from "../data/loaders.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
 import {
@@ -38,6 +39,7 @@ import {
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { evaluateVideo } from "../eval/evaluate.ts";
+import { generatorAttack } from "../eval/windows.ts";
 import { resolveEvalVideos } from "../eval/videos.ts";
 import { readExamples, writeExample } from "../eval/examples.ts";
 import { evalReportHtml } from "../report/eval_html.ts";
@@ -94,6 +96,12 @@ Options:
   --split <name>          for a proxy manifest: train | val | test | all (default test)
   --max-videos <n>        the first n videos only (default all)
   --eps <e>               multiple of the JND allowed (default 1)
+  --frames <n|all>        frames of each video: the first n, or all (default: each victim's
+                          clip length, as it was trained)
+  --window <n>            frames per window: videos are streamed window by window, memory
+                          bounded by the window (default: as many as fit the adapter's binding
+                          limit); gradient attacks attack each window alone (docs/eval.md)
+  --mode <m>              untargeted (toward the score-reversed boundary, default), up or down
   -o, --out <dir>         output folder (default out/eval)
   --shard <i/n>           only videos with index % n == i; rows go to rows-<i>-of-<n>.jsonl
   --seed <n>              base seed; video k is attacked with seed + k (default 1)
@@ -141,6 +149,12 @@ const ArgsSchema = z.object({
   split: z.enum(["train", "val", "test", "all"]).default("test"),
   "max-videos": z.coerce.number().int().positive().optional(),
   eps: z.coerce.number().positive().max(16).default(1),
+  frames: z.union([
+    z.literal("all"),
+    z.coerce.number().int("expected a whole number or all").positive(),
+  ]).optional(),
+  window: z.coerce.number().int().positive().optional(),
+  mode: z.enum(ATTACK_MODES).default("untargeted"),
   out: z.string().min(1).default("out/eval"),
   shard: z.string().regex(/^\d+\/\d+$/, "expected i/n, e.g. 0/4").transform((s) => {
     const [i, n] = s.split("/").map(Number);
@@ -163,6 +177,9 @@ const FLAGS = {
   split: { type: "string" },
   "max-videos": { type: "string" },
   eps: { type: "string" },
+  frames: { type: "string" },
+  window: { type: "string" },
+  mode: { type: "string" },
   out: { type: "string", short: "o" },
   shard: { type: "string" },
   seed: { type: "string" },
@@ -214,7 +231,7 @@ async function attacksFor(
       }
       const digest = await modelDigest(generator.path, generatorPaths(generator.path).json);
       out.push({
-        attack: stqaAttack(generator, { name: m }),
+        attack: generatorAttack(generator, { name: m }),
         generator,
         digest,
         options: { variant: generator.net.config.variant },
@@ -225,6 +242,15 @@ async function attacksFor(
     }
   }
   return out;
+}
+
+/** `--frames`, `--window` and `--mode` as a method's recorded options, when not the defaults. */
+function streamOptions(o: Options): EvalRowSettings["methodOptions"] {
+  return {
+    ...(o.frames !== undefined ? { frames: o.frames } : {}),
+    ...(o.window !== undefined ? { window: o.window } : {}),
+    ...(o.mode !== "untargeted" ? { mode: o.mode } : {}),
+  };
 }
 
 /** The first line of an error's message (tool output that follows it is left out). */
@@ -406,6 +432,9 @@ async function run(o: Options): Promise<number> {
           ]
           : o.methods;
         attacks = await attacksFor(methods, victim, o["generator-dir"]);
+        // What changes the frames attacked is part of each method's options (only when given,
+        // so that rows of runs without these options stay comparable).
+        for (const a of attacks) a.options = { ...a.options, ...streamOptions(o) };
         const range = { qMin: victim.config.qMin, qMax: victim.config.qMax };
         let median = labelMedian(labels, range);
         if (median < range.qMin || median > range.qMax) median = labelMedian([], range);
@@ -491,6 +520,9 @@ async function run(o: Options): Promise<number> {
             await evaluateVideo(video, victim, todo.map((a) => a.attack), {
               eps: o.eps,
               median,
+              frames: o.frames,
+              window: o.window,
+              mode: o.mode,
               seed: o.seed,
               workDir,
               settings: (method) => ({

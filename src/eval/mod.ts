@@ -46,13 +46,26 @@ export {
   quantizeLevels,
 } from "./evaluate.ts";
 export {
+  compareLuma,
+  type EncoderFeed,
+  openEncoder,
   parsePsnrStats,
   parseSsimYStats,
   ROUND_TRIP_CRF,
   roundTrip,
   type RoundTripResult,
+  scoreVideoFile,
   writeReference,
 } from "./roundtrip.ts";
+// The attack layer's type of an attack's windows (src/attack/mod.ts does not list it yet).
+export type { AttackWindows } from "../attack/types.ts";
+export {
+  attackWindows,
+  evalWindow,
+  generatorAttack,
+  victimBytesPerFrame,
+  windowBytesPerFrame,
+} from "./windows.ts";
 export {
   evalMarkdown,
   readRowFiles,

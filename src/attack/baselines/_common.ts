@@ -30,6 +30,8 @@ export interface ResolvedOptions {
   seed: number;
   /** Median that decides the untargeted boundary (undefined: the victim's midpoint). */
   median?: number;
+  /** The whole video's clean score, when given: it decides the untargeted boundary. */
+  cleanScore?: number;
 }
 
 /**
@@ -37,8 +39,8 @@ export interface ResolvedOptions {
  * mode `untargeted`, seed 1).
  *
  * @throws {RangeError} for frames that are not `[T,3,H,W]`, a JND map that is not `[T,1,H,W]`
- * for the same T, H, W, eps that is not a finite number > 0, an unknown mode, or a seed or
- * median that is not finite.
+ * for the same T, H, W, eps that is not a finite number > 0, an unknown mode, or a seed,
+ * median or clean score that is not finite.
  * @example
  * ```ts
  * import { resolveOptions } from "./_common.ts";
@@ -89,7 +91,13 @@ export function resolveOptions(
   if (median !== undefined && (typeof median !== "number" || !Number.isFinite(median))) {
     throw new RangeError(`${who}: options.median must be a finite number, got ${median}`);
   }
-  return { jnd, eps, mode, seed, median };
+  const cleanScore = options.cleanScore;
+  if (
+    cleanScore !== undefined && (typeof cleanScore !== "number" || !Number.isFinite(cleanScore))
+  ) {
+    throw new RangeError(`${who}: options.cleanScore must be a finite number, got ${cleanScore}`);
+  }
+  return { jnd, eps, mode, seed, median, cleanScore };
 }
 
 /**
@@ -134,7 +142,8 @@ export async function cleanScore(victim: Victim, frames: Tensor): Promise<number
 
 /**
  * The score the attack pushes toward ({@link attackTarget}) and the victim passes spent finding
- * it: 0 for `up` and `down`, 1 (the clean score) for `untargeted`.
+ * it: 0 for `up` and `down`, and for `untargeted` with `options.cleanScore` given (the whole
+ * video's, decided by the caller); 1 (the clean score of `frames`) for `untargeted` otherwise.
  *
  * @example
  * ```ts
@@ -150,6 +159,9 @@ export async function resolveTarget(
   const scale = { qMin: victim.config.qMin, qMax: victim.config.qMax, median: options.median };
   if (options.mode !== "untargeted") {
     return { target: attackTarget(NaN, options.mode, scale), passes: 0 };
+  }
+  if (options.cleanScore !== undefined) {
+    return { target: attackTarget(options.cleanScore, "untargeted", scale), passes: 0 };
   }
   const q = await cleanScore(victim, frames);
   return { target: attackTarget(q, "untargeted", scale), passes: 1 };

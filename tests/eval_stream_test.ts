@@ -1,0 +1,222 @@
+// The streamed evaluation (evaluateVideo by windows): a clip evaluated in windows of 1-2 frames
+// (by --window, or forced by a lowered binding limit) against the same clip whole; the whole
+// clip against the unwindowed computation (the victim's score of the whole clip, the random
+// attack run once on the whole clip); the gradient attacks by windows: what the approximation
+// guarantees (the box on the written bytes, the score moved toward the whole video's target).
+
+import assert from "assert";
+import { join } from "path";
+import { saveGenerator, StqaNet } from "../mod.ts";
+import { fgsm, ifgsm } from "../src/attack/baselines/fgsm.ts";
+import { randomAttack } from "../src/attack/baselines/random.ts";
+import { quantizeInJnd } from "../src/attack/stqa.ts";
+import type { Attack } from "../src/attack/types.ts";
+import { evaluateVideo, type EvaluateVideoOptions } from "../src/eval/evaluate.ts";
+import type { EvalRow } from "../src/eval/robustness.ts";
+import {
+  evalWindow,
+  generatorAttack,
+  victimBytesPerFrame,
+  windowBytesPerFrame,
+} from "../src/eval/windows.ts";
+import { setBindingLimit } from "../src/gpu/device.ts";
+import { computeJnd } from "../src/jnd/mod.ts";
+import { loadGenerator } from "../src/models/generator_io.ts";
+import { loadVictim } from "../src/models/victims/mod.ts";
+import type { Victim } from "../src/models/victims/victim.ts";
+import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
+import { readVideo } from "../src/video/mod.ts";
+import { initGpu } from "./_helpers.ts";
+
+await initGpu();
+
+const root = await Deno.makeTempDir({ prefix: "stqa_eval_stream_" });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(root, { recursive: true });
+  } catch { /* gone */ }
+});
+
+/** A moving test pattern, `frames` frames of `size` x `size`, lossless. */
+async function makeClip(file: string, size: number, frames: number): Promise<string> {
+  const r = await new Deno.Command("ffmpeg", {
+    args: [
+      "-v",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${size}x${size}:rate=25`,
+      "-frames:v",
+      String(frames),
+      "-c:v",
+      "ffv1",
+      "-y",
+      file,
+    ],
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  return file;
+}
+
+const CLIP = await makeClip(join(root, "clip.mkv"), 48, 6);
+
+async function tinyGenerator(variant: "untargeted" | "two-branch", family: string) {
+  const net = new StqaNet({
+    seed: 7,
+    config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2], variant },
+  });
+  const stem = join(root, `gen-${variant}-${family}`);
+  await saveGenerator(net, stem, {
+    victim: family,
+    victimFamily: family as "vsfa-mini",
+    jnd: "namm-st",
+    eps: 1,
+    qMin: 1,
+    qMax: 5,
+    median: 3,
+  });
+  net.dispose();
+  return await loadGenerator(stem);
+}
+
+async function evaluate(
+  victim: Victim,
+  attacks: Attack[],
+  extra: Partial<EvaluateVideoOptions> = {},
+): Promise<EvalRow[]> {
+  const rows: EvalRow[] = [];
+  const work = await Deno.makeTempDir({ dir: root, prefix: "work_" });
+  await evaluateVideo({ path: CLIP, name: "clip", index: 0, label: null }, victim, attacks, {
+    median: 3,
+    workDir: work,
+    onRow: (r) => void rows.push(r),
+    ...extra,
+  });
+  assert.deepEqual([...Deno.readDirSync(work)], [], "the work folder is left empty");
+  return rows;
+}
+
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
+
+/** The fields of two rows that must agree (scores within float tolerance). */
+function assertSameRow(a: EvalRow, b: EvalRow, what: string) {
+  assert.equal(a.method, b.method);
+  assert.equal(a.frames, b.frames, `${what}: frames`);
+  for (const k of ["cleanScore", "cleanRtScore", "advScore", "rtScore"] as const) {
+    assert.ok(rel(a[k], b[k]) <= 1e-5, `${what} ${a.method}: ${k} ${a[k]} vs ${b[k]}`);
+  }
+  for (const k of ["psnr", "ssim", "beyondJnd", "meanAbsLevels", "rtPsnr", "rtSsim"] as const) {
+    const x = a[k], y = b[k];
+    assert.ok(
+      x === y || (x !== null && y !== null && rel(x, y) <= 1e-9),
+      `${what} ${a.method}: ${k} ${x} vs ${y}`,
+    );
+  }
+}
+
+for (const family of ["vsfa-mini", "fastvqa-mini"] as const) {
+  Deno.test(`eval by windows (${family}): windows of 2 and 1 frames give the whole clip's rows for random and stqa-net (state carried)`, async () => {
+    const victim = await loadVictim(family);
+    const one = await tinyGenerator("untargeted", family);
+    const two = await tinyGenerator("two-branch", family);
+    try {
+      const attacks = [
+        randomAttack,
+        generatorAttack(one),
+        generatorAttack(two, { name: "stqa-net-2b" }),
+      ];
+      const whole = await evaluate(victim, attacks, { window: 6 });
+      assert.deepEqual(whole.map((r) => r.frames), [6, 6, 6]);
+      for (const window of [2, 1]) {
+        const rows = await evaluate(victim, attacks, { window });
+        for (const [i, r] of rows.entries()) assertSameRow(r, whole[i], `window ${window}`);
+      }
+      // Forced by the binding limit: the default window is what fits (2 frames here).
+      const size = family === "vsfa-mini" ? 64 : 48;
+      const per = windowBytesPerFrame(size, size, [], victimBytesPerFrame(victim));
+      const before = setBindingLimit(2 * per + 100);
+      try {
+        assert.equal(evalWindow(size, size, [], undefined, victimBytesPerFrame(victim)), 2);
+        const rows = await evaluate(victim, [randomAttack]);
+        assertSameRow(rows[0], whole[0], "binding limit");
+      } finally {
+        setBindingLimit(before);
+      }
+    } finally {
+      one.net.dispose();
+      two.net.dispose();
+      victim.dispose();
+    }
+  });
+}
+
+Deno.test("eval by windows: the whole clip agrees with the unwindowed computation (clean score, random attack)", async () => {
+  const victim = await loadVictim("vsfa-mini");
+  try {
+    const [row] = await evaluate(victim, [randomAttack], { window: 2, seed: 4 });
+    const frames = await readVideo(CLIP, { size: { width: 64, height: 64 } });
+    const jnd = tidy(() => noGrad(() => computeJnd(frames, { model: "namm-st" })));
+    const clean = (await tidy(() => noGrad(() => victim.score(frames))).read())[0];
+    const out = await randomAttack.run(frames, victim, { jnd, seed: 4, eps: 1 });
+    const adv = quantizeInJnd(
+      await frames.read(),
+      await out.adversarial.read(),
+      await jnd.read(),
+      frames.shape,
+    );
+    const advT = tensor(adv, frames.shape);
+    const advScore = (await tidy(() => noGrad(() => victim.score(advT))).read())[0];
+    for (const x of [frames, jnd, out.adversarial, advT]) x.dispose();
+    assert.ok(rel(row.cleanScore, clean) <= 1e-5, `clean ${row.cleanScore} vs ${clean}`);
+    assert.ok(rel(row.advScore, advScore) <= 1e-5, `random ${row.advScore} vs ${advScore}`);
+  } finally {
+    victim.dispose();
+  }
+});
+
+Deno.test("eval by windows: FGSM and I-FGSM by windows keep the box on the written bytes and move the score toward the target", async () => {
+  const victim = await loadVictim("vsfa-mini");
+  try {
+    for (const mode of ["down", "up", "untargeted"] as const) {
+      const whole = await evaluate(victim, [fgsm, ifgsm], { window: 6, mode });
+      const windowed = await evaluate(victim, [fgsm, ifgsm], { window: 2, mode });
+      assert.ok(rel(windowed[0].cleanScore, whole[0].cleanScore) <= 1e-5);
+      const clean = whole[0].cleanScore;
+      const target = mode === "up" ? 5 : mode === "down" ? 1 : clean > 3 ? 1 : 5;
+      for (const [i, r] of windowed.entries()) {
+        assert.equal(r.beyondJnd, 0, `${mode} ${r.method}: bytes outside the box`);
+        assert.ok(r.meanAbsLevels > 0, `${mode} ${r.method}: no perturbation`);
+        const moved = (r.advScore - clean) * Math.sign(target - clean);
+        assert.ok(moved > 0, `${mode} ${r.method}: ${clean} -> ${r.advScore}, target ${target}`);
+        console.log(
+          `${mode} ${r.method}: clean ${clean.toFixed(4)}, whole ${
+            whole[i].advScore.toFixed(4)
+          }, windows of 2 ${r.advScore.toFixed(4)}`,
+        );
+        // Passes per window: the same as the whole clip's (each frame gets that many).
+        assert.equal(r.victimPasses, whole[i].victimPasses);
+      }
+    }
+  } finally {
+    victim.dispose();
+  }
+});
+
+Deno.test("eval by windows: a window larger than fits is refused, naming what fits", async () => {
+  const victim = await loadVictim("fastvqa-mini");
+  // FAST-VQA's widest activation per frame (its fragments' first layer) decides here.
+  const per = victimBytesPerFrame(victim);
+  assert.ok(per > 12 * 48 * 48, `${per}`);
+  const before = setBindingLimit(3 * per);
+  try {
+    await assert.rejects(
+      () => evaluate(victim, [randomAttack], { window: 4 }),
+      RangeError,
+      "at most 3 fit (--window)",
+    );
+  } finally {
+    setBindingLimit(before);
+    victim.dispose();
+  }
+});
