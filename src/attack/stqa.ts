@@ -40,6 +40,8 @@ export interface GeneratorPerturbResult {
 /**
  * Runs the generator on frames `[T,3,H,W]` (or a batch `[B,T,3,H,W]`) with their JND maps and
  * applies its perturbation. Differentiable in the generator's parameters; run it in `tidy`.
+ * Frames too large for one pass (see {@link chunkFor}) go through the generator in spatial
+ * tiles, with the same result; that path records no gradients (run it in `noGrad`).
  *
  * @example
  * ```ts
@@ -212,27 +214,27 @@ export async function attackWithGenerator(
 /**
  * The frames per generator chunk: `requested`, lowered where needed so that every tensor of the
  * forward pass fits in one storage binding of the adapter (at 540x960 the default network's
- * widest activation is 95 MiB per frame against lavapipe's 128 MiB limit).
+ * widest activation is 95 MiB per frame against lavapipe's 128 MiB limit). Where even one frame
+ * does not fit whole (1080p and 4K with the bundled generator on lavapipe), 1: the generator
+ * then goes through that frame in spatial tiles with the same result ({@link StqaNet.tiling}).
  *
+ * @throws {RangeError} for a `requested` that is not a positive whole number, and where even
+ * tiles cannot help (one frame's weight maps or the GRU state pass the binding limit).
  * @example
  * ```ts
  * import { chunkFor } from "./stqa.ts";
  * // chunkFor(generator.net, 540, 960, 16); // 1 for the default config on lavapipe
+ * // chunkFor(generator.net, 2160, 3840, 16); // 1, in tiles
  * ```
  */
 export function chunkFor(net: StqaNet, h: number, w: number, requested: number): number {
   if (!Number.isInteger(requested) || requested < 1) {
     throw new RangeError(`chunkFrames must be a positive whole number, got ${requested}`);
   }
-  const limit = bindingLimit();
-  const fit = Math.floor(limit / net.bytesPerFrame(h, w));
-  if (fit < 1) {
-    throw new RangeError(
-      `a ${w}x${h} frame needs ${net.bytesPerFrame(h, w)} bytes in one generator tensor, more ` +
-        `than the adapter's storage-binding limit of ${limit}; scale it down with --size`,
-    );
-  }
-  return Math.min(requested, fit);
+  const fit = Math.floor(bindingLimit() / net.bytesPerFrame(h, w));
+  if (fit >= 1) return Math.min(requested, fit);
+  net.tiling(h, w, 1); // throws where even tiles cannot help
+  return 1;
 }
 
 /**

@@ -45,6 +45,7 @@ export {
   StqaNetConfigSchema,
   type StqaNetForwardOptions,
   type StqaNetOutput,
+  type TileGrid,
 } from "./stqa_net.ts";
 export {
   bundledGeneratorName,
