@@ -241,24 +241,40 @@ export class FastVqaMini implements Victim {
     return this.#frameScoresAfter(prepared, null).q;
   }
 
+  /** Conv layer `i` (stride 2) and its leaky ReLU. */
+  #conv(x: Tensor, i: number): Tensor {
+    const p = this.#params;
+    return leakyRelu(
+      conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
+      this.config.slope,
+    );
+  }
+
+  /** First-stage features `[B,T,C,S/2,S/2]` of prepared fragments `[B,T,3,S,S]`. */
+  #firstStage(prepared: Tensor): Tensor {
+    const [b, t, , h, w] = prepared.shape;
+    const x = this.#conv(inputFeatures(prepared.reshape([b * t, 3, h, w]), this.config.input), 1);
+    const [, ch, fh, fw] = x.shape;
+    return x.reshape([b, t, ch, fh, fw]);
+  }
+
   /**
    * Per-frame scores `[B,T]` of prepared fragments `[B,T,3,S,S]` that follow frames whose
    * first-stage features are `prev` `[B,1,C,S/2,S/2]` (null at the start of a clip, where frame 0
-   * reuses the first difference), and the last frame's first-stage features.
+   * reuses the first difference), and the last frame's first-stage features. `next`, the
+   * first-stage features of the frame after a one-frame clip without `prev`, gives frame 0 its
+   * first difference when the stream scores frame 0 alone.
    */
-  #frameScoresAfter(prepared: Tensor, prev: Tensor | null): { q: Tensor; last: Tensor } {
-    const p = this.#params;
+  #frameScoresAfter(
+    prepared: Tensor,
+    prev: Tensor | null,
+    next: Tensor | null = null,
+  ): { q: Tensor; last: Tensor } {
     const c = this.config;
-    const [b, t, , h, w] = prepared.shape;
-    const conv = (x: Tensor, i: number) =>
-      leakyRelu(
-        conv2d(x, p[`conv${i}.weight`], p[`conv${i}.bias`], { stride: 2, padding: 1 }),
-        c.slope,
-      );
-    let x = conv(inputFeatures(prepared.reshape([b * t, 3, h, w]), c.input), 1);
+    const [b, t] = prepared.shape;
+    const x5 = this.#firstStage(prepared);
+    const [, , ch, fh, fw] = x5.shape;
     // (2+1)-D: each frame's features with their difference to the previous frame's.
-    const [, ch, fh, fw] = x.shape;
-    const x5 = x.reshape([b, t, ch, fh, fw]);
     let diff: Tensor;
     if (prev) {
       const before = t > 1 ? concat([prev, slice(x5, { axis: 1, start: 0, end: t - 1 })], 1) : prev;
@@ -266,12 +282,15 @@ export class FastVqaMini implements Victim {
     } else if (t > 1) {
       const d = sub(slice(x5, { axis: 1, start: 1 }), slice(x5, { axis: 1, start: 0, end: t - 1 }));
       diff = concat([slice(d, { axis: 1, start: 0, end: 1 }), d], 1);
+    } else if (next) {
+      diff = sub(next, x5);
     } else {
       diff = full(x5.shape, 0);
     }
     const last = slice(x5, { axis: 1, start: t - 1 });
-    x = concat([x5, diff], 2).reshape([b * t, 2 * ch, fh, fw]);
-    for (let i = 2; i <= c.channels.length; i++) x = conv(x, i);
+    let x = concat([x5, diff], 2).reshape([b * t, 2 * ch, fh, fw]);
+    for (let i = 2; i <= c.channels.length; i++) x = this.#conv(x, i);
+    const p = this.#params;
     const pooled = concat([globalMeanPool(x), stdFeatures(x, c.logStd)], 1);
     return { q: linear(pooled, p["head.weight"], p["head.bias"]).reshape([b, t]), last };
   }
@@ -301,8 +320,7 @@ export class FastVqaMini implements Victim {
    * fragments alone do not fit is refused with the sizes named. Forward only.
    */
   #streamStep(parts: readonly Tensor[], prev: Tensor | null): { scores: Tensor; state: Tensor[] } {
-    const prepared = joinParts(parts.map((p) => this.prepare(p)));
-    const [, t, , side] = prepared.shape;
+    const side = this.config.grid * this.config.patch;
     const frameBytes = convStackActivation({
       frames: 1,
       height: side,
@@ -322,6 +340,8 @@ export class FastVqaMini implements Victim {
         } MiB (maxStorageBufferBindingSize); fragments are not tiled (a smaller grid or patch fits)`,
       );
     }
+    const prepared = joinParts(parts.map((p) => this.prepare(p)));
+    const t = prepared.shape[1];
     const group = framesPerGroup(frameBytes, limit);
     if (t <= group) {
       const { q, last } = this.#frameScoresAfter(prepared, prev);
@@ -329,14 +349,18 @@ export class FastVqaMini implements Victim {
     }
     const scores: Tensor[] = [];
     let state = prev;
-    for (let s = 0; s < t;) {
-      // Without a previous frame, frame 0 needs frame 1 (its difference is the first one).
-      const e = Math.min(t, s + Math.max(group, state ? 1 : 2));
-      const part = slice(prepared, { axis: 1, start: s, end: e });
-      const { q, last } = tidy(() => this.#frameScoresAfter(part, state));
+    for (let s = 0; s < t; s += group) {
+      const e = Math.min(t, s + group);
+      const { q, last } = tidy(() => {
+        const part = slice(prepared, { axis: 1, start: s, end: e });
+        // Without a previous frame, frame 0 alone takes its difference from frame 1.
+        const next = !state && e - s === 1
+          ? this.#firstStage(slice(prepared, { axis: 1, start: 1, end: 2 }))
+          : null;
+        return this.#frameScoresAfter(part, state, next);
+      });
       scores.push(q);
       state = last;
-      s = e;
     }
     return { scores: concat(scores, 1), state: [state!] };
   }

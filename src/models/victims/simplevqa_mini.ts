@@ -51,7 +51,7 @@ import {
   byFrameGroups,
   convStackHalo,
   cropOf,
-  framesPerGroup,
+  groupOrTiles,
   pooledMoments,
   type TileGeometry,
 } from "./tiles.ts";
@@ -344,8 +344,8 @@ export class SimpleVqaMini implements Victim {
     const geometry = (k: number) => this.#geometry(k, height, width);
     const frames = (s: number, e: number) =>
       partsRange(parts, s, e).reshape([e - s, 3, height, width]);
+    const group = groupOrTiles(geometry(1)); // before any allocation: it may throw
     const before = prev?.reshape([1, 3, height, width]) ?? null;
-    const group = framesPerGroup(geometry(1).bytes(height, width));
     return byFrameGroups(t, group, (s, e) => {
       // Frame i's difference is a_i - b_i: x_i - x_{i-1} (x_{-1} = prev); without prev, frame 0
       // reuses the first difference (x_1 - x_0), or is zero for a clip of one frame.

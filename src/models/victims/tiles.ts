@@ -274,6 +274,26 @@ export function framesPerGroup(frameBytes: number, limit: number = bindingLimit(
 }
 
 /**
+ * Frames per group for a family's spatial part on frames of `one`'s size (`one.bytes` for a single
+ * frame): {@link framesPerGroup}, after checking, when one frame does not fit, that tiles can
+ * (so that {@link planTiles}'s error comes before anything is allocated).
+ *
+ * @throws {RangeError} as {@link planTiles}.
+ * @example
+ * ```ts
+ * import { groupOrTiles } from "./tiles.ts";
+ * const one = { who: "demo", height: 64, width: 64, align: 4, halo: 4, bytes: (h: number, w: number) => 24 * h * w };
+ * groupOrTiles(one, 24 * 64 * 64 * 3); // 3 frames at a time
+ * groupOrTiles(one, 24 * 64 * 40); // 1, in tiles
+ * ```
+ */
+export function groupOrTiles(one: TileGeometry, limit: number = bindingLimit()): number {
+  const per = one.bytes(one.height, one.width);
+  if (per > limit) planTiles(one, limit);
+  return framesPerGroup(per, limit);
+}
+
+/**
  * Runs `fn(start, end)` on consecutive groups of at most `size` of `frames` frames, each in its
  * own `tidy` (so one group's intermediates are freed before the next), and concatenates what they
  * return along axis 0 with `join` (one group's result is returned as it is).

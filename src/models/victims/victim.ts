@@ -220,9 +220,10 @@ export interface StreamSteps {
   /**
    * Per-frame scores `[1,t]` of a chunk and the state after it, from the state before it (null
    * at the start of the clip). The chunk comes as consecutive parts `[1,t_i,3,H,W]`: one, except
-   * for a first chunk made of frames held from earlier pushes and the frames that complete it,
-   * which are not concatenated (two frames of a large video may not fit one binding; see
-   * {@link joinParts} and {@link partsRange}). Runs without gradients inside a `tidy`.
+   * for the first chunk, where the frames held from earlier pushes (too few to start) come before
+   * the pushed ones; they are not concatenated, as two frames of a large video may not fit one
+   * binding (see {@link joinParts} and {@link partsRange}). Runs without gradients inside a
+   * `tidy`.
    */
   step(parts: readonly Tensor[], state: Tensor[] | null): { scores: Tensor; state: Tensor[] };
   /** The clip score `[1]` from all per-frame scores `[1,T]`, as the whole-clip model pools them. */
@@ -353,37 +354,20 @@ class ChunkedStream implements VictimStream {
     if (t === 0) return;
     noGrad(() => {
       this.#frames += t;
-      let rest = frames;
-      if (this.#held.length > 0) {
-        // Only as many frames as the first chunk lacks join the held ones, as a part of their own
-        // (not concatenated: two frames of a large video may not fit one binding); the rest of
-        // the push is scored as a chunk of its own.
-        const have = this.#held.reduce((n, p) => n + p.shape[0], 0);
-        const take = Math.min(t, this.#steps.firstChunk - have);
-        if (have + t < this.#steps.firstChunk) {
-          this.#held.push(tidy(() => concat([frames], 0)).keep()); // a copy: frames may go
-          return;
-        }
-        const head = take === t ? frames : tidy(() => slice(frames, { axis: 0, end: take })).keep();
-        const parts = [...this.#held, head];
-        this.#held = [];
-        try {
-          this.#run(parts);
-        } finally {
-          for (const p of parts) if (p !== frames) p.dispose();
-        }
-        if (take === t) return;
-        rest = tidy(() => slice(frames, { axis: 0, start: take })).keep();
+      const have = this.#held.reduce((n, p) => n + p.shape[0], 0);
+      if (this.#state === null && have + t < this.#steps.firstChunk) {
+        // Too few frames to start the clip: keep a copy (the caller may free `frames`).
+        this.#held.push(tidy(() => concat([frames], 0)).keep());
+        return;
       }
+      // Held frames come first, as parts of their own: not concatenated with this chunk, as two
+      // frames of a large video may not fit one binding.
+      const parts = [...this.#held, frames];
+      this.#held = [];
       try {
-        if (this.#state === null && rest.shape[0] < this.#steps.firstChunk) {
-          // Too few frames to start the clip: keep a copy until more come.
-          this.#held.push(tidy(() => concat([rest], 0)).keep());
-          return;
-        }
-        this.#run([rest]);
+        this.#run(parts);
       } finally {
-        if (rest !== frames) rest.dispose();
+        for (const p of parts) if (p !== frames) p.dispose();
       }
     });
   }
@@ -391,10 +375,18 @@ class ChunkedStream implements VictimStream {
   #run(parts: readonly Tensor[]): void {
     const state = this.#state;
     const n = parts.reduce((k, p) => k + p.shape[0], 0);
-    const out = tidy(() => {
-      const r = this.#steps.step(parts.map((p) => p.reshape([1, ...p.shape])), state);
-      return [r.scores.reshape([n]), ...r.state];
-    });
+    // The views outside the step's tidy, freed even when the step throws (a tidy that throws
+    // frees nothing, and a view holds the caller's buffer).
+    const views = parts.map((p) => p.reshape([1, ...p.shape]).keep());
+    let out: Tensor[];
+    try {
+      out = tidy(() => {
+        const r = this.#steps.step(views, state);
+        return [r.scores.reshape([n]), ...r.state];
+      });
+    } finally {
+      for (const v of views) v.dispose();
+    }
     for (const t of out) t.keep();
     for (const t of state ?? []) t.dispose();
     this.#state = out.slice(1);

@@ -21,7 +21,7 @@ import {
 } from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
-import { byFrameGroups, convStackHalo, cropOf, framesPerGroup, pooledMoments } from "./tiles.ts";
+import { byFrameGroups, convStackHalo, cropOf, groupOrTiles, pooledMoments } from "./tiles.ts";
 import {
   asBatch,
   type BaseConfig,
@@ -218,9 +218,10 @@ export class VsfaMini implements Victim {
    * the binding limit, and a frame that does not fit alone in spatial tiles (see `tiles.ts`).
    * Forward only.
    */
-  #pooledSplit(frames: Tensor): Tensor {
+  #pooledSplit(x5: Tensor): Tensor {
     const c = this.config;
-    const [n, , height, width] = frames.shape;
+    const [b, t, , height, width] = x5.shape;
+    const n = b * t;
     const layers = c.channels.length;
     const geometry = (k: number) => ({
       who: this.name,
@@ -238,7 +239,8 @@ export class VsfaMini implements Victim {
           channels: c.channels,
         })!.bytes,
     });
-    const group = framesPerGroup(geometry(1).bytes(height, width));
+    const group = groupOrTiles(geometry(1)); // before any allocation: it may throw
+    const frames = x5.reshape([n, 3, height, width]);
     return byFrameGroups(n, group, (s, e) => {
       const x = e - s === n ? frames : slice(frames, { axis: 0, start: s, end: e });
       const [m] = pooledMoments(geometry(e - s), (crop) => [this.#features(cropOf(x, crop))]);
@@ -256,8 +258,9 @@ export class VsfaMini implements Victim {
     const p = this.#params;
     const c = this.config;
     const [b, t, , h, w] = x5.shape;
-    const frames = x5.reshape([b * t, 3, h, w]);
-    const pooled = split ? this.#pooledSplit(frames) : this.#pooledWhole(frames); // [B*T, 2C]
+    const pooled = split // [B*T, 2C]
+      ? this.#pooledSplit(x5)
+      : this.#pooledWhole(x5.reshape([b * t, 3, h, w]));
     const reduced = linear(pooled, p["reduce.weight"], p["reduce.bias"]).reshape([b, t, -1]);
     const weights = {
       wIh: p["gru.weight_ih"],
