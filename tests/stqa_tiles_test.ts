@@ -7,10 +7,13 @@
 
 import assert from "assert";
 import {
+  attackWithGenerator,
   computeJnd,
+  type Generator,
   generatorPerturb,
   loadGenerator,
   noGrad,
+  poolStats,
   StqaNet,
   type Tensor,
   tensor,
@@ -169,6 +172,33 @@ Deno.test("stqa tiles: explicit grids give the untiled maps and state (odd sizes
   }
 });
 
+Deno.test("stqa tiles: a batch of clips [B,T,1,H,W] in tiles, as in one pass", async () => {
+  for (const config of [{ ...MINI, variant: "two-branch" }, { ...MINI, input: "jnd+rgb" }]) {
+    const net = new StqaNet({ seed: RUN_SEED + 20, config });
+    const [b, t, h, w] = [2, 3, 29, 42];
+    const j = tensor(randu(b * t * h * w, RUN_SEED + 21, 0.005, 0.05), [b, t, 1, h, w]);
+    const x = tensor(randu(b * t * 3 * h * w, RUN_SEED + 22), [b, t, 3, h, w]);
+    const frames = net.config.input === "jnd+rgb" ? x : undefined;
+    const run = (tiles?: { rows: number; cols: number }) =>
+      tidy(() =>
+        noGrad(() => {
+          const o = net.forward(j, { frames, tiles });
+          return [...o.weights, o.state];
+        })
+      );
+    const whole = run(), tiled = run({ rows: 3, cols: 2 });
+    for (let k = 0; k < whole.length; k++) {
+      await assertSame(
+        tiled[k],
+        whole[k],
+        `batch ${net.config.variant} ${net.config.input} #${k}`,
+      );
+    }
+    for (const a of [...whole, ...tiled, j, x]) a.dispose();
+    net.dispose();
+  }
+});
+
 Deno.test("stqa tiles: a lowered binding limit picks tiles by itself, same result", async () => {
   let seed = RUN_SEED + 100;
   const configs = [
@@ -227,6 +257,43 @@ Deno.test("stqa tiles: generatorPerturb with its JND maps, tiled as chunkFor pla
     assert.ok(max <= TOL, withSeed(`${k ? "state" : "adversarial frames"} differ by ${max}`));
   }
   for (const a of [...whole, ...tiled, x]) a.dispose();
+  net.dispose();
+});
+
+Deno.test("stqa tiles: attackWithGenerator (chunkFor, JND carried) and no buffer leaks", async () => {
+  const net = new StqaNet({ seed: RUN_SEED + 9, config: { ...MINI, input: "jnd+rgb" } });
+  const g: Generator = {
+    net,
+    path: "(in memory)",
+    info: {
+      kind: "stqa-net",
+      config: { ...net.config },
+      victim: "vsfa-mini",
+      victimFamily: "vsfa-mini",
+      jnd: "namm-st",
+      eps: 1,
+      qMin: 1,
+      qMax: 5,
+      median: 3,
+    },
+  };
+  const [t, h, w] = [3, 61, 90];
+  const x = tensor(
+    Float32Array.from(randu(t * 3 * h * w, RUN_SEED + 10), (v) => Math.round(255 * v) / 255),
+    [t, 3, h, w],
+  );
+  const whole = await attackWithGenerator(g, x, { chunkFrames: 3, quantize: false });
+  const limit = Math.floor(net.bytesPerFrame(h, w) / 2);
+  const before = poolStats().inUse;
+  const tiled = await withLimit(limit, async () => {
+    assert.equal(chunkFor(net, h, w, 3), 1);
+    assert.ok(net.tiling(h, w, 1));
+    return await attackWithGenerator(g, x, { chunkFrames: 3, quantize: false });
+  });
+  assert.equal(poolStats().inUse, before + 1, "the tiled attack left buffers in use");
+  const { max } = await compare(tiled, whole);
+  assert.ok(max <= TOL, withSeed(`adversarial frames differ by ${max}`));
+  for (const a of [whole, tiled, x]) a.dispose();
   net.dispose();
 });
 
