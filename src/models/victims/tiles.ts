@@ -182,8 +182,8 @@ function coreRange(start: number, end: number, full: number, core: [number, numb
  * When `bytes(height, width)` fits the binding limit the maps of the whole frame are pooled
  * directly (`globalMeanPool`, `globalStdPool`), exactly as the whole-clip model pools them.
  * Otherwise the frame is cut by {@link planTiles}, each tile's maps are cropped to its core, and
- * the per-core counts, means and biased variances are merged exactly (Chan et al.'s pairwise
- * update, in float32 on the GPU): `mean = sum(n_i mean_i) / N`,
+ * the per-core counts, means and biased variances are merged exactly (the parallel variance
+ * formula of Chan, Golub and LeVeque, in float32 on the GPU): `mean = sum(n_i mean_i) / N`,
  * `std = sqrt(sum(n_i (var_i + (mean_i - mean)^2)) / (N - 1))`. Forward only (no gradients are
  * meant to flow through the tiled path). Each tile runs in its own `tidy`.
  *
