@@ -11,7 +11,9 @@ import { fgsm, ifgsm } from "../src/attack/baselines/fgsm.ts";
 import { randomAttack } from "../src/attack/baselines/random.ts";
 import { quantizeInJnd } from "../src/attack/stqa.ts";
 import type { Attack } from "../src/attack/types.ts";
+import { evalCommand } from "../src/cli/eval.ts";
 import { evaluateVideo, type EvaluateVideoOptions } from "../src/eval/evaluate.ts";
+import { readRows } from "../src/eval/rows.ts";
 import type { EvalRow } from "../src/eval/robustness.ts";
 import {
   evalWindow,
@@ -219,4 +221,33 @@ Deno.test("eval by windows: a window larger than fits is refused, naming what fi
     setBindingLimit(before);
     victim.dispose();
   }
+});
+
+Deno.test("deno task eval --frames all --window 2: every frame, the options recorded, another window refused", async () => {
+  const out = join(root, "cli");
+  const args = ["--victims", "vsfa-mini", "--methods", "random", "--dataset", CLIP, "--out", out];
+  const quiet = async (a: string[]) => {
+    const err: string[] = [];
+    const orig = console.error, origLog = console.log;
+    console.error = (...x: unknown[]) => err.push(x.join(" "));
+    console.log = () => {};
+    try {
+      return { code: await evalCommand(a), err: err.join("\n") };
+    } finally {
+      console.error = orig;
+      console.log = origLog;
+    }
+  };
+  const r = await quiet([...args, "--frames", "all", "--window", "2"]);
+  assert.equal(r.code, 0, r.err);
+  const rows = await readRows(out);
+  assert.deepEqual(rows.map((x) => [x.method, x.frames]), [["random", 6]]);
+  assert.deepEqual(rows[0].settings?.methodOptions, { frames: "all", window: 2 });
+  const again = await quiet([...args, "--frames", "all", "--window", "3"]);
+  assert.equal(again.code, 1);
+  assert.match(again.err, /"window":2/);
+  // The victim's clip length by default (8 for the bundled victims; this clip has 6).
+  const def = await quiet([...args, "--out", join(root, "cli-default"), "--frames", "4"]);
+  assert.equal(def.code, 0, def.err);
+  assert.equal((await readRows(join(root, "cli-default")))[0].frames, 4);
 });

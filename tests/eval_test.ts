@@ -419,6 +419,11 @@ Deno.test("eval: bad options exit 2 naming the option; a missing dataset fails c
     [["--max-videos", "0"], /--max-videos/],
     [["--victims", ""], /--victims/],
     [["--frobnicate"], /frobnicate/],
+    [["--frames", "0"], /--frames/],
+    [["--frames", "some"], /--frames/],
+    [["--window", "0"], /--window/],
+    [["--window", "1.5"], /--window/],
+    [["--mode", "sideways"], /--mode/],
   ];
   for (const [args, re] of cases) {
     const r = await capture(() => evalCommand(args));
