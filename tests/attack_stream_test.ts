@@ -7,7 +7,7 @@
 import assert from "assert";
 import { join } from "path";
 import { attackVideo, initGpu, loadGenerator, loadVictim, readVideo } from "../mod.ts";
-import { getGpu } from "../src/gpu/device.ts";
+import { getGpu, setBindingLimit } from "../src/gpu/device.ts";
 import { poolStats, trimPool } from "../src/gpu/pool.ts";
 import { noGrad, tidy } from "../src/tensor/tensor.ts";
 import { clipFile, generatorFile, tempDirs } from "./_attack_fixtures.ts";
@@ -35,18 +35,41 @@ Deno.test("attackVideo streamed: scores equal the whole clip's, frames equal one
       outDir: join(dir, "whole"),
       chunkFrames: frames,
     });
+    // A smaller adapter (binding limit lowered): the chunk is cut to what the generator can
+    // bind, the victim splits its work, and the read-back goes in parts; the same result.
+    const before = setBindingLimit(200_000);
+    let limited;
+    try {
+      limited = await attackVideo(input, {
+        generator,
+        victim,
+        outDir: join(dir, "limited"),
+        chunkFrames: 3,
+      });
+    } finally {
+      setBindingLimit(before);
+    }
     assert.equal(streamed.chunkFrames, 3);
     assert.equal(whole.chunkFrames, frames);
+    // 2 frames per chunk (the generator's 80 KB per frame); their clean frames, JND maps and
+    // adversarial frames (229 KB) pass the limit together: read back one part at a time.
+    assert.equal(limited.chunkFrames, 2);
     // The written frames: the same 8-bit values, chunked or in one chunk.
     const a = await readVideo(join(dir, "streamed", "clip", "adversarial.mkv"));
     const b = await readVideo(join(dir, "whole", "clip", "adversarial.mkv"));
+    const c = await readVideo(join(dir, "limited", "clip", "adversarial.mkv"));
     const cleanT = await readVideo(input);
     try {
       assert.deepEqual(a.shape, [frames, 3, 64, 64]);
-      const [av, bv] = [await a.read(), await b.read()];
+      const [av, bv, cv] = [await a.read(), await b.read(), await c.read()];
       let differ = 0;
-      for (let i = 0; i < av.length; i++) if (av[i] !== bv[i]) differ++;
+      let differLimited = 0;
+      for (let i = 0; i < av.length; i++) {
+        if (av[i] !== bv[i]) differ++;
+        if (cv[i] !== bv[i]) differLimited++;
+      }
       assert.equal(differ, 0, `${differ} values differ between 3-frame chunks and one chunk`);
+      assert.equal(differLimited, 0, `${differLimited} values differ under a lowered limit`);
       // The victim's scores of the whole clips, clean and adversarial, in one piece.
       const scores = async (x: typeof a) => {
         const [s, f] = tidy(() => noGrad(() => [victim.score(x), victim.frameScores!(x)]));
@@ -64,7 +87,7 @@ Deno.test("attackVideo streamed: scores equal the whole clip's, frames equal one
       // tests/victim_stream_test.ts explains), far below what a lost state changes.
       const close = (x: number, y: number, what: string) =>
         assert.ok(Math.abs(x - y) <= 1e-5 * Math.abs(y), `${what}: streamed ${x}, whole ${y}`);
-      for (const r of [streamed, whole]) {
+      for (const r of [streamed, whole, limited]) {
         close(r.clean.score, cleanWhole.score, "clean score");
         close(r.attacks[0].score, advWhole.score, "adversarial score");
         assert.equal(r.clean.frameScores!.length, frames);
@@ -76,6 +99,7 @@ Deno.test("attackVideo streamed: scores equal the whole clip's, frames equal one
     } finally {
       a.dispose();
       b.dispose();
+      c.dispose();
       cleanT.dispose();
     }
   } finally {

@@ -132,6 +132,17 @@ function flat(x: Tensor): Tensor {
   return x.reshape([x.shape.reduce((a, b) => a * b, 1)]);
 }
 
+/** Arrays end to end in one. */
+function joinValues(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** Thrown to a side of a {@link Channel} when the other side stopped first (not the cause). */
 class ChannelStopped extends Error {}
 
@@ -417,8 +428,11 @@ export async function attackVideo(
               noGrad(() => {
                 const j = computeJnd(x, { model: generator.info.jnd, previous: prev });
                 const r = generatorPerturb(generator.net, x, j, { eps, state });
-                // The clean frames, the JND maps and each mode's frames in one read-back.
-                const all = concat([x, j, ...branches.map((b) => r.adversarial[b])].map(flat), 0);
+                // The clean frames, the JND maps and each mode's frames in one read-back where
+                // they fit one binding together (else one read-back each: 4K frames).
+                const parts = [x, j, ...branches.map((b) => r.adversarial[b])].map(flat);
+                const bytes = 4 * parts.reduce((sum, p) => sum + p.size, 0);
+                const all = bytes <= bindingLimit() ? [concat(parts, 0)] : parts;
                 return { all, state: r.state, last: slice(x, { axis: 0, start: n - 1, end: n }) };
               })
             );
@@ -427,9 +441,10 @@ export async function attackVideo(
             state = out.state;
             prev = out.last;
             try {
-              all = await out.all.read();
+              const read = await Promise.all(out.all.map((a) => a.read()));
+              all = read.length === 1 ? read[0] : joinValues(read);
             } finally {
-              out.all.dispose();
+              for (const a of out.all) a.dispose();
             }
           } finally {
             x.dispose();
