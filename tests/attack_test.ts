@@ -6,11 +6,18 @@
 
 import assert from "assert";
 import { join } from "path";
-import { loadGenerator, parseAttackReport, probeVideo, readVideo, trainGenerator } from "../mod.ts";
+import {
+  computeJnd,
+  loadGenerator,
+  parseAttackReport,
+  probeVideo,
+  readVideo,
+  trainGenerator,
+} from "../mod.ts";
 import { attackCommand } from "../src/cli/attack.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
-import { clipFile, generatorFile, tempDirs, TINY } from "./_attack_fixtures.ts";
+import { clipFile, generatorFile, INFO, tempDirs, TINY } from "./_attack_fixtures.ts";
 import { audioPackets, clipWithAudio } from "./_media.ts";
 
 await initGpu();
@@ -25,6 +32,48 @@ async function entries(dir: string): Promise<string[]> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   return out.sort();
+}
+
+/**
+ * Measures the JND box on written files: every value of `advFile` is within
+ * `floor(255 * eps * J)` levels of `cleanFile`'s (both decoded with readVideo), J the map of the
+ * fixture generator's JND model computed here on the whole decoded clean clip (not taken from the
+ * attack, which ran in chunks), eps the fixture generator's (the attack's default). Returns the
+ * mean |d| in levels and the largest |d| - bound seen (<= 0 when the box holds).
+ */
+async function measureBox(
+  cleanFile: string,
+  advFile: string,
+): Promise<{ meanAbs: number; worstExcess: number }> {
+  const eps = INFO.eps;
+  const frames = await readVideo(cleanFile);
+  const jndT = computeJnd(frames, { model: INFO.jnd });
+  const [t, , h, w] = frames.shape;
+  const clean = await frames.read();
+  const jnd = await jndT.read();
+  frames.dispose();
+  jndT.dispose();
+  const advT = await readVideo(advFile);
+  assert.deepEqual(advT.shape, [t, 3, h, w], `${advFile}: shape`);
+  const adv = await advT.read();
+  advT.dispose();
+  let sum = 0, worstExcess = -Infinity, worst = "";
+  for (let f = 0; f < t; f++) {
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < h * w; p++) {
+        const i = (f * 3 + c) * h * w + p;
+        const d = Math.abs(Math.round(255 * adv[i]) - Math.round(255 * clean[i]));
+        const bound = Math.floor(255 * eps * jnd[f * h * w + p]);
+        sum += d;
+        if (d - bound > worstExcess) {
+          worstExcess = d - bound;
+          worst = `frame ${f} channel ${c} pixel ${p}: |d| ${d} levels, box ${bound}`;
+        }
+      }
+    }
+  }
+  assert.ok(worstExcess <= 0, `${advFile}: outside the JND box at ${worst}`);
+  return { meanAbs: sum / clean.length, worstExcess };
 }
 
 Deno.test("attack: writes adversarial.mkv and a report that validates and matches it", async () => {
@@ -67,6 +116,19 @@ Deno.test("attack: writes adversarial.mkv and a report that validates and matche
   for (let i = 0; i < clean.length; i++) se += (clean[i] - adv[i]) ** 2;
   const psnr = 10 * Math.log10(clean.length / se);
   assert.ok(Math.abs(psnr - a.psnr.mean!) < 1e-3, `file ${psnr} vs report ${a.psnr.mean}`);
+  // The JND box measured on the written file, against J computed here: the report's beyondJnd
+  // is 0 by construction (the attack measures with the maps it clipped to), so it cannot catch
+  // wrong maps; doubling the attack's maps in src/attack/video.ts made this fail (|d| 17 levels
+  // where the box is 8) while the report still said 0. The fixture generator has random weights,
+  // so the score's direction is not checked here (measured: this clip 3.803 -> 3.752 toward
+  // target 1, but the two-branch fixture's up 4.057 -> 4.003 and down -> 4.166, both away);
+  // tests/attack_strength_test.ts checks the direction with trained generators.
+  const box = await measureBox(input, join(out, "clip_one", a.output));
+  assert.ok(box.meanAbs > 0.1, `file mean |d| ${box.meanAbs} levels`);
+  assert.ok(Math.abs(box.meanAbs - a.meanAbsLevels) < 1e-3, `file ${box.meanAbs} vs report`);
+  // The measurement can fail: another clip (other texture frequency) is far outside the box.
+  const other = await clipFile(dir, "other.mkv", 5, 40, 24, 0.5);
+  await assert.rejects(measureBox(input, other), /other\.mkv: outside the JND box at frame/);
   // A broken report is rejected with the field named.
   const bad = JSON.parse(await Deno.readTextFile(join(out, "clip_one", "report.json")));
   bad.attacks[0].beyondJnd = 2;
@@ -150,6 +212,11 @@ Deno.test("attack: --mode both with a two-branch generator writes up and down", 
     1,
     1,
   ]]);
+  // Both written files stay in the JND box, measured on the files, and are perturbed.
+  for (const a of r.attacks) {
+    const box = await measureBox(input, join(out, "c", a.output));
+    assert.ok(box.meanAbs > 0.1, `${a.output}: file mean |d| ${box.meanAbs} levels`);
+  }
 });
 
 Deno.test("attack: bad inputs fail clearly and leave nothing behind", async () => {
