@@ -42,8 +42,10 @@
 //   swapped in attackTarget's untargeted branch: the same run): -0.214 vs 0.024 (-0.238);
 //   two-branch down loss dropped: down 0.004 vs -0.002 (0.006), up still 0.090 vs 0.005;
 //   two-branch up loss dropped: up -0.002 vs 0.001 (-0.003), down still 0.255 vs -0.006.
+// Seed 2: 0.238 vs 0.015 (0.224); up 0.105 vs 0.006 (0.099); down 0.238 vs -0.007 (0.245).
 // MARGIN (0.03) is half the smallest correct margin and five times the largest broken one.
-// The file took 100 s (83 s CPU) with a load average of 3.7 on the 2 cores this was made on.
+// The file took 100 s (83 s CPU) at a load average of 3.7, and 119 s (97 s CPU) at about 3.5, on
+// the 2 shared cores this was made on (not measured idle).
 
 import assert from "assert";
 import { join } from "path";
