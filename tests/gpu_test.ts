@@ -181,7 +181,7 @@ Deno.test("setBindingLimit lowers the limit every size check reads, and restores
 Deno.test("the GPU profile times every dispatch by op, and refuses misuse", async () => {
   const gpu = await initGpu();
   if (!gpu.hasTimestampQuery) {
-    await assert.rejects(async () => startGpuProfile(), /timestamp-query/);
+    assert.throws(() => startGpuProfile(), /timestamp-query/);
     return;
   }
   await assert.rejects(() => stopGpuProfile(), /no GPU profile is running/);
