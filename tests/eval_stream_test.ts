@@ -6,21 +6,16 @@
 
 import assert from "assert";
 import { join } from "path";
-import { saveGenerator, StqaNet } from "../mod.ts";
+import { nn, saveGenerator, StqaNet } from "../mod.ts";
 import { fgsm, ifgsm } from "../src/attack/baselines/fgsm.ts";
 import { randomAttack } from "../src/attack/baselines/random.ts";
-import { quantizeInJnd } from "../src/attack/stqa.ts";
+import { quantizeInJnd, stqaAttack } from "../src/attack/stqa.ts";
 import type { Attack } from "../src/attack/types.ts";
 import { evalCommand } from "../src/cli/eval.ts";
 import { evaluateVideo, type EvaluateVideoOptions } from "../src/eval/evaluate.ts";
 import { readRows } from "../src/eval/rows.ts";
 import type { EvalRow } from "../src/eval/robustness.ts";
-import {
-  evalWindow,
-  generatorAttack,
-  victimBytesPerFrame,
-  windowBytesPerFrame,
-} from "../src/eval/windows.ts";
+import { evalWindow, victimBytesPerFrame, windowBytesPerFrame } from "../src/eval/windows.ts";
 import { setBindingLimit } from "../src/gpu/device.ts";
 import { computeJnd } from "../src/jnd/mod.ts";
 import { loadGenerator } from "../src/models/generator_io.ts";
@@ -28,7 +23,7 @@ import { loadVictim } from "../src/models/victims/mod.ts";
 import type { Victim } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { readVideo } from "../src/video/mod.ts";
-import { initGpu } from "./_helpers.ts";
+import { assertClose, initGpu } from "./_helpers.ts";
 
 await initGpu();
 
@@ -125,8 +120,8 @@ for (const family of ["vsfa-mini", "fastvqa-mini"] as const) {
     try {
       const attacks = [
         randomAttack,
-        generatorAttack(one),
-        generatorAttack(two, { name: "stqa-net-2b" }),
+        stqaAttack(one),
+        stqaAttack(two, { name: "stqa-net-2b" }),
       ];
       const whole = await evaluate(victim, attacks, { window: 6 });
       assert.deepEqual(whole.map((r) => r.frames), [6, 6, 6]);
@@ -152,6 +147,57 @@ for (const family of ["vsfa-mini", "fastvqa-mini"] as const) {
     }
   });
 }
+
+Deno.test("eval by windows: a generator that needs tiles binds a frame's floats per frame, and its windows equal the untiled run", async () => {
+  const gen = await tinyGenerator("untargeted", "vsfa-mini");
+  const victim = await loadVictim("vsfa-mini");
+  const attack = stqaAttack(gen);
+  const [h, w] = [40, 56];
+  const x = tensor(Float32Array.from({ length: 4 * 3 * h * w }, (_, i) => (i * 37 % 255) / 255), [
+    4,
+    3,
+    h,
+    w,
+  ]);
+  const jnd = tidy(() => noGrad(() => computeJnd(x, { model: "namm-st" })));
+  const run = async () => {
+    const win = attack.windows!(victim, { eps: 1, mode: "untargeted", cleanScore: 2 });
+    const parts: Float32Array[] = [];
+    try {
+      // Windows of one frame: the tiled run's limit holds a frame's floats, not two.
+      for (const [s, e] of [[0, 1], [1, 2], [2, 3], [3, 4]]) {
+        const xs = tidy(() => nn.slice(x, { axis: 0, start: s, end: e }));
+        const js = tidy(() => nn.slice(jnd, { axis: 0, start: s, end: e }));
+        const out = await win.next(xs, js);
+        parts.push(await out.adversarial.read());
+        for (const t of [xs, js, out.adversarial]) t.dispose();
+      }
+    } finally {
+      win.dispose();
+    }
+    return parts;
+  };
+  try {
+    assert.equal(attack.bytesPerFrame!(h, w), gen.net.bytesPerFrame(h, w));
+    const whole = await run();
+    // Below one frame's widest activation but above a frame's floats: the frames go in tiles.
+    const before = setBindingLimit(Math.floor((gen.net.bytesPerFrame(h, w) + 12 * h * w) / 2));
+    try {
+      assert.ok(gen.net.tiling(h, w) !== null, "the lowered limit forces tiles");
+      assert.equal(attack.bytesPerFrame!(h, w), 12 * h * w);
+      const tiled = await run();
+      for (const [k, p] of tiled.entries()) {
+        assertClose(p, whole[k], { rtol: 0, atol: 1e-6, what: `window ${k} tiled vs whole` });
+      }
+    } finally {
+      setBindingLimit(before);
+    }
+  } finally {
+    for (const t of [x, jnd]) t.dispose();
+    gen.net.dispose();
+    victim.dispose();
+  }
+});
 
 Deno.test("eval by windows: the whole clip agrees with the unwindowed computation (clean score, random attack)", async () => {
   const victim = await loadVictim("vsfa-mini");

@@ -47,6 +47,7 @@ export {
   type AttackMode,
   type AttackOptions,
   type AttackOutput,
+  type AttackWindows,
 } from "./types.ts";
 export { attackTarget, boundaryLoss, type ScoreScale, weightPenalty } from "./losses.ts";
 export { applyPerturbation, clipToJnd } from "./perturb.ts";

@@ -17,7 +17,7 @@ import { concat, mul, slice } from "../nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget } from "./losses.ts";
 import { applyPerturbation } from "./perturb.ts";
-import type { Attack, AttackMode, AttackOptions, AttackOutput } from "./types.ts";
+import type { Attack, AttackMode, AttackOptions, AttackOutput, AttackWindows } from "./types.ts";
 
 /** Options of {@link generatorPerturb}. */
 export interface GeneratorPerturbOptions {
@@ -278,12 +278,18 @@ export function branchFor(
 
 /**
  * A loaded generator as an {@link Attack} (method name `stqa-net`): one forward pass per clip,
- * no victim passes (except one clean score when a two-branch generator attacks untargeted).
- * Its `jndModel` is the generator's (`generator.info.jnd`, the model it was trained with):
- * `options.jnd` must hold that model's maps, and is used as given. `options.eps` defaults to
- * the generator's. The adversarial frames are float values inside the JND box (`jndBox`), not
- * yet quantised to 8 bits (as the baselines return theirs); `quantizeInJnd` rounds them without
- * leaving the box.
+ * no victim passes (except one clean score when a two-branch generator attacks untargeted and
+ * the caller gives no `cleanScore`). Its `jndModel` is the generator's (`generator.info.jnd`,
+ * the model it was trained with): `options.jnd` must hold that model's maps, and is used as
+ * given. `options.eps` defaults to the generator's. The adversarial frames are float values
+ * inside the JND box (`jndBox`), not yet quantised to 8 bits (as the baselines return theirs);
+ * `quantizeInJnd` rounds them without leaving the box.
+ *
+ * A long clip can be attacked window by window (`windows`): the ConvGRU state is carried from
+ * each window to the next, so the frames equal one `run` on the whole clip; the branch of
+ * `untargeted` then comes from `cleanScore` (the whole video's; required for a two-branch
+ * generator, `usesCleanScore`). `bytesPerFrame` is what one frame binds at most: the network's
+ * widest activation, or a frame's own floats where the network goes through the frame in tiles.
  *
  * @example
  * ```ts
@@ -291,7 +297,7 @@ export function branchFor(
  * import { stqaAttack } from "./stqa.ts";
  * await initGpu();
  * const attack = stqaAttack(await loadGenerator("stqa-vsfa-mini"));
- * const frames = await readVideo("data/samples/harbour.mkv");
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv");
  * const out = await attack.run(frames, await loadVictim("vsfa-mini"), { jnd: computeJnd(frames) });
  * ```
  */
@@ -299,16 +305,19 @@ export function stqaAttack(
   generator: Generator,
   options: { chunkFrames?: number; name?: string } = {},
 ): Attack {
+  const net = generator.net;
   return {
     name: options.name ?? "stqa-net",
     jndBox: true,
     jndModel: generator.info.jnd,
+    usesCleanScore: net.config.variant === "two-branch",
+    bytesPerFrame: (h, w) => net.tiling(h, w) ? 12 * h * w : net.bytesPerFrame(h, w),
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const t0 = performance.now();
       const mode = opts.mode ?? "untargeted";
       let passes = 0;
-      let clean: number | undefined;
-      if (generator.net.config.variant === "two-branch" && mode === "untargeted") {
+      let clean = opts.cleanScore;
+      if (net.config.variant === "two-branch" && mode === "untargeted" && clean === undefined) {
         const s = tidy(() => noGrad(() => victim.score(frames)));
         clean = (await s.read())[0];
         s.dispose();
@@ -326,6 +335,49 @@ export function stqaAttack(
       });
       await syncGpu();
       return { adversarial, victimPasses: passes, seconds: (performance.now() - t0) / 1000 };
+    },
+    windows(_victim: Victim, opts: Omit<AttackOptions, "jnd">): AttackWindows {
+      const branch = branchFor(generator, opts.mode ?? "untargeted", opts.cleanScore, opts.median);
+      const eps = opts.eps ?? generator.info.eps;
+      let state: Tensor | undefined;
+      return {
+        async next(frames: Tensor, jnd: Tensor): Promise<AttackOutput> {
+          const t0 = performance.now();
+          const [t, , h, w] = frames.shape;
+          const chunk = chunkFor(net, h, w, options.chunkFrames ?? 16);
+          const pieces: Tensor[] = [];
+          try {
+            for (let s = 0; s < t; s += chunk) {
+              const e = Math.min(t, s + chunk);
+              const out = tidy(() =>
+                noGrad(() => {
+                  const x = slice(frames, { axis: 0, start: s, end: e });
+                  const j = slice(jnd, { axis: 0, start: s, end: e });
+                  const r = generatorPerturb(net, x, j, { eps, state });
+                  return { adv: r.adversarial[branch], state: r.state };
+                })
+              );
+              state?.dispose();
+              state = out.state.keep();
+              pieces.push(out.adv.keep());
+            }
+            const adversarial = pieces.length === 1
+              ? pieces[0]
+              : tidy(() => concat(pieces, 0).keep());
+            if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
+            await syncGpu();
+            // The clean pass that picks a two-branch generator's branch is the caller's.
+            return { adversarial, victimPasses: 0, seconds: (performance.now() - t0) / 1000 };
+          } catch (e) {
+            for (const p of pieces) if (!p.disposed) p.dispose();
+            throw e;
+          }
+        },
+        dispose() {
+          state?.dispose();
+          state = undefined;
+        },
+      };
     },
   };
 }

@@ -26,7 +26,7 @@ import {
 } from "../_output.ts";
 import { formatSeconds, printProgress } from "../_progress.ts";
 import { baselineAttack } from "../attack/baselines/mod.ts";
-import { checkPair } from "../attack/stqa.ts";
+import { checkPair, stqaAttack } from "../attack/stqa.ts";
 import { type Attack, ATTACK_MODES } from "../attack/types.ts";
 import { DATASET_FORMATS } from "../data/loaders.ts";
 import { initGpu, NoAdapterError } from "../gpu/device.ts";
@@ -39,7 +39,6 @@ import {
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { evaluateVideo } from "../eval/evaluate.ts";
-import { generatorAttack } from "../eval/windows.ts";
 import { resolveEvalVideos } from "../eval/videos.ts";
 import { readExamples, writeExample } from "../eval/examples.ts";
 import { evalReportHtml } from "../report/eval_html.ts";
@@ -231,7 +230,7 @@ async function attacksFor(
       }
       const digest = await modelDigest(generator.path, generatorPaths(generator.path).json);
       out.push({
-        attack: generatorAttack(generator, { name: m }),
+        attack: stqaAttack(generator, { name: m }),
         generator,
         digest,
         options: { variant: generator.net.config.variant },

@@ -176,7 +176,7 @@ function cropFrame(values: Float32Array, f: number, size: number): Float32Array 
  * default as many as fit the adapter's binding limit). Each attack is given the JND maps of its
  * own model (`attack.jndModel`, else `options.jndModel`), computed once per model and window; an
  * attack with `jndBox` is quantised to 8 bits inside that box, any other to the nearest level.
- * Attacks with {@link Attack.windows} (the random control, {@link generatorAttack}) carry their
+ * Attacks with {@link Attack.windows} (the random control, the generator's `stqaAttack`) carry their
  * state across windows and give the frames of the whole clip; the others attack each window
  * alone with the whole video's clean score (docs/eval.md, "Long videos: windows"). Scores come
  * from the victim's streaming scorers (whole-clip pooling); `victimPasses` counts passes per

@@ -57,15 +57,7 @@ export {
   scoreVideoFile,
   writeReference,
 } from "./roundtrip.ts";
-// The attack layer's type of an attack's windows (src/attack/mod.ts does not list it yet).
-export type { AttackWindows } from "../attack/types.ts";
-export {
-  attackWindows,
-  evalWindow,
-  generatorAttack,
-  victimBytesPerFrame,
-  windowBytesPerFrame,
-} from "./windows.ts";
+export { attackWindows, evalWindow, victimBytesPerFrame, windowBytesPerFrame } from "./windows.ts";
 export {
   evalMarkdown,
   readRowFiles,

@@ -1,23 +1,18 @@
 /**
  * Windows of frames for the streamed evaluation: how many frames fit one window (every tensor an
  * attack, the victim and the JND maps bind per frame against the adapter's binding limit), each
- * attack as a sequence of windows ({@link attackWindows}), and the STQA-Net generator as an
- * attack whose windows carry its ConvGRU state ({@link generatorAttack}).
+ * attack as a sequence of windows ({@link attackWindows}; the STQA-Net generator's, `stqaAttack`,
+ * carry its ConvGRU state).
  *
  * @module
  */
 
 import { bindingLimit } from "../gpu/device.ts";
-import { branchFor, chunkFor, generatorPerturb, stqaAttack } from "../attack/stqa.ts";
-import type { Attack, AttackOptions, AttackOutput, AttackWindows } from "../attack/types.ts";
-import type { Generator } from "../models/generator_io.ts";
+import type { Attack, AttackOptions, AttackWindows } from "../attack/types.ts";
 import { fastVqaMiniSize } from "../models/victims/fastvqa_mini.ts";
 import { simpleVqaMiniSize } from "../models/victims/simplevqa_mini.ts";
 import { vsfaMiniSize } from "../models/victims/vsfa_mini.ts";
 import type { Victim } from "../models/victims/victim.ts";
-import { syncGpu } from "../gpu/queue.ts";
-import { concat, slice } from "../nn/mod.ts";
-import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
 
 /**
  * The victim's largest activation per frame, where its config fixes the size the network sees
@@ -136,77 +131,5 @@ export function attackWindows(
   return {
     next: (frames, jnd) => attack.run(frames, victim, { ...options, jnd }),
     dispose() {},
-  };
-}
-
-/**
- * A loaded generator as an {@link Attack} ({@link stqaAttack}'s `run`, name `stqa-net` unless
- * given), with the windows of a long clip attacked one after the other, the ConvGRU state
- * carried from each window to the next: the frames equal `run` on the whole clip. Its branch
- * for `untargeted` comes from `cleanScore` (the whole video's; required then for a two-branch
- * generator). `bytesPerFrame` is the network's widest activation per frame.
- *
- * @example
- * ```ts
- * import { initGpu, loadGenerator } from "../../mod.ts";
- * import { generatorAttack } from "./windows.ts";
- * await initGpu();
- * const attack = generatorAttack(await loadGenerator("stqa-vsfa-mini"));
- * console.log(attack.name, attack.usesCleanScore); // "stqa-net" false
- * ```
- */
-export function generatorAttack(
-  generator: Generator,
-  options: { chunkFrames?: number; name?: string } = {},
-): Attack {
-  const base = stqaAttack(generator, options);
-  const net = generator.net;
-  return {
-    ...base,
-    usesCleanScore: net.config.variant === "two-branch",
-    bytesPerFrame: (h, w) => net.bytesPerFrame(h, w),
-    windows(_victim: Victim, opts: Omit<AttackOptions, "jnd">): AttackWindows {
-      const branch = branchFor(generator, opts.mode ?? "untargeted", opts.cleanScore, opts.median);
-      const eps = opts.eps ?? generator.info.eps;
-      let state: Tensor | undefined;
-      return {
-        async next(frames: Tensor, jnd: Tensor): Promise<AttackOutput> {
-          const t0 = performance.now();
-          const [t, , h, w] = frames.shape;
-          const chunk = chunkFor(net, h, w, options.chunkFrames ?? 16);
-          const pieces: Tensor[] = [];
-          try {
-            for (let s = 0; s < t; s += chunk) {
-              const e = Math.min(t, s + chunk);
-              const out = tidy(() =>
-                noGrad(() => {
-                  const x = slice(frames, { axis: 0, start: s, end: e });
-                  const j = slice(jnd, { axis: 0, start: s, end: e });
-                  const r = generatorPerturb(net, x, j, { eps, state });
-                  return { adv: r.adversarial[branch], state: r.state };
-                })
-              );
-              state?.dispose();
-              state = out.state.keep();
-              pieces.push(out.adv.keep());
-            }
-            const adversarial = pieces.length === 1
-              ? pieces[0]
-              : tidy(() => concat(pieces, 0).keep());
-            if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
-            await syncGpu();
-            // The clean pass that picks a two-branch generator's branch is the caller's.
-            return { adversarial, victimPasses: 0, seconds: (performance.now() - t0) / 1000 };
-          } catch (e) {
-            for (const p of pieces) if (!p.disposed) p.dispose();
-            throw e;
-          }
-        },
-        dispose() {
-          state?.dispose();
-          state = undefined;
-        },
-      };
-    },
   };
 }
