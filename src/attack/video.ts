@@ -50,6 +50,7 @@ import {
 import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
 import { concat, slice } from "../tensor/ops/shape.ts";
 import {
+  openVideoEncoder,
   probeVideo,
   readVideoChunks,
   type Rgb24Frames,
@@ -57,7 +58,6 @@ import {
   rgb24Tensor,
   type VideoCodec,
   writableColour,
-  writeVideo,
 } from "../video/mod.ts";
 import { decodedSize } from "../video/read.ts";
 import { attackTarget } from "./losses.ts";
@@ -141,79 +141,6 @@ function joinValues(parts: Float32Array[]): Float32Array {
     at += p.length;
   }
   return out;
-}
-
-/** Thrown to a side of a {@link Channel} when the other side stopped first (not the cause). */
-class ChannelStopped extends Error {}
-
-/**
- * A queue of chunks from the attack's one pass to one encoder (`writeVideo` pulls from it as an
- * async iterable), holding at most `capacity` chunks ahead so memory stays bounded by the chunk.
- * Chunks are packed rgb24 bytes on the CPU (the encoder sends them as they are).
- */
-class Channel implements AsyncIterable<Rgb24Frames> {
-  #queue: Rgb24Frames[] = [];
-  #closed = false;
-  #error: Error | null = null;
-  #wake: (() => void) | null = null;
-  constructor(readonly capacity: number) {}
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = null;
-    w?.();
-  }
-
-  #waitChange(): Promise<void> {
-    return new Promise((resolve) => {
-      const prev = this.#wake;
-      this.#wake = () => {
-        prev?.();
-        resolve();
-      };
-    });
-  }
-
-  /** Waits for room, then queues `x` (dropped instead when the consumer stopped). */
-  async put(x: Rgb24Frames): Promise<void> {
-    while (!this.#error && this.#queue.length >= this.capacity) await this.#waitChange();
-    if (this.#error) {
-      throw new ChannelStopped(`the encoder stopped: ${this.#error.message}`);
-    }
-    this.#queue.push(x);
-    this.#notify();
-  }
-
-  /** No more chunks. */
-  close(): void {
-    this.#closed = true;
-    this.#notify();
-  }
-
-  /** Stops both sides with `e` and drops what is queued. */
-  fail(e: Error): void {
-    this.#error ??= e;
-    this.#queue = [];
-    this.#notify();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Rgb24Frames> {
-    let done = false;
-    try {
-      for (;;) {
-        while (!this.#error && !this.#queue.length && !this.#closed) await this.#waitChange();
-        if (this.#error) throw this.#error;
-        const x = this.#queue.shift();
-        if (x === undefined) break;
-        this.#notify();
-        yield x;
-      }
-      done = true;
-    } finally {
-      // The encoder stopped early (its own error): the producer must not wait for it.
-      if (!done) this.fail(new ChannelStopped("the encoder stopped"));
-    }
-  }
 }
 
 /** Wraps a failure of a victim's per-chunk work in one line naming the victim and the size. */
@@ -408,7 +335,21 @@ export async function attackVideo(
     // One pass: each chunk is decoded, attacked (one generator pass for every mode: the JND,
     // the GRU state and the frames are the same, only the branch read differs), scored and
     // handed to each mode's encoder, which holds at most one chunk ahead.
-    const channels = modes.map(() => new Channel(1));
+    const encoders = modes.map((_, mi) =>
+      openVideoEncoder(join(tmpDir, files[mi]), {
+        fps,
+        codec,
+        oddSize: codec === "x264-420" ? "pad" : "error",
+        // The input's colour tags (an RGB codec keeps primaries and transfer).
+        colour: writableColour(source.colour, codec),
+        // The input's audio, copied bit for bit (cut to the attacked frames' duration when
+        // only the first frames are attacked; the probe's count, as the encoder starts first).
+        audio: {
+          from: input,
+          ...(options.frames !== undefined ? { seconds: (total ?? options.frames) / fps } : {}),
+        },
+      })
+    );
     const produce = async () => {
       let state: Tensor | undefined;
       let prev: Tensor | undefined;
@@ -499,43 +440,24 @@ export async function attackVideo(
               adv.dispose();
             }
           }
-          for (const [mi, p] of packed.entries()) await channels[mi].put(p);
+          for (const [mi, p] of packed.entries()) await encoders[mi].push(p);
           t = e;
           progress("attack", t, totalFor(t));
         }
         if (t === 0) throw new Error(`${input}: no frames decoded`);
         if (total !== t) progress("attack", t, t);
-        for (const ch of channels) ch.close();
-      } catch (err) {
-        for (const ch of channels) ch.fail(err as Error);
-        throw err;
       } finally {
         state?.dispose();
         prev?.dispose();
       }
     };
-    const writers = modes.map((_, mi) =>
-      writeVideo(join(tmpDir, files[mi]), channels[mi], {
-        fps,
-        codec,
-        oddSize: codec === "x264-420" ? "pad" : "error",
-        // The input's colour tags (an RGB codec keeps primaries and transfer).
-        colour: writableColour(source.colour, codec),
-        // The input's audio, copied bit for bit (cut to the attacked frames' duration when
-        // only the first frames are attacked; the probe's count, as the encoder starts first).
-        audio: {
-          from: input,
-          ...(options.frames !== undefined ? { seconds: (total ?? options.frames) / fps } : {}),
-        },
-      }).catch((err) => {
-        for (const ch of channels) ch.fail(err as Error);
-        throw err;
-      })
-    );
-    const settled = await Promise.allSettled([produce(), ...writers]);
-    const failed = settled.filter((r): r is PromiseRejectedResult => r.status === "rejected")
-      .map((r) => r.reason);
-    if (failed.length) throw failed.find((e) => !(e instanceof ChannelStopped)) ?? failed[0];
+    try {
+      await produce();
+      await Promise.all(encoders.map((enc) => enc.close()));
+    } catch (err) {
+      await Promise.all(encoders.map((enc) => enc.abort()));
+      throw err;
+    }
     const passSeconds = (performance.now() - tp) / 1000;
 
     const clean = cleanFirst ?? await finish(cleanStream!);

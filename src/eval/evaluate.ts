@@ -23,7 +23,13 @@ import type { Victim, VictimStream, VictimStreamResult } from "../models/victims
 import { slice } from "../nn/mod.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackPanels, type KeptFrame, panelsAsUris, shownFrames } from "../attack/panels.ts";
-import { decodedSize, probeVideo, readVideoChunks } from "../video/mod.ts";
+import {
+  decodedSize,
+  openVideoEncoder,
+  probeVideo,
+  readVideoChunks,
+  type VideoEncoder,
+} from "../video/mod.ts";
 import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
 import {
@@ -33,13 +39,7 @@ import {
   type ScoreRange,
   zhangR,
 } from "./robustness.ts";
-import {
-  compareLuma,
-  type EncoderFeed,
-  openEncoder,
-  ROUND_TRIP_CRF,
-  scoreVideoFile,
-} from "./roundtrip.ts";
+import { compareLuma, ROUND_TRIP_CRF, scoreVideoFile } from "./roundtrip.ts";
 import { EVAL_JND_MODEL } from "./settings.ts";
 import { attackWindows, evalWindow, victimBytesPerFrame } from "./windows.ts";
 
@@ -159,7 +159,7 @@ interface Method {
   jndModel: JndModel;
   runner: AttackWindows;
   stream: VictimStream;
-  encoder: EncoderFeed;
+  encoder: VideoEncoder;
   file: string;
   stats: StatsSum;
   seconds: number;
@@ -246,7 +246,7 @@ export async function evaluateVideo(
   };
 
   const streams: VictimStream[] = [];
-  const encoders: EncoderFeed[] = [];
+  const encoders: VideoEncoder[] = [];
   const methods: Method[] = [];
   const files = [reference, cleanRtFile];
   let single: Tensor | null = null; // the clip, when the clean pass found it is one window
@@ -274,15 +274,15 @@ export async function evaluateVideo(
     }
     const cleanStream = clean ? null : victim.stream();
     if (cleanStream) streams.push(cleanStream);
-    const refEncoder = openEncoder(reference, { codec: "ffv1", fps: 25 });
-    const cleanRtEncoder = openEncoder(cleanRtFile, rtOptions);
+    const refEncoder = openVideoEncoder(reference, { codec: "ffv1", fps: 25 });
+    const cleanRtEncoder = openVideoEncoder(cleanRtFile, rtOptions);
     encoders.push(refEncoder, cleanRtEncoder);
     for (const attack of attacks) {
       const file = fileOf(attack.name);
       files.push(file);
       const stream = victim.stream();
       streams.push(stream);
-      const encoder = openEncoder(file, rtOptions);
+      const encoder = openVideoEncoder(file, rtOptions);
       encoders.push(encoder);
       const runner = attackWindows(attack, victim, {
         eps,

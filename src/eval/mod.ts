@@ -47,8 +47,6 @@ export {
 } from "./evaluate.ts";
 export {
   compareLuma,
-  type EncoderFeed,
-  openEncoder,
   parsePsnrStats,
   parseSsimYStats,
   ROUND_TRIP_CRF,

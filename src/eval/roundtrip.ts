@@ -10,9 +10,8 @@ import { join } from "path";
 import { VideoError } from "../video/_ffmpeg.ts";
 import { FFMPEG_BASE, fileArg, runTool } from "../video/_ffmpeg.ts";
 import { readVideo, readVideoChunks, writeVideo } from "../video/mod.ts";
-import type { WriteVideoOptions, WriteVideoResult } from "../video/write.ts";
 import { slice } from "../nn/mod.ts";
-import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { noGrad, tensor, tidy } from "../tensor/tensor.ts";
 import type { Victim, VictimStreamResult } from "../models/victims/victim.ts";
 import { parseSsimStats } from "../data/proxy.ts";
 
@@ -206,131 +205,6 @@ export async function compareLuma(
   const psnrY = parsePsnrStats(await compare("psnr", distorted, reference, w, h), t, what);
   const ssimY = parseSsimYStats(await compare("ssim", distorted, reference, w, h), t, what);
   return { psnrY, ssimY };
-}
-
-/**
- * An encoder fed window by window ({@link openEncoder}): `push` hands it the next frames and
- * waits while one window is still queued, so memory stays bounded by the window.
- */
-export interface EncoderFeed {
-  /** Queues the next frames `[t,3,H,W]` (taken over: disposed once written). */
-  push(frames: Tensor): Promise<void>;
-  /** No more frames: waits for the file to be complete. */
-  close(): Promise<WriteVideoResult>;
-  /** Stops the encoder (no file is left) and drops what is queued; safe after `close`. */
-  abort(): Promise<void>;
-}
-
-/** Thrown to the feeding side when the encoder stopped first. */
-class EncoderStopped extends Error {}
-
-/** The queue between the windows and `writeVideo` (one window ahead at most). */
-class Feed implements AsyncIterable<Tensor> {
-  #queue: Tensor[] = [];
-  #closed = false;
-  #error: Error | null = null;
-  #wake: (() => void) | null = null;
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = null;
-    w?.();
-  }
-
-  #waitChange(): Promise<void> {
-    return new Promise((resolve) => {
-      const prev = this.#wake;
-      this.#wake = () => {
-        prev?.();
-        resolve();
-      };
-    });
-  }
-
-  async put(x: Tensor): Promise<void> {
-    while (!this.#error && this.#queue.length >= 1) await this.#waitChange();
-    if (this.#error) {
-      x.dispose();
-      throw new EncoderStopped(`the encoder stopped: ${this.#error.message}`);
-    }
-    this.#queue.push(x);
-    this.#notify();
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#notify();
-  }
-
-  fail(e: Error): void {
-    this.#error ??= e;
-    for (const x of this.#queue) x.dispose();
-    this.#queue = [];
-    this.#notify();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Tensor> {
-    let done = false;
-    try {
-      for (;;) {
-        while (!this.#error && !this.#queue.length && !this.#closed) await this.#waitChange();
-        if (this.#error) throw this.#error;
-        const x = this.#queue.shift();
-        if (x === undefined) break;
-        this.#notify();
-        yield x;
-      }
-      done = true;
-    } finally {
-      if (!done) this.fail(new EncoderStopped("the encoder stopped"));
-    }
-  }
-}
-
-/**
- * Starts `writeVideo(file, ...)` on frames that come window by window (`disposeInput` is set:
- * each pushed window is freed once written). A failed encode makes the next `push` (or
- * `close`) throw with its error.
- *
- * @example
- * ```ts
- * import { initGpu, tensor } from "../../mod.ts";
- * import { openEncoder } from "./roundtrip.ts";
- * await initGpu();
- * const dir = await Deno.makeTempDir();
- * const enc = openEncoder(`${dir}/a.mkv`, { codec: "ffv1" });
- * for (let k = 0; k < 2; k++) await enc.push(tensor(new Float32Array(3 * 16 * 16).fill(0.5), [1, 3, 16, 16]));
- * console.log((await enc.close()).frames); // 2
- * ```
- */
-export function openEncoder(file: string, options: WriteVideoOptions): EncoderFeed {
-  const feed = new Feed();
-  const ac = new AbortController();
-  const done = writeVideo(file, feed, { ...options, disposeInput: true, signal: ac.signal });
-  let failure: Error | null = null;
-  done.catch((e) => {
-    failure = e as Error;
-    feed.fail(e as Error);
-  });
-  return {
-    async push(frames) {
-      try {
-        await feed.put(frames);
-      } catch (e) {
-        if (e instanceof EncoderStopped && failure) throw failure;
-        throw e;
-      }
-    },
-    close() {
-      feed.close();
-      return done;
-    },
-    async abort() {
-      feed.fail(new EncoderStopped("aborted"));
-      ac.abort();
-      await done.catch(() => {});
-    },
-  };
 }
 
 /**

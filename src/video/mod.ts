@@ -49,3 +49,4 @@ export {
 } from "./write.ts";
 export { encodePng, pngDataUri, type RgbImage } from "./png.ts";
 export { type Rgb24Frames, rgb24Frames, rgb24Tensor } from "./rgb24.ts";
+export { type EncoderChunk, openVideoEncoder, type VideoEncoder } from "./encoder.ts";
