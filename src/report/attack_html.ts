@@ -118,7 +118,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
         ["statistic", "perturbation", "where", "noise reference", "target", "verdict"],
         [
           [
-            "direction ratio: mean |horizontal difference| / |vertical|",
+            "direction ratio",
             ratioText(s.direction.ratio),
             `horizontal ${s.direction.horizontalLevels.toFixed(3)}, vertical ${
               s.direction.verticalLevels.toFixed(3)
@@ -128,7 +128,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
             yes(s.targets.direction),
           ],
           [
-            "strongest row/column phase: its mean |d| over the other phases' mean",
+            "strongest phase",
             ratioText(s.phase.ratio),
             phaseText(s),
             n ? `${ratioText(n.phase.ratio)} (${phaseText(n)})` : "-",
@@ -136,7 +136,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
             yes(s.targets.phase),
           ],
           [
-            "strongest spectral line over the median bin",
+            "strongest spectral line",
             ratioText(s.line.ratio),
             lineText(s),
             n ? ratioText(n.line.ratio) : "-",
@@ -155,7 +155,10 @@ function structureHtml(runs: readonly AttackRun[]): string {
     `<p class="note">On the luma (BT.601) of the perturbation, ${first.frames} frames; the ` +
     `spectrum on the central ${first.line.tileWidth}x${first.line.tileHeight} tile, summed over ` +
     `frames. The noise reference is i.i.d. noise with the same mean |d| per frame: what pure ` +
-    `noise of this size and length gives. inf: a zero denominator.</p>`,
+    `noise of this size and length gives. Direction ratio: mean |horizontal difference| over ` +
+    `mean |vertical difference|. Strongest phase: the mean |d| of the rows or columns of one ` +
+    `phase of a period (2 to 16) over the other phases' mean. Strongest spectral line: the ` +
+    `largest bin of the amplitude spectrum over the median bin. inf: a zero denominator.</p>`,
     ...parts,
   ].join("\n");
 }
