@@ -26,8 +26,10 @@ export interface Progress {
  * ```
  */
 export function formatSeconds(s: number): string {
-  const m = Math.floor(s / 60);
-  return m ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
+  // Whole seconds first, so that 419.6 s is 7m00s (not 6m60s) and 59.6 s is 1m00s (not 60s).
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  return m ? `${m}m${String(whole % 60).padStart(2, "0")}s` : `${whole}s`;
 }
 
 /**

@@ -7,7 +7,7 @@ import { join } from "path";
 import { attackVideo, initGpu, loadGenerator, loadVictim } from "../mod.ts";
 import type { AttackProgress } from "../src/attack/video.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { formatStage, ProgressLine } from "../src/_progress.ts";
+import { formatSeconds, formatStage, ProgressLine } from "../src/_progress.ts";
 import { clipFile, generatorFile, tempDirs } from "./_attack_fixtures.ts";
 
 await initGpu();
@@ -145,6 +145,20 @@ Deno.test("attackVideo: a frame goes up once decoded and once quantised, and com
     generator.net.dispose();
     victim.dispose();
   }
+});
+
+Deno.test("formatSeconds: whole seconds, minutes carried (never 6m60s)", () => {
+  const cases: [number, string][] = [
+    [0, "0s"],
+    [42.4, "42s"],
+    [59.4, "59s"],
+    [59.6, "1m00s"],
+    [60, "1m00s"],
+    [419.6, "7m00s"],
+    [419.4, "6m59s"],
+    [725, "12m05s"],
+  ];
+  for (const [s, want] of cases) assert.equal(formatSeconds(s), want, `${s} s`);
 });
 
 Deno.test("ProgressLine: in place on a terminal, a line every few seconds at most in a log", () => {
