@@ -129,6 +129,13 @@ export interface AttackWithGeneratorOptions {
   jnd?: Tensor;
   /** Quantise to 8 bits inside the JND box (default true). */
   quantize?: boolean;
+  /**
+   * The ConvGRU state to carry across calls, for a long clip attacked window by window: its
+   * `state` (if any) starts this clip, and is replaced by the state after its last frame (kept,
+   * owned by the caller, who disposes it at the end). Without it the state starts empty and is
+   * freed.
+   */
+  carry?: { state?: Tensor };
 }
 
 /**
@@ -142,7 +149,7 @@ export interface AttackWithGeneratorOptions {
  * import { attackWithGenerator } from "./stqa.ts";
  * await initGpu();
  * const g = await loadGenerator("stqa-vsfa-mini");
- * const frames = await readVideo("data/samples/harbour.mkv");
+ * const frames = await readVideo("data/samples/astronaut_pan.mkv");
  * const adv = await attackWithGenerator(g, frames);
  * ```
  */
@@ -170,7 +177,7 @@ export async function attackWithGenerator(
   }
   const chunk = chunkFor(generator.net, h, w, options.chunkFrames ?? 16);
   const pieces: Tensor[] = [];
-  let state: Tensor | undefined;
+  let state: Tensor | undefined = options.carry?.state;
   try {
     for (let s = 0; s < t; s += chunk) {
       const e = Math.min(t, s + chunk);
@@ -205,8 +212,12 @@ export async function attackWithGenerator(
       for (const k of [out.adv, out.x, out.j]) if (!pieces.includes(k)) k.dispose();
     }
     return pieces.length === 1 ? pieces[0] : tidy(() => concat(pieces, 0).keep());
+  } catch (e) {
+    if (pieces.length === 1) pieces[0].dispose();
+    throw e;
   } finally {
-    state?.dispose();
+    if (options.carry) options.carry.state = state;
+    else state?.dispose();
     if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
   }
 }
@@ -339,43 +350,25 @@ export function stqaAttack(
     windows(_victim: Victim, opts: Omit<AttackOptions, "jnd">): AttackWindows {
       const branch = branchFor(generator, opts.mode ?? "untargeted", opts.cleanScore, opts.median);
       const eps = opts.eps ?? generator.info.eps;
-      let state: Tensor | undefined;
+      const carry: { state?: Tensor } = {};
       return {
         async next(frames: Tensor, jnd: Tensor): Promise<AttackOutput> {
           const t0 = performance.now();
-          const [t, , h, w] = frames.shape;
-          const chunk = chunkFor(net, h, w, options.chunkFrames ?? 16);
-          const pieces: Tensor[] = [];
-          try {
-            for (let s = 0; s < t; s += chunk) {
-              const e = Math.min(t, s + chunk);
-              const out = tidy(() =>
-                noGrad(() => {
-                  const x = slice(frames, { axis: 0, start: s, end: e });
-                  const j = slice(jnd, { axis: 0, start: s, end: e });
-                  const r = generatorPerturb(net, x, j, { eps, state });
-                  return { adv: r.adversarial[branch], state: r.state };
-                })
-              );
-              state?.dispose();
-              state = out.state.keep();
-              pieces.push(out.adv.keep());
-            }
-            const adversarial = pieces.length === 1
-              ? pieces[0]
-              : tidy(() => concat(pieces, 0).keep());
-            if (pieces.length > 1) { for (const p of pieces) p.dispose(); }
-            await syncGpu();
-            // The clean pass that picks a two-branch generator's branch is the caller's.
-            return { adversarial, victimPasses: 0, seconds: (performance.now() - t0) / 1000 };
-          } catch (e) {
-            for (const p of pieces) if (!p.disposed) p.dispose();
-            throw e;
-          }
+          const adversarial = await attackWithGenerator(generator, frames, {
+            eps,
+            branch,
+            jnd,
+            chunkFrames: options.chunkFrames,
+            quantize: false,
+            carry,
+          });
+          await syncGpu();
+          // The clean pass that picks a two-branch generator's branch is the caller's.
+          return { adversarial, victimPasses: 0, seconds: (performance.now() - t0) / 1000 };
         },
         dispose() {
-          state?.dispose();
-          state = undefined;
+          carry.state?.dispose();
+          carry.state = undefined;
         },
       };
     },
