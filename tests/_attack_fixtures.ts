@@ -1,8 +1,10 @@
 // Tiny inputs for the attack tests: a textured clip on disk and a generator with large output
-// maps (as a trained one), saved beside it.
+// maps (as a trained one), saved beside it; and what the tests do with `deno task attack`: run
+// it with its console captured, and list what a folder holds.
 
 import { join } from "path";
 import { saveGenerator, StqaNet, tensor, writeVideo } from "../mod.ts";
+import { attackCommand } from "../src/cli/attack.ts";
 
 export const TINY = { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2] };
 export const INFO = {
@@ -78,4 +80,31 @@ export function tempDirs(prefix: string): () => Promise<string> {
     dirs.push(d);
     return d;
   };
+}
+
+/** The sorted names in `dir`, or none when it does not exist. */
+export async function entries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) out.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+/** Runs `deno task attack` in process with its console output captured. */
+export async function runAttack(
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await attackCommand(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
 }

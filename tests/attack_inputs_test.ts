@@ -6,35 +6,17 @@
 import assert from "assert";
 import { join } from "path";
 import { parseAttackReport } from "../mod.ts";
-import { attackCommand } from "../src/cli/attack.ts";
 import { initGpu } from "./_helpers.ts";
-import { clipFile, generatorFile, tempDirs } from "./_attack_fixtures.ts";
+import {
+  clipFile,
+  entries,
+  generatorFile,
+  runAttack as attack,
+  tempDirs,
+} from "./_attack_fixtures.ts";
 
 await initGpu();
 const tmp = tempDirs("stqa-attack-inputs-");
-
-async function entries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) out.push(e.name);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return out.sort();
-}
-
-/** Runs attack with console output captured. */
-async function attack(args: string[]): Promise<{ code: number; err: string }> {
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = () => {};
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await attackCommand(args), err: err.join("\n") };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 async function ffmpeg(args: string[]): Promise<void> {
   const r = await new Deno.Command("ffmpeg", {

@@ -17,22 +17,12 @@ import {
 import { attackCommand } from "../src/cli/attack.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { buildTinyProxy, initGpu } from "./_helpers.ts";
-import { clipFile, generatorFile, INFO, tempDirs, TINY } from "./_attack_fixtures.ts";
+import { clipFile, entries, generatorFile, INFO, tempDirs, TINY } from "./_attack_fixtures.ts";
 import { audioPackets, clipWithAudio } from "./_media.ts";
 
 await initGpu();
 
 const tmp = tempDirs("stqa_attack_");
-
-async function entries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) out.push(e.name);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return out.sort();
-}
 
 /**
  * Measures the JND box on written files: every value of `advFile` is within

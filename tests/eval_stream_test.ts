@@ -24,15 +24,11 @@ import type { Victim } from "../src/models/victims/victim.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { readVideo } from "../src/video/mod.ts";
 import { assertClose, initGpu } from "./_helpers.ts";
+import { INFO, tempDirs, TINY } from "./_attack_fixtures.ts";
 
 await initGpu();
 
-const root = await Deno.makeTempDir({ prefix: "stqa_eval_stream_" });
-globalThis.addEventListener("unload", () => {
-  try {
-    Deno.removeSync(root, { recursive: true });
-  } catch { /* gone */ }
-});
+const root = await tempDirs("stqa_eval_stream_")();
 
 /** A moving test pattern, `frames` frames of `size` x `size`, lossless. */
 async function makeClip(file: string, size: number, frames: number): Promise<string> {
@@ -59,19 +55,12 @@ async function makeClip(file: string, size: number, frames: number): Promise<str
 const CLIP = await makeClip(join(root, "clip.mkv"), 48, 6);
 
 async function tinyGenerator(variant: "untargeted" | "two-branch", family: string) {
-  const net = new StqaNet({
-    seed: 7,
-    config: { encoder: [2, 3, 4], hidden: 3, decoder: [3, 2], variant },
-  });
+  const net = new StqaNet({ seed: 7, config: { ...TINY, variant } });
   const stem = join(root, `gen-${variant}-${family}`);
   await saveGenerator(net, stem, {
+    ...INFO,
     victim: family,
     victimFamily: family as "vsfa-mini",
-    jnd: "namm-st",
-    eps: 1,
-    qMin: 1,
-    qMax: 5,
-    median: 3,
   });
   net.dispose();
   return await loadGenerator(stem);

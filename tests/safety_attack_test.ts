@@ -7,35 +7,14 @@
 import assert from "assert";
 import { join } from "path";
 import { parseAttackReport } from "../mod.ts";
-import { getGpu } from "../src/gpu/device.ts";
-import { attackCommand } from "../src/cli/attack.ts";
+import { bindingLimit } from "../src/gpu/device.ts";
 import { resolveVideoInputs } from "../src/data/inputs.ts";
 import { STALE_AFTER_MS, WORK_DIR_MARKER } from "../src/_output.ts";
 import { initGpu } from "./_helpers.ts";
-import { clipFile, generatorFile } from "./_attack_fixtures.ts";
+import { clipFile, entries, generatorFile, runAttack as attack } from "./_attack_fixtures.ts";
 import { makeSandbox, type Sandbox } from "./_sandbox.ts";
 
 await initGpu();
-
-async function entries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
-  return out.sort();
-}
-
-/** Runs attack with console output captured. */
-async function attack(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await attackCommand(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 async function withSandbox(fn: (sb: Sandbox, gen: string) => Promise<void>): Promise<void> {
   const sb = await makeSandbox();
@@ -238,7 +217,7 @@ Deno.test("attack: frames too large to bind are refused from the probe, before d
     const input = await clipFile(sb.work, "clip.mkv", 4, 24, 16);
     await sb.mark();
     // The attack is streamed: only a chunk must fit. One frame of this size cannot be bound.
-    const limit = getGpu().limits.maxStorageBufferBindingSize;
+    const limit = bindingLimit();
     const side = Math.ceil(Math.sqrt(limit / (3 * 4))) + 2;
     const t0 = performance.now();
     const r = await attack(["-i", input, "-g", gen, "-o", sb.out, "--size", `${side}x${side}`]);

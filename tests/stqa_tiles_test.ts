@@ -24,6 +24,7 @@ import { bindingLimit, setBindingLimit } from "../src/gpu/device.ts";
 import { planAxis, planTiles, tileStarts } from "../src/models/stqa_tiles.ts";
 import { concat, slice } from "../src/nn/mod.ts";
 import { initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
+import { INFO } from "./_attack_fixtures.ts";
 
 await initGpu();
 
@@ -265,17 +266,7 @@ Deno.test("stqa tiles: attackWithGenerator (chunkFor, JND carried) and no buffer
   const g: Generator = {
     net,
     path: "(in memory)",
-    info: {
-      kind: "stqa-net",
-      config: { ...net.config },
-      victim: "vsfa-mini",
-      victimFamily: "vsfa-mini",
-      jnd: "namm-st",
-      eps: 1,
-      qMin: 1,
-      qMax: 5,
-      median: 3,
-    },
+    info: { kind: "stqa-net", config: { ...net.config }, ...INFO, victimFamily: "vsfa-mini" },
   };
   const [t, h, w] = [3, 61, 90];
   const x = tensor(
