@@ -149,7 +149,9 @@ function quantise(v: number): number {
   return Math.min(q, 255);
 }
 
-/** CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication. *
+/**
+ * CPU reference: planar float32 frames -> packed rgb24, padded to w2 x h2 by replication, into
+ * `out` (at least `frames * h2 * w2 * 3` bytes; default a new array); returns `out`.
  * @example
  * ```ts
  * import { planarToRgb24 } from "./_convert.ts";
@@ -163,8 +165,8 @@ export function planarToRgb24(
   w: number,
   h2 = h,
   w2 = w,
+  out: Uint8Array = new Uint8Array(frames * h2 * w2 * 3),
 ): Uint8Array {
-  const out = new Uint8Array(frames * h2 * w2 * 3);
   const hw = h * w;
   let o = 0;
   for (let t = 0; t < frames; t++) {

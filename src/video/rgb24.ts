@@ -53,9 +53,9 @@ export function rgb24Frames(
       `rgb24Frames: ${values.length} values, [${frames},3,${height},${width}] needs ${n}`,
     );
   }
-  const packed = planarToRgb24(values, frames, height, width);
+  // Packed straight into a buffer padded for the GPU's unpack kernel (no second copy).
   const backing = new Uint8Array(paddedBytes(n));
-  backing.set(packed);
+  planarToRgb24(values, frames, height, width, height, width, backing);
   return { rgb24: backing.subarray(0, n), frames, height, width };
 }
 
