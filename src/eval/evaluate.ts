@@ -387,8 +387,6 @@ export async function evaluateVideo(
     await refEncoder.close();
     await cleanRtEncoder.close();
     const rtSize = { width: w, height: h, frames: total };
-    const cleanRt = await compareLuma(cleanRtFile, reference, rtSize);
-    void cleanRt;
     const cleanRtScore = (await scoreVideoFile(victim, cleanRtFile, { ...rtSize, window: win }))
       .score;
     const cleanScore = clean.score;
