@@ -214,6 +214,29 @@ Deno.test("eval: table numbers equal a recomputation from the rows", async () =>
       mean(g.map((r) => Math.abs(r.rtScore - r.cleanRtScore))),
       "abs change round trip",
     );
+    // Structure: every row carries it; medians with null as +Infinity, and the share meeting
+    // all three targets.
+    const median = (v: (number | null | undefined)[]) => {
+      assert.ok(v.every((x) => x !== undefined), `${t.victim}/${t.method}: structure fields`);
+      const s = v.map((x) => x ?? Infinity).sort((a, b) => a - b);
+      return s[1]; // three videos
+    };
+    const st = t.structure!;
+    assert.equal(st.videos, 3);
+    for (
+      const [got, k] of [
+        [st.direction, "structureDirection"],
+        [st.phase, "structurePhase"],
+        [st.line, "structureLine"],
+        [st.noiseDirection, "noiseDirection"],
+        [st.noisePhase, "noisePhase"],
+        [st.noiseLine, "noiseLine"],
+      ] as const
+    ) {
+      const want = median(g.map((r) => r[k]));
+      assert.equal(got, Number.isFinite(want) ? want : null, `${t.victim}/${t.method} ${k}`);
+    }
+    assert.equal(st.okShare, g.filter((r) => r.structureOk).length / 3);
   }
   // The numbers do not depend on the rows' order (victims are listed in order of appearance).
   const byKey = (t: TableRow[]) =>

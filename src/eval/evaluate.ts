@@ -6,7 +6,8 @@
  * attack on the window ({@link attackWindows}), the adversarial frames quantised to 8 bits,
  * pushed into the victim's streaming scorers (one per attack and one clean: their temporal state
  * carried, pooled over the whole clip at the end) and into the round trip's encoders, and the
- * quality and perturbation statistics accumulated frame by frame. When an attack needs the clean
+ * quality, perturbation and structure statistics (`StructureAccumulator`, its noise reference
+ * seeded with the row's seed) accumulated frame by frame. When an attack needs the clean
  * score (untargeted gradient attacks, a two-branch generator), a first streamed pass scores the
  * clean video, so that the direction is the whole video's. docs/eval.md ("Long videos:
  * windows") says what a window changes for the gradient attacks.
@@ -32,6 +33,7 @@ import {
 } from "../video/mod.ts";
 import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
+import { StructureAccumulator } from "../metrics/structure.ts";
 import {
   type EvalRow,
   type EvalRowSettings,
@@ -162,6 +164,8 @@ interface Method {
   encoder: VideoEncoder;
   file: string;
   stats: StatsSum;
+  /** The 8-bit perturbation's structure statistics, frame by frame. */
+  structure: StructureAccumulator;
   seconds: number;
   passes: number;
 }
@@ -299,6 +303,7 @@ export async function evaluateVideo(
         encoder,
         file,
         stats: new StatsSum(),
+        structure: new StructureAccumulator({ seed }),
         seconds: 0,
         passes: 0,
       });
@@ -366,6 +371,7 @@ export async function evaluateVideo(
             }
             await m.encoder.push(advT);
             m.stats.add(cleanV, adv, jndV, shape, eps);
+            m.structure.push(cleanV, adv, shape);
             for (const k of here) k.adversarial.push(cropFrame(adv, k.frame - start, frameSize));
           }
           for (const k of here) {
@@ -405,6 +411,7 @@ export async function evaluateVideo(
       exampleFrameScores.push(advResult.frameScores);
       exampleMaxAbs.push(q.maxAbsLevels);
       const absChange = Math.abs(advScore - cleanScore);
+      const { structure: st, structureNoise: sn } = m.structure.result();
       const usedClean = mode === "untargeted" && m.attack.usesCleanScore !== false;
       await options.onRow({
         video: video.name,
@@ -434,6 +441,13 @@ export async function evaluateVideo(
         cleanRtScore,
         eps,
         seed,
+        structureDirection: st.direction.ratio,
+        structurePhase: st.phase.ratio,
+        structureLine: st.line.ratio,
+        noiseDirection: sn.direction.ratio,
+        noisePhase: sn.phase.ratio,
+        noiseLine: sn.line.ratio,
+        structureOk: st.targets.all,
         ...(options.settings
           ? { settings: { ...options.settings(m.attack.name), jnd: m.jndModel } }
           : {}),

@@ -51,6 +51,8 @@ export type EvalMethod = typeof EVAL_METHODS[number];
 
 const num = z.number();
 const maybe = z.number().nullable();
+/** A structure ratio: >= 0, null when infinite. */
+const ratio = z.number().nonnegative().nullable();
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 hex digits (SHA-256)");
 
@@ -221,7 +223,36 @@ export interface EvalRow {
    * treats as made with unknown options.
    */
   settings?: EvalRowSettings;
+  /**
+   * Structure statistics of the 8-bit perturbation over the whole clip (`perturbationStructure`,
+   * docs/eval.md "Structure statistics"): the direction ratio (target 0.67..1.5); null when
+   * infinite. This and the six fields below are absent in rows written before eval recorded them.
+   */
+  structureDirection?: number | null;
+  /** The strongest phase's ratio (target <= 1.25); null when infinite. */
+  structurePhase?: number | null;
+  /** The strongest spectral line over the median bin (target <= 30); null when infinite. */
+  structureLine?: number | null;
+  /** The direction ratio of the noise reference (i.i.d. noise of the same size, seeded by `seed`). */
+  noiseDirection?: number | null;
+  /** The strongest phase's ratio of the noise reference. */
+  noisePhase?: number | null;
+  /** The strongest spectral line of the noise reference. */
+  noiseLine?: number | null;
+  /** Whether the perturbation meets all three targets. */
+  structureOk?: boolean;
 }
+
+/** The row's structure fields, all present or all absent. */
+const STRUCTURE_FIELDS = [
+  "structureDirection",
+  "structurePhase",
+  "structureLine",
+  "noiseDirection",
+  "noisePhase",
+  "noiseLine",
+  "structureOk",
+] as const;
 
 const evalRow = z.object({
   video: z.string(),
@@ -254,6 +285,23 @@ const evalRow = z.object({
   eps: num,
   seed: z.number().int(),
   settings: evalRowSettings.optional(),
+  structureDirection: ratio.optional(),
+  structurePhase: ratio.optional(),
+  structureLine: ratio.optional(),
+  noiseDirection: ratio.optional(),
+  noisePhase: ratio.optional(),
+  noiseLine: ratio.optional(),
+  structureOk: z.boolean().optional(),
+}).superRefine((row, ctx) => {
+  const present = STRUCTURE_FIELDS.filter((k) => row[k] !== undefined);
+  if (present.length && present.length !== STRUCTURE_FIELDS.length) {
+    const missing = STRUCTURE_FIELDS.find((k) => row[k] === undefined)!;
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: [missing],
+      message: `structure fields come together: ${present.join(", ")} given without ${missing}`,
+    });
+  }
 });
 const _sameRow: SameShape<EvalRow, z.output<typeof evalRow>> = true;
 
@@ -408,6 +456,29 @@ export interface TableRow {
   framesPerSecond: number;
   /** Mean victim passes (forward or backward) per video. */
   victimPassesPerVideo: number;
+  /**
+   * The structure statistics: medians over the videos whose rows carry them (an infinite ratio
+   * counts as +Infinity; a median that is infinite is null, as in the rows) and the share of those
+   * videos whose perturbation meets all three targets; null when no row carries them.
+   */
+  structure: {
+    /** Videos whose rows carry the structure fields (older rows do not). */
+    videos: number;
+    /** Median direction ratio (target 0.67..1.5); null: infinite. */
+    direction: number | null;
+    /** Median strongest-phase ratio (target <= 1.25); null: infinite. */
+    phase: number | null;
+    /** Median strongest-line ratio (target <= 30); null: infinite. */
+    line: number | null;
+    /** Median direction ratio of the noise references. */
+    noiseDirection: number | null;
+    /** Median strongest-phase ratio of the noise references. */
+    noisePhase: number | null;
+    /** Median strongest-line ratio of the noise references. */
+    noiseLine: number | null;
+    /** Share of the videos (0..1) meeting all three targets. */
+    okShare: number;
+  } | null;
 }
 
 function accuracy(scores: number[], labels: number[]): Accuracy {
@@ -424,6 +495,50 @@ function accuracy(scores: number[], labels: number[]): Accuracy {
 }
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+/**
+ * The median of ratios where null is +Infinity (the mean of the middle two for an even count),
+ * returned with an infinite median as null.
+ *
+ * @example
+ * ```ts
+ * import { medianRatio } from "./robustness.ts";
+ * medianRatio([3, null, 1]); // 3
+ * medianRatio([1, null]); // null (the mean of 1 and +Infinity)
+ * ```
+ */
+export function medianRatio(values: readonly (number | null)[]): number | null {
+  if (!values.length) throw new RangeError("medianRatio: no values");
+  const s = values.map((v) => v ?? Infinity).sort((a, b) => a - b);
+  const m = s.length >> 1;
+  const med = s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return Number.isFinite(med) ? med : null;
+}
+
+/** The structure of a table line from its rows (null when none carries it). */
+function tableStructure(g: readonly EvalRow[]): TableRow["structure"] {
+  const s = g.filter((r) => r.structureOk !== undefined);
+  if (!s.length) return null;
+  const med = (
+    k:
+      | "structureDirection"
+      | "structurePhase"
+      | "structureLine"
+      | "noiseDirection"
+      | "noisePhase"
+      | "noiseLine",
+  ) => medianRatio(s.map((r) => r[k] ?? null));
+  return {
+    videos: s.length,
+    direction: med("structureDirection"),
+    phase: med("structurePhase"),
+    line: med("structureLine"),
+    noiseDirection: med("noiseDirection"),
+    noisePhase: med("noisePhase"),
+    noiseLine: med("noiseLine"),
+    okShare: s.filter((r) => r.structureOk).length / s.length,
+  };
+}
 const meanFinite = (v: (number | null)[]) => {
   const f = v.filter((x): x is number => x !== null && Number.isFinite(x));
   return f.length ? mean(f) : null;
@@ -484,6 +599,7 @@ export function buildTable(rows: readonly EvalRow[]): TableRow[] {
         secondsPerVideo: seconds / g.length,
         framesPerSecond: seconds > 0 ? frames / seconds : 0,
         victimPassesPerVideo: mean(g.map((r) => r.victimPasses)),
+        structure: tableStructure(g),
       });
     }
   }
@@ -529,10 +645,19 @@ export const TABLE_COLUMNS = [
   "secondsPerVideo",
   "framesPerSecond",
   "victimPassesPerVideo",
+  "structureVideos",
+  "structureDirection",
+  "structurePhase",
+  "structureLine",
+  "noiseDirection",
+  "noisePhase",
+  "noiseLine",
+  "structureOkShare",
 ] as const;
 
 /**
- * A table line as a flat record of {@link TABLE_COLUMNS}.
+ * A table line as a flat record of {@link TABLE_COLUMNS}. The structure columns are empty (null)
+ * when no row carries the statistics (`structureVideos` 0), and an infinite median is `"inf"`.
  *
  * @example
  * ```ts
@@ -541,9 +666,18 @@ export const TABLE_COLUMNS = [
  * ```
  */
 export function flattenRow(t: TableRow): Record<string, string | number | null> {
-  const { before: b, after: a, ...rest } = t;
+  const { before: b, after: a, structure: st, ...rest } = t;
+  const inf = (v: number | null | undefined) => (v === undefined ? null : v ?? "inf");
   return {
     ...rest,
+    structureVideos: st?.videos ?? 0,
+    structureDirection: inf(st?.direction),
+    structurePhase: inf(st?.phase),
+    structureLine: inf(st?.line),
+    noiseDirection: inf(st?.noiseDirection),
+    noisePhase: inf(st?.noisePhase),
+    noiseLine: inf(st?.noiseLine),
+    structureOkShare: st?.okShare ?? null,
     srccBefore: b.srcc,
     krccBefore: b.krcc,
     plccBefore: b.plcc,
@@ -558,7 +692,8 @@ export function flattenRow(t: TableRow): Record<string, string | number | null> 
 }
 
 /**
- * The table as CSV (header {@link TABLE_COLUMNS}; empty cells for null; full precision).
+ * The table as CSV (header {@link TABLE_COLUMNS}; empty cells for null, `inf` for an infinite
+ * structure median; full precision).
  *
  * @example
  * ```ts
@@ -584,7 +719,10 @@ export function tableCsv(table: readonly TableRow[]): string {
 }
 
 /**
- * The table as Markdown: the headline columns, rounded.
+ * The table as Markdown: the headline columns, rounded. The structure columns `dir`, `phase` and
+ * `line` hold the medians over videos with the noise reference's median in parentheses
+ * (`inf`: infinite, `-`: rows without the statistics); `targets` is the share of videos meeting
+ * all three.
  *
  * @example
  * ```ts
@@ -594,6 +732,13 @@ export function tableCsv(table: readonly TableRow[]): string {
  */
 export function tableMarkdown(table: readonly TableRow[]): string {
   const f = (v: number | null, d = 3) => (v === null ? "-" : v.toFixed(d));
+  const r = (v: number | null, d: number) => (v === null ? "inf" : v.toFixed(d));
+  const pair = (st: TableRow["structure"], k: "direction" | "phase" | "line", d: number) => {
+    if (!st) return "-";
+    const noise =
+      st[k === "direction" ? "noiseDirection" : k === "phase" ? "noisePhase" : "noiseLine"];
+    return `${r(st[k], d)} (${r(noise, d)})`;
+  };
   const head = [
     "victim",
     "method",
@@ -614,6 +759,10 @@ export function tableMarkdown(table: readonly TableRow[]): string {
     "beyond JND",
     "mean abs d (levels)",
     "s/video",
+    "dir (noise)",
+    "phase (noise)",
+    "line (noise)",
+    "targets",
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const t of table) {
@@ -639,6 +788,10 @@ export function tableMarkdown(table: readonly TableRow[]): string {
           `${(100 * t.beyondJnd).toFixed(2)}%`,
           f(t.meanAbsLevels, 2),
           f(t.secondsPerVideo, 2),
+          pair(t.structure, "direction", 2),
+          pair(t.structure, "phase", 2),
+          pair(t.structure, "line", 1),
+          t.structure ? `${(100 * t.structure.okShare).toFixed(0)}%` : "-",
         ].join(" | ")
       } |`,
     );
