@@ -2,7 +2,8 @@
 // `perturbationStructure` of the whole clip's 8-bit frames, computed here from the frames an
 // attack stub gave (quantised here, independently), whether the eval took the clip whole or in
 // windows of 2 or 4 frames; the table's medians (null = +Infinity) and share against numbers
-// worked out by hand; rows written before the fields existed still load.
+// worked out by hand (table.csv, table.md, report.html); rows written before the fields existed
+// still load.
 
 import assert from "assert";
 import { join } from "path";
@@ -18,6 +19,7 @@ import {
   tableMarkdown,
 } from "../src/eval/robustness.ts";
 import { readRows } from "../src/eval/rows.ts";
+import { evalReportHtml } from "../src/report/eval_html.ts";
 import { perturbationStructure } from "../src/metrics/structure.ts";
 import { loadVictim } from "../src/models/victims/mod.ts";
 import { tensor } from "../src/tensor/tensor.ts";
@@ -269,6 +271,11 @@ Deno.test("eval structure: the table's medians (null as +Infinity) and share, wo
   assert.equal(mdLine("fgsm")[head.indexOf("targets")], "50%");
   assert.equal(mdLine("random")[head.indexOf("line (noise)")], "inf (2.5)");
   assert.equal(mdLine("ifgsm")[head.indexOf("dir (noise)")], "-");
+  // report.html's table: the same cells.
+  const html = /<table id="eval-table">.*?<\/table>/s.exec(evalReportHtml(table))![0];
+  for (const cell of ["phase (noise)", "targets", "1.20 (1.10)", "50%", "inf (2.5)"]) {
+    assert.ok(html.includes(`>${cell}<`), `report.html's table shows ${cell}`);
+  }
 });
 
 Deno.test("eval structure: rows without the fields load (an older rows.jsonl); partial or negative ones are refused", async () => {

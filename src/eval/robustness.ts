@@ -719,6 +719,44 @@ export function tableCsv(table: readonly TableRow[]): string {
 }
 
 /**
+ * The headers of a table line's structure cells ({@link structureCells}) in table.md and
+ * report.html.
+ *
+ * @example
+ * ```ts
+ * import { STRUCTURE_HEAD } from "./robustness.ts";
+ * console.log(STRUCTURE_HEAD.join(" | ")); // dir (noise) | phase (noise) | line (noise) | targets
+ * ```
+ */
+export const STRUCTURE_HEAD = ["dir (noise)", "phase (noise)", "line (noise)", "targets"] as const;
+
+/**
+ * A table line's structure statistics as short text cells (headers {@link STRUCTURE_HEAD}): each
+ * median with the noise reference's in parentheses (`inf` when infinite; direction and phase to 2
+ * decimals, line to 1), then the share of videos meeting all three targets in percent; `-`
+ * everywhere when no row carries the statistics.
+ *
+ * @example
+ * ```ts
+ * import { structureCells } from "./robustness.ts";
+ * structureCells({
+ *   videos: 2, direction: 1.02, phase: 1.31, line: null,
+ *   noiseDirection: 1, noisePhase: 1.05, noiseLine: 2.1, okShare: 0.5,
+ * }); // ["1.02 (1.00)", "1.31 (1.05)", "inf (2.1)", "50%"]
+ * ```
+ */
+export function structureCells(st: TableRow["structure"]): string[] {
+  if (!st) return STRUCTURE_HEAD.map(() => "-");
+  const r = (v: number | null, d: number) => (v === null ? "inf" : v.toFixed(d));
+  return [
+    `${r(st.direction, 2)} (${r(st.noiseDirection, 2)})`,
+    `${r(st.phase, 2)} (${r(st.noisePhase, 2)})`,
+    `${r(st.line, 1)} (${r(st.noiseLine, 1)})`,
+    `${(100 * st.okShare).toFixed(0)}%`,
+  ];
+}
+
+/**
  * The table as Markdown: the headline columns, rounded. The structure columns `dir`, `phase` and
  * `line` hold the medians over videos with the noise reference's median in parentheses
  * (`inf`: infinite, `-`: rows without the statistics); `targets` is the share of videos meeting
@@ -732,13 +770,6 @@ export function tableCsv(table: readonly TableRow[]): string {
  */
 export function tableMarkdown(table: readonly TableRow[]): string {
   const f = (v: number | null, d = 3) => (v === null ? "-" : v.toFixed(d));
-  const r = (v: number | null, d: number) => (v === null ? "inf" : v.toFixed(d));
-  const pair = (st: TableRow["structure"], k: "direction" | "phase" | "line", d: number) => {
-    if (!st) return "-";
-    const noise =
-      st[k === "direction" ? "noiseDirection" : k === "phase" ? "noisePhase" : "noiseLine"];
-    return `${r(st[k], d)} (${r(noise, d)})`;
-  };
   const head = [
     "victim",
     "method",
@@ -759,10 +790,7 @@ export function tableMarkdown(table: readonly TableRow[]): string {
     "beyond JND",
     "mean abs d (levels)",
     "s/video",
-    "dir (noise)",
-    "phase (noise)",
-    "line (noise)",
-    "targets",
+    ...STRUCTURE_HEAD,
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const t of table) {
@@ -788,10 +816,7 @@ export function tableMarkdown(table: readonly TableRow[]): string {
           `${(100 * t.beyondJnd).toFixed(2)}%`,
           f(t.meanAbsLevels, 2),
           f(t.secondsPerVideo, 2),
-          pair(t.structure, "direction", 2),
-          pair(t.structure, "phase", 2),
-          pair(t.structure, "line", 1),
-          t.structure ? `${(100 * t.structure.okShare).toFixed(0)}%` : "-",
+          ...structureCells(t.structure),
         ].join(" | ")
       } |`,
     );

@@ -1,12 +1,19 @@
 /**
- * report.html of an eval run (`deno task eval`, written beside table.md): the table, bar charts
+ * report.html of an eval run (`deno task eval`, written beside table.md): the table (with the
+ * structure statistics' medians and the share meeting their targets), bar charts
  * of accuracy after the attack, score change, PSNR and time per video for every victim and
  * method, the upload (x264 round trip) table and the cross-victim table. Self-contained.
  *
  * @module
  */
 
-import { crossSource, EVAL_METHODS, type TableRow } from "../eval/robustness.ts";
+import {
+  crossSource,
+  EVAL_METHODS,
+  STRUCTURE_HEAD,
+  structureCells,
+  type TableRow,
+} from "../eval/robustness.ts";
 import type { EvalExample } from "../eval/examples.ts";
 import { crossVictimTable, UPLOAD_COLUMNS, uploadRows } from "../eval/transfer.ts";
 import { framePanelsHtml } from "./attack_html.ts";
@@ -80,6 +87,7 @@ export function evalReportHtml(
     "mean |d| (levels)",
     "s/video",
     "victim passes",
+    ...STRUCTURE_HEAD,
   ];
   const rows: Cell[][] = table.map((t) => [
     t.victim,
@@ -99,6 +107,7 @@ export function evalReportHtml(
     t.meanAbsLevels,
     t.secondsPerVideo,
     t.victimPassesPerVideo,
+    ...structureCells(t.structure),
   ]);
   parts.push(
     htmlTable(head, rows, {
