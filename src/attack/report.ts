@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
 import { STRUCTURE_TARGETS, type StructureStats } from "../metrics/structure.ts";
+import type { GeneratorVariant } from "../models/stqa_net.ts";
 
 const finite = z.number().finite();
 /** PSNR in dB; null means identical (infinite PSNR). */
@@ -284,7 +285,7 @@ export interface AttackReport {
   /** The victim. */
   victim: { name: string; family: string };
   /** The generator. */
-  generator: { path: string; variant: "untargeted" | "two-branch"; trainedAgainst: string };
+  generator: { path: string; variant: GeneratorVariant; trainedAgainst: string };
   /** JND model of the maps. */
   jnd: string;
   /** Multiple of the JND allowed. */
@@ -327,7 +328,7 @@ const attackReport = z.object({
   /** The generator. */
   generator: z.object({
     path: z.string(),
-    variant: z.enum(["untargeted", "two-branch"]),
+    variant: z.enum(["untargeted", "two-branch", "signed"]),
     trainedAgainst: z.string(),
   }).strict(),
   /** JND model of the maps. */

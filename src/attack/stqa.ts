@@ -25,13 +25,22 @@ export interface GeneratorPerturbOptions {
   eps?: number;
   /** The GRU state carried from the previous chunk. */
   state?: Tensor;
+  /**
+   * A `signed` generator's direction: +1 (up, the map as it is) or -1 (down, negated), one
+   * number for a clip or one per clip of a batch; then one adversarial result. Without it a
+   * signed generator gives two, `[up, down]`, like a two-branch one.
+   */
+  signs?: number | number[];
 }
 
 /** What {@link generatorPerturb} returns. */
 export interface GeneratorPerturbResult {
-  /** Adversarial frames per branch, `clip(x + eps * J * A, 0, 1)`, shaped like the frames. */
+  /**
+   * Adversarial frames per branch, `clip(x + eps * J * A, 0, 1)`, shaped like the frames (for a
+   * signed generator without `signs`: `[up, down]`, the map and its negation).
+   */
   adversarial: Tensor[];
-  /** The attack weight maps per branch. */
+  /** The attack weight maps per branch (a `signed` generator's with its signs applied). */
   weights: Tensor[];
   /** The GRU state after the last frame. */
   state: Tensor;
@@ -62,8 +71,35 @@ export function generatorPerturb(
   const eps = options.eps ?? 1;
   const { weights, state } = net.forward(jnd, { frames, state: options.state });
   const box = eps === 1 ? jnd : mul(jnd, eps);
-  const adversarial = weights.map((a) => applyPerturbation(frames, mul(box, a)));
-  return { adversarial, weights, state };
+  const signs = options.signs;
+  let steered = weights;
+  if (net.config.variant === "signed" && signs === undefined) {
+    steered = [weights[0], mul(weights[0], -1)];
+  } else if (signs !== undefined) {
+    if (net.config.variant !== "signed") {
+      throw new RangeError(
+        `generatorPerturb: signs need a signed generator, not ${net.config.variant}`,
+      );
+    }
+    const list = typeof signs === "number" ? [signs] : signs;
+    if (list.some((v) => v !== 1 && v !== -1)) {
+      throw new RangeError(`generatorPerturb: signs must be +1 or -1, got [${list}]`);
+    }
+    const batched = frames.rank === 5;
+    if (typeof signs !== "number" && (!batched || signs.length !== frames.shape[0])) {
+      throw new RangeError(
+        `generatorPerturb: ${signs.length} sign(s) for frames [${frames.shape}] (one per clip of a batch)`,
+      );
+    }
+    if (typeof signs === "number") {
+      if (signs === -1) steered = weights.map((a) => mul(a, -1));
+    } else {
+      const s = tensor(signs, [signs.length, 1, 1, 1, 1]);
+      steered = weights.map((a) => mul(a, s));
+    }
+  }
+  const adversarial = steered.map((a) => applyPerturbation(frames, mul(box, a)));
+  return { adversarial, weights: steered, state };
 }
 
 /**
@@ -121,7 +157,10 @@ export function quantizeInJnd(
 export interface AttackWithGeneratorOptions {
   /** Multiple of the JND (default: the eps the generator was trained at). */
   eps?: number;
-  /** Which branch of a two-branch generator: 0 (up) or 1 (down); 0 for one branch. */
+  /**
+   * The direction: 0 (up) or 1 (down) for a two-branch generator (its branch) and a signed one
+   * (its map or the negation); 0 for the untargeted variant.
+   */
   branch?: number;
   /** Frames per chunk (default 16); the GRU state is carried across chunks. */
   chunkFrames?: number;
@@ -164,7 +203,7 @@ export async function attackWithGenerator(
   const [t, , h, w] = frames.shape;
   const eps = options.eps ?? generator.info.eps;
   const branch = options.branch ?? 0;
-  const nBranches = generator.net.branches().length;
+  const nBranches = directionsOf(generator.net);
   if (!Number.isInteger(branch) || branch < 0 || branch >= nBranches) {
     throw new RangeError(
       `attackWithGenerator: branch ${branch} does not exist (the generator has ${nBranches})`,
@@ -249,10 +288,40 @@ export function chunkFor(net: StqaNet, h: number, w: number, requested: number):
 }
 
 /**
- * The branch an attack mode uses: for one-branch generators always 0 (they are trained for the
- * untargeted boundary); for two-branch ones 0 (up) or 1 (down), and for `untargeted` the one
- * toward the score-reversed boundary of the clean score (decided by `median`, by default the
- * generator's training median).
+ * Whether a generator can push either way (two-branch and signed generators: the attack picks
+ * the direction, for `untargeted` from one clean scoring pass); the paper's untargeted variant
+ * cannot.
+ *
+ * @example
+ * ```ts
+ * import { StqaNet } from "../../mod.ts";
+ * import { steerable } from "./stqa.ts";
+ * // steerable(new StqaNet({ config: { variant: "signed" } })); // true
+ * ```
+ */
+export function steerable(net: StqaNet): boolean {
+  return net.config.variant !== "untargeted";
+}
+
+/**
+ * The directions a generator's attack can take: 2 (up and down) for a {@link steerable} one,
+ * else 1.
+ *
+ * @example
+ * ```ts
+ * import { directionsOf } from "./stqa.ts";
+ * // directionsOf(twoBranchGenerator.net); // 2
+ * ```
+ */
+export function directionsOf(net: StqaNet): number {
+  return steerable(net) ? 2 : 1;
+}
+
+/**
+ * The direction an attack mode uses: for the untargeted variant always 0 (it is trained for the
+ * untargeted boundary); for two-branch and signed ones 0 (up) or 1 (down), and for `untargeted`
+ * the one toward the score-reversed boundary of the clean score (decided by `median`, by default
+ * the generator's training median).
  *
  * @example
  * ```ts
@@ -266,12 +335,11 @@ export function branchFor(
   cleanScore?: number,
   median: number = generator.info.median,
 ): number {
-  const two = generator.net.config.variant === "two-branch";
-  if (!two) {
+  if (!steerable(generator.net)) {
     if (mode !== "untargeted") {
       throw new RangeError(
-        `mode '${mode}' needs a two-branch generator; ${generator.path} is untargeted ` +
-          "(train one with --variant two-branch, or use --mode untargeted)",
+        `mode '${mode}' needs a two-branch or signed generator; ${generator.path} is ` +
+          "untargeted (train one with --variant signed or two-branch, or use --mode untargeted)",
       );
     }
     return 0;
@@ -280,7 +348,8 @@ export function branchFor(
   if (mode === "down") return 1;
   if (cleanScore === undefined) {
     throw new RangeError(
-      "branchFor: the untargeted branch of a two-branch generator needs the clean score",
+      `branchFor: the untargeted direction of a ${generator.net.config.variant} generator ` +
+        "needs the clean score",
     );
   }
   const { qMin, qMax } = generator.info;
@@ -321,14 +390,14 @@ export function stqaAttack(
     name: options.name ?? "stqa-net",
     jndBox: true,
     jndModel: generator.info.jnd,
-    usesCleanScore: net.config.variant === "two-branch",
+    usesCleanScore: steerable(net),
     bytesPerFrame: (h, w) => net.tiling(h, w) ? 12 * h * w : net.bytesPerFrame(h, w),
     async run(frames: Tensor, victim: Victim, opts: AttackOptions): Promise<AttackOutput> {
       const t0 = performance.now();
       const mode = opts.mode ?? "untargeted";
       let passes = 0;
       let clean = opts.cleanScore;
-      if (net.config.variant === "two-branch" && mode === "untargeted" && clean === undefined) {
+      if (steerable(net) && mode === "untargeted" && clean === undefined) {
         const s = tidy(() => noGrad(() => victim.score(frames)));
         clean = (await s.read())[0];
         s.dispose();

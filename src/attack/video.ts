@@ -61,7 +61,7 @@ import {
 } from "../video/mod.ts";
 import { decodedSize } from "../video/read.ts";
 import { attackTarget } from "./losses.ts";
-import { branchFor, chunkFor, generatorPerturb, quantizeInJnd } from "./stqa.ts";
+import { branchFor, chunkFor, generatorPerturb, quantizeInJnd, steerable } from "./stqa.ts";
 import type { AttackMode } from "./types.ts";
 
 /** Options of {@link attackVideo}. */
@@ -223,10 +223,10 @@ export async function attackVideo(
       `${finalDir}: already exists; choose another output folder or replace it (--overwrite)`,
     );
   }
-  const two = generator.net.config.variant === "two-branch";
+  const two = steerable(generator.net);
   if (mode === "both" && !two) {
     throw new RangeError(
-      `--mode both needs a two-branch generator; ${generator.path} is untargeted`,
+      `--mode both needs a two-branch or signed generator; ${generator.path} is untargeted`,
     );
   }
   if (mode !== "both" && mode !== "untargeted") branchFor(generator, mode); // throws early
@@ -278,7 +278,7 @@ export async function attackVideo(
     return r;
   };
 
-  // The untargeted branch of a two-branch generator depends on the whole video's clean score:
+  // The untargeted direction of a two-branch or signed generator depends on the whole video's clean score:
   // a first pass scores the clean stream (decode and victim only).
   let cleanFirst: VictimStreamResult | null = null;
   if (mode === "untargeted" && two) {

@@ -30,7 +30,7 @@ import {
   attackSettingsDiff,
   parseAttackReport,
 } from "../attack/report.ts";
-import { branchFor, checkPair } from "../attack/stqa.ts";
+import { branchFor, checkPair, steerable } from "../attack/stqa.ts";
 import { attackVideo } from "../attack/video.ts";
 import { attackReportFiles } from "../report/attack_html.ts";
 
@@ -161,8 +161,7 @@ export async function attackCommand(args: string[]): Promise<number> {
     }
     await initGpu();
     victim = await loadVictim(o.victim);
-    const genName = o.generator ??
-      bundledGeneratorName(o.victim, o.mode === "untargeted" ? "untargeted" : "two-branch");
+    const genName = o.generator ?? bundledGeneratorName(o.victim);
     generator = await loadGenerator(genName);
     checkPair(generator, victim);
     checkMode(generator, o.mode);
@@ -309,9 +308,9 @@ async function legacyWorkDirs(root: string): Promise<string[]> {
 /** Refuses a mode the generator cannot do, before any video is read. */
 function checkMode(generator: Generator, mode: "untargeted" | "up" | "down" | "both"): void {
   if (mode === "both") {
-    if (generator.net.config.variant !== "two-branch") {
+    if (!steerable(generator.net)) {
       throw new RangeError(
-        `--mode both needs a two-branch generator; ${generator.path} is untargeted`,
+        `--mode both needs a two-branch or signed generator; ${generator.path} is untargeted`,
       );
     }
   } else if (mode !== "untargeted") branchFor(generator, mode);

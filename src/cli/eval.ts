@@ -38,6 +38,7 @@ import {
 } from "../models/generator_io.ts";
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
+import type { GeneratorVariant } from "../models/stqa_net.ts";
 import { evaluateVideo } from "../eval/evaluate.ts";
 import { resolveEvalVideos } from "../eval/videos.ts";
 import { readExamples, writeExample } from "../eval/examples.ts";
@@ -120,9 +121,11 @@ resumes. Nothing outside --out is written, and inside it only rows*.jsonl, failu
 table.*, report.html, examples/ and a temporary .stqa-tmp-eval.* folder (removed at the end,
 on Ctrl-C, or by the next run when interrupted otherwise).
 
-stqa-net (the one-branch stqa-<victim>) and stqa-net-2b (the two-branch stqa-<victim>-2b,
-pushing toward the score-reversed boundary: up for clips scored below the median, down above,
-which costs one victim pass) are skipped, with a warning, for a victim without that generator.
+stqa-net (the default generator stqa-<victim>), stqa-net-2b (the two-branch stqa-<victim>-2b)
+and stqa-net-paper (the paper's untargeted variant stqa-<victim>-paper) are skipped, with a
+warning, for a victim without that generator. A signed or two-branch generator pushes toward the
+score-reversed boundary (up for clips scored below the median, down above), which costs one
+victim pass on the clean clip.
 report.html holds the tables, bar charts, and the example frames of the first video of each run
 or shard (kept in <out>/examples/); it is self-contained and opens offline.
 Exit codes: 0 done, 1 failure, 2 bad usage, 3 no WebGPU adapter.
@@ -198,6 +201,16 @@ interface LoadedAttack {
 }
 
 /**
+ * The generator methods and the variant of the bundled generator each loads (`stqa-net` loads
+ * `stqa-<victim>`, whatever its variant: the default generator).
+ */
+const GENERATOR_METHODS: Record<string, GeneratorVariant | undefined> = {
+  "stqa-net": "signed",
+  "stqa-net-2b": "two-branch",
+  "stqa-net-paper": "untargeted",
+};
+
+/**
  * The attacks of one victim: stqa-net (stqa-<victim>) and stqa-net-2b (stqa-<victim>-2b, its
  * branch picked by one victim pass on the clean clip) only when the generator loads, and
  * stqa-net@<source> (another victim's one-branch generator) only when that one loads and the
@@ -211,22 +224,22 @@ async function attacksFor(
   const out: LoadedAttack[] = [];
   for (const m of methods) {
     const cross = crossSource(m);
-    if (m !== "stqa-net" && m !== "stqa-net-2b" && cross === null) {
+    const variant = GENERATOR_METHODS[m];
+    if (variant === undefined && cross === null) {
       // eval runs each baseline with its defaults: no options of its own to record.
       out.push({ attack: baselineAttack(m), generator: null, digest: null, options: {} });
       continue;
     }
     if (cross === victim.name) continue; // the diagonal is stqa-net
-    const name = bundledGeneratorName(
-      cross ?? victim.name,
-      m === "stqa-net-2b" ? "two-branch" : "untargeted",
-    );
+    const name = bundledGeneratorName(cross ?? victim.name, variant ?? "signed");
     let generator: Generator | undefined;
     try {
       generator = await loadGenerator(generatorDir ? join(generatorDir, name) : name);
       if (cross === null) checkPair(generator, victim);
-      if (m === "stqa-net-2b" && generator.net.config.variant !== "two-branch") {
-        throw new Error(`${generator.path} is not a two-branch generator`);
+      if (
+        variant !== undefined && variant !== "signed" && generator.net.config.variant !== variant
+      ) {
+        throw new Error(`${generator.path} is not a ${variant} generator`);
       }
       const digest = await modelDigest(generator.path, generatorPaths(generator.path).json);
       out.push({

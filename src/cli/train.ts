@@ -31,7 +31,7 @@ eps, median, command, seed, test results).
 
 Options:
   -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path
-  --variant <v>            untargeted | two-branch (default untargeted)
+  --variant <v>            untargeted | two-branch | signed (default untargeted)
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
   -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b], the bundled
                            generators)
@@ -45,6 +45,15 @@ Options:
                            linearly to --penalty-end over the first --penalty-decay of the steps
   --penalty-end <w>        the weight after the decay (default 0.01)
   --penalty-decay <f>      fraction of the steps the decay takes (default 0.5)
+  --shift <n>              crop the adversarial clips by n pixels per axis at a random offset
+                           each step before the victim scores them (default 0)
+  --isotropy <w>           weight of the isotropy penalty on the maps (default 0)
+  --lattice <w>            weight of the lattice penalty on the maps (the share of their
+                           energy on the period-4 grid; default 0)
+  --lowpass <w>            weight of the low-pass penalty on the maps (the share of their
+                           energy in 4x4 block means; default 0)
+  --test-clips <n>         attack at most n test clips, evenly spaced, after training (default
+                           all)
   --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
   --config <json>          network config overrides, e.g. '{"hidden":64}'
   --seed <n>               seed of the weights and the batch order (default 1)
@@ -61,7 +70,7 @@ that cannot be written or would replace weights), 2 bad usage (an option or the 
 
 const ArgsSchema = z.object({
   victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
-  variant: z.enum(["untargeted", "two-branch"]).default("untargeted"),
+  variant: z.enum(["untargeted", "two-branch", "signed"]).default("untargeted"),
   manifest: z.string().min(1).default("cache/proxy/manifest.json"),
   out: z.string().min(1).optional(),
   steps: z.coerce.number().int().positive().default(300),
@@ -71,6 +80,11 @@ const ArgsSchema = z.object({
   penalty: z.coerce.number().nonnegative().default(1),
   "penalty-end": z.coerce.number().nonnegative().default(0.01),
   "penalty-decay": z.coerce.number().min(0).max(1).default(0.5),
+  shift: z.coerce.number().int().min(0).max(16).default(0),
+  isotropy: z.coerce.number().nonnegative().default(0),
+  lattice: z.coerce.number().nonnegative().default(0),
+  lowpass: z.coerce.number().nonnegative().default(0),
+  "test-clips": z.coerce.number().int().positive().optional(),
   jnd: z.enum(JND_MODELS).default("namm-st"),
   config: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(1),
@@ -115,6 +129,11 @@ export async function trainCommand(args: string[]): Promise<number> {
         penalty: o.penalty,
         penaltyEnd: o["penalty-end"],
         penaltyDecay: o["penalty-decay"],
+        shift: o.shift,
+        isotropy: o.isotropy,
+        lattice: o.lattice,
+        lowpass: o.lowpass,
+        testClips: o["test-clips"],
         jnd: o.jnd,
         config,
         seed: o.seed,

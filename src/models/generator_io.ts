@@ -20,7 +20,19 @@ import {
   safetensorsBytes,
   writeFilesAtomic,
 } from "../io/safetensors.ts";
-import { StqaNet, type StqaNetConfig, StqaNetConfigSchema } from "./stqa_net.ts";
+import {
+  type GeneratorVariant,
+  StqaNet,
+  type StqaNetConfig,
+  StqaNetConfigSchema,
+} from "./stqa_net.ts";
+
+/** The bundled generators' name suffix per variant. */
+const GENERATOR_SUFFIX: Record<GeneratorVariant, string> = {
+  signed: "",
+  "two-branch": "-2b",
+  untargeted: "-paper",
+};
 import { MODELS_DIR } from "./victims/mod.ts";
 import {
   checkModelSize,
@@ -226,20 +238,23 @@ export function generatorPaths(nameOrPath: string): { weights: string; json: str
 }
 
 /**
- * The bundled generator's name for a victim: `stqa-<victim>` or `stqa-<victim>-2b`.
+ * The bundled generator's name for a victim and variant: `stqa-<victim>` (signed, the default
+ * generator), `stqa-<victim>-2b` (two-branch) or `stqa-<victim>-paper` (the paper's untargeted
+ * variant).
  *
  * @example
  * ```ts
  * import { bundledGeneratorName } from "./generator_io.ts";
  * bundledGeneratorName("vsfa-mini", "two-branch"); // "stqa-vsfa-mini-2b"
+ * bundledGeneratorName("vsfa-mini"); // "stqa-vsfa-mini"
  * ```
  */
 export function bundledGeneratorName(
   victim: string,
-  variant: "untargeted" | "two-branch" = "untargeted",
+  variant: GeneratorVariant = "signed",
 ): string {
   const stem = basename(victim).replace(/\.(json|safetensors)$/, "");
-  return `stqa-${stem}${variant === "two-branch" ? "-2b" : ""}`;
+  return `stqa-${stem}${GENERATOR_SUFFIX[variant]}`;
 }
 
 /**

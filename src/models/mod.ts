@@ -40,6 +40,8 @@ export {
   type VsfaMiniConfig,
 } from "./victims/mod.ts";
 export {
+  GENERATOR_VARIANTS,
+  type GeneratorVariant,
   StqaNet,
   type StqaNetConfig,
   StqaNetConfigSchema,

@@ -8,7 +8,10 @@
  * The perturbation is `d = eps * J * A`, so `|d| <= eps * J` by construction.
  *
  * The `two-branch` variant shares the encoder and the GRU and has two fusion+decoder branches,
- * `A+` (pushes the score up) and `A-` (down).
+ * `A+` (pushes the score up) and `A-` (down). The `signed` variant has one decoder whose map
+ * pushes the score up; the attack applies `s * A` with the direction `s = +1` (up) or `-1` (down)
+ * chosen per clip, for the untargeted attack from one clean scoring pass (so, unlike the
+ * `untargeted` variant of the paper, it need not guess from the frames which way to push).
  *
  * The network is fully convolutional: it trains on small crops and attacks any frame size
  * (odd sizes too: each decoder stage is cropped to its encoder stage's size). The GRU state can
@@ -49,6 +52,16 @@ import { ParamBuilder } from "./victims/victim.ts";
 
 const int = z.number().int().positive();
 
+/** The generator variants (see the module documentation). */
+export type GeneratorVariant = "untargeted" | "two-branch" | "signed";
+
+/** The variants, for option parsers. */
+export const GENERATOR_VARIANTS: readonly GeneratorVariant[] = [
+  "untargeted",
+  "two-branch",
+  "signed",
+];
+
 /**
  * The generator's config (every field has a default in {@link StqaNetConfigSchema}). An object
  * type rather than an interface, so that a config is also a `Record<string, unknown>` (as saved
@@ -66,8 +79,11 @@ const int = z.number().int().positive();
 export type StqaNetConfig = {
   /** What the encoder reads: the JND map, or the JND map and the frame (`jnd+rgb`). */
   input: "jnd" | "jnd+rgb";
-  /** `untargeted` (one decoder) or `two-branch` (decoders for up and down). */
-  variant: "untargeted" | "two-branch";
+  /**
+   * `untargeted` (one decoder, the paper's), `two-branch` (decoders for up and down) or `signed`
+   * (one decoder for up; down is its negation).
+   */
+  variant: GeneratorVariant;
   /** Output channels of the three encoder convs (stride 1, 2, 2). */
   encoder: [number, number, number];
   /** ConvGRU hidden channels (3x3 gates). */
@@ -94,7 +110,7 @@ export type StqaNetConfig = {
 
 const stqaNetConfig = z.object({
   input: z.enum(["jnd", "jnd+rgb"]).default("jnd"),
-  variant: z.enum(["untargeted", "two-branch"]).default("untargeted"),
+  variant: z.enum(["untargeted", "two-branch", "signed"]).default("untargeted"),
   encoder: z.tuple([int, int, int]).default([16, 32, 64]),
   hidden: int.default(64),
   decoder: z.tuple([int, int]).default([32, 16]),

@@ -26,7 +26,7 @@ import {
   saveGenerator,
   stqaNetSize,
 } from "../models/generator_io.ts";
-import { StqaNet } from "../models/stqa_net.ts";
+import { type GeneratorVariant, StqaNet } from "../models/stqa_net.ts";
 import { loadVictim } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { prepareCheckpointDir, prepareWeightsOutput } from "../io/checkpoint.ts";
@@ -42,11 +42,18 @@ import {
   trainLoop,
   type TrainProgress,
 } from "./loop.ts";
-import { add, mul, stack } from "../nn/mod.ts";
+import { add, avgPool2d, div, log, mean, mul, slice, square, stack, sub, sum } from "../nn/mod.ts";
 import { Adam } from "../optim/optimizers.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget, boundaryLoss, weightPenalty } from "../attack/losses.ts";
-import { attackWithGenerator, branchFor, generatorPerturb, quantizeInJnd } from "../attack/stqa.ts";
+import {
+  attackWithGenerator,
+  branchFor,
+  generatorPerturb,
+  quantizeInJnd,
+  steerable,
+} from "../attack/stqa.ts";
+import { seededRandom } from "../_random.ts";
 
 /** A clip in memory with its JND maps and the victim's clean score. */
 export interface TrainClip {
@@ -67,7 +74,7 @@ export interface TrainGeneratorOptions {
   /** The victim: a bundled name or a path (default `vsfa-mini`). */
   victim?: string;
   /** `untargeted` (default) or `two-branch`. */
-  variant?: "untargeted" | "two-branch";
+  variant?: GeneratorVariant;
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
   manifest?: string;
   /**
@@ -93,6 +100,29 @@ export interface TrainGeneratorOptions {
   penalty?: number;
   /** The weight of `mean(A^2)` after the decay (default 0.01). */
   penaltyEnd?: number;
+  /**
+   * Grid shifts: each step the adversarial clips are cropped by `shift` pixels in each axis, at
+   * an offset drawn in `0..shift` per axis, before the victim scores them, so the generator's
+   * output grid meets the victim's stride-2 sampling grids at a random phase and a periodic
+   * pattern locked to them does not pay (default 0: no shift).
+   */
+  shift?: number;
+  /**
+   * Weight of the isotropy penalty `(ln Ex - ln Ey)^2` on the maps, `Ex` and `Ey` the mean squared
+   * differences of horizontal and vertical neighbours (stripes make it large; default 0).
+   */
+  isotropy?: number;
+  /**
+   * Weight of the lattice penalty ({@link latticePenalty}: the share of the maps' energy on the
+   * period-4 lattice of the generator's quarter-resolution grid; a grid or a period-4 stripe
+   * makes it about 1, noise about 0; default 0).
+   */
+  lattice?: number;
+  /**
+   * Weight of the low-pass penalty ({@link lowpassPenalty}: the share of the maps' energy in
+   * their 4x4 block means; smooth fields and blobs make it about 1, noise 1/16; default 0).
+   */
+  lowpass?: number;
   /** Fraction of the steps over which the weight decays (default 0.5). */
   penaltyDecay?: number;
   /** JND model (default `namm-st`). */
@@ -116,6 +146,8 @@ export interface TrainGeneratorOptions {
   stopAfter?: number;
   /** Use at most this many training clips, evenly spaced through the split (default all). */
   maxClips?: number;
+  /** Attack at most this many test clips, evenly spaced, after training (default all). */
+  testClips?: number;
   /** The command line recorded in the JSON. */
   command?: string;
   /** Progress callback (default: a progress line on stderr). */
@@ -138,6 +170,11 @@ export interface GeneratorTestResult {
   plccAdv: number;
   /** Mean |score change|. */
   meanScoreChange: number;
+  /**
+   * Mean score change toward each clip's untargeted target (the score-reversed boundary at the
+   * generator's median): positive when the attack moves scores the way it should.
+   */
+  meanTowardTarget: number;
   /** Mean over clips of each clip's PSNR (dB, from its mean MSE) of the 8-bit adversarial clip. */
   meanPsnr: number;
   /** Mean SSIM (luma) of the 8-bit adversarial clips against the clean ones. */
@@ -228,6 +265,114 @@ export function disposeClips(clips: TrainClip[]): void {
   }
 }
 
+/**
+ * Adversarial clips `[B,T,3,H,W]` cropped by `shift` pixels in each axis at `offset` `[dy, dx]`
+ * (the training's grid shifts; the clips as they are for `shift` 0).
+ */
+function shifted(adv: Tensor, shift: number, offset: number[]): Tensor {
+  if (shift === 0) return adv;
+  const [h, w] = adv.shape.slice(-2);
+  return slice(adv, [
+    { axis: 3, start: offset[0], end: offset[0] + h - shift },
+    { axis: 4, start: offset[1], end: offset[1] + w - shift },
+  ]);
+}
+
+/**
+ * `(ln Ex - ln Ey)^2` of maps `[..., H, W]`: `Ex` and `Ey` the mean squared differences of
+ * horizontal and vertical neighbours (plus 1e-6), 0 for isotropic maps.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { isotropyPenalty } from "./generator.ts";
+ * await initGpu();
+ * // Vertical stripes: every horizontal neighbour differs, no vertical one.
+ * const p = isotropyPenalty(tensor([1, -1, 1, -1, 1, -1, 1, -1], [2, 4]));
+ * ```
+ */
+export function isotropyPenalty(maps: Tensor): Tensor {
+  const r = maps.rank;
+  const [h, w] = maps.shape.slice(-2);
+  const dx = sub(
+    slice(maps, { axis: r - 1, start: 1, end: w }),
+    slice(maps, { axis: r - 1, start: 0, end: w - 1 }),
+  );
+  const dy = sub(
+    slice(maps, { axis: r - 2, start: 1, end: h }),
+    slice(maps, { axis: r - 2, start: 0, end: h - 1 }),
+  );
+  const ex = log(add(mean(square(dx)), 1e-6));
+  const ey = log(add(mean(square(dy)), 1e-6));
+  return square(sub(ex, ey));
+}
+
+/**
+ * The share of the maps' energy on the lattice of period `period` (default 4, the generator's
+ * quarter-resolution grid): maps `[..., H, W]` (cropped to multiples of the period) are split
+ * into their `period^2` polyphase components (`y mod p`, `x mod p`), and the squared mean of each
+ * component, summed, is divided by `p^2 mean(A^2)`. That is the share of the power at the
+ * frequencies `k/p` in both axes (DC included), so a grating or grid locked to the lattice gives
+ * 1 and noise about `1 / (number of p x p blocks)`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { latticePenalty } from "./generator.ts";
+ * await initGpu();
+ * // Columns +1, +1, -1, -1 repeated: all of it on the lattice.
+ * const row = [1, 1, -1, -1, 1, 1, -1, -1];
+ * const p = latticePenalty(tensor([...row, ...row, ...row, ...row], [4, 8])); // 1
+ * ```
+ */
+export function latticePenalty(maps: Tensor, period = 4): Tensor {
+  const r = maps.rank;
+  const [h, w] = maps.shape.slice(-2);
+  const hp = Math.floor(h / period) * period;
+  const wp = Math.floor(w / period) * period;
+  if (hp === 0 || wp === 0) {
+    throw new RangeError(
+      `latticePenalty: maps [${maps.shape}] are smaller than the period ${period}`,
+    );
+  }
+  const lead = maps.shape.slice(0, r - 2).reduce((a, b) => a * b, 1);
+  const a = hp === h && wp === w ? maps : slice(maps, [
+    { axis: r - 2, start: 0, end: hp },
+    { axis: r - 1, start: 0, end: wp },
+  ]);
+  const phases = mean(a.reshape([lead, hp / period, period, wp / period, period]), {
+    axes: [0, 1, 3],
+  });
+  return div(sum(square(phases)), add(mul(mean(square(a)), period * period), 1e-12));
+}
+
+/**
+ * The share of the maps' energy at low spatial frequencies: `mean(pool(A)^2) / mean(A^2)`, with
+ * `pool` the mean of each non-overlapping `k x k` block (default 4). Blobs and smooth fields of
+ * one sign (what gives a perturbation a spectral line near DC, or a visible tint) give about 1,
+ * noise about `1 / k^2`, and a pattern of period `k` (zero mean per block) 0 (the lattice
+ * penalty covers that one).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { lowpassPenalty } from "./generator.ts";
+ * await initGpu();
+ * const p = lowpassPenalty(tensor(new Array(64).fill(0.5), [8, 8])); // 1: all of it is DC
+ * ```
+ */
+export function lowpassPenalty(maps: Tensor, k = 4): Tensor {
+  const r = maps.rank;
+  const [h, w] = maps.shape.slice(-2);
+  if (h < k || w < k) {
+    throw new RangeError(`lowpassPenalty: maps [${maps.shape}] are smaller than the block ${k}`);
+  }
+  const lead = maps.shape.slice(0, r - 2).reduce((a, b) => a * b, 1);
+  const a = maps.reshape([lead, 1, h, w]);
+  const pooled = avgPool2d(a, { kernel: k });
+  return div(mean(square(pooled)), add(mean(square(a)), 1e-12));
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -253,7 +398,7 @@ export async function evaluateGenerator(
   options: { eps?: number } = {},
 ): Promise<GeneratorTestResult> {
   const eps = options.eps ?? generator.info.eps;
-  const two = generator.net.config.variant === "two-branch";
+  const two = steerable(generator.net);
   const advScores: number[] = [];
   const upScores: number[] = [];
   const downScores: number[] = [];
@@ -305,6 +450,11 @@ export async function evaluateGenerator(
     plccAdv: ra.plcc,
     meanScoreChange: advScores.reduce((s, v, i) => s + Math.abs(v - cleanScores[i]), 0) /
       clips.length,
+    meanTowardTarget: advScores.reduce((s, v, i) => {
+      const { qMin, qMax, median } = generator.info;
+      const up = attackTarget(cleanScores[i], "untargeted", { qMin, qMax, median }) === qMax;
+      return s + (up ? v - cleanScores[i] : cleanScores[i] - v);
+    }, 0) / clips.length,
     meanPsnr: psnrSum / clips.length,
     meanSsim: ssimSum / clips.length,
     beyondJnd: beyond / clips.length,
@@ -327,6 +477,10 @@ const GenCheckpointStateSchema = checkpointStateSchema({
   penalty: z.number(),
   penaltyEnd: z.number(),
   penaltyDecay: z.number(),
+  shift: z.number().int().min(0),
+  isotropy: z.number(),
+  lattice: z.number(),
+  lowpass: z.number(),
   victim: z.string(),
   variant: z.string(),
 });
@@ -381,10 +535,20 @@ export async function trainGenerator(
     penalty = 1,
     penaltyEnd = 0.01,
     penaltyDecay = 0.5,
+    shift = 0,
+    isotropy = 0,
+    lattice = 0,
+    lowpass = 0,
     jnd: jndModel = DEFAULT_VIDEO_JND_MODEL,
     seed = 1,
     checkpointEvery = 25,
   } = options;
+  if (!Number.isInteger(shift) || shift < 0) {
+    throw new RangeError(`shift must be a whole number >= 0, got ${shift}`);
+  }
+  if (!(isotropy >= 0)) throw new RangeError(`isotropy must be >= 0, got ${isotropy}`);
+  if (!(lattice >= 0)) throw new RangeError(`lattice must be >= 0, got ${lattice}`);
+  if (!(lowpass >= 0)) throw new RangeError(`lowpass must be >= 0, got ${lowpass}`);
   const out = options.out ?? join("data", "models", bundledGeneratorName(victimName, variant));
   const checkpointDir = options.checkpointDir ??
     join("cache", "generators", out.replace(/\.(json|safetensors)$/, "").split(/[\\/]/).pop()!);
@@ -406,6 +570,10 @@ export async function trainGenerator(
       penalty,
       penaltyEnd,
       penaltyDecay,
+      shift,
+      isotropy,
+      lattice,
+      lowpass,
       victim: victimName,
       variant,
     },
@@ -454,19 +622,41 @@ export async function trainGenerator(
       lossError: GeneratorLossError,
       loss: (pick, _sampler, step) => {
         const lam = penaltyAt(step);
+        // Per step, from the seed and the step alone (so a resumed run draws the same): the
+        // grid shift's offsets and a signed generator's direction per clip.
+        const rng = seededRandom(seed * 1_000_003 + step).uniform;
+        const offset = [Math.floor(rng() * (shift + 1)), Math.floor(rng() * (shift + 1))];
+        const signs = pick.map(() => (rng() < 0.5 ? 1 : -1));
         const x = stack(pick.map((i) => train[i].frames), 0);
         const j = stack(pick.map((i) => train[i].jnd), 0);
-        const r = generatorPerturb(net, x, j, { eps });
+        const r = generatorPerturb(net, x, j, {
+          eps,
+          signs: variant === "signed" ? signs : undefined,
+        });
+        const score = (adv: Tensor) => victim.scoreBatch(shifted(adv, shift, offset));
+        const plus = (a: Tensor, b: Tensor | undefined) => b ? add(a, b) : a;
+        // The structure penalties on the maps (the first branch's; both for two-branch).
+        const iso = (a: Tensor, w = 1): Tensor | undefined => {
+          const i = isotropy > 0 ? mul(isotropyPenalty(a), isotropy * w) : undefined;
+          const l = lattice > 0 ? mul(latticePenalty(a), lattice * w) : undefined;
+          const p = lowpass > 0 ? mul(lowpassPenalty(a), lowpass * w) : undefined;
+          const terms = [i, l, p].filter((v): v is Tensor => v !== undefined);
+          return terms.length ? terms.reduce((s, v) => add(s, v)) : undefined;
+        };
         if (variant === "two-branch") {
-          const up = boundaryLoss(victim.scoreBatch(r.adversarial[0]), pick.map(() => qMax));
-          const down = boundaryLoss(victim.scoreBatch(r.adversarial[1]), pick.map(() => qMin));
+          const up = boundaryLoss(score(r.adversarial[0]), pick.map(() => qMax));
+          const down = boundaryLoss(score(r.adversarial[1]), pick.map(() => qMin));
           const pen = add(weightPenalty(r.weights[0]), weightPenalty(r.weights[1]));
-          return add(add(up, down), mul(pen, lam / 2));
+          const main = add(add(up, down), mul(pen, lam / 2));
+          return plus(plus(main, iso(r.weights[0], 0.5)), iso(r.weights[1], 0.5));
         }
-        const s = victim.scoreBatch(r.adversarial[0]);
-        return add(
-          boundaryLoss(s, pick.map((i) => targets[i])),
-          mul(weightPenalty(r.weights[0]), lam),
+        const s = score(r.adversarial[0]);
+        const goal = variant === "signed"
+          ? signs.map((v) => (v > 0 ? qMax : qMin))
+          : pick.map((i) => targets[i]);
+        return plus(
+          add(boundaryLoss(s, goal), mul(weightPenalty(r.weights[0]), lam)),
+          iso(r.weights[0]),
         );
       },
     });
@@ -493,7 +683,10 @@ export async function trainGenerator(
       path: out,
     };
     console.error("attacking the test split ...");
-    const test = await loadTrainClips(victim, manifest, "test", { jnd: jndModel });
+    const test = await loadTrainClips(victim, manifest, "test", {
+      jnd: jndModel,
+      maxClips: options.testClips,
+    });
     const result = await evaluateGenerator(generator, victim, test, { eps });
     disposeClips(test);
     // Checked again: something may have appeared at the stem while training ran.
@@ -510,6 +703,10 @@ export async function trainGenerator(
         penalty,
         penaltyEnd,
         penaltyDecay,
+        shift,
+        isotropy,
+        lattice,
+        lowpass,
         manifest,
         trainClips,
         date: new Date().toISOString(),
