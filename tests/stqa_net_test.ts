@@ -1,7 +1,8 @@
 // STQA-Net (src/models/stqa_net.ts, src/attack/stqa.ts): gradients through the whole generator
 // against finite differences on a tiny config, the visual constraint |d| <= eps * J (float and
 // 8-bit), chunked attacks equal to whole-clip attacks, odd frame sizes, config and shape errors,
-// and generator files.
+// generator files, and the signed variant (its parameters, [up, down] = clip(x +- eps*J*A), per-clip
+// signs on a batch, bad signs, its directions in branchFor and attackWithGenerator).
 
 import assert from "assert";
 import { join } from "path";
@@ -9,6 +10,7 @@ import {
   attackWithGenerator,
   computeJnd,
   type Generator,
+  GENERATOR_VARIANTS,
   generatorPerturb,
   loadGenerator,
   noGrad,
@@ -22,8 +24,8 @@ import {
 } from "../mod.ts";
 import { writeBuffer } from "../src/gpu/queue.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { chunkFor, stqaAttack } from "../src/attack/stqa.ts";
-import { mul, sum } from "../src/nn/mod.ts";
+import { branchFor, chunkFor, directionsOf, steerable, stqaAttack } from "../src/attack/stqa.ts";
+import { mul, stack, sum } from "../src/nn/mod.ts";
 import { initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
@@ -73,8 +75,8 @@ function generatorOf(net: StqaNet, eps = 1): Generator {
   };
 }
 
-Deno.test("stqa-net: output shapes for one clip, a batch, odd sizes and both variants", () => {
-  for (const variant of ["untargeted", "two-branch"] as const) {
+Deno.test("stqa-net: output shapes for one clip, a batch, odd sizes and every variant", () => {
+  for (const variant of GENERATOR_VARIANTS) {
     const net = new StqaNet({ seed: 3, config: { ...TINY, variant } });
     for (const [t, h, w] of [[2, 16, 16], [3, 13, 9], [1, 5, 7]]) {
       const x = clip(t, h, w, RUN_SEED + t);
@@ -223,12 +225,12 @@ Deno.test("stqa-net: quantizeInJnd rounds to levels and never past the box", () 
 });
 
 Deno.test("stqa-net: a chunked attack equals the whole-clip attack (GRU state carried)", async () => {
-  for (const variant of ["untargeted", "two-branch"] as const) {
+  for (const variant of GENERATOR_VARIANTS) {
     const net = new StqaNet({ seed: 5, config: { ...TINY, variant, input: "jnd+rgb" } });
     await saturate(net);
     const gen = generatorOf(net);
     const x = clip(7, 10, 14, RUN_SEED + 3);
-    const branch = variant === "two-branch" ? 1 : 0;
+    const branch = variant === "untargeted" ? 0 : 1;
     const whole = await attackWithGenerator(gen, x, { chunkFrames: 16, quantize: false, branch });
     const ref = await whole.read();
     for (const chunk of [1, 3, 4]) {
@@ -335,5 +337,242 @@ Deno.test("stqa-net: chunks shrink so every tensor fits one storage binding", ()
   assert.equal(chunkFor(net, side, side, 16), 1);
   assert.ok(net.tiling(side, side));
   assert.throws(() => chunkFor(net, 8, 8, 0), /positive whole number/);
+  net.dispose();
+});
+
+// ---- the signed variant (one decoder A pushing up; the attack applies +A or -A) ----
+
+/** A tensor's values. */
+async function values(t: Tensor): Promise<Float32Array> {
+  return await t.read();
+}
+
+/** `clip(x + s * fround(fround(eps * J) * A), 0, 1)` in float32, J broadcast over the channels. */
+function perturbRef(
+  x: Float32Array,
+  j: Float32Array,
+  a: Float32Array,
+  eps: number,
+  sign: number,
+  plane: number,
+): Float32Array {
+  return x.map((v, i) => {
+    const jv = j[Math.floor(i / (3 * plane)) * plane + (i % plane)];
+    const box = eps === 1 ? jv : Math.fround(jv * eps);
+    const d = Math.fround(box * (sign * a[i]));
+    return Math.min(1, Math.max(0, Math.fround(v + d)));
+  });
+}
+
+Deno.test("stqa-net signed: the parameters are the untargeted variant's (one 'dec' branch)", async () => {
+  const signed = new StqaNet({ seed: 6, config: { ...TINY, variant: "signed" } });
+  const plain = new StqaNet({ seed: 6, config: TINY });
+  const two = new StqaNet({ seed: 6, config: { ...TINY, variant: "two-branch" } });
+  assert.deepEqual(signed.branches(), ["dec"]);
+  const shapes = (n: StqaNet) =>
+    Object.fromEntries(Object.entries(n.parameters()).map(([k, p]) => [k, p.shape]));
+  assert.deepEqual(shapes(signed), shapes(plain));
+  assert.equal(signed.parameterCount(), plain.parameterCount());
+  assert.ok(Object.keys(signed.parameters()).some((k) => k.startsWith("dec.")));
+  assert.ok(two.parameterCount() > signed.parameterCount());
+  // The same seed gives the same weights, so the same map A.
+  for (const [k, p] of Object.entries(signed.parameters())) {
+    assert.deepEqual(await p.read(), await plain.parameters()[k].read(), k);
+  }
+  for (const n of [signed, plain, two]) n.dispose();
+});
+
+Deno.test("stqa-net signed: without signs, [up, down] = clip(x + eps*J*A), clip(x - eps*J*A)", async () => {
+  const net = new StqaNet({ seed: 12, config: { ...TINY, variant: "signed", input: "jnd+rgb" } });
+  await saturate(net);
+  const plain = new StqaNet({ seed: 12, config: { ...TINY, input: "jnd+rgb" } });
+  await saturate(plain);
+  for (const [t, h, w, eps] of [[3, 12, 11, 1], [2, 9, 14, 3]]) {
+    // Dark and bright stripes at the top, so that eps*J pushes some values past 0 and 1.
+    const x0 = await values(clip(t, h, w, RUN_SEED + h));
+    const plane = h * w;
+    for (let i = 0; i < x0.length; i++) {
+      const y = Math.floor((i % plane) / w);
+      if (y === 0) x0[i] = 1 / 255;
+      if (y === 1) x0[i] = 254 / 255;
+    }
+    const x = tensor(x0, [t, 3, h, w]);
+    const j = computeJnd(x);
+    const [r, p] = tidy(() =>
+      [
+        generatorPerturb(net, x, j, { eps }),
+        generatorPerturb(plain, x, j, { eps }),
+      ].map((o) => ({ adv: o.adversarial.map((v) => v.keep()), w: o.weights.map((v) => v.keep()) }))
+    );
+    assert.equal(r.adv.length, 2);
+    assert.equal(r.w.length, 2);
+    const [a, neg] = [await values(r.w[0]), await values(r.w[1])];
+    assert.ok(a.some((v) => v !== 0), "the map is zero");
+    assert.deepEqual(neg, a.map((v) => -v), "weights[1] is not -weights[0]");
+    // The map is the untargeted network's of the same seed.
+    assert.deepEqual(a, await values(p.w[0]));
+    const jv = await values(j);
+    const [up, down] = [await values(r.adv[0]), await values(r.adv[1])];
+    const what = `[${t},3,${h},${w}] eps ${eps}`;
+    assert.deepEqual(up, perturbRef(x0, jv, a, eps, 1, plane), `${what}: up`);
+    assert.deepEqual(down, perturbRef(x0, jv, a, eps, -1, plane), `${what}: down`);
+    // Where neither is clipped, down's perturbation is the negation of up's; both are clipped
+    // to [0, 1] somewhere.
+    let free = 0, clipped = 0;
+    for (let i = 0; i < x0.length; i++) {
+      const du = up[i] - x0[i], dd = down[i] - x0[i];
+      if (up[i] > 0 && up[i] < 1 && down[i] > 0 && down[i] < 1) {
+        free++;
+        assert.ok(Math.abs(du + dd) <= 2 ** -23, `${what}: value ${i}: up ${du}, down ${dd}`);
+      } else clipped++;
+    }
+    assert.ok(free > x0.length / 2 && clipped > 0, `${what}: ${free} free, ${clipped} clipped`);
+    assert.ok(down.every((v) => v >= 0 && v <= 1) && up.every((v) => v >= 0 && v <= 1));
+    for (const k of [x, j, ...r.adv, ...r.w, ...p.adv, ...p.w]) k.dispose();
+  }
+  net.dispose();
+  plain.dispose();
+});
+
+Deno.test("stqa-net signed: signs [1, -1] on a batch of 2 equal each clip's own up and down", async () => {
+  const net = new StqaNet({ seed: 13, config: { ...TINY, variant: "signed", input: "jnd+rgb" } });
+  await saturate(net);
+  const [t, h, w] = [3, 10, 9];
+  const xs = [clip(t, h, w, RUN_SEED + 21), clip(t, h, w, RUN_SEED + 22)];
+  const js = xs.map((x) => computeJnd(x));
+  const xb = tidy(() => stack(xs, 0).keep());
+  const jb = tidy(() => stack(js, 0).keep());
+  const one = 3 * t * h * w;
+  // Each clip alone, without signs: [up, down].
+  const alone = [];
+  for (const k of [0, 1]) {
+    const o = tidy(() =>
+      generatorPerturb(net, xs[k], js[k], { eps: 2 }).adversarial.map((v) => v.keep())
+    );
+    alone.push(await Promise.all(o.map(values)));
+    o.forEach((v) => v.dispose());
+  }
+  for (const signs of [[1, -1], [-1, 1], [-1, -1]]) {
+    const o = tidy(() => {
+      const r = generatorPerturb(net, xb, jb, { eps: 2, signs });
+      return { adv: r.adversarial.map((v) => v.keep()), w: r.weights.map((v) => v.keep()) };
+    });
+    assert.equal(o.adv.length, 1);
+    assert.deepEqual(o.adv[0].shape, [2, t, 3, h, w]);
+    const v = await values(o.adv[0]);
+    for (const k of [0, 1]) {
+      const want = alone[k][signs[k] > 0 ? 0 : 1];
+      const got = v.subarray(k * one, (k + 1) * one);
+      let worst = 0;
+      for (let i = 0; i < one; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      assert.ok(worst <= 1e-6, withSeed(`signs [${signs}], clip ${k}: max difference ${worst}`));
+    }
+    o.adv.forEach((e) => e.dispose());
+    o.w.forEach((e) => e.dispose());
+  }
+  // One number: that sign for a single clip (and for every clip of a batch).
+  for (const s of [1, -1]) {
+    const o = tidy(() =>
+      generatorPerturb(net, xs[1], js[1], { eps: 2, signs: s }).adversarial[0].keep()
+    );
+    assert.deepEqual(await values(o), alone[1][s > 0 ? 0 : 1]);
+    o.dispose();
+    const b = tidy(() => generatorPerturb(net, xb, jb, { eps: 2, signs: s }).adversarial[0].keep());
+    const bv = await values(b);
+    let worst = 0;
+    for (let i = 0; i < one; i++) {
+      worst = Math.max(worst, Math.abs(bv[one + i] - alone[1][s > 0 ? 0 : 1][i]));
+    }
+    assert.ok(worst <= 1e-6, withSeed(`signs ${s} on a batch: max difference ${worst}`));
+    b.dispose();
+  }
+  for (const k of [...xs, ...js, xb, jb]) k.dispose();
+  net.dispose();
+});
+
+Deno.test("stqa-net signed: bad signs throw a RangeError naming the problem", () => {
+  const signed = new StqaNet({ seed: 14, config: { ...TINY, variant: "signed" } });
+  const x = clip(2, 8, 8, RUN_SEED + 31);
+  const j = computeJnd(x);
+  const xb = tidy(() => stack([x, x], 0).keep());
+  const jb = tidy(() => stack([j, j], 0).keep());
+  const range = (re: RegExp) => (e: unknown) => e instanceof RangeError && re.test(e.message);
+  const call = (net: StqaNet, f: Tensor, jj: Tensor, signs: number | number[]) => () =>
+    tidy(() => {
+      generatorPerturb(net, f, jj, { signs });
+    });
+  for (const bad of [0, 2, 0.5, NaN]) {
+    assert.throws(
+      call(signed, x, j, bad),
+      range(new RegExp(`must be \\+1 or -1, got \\[${bad}\\]`)),
+    );
+  }
+  assert.throws(call(signed, xb, jb, [1, 0]), range(/must be \+1 or -1, got \[1,0\]/));
+  assert.throws(call(signed, xb, jb, [1]), range(/1 sign\(s\) for frames \[2,2,3,8,8\]/));
+  assert.throws(call(signed, xb, jb, [1, -1, 1]), range(/3 sign\(s\) for frames \[2,2,3,8,8\]/));
+  // A list on one clip [T,3,H,W]: one per clip of a batch only.
+  assert.throws(call(signed, x, j, [1, -1]), range(/2 sign\(s\) for frames \[2,3,8,8\]/));
+  assert.throws(call(signed, x, j, [1]), range(/1 sign\(s\) for frames \[2,3,8,8\]/));
+  for (const variant of ["untargeted", "two-branch"] as const) {
+    const other = new StqaNet({ seed: 14, config: { ...TINY, variant } });
+    assert.throws(
+      call(other, x, j, 1),
+      range(new RegExp(`signs need a signed generator, not ${variant}`)),
+    );
+    other.dispose();
+  }
+  for (const k of [x, j, xb, jb]) k.dispose();
+  signed.dispose();
+});
+
+Deno.test("stqa-net signed: branchFor (up 0, down 1, untargeted by the clean score vs the median) and attackWithGenerator", async () => {
+  const net = new StqaNet({ seed: 15, config: { ...TINY, variant: "signed" } });
+  await saturate(net);
+  const g = generatorOf(net); // qMin 1, qMax 5, median 3
+  assert.ok(steerable(net));
+  assert.equal(directionsOf(net), 2);
+  assert.equal(branchFor(g, "up"), 0);
+  assert.equal(branchFor(g, "down"), 1);
+  assert.equal(branchFor(g, "up", 4.9), 0);
+  assert.equal(branchFor(g, "down", 1.1), 1);
+  // Above the median: toward qMin (down); at or below: toward qMax (up).
+  assert.equal(branchFor(g, "untargeted", 3.01), 1);
+  assert.equal(branchFor(g, "untargeted", 2.99), 0);
+  assert.equal(branchFor(g, "untargeted", 3), 0);
+  assert.equal(branchFor(g, "untargeted", 3.5, 4), 0); // a median given
+  assert.equal(branchFor(g, "untargeted", 3.5, 3.2), 1);
+  assert.equal(branchFor({ ...g, info: { ...g.info, median: 2 } }, "untargeted", 2.5), 1);
+  assert.throws(
+    () => branchFor(g, "untargeted"),
+    (e) => e instanceof RangeError && /signed generator needs the clean score/.test(e.message),
+  );
+  // The paper's untargeted variant has one direction and no up/down.
+  const plain = generatorOf(new StqaNet({ seed: 15, config: TINY }));
+  assert.equal(branchFor(plain, "untargeted", 4.5), 0);
+  assert.equal(directionsOf(plain.net), 1);
+  assert.throws(() => branchFor(plain, "down"), /needs a two-branch or signed generator/);
+  plain.net.dispose();
+  // attackWithGenerator: branch 0 is +A, branch 1 is -A (chunks of 2 over 5 frames).
+  const x = clip(5, 9, 8, RUN_SEED + 41);
+  const j = computeJnd(x);
+  const ref = tidy(() => generatorPerturb(net, x, j).adversarial.map((v) => v.keep()));
+  for (const branch of [0, 1]) {
+    const adv = await attackWithGenerator(g, x, {
+      branch,
+      jnd: j,
+      quantize: false,
+      chunkFrames: 2,
+    });
+    const [got, want] = [await values(adv), await values(ref[branch])];
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst <= 1e-5, withSeed(`branch ${branch}: max difference ${worst}`));
+    adv.dispose();
+  }
+  await assert.rejects(
+    attackWithGenerator(g, x, { branch: 2, jnd: j }),
+    /branch 2 does not exist \(the generator has 2\)/,
+  );
+  for (const k of [x, j, ...ref]) k.dispose();
   net.dispose();
 });
