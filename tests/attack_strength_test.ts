@@ -18,6 +18,8 @@
 // box.
 //
 // - two-branch: on the held-out clips, the up branch toward qMax and the down branch toward qMin.
+// - signed: one map A, trained with a random direction per clip and step (target qMax for +1,
+//   qMin for -1); on the held-out clips +A (branch 0) toward qMax and -A (branch 1) toward qMin.
 // - untargeted: the target is the score-reversed boundary, qMin above the generator's training
 //   median and qMax at or below it, written out here (not taken from `attackTarget`, so that a
 //   broken `attackTarget` is caught too). A one-branch generator has to infer the direction from
@@ -28,7 +30,8 @@
 //
 // Trainer settings: Adam lr 2e-2, batch 4, no weight-map penalty (penalty 0: with the default
 // schedule a few steps leave the maps at about 0.05 levels), a 4-8-8 encoder with jnd+rgb input;
-// 60 steps untargeted, 100 two-branch (60 left the up branch 0.036 above noise at seed 3).
+// 60 steps untargeted, 100 two-branch (60 left the up branch 0.036 above noise at seed 3), 60
+// signed (40 left up 0.017 above noise at seed 3 and 0.027 at seed 4).
 //
 // Measured, mean move of generator vs noise (margin), run seeds 1 / 3 / 4 / 5:
 //   untargeted, train clips: 0.131 vs 0.031 (0.100) / 0.079 vs 0.009 (0.070) /
@@ -43,9 +46,23 @@
 //   two-branch down loss dropped: down 0.004 vs -0.002 (0.006), up still 0.090 vs 0.005;
 //   two-branch up loss dropped: up -0.002 vs 0.001 (-0.003), down still 0.255 vs -0.006.
 // Seed 2: 0.238 vs 0.015 (0.224); up 0.105 vs 0.006 (0.099); down 0.238 vs -0.007 (0.245).
-// MARGIN (0.03) is half the smallest correct margin and five times the largest broken one.
+// Signed, held-out, run seeds 1 / 2 / 3 / 4 / 5:
+//   up (+A):   0.085 vs 0.006 (0.080) / 0.076 vs 0.007 (0.069) / 0.079 vs 0.015 (0.064) /
+//              0.066 vs 0.004 (0.062) / 0.070 vs 0.011 (0.059)
+//   down (-A): 0.135 vs -0.006 (0.141) / 0.093 vs -0.008 (0.101) / 0.118 vs -0.015 (0.133) /
+//              0.080 vs -0.005 (0.085) / 0.072 vs -0.012 (0.084)
+// Broken signed trainers (seed 1), each made temporarily in a copy of src/train/generator.ts:
+//   target flipped (qMin for +1, qMax for -1): up -0.111 vs 0.006 (-0.116), down -0.082 vs
+//   -0.006 (-0.077); the direction dropped (signs not passed to generatorPerturb: +A scored
+//   against the random targets): up -0.004 vs 0.006 (-0.009), down -0.009 vs -0.004 (-0.005).
+//   Not caught: every training direction +1 (down never trained) still gives up 0.076 vs 0.005,
+//   down 0.114 vs -0.006: at these amplitudes -A of a map that pushes up pushes down.
+// The signed test: 32 to 55 s to train, load and measure (printed), 38 to 62 s with the proxy set
+// built (run alone), at load averages of 4.5 to 6 on the 2 shared cores (6 runs). The whole file
+// with it: 148 s (117 s CPU) at a load average of about 4.7, the signed test 32 s of it.
+// MARGIN (0.03) is about half the smallest correct margin and five times the largest broken one.
 // The file took 100 s (83 s CPU) at a load average of 3.7, and 119 s (97 s CPU) at about 3.5, on
-// the 2 shared cores this was made on (not measured idle).
+// the 2 shared cores this was made on (not measured idle), before the signed test was added.
 
 import assert from "assert";
 import { join } from "path";
@@ -60,7 +77,7 @@ import {
   type TrainClip,
   trainGenerator,
 } from "../src/train/generator.ts";
-import { attackWithGenerator, quantizeInJnd } from "../src/attack/stqa.ts";
+import { attackWithGenerator, quantizeInJnd, steerable } from "../src/attack/stqa.ts";
 import { perturbationStats } from "../src/metrics/quality.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { initGpu, rng, RUN_SEED, withSeed } from "./_helpers.ts";
@@ -71,6 +88,8 @@ const tmp = tempDirs("stqa_strength_");
 
 const VICTIM = "simplevqa-mini";
 const CONFIG = { encoder: [4, 8, 8], hidden: 8, decoder: [8, 4], input: "jnd+rgb" };
+/** Training steps per variant. */
+const STEPS = { untargeted: 60, "two-branch": 100, signed: 60 };
 /** How far (scores) the generator's mean move must pass the noise's. */
 const MARGIN = 0.03;
 
@@ -117,7 +136,8 @@ const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 async function measure(generator: Generator, victim: Victim, clips: TrainClip[]): Promise<Moves[]> {
   const { qMin, qMax, median, eps } = generator.info;
-  const two = generator.net.config.variant === "two-branch";
+  // Two-branch and signed generators: direction 0 up (toward qMax), 1 down (toward qMin).
+  const two = steerable(generator.net);
   const branches = two ? [0, 1] : [0];
   const out: Moves[] = branches.map(() => ({ gen: [], noise: [], levels: [] }));
   for (const [k, c] of clips.entries()) {
@@ -177,8 +197,7 @@ function summary(what: string, m: Moves): string {
   } (noise), mean |d| ${meanOf(m.levels).toFixed(3)} levels, ${m.gen.length} clips`;
 }
 
-function train(variant: "untargeted" | "two-branch", dir: string, m: string) {
-  const two = variant === "two-branch";
+function train(variant: "untargeted" | "two-branch" | "signed", dir: string, m: string) {
   return trainGenerator({
     victim: VICTIM,
     variant,
@@ -186,7 +205,7 @@ function train(variant: "untargeted" | "two-branch", dir: string, m: string) {
     out: join(dir, "g"),
     checkpointDir: join(dir, "ck"),
     checkpointEvery: 1000,
-    steps: two ? 100 : 60,
+    steps: STEPS[variant],
     batch: 4,
     lr: 2e-2,
     eps: 1,
@@ -228,6 +247,28 @@ Deno.test("attack strength: a two-branch generator trained a few steps moves hel
     const [up, down] = await measure(r.generator!, victim, clips);
     const lines = [summary("two-branch up (toward qMax)", up), summary("down (toward qMin)", down)];
     console.log(lines.join("\n"));
+    assert.ok(meanOf(up.gen) >= meanOf(up.noise) + MARGIN, withSeed(lines[0]));
+    assert.ok(meanOf(down.gen) >= meanOf(down.noise) + MARGIN, withSeed(lines[1]));
+  } finally {
+    disposeClips(clips);
+    victim.dispose();
+    r.generator!.net.dispose();
+  }
+});
+
+Deno.test("attack strength: a signed generator trained a few steps moves held-out scores up (+A) and down (-A) further than matched noise", async () => {
+  const m = await proxy();
+  const t0 = performance.now();
+  const r = await train("signed", await tmp(), m);
+  const victim = await loadVictim(VICTIM);
+  const clips = await loadTrainClips(victim, m, "test");
+  try {
+    const [up, down] = await measure(r.generator!, victim, clips);
+    const lines = [
+      summary("signed up (+A, toward qMax)", up),
+      summary("down (-A, toward qMin)", down),
+    ];
+    console.log(`${lines.join("\n")}\n(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     assert.ok(meanOf(up.gen) >= meanOf(up.noise) + MARGIN, withSeed(lines[0]));
     assert.ok(meanOf(down.gen) >= meanOf(down.noise) + MARGIN, withSeed(lines[1]));
   } finally {
