@@ -28,6 +28,7 @@ export const EVAL_METHODS = [
   "korhonen",
   "stqa-net",
   "stqa-net-2b",
+  "stqa-net-paper",
 ] as const;
 
 /**

@@ -42,7 +42,7 @@ import {
   trainLoop,
   type TrainProgress,
 } from "./loop.ts";
-import { add, avgPool2d, div, log, mean, mul, slice, square, stack, sub, sum } from "../nn/mod.ts";
+import { add, avgPool2d, div, mean, mul, slice, square, stack, sub, sum } from "../nn/mod.ts";
 import { Adam } from "../optim/optimizers.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget, boundaryLoss, weightPenalty } from "../attack/losses.ts";
@@ -279,8 +279,10 @@ function shifted(adv: Tensor, shift: number, offset: number[]): Tensor {
 }
 
 /**
- * `(ln Ex - ln Ey)^2` of maps `[..., H, W]`: `Ex` and `Ey` the mean squared differences of
- * horizontal and vertical neighbours (plus 1e-6), 0 for isotropic maps.
+ * `(Ex - Ey)^2` of maps `[..., H, W]`: `Ex` and `Ey` the mean squared differences of horizontal
+ * and vertical neighbours; 0 for isotropic maps, up to 16 for full-amplitude stripes. (Absolute,
+ * not a ratio: a scale-free ratio's gradient grows as the maps shrink, and in training it drove
+ * the maps to zero.)
  *
  * @example
  * ```ts
@@ -302,18 +304,18 @@ export function isotropyPenalty(maps: Tensor): Tensor {
     slice(maps, { axis: r - 2, start: 1, end: h }),
     slice(maps, { axis: r - 2, start: 0, end: h - 1 }),
   );
-  const ex = log(add(mean(square(dx)), 1e-6));
-  const ey = log(add(mean(square(dy)), 1e-6));
-  return square(sub(ex, ey));
+  return square(sub(mean(square(dx)), mean(square(dy))));
 }
 
 /**
- * The share of the maps' energy on the lattice of period `period` (default 4, the generator's
- * quarter-resolution grid): maps `[..., H, W]` (cropped to multiples of the period) are split
- * into their `period^2` polyphase components (`y mod p`, `x mod p`), and the squared mean of each
- * component, summed, is divided by `p^2 mean(A^2)`. That is the share of the power at the
- * frequencies `k/p` in both axes (DC included), so a grating or grid locked to the lattice gives
- * 1 and noise about `1 / (number of p x p blocks)`.
+ * The maps' energy on the lattice of period `period` (default 4, the generator's
+ * quarter-resolution grid): each map `[H, W]` of `[..., H, W]` (cropped to multiples of the
+ * period) is split into its `period^2` polyphase components (`y mod p`, `x mod p`); the squared
+ * mean of each component, summed and divided by `p^2`, is the map's mean power at the
+ * frequencies `k/p` in both axes (DC included); the penalty is its mean over the maps:
+ * `mean(A^2)` for a grating or grid locked to the lattice (1 at full amplitude, whatever its
+ * sign or phase in each map), about `mean(A^2) / (p x p blocks per map)` for noise. (Absolute, not a share of
+ * `mean(A^2)`: see {@link isotropyPenalty}.)
  *
  * @example
  * ```ts
@@ -340,37 +342,48 @@ export function latticePenalty(maps: Tensor, period = 4): Tensor {
     { axis: r - 2, start: 0, end: hp },
     { axis: r - 1, start: 0, end: wp },
   ]);
+  // Per map (every leading index: clip, frame, channel), so that grids of opposite sign or phase
+  // in different maps do not cancel.
   const phases = mean(a.reshape([lead, hp / period, period, wp / period, period]), {
-    axes: [0, 1, 3],
+    axes: [1, 3],
   });
-  return div(sum(square(phases)), add(mul(mean(square(a)), period * period), 1e-12));
+  return div(sum(square(phases)), lead * period * period);
 }
 
 /**
- * The share of the maps' energy at low spatial frequencies: `mean(pool(A)^2) / mean(A^2)`, with
- * `pool` the mean of each non-overlapping `k x k` block (default 4). Blobs and smooth fields of
- * one sign (what gives a perturbation a spectral line near DC, or a visible tint) give about 1,
- * noise about `1 / k^2`, and a pattern of period `k` (zero mean per block) 0 (the lattice
- * penalty covers that one).
+ * The maps' energy at low spatial frequencies, over block sizes `k` (default 4, 8 and 16): the
+ * mean over the sizes of `(k^2 / 16) mean(pool_k(A)^2)`, with `pool_k` the mean of each
+ * non-overlapping `k x k` block. White noise of variance `s^2` gives `s^2 / 16` at every size
+ * (its block means shrink as `1/k^2`), while a bias `b` shared by a block of side `k` gives
+ * `k^2 b^2 / 16`: blobs and smooth fields of one sign, what gives a perturbation a spectral line
+ * near DC or a visible tint, cost more the larger they are (a constant map of 1 gives 7); a
+ * pattern of period 4 (zero mean per block) gives 0 (the lattice penalty covers it). Absolute, as
+ * {@link isotropyPenalty}.
  *
  * @example
  * ```ts
  * import { initGpu, tensor } from "../../mod.ts";
  * import { lowpassPenalty } from "./generator.ts";
  * await initGpu();
- * const p = lowpassPenalty(tensor(new Array(64).fill(0.5), [8, 8])); // 1: all of it is DC
+ * // A constant 0.5 on 8x8 (blocks of 4 and 8): (1 + 4) / 2 * 0.25 = 0.625.
+ * const p = lowpassPenalty(tensor(new Array(64).fill(0.5), [8, 8]));
  * ```
  */
-export function lowpassPenalty(maps: Tensor, k = 4): Tensor {
+export function lowpassPenalty(maps: Tensor, sizes: number[] = [4, 8, 16]): Tensor {
   const r = maps.rank;
   const [h, w] = maps.shape.slice(-2);
-  if (h < k || w < k) {
-    throw new RangeError(`lowpassPenalty: maps [${maps.shape}] are smaller than the block ${k}`);
+  const usable = sizes.filter((k) => k <= h && k <= w);
+  if (!usable.length) {
+    throw new RangeError(
+      `lowpassPenalty: maps [${maps.shape}] are smaller than every block size (${sizes})`,
+    );
   }
   const lead = maps.shape.slice(0, r - 2).reduce((a, b) => a * b, 1);
   const a = maps.reshape([lead, 1, h, w]);
-  const pooled = avgPool2d(a, { kernel: k });
-  return div(mean(square(pooled)), add(mean(square(a)), 1e-12));
+  const terms = usable.map((k) =>
+    mul(mean(square(avgPool2d(a, { kernel: k }))), (k * k) / 16 / usable.length)
+  );
+  return terms.reduce((s, t) => add(s, t));
 }
 
 function median(xs: number[]): number {
