@@ -63,8 +63,19 @@ Deno.test("attack on the bundled defaults: the sample clips, vsfa-mini, stqa-vsf
     for (const name of ["astronaut_pan", "brick_rotate", "gravel_zoom"]) {
       await Deno.stat(`${out}/${name}/adversarial.mkv`);
       const report = JSON.parse(await Deno.readTextFile(`${out}/${name}/report.json`));
-      if (report.attacks[0].beyondJnd !== 0) throw new Error(`${name}: pixels beyond the JND`);
+      const a = report.attacks[0];
+      if (a.beyondJnd !== 0) throw new Error(`${name}: pixels beyond the JND`);
       if (!r.out.includes(`${name}: 16x128x128 clean`)) throw new Error(r.out);
+      // The bundled generator is signed: one clean pass picks the direction, toward the
+      // score-reversed boundary, and the score as written must move that way (the paper's
+      // one-branch generator moved two of the three samples away from their target).
+      const clean = report.clean.score;
+      const toward = Math.sign(a.target - clean) * a.scoreChange;
+      if (!(Math.abs(a.target - clean) > 0 && toward > 0)) {
+        throw new Error(
+          `${name}: clean ${clean} -> ${a.score}, target ${a.target}: moved away (${toward})`,
+        );
+      }
     }
   } finally {
     await Deno.remove(out, { recursive: true });
