@@ -240,7 +240,7 @@ Deno.test("attack: bad inputs fail clearly and leave nothing behind", async () =
     assert.equal(await attackCommand(["-i", join(dir, "nope.mkv"), "-g", gen, "-o", out]), 1);
     assert.match(errors.at(-1)!, /nope\.mkv: no such file or folder/);
     assert.equal(await attackCommand(["-i", input, "-g", gen, "-o", out, "--mode", "up"]), 1);
-    assert.match(errors.at(-1)!, /mode 'up' needs a two-branch generator/);
+    assert.match(errors.at(-1)!, /mode 'up' needs a two-branch or signed generator/);
     // Bad options are usage errors naming the option.
     assert.equal(await attackCommand(["--eps", "-1"]), 2);
     assert.match(errors.at(-1)!, /--eps/);
