@@ -50,10 +50,11 @@ Options:
                           or a CSV/JSON list of path,mos) (default data/samples)
   --split <name>          for a proxy manifest: train | val | test | all (default test)
   -v, --victim <name>     bundled victim or .safetensors path (default vsfa-mini)
-  -g, --generator <name>  bundled generator or path (default stqa-<victim>, or stqa-<victim>-2b
-                          for --mode up/down/both)
+  -g, --generator <name>  bundled generator or path (default stqa-<victim>, signed; also
+                          stqa-<victim>-2b, two-branch, and stqa-<victim>-paper, the paper's)
   --mode <m>              untargeted | up | down | both (default untargeted; up/down/both need
-                          a two-branch generator)
+                          a signed or two-branch generator; untargeted with one of them scores
+                          the clean video first to pick the direction)
   --eps <e>               multiple of the JND allowed (default: the generator's, 1)
   --codec <c>             ffv1 | x264-444 | x264-420 (default ffv1, lossless)
   -o, --out <dir>         output folder (default out)
