@@ -576,3 +576,37 @@ Deno.test("stqa-net signed: branchFor (up 0, down 1, untargeted by the clean sco
   for (const k of [x, j, ...ref]) k.dispose();
   net.dispose();
 });
+
+Deno.test("generatorPerturb directions: only the branches asked for, in that order, equal to the full result", async () => {
+  for (const variant of ["signed", "two-branch", "untargeted"] as const) {
+    const net = new StqaNet({ seed: 14, config: { ...TINY, variant, input: "jnd+rgb" } });
+    await saturate(net);
+    const x = clip(2, 10, 13, RUN_SEED + 14);
+    const j = computeJnd(x);
+    const all = await Promise.all(
+      generatorPerturb(net, x, j, { eps: 2 }).adversarial.map((a) => a.read()),
+    );
+    const n = directionsOf(net);
+    assert.equal(all.length, n, variant);
+    const order = n === 2 ? [1, 0] : [0];
+    const some = generatorPerturb(net, x, j, { eps: 2, directions: order });
+    assert.equal(some.adversarial.length, order.length);
+    for (const [k, d] of order.entries()) {
+      assert.deepEqual(await some.adversarial[k].read(), all[d], `${variant}: direction ${d}`);
+    }
+    if (n === 2) {
+      // The two directions differ (a test that picked the wrong one would see it).
+      assert.notDeepEqual(all[0], all[1], variant);
+    }
+    assert.throws(
+      () => generatorPerturb(net, x, j, { directions: [n] }),
+      new RegExp(`direction ${n} does not exist \\(the generator has ${n}\\)`),
+    );
+  }
+  const signed = new StqaNet({ seed: 14, config: { ...TINY, variant: "signed" } });
+  const x = clip(1, 8, 8, RUN_SEED);
+  assert.throws(
+    () => generatorPerturb(signed, x, computeJnd(x), { signs: 1, directions: [0] }),
+    /signs or directions, not both/,
+  );
+});

@@ -31,13 +31,20 @@ export interface GeneratorPerturbOptions {
    * signed generator gives two, `[up, down]`, like a two-branch one.
    */
   signs?: number | number[];
+  /**
+   * Only these directions, in this order (0 up, 1 down for a two-branch or signed generator; 0
+   * for the untargeted variant): an attack that reads one branch computes only that one's
+   * perturbation (a signed generator's negation included). Default all; not with `signs`.
+   */
+  directions?: number[];
 }
 
 /** What {@link generatorPerturb} returns. */
 export interface GeneratorPerturbResult {
   /**
    * Adversarial frames per branch, `clip(x + eps * J * A, 0, 1)`, shaped like the frames (for a
-   * signed generator without `signs`: `[up, down]`, the map and its negation).
+   * signed generator without `signs`: `[up, down]`, the map and its negation), or per entry of
+   * `directions` when it is given.
    */
   adversarial: Tensor[];
   /** The attack weight maps per branch (a `signed` generator's with its signs applied). */
@@ -73,9 +80,20 @@ export function generatorPerturb(
   const box = eps === 1 ? jnd : mul(jnd, eps);
   const signs = options.signs;
   let steered = weights;
-  if (net.config.variant === "signed" && signs === undefined) {
-    steered = [weights[0], mul(weights[0], -1)];
-  } else if (signs !== undefined) {
+  if (signs === undefined) {
+    const n = directionsOf(net);
+    const picked = options.directions ?? Array.from({ length: n }, (_, i) => i);
+    const bad = picked.find((d) => !Number.isInteger(d) || d < 0 || d >= n);
+    if (bad !== undefined) {
+      throw new RangeError(
+        `generatorPerturb: direction ${bad} does not exist (the generator has ${n})`,
+      );
+    }
+    const signed = net.config.variant === "signed";
+    steered = picked.map((d) => signed ? (d === 0 ? weights[0] : mul(weights[0], -1)) : weights[d]);
+  } else if (options.directions !== undefined) {
+    throw new RangeError("generatorPerturb: give signs or directions, not both");
+  } else {
     if (net.config.variant !== "signed") {
       throw new RangeError(
         `generatorPerturb: signs need a signed generator, not ${net.config.variant}`,
@@ -229,8 +247,8 @@ export async function attackWithGenerator(
               model: generator.info.jnd,
               previous: s > 0 ? slice(frames, { axis: 0, start: s - 1, end: s }) : undefined,
             });
-          const r = generatorPerturb(generator.net, x, j, { eps, state });
-          return { adv: r.adversarial[branch], state: r.state, x, j };
+          const r = generatorPerturb(generator.net, x, j, { eps, state, directions: [branch] });
+          return { adv: r.adversarial[0], state: r.state, x, j };
         })
       );
       state?.dispose();

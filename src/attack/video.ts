@@ -368,10 +368,14 @@ export async function attackVideo(
             const out = tidy(() =>
               noGrad(() => {
                 const j = computeJnd(x, { model: generator.info.jnd, previous: prev });
-                const r = generatorPerturb(generator.net, x, j, { eps, state });
+                const r = generatorPerturb(generator.net, x, j, {
+                  eps,
+                  state,
+                  directions: branches,
+                });
                 // The clean frames, the JND maps and each mode's frames in one read-back where
                 // they fit one binding together (else one read-back each: 4K frames).
-                const parts = [x, j, ...branches.map((b) => r.adversarial[b])].map(flat);
+                const parts = [x, j, ...r.adversarial].map(flat);
                 const bytes = 4 * parts.reduce((sum, p) => sum + p.size, 0);
                 const all = bytes <= bindingLimit() ? [concat(parts, 0)] : parts;
                 return { all, state: r.state, last: slice(x, { axis: 0, start: n - 1, end: n }) };
