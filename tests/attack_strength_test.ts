@@ -238,36 +238,19 @@ Deno.test("attack strength: an untargeted generator trained a few steps moves sc
   }
 });
 
-Deno.test("attack strength: a two-branch generator trained a few steps moves held-out scores up and down further than matched noise", async () => {
-  const m = await proxy();
-  const r = await train("two-branch", await tmp(), m);
-  const victim = await loadVictim(VICTIM);
-  const clips = await loadTrainClips(victim, m, "test");
-  try {
-    const [up, down] = await measure(r.generator!, victim, clips);
-    const lines = [summary("two-branch up (toward qMax)", up), summary("down (toward qMin)", down)];
-    console.log(lines.join("\n"));
-    assert.ok(meanOf(up.gen) >= meanOf(up.noise) + MARGIN, withSeed(lines[0]));
-    assert.ok(meanOf(down.gen) >= meanOf(down.noise) + MARGIN, withSeed(lines[1]));
-  } finally {
-    disposeClips(clips);
-    victim.dispose();
-    r.generator!.net.dispose();
-  }
-});
-
-Deno.test("attack strength: a signed generator trained a few steps moves held-out scores up (+A) and down (-A) further than matched noise", async () => {
+/**
+ * Trains a steerable generator (two-branch or signed) and checks that on the held-out clips its
+ * up direction moves toward qMax and its down direction toward qMin further than matched noise.
+ */
+async function checkBothDirections(variant: "two-branch" | "signed", names: [string, string]) {
   const m = await proxy();
   const t0 = performance.now();
-  const r = await train("signed", await tmp(), m);
+  const r = await train(variant, await tmp(), m);
   const victim = await loadVictim(VICTIM);
   const clips = await loadTrainClips(victim, m, "test");
   try {
     const [up, down] = await measure(r.generator!, victim, clips);
-    const lines = [
-      summary("signed up (+A, toward qMax)", up),
-      summary("down (-A, toward qMin)", down),
-    ];
+    const lines = [summary(names[0], up), summary(names[1], down)];
     console.log(`${lines.join("\n")}\n(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     assert.ok(meanOf(up.gen) >= meanOf(up.noise) + MARGIN, withSeed(lines[0]));
     assert.ok(meanOf(down.gen) >= meanOf(down.noise) + MARGIN, withSeed(lines[1]));
@@ -276,4 +259,12 @@ Deno.test("attack strength: a signed generator trained a few steps moves held-ou
     victim.dispose();
     r.generator!.net.dispose();
   }
+}
+
+Deno.test("attack strength: a two-branch generator trained a few steps moves held-out scores up and down further than matched noise", async () => {
+  await checkBothDirections("two-branch", ["two-branch up (toward qMax)", "down (toward qMin)"]);
+});
+
+Deno.test("attack strength: a signed generator trained a few steps moves held-out scores up (+A) and down (-A) further than matched noise", async () => {
+  await checkBothDirections("signed", ["signed up (+A, toward qMax)", "down (-A, toward qMin)"]);
 });

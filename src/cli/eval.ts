@@ -201,13 +201,14 @@ interface LoadedAttack {
 }
 
 /**
- * The generator methods and the variant of the bundled generator each loads (`stqa-net` loads
- * `stqa-<victim>`, whatever its variant: the default generator).
+ * The generator methods: the variant whose bundled file each loads (`stqa-<victim>`,
+ * `-2b`, `-paper`), and the variant that file must be (`stqa-net` takes the default generator
+ * whatever its variant).
  */
-const GENERATOR_METHODS: Record<string, GeneratorVariant | undefined> = {
-  "stqa-net": "signed",
-  "stqa-net-2b": "two-branch",
-  "stqa-net-paper": "untargeted",
+const GENERATOR_METHODS: Record<string, { file: GeneratorVariant; requires?: GeneratorVariant }> = {
+  "stqa-net": { file: "signed" },
+  "stqa-net-2b": { file: "two-branch", requires: "two-branch" },
+  "stqa-net-paper": { file: "untargeted", requires: "untargeted" },
 };
 
 /**
@@ -224,22 +225,20 @@ async function attacksFor(
   const out: LoadedAttack[] = [];
   for (const m of methods) {
     const cross = crossSource(m);
-    const variant = GENERATOR_METHODS[m];
-    if (variant === undefined && cross === null) {
+    const kind = GENERATOR_METHODS[m];
+    if (kind === undefined && cross === null) {
       // eval runs each baseline with its defaults: no options of its own to record.
       out.push({ attack: baselineAttack(m), generator: null, digest: null, options: {} });
       continue;
     }
     if (cross === victim.name) continue; // the diagonal is stqa-net
-    const name = bundledGeneratorName(cross ?? victim.name, variant ?? "signed");
+    const name = bundledGeneratorName(cross ?? victim.name, kind?.file ?? "signed");
     let generator: Generator | undefined;
     try {
       generator = await loadGenerator(generatorDir ? join(generatorDir, name) : name);
       if (cross === null) checkPair(generator, victim);
-      if (
-        variant !== undefined && variant !== "signed" && generator.net.config.variant !== variant
-      ) {
-        throw new Error(`${generator.path} is not a ${variant} generator`);
+      if (kind?.requires && generator.net.config.variant !== kind.requires) {
+        throw new Error(`${generator.path} is not a ${kind.requires} generator`);
       }
       const digest = await modelDigest(generator.path, generatorPaths(generator.path).json);
       out.push({
