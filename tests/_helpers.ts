@@ -220,9 +220,9 @@ export async function checkOp(opts: {
 
 /**
  * Builds the tests' tiny proxy dataset into `out`: 3 source images of data/sources (1 for test,
- * none for val), 1 motion each, blur and noise at 1 level, 3 frames of 32x32, seed 3.
+ * none for val), 1 motion each, blur and noise at 1 level, 3 frames of 32x32 (or `size`), seed 3.
  */
-export async function buildTinyProxy(out: string): Promise<void> {
+export async function buildTinyProxy(out: string, options: { size?: number } = {}): Promise<void> {
   await buildProxyDataset({
     sources: fileURLToPath(new URL("../data/sources", import.meta.url)),
     out,
@@ -230,7 +230,7 @@ export async function buildTinyProxy(out: string): Promise<void> {
     testSources: 1,
     valSources: 0,
     frames: 3,
-    size: 32,
+    size: options.size ?? 32,
     motionsPerImage: 1,
     levels: 1,
     distortions: ["blur", "noise"],

@@ -428,6 +428,33 @@ Deno.test("eval: stqa-net-2b picks its branch with one victim pass and stays in 
   assert.match(wrong.err, /skipping stqa-net-2b for vsfa-mini/);
 });
 
+Deno.test("eval: --native decodes at the video's own size, not the victim's, and records it", async () => {
+  const out = join(root, "native");
+  const r = await capture(() =>
+    evalCommand([
+      ...COMMON,
+      "--max-videos",
+      "1",
+      "--victims",
+      "vsfa-mini",
+      "--methods",
+      "random,fgsm",
+      "--native",
+      "--out",
+      out,
+    ])
+  );
+  assert.equal(r.code, 0, r.err);
+  const rows = await readRows(out);
+  assert.equal(rows.length, 2);
+  // The tiny proxy's clips are 32x32; without --native vsfa-mini reads them at its 64x64.
+  for (const x of rows) {
+    assert.deepEqual([x.frames, x.width, x.height], [3, 32, 32]);
+    assert.equal(x.settings?.methodOptions.native, true);
+    assert.equal(x.beyondJnd, 0);
+  }
+});
+
 function close(a: number | null, b: number) {
   assert.ok(a !== null && Math.abs(a - b) < 1e-9, `${a} vs ${b}`);
 }

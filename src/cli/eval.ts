@@ -101,6 +101,9 @@ Options:
   --window <n>            frames per window: videos are streamed window by window, memory
                           bounded by the window (default: as many as fit the adapter's binding
                           limit); gradient attacks attack each window alone (docs/eval.md)
+  --native                decode each video at its own size (default: at the size each victim
+                          was trained at, where it has one, as vsfa-mini and simplevqa-mini
+                          do; deno task attack always works at the video's own size)
   --mode <m>              untargeted (toward the score-reversed boundary, default), up or down
   -o, --out <dir>         output folder (default out/eval)
   --shard <i/n>           only videos with index % n == i; rows go to rows-<i>-of-<n>.jsonl
@@ -157,6 +160,7 @@ const ArgsSchema = z.object({
   ]).optional(),
   window: z.coerce.number().int().positive().optional(),
   mode: z.enum(ATTACK_MODES).default("untargeted"),
+  native: z.boolean().default(false),
   out: z.string().min(1).default("out/eval"),
   shard: z.string().regex(/^\d+\/\d+$/, "expected i/n, e.g. 0/4").transform((s) => {
     const [i, n] = s.split("/").map(Number);
@@ -182,6 +186,7 @@ const FLAGS = {
   frames: { type: "string" },
   window: { type: "string" },
   mode: { type: "string" },
+  native: { type: "boolean" },
   out: { type: "string", short: "o" },
   shard: { type: "string" },
   seed: { type: "string" },
@@ -255,12 +260,13 @@ async function attacksFor(
   return out;
 }
 
-/** `--frames`, `--window` and `--mode` as a method's recorded options, when not the defaults. */
+/** `--frames`, `--window`, `--mode` and `--native` as a method's recorded options, when not the defaults. */
 function streamOptions(o: Options): EvalRowSettings["methodOptions"] {
   return {
     ...(o.frames !== undefined ? { frames: o.frames } : {}),
     ...(o.window !== undefined ? { window: o.window } : {}),
     ...(o.mode !== "untargeted" ? { mode: o.mode } : {}),
+    ...(o.native ? { native: true } : {}),
   };
 }
 
@@ -534,6 +540,7 @@ async function run(o: Options): Promise<number> {
               frames: o.frames,
               window: o.window,
               mode: o.mode,
+              native: o.native,
               seed: o.seed,
               workDir,
               settings: (method) => ({

@@ -52,6 +52,11 @@ Options:
                            energy on the period-4 grid; default 0)
   --lowpass <w>            weight of the low-pass penalty on the maps (the share of their
                            energy in 4x4 block means; default 0)
+  --crops <manifest>       a second proxy manifest of larger clips (e.g. built with
+                           deno task data --size 480): part of each batch are random windows
+                           of its training clips (read at their own size) at the main clips'
+                           size (signed and two-branch only)
+  --crop-share <f>         share of each batch drawn from --crops (default 0.5)
   --test-clips <n>         attack at most n test clips, evenly spaced, after training (default
                            all)
   --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
@@ -84,6 +89,8 @@ const ArgsSchema = z.object({
   isotropy: z.coerce.number().nonnegative().default(0),
   lattice: z.coerce.number().nonnegative().default(0),
   lowpass: z.coerce.number().nonnegative().default(0),
+  crops: z.string().min(1).optional(),
+  "crop-share": z.coerce.number().min(0).max(1).default(0.5),
   "test-clips": z.coerce.number().int().positive().optional(),
   jnd: z.enum(JND_MODELS).default("namm-st"),
   config: z.string().optional(),
@@ -133,6 +140,8 @@ export async function trainCommand(args: string[]): Promise<number> {
         isotropy: o.isotropy,
         lattice: o.lattice,
         lowpass: o.lowpass,
+        crops: o.crops,
+        cropShare: o["crop-share"],
         testClips: o["test-clips"],
         jnd: o.jnd,
         config,

@@ -96,6 +96,11 @@ export interface EvaluateVideoOptions {
   window?: number;
   /** Direction of every attack (default `untargeted`). */
   mode?: AttackMode;
+  /**
+   * Decode the video at its own size (default false: at the victim's trained size,
+   * `victim.config.width x height`, where it has one).
+   */
+  native?: boolean;
 }
 
 const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
@@ -212,7 +217,9 @@ export async function evaluateVideo(
     median: options.median,
   };
   const c = victim.config;
-  const size = c.width && c.height ? { width: c.width, height: c.height } : undefined;
+  const size = c.width && c.height && !options.native
+    ? { width: c.width, height: c.height }
+    : undefined;
   const maxFrames = options.frames === "all" ? undefined : options.frames ?? c.frames;
   if (maxFrames !== undefined && !(Number.isInteger(maxFrames) && maxFrames >= 1)) {
     throw new RangeError(`frames must be a whole number >= 1 or "all", got ${options.frames}`);

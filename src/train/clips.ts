@@ -12,6 +12,7 @@ import { readVictimClip } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { FFMPEG_BASE, fileArg, toolBinary } from "../video/_ffmpeg.ts";
+import { readVideo } from "../video/mod.ts";
 
 /**
  * The items of a split of a proxy manifest and the size its clips are stored at; a clip file
@@ -81,8 +82,8 @@ export async function loadVictimClips(
 
 /**
  * Decodes clips as `victim` reads them (`readVictimClip`) and hands each to `onClip` with its
- * index (the callee owns the tensor, made outside any tidy scope). When the victim reads the
- * clips at their stored size and no more frames than they have (the proxy dataset's clips all
+ * index (the callee owns the tensor, made outside any tidy scope); with `native`, at their own
+ * size rather than the victim's. When the victim reads the clips at their stored size and no more frames than they have (the proxy dataset's clips all
  * have `frames` frames of `size x size`: pass the manifest's options), 48 clips are decoded per
  * ffmpeg process, since process start-up dominates on small clips; otherwise one process per
  * clip, four at a time. `onClip` runs for one clip at a time.
@@ -98,16 +99,21 @@ export async function decodeVictimClips(
   items: readonly { path: string }[],
   stored: { frames: number; size: number } | null,
   onClip: (k: number, frames: Tensor) => Promise<void> | void,
+  options: {
+    /** Read the clips at their own size, not scaled to the victim's (default false). */
+    native?: boolean;
+  } = {},
 ): Promise<void> {
   const c = victim.config;
+  const native = options.native ?? false;
   let chain = Promise.resolve();
   const deliver = (k: number, frames: Tensor) => {
     chain = chain.then(() => onClip(k, frames));
     return chain;
   };
   if (
-    stored && (c.width === null || c.width === stored.size) &&
-    (c.height === null || c.height === stored.size) && c.frames <= stored.frames
+    stored && (native || c.width === null || c.width === stored.size) &&
+    (native || c.height === null || c.height === stored.size) && c.frames <= stored.frames
   ) {
     const per = 48;
     const groups: number[][] = [];
@@ -133,7 +139,13 @@ export async function decodeVictimClips(
   const worker = async () => {
     while (next < items.length) {
       const k = next++;
-      await deliver(k, await readVictimClip(victim, items[k].path));
+      const path = items[k].path;
+      await deliver(
+        k,
+        native
+          ? await readVideo(path, { maxFrames: c.frames })
+          : await readVictimClip(victim, path),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker));

@@ -146,6 +146,19 @@ export interface TrainGeneratorOptions {
   stopAfter?: number;
   /** Use at most this many training clips, evenly spaced through the split (default all). */
   maxClips?: number;
+  /**
+   * A second proxy manifest of larger clips (e.g. `deno task data --size 480`): each step,
+   * `cropShare` of the batch are crops of its training clips, each a random window of the main
+   * manifest's clip size (JND maps computed on the whole frames, then cropped), so that the
+   * generator also learns the pixel statistics of full-resolution video, where a generator trained
+   * only on small whole-image clips loses most of its effect. The clips are read at their own
+   * size whatever the victim's trained size (as `deno task attack` gives the victim a video).
+   * Signed and two-branch variants only (the untargeted target needs each crop's clean score).
+   * Default: none.
+   */
+  crops?: string;
+  /** Share of each batch drawn from `crops` (default 0.5; rounded to whole clips). */
+  cropShare?: number;
   /** Attack at most this many test clips, evenly spaced, after training (default all). */
   testClips?: number;
   /** The command line recorded in the JSON. */
@@ -226,7 +239,14 @@ export async function loadTrainClips(
   victim: Victim,
   manifest: string,
   split: "train" | "val" | "test",
-  options: { jnd?: JndModel; maxClips?: number } = {},
+  options: {
+    jnd?: JndModel;
+    maxClips?: number;
+    /** Score each clean clip (default true; `clean` is NaN without). */
+    score?: boolean;
+    /** Read the clips at their own size, not the victim's trained size (default false). */
+    native?: boolean;
+  } = {},
 ): Promise<TrainClip[]> {
   const { items, stored } = await splitItems(manifest, split);
   if (!items.length) throw new Error(`${manifest}: the ${split} split is empty`);
@@ -240,13 +260,13 @@ export async function loadTrainClips(
     const { jnd, score } = tidy(() =>
       noGrad(() => ({
         jnd: computeJnd(frames, { model: options.jnd ?? DEFAULT_VIDEO_JND_MODEL }).keep(),
-        score: victim.score(frames).keep(),
+        score: options.score === false ? null : victim.score(frames).keep(),
       }))
     );
-    const clean = (await score.read())[0];
-    score.dispose();
+    const clean = score ? (await score.read())[0] : NaN;
+    score?.dispose();
     clips[k] = { frames, jnd, clean, label: picked[k].mos, path: picked[k].path };
-  });
+  }, { native: options.native });
   return clips;
 }
 
@@ -276,6 +296,62 @@ function shifted(adv: Tensor, shift: number, offset: number[]): Tensor {
     { axis: 3, start: offset[0], end: offset[0] + h - shift },
     { axis: 4, start: offset[1], end: offset[1] + w - shift },
   ]);
+}
+
+/**
+ * Reads the training clips of a manifest of larger clips at their own size for crops of `shape`'s
+ * size (`[T,3,h,w]`, the main clips'): JND maps on the whole frames, no clean scores. Refused
+ * (naming the manifest and the sizes) when they are no larger than the crop.
+ */
+async function loadCropClips(
+  victim: Victim,
+  manifest: string,
+  shape: readonly number[],
+): Promise<TrainClip[]> {
+  const clips = await loadTrainClips(victim, manifest, "train", { score: false, native: true });
+  const [t, , h, w] = shape;
+  const [T, , H, W] = clips[0].frames.shape;
+  if (T < t || H < h || W < w || (H === h && W === w)) {
+    disposeClips(clips);
+    throw new RangeError(
+      `${manifest}: its clips are ${T}x${H}x${W} (frames x height x width), not larger than the main clips' ${t}x${h}x${w}`,
+    );
+  }
+  console.error(
+    `${victim.name}: ${clips.length} clips of ${T}x${H}x${W} for crops from ${manifest}`,
+  );
+  return clips;
+}
+
+/**
+ * A random window of `shape`'s size (`[T,3,h,w]`) of a clip: frames and JND maps, the offsets
+ * drawn from `rng` (frames, then rows, then columns; each `floor(rng() * (extent - size + 1))`).
+ * The crops are new tensors (tidy-scoped); the clip's other fields are kept.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { cropClip } from "./generator.ts";
+ * await initGpu();
+ * const frames = tensor(new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * const jnd = tensor(new Float32Array(2 * 4 * 4), [2, 1, 4, 4]);
+ * const c = cropClip({ frames, jnd, clean: NaN, label: 3, path: "x" }, [1, 3, 2, 2], () => 0.5);
+ * console.log(c.frames.shape); // [1, 3, 2, 2]
+ * ```
+ */
+export function cropClip(c: TrainClip, shape: readonly number[], rng: () => number): TrainClip {
+  const [t, , h, w] = shape;
+  const [T, , H, W] = c.frames.shape;
+  const f = Math.floor(rng() * (T - t + 1));
+  const y = Math.floor(rng() * (H - h + 1));
+  const x = Math.floor(rng() * (W - w + 1));
+  const window = (v: Tensor) =>
+    slice(v, [
+      { axis: 0, start: f, end: f + t },
+      { axis: 2, start: y, end: y + h },
+      { axis: 3, start: x, end: x + w },
+    ]);
+  return { ...c, frames: window(c.frames), jnd: window(c.jnd) };
 }
 
 /**
@@ -562,6 +638,15 @@ export async function trainGenerator(
   if (!(isotropy >= 0)) throw new RangeError(`isotropy must be >= 0, got ${isotropy}`);
   if (!(lattice >= 0)) throw new RangeError(`lattice must be >= 0, got ${lattice}`);
   if (!(lowpass >= 0)) throw new RangeError(`lowpass must be >= 0, got ${lowpass}`);
+  const cropShare = options.cropShare ?? 0.5;
+  if (!(cropShare >= 0 && cropShare <= 1)) {
+    throw new RangeError(`cropShare must be in [0, 1], got ${cropShare}`);
+  }
+  if (options.crops && variant === "untargeted") {
+    throw new RangeError(
+      "crops: the untargeted variant's target needs each crop's clean score; use --variant signed or two-branch",
+    );
+  }
   const out = options.out ?? join("data", "models", bundledGeneratorName(victimName, variant));
   const checkpointDir = options.checkpointDir ??
     join("cache", "generators", out.replace(/\.(json|safetensors)$/, "").split(/[\\/]/).pop()!);
@@ -571,6 +656,7 @@ export async function trainGenerator(
   // options), and the weights can be written and replace nothing unasked.
   const netConfig = checkGeneratorConfig({ ...options.config, variant });
   await loadManifest(manifest, { splits: ["train"] }); // a missing or invalid one fails now
+  if (options.crops) await loadManifest(options.crops, { splits: ["train"] });
   // The options a checkpoint records and a resume must repeat.
   const checkpoint: RunCheckpoint<GenCheckpointState> = {
     file: await prepareCheckpointDir(checkpointDir),
@@ -589,6 +675,8 @@ export async function trainGenerator(
       lowpass,
       victim: victimName,
       variant,
+      // Recorded only when set, so that checkpoints of runs without crops still resume.
+      ...(options.crops ? { crops: options.crops, cropShare } : {}),
     },
     schema: GenCheckpointStateSchema,
   };
@@ -600,6 +688,7 @@ export async function trainGenerator(
   const victim = await loadVictim(victimName);
   const net = new StqaNet({ seed, config: netConfig });
   let train: TrainClip[] = [];
+  let large: TrainClip[] = [];
   const opt = new Adam(Object.values(net.parameters()), { lr });
   try {
     const tl = performance.now();
@@ -607,6 +696,8 @@ export async function trainGenerator(
       jnd: jndModel,
       maxClips: options.maxClips,
     });
+    if (options.crops) large = await loadCropClips(victim, options.crops, train[0].frames.shape);
+    const nLarge = large.length ? Math.round(cropShare * batch) : 0;
     const { qMin, qMax } = victim.config;
     const med = median(train.map((c) => c.clean));
     console.error(
@@ -640,8 +731,14 @@ export async function trainGenerator(
         const rng = seededRandom(seed * 1_000_003 + step).uniform;
         const offset = [Math.floor(rng() * (shift + 1)), Math.floor(rng() * (shift + 1))];
         const signs = pick.map(() => (rng() < 0.5 ? 1 : -1));
-        const x = stack(pick.map((i) => train[i].frames), 0);
-        const j = stack(pick.map((i) => train[i].jnd), 0);
+        // The last nLarge clips of the batch: random windows of random large clips.
+        const parts = pick.map((i, b) =>
+          b < pick.length - nLarge
+            ? train[i]
+            : cropClip(large[Math.floor(rng() * large.length)], train[0].frames.shape, rng)
+        );
+        const x = stack(parts.map((c) => c.frames), 0);
+        const j = stack(parts.map((c) => c.jnd), 0);
         const r = generatorPerturb(net, x, j, {
           eps,
           signs: variant === "signed" ? signs : undefined,
@@ -674,8 +771,11 @@ export async function trainGenerator(
       },
     });
     const trainClips = train.length;
+    const cropClips = large.length;
     disposeClips(train);
+    disposeClips(large);
     train = [];
+    large = [];
     if (stopAt < steps) {
       net.dispose();
       return { step: stopAt, losses, trainSeconds };
@@ -722,6 +822,7 @@ export async function trainGenerator(
         lowpass,
         manifest,
         trainClips,
+        ...(options.crops ? { crops: options.crops, cropShare, cropClips } : {}),
         date: new Date().toISOString(),
         trainSeconds: Math.round(trainSeconds),
         finalLoss: round4(recentLoss(losses)),
@@ -732,6 +833,7 @@ export async function trainGenerator(
     return { generator, test: result, ...target.display, step: stopAt, losses, trainSeconds };
   } catch (e) {
     disposeClips(train);
+    disposeClips(large);
     net.dispose();
     throw e;
   } finally {
