@@ -66,7 +66,7 @@ Deno.test("attack on the bundled defaults: the sample clips, vsfa-mini, stqa-vsf
       const a = report.attacks[0];
       if (a.beyondJnd !== 0) throw new Error(`${name}: pixels beyond the JND`);
       if (!r.out.includes(`${name}: 16x128x128 clean`)) throw new Error(r.out);
-      // The bundled generator is signed: one clean pass picks the direction, toward the
+      // The bundled generator is two-branch: one clean pass picks the branch, toward the
       // score-reversed boundary, and the score as written must move that way (the paper's
       // one-branch generator moved two of the three samples away from their target).
       const clean = report.clean.score;

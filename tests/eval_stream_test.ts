@@ -110,7 +110,7 @@ for (const family of ["vsfa-mini", "fastvqa-mini"] as const) {
       const attacks = [
         randomAttack,
         stqaAttack(one),
-        stqaAttack(two, { name: "stqa-net-2b" }),
+        stqaAttack(two, { name: "stqa-net-two-branch" }),
       ];
       const whole = await evaluate(victim, attacks, { window: 6 });
       assert.deepEqual(whole.map((r) => r.frames), [6, 6, 6]);

@@ -49,7 +49,7 @@ async function saveTinyGenerator(
   dir: string,
   name: string,
   seed: number,
-  variant: "untargeted" | "two-branch" = "untargeted",
+  variant: "untargeted" | "two-branch" | "signed" = "untargeted",
   jnd: JndModel = "namm-st",
 ) {
   const net = new StqaNet({
@@ -397,35 +397,36 @@ Deno.test("eval: --cross scores one victim's generator with the others; report.h
   assert.equal(merged.frameScores!.methods.length, 2);
 });
 
-Deno.test("eval: stqa-net-2b picks its branch with one victim pass and stays in the JND box", async () => {
-  const dir = join(root, "gen2b");
-  await saveTinyGenerator(dir, "stqa-vsfa-mini-2b", 4, "two-branch");
+Deno.test("eval: stqa-net-signed picks its direction with one victim pass and stays in the JND box", async () => {
+  const dir = join(root, "gen-signed");
+  await saveTinyGenerator(dir, "stqa-vsfa-mini-signed", 4, "signed");
   const out = join(root, "two-branch");
   const args = [...COMMON, "--generator-dir", dir, "--victims", "vsfa-mini", "--out", out];
-  const r = await capture(() => evalCommand([...args, "--methods", "stqa-net-2b"]));
+  const r = await capture(() => evalCommand([...args, "--methods", "stqa-net-signed"]));
   assert.equal(r.code, 0, r.err);
   const rows = await readRows(out);
   assert.equal(rows.length, 3);
   for (const x of rows) {
-    assert.equal(x.method, "stqa-net-2b");
+    assert.equal(x.method, "stqa-net-signed");
     assert.equal(x.victimPasses, 1);
     assert.equal(x.beyondJnd, 0);
     assert.ok(x.meanAbsLevels > 0);
   }
-  // A one-branch generator under the two-branch name is refused with a warning.
+  // Without a signed generator in the folder (GEN_DIR holds only an untargeted stqa-vsfa-mini),
+  // the method is skipped with a warning.
   const wrong = await capture(() =>
     evalCommand([
       ...COMMON,
       "--victims",
       "vsfa-mini",
       "--methods",
-      "stqa-net-2b",
+      "stqa-net-signed",
       "--out",
-      join(root, "two-branch-missing"),
+      join(root, "signed-missing"),
     ])
   );
   assert.equal(wrong.code, 0, wrong.err);
-  assert.match(wrong.err, /skipping stqa-net-2b for vsfa-mini/);
+  assert.match(wrong.err, /skipping stqa-net-signed for vsfa-mini/);
 });
 
 Deno.test("eval: --native decodes at the video's own size, not the victim's, and records it", async () => {

@@ -362,7 +362,7 @@ browserTest(
   "report.html of an attack renders in headless Chromium: frames, maps, scores",
   async () => {
     const victim = await loadVictim("vsfa-mini");
-    const generator = await loadGenerator("stqa-vsfa-mini-2b");
+    const generator = await loadGenerator("stqa-vsfa-mini");
     try {
       const report = await attackVideo("data/samples/astronaut_pan.mkv", {
         generator,

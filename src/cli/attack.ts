@@ -50,8 +50,8 @@ Options:
                           or a CSV/JSON list of path,mos) (default data/samples)
   --split <name>          for a proxy manifest: train | val | test | all (default test)
   -v, --victim <name>     bundled victim or .safetensors path (default vsfa-mini)
-  -g, --generator <name>  bundled generator or path (default stqa-<victim>, signed; also
-                          stqa-<victim>-2b, two-branch, and stqa-<victim>-paper, the paper's)
+  -g, --generator <name>  bundled generator or path (default stqa-<victim>, two-branch; also
+                          stqa-<victim>-signed, signed, and stqa-<victim>-paper, the paper's)
   --mode <m>              untargeted | up | down | both (default untargeted; up/down/both need
                           a signed or two-branch generator; untargeted with one of them scores
                           the clean video first to pick the direction)

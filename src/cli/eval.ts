@@ -124,8 +124,8 @@ resumes. Nothing outside --out is written, and inside it only rows*.jsonl, failu
 table.*, report.html, examples/ and a temporary .stqa-tmp-eval.* folder (removed at the end,
 on Ctrl-C, or by the next run when interrupted otherwise).
 
-stqa-net (the default generator stqa-<victim>), stqa-net-2b (the two-branch stqa-<victim>-2b)
-and stqa-net-paper (the paper's untargeted variant stqa-<victim>-paper) are skipped, with a
+stqa-net (the default, two-branch generator stqa-<victim>), stqa-net-signed (the signed
+stqa-<victim>-signed) and stqa-net-paper (the paper's untargeted variant stqa-<victim>-paper) are skipped, with a
 warning, for a victim without that generator. A signed or two-branch generator pushes toward the
 score-reversed boundary (up for clips scored below the median, down above), which costs one
 victim pass on the clean clip.
@@ -207,18 +207,18 @@ interface LoadedAttack {
 
 /**
  * The generator methods: the variant whose bundled file each loads (`stqa-<victim>`,
- * `-2b`, `-paper`), and the variant that file must be (`stqa-net` takes the default generator
+ * `-signed`, `-paper`), and the variant that file must be (`stqa-net` takes the default generator
  * whatever its variant).
  */
 const GENERATOR_METHODS: Record<string, { file: GeneratorVariant; requires?: GeneratorVariant }> = {
-  "stqa-net": { file: "signed" },
-  "stqa-net-2b": { file: "two-branch", requires: "two-branch" },
+  "stqa-net": { file: "two-branch" },
+  "stqa-net-signed": { file: "signed", requires: "signed" },
   "stqa-net-paper": { file: "untargeted", requires: "untargeted" },
 };
 
 /**
- * The attacks of one victim: stqa-net (stqa-<victim>) and stqa-net-2b (stqa-<victim>-2b, its
- * branch picked by one victim pass on the clean clip) only when the generator loads, and
+ * The attacks of one victim: stqa-net (stqa-<victim>) and stqa-net-signed (stqa-<victim>-signed,
+ * its direction picked by one victim pass on the clean clip) only when the generator loads, and
  * stqa-net@<source> (another victim's one-branch generator) only when that one loads and the
  * source is not this victim (else a warning). The caller disposes the generators.
  */
@@ -237,7 +237,7 @@ async function attacksFor(
       continue;
     }
     if (cross === victim.name) continue; // the diagonal is stqa-net
-    const name = bundledGeneratorName(cross ?? victim.name, kind?.file ?? "signed");
+    const name = bundledGeneratorName(cross ?? victim.name, kind?.file ?? "two-branch");
     let generator: Generator | undefined;
     try {
       generator = await loadGenerator(generatorDir ? join(generatorDir, name) : name);

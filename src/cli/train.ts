@@ -33,8 +33,8 @@ Options:
   -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path
   --variant <v>            untargeted | two-branch | signed (default untargeted)
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
-  -o, --out <stem>         output stem (default data/models/stqa-<victim>[-2b], the bundled
-                           generators)
+  -o, --out <stem>         output stem (default data/models/stqa-<victim> for two-branch,
+                           ...-signed, ...-paper for untargeted: the bundled generators)
   --overwrite              replace a generator already at <stem>.safetensors / <stem>.json
                            (without it it is refused before anything is loaded)
   --steps <n>              optimiser steps (default 300)

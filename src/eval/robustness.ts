@@ -27,7 +27,7 @@ export const EVAL_METHODS = [
   "zhang2023",
   "korhonen",
   "stqa-net",
-  "stqa-net-2b",
+  "stqa-net-signed",
   "stqa-net-paper",
 ] as const;
 

@@ -3,8 +3,8 @@
  * (the config, the victim it was trained against, the JND model, eps, the score scale and
  * median that set the untargeted boundary, and how it was made).
  *
- * Bundled generators live in data/models as `stqa-<victim>` (untargeted) and
- * `stqa-<victim>-2b` (two-branch).
+ * Bundled generators live in data/models as `stqa-<victim>` (two-branch, the default),
+ * `stqa-<victim>-signed` (signed) and `stqa-<victim>-paper` (the paper's untargeted variant).
  *
  * @module
  */
@@ -29,8 +29,8 @@ import {
 
 /** The bundled generators' name suffix per variant. */
 const GENERATOR_SUFFIX: Record<GeneratorVariant, string> = {
-  signed: "",
-  "two-branch": "-2b",
+  "two-branch": "",
+  signed: "-signed",
   untargeted: "-paper",
 };
 import { MODELS_DIR } from "./victims/mod.ts";
@@ -238,20 +238,20 @@ export function generatorPaths(nameOrPath: string): { weights: string; json: str
 }
 
 /**
- * The bundled generator's name for a victim and variant: `stqa-<victim>` (signed, the default
- * generator), `stqa-<victim>-2b` (two-branch) or `stqa-<victim>-paper` (the paper's untargeted
- * variant).
+ * The bundled generator's name for a victim and variant: `stqa-<victim>` (two-branch, the
+ * default generator), `stqa-<victim>-signed` (signed) or `stqa-<victim>-paper` (the paper's
+ * untargeted variant).
  *
  * @example
  * ```ts
  * import { bundledGeneratorName } from "./generator_io.ts";
- * bundledGeneratorName("vsfa-mini", "two-branch"); // "stqa-vsfa-mini-2b"
+ * bundledGeneratorName("vsfa-mini", "signed"); // "stqa-vsfa-mini-signed"
  * bundledGeneratorName("vsfa-mini"); // "stqa-vsfa-mini"
  * ```
  */
 export function bundledGeneratorName(
   victim: string,
-  variant: GeneratorVariant = "signed",
+  variant: GeneratorVariant = "two-branch",
 ): string {
   const stem = basename(victim).replace(/\.(json|safetensors)$/, "");
   return `stqa-${stem}${GENERATOR_SUFFIX[variant]}`;

@@ -78,7 +78,8 @@ export interface TrainGeneratorOptions {
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
   manifest?: string;
   /**
-   * Output stem (default `data/models/stqa-<victim>` or `...-2b`, the bundled generators: pass
+   * Output stem (default `data/models/stqa-<victim>` (two-branch), `...-signed` or `...-paper`
+   * (untargeted), the bundled generators: pass
    * `overwrite` to replace them).
    */
   out?: string;
