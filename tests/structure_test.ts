@@ -1,20 +1,26 @@
-// Structure statistics of a perturbation (src/metrics/structure.ts): every value against a float64
-// reference computed differently here (pixel loops instead of column sums, a naive 2-D DFT of the
-// tile instead of the FFT, conjugate pairs found by index instead of the half-plane rule) on fresh
-// random inputs of several shapes; chunked pushes against one push; white noise against the
-// expected values; stripes, a sinusoidal grating and a period-4 column pattern found where they
-// are; the error messages; report.json's optional fields and report.html's table.
+// Structure statistics of a perturbation (src/metrics/structure.ts): every value, on luma and on
+// the chroma planes, against a float64 reference computed differently here (pixel loops instead of
+// column sums, a naive 2-D DFT of the tile instead of the FFT, conjugate pairs found by index
+// instead of the half-plane rule, Cb and Cr by the BT.601 weights directly) on fresh random inputs
+// of several shapes; the luma results and their noise reference against the luma-only code from
+// before chroma (tests/fixtures/structure_before.ts), bit for bit; chunked pushes against one push;
+// white noise against the expected values; stripes, a sinusoidal grating and a period-4 column
+// pattern found where they are; a chroma grating with luma exactly 0 found in its plane only; a
+// grey (luma-only) perturbation without chroma; chromaSummary by hand; the error messages;
+// report.json's optional fields and report.html's tables.
 
 import assert from "assert";
 import { assertClose, rng, RUN_SEED, withSeed } from "./_helpers.ts";
-import { parseAttackReport } from "../src/attack/report.ts";
+import { parseAttackReport, structureFields } from "../src/attack/report.ts";
 import { attackReportHtml } from "../src/report/attack_html.ts";
 import {
+  chromaSummary,
   perturbationStructure,
   STRUCTURE_TARGETS,
   StructureAccumulator,
   type StructureStats,
 } from "../src/metrics/structure.ts";
+import * as before from "./fixtures/structure_before.ts";
 
 type Shape = [number, number, number, number];
 const LEVEL = 1 / 255;
@@ -48,12 +54,26 @@ function video(
   return { clean, adv };
 }
 
+/** BT.601 weights of (dR, dG, dB): luma, and full-range Cb and Cr. */
+const LUMA = [0.299, 0.587, 0.114];
+const CB = [-0.168736, -0.331264, 0.5];
+const CR = [0.5, -0.418688, -0.081312];
+
 /** The luma of adv - clean as nested arrays [t][y][x], from the float32 values. */
 function lumaOf(clean: Float32Array, adv: Float32Array, shape: Shape): number[][][] {
+  return planeOf(clean, adv, shape, LUMA);
+}
+
+/** The plane `wts . (adv - clean)` as nested arrays [t][y][x], from the float32 values. */
+function planeOf(
+  clean: Float32Array,
+  adv: Float32Array,
+  shape: Shape,
+  wts: number[],
+): number[][][] {
   const [t, , h, w] = shape;
   const at = (a: Float32Array, f: number, c: number, y: number, x: number) =>
     a[((f * 3 + c) * h + y) * w + x];
-  const wts = [0.299, 0.587, 0.114];
   return Array.from(
     { length: t },
     (_, f) =>
@@ -219,9 +239,24 @@ Deno.test("structure: every statistic against pixel loops and a naive DFT, sever
           (x % 5 === g.col ? g.a : 0)),
       seed,
     );
-    const { structure, structureNoise } = perturbationStructure(clean, adv, shape, { seed });
+    const { structure, structureNoise, chroma, chromaNoise } = perturbationStructure(
+      clean,
+      adv,
+      shape,
+      { seed },
+    );
     const what = withSeed(`[${shape.join(",")}]`);
     checkAgainst(structure, reference(lumaOf(clean, adv, shape)), what);
+    for (const [plane, wts] of [["cb", CB], ["cr", CR]] as const) {
+      const d = planeOf(clean, adv, shape, wts);
+      checkAgainst(chroma[plane], reference(d), `${what} ${plane}`);
+      const mean = d.flat(2).reduce((s, v) => s + Math.abs(v), 0) / d.flat(2).length;
+      assertClose([chroma[plane].meanAbsLevels, chromaNoise[plane].meanAbsLevels], [
+        mean * 255,
+        mean * 255,
+      ], { rtol: 1e-9, atol: 0, what: `${what} ${plane} mean |d| and its noise reference's` });
+      assert.equal(chromaNoise[plane].frames, shape[0]);
+    }
     assert.equal(structure.frames, shape[0]);
     assert.equal(structureNoise.frames, shape[0]);
     // The noise reference has the same mean |luma d|.
@@ -248,10 +283,58 @@ Deno.test("structure: chunk by chunk equals one push, noise reference included",
     acc.push(clean.subarray(a * fs, b * fs), adv.subarray(a * fs, b * fs), [b - a, 3, 10, 14]);
   }
   assert.deepEqual(acc.result(), once);
-  // Another seed gives another noise reference, the same perturbation statistics.
+  // Another seed gives other noise references, the same perturbation statistics.
   const other = perturbationStructure(clean, adv, shape, { seed: 4 });
   assert.deepEqual(other.structure, once.structure);
+  assert.deepEqual(other.chroma, once.chroma);
   assert.notDeepEqual(other.structureNoise, once.structureNoise);
+  assert.notDeepEqual(other.chromaNoise.cb, once.chromaNoise.cb);
+  assert.notDeepEqual(other.chromaNoise.cr, once.chromaNoise.cr);
+  // Three different streams: the Cb and Cr references are not copies of the luma one or of each
+  // other (scale-free statistics of the same normals would be equal).
+  const n = once.chromaNoise;
+  const lines = [once.structureNoise.line.ratio, n.cb.line.ratio, n.cr.line.ratio];
+  assert.equal(new Set(lines).size, 3, `noise lines ${lines}`);
+  const phases = [once.structureNoise.phase.ratio, n.cb.phase.ratio, n.cr.phase.ratio];
+  assert.equal(new Set(phases).size, 3, `noise phases ${phases}`);
+});
+
+Deno.test("structure: the luma results and their noise reference are those of the luma-only code, bit for bit", () => {
+  // tests/fixtures/structure_before.ts is src/metrics/structure.ts before chroma was added.
+  const shapes: Shape[] = [[3, 3, 12, 20], [2, 3, 40, 36], [4, 3, 9, 33], [2, 3, 8, 8]];
+  for (const [k, shape] of shapes.entries()) {
+    const seed = RUN_SEED + 300 + k;
+    const r = rng(seed);
+    const fx = r.uniform();
+    const { clean, adv } = video(
+      shape,
+      (_t, c, y, x) =>
+        LEVEL * ((1 + c) * r.normal() + 2 * Math.sin(2 * Math.PI * fx * x) + (y % 3 ? 0 : 1)),
+      seed,
+    );
+    const [t, , h, w] = shape;
+    const fs = 3 * h * w;
+    const acc = new StructureAccumulator({ seed: k });
+    const old = new before.StructureAccumulator({ seed: k });
+    // Chunks of 1 then the rest, read half way.
+    acc.push(clean.subarray(0, fs), adv.subarray(0, fs), [1, 3, h, w]);
+    old.push(clean.subarray(0, fs), adv.subarray(0, fs), [1, 3, h, w]);
+    const what = withSeed(`[${shape.join(",")}]`);
+    for (const [a, b] of [[acc.result(), old.result()]]) {
+      assert.deepEqual([a.structure, a.structureNoise], [b.structure, b.structureNoise], what);
+    }
+    acc.push(clean.subarray(fs), adv.subarray(fs), [t - 1, 3, h, w]);
+    old.push(clean.subarray(fs), adv.subarray(fs), [t - 1, 3, h, w]);
+    const now = acc.result(), then = old.result();
+    assert.deepEqual(now.structure, then.structure, `${what}: luma`);
+    assert.deepEqual(now.structureNoise, then.structureNoise, `${what}: luma noise reference`);
+    const once = perturbationStructure(clean, adv, shape, { seed: 9 });
+    const onceBefore = before.perturbationStructure(clean, adv, shape, { seed: 9 });
+    assert.deepEqual(
+      [once.structure, once.structureNoise],
+      [onceBefore.structure, onceBefore.structureNoise],
+    );
+  }
 });
 
 Deno.test("structure: white noise gives ~1, ~1 and the expected line of exponential bins", () => {
@@ -259,12 +342,32 @@ Deno.test("structure: white noise gives ~1, ~1 and the expected line of exponent
   const shape: Shape = [4, 3, 64, 64];
   const r = rng(RUN_SEED + 11);
   const { clean, adv } = video(shape, () => 2 * LEVEL * r.normal(), RUN_SEED + 12);
-  const { structure: s, structureNoise: n } = perturbationStructure(clean, adv, shape);
-  for (const [x, what] of [[s, "noise"], [n, "noise reference"]] as const) {
+  const res = perturbationStructure(clean, adv, shape);
+  const { structure: s, structureNoise: n } = res;
+  for (
+    const [x, what] of [
+      [s, "noise"],
+      [n, "noise reference"],
+      [res.chroma.cb, "noise's Cb"],
+      [res.chroma.cr, "noise's Cr"],
+      [res.chromaNoise.cb, "Cb noise reference"],
+      [res.chromaNoise.cr, "Cr noise reference"],
+    ] as const
+  ) {
     assert.ok(Math.abs(x.direction.ratio! - 1) < 0.05, withSeed(`${what}: ${x.direction.ratio}`));
     assert.ok(x.phase.ratio! < 1.15, withSeed(`${what} phase: ${JSON.stringify(x.phase)}`));
     assert.ok(x.line.ratio! < Math.sqrt(8), withSeed(`${what} line: ${x.line.ratio}`));
     assert.ok(x.targets.all, withSeed(`${what} meets the targets: ${JSON.stringify(x.targets)}`));
+  }
+  // The chroma of noise is near its noise reference (the same bounds, two sided).
+  for (const p of ["cb", "cr"] as const) {
+    const [c, r] = [res.chroma[p], res.chromaNoise[p]];
+    assert.ok(
+      Math.abs(c.direction.ratio! - r.direction.ratio!) < 0.1 &&
+        Math.abs(c.phase.ratio! - r.phase.ratio!) < 0.15 &&
+        Math.abs(c.line.ratio! - r.line.ratio!) < Math.sqrt(8) - 1,
+      withSeed(`${p} against its noise reference: ${JSON.stringify([c, r])}`),
+    );
   }
   // The squared line of one frame (amplitudes squared: powers): the largest of M = 32*32/2 + 1 =
   // 513 exponential bins over their median, E ~ H_M / ln 2 = 9.84; averaged over 40 frames'
@@ -414,6 +517,153 @@ Deno.test("structure: no perturbation counts as no structure; the errors name wh
   );
 });
 
+/**
+ * Two (dR, dG, dB) directions, in units of 2^-14, whose luma `0.299 dR + 0.587 dG + 0.114 dB` is
+ * 0 exactly (299 dR + 587 dG + 114 dB = 0) and also evaluates to exactly 0 in float64, in the
+ * order structure.ts evaluates it (checked below; a power-of-two multiple or the negation keeps
+ * it so): CB_HEAVY is mostly Cb (Cb 88.6, Cr 0.71 units), CR_HEAVY mostly Cr (Cb 13.0, Cr 154.8).
+ * Found by enumerating small integer solutions of the relation.
+ */
+const CB_HEAVY = [1, -31, 157];
+const CR_HEAVY = [217, -115, 23];
+const UNIT = 2 ** -14;
+
+/**
+ * Flat clean frames (0.5) and adv = clean + `m * dir * UNIT` per pixel, `pixel` giving `[m, dir]`
+ * with m in {0, +-1, +-2}: every value exact in float32, and the luma of every pixel exactly 0.
+ */
+function chromaVideo(
+  shape: Shape,
+  pixel: (t: number, y: number, x: number) => [number, number[]],
+) {
+  const [t, , h, w] = shape;
+  const clean = new Float32Array(t * 3 * h * w).fill(0.5);
+  const adv = clean.slice();
+  for (let f = 0; f < t; f++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const [m, dir] = pixel(f, y, x);
+        assert.ok([0, 1, 2].includes(Math.abs(m)));
+        for (let c = 0; c < 3; c++) adv[((f * 3 + c) * h + y) * w + x] += m * dir[c] * UNIT;
+      }
+    }
+  }
+  return { clean, adv };
+}
+
+Deno.test("structure: a chroma grating with luma exactly 0 shows in its chroma plane only", () => {
+  for (const dir of [CB_HEAVY, CR_HEAVY]) {
+    assert.equal(299 * dir[0] + 587 * dir[1] + 114 * dir[2], 0);
+    for (const m of [1, -1, 2, -2]) {
+      const [r, g, b] = dir.map((v) => m * v * UNIT);
+      assert.equal(0.299 * r + 0.587 * g + 0.114 * b, 0, `luma of ${m} x [${dir}] in float64`);
+    }
+  }
+  // 9 cycles across and -5 down the 64x64 tile of 72x68 frames, 2 sin quantised to {0, +-1, +-2}
+  // units of one direction; 20 % of the pixels replaced by +-1 or +-2 units of the other
+  // direction at random (noise, so that the median bin is not 0). Expected lines (amplitudes over
+  // the median): about 100 in the grating's plane (the holes' noise), 1 to 12 in the other plane
+  // (the grating direction's small share of it against the other direction's noise).
+  const shape: Shape = [2, 3, 68, 72];
+  for (
+    const [grating, other, plane, rest] of [
+      [CB_HEAVY, CR_HEAVY, "cb", "cr"],
+      [CR_HEAVY, CB_HEAVY, "cr", "cb"],
+    ] as const
+  ) {
+    const r = rng(RUN_SEED + (plane === "cb" ? 71 : 72));
+    const { clean, adv } = chromaVideo(shape, (_t, y, x) => {
+      if (r.uniform() < 0.2) {
+        return [(r.uniform() < 0.5 ? -1 : 1) * (r.uniform() < 0.5 ? 1 : 2), other];
+      }
+      return [Math.round(2 * Math.sin(2 * Math.PI * (9 * x / 64 - 5 * y / 64))), grating];
+    });
+    const res = perturbationStructure(clean, adv, shape, { seed: 2 });
+    const none = perturbationStructure(clean, clean, shape, { seed: 2 });
+    const what = withSeed(`grating in ${plane}`);
+    // Luma: no perturbation at all (0 / 0 = 1 everywhere, mean |d| 0), noise reference included.
+    assert.equal(res.structure.meanAbsLevels, 0, what);
+    assert.deepEqual(res.structure, none.structure, what);
+    assert.deepEqual(res.structureNoise, none.structureNoise, what);
+    // Its plane: a huge line at the grating's frequency; the other plane: below the target.
+    const s = res.chroma[plane];
+    assert.deepEqual([s.line.fx, s.line.fy], [9 / 64, -5 / 64], what);
+    assert.ok(s.line.ratio! > 50, `${what}: line ${s.line.ratio}`);
+    assert.equal(s.targets.line, false);
+    const o = res.chroma[rest];
+    assert.ok(o.line.ratio! < STRUCTURE_TARGETS.lineMax, `${what}: ${rest} line ${o.line.ratio}`);
+    assert.ok(s.line.ratio! > 5 * o.line.ratio!, `${what}: ${s.line.ratio}, ${o.line.ratio}`);
+    assert.ok(res.chromaNoise[plane].line.ratio! < 10, `${what}: noise ${res.chromaNoise[plane]}`);
+    assert.equal(chromaSummary(res.chroma).line, s.line.ratio);
+    assert.equal(chromaSummary(res.chroma).ok, false);
+  }
+});
+
+Deno.test("structure: a grey perturbation (the same on R, G and B) has no chroma: 0 / 0 = 1", () => {
+  const shape: Shape = [2, 3, 16, 24];
+  const r = rng(RUN_SEED + 81);
+  // Stripes of period 3 and noise, the same value on the three channels of a pixel.
+  const values = Array.from(
+    { length: 2 * 16 * 24 },
+    (_, i) => LEVEL * (r.normal() + (i % 24 % 3 === 0 ? 3 : 0)),
+  );
+  const { clean, adv } = video(shape, (t, _c, y, x) => values[(t * 16 + y) * 24 + x], 82, true);
+  const res = perturbationStructure(clean, adv, shape, { seed: 5 });
+  const none = perturbationStructure(clean, clean, shape, { seed: 5 });
+  assert.ok(res.structure.meanAbsLevels > 0.5, `luma mean |d| ${res.structure.meanAbsLevels}`);
+  assert.deepEqual(res.structure.phase.axis, "column");
+  for (const p of ["cb", "cr"] as const) {
+    const c = res.chroma[p];
+    assert.equal(c.meanAbsLevels, 0, p);
+    assert.deepEqual(
+      [c.direction.ratio, c.phase.ratio, c.line.ratio, c.targets.all],
+      [1, 1, 1, true],
+      p,
+    );
+    assert.deepEqual(c, none.chroma[p], p);
+    assert.deepEqual(res.chromaNoise[p], none.chromaNoise[p], `${p} noise reference`);
+  }
+  assert.deepEqual(chromaSummary(res.chroma), { direction: 1, phase: 1, line: 1, ok: true });
+});
+
+Deno.test("structure: chromaSummary keeps the worse plane per statistic", () => {
+  const shape: Shape = [1, 3, 8, 8];
+  const z = new Float32Array(3 * 64).fill(0.5);
+  const base = perturbationStructure(z, z, shape).chroma.cb;
+  /** Stats with the given ratios and verdicts as the targets give them. */
+  const stats = (direction: number | null, phase: number | null, line: number | null) => {
+    const s = structuredClone(base);
+    s.direction.ratio = direction;
+    s.phase.ratio = phase;
+    s.line.ratio = line;
+    const t = STRUCTURE_TARGETS;
+    const inf = (v: number | null) => v ?? Infinity;
+    s.targets.direction = inf(direction) >= t.directionMin && inf(direction) <= t.directionMax;
+    s.targets.phase = inf(phase) <= t.phaseMax;
+    s.targets.line = inf(line) <= t.lineMax;
+    s.targets.all = s.targets.direction && s.targets.phase && s.targets.line;
+    return s;
+  };
+  const cases: [StructureStats, StructureStats, unknown][] = [
+    // |ln 2| = 0.69 < |ln 0.4| = 0.92: Cr's 0.4; phase and line the larger.
+    [stats(2, 1.1, 5), stats(0.4, 1.3, 4), { direction: 0.4, phase: 1.3, line: 5, ok: false }],
+    // |ln 1.2| = 0.18 > |ln 0.9| = 0.11: Cb's 1.2; both meet every target.
+    [stats(1.2, 1.1, 5), stats(0.9, 1.0, 29), { direction: 1.2, phase: 1.1, line: 29, ok: true }],
+    // Infinite (null) beats any finite value; 0 is as far as infinity (a tie keeps Cb's).
+    [stats(5, null, 3), stats(null, 7, null), {
+      direction: null,
+      phase: null,
+      line: null,
+      ok: false,
+    }],
+    [stats(0, 1, 1), stats(null, 1, 1), { direction: 0, phase: 1, line: 1, ok: false }],
+    [stats(2, 1, 1), stats(0.5, 1, 1), { direction: 2, phase: 1, line: 1, ok: false }],
+  ];
+  for (const [cb, cr, want] of cases) {
+    assert.deepEqual(chromaSummary({ cb, cr }), want, JSON.stringify([cb, cr]));
+  }
+});
+
 /** A report.json with one run, the given structure fields on it. */
 function reportWith(run: object): Record<string, unknown> {
   return {
@@ -457,12 +707,29 @@ Deno.test("structure in report.json: optional, JSON round trip, verdicts that ag
   const { clean, adv } = video(shape, (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 51, true);
   const res = perturbationStructure(clean, adv, shape);
   assert.equal(res.structure.direction.ratio, null);
-  const text = JSON.stringify(reportWith(res));
+  const text = JSON.stringify(reportWith(structureFields(res)));
   const back = parseAttackReport(text, "r.json");
   assert.deepEqual(back.attacks[0].structure, res.structure);
   assert.deepEqual(back.attacks[0].structureNoise, res.structureNoise);
-  // Reports without them still read.
-  assert.equal(parseAttackReport(reportWith({})).attacks[0].structure, undefined);
+  assert.deepEqual(back.attacks[0].structureChroma, res.chroma);
+  assert.deepEqual(back.attacks[0].structureChromaNoise, res.chromaNoise);
+  // Reports without them (or with the luma ones only, as before chroma) still read.
+  const old = parseAttackReport(reportWith({}));
+  assert.equal(old.attacks[0].structure, undefined);
+  assert.equal(old.attacks[0].structureChroma, undefined);
+  const lumaOnly = { structure: res.structure, structureNoise: res.structureNoise };
+  assert.equal(parseAttackReport(reportWith(lumaOnly)).attacks[0].structureChroma, undefined);
+  // The chroma statistics are checked as the luma ones are, plane by plane.
+  const badChroma = structuredClone(res.chroma);
+  badChroma.cr.targets.phase = !badChroma.cr.targets.phase;
+  assert.throws(
+    () => parseAttackReport(reportWith({ structureChroma: badChroma }), "r.json"),
+    /attacks\.0\.structureChroma\.cr\.targets\.phase: (true|false) disagrees/,
+  );
+  assert.throws(
+    () => parseAttackReport(reportWith({ structureChromaNoise: { cb: res.chromaNoise.cb } })),
+    /attacks\.0\.structureChromaNoise\.cr/,
+  );
   // A verdict that disagrees with its ratio, a phase beyond its period, a negative ratio.
   const bad = structuredClone(res.structureNoise);
   bad.targets.line = !bad.targets.line;
@@ -486,7 +753,8 @@ Deno.test("structure in report.html: a table per run with the verdicts; absent w
   const { clean, adv } = video(shape, (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 61, true);
   const res = perturbationStructure(clean, adv, shape);
   const images = { panels: [], amplify: 16, jndMaxLevels: 8 };
-  const html = attackReportHtml(parseAttackReport(reportWith(res)), images);
+  const lumaOnly = { structure: res.structure, structureNoise: res.structureNoise };
+  const html = attackReportHtml(parseAttackReport(reportWith(lumaOnly)), images);
   const table = html.match(/<table id="structure-untargeted">.*?<\/table>/s)?.[0];
   assert.ok(table, "a structure table for the run");
   const rows = [...table.matchAll(/<tr>(.*?)<\/tr>/gs)].slice(1).map((m) =>
@@ -500,7 +768,71 @@ Deno.test("structure in report.html: a table per run with the verdicts; absent w
   assert.deepEqual(rows.map((r) => r[4]), ["0.67 to 1.5", "at most 1.25", "at most 30"]);
   assert.deepEqual(rows.map((r) => r[5]), ["MISSED", "MISSED", "MISSED"]);
   assert.equal(rows[0][3], res.structureNoise.direction.ratio!.toFixed(2));
-  assert.match(html, /untargeted: structure found \(direction, phase, line\)/);
+  assert.match(html, /untargeted: structure found \(direction, phase, line\)<\/h3>/);
+  assert.ok(!html.includes("structure-chroma-"), "no chroma table without chroma statistics");
   const none = attackReportHtml(parseAttackReport(reportWith({})), images);
   assert.ok(!none.includes("structure-untargeted") && !none.includes("Structure of the"));
+});
+
+Deno.test("structure in report.html: the chroma table beside the luma one, Cb and Cr with their noise references", () => {
+  // Period-4 stripes of red only (the luma's as above) and, in the second test, grey stripes
+  // (no chroma at all).
+  const shape: Shape = [2, 3, 16, 24];
+  const images = { panels: [], amplify: 16, jndMaxLevels: 8 };
+  const cellsOf = (html: string, id: string) => {
+    const table = html.match(new RegExp(`<table id="${id}">.*?</table>`, "s"))?.[0];
+    assert.ok(table, `table ${id}`);
+    return [...table.matchAll(/<tr>(.*?)<\/tr>/gs)].map((m) =>
+      [...m[1].matchAll(/<t[dh][^>]*>(.*?)<\/t[dh]>/gs)].map((c) => c[1])
+    );
+  };
+  const red = video(shape, (_t, c, _y, x) => (c === 0 && x % 4 === 0 ? LEVEL : 0), 91, true);
+  const res = perturbationStructure(red.clean, red.adv, shape);
+  const html = attackReportHtml(parseAttackReport(reportWith(structureFields(res))), images);
+  const [head, ...rows] = cellsOf(html, "structure-chroma-untargeted");
+  assert.deepEqual(head, [
+    "statistic",
+    "Cb",
+    "Cb where",
+    "Cb noise",
+    "Cr",
+    "Cr where",
+    "Cr noise",
+    "target",
+    "verdict",
+  ]);
+  assert.deepEqual(rows.map((r) => r[0]), [
+    "direction ratio",
+    "strongest phase",
+    "strongest spectral line",
+  ]);
+  // Nothing changes down a column in either plane: infinite direction and phase; the Cb and Cr
+  // noise references' own values.
+  assert.deepEqual([rows[0][1], rows[0][4]], ["inf", "inf"]);
+  assert.deepEqual([rows[1][2], rows[1][5]], ["columns x mod 4 = 0", "columns x mod 4 = 0"]);
+  assert.equal(rows[0][3], res.chromaNoise.cb.direction.ratio!.toFixed(2));
+  assert.equal(rows[0][6], res.chromaNoise.cr.direction.ratio!.toFixed(2));
+  assert.deepEqual(rows.map((r) => r[8]), [
+    "MISSED (Cb, Cr)",
+    "MISSED (Cb, Cr)",
+    "MISSED (Cb, Cr)",
+  ]);
+  assert.match(
+    html,
+    /untargeted: structure found \(direction, phase, line\); chroma: structure found \(Cb: direction, phase, line; Cr: direction, phase, line\)<\/h3>/,
+  );
+  // The luma table comes first, the chroma one right after it.
+  assert.ok(html.indexOf("structure-untargeted") < html.indexOf("structure-chroma-untargeted"));
+  const grey = video(shape, (_t, _c, _y, x) => (x % 4 === 0 ? LEVEL : 0), 92, true);
+  const g = perturbationStructure(grey.clean, grey.adv, shape);
+  const gh = attackReportHtml(parseAttackReport(reportWith(structureFields(g))), images);
+  assert.match(
+    gh,
+    /untargeted: structure found \(direction, phase, line\); chroma: none found<\/h3>/,
+  );
+  assert.deepEqual(cellsOf(gh, "structure-chroma-untargeted").slice(1).map((r) => r[8]), [
+    "met",
+    "met",
+    "met",
+  ]);
 });

@@ -10,7 +10,12 @@
 
 import { z } from "zod";
 import { formatZodError, type SameShape, type Schema } from "../_zod.ts";
-import { STRUCTURE_TARGETS, type StructureStats } from "../metrics/structure.ts";
+import {
+  type ChromaStructure,
+  STRUCTURE_TARGETS,
+  type StructureResult,
+  type StructureStats,
+} from "../metrics/structure.ts";
 import type { GeneratorVariant } from "../models/stqa_net.ts";
 
 const finite = z.number().finite();
@@ -72,6 +77,9 @@ const structureStats = structureObject.superRefine((s, ctx) => {
   }
 });
 
+/** {@link ChromaStructure}: the statistics of the Cb and Cr planes. */
+const chromaStats = z.object({ cb: structureStats, cr: structureStats }).strict();
+
 /** One attack of one video (one mode). */
 export interface AttackRun {
   /** `untargeted`, `up` or `down`. */
@@ -113,6 +121,13 @@ export interface AttackRun {
   structure?: StructureStats;
   /** The same statistics of i.i.d. noise with the same mean |d| per frame (the reference). */
   structureNoise?: StructureStats;
+  /**
+   * The same statistics on the perturbation's chroma planes (BT.601 Cb and Cr), each plane on its
+   * own. Absent in reports of earlier versions.
+   */
+  structureChroma?: ChromaStructure;
+  /** Those of each chroma plane's noise reference (same mean |d| per frame as that plane). */
+  structureChromaNoise?: ChromaStructure;
 }
 
 const attackRun = z.object({
@@ -152,7 +167,36 @@ const attackRun = z.object({
   structure: structureStats.optional(),
   /** The same statistics of the noise reference (absent in reports of earlier versions). */
   structureNoise: structureStats.optional(),
+  /** The statistics of the chroma planes (absent in reports of earlier versions). */
+  structureChroma: chromaStats.optional(),
+  /** Those of the chroma planes' noise references (absent in reports of earlier versions). */
+  structureChromaNoise: chromaStats.optional(),
 }).strict();
+
+/**
+ * The structure fields of an {@link AttackRun} from the statistics of its perturbation:
+ * `structure` and `structureNoise` (luma), `structureChroma` and `structureChromaNoise`.
+ *
+ * @example
+ * ```ts
+ * import { structureFields } from "./report.ts";
+ * import { perturbationStructure } from "../metrics/structure.ts";
+ * const clean = new Float32Array(3 * 64).fill(0.5);
+ * const adv = clean.map((v, i) => v + (i % 3 ? 1 / 255 : 0));
+ * const fields = structureFields(perturbationStructure(clean, adv, [1, 3, 8, 8]));
+ * console.log(Object.keys(fields)); // structure, structureNoise, structureChroma, structureChromaNoise
+ * ```
+ */
+export function structureFields(
+  r: StructureResult,
+): Pick<AttackRun, "structure" | "structureNoise" | "structureChroma" | "structureChromaNoise"> {
+  return {
+    structure: r.structure,
+    structureNoise: r.structureNoise,
+    structureChroma: r.chroma,
+    structureChromaNoise: r.chromaNoise,
+  };
+}
 
 /** The schema of {@link AttackRun}. */
 export const AttackRunSchema: Schema<AttackRun> = attackRun;

@@ -46,6 +46,7 @@ import {
   type AttackRun,
   type AttackSettings,
   parseAttackReport,
+  structureFields,
 } from "./report.ts";
 import { noGrad, type Tensor, tidy } from "../tensor/tensor.ts";
 import { concat, slice } from "../tensor/ops/shape.ts";
@@ -484,8 +485,9 @@ export async function attackVideo(
         beyondJnd: st.beyond / t,
         meanAbsLevels: st.absSum / t,
         maxAbsLevels: st.maxAbs,
-        // structure and structureNoise (docs/attack.md, "Structure statistics").
-        ...st.structure.result(),
+        // Luma and chroma structure with their noise references (docs/attack.md, "Structure
+        // statistics").
+        ...structureFields(st.structure.result()),
         // The pass interleaves the stages: the encoder's share is what the generator and the
         // victim leave of it (decoding included).
         seconds: {

@@ -3,7 +3,8 @@
  * (`srcc`, `krcc`, `plcc` raw and after the 4-parameter logistic, `rmse`, all four at once with
  * `correlationReport`), and the imperceptibility of a perturbation (`psnr`, `ssim`,
  * `videoQuality`, `perturbationStats` against a JND map), and the structure of a perturbation
- * (grid, stripes, spectral lines: `StructureAccumulator`, `perturbationStructure`).
+ * (grid, stripes, spectral lines, on luma and chroma: `StructureAccumulator`,
+ * `perturbationStructure`, `chromaSummary`).
  *
  * @example
  * ```ts
@@ -42,6 +43,9 @@ export {
   videoQuality,
 } from "./quality.ts";
 export {
+  type ChromaStructure,
+  type ChromaSummary,
+  chromaSummary,
   perturbationStructure,
   STRUCTURE_TARGETS,
   StructureAccumulator,

@@ -3,11 +3,21 @@
  * another regular pattern that the eye picks up although its amplitude is small (report.json's
  * `structure` and `structureNoise`; see docs/attack.md, "Structure statistics").
  *
- * Everything is computed on the luma of `d` (BT.601: `0.299 dR + 0.587 dG + 0.114 dB`, the
- * weights SSIM uses in quality.ts) in float64, frame by frame, from planar `[T,3,H,W]` float
- * frames on the [0,1] scale as quality.ts takes them, so a streamed attack pushes chunk after
- * chunk ({@linkcode StructureAccumulator}); memory is one luma frame (two with the noise
- * reference), the per-column and per-row sums and one spectrum tile.
+ * The statistics are computed on three planes of `d`, each on its own: the luma (BT.601:
+ * `0.299 dR + 0.587 dG + 0.114 dB`, the weights SSIM uses in quality.ts; report.json's `structure`)
+ * and the two chroma planes (BT.601 full range, `Cb = -0.168736 dR - 0.331264 dG + 0.5 dB` and
+ * `Cr = 0.5 dR - 0.418688 dG - 0.081312 dB`; `structureChroma`), since a perturbation can be
+ * invisible in luma and still show as colour bands (faint red/cyan bands on flat red areas). The
+ * chroma planes are evaluated as `Cb = -0.168736 (dR - dB) - 0.331264 (dG - dB)` and
+ * `Cr = 0.418688 (dR - dG) + 0.081312 (dR - dB)` (the same values: each row of weights sums to 0),
+ * so that a perturbation equal on the three channels has chroma exactly 0. All in float64, frame
+ * by frame, from planar `[T,3,H,W]` float frames on the [0,1] scale as quality.ts takes them, so a
+ * streamed attack pushes chunk after chunk ({@linkcode StructureAccumulator}); memory is one plane
+ * of `d` and one of noise (reused for luma, Cb and Cr) and, for each of the six sets of statistics
+ * (the three planes and their noise references), the per-column and per-row sums and one spectrum
+ * tile (three float64 tiles of at most 256x256).
+ *
+ * On each plane:
  *
  * - Direction ratio: `mean |d(y,x+1) - d(y,x)| / mean |d(y+1,x) - d(y,x)|` over every pair of
  *   horizontal (resp. vertical) neighbours of every frame. 1 for isotropic noise; vertical stripes
@@ -20,7 +30,7 @@
  *   of the strong phase. Equal ratios (infinite ones: a pattern that is zero outside one phase)
  *   go to the phase with the larger mean `|d|` (so period 4, not 2, for every fourth column),
  *   then to the first found (columns before rows, smaller periods first).
- * - Strongest spectral line: the 2-D amplitude spectrum of the luma on the central crop whose
+ * - Strongest spectral line: the 2-D amplitude spectrum of the plane on the central crop whose
  *   sides are the largest powers of two not above the frame's (at most 256, no window, radix-2
  *   FFT; the amplitude of a bin is the root of its power summed over frames); over the
  *   non-redundant half plane without DC (`tw * th / 2 + 1` bins for a `tw x th` tile: each bin
@@ -39,7 +49,12 @@
  * seeded (src/_random.ts), drawn per frame and scaled to the same mean `|d|` as that frame's luma
  * (not quantised). All three statistics are scale-free, so the reference is what pure noise of
  * that size and frame count gives: the values a reader compares against, since small frames or few
- * frames give noise itself phases and lines well above their large-video limits.
+ * frames give noise itself phases and lines well above their large-video limits. Each chroma plane
+ * has its own reference (`chromaNoise.cb`, `chromaNoise.cr`), scaled per frame to that plane's mean
+ * `|d|`, drawn from a second stream of the same seed (a generator seeded with the first 53-bit
+ * uniform of the luma stream's seed, each frame's Cb noise then its Cr noise), so the luma results
+ * and the luma reference are those of the luma-only statistics, bit for bit.
+ * {@linkcode chromaSummary} reduces the two chroma planes to the worse of each statistic.
  *
  * @module
  */
@@ -63,7 +78,7 @@ const MAX_TILE = 256;
 export interface StructureStats {
   /** Frames measured. */
   frames: number;
-  /** Mean `|luma d|` in 8-bit levels. */
+  /** Mean `|d|` of the plane (luma, Cb or Cr) in 8-bit levels. */
   meanAbsLevels: number;
   /**
    * Direction ratio: mean |horizontal neighbour difference| / mean |vertical|; null when the
@@ -84,12 +99,24 @@ export interface StructureStats {
   targets: { direction: boolean; phase: boolean; line: boolean; all: boolean };
 }
 
-/** The statistics of a perturbation and of its noise reference. */
+/** The statistics of the two chroma planes of a perturbation (or of their noise references). */
+export interface ChromaStructure {
+  /** Of the Cb plane. */
+  cb: StructureStats;
+  /** Of the Cr plane. */
+  cr: StructureStats;
+}
+
+/** The statistics of a perturbation and of its noise references. */
 export interface StructureResult {
-  /** The perturbation's. */
+  /** The perturbation's luma. */
   structure: StructureStats;
   /** Those of i.i.d. noise with the same mean |luma d| per frame. */
   structureNoise: StructureStats;
+  /** The perturbation's chroma planes. */
+  chroma: ChromaStructure;
+  /** Those of i.i.d. noise with the same mean |d| per frame as each chroma plane. */
+  chromaNoise: ChromaStructure;
 }
 
 /** Options of {@linkcode StructureAccumulator} and {@linkcode perturbationStructure}. */
@@ -163,8 +190,8 @@ function fft(re: Float64Array, im: Float64Array, n: number): void {
   }
 }
 
-/** The statistics of a stream of luma planes of one size. */
-class LumaStructure {
+/** The statistics of a stream of planes (luma, Cb or Cr) of one size. */
+class PlaneStructure {
   readonly h: number;
   readonly w: number;
   readonly th: number;
@@ -318,37 +345,55 @@ class LumaStructure {
   }
 }
 
+/** The chroma noise's stream: seeded with the first uniform of a fresh luma stream of `seed`. */
+function chromaRandom(seed: number): SeededRandom {
+  return seededRandom(seededRandom(seed).uniform() * 2 ** 53);
+}
+
+/** The six sets of statistics of one accumulator. */
+interface Planes {
+  luma: PlaneStructure;
+  lumaNoise: PlaneStructure;
+  cb: PlaneStructure;
+  cbNoise: PlaneStructure;
+  cr: PlaneStructure;
+  crNoise: PlaneStructure;
+}
+
 /**
  * Accumulates the structure statistics of a perturbation, chunk by chunk: `push(clean, adv,
  * shape)` for each chunk of planar `[T,3,H,W]` frames (all chunks the same H and W, at least 4
  * each), then `result()` (callable at any point after the first push). See the module doc for the
- * definitions and the noise reference.
+ * definitions, the chroma planes and the noise references.
  *
  * @example
  * ```ts
  * import { StructureAccumulator } from "./structure.ts";
  * const shape = [2, 3, 32, 32] as const;
  * const clean = new Float32Array(2 * 3 * 32 * 32).fill(0.5);
- * // Vertical stripes: +1 level on every fourth column.
+ * // Vertical stripes: +1 level on every fourth column, on all three channels (grey: no chroma).
  * const adv = clean.map((v, i) => v + (i % 32 % 4 === 0 ? 1 / 255 : 0));
  * const acc = new StructureAccumulator({ seed: 1 });
  * acc.push(clean, adv, shape);
- * const { structure, structureNoise } = acc.result();
+ * const { structure, structureNoise, chroma } = acc.result();
  * console.log(structure.direction.ratio); // null (infinite: no vertical differences)
  * console.log(structure.phase); // { ratio: null, axis: "column", period: 4, phase: 0 }
  * console.log(structure.targets.all, structureNoise.targets.direction); // false true
+ * console.log(chroma.cb.meanAbsLevels, chroma.cr.targets.all); // 0 true
  * ```
  */
 export class StructureAccumulator {
-  private d: LumaStructure | null = null;
-  private noise: LumaStructure | null = null;
+  private sets: Planes | null = null;
   private plane = new Float64Array(0);
   private noisePlane = new Float64Array(0);
   private readonly rng: SeededRandom;
+  private readonly chromaRng: SeededRandom;
 
-  /** A new accumulator; `seed` seeds the noise reference (default 0). */
+  /** A new accumulator; `seed` seeds the noise references (default 0). */
   constructor(options: StructureOptions = {}) {
-    this.rng = seededRandom(options.seed ?? 0);
+    const seed = options.seed ?? 0;
+    this.rng = seededRandom(seed);
+    this.chromaRng = chromaRandom(seed);
   }
 
   /** Adds the frames of one chunk: `clean` and `adv` planar `[T,3,H,W]` on the [0,1] scale. */
@@ -376,19 +421,27 @@ export class StructureAccumulator {
         );
       }
     }
-    if (!this.d) {
-      this.d = new LumaStructure(h, w);
-      this.noise = new LumaStructure(h, w);
+    if (!this.sets) {
+      const set = () => new PlaneStructure(h, w);
+      this.sets = {
+        luma: set(),
+        lumaNoise: set(),
+        cb: set(),
+        cbNoise: set(),
+        cr: set(),
+        crNoise: set(),
+      };
       this.plane = new Float64Array(h * w);
       this.noisePlane = new Float64Array(h * w);
-    } else if (this.d.h !== h || this.d.w !== w) {
+    } else if (this.sets.luma.h !== h || this.sets.luma.w !== w) {
+      const { luma } = this.sets;
       throw new RangeError(
-        `${fn}: frames of ${w}x${h} after frames of ${this.d.w}x${this.d.h} (frame ${this.d.frames})`,
+        `${fn}: frames of ${w}x${h} after frames of ${luma.w}x${luma.h} (frame ${luma.frames})`,
       );
     }
+    const sets = this.sets;
     const hw = h * w;
     const d = this.plane;
-    const z = this.noisePlane;
     for (let f = 0; f < t; f++) {
       const o = f * 3 * hw;
       let abs = 0;
@@ -398,30 +451,116 @@ export class StructureAccumulator {
           0.114 * (adv[i + 2 * hw] - clean[i + 2 * hw]);
         if (!Number.isFinite(v)) {
           throw new RangeError(
-            `${fn}: non-finite perturbation in frame ${this.d.frames} (chunk frame ${f}) at ` +
+            `${fn}: non-finite perturbation in frame ${sets.luma.frames} (chunk frame ${f}) at ` +
               `y ${Math.floor(p / w)}, x ${p % w}: ${v}`,
           );
         }
         d[p] = v;
         abs += Math.abs(v);
       }
-      let zAbs = 0;
+      this.pushPlane(sets.luma, sets.lumaNoise, abs, this.rng);
+      // Cb, then Cr (finite: the luma check above saw every channel).
+      abs = 0;
       for (let p = 0; p < hw; p++) {
-        z[p] = this.rng.normal();
-        zAbs += Math.abs(z[p]);
+        const i = o + p;
+        const b = adv[i + 2 * hw] - clean[i + 2 * hw];
+        const v = -0.168736 * (adv[i] - clean[i] - b) -
+          0.331264 * (adv[i + hw] - clean[i + hw] - b);
+        d[p] = v;
+        abs += Math.abs(v);
       }
-      const scale = zAbs > 0 ? abs / zAbs : 0;
-      for (let p = 0; p < hw; p++) z[p] *= scale;
-      this.d.push(d);
-      this.noise!.push(z);
+      this.pushPlane(sets.cb, sets.cbNoise, abs, this.chromaRng);
+      abs = 0;
+      for (let p = 0; p < hw; p++) {
+        const i = o + p;
+        const r = adv[i] - clean[i];
+        const v = 0.418688 * (r - (adv[i + hw] - clean[i + hw])) +
+          0.081312 * (r - (adv[i + 2 * hw] - clean[i + 2 * hw]));
+        d[p] = v;
+        abs += Math.abs(v);
+      }
+      this.pushPlane(sets.cr, sets.crNoise, abs, this.chromaRng);
     }
   }
 
-  /** The statistics of the frames pushed so far, and of their noise reference. */
-  result(): StructureResult {
-    if (!this.d) throw new Error("StructureAccumulator.result: no frames pushed");
-    return { structure: this.d.result(), structureNoise: this.noise!.result() };
+  /**
+   * Pushes the plane now in `this.plane` (its sum of |d| is `abs`) into `set`, and a plane of
+   * i.i.d. normals drawn from `rng`, scaled to the same mean |d|, into `noise`.
+   */
+  private pushPlane(
+    set: PlaneStructure,
+    noise: PlaneStructure,
+    abs: number,
+    rng: SeededRandom,
+  ): void {
+    const z = this.noisePlane;
+    const hw = z.length;
+    let zAbs = 0;
+    for (let p = 0; p < hw; p++) {
+      z[p] = rng.normal();
+      zAbs += Math.abs(z[p]);
+    }
+    const scale = zAbs > 0 ? abs / zAbs : 0;
+    for (let p = 0; p < hw; p++) z[p] *= scale;
+    set.push(this.plane);
+    noise.push(z);
   }
+
+  /** The statistics of the frames pushed so far, and of their noise references. */
+  result(): StructureResult {
+    if (!this.sets) throw new Error("StructureAccumulator.result: no frames pushed");
+    const s = this.sets;
+    return {
+      structure: s.luma.result(),
+      structureNoise: s.lumaNoise.result(),
+      chroma: { cb: s.cb.result(), cr: s.cr.result() },
+      chromaNoise: { cb: s.cbNoise.result(), cr: s.crNoise.result() },
+    };
+  }
+}
+
+/** The two chroma planes' statistics reduced to the worse of each (see {@linkcode chromaSummary}). */
+export interface ChromaSummary {
+  /** The direction ratio further from 1 in log terms (null: infinite). */
+  direction: number | null;
+  /** The larger strongest-phase ratio (null: infinite). */
+  phase: number | null;
+  /** The larger strongest-line ratio (null: infinite). */
+  line: number | null;
+  /** Whether both planes meet all three targets. */
+  ok: boolean;
+}
+
+/**
+ * The worse of the Cb and Cr statistics, one number per statistic: the direction ratio further
+ * from 1 in log terms (`|ln r|`; null, infinite, is furthest, and 0 as far), the larger phase and
+ * line ratios (null counting as infinite), and whether both planes meet all three targets. On a
+ * tie Cb's value is kept.
+ *
+ * @example
+ * ```ts
+ * import { chromaSummary, perturbationStructure } from "./structure.ts";
+ * const shape = [1, 3, 16, 16] as const;
+ * const clean = new Float32Array(3 * 256).fill(0.5);
+ * // +1 level of red on every other column: Cb and Cr stripes.
+ * const adv = clean.map((v, i) => v + (i < 256 && i % 2 === 0 ? 1 / 255 : 0));
+ * const s = chromaSummary(perturbationStructure(clean, adv, shape).chroma);
+ * console.log(s.direction, s.ok); // null false (nothing changes down a column)
+ * ```
+ */
+export function chromaSummary(chroma: ChromaStructure): ChromaSummary {
+  const { cb, cr } = chroma;
+  const inf = (v: number | null) => v ?? Infinity;
+  const far = (v: number | null) => Math.abs(Math.log(inf(v)));
+  const larger = (a: number | null, b: number | null) => (inf(b) > inf(a) ? b : a);
+  return {
+    direction: far(cr.direction.ratio) > far(cb.direction.ratio)
+      ? cr.direction.ratio
+      : cb.direction.ratio,
+    phase: larger(cb.phase.ratio, cr.phase.ratio),
+    line: larger(cb.line.ratio, cr.line.ratio),
+    ok: cb.targets.all && cr.targets.all,
+  };
 }
 
 /**
@@ -434,8 +573,9 @@ export class StructureAccumulator {
  * const clean = new Float32Array(3 * 64 * 64).fill(0.5);
  * // A sinusoidal grating of period 8 columns, 2 levels.
  * const adv = clean.map((v, i) => v + (2 / 255) * Math.sin((2 * Math.PI * (i % 64)) / 8));
- * const { structure } = perturbationStructure(clean, adv, shape);
+ * const { structure, chroma } = perturbationStructure(clean, adv, shape);
  * console.log(structure.line.fx); // 0.125 (and a huge, possibly infinite, ratio)
+ * console.log(chroma.cr.meanAbsLevels); // 0 (the same on the three channels: no chroma)
  * ```
  */
 export function perturbationStructure(

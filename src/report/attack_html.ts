@@ -9,7 +9,11 @@
  */
 
 import type { AttackReport, AttackRun } from "../attack/report.ts";
-import { STRUCTURE_TARGETS, type StructureStats } from "../metrics/structure.ts";
+import {
+  type ChromaStructure,
+  STRUCTURE_TARGETS,
+  type StructureStats,
+} from "../metrics/structure.ts";
 import { escapeHtml, htmlPage, htmlTable, type LineSeries, svgLineChart } from "./html.ts";
 import { pngDataUri } from "../video/png.ts";
 import type { AttackPanels, PanelImage } from "../attack/panels.ts";
@@ -95,11 +99,77 @@ function lineText(s: StructureStats): string {
   return `fx ${+fx.toFixed(4)}, fy ${+fy.toFixed(4)} cycles/px${period}`;
 }
 
+/** The statistics a run's perturbation misses, in order. */
+const missedOf = (s: StructureStats) =>
+  (["direction", "phase", "line"] as const).filter((k) => !s.targets[k]);
+
+/**
+ * The chroma statistics of one run (report.json's `structureChroma` and `structureChromaNoise`):
+ * a table with, per statistic, the Cb plane's value, where and noise reference, the same for Cr,
+ * the target and the verdict of both planes.
+ */
+function chromaTable(mode: string, c: ChromaStructure, n: ChromaStructure | undefined): string {
+  const t = STRUCTURE_TARGETS;
+  const planes = [["Cb", c.cb, n?.cb], ["Cr", c.cr, n?.cr]] as const;
+  const verdict = (k: "direction" | "phase" | "line") => {
+    const missed = planes.filter(([, s]) => !s.targets[k]).map(([p]) => p);
+    return missed.length ? `MISSED (${missed.join(", ")})` : "met";
+  };
+  const cells = (
+    value: (s: StructureStats) => string,
+    where: (s: StructureStats) => string,
+    noise: (s: StructureStats) => string,
+  ) => planes.flatMap(([, s, ns]) => [value(s), where(s), ns ? noise(ns) : "-"]);
+  const levels = (s: StructureStats) =>
+    `horizontal ${s.direction.horizontalLevels.toFixed(3)}, vertical ${
+      s.direction.verticalLevels.toFixed(3)
+    } levels`;
+  return htmlTable(
+    [
+      "statistic",
+      "Cb",
+      "Cb where",
+      "Cb noise",
+      "Cr",
+      "Cr where",
+      "Cr noise",
+      "target",
+      "verdict",
+    ],
+    [
+      [
+        "direction ratio",
+        ...cells((s) => ratioText(s.direction.ratio), levels, (s) => ratioText(s.direction.ratio)),
+        `${t.directionMin} to ${t.directionMax}`,
+        verdict("direction"),
+      ],
+      [
+        "strongest phase",
+        ...cells(
+          (s) => ratioText(s.phase.ratio),
+          phaseText,
+          (s) => `${ratioText(s.phase.ratio)} (${phaseText(s)})`,
+        ),
+        `at most ${t.phaseMax}`,
+        verdict("phase"),
+      ],
+      [
+        "strongest spectral line",
+        ...cells((s) => ratioText(s.line.ratio), lineText, (s) => ratioText(s.line.ratio)),
+        `at most ${t.lineMax}`,
+        verdict("line"),
+      ],
+    ],
+    { id: `structure-chroma-${mode}` },
+  );
+}
+
 /**
  * The structure statistics of each attack run that has them (report.json's `structure` and
- * `structureNoise`): per run, a heading with the verdict and a table of the direction ratio, the
- * strongest phase and the strongest spectral line, each against the noise reference and its
- * target. Empty when no run has them (reports of earlier versions).
+ * `structureNoise`, `structureChroma` and `structureChromaNoise`): per run, a heading with the
+ * verdicts and a table of the luma's direction ratio, strongest phase and strongest spectral
+ * line, each against the noise reference and its target, then the same for the Cb and Cr planes
+ * where the report has them. Empty when no run has them (reports of earlier versions).
  */
 function structureHtml(runs: readonly AttackRun[]): string {
   const t = STRUCTURE_TARGETS;
@@ -109,11 +179,22 @@ function structureHtml(runs: readonly AttackRun[]): string {
     if (!s) continue;
     const n = r.structureNoise;
     const yes = (ok: boolean) => (ok ? "met" : "MISSED");
-    const missed = (["direction", "phase", "line"] as const).filter((k) => !s.targets[k]);
+    const missed = missedOf(s);
+    const c = r.structureChroma;
+    const chromaMissed = c
+      ? (["cb", "cr"] as const).filter((p) => !c[p].targets.all).map((p) =>
+        `${p === "cb" ? "Cb" : "Cr"}: ${missedOf(c[p]).join(", ")}`
+      )
+      : [];
+    const chromaVerdict = !c
+      ? ""
+      : `; chroma: ${
+        chromaMissed.length ? `structure found (${chromaMissed.join("; ")})` : "none found"
+      }`;
     parts.push(
       `<h3>${escapeHtml(r.mode)}: ${
         s.targets.all ? "no regular structure found" : `structure found (${missed.join(", ")})`
-      }</h3>`,
+      }${chromaVerdict}</h3>`,
       htmlTable(
         ["statistic", "perturbation", "where", "noise reference", "target", "verdict"],
         [
@@ -147,6 +228,7 @@ function structureHtml(runs: readonly AttackRun[]): string {
         { id: `structure-${r.mode}` },
       ),
     );
+    if (c) parts.push(chromaTable(r.mode, c, r.structureChromaNoise));
   }
   if (!parts.length) return "";
   const first = runs.find((r) => r.structure)!.structure!;
@@ -158,7 +240,9 @@ function structureHtml(runs: readonly AttackRun[]): string {
     `noise of this size and length gives. Direction ratio: mean |horizontal difference| over ` +
     `mean |vertical difference|. Strongest phase: the mean |d| of the rows or columns of one ` +
     `phase of a period (2 to 16) over the other phases' mean. Strongest spectral line: the ` +
-    `largest bin of the amplitude spectrum over the median bin. inf: a zero denominator.</p>`,
+    `largest bin of the amplitude spectrum over the median bin. inf: a zero denominator. The ` +
+    `second table of a run (where the report has it): the same statistics on the chroma planes ` +
+    `(BT.601 Cb and Cr), each against its own noise reference.</p>`,
     ...parts,
   ].join("\n");
 }
