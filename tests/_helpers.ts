@@ -220,15 +220,19 @@ export async function checkOp(opts: {
 
 /**
  * Builds the tests' tiny proxy dataset into `out`: 3 source images of data/sources (1 for test,
- * none for val), 1 motion each, blur and noise at 1 level, 3 frames of 32x32 (or `size`), seed 3.
+ * none for val, or `valSources`), 1 motion each, blur and noise at 1 level, 3 frames of 32x32 (or
+ * `size`), seed 3.
  */
-export async function buildTinyProxy(out: string, options: { size?: number } = {}): Promise<void> {
+export async function buildTinyProxy(
+  out: string,
+  options: { size?: number; valSources?: number } = {},
+): Promise<void> {
   await buildProxyDataset({
     sources: fileURLToPath(new URL("../data/sources", import.meta.url)),
     out,
     maxSources: 3,
     testSources: 1,
-    valSources: 0,
+    valSources: options.valSources ?? 0,
     frames: 3,
     size: options.size ?? 32,
     motionsPerImage: 1,

@@ -57,6 +57,10 @@ Options:
                            of its training clips (read at their own size) at the main clips'
                            size (signed and two-branch only)
   --crop-share <f>         share of each batch drawn from --crops (default 0.5)
+  --val-every <n>          every n steps (and at the last) attack --val-clips clips of the val
+                           split and print the strength (the curve goes to the JSON's
+                           training.validation; default 0: never)
+  --val-clips <n>          val clips for --val-every, evenly spaced (default 24)
   --test-clips <n>         attack at most n test clips, evenly spaced, after training (default
                            all)
   --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
@@ -91,6 +95,8 @@ const ArgsSchema = z.object({
   lowpass: z.coerce.number().nonnegative().default(0),
   crops: z.string().min(1).optional(),
   "crop-share": z.coerce.number().min(0).max(1).default(0.5),
+  "val-every": z.coerce.number().int().nonnegative().default(0),
+  "val-clips": z.coerce.number().int().min(2).default(24),
   "test-clips": z.coerce.number().int().positive().optional(),
   jnd: z.enum(JND_MODELS).default("namm-st"),
   config: z.string().optional(),
@@ -142,6 +148,8 @@ export async function trainCommand(args: string[]): Promise<number> {
         lowpass: o.lowpass,
         crops: o.crops,
         cropShare: o["crop-share"],
+        valEvery: o["val-every"],
+        valClips: o["val-clips"],
         testClips: o["test-clips"],
         jnd: o.jnd,
         config,

@@ -11,8 +11,9 @@
  * @module
  */
 
-import { join } from "path";
+import { dirname, join } from "path";
 import { z } from "zod";
+import { writeFileAtomic } from "../_fs.ts";
 import { formatSeconds } from "../_progress.ts";
 import { loadManifest } from "../data/manifest.ts";
 import { correlationReport } from "../metrics/correlation.ts";
@@ -160,6 +161,16 @@ export interface TrainGeneratorOptions {
   crops?: string;
   /** Share of each batch drawn from `crops` (default 0.5; rounded to whole clips). */
   cropShare?: number;
+  /**
+   * Validate every this many steps (and at the last): the generator attacks `valClips` clips
+   * of the manifest's val split as after training ({@link evaluateGenerator}), and the point
+   * goes to the progress output, to `<checkpointDir>/validation.jsonl` (kept across a resume)
+   * and to the JSON's `training.validation`: the curve of validation strength against steps.
+   * Default 0: none.
+   */
+  valEvery?: number;
+  /** Val clips, evenly spaced through the split (default 24). */
+  valClips?: number;
   /** Attack at most this many test clips, evenly spaced, after training (default all). */
   testClips?: number;
   /** The command line recorded in the JSON. */
@@ -203,6 +214,28 @@ export interface GeneratorTestResult {
   downBelow?: number;
   /** Two-branch: share of clips with both. */
   bothRight?: number;
+  /** Two-branch: mean score change of the up branch (positive: up). */
+  meanUpChange?: number;
+  /** Two-branch: mean score change of the down branch, negated (positive: down). */
+  meanDownChange?: number;
+}
+
+/** A point of the validation curve ({@link TrainGeneratorOptions.valEvery}). */
+export interface ValidationPoint {
+  /** Steps done. */
+  step: number;
+  /** Val clips attacked. */
+  n: number;
+  /** Mean change toward each clip's untargeted target. */
+  meanTowardTarget: number;
+  /** Mean |score change| (untargeted). */
+  meanScoreChange: number;
+  /** Two-branch or signed: the mean up move and the mean down move. */
+  meanUpChange?: number;
+  /** See `meanUpChange`. */
+  meanDownChange?: number;
+  /** Mean PSNR (dB) of the 8-bit untargeted clips. */
+  meanPsnr: number;
 }
 
 /**
@@ -297,6 +330,28 @@ function shifted(adv: Tensor, shift: number, offset: number[]): Tensor {
     { axis: 3, start: offset[0], end: offset[0] + h - shift },
     { axis: 4, start: offset[1], end: offset[1] + w - shift },
   ]);
+}
+
+/**
+ * The validation curve written so far (`validation.jsonl` in the checkpoint folder) when a run
+ * resumes; otherwise an empty one (a fresh run starts a new curve).
+ */
+async function readCurve(file: string, resume: boolean): Promise<ValidationPoint[]> {
+  if (!resume) return [];
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l) as ValidationPoint;
+    } catch {
+      throw new Error(`${file}: line ${i + 1} is not JSON`);
+    }
+  });
 }
 
 /**
@@ -556,6 +611,9 @@ export async function evaluateGenerator(
     result.upAbove = up.filter(Boolean).length / clips.length;
     result.downBelow = down.filter(Boolean).length / clips.length;
     result.bothRight = up.filter((u, i) => u && down[i]).length / clips.length;
+    result.meanUpChange = upScores.reduce((a, u, i) => a + u - cleanScores[i], 0) / clips.length;
+    result.meanDownChange = downScores.reduce((a, d, i) => a + cleanScores[i] - d, 0) /
+      clips.length;
   }
   return result;
 }
@@ -640,6 +698,14 @@ export async function trainGenerator(
   if (!(lattice >= 0)) throw new RangeError(`lattice must be >= 0, got ${lattice}`);
   if (!(lowpass >= 0)) throw new RangeError(`lowpass must be >= 0, got ${lowpass}`);
   const cropShare = options.cropShare ?? 0.5;
+  const valEvery = options.valEvery ?? 0;
+  const valClips = options.valClips ?? 24;
+  if (!Number.isInteger(valEvery) || valEvery < 0) {
+    throw new RangeError(`valEvery must be a whole number >= 0, got ${valEvery}`);
+  }
+  if (!Number.isInteger(valClips) || valClips < 2) {
+    throw new RangeError(`valClips must be a whole number >= 2, got ${valClips}`);
+  }
   if (!(cropShare >= 0 && cropShare <= 1)) {
     throw new RangeError(`cropShare must be in [0, 1], got ${cropShare}`);
   }
@@ -658,6 +724,9 @@ export async function trainGenerator(
   const netConfig = checkGeneratorConfig({ ...options.config, variant });
   await loadManifest(manifest, { splits: ["train"] }); // a missing or invalid one fails now
   if (options.crops) await loadManifest(options.crops, { splits: ["train"] });
+  if (valEvery > 0 && !(await splitItems(manifest, "val")).items.length) {
+    throw new Error(`${manifest}: the val split is empty (valEvery needs it)`);
+  }
   // The options a checkpoint records and a resume must repeat.
   const checkpoint: RunCheckpoint<GenCheckpointState> = {
     file: await prepareCheckpointDir(checkpointDir),
@@ -690,6 +759,7 @@ export async function trainGenerator(
   const net = new StqaNet({ seed, config: netConfig });
   let train: TrainClip[] = [];
   let large: TrainClip[] = [];
+  let val: TrainClip[] = [];
   const opt = new Adam(Object.values(net.parameters()), { lr });
   try {
     const tl = performance.now();
@@ -706,6 +776,51 @@ export async function trainGenerator(
         formatSeconds((performance.now() - tl) / 1000)
       }; clean median score ${med.toFixed(3)}; generator ${net.parameterCount()} parameters`,
     );
+    const info = {
+      victim: victimName,
+      victimFamily: victim.family,
+      jnd: jndModel,
+      eps,
+      qMin,
+      qMax,
+      median: med,
+    };
+    if (valEvery > 0) {
+      val = await loadTrainClips(victim, manifest, "val", { jnd: jndModel, maxClips: valClips });
+    }
+    const curveFile = join(dirname(checkpoint.file), "validation.jsonl");
+    const curve = await readCurve(curveFile, options.resume ?? false);
+    const validate = async (step: number) => {
+      const generator: Generator = {
+        net,
+        info: { kind: "stqa-net", config: { ...net.config }, ...info },
+        path: out,
+      };
+      const r = await evaluateGenerator(generator, victim, val, { eps });
+      const point: ValidationPoint = {
+        step,
+        n: r.n,
+        meanTowardTarget: round4(r.meanTowardTarget),
+        meanScoreChange: round4(r.meanScoreChange),
+        ...(r.meanUpChange !== undefined
+          ? { meanUpChange: round4(r.meanUpChange), meanDownChange: round4(r.meanDownChange!) }
+          : {}),
+        meanPsnr: round4(r.meanPsnr),
+      };
+      const at = curve.findIndex((p) => p.step >= step);
+      if (at >= 0) curve.splice(at); // a resumed run repeats the steps after its checkpoint
+      curve.push(point);
+      await writeFileAtomic(curveFile, curve.map((p) => JSON.stringify(p)).join("\n") + "\n");
+      console.error(
+        `validation at step ${step} (${r.n} val clips): toward target ${
+          r.meanTowardTarget.toFixed(3)
+        }, |change| ${r.meanScoreChange.toFixed(3)}${
+          r.meanUpChange !== undefined
+            ? `, up ${r.meanUpChange.toFixed(3)}, down ${r.meanDownChange!.toFixed(3)}`
+            : ""
+        }, PSNR ${r.meanPsnr.toFixed(2)} dB`,
+      );
+    };
     const targets = train.map((c) =>
       attackTarget(c.clean, "untargeted", { qMin, qMax, median: med })
     );
@@ -725,6 +840,9 @@ export async function trainGenerator(
       stopAfter: options.stopAfter,
       onProgress: options.onProgress,
       lossError: GeneratorLossError,
+      afterStep: async (step) => {
+        if (valEvery > 0 && (step % valEvery === 0 || step === steps)) await validate(step);
+      },
       loss: (pick, _sampler, step) => {
         const lam = penaltyAt(step);
         // Per step, from the seed and the step alone (so a resumed run draws the same): the
@@ -781,16 +899,9 @@ export async function trainGenerator(
       net.dispose();
       return { step: stopAt, losses, trainSeconds };
     }
+    disposeClips(val);
+    val = [];
     for (const p of Object.values(net.parameters())) p.requiresGrad = false;
-    const info = {
-      victim: victimName,
-      victimFamily: victim.family,
-      jnd: jndModel,
-      eps,
-      qMin,
-      qMax,
-      median: med,
-    };
     const generator: Generator = {
       net,
       info: { kind: "stqa-net", config: { ...net.config }, ...info },
@@ -824,6 +935,7 @@ export async function trainGenerator(
         manifest,
         trainClips,
         ...(options.crops ? { crops: options.crops, cropShare, cropClips } : {}),
+        ...(curve.length ? { validation: curve } : {}),
         date: new Date().toISOString(),
         trainSeconds: Math.round(trainSeconds),
         finalLoss: round4(recentLoss(losses)),
@@ -835,6 +947,7 @@ export async function trainGenerator(
   } catch (e) {
     disposeClips(train);
     disposeClips(large);
+    disposeClips(val);
     net.dispose();
     throw e;
   } finally {
