@@ -297,6 +297,16 @@ Deno.test("structure: chunk by chunk equals one push, noise reference included",
   assert.equal(new Set(lines).size, 3, `noise lines ${lines}`);
   const phases = [once.structureNoise.phase.ratio, n.cb.phase.ratio, n.cr.phase.ratio];
   assert.equal(new Set(phases).size, 3, `noise phases ${phases}`);
+  // Nor do they start where the luma stream does: on one frame, a chroma reference drawn from the
+  // luma's own stream would repeat the luma reference's normals (and so its ratios, up to the
+  // rounding of another scale).
+  const one = perturbationStructure(clean.subarray(0, fs), adv.subarray(0, fs), [1, 3, 10, 14]);
+  for (const p of ["cb", "cr"] as const) {
+    const [l, c] = [one.structureNoise, one.chromaNoise[p]];
+    const ratios = (s: StructureStats) => [s.direction.ratio!, s.phase.ratio!, s.line.ratio!];
+    const gaps = ratios(c).map((v, k) => Math.abs(v / ratios(l)[k] - 1));
+    assert.ok(Math.max(...gaps) > 1e-6, `${p} noise reference against the luma one: ${gaps}`);
+  }
 });
 
 Deno.test("structure: the luma results and their noise reference are those of the luma-only code, bit for bit", () => {

@@ -6,8 +6,8 @@
  * attack on the window ({@link attackWindows}), the adversarial frames quantised to 8 bits,
  * pushed into the victim's streaming scorers (one per attack and one clean: their temporal state
  * carried, pooled over the whole clip at the end) and into the round trip's encoders, and the
- * quality, perturbation and structure statistics (`StructureAccumulator`, its noise reference
- * seeded with the row's seed) accumulated frame by frame. When an attack needs the clean
+ * quality, perturbation and structure statistics (`StructureAccumulator`: luma and chroma, its
+ * noise references seeded with the row's seed) accumulated frame by frame. When an attack needs the clean
  * score (untargeted gradient attacks, a two-branch generator), a first streamed pass scores the
  * clean video, so that the direction is the whole video's. docs/eval.md ("Long videos:
  * windows") says what a window changes for the gradient attacks.
@@ -33,7 +33,7 @@ import {
 } from "../video/mod.ts";
 import type { EvalExample } from "./examples.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
-import { StructureAccumulator } from "../metrics/structure.ts";
+import { chromaSummary, StructureAccumulator } from "../metrics/structure.ts";
 import {
   type EvalRow,
   type EvalRowSettings,
@@ -418,7 +418,8 @@ export async function evaluateVideo(
       exampleFrameScores.push(advResult.frameScores);
       exampleMaxAbs.push(q.maxAbsLevels);
       const absChange = Math.abs(advScore - cleanScore);
-      const { structure: st, structureNoise: sn } = m.structure.result();
+      const { structure: st, structureNoise: sn, chroma } = m.structure.result();
+      const ch = chromaSummary(chroma);
       const usedClean = mode === "untargeted" && m.attack.usesCleanScore !== false;
       await options.onRow({
         video: video.name,
@@ -455,6 +456,10 @@ export async function evaluateVideo(
         noisePhase: sn.phase.ratio,
         noiseLine: sn.line.ratio,
         structureOk: st.targets.all,
+        chromaDirection: ch.direction,
+        chromaPhase: ch.phase,
+        chromaLine: ch.line,
+        chromaOk: ch.ok,
         ...(options.settings
           ? { settings: { ...options.settings(m.attack.name), jnd: m.jndModel } }
           : {}),

@@ -242,6 +242,19 @@ export interface EvalRow {
   noiseLine?: number | null;
   /** Whether the perturbation meets all three targets. */
   structureOk?: boolean;
+  /**
+   * The same statistics on the perturbation's chroma planes (Cb and Cr, BT.601), reduced to the
+   * worse plane per statistic (`chromaSummary`): the direction ratio further from 1 in log terms;
+   * null when infinite. This and the three fields below come together, absent in rows written
+   * before eval recorded them.
+   */
+  chromaDirection?: number | null;
+  /** The larger of the two planes' strongest-phase ratios; null when infinite. */
+  chromaPhase?: number | null;
+  /** The larger of the two planes' strongest-line ratios; null when infinite. */
+  chromaLine?: number | null;
+  /** Whether both chroma planes meet all three targets. */
+  chromaOk?: boolean;
 }
 
 /** The row's structure fields, all present or all absent. */
@@ -254,6 +267,9 @@ const STRUCTURE_FIELDS = [
   "noiseLine",
   "structureOk",
 ] as const;
+
+/** The row's chroma structure fields, all present or all absent. */
+const CHROMA_FIELDS = ["chromaDirection", "chromaPhase", "chromaLine", "chromaOk"] as const;
 
 const evalRow = z.object({
   video: z.string(),
@@ -293,15 +309,23 @@ const evalRow = z.object({
   noisePhase: ratio.optional(),
   noiseLine: ratio.optional(),
   structureOk: z.boolean().optional(),
+  chromaDirection: ratio.optional(),
+  chromaPhase: ratio.optional(),
+  chromaLine: ratio.optional(),
+  chromaOk: z.boolean().optional(),
 }).superRefine((row, ctx) => {
-  const present = STRUCTURE_FIELDS.filter((k) => row[k] !== undefined);
-  if (present.length && present.length !== STRUCTURE_FIELDS.length) {
-    const missing = STRUCTURE_FIELDS.find((k) => row[k] === undefined)!;
-    ctx.addIssue({
-      code: z.ZodIssueCode.custom,
-      path: [missing],
-      message: `structure fields come together: ${present.join(", ")} given without ${missing}`,
-    });
+  for (
+    const [fields, what] of [[STRUCTURE_FIELDS, "structure"], [CHROMA_FIELDS, "chroma"]] as const
+  ) {
+    const present = fields.filter((k) => row[k] !== undefined);
+    if (present.length && present.length !== fields.length) {
+      const missing = fields.find((k) => row[k] === undefined)!;
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: [missing],
+        message: `${what} fields come together: ${present.join(", ")} given without ${missing}`,
+      });
+    }
   }
 });
 const _sameRow: SameShape<EvalRow, z.output<typeof evalRow>> = true;
@@ -480,6 +504,24 @@ export interface TableRow {
     /** Share of the videos (0..1) meeting all three targets. */
     okShare: number;
   } | null;
+  /**
+   * The chroma structure statistics (rows' `chromaDirection`, `chromaPhase`, `chromaLine`: the
+   * worse of Cb and Cr): medians over the videos whose rows carry them, as for `structure`, and
+   * the share of those videos whose two chroma planes meet all three targets; null when no row
+   * carries them.
+   */
+  chroma: {
+    /** Videos whose rows carry the chroma fields. */
+    videos: number;
+    /** Median of the rows' chroma direction ratio; null: infinite. */
+    direction: number | null;
+    /** Median of the rows' chroma strongest-phase ratio; null: infinite. */
+    phase: number | null;
+    /** Median of the rows' chroma strongest-line ratio; null: infinite. */
+    line: number | null;
+    /** Share of the videos (0..1) whose Cb and Cr both meet all three targets. */
+    okShare: number;
+  } | null;
 }
 
 function accuracy(scores: number[], labels: number[]): Accuracy {
@@ -538,6 +580,20 @@ function tableStructure(g: readonly EvalRow[]): TableRow["structure"] {
     noisePhase: med("noisePhase"),
     noiseLine: med("noiseLine"),
     okShare: s.filter((r) => r.structureOk).length / s.length,
+  };
+}
+/** The chroma structure of a table line from its rows (null when none carries it). */
+function tableChroma(g: readonly EvalRow[]): TableRow["chroma"] {
+  const s = g.filter((r) => r.chromaOk !== undefined);
+  if (!s.length) return null;
+  const med = (k: "chromaDirection" | "chromaPhase" | "chromaLine") =>
+    medianRatio(s.map((r) => r[k] ?? null));
+  return {
+    videos: s.length,
+    direction: med("chromaDirection"),
+    phase: med("chromaPhase"),
+    line: med("chromaLine"),
+    okShare: s.filter((r) => r.chromaOk).length / s.length,
   };
 }
 const meanFinite = (v: (number | null)[]) => {
@@ -601,6 +657,7 @@ export function buildTable(rows: readonly EvalRow[]): TableRow[] {
         framesPerSecond: seconds > 0 ? frames / seconds : 0,
         victimPassesPerVideo: mean(g.map((r) => r.victimPasses)),
         structure: tableStructure(g),
+        chroma: tableChroma(g),
       });
     }
   }
@@ -654,11 +711,17 @@ export const TABLE_COLUMNS = [
   "noisePhase",
   "noiseLine",
   "structureOkShare",
+  "chromaVideos",
+  "chromaDirection",
+  "chromaPhase",
+  "chromaLine",
+  "chromaOkShare",
 ] as const;
 
 /**
- * A table line as a flat record of {@link TABLE_COLUMNS}. The structure columns are empty (null)
- * when no row carries the statistics (`structureVideos` 0), and an infinite median is `"inf"`.
+ * A table line as a flat record of {@link TABLE_COLUMNS}. The structure (chroma) columns are empty
+ * (null) when no row carries the statistics (`structureVideos`, `chromaVideos` 0), and an infinite
+ * median is `"inf"`.
  *
  * @example
  * ```ts
@@ -667,7 +730,7 @@ export const TABLE_COLUMNS = [
  * ```
  */
 export function flattenRow(t: TableRow): Record<string, string | number | null> {
-  const { before: b, after: a, structure: st, ...rest } = t;
+  const { before: b, after: a, structure: st, chroma: ch, ...rest } = t;
   const inf = (v: number | null | undefined) => (v === undefined ? null : v ?? "inf");
   return {
     ...rest,
@@ -679,6 +742,11 @@ export function flattenRow(t: TableRow): Record<string, string | number | null> 
     noisePhase: inf(st?.noisePhase),
     noiseLine: inf(st?.noiseLine),
     structureOkShare: st?.okShare ?? null,
+    chromaVideos: ch?.videos ?? 0,
+    chromaDirection: inf(ch?.direction),
+    chromaPhase: inf(ch?.phase),
+    chromaLine: inf(ch?.line),
+    chromaOkShare: ch?.okShare ?? null,
     srccBefore: b.srcc,
     krccBefore: b.krcc,
     plccBefore: b.plcc,
@@ -758,10 +826,39 @@ export function structureCells(st: TableRow["structure"]): string[] {
 }
 
 /**
+ * The headers of a table line's chroma cells ({@link chromaCells}) in table.md and report.html.
+ *
+ * @example
+ * ```ts
+ * import { CHROMA_HEAD } from "./robustness.ts";
+ * console.log(CHROMA_HEAD.join(" | ")); // chroma line | chroma ok
+ * ```
+ */
+export const CHROMA_HEAD = ["chroma line", "chroma ok"] as const;
+
+/**
+ * A table line's chroma structure as two short text cells (headers {@link CHROMA_HEAD}): the
+ * median chroma line ratio (the worse of Cb and Cr per video; `inf` when infinite, 1 decimal) and
+ * the share of videos whose two chroma planes meet all three targets, in percent; `-` when no row
+ * carries the chroma statistics. The medians of the chroma direction and phase are in table.json
+ * and table.csv.
+ *
+ * @example
+ * ```ts
+ * import { chromaCells } from "./robustness.ts";
+ * chromaCells({ videos: 4, direction: 1.1, phase: 1.2, line: 41.26, okShare: 0.25 }); // ["41.3", "25%"]
+ * ```
+ */
+export function chromaCells(ch: TableRow["chroma"]): string[] {
+  if (!ch) return CHROMA_HEAD.map(() => "-");
+  return [ch.line === null ? "inf" : ch.line.toFixed(1), `${(100 * ch.okShare).toFixed(0)}%`];
+}
+
+/**
  * The table as Markdown: the headline columns, rounded. The structure columns `dir`, `phase` and
  * `line` hold the medians over videos with the noise reference's median in parentheses
  * (`inf`: infinite, `-`: rows without the statistics); `targets` is the share of videos meeting
- * all three.
+ * all three; `chroma line` and `chroma ok` the same for the chroma planes ({@link chromaCells}).
  *
  * @example
  * ```ts
@@ -792,6 +889,7 @@ export function tableMarkdown(table: readonly TableRow[]): string {
     "mean abs d (levels)",
     "s/video",
     ...STRUCTURE_HEAD,
+    ...CHROMA_HEAD,
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const t of table) {
@@ -818,6 +916,7 @@ export function tableMarkdown(table: readonly TableRow[]): string {
           f(t.meanAbsLevels, 2),
           f(t.secondsPerVideo, 2),
           ...structureCells(t.structure),
+          ...chromaCells(t.chroma),
         ].join(" | ")
       } |`,
     );

@@ -1,6 +1,6 @@
 /**
  * report.html of an eval run (`deno task eval`, written beside table.md): the table (with the
- * structure statistics' medians and the share meeting their targets), bar charts
+ * structure statistics' medians and the share meeting their targets, luma and chroma), bar charts
  * of accuracy after the attack, score change, PSNR and time per video for every victim and
  * method, the upload (x264 round trip) table and the cross-victim table. Self-contained.
  *
@@ -8,6 +8,8 @@
  */
 
 import {
+  CHROMA_HEAD,
+  chromaCells,
   crossSource,
   EVAL_METHODS,
   STRUCTURE_HEAD,
@@ -88,6 +90,7 @@ export function evalReportHtml(
     "s/video",
     "victim passes",
     ...STRUCTURE_HEAD,
+    ...CHROMA_HEAD,
   ];
   const rows: Cell[][] = table.map((t) => [
     t.victim,
@@ -108,6 +111,7 @@ export function evalReportHtml(
     t.secondsPerVideo,
     t.victimPassesPerVideo,
     ...structureCells(t.structure),
+    ...chromaCells(t.chroma),
   ]);
   parts.push(
     htmlTable(head, rows, {
