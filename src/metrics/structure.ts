@@ -1,7 +1,8 @@
 /**
  * Structure statistics of a perturbation `d = adv - clean`: whether it carries a grid, stripes or
  * another regular pattern that the eye picks up although its amplitude is small (report.json's
- * `structure` and `structureNoise`; see docs/attack.md, "Structure statistics").
+ * `structure`, `structureNoise`, `structureChroma` and `structureChromaNoise`; see docs/attack.md,
+ * "Structure statistics").
  *
  * The statistics are computed on three planes of `d`, each on its own: the luma (BT.601:
  * `0.299 dR + 0.587 dG + 0.114 dB`, the weights SSIM uses in quality.ts; report.json's `structure`)
@@ -9,7 +10,7 @@
  * `Cr = 0.5 dR - 0.418688 dG - 0.081312 dB`; `structureChroma`), since a perturbation can be
  * invisible in luma and still show as colour bands (faint red/cyan bands on flat red areas). The
  * chroma planes are evaluated as `Cb = -0.168736 (dR - dB) - 0.331264 (dG - dB)` and
- * `Cr = 0.418688 (dR - dG) + 0.081312 (dR - dB)` (the same values: each row of weights sums to 0),
+ * `Cr = 0.418688 (dR - dG) + 0.081312 (dR - dB)` (the same values up to rounding: each row of weights sums to 0),
  * so that a perturbation equal on the three channels has chroma exactly 0. All in float64, frame
  * by frame, from planar `[T,3,H,W]` float frames on the [0,1] scale as quality.ts takes them, so a
  * streamed attack pushes chunk after chunk ({@linkcode StructureAccumulator}); memory is one plane
