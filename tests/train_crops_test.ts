@@ -94,6 +94,26 @@ Deno.test("train: --crops trains on windows of a larger proxy, records them, ref
     JSON.parse(await Deno.readTextFile(join(dir, "g-plain.json"))).training.crops,
     undefined,
   );
+  // With context, the generator runs on 80x80 windows and the victim scores their 64x64 centre:
+  // another loss from the same draws, recorded in the JSON.
+  const context = await trainGenerator({
+    ...common,
+    crops: large,
+    cropShare: 0.5,
+    cropContext: 8,
+    out: join(dir, "g-context"),
+    checkpointDir: join(dir, "ck-context"),
+  });
+  assert.notEqual(context.losses[0], cropped.losses[0]);
+  assert.equal(
+    JSON.parse(await Deno.readTextFile(join(dir, "g-context.json"))).training.cropContext,
+    8,
+  );
+  // A window larger than the large clips is refused, naming the sizes.
+  await assert.rejects(
+    trainGenerator({ ...common, crops: large, cropContext: 9, out: join(dir, "g-9") }),
+    /a window of 3x82x82 .* is larger than the clip's 3x80x80/,
+  );
   // A share of 0 trains exactly as without crops.
   const none = await trainGenerator({
     ...common,
@@ -115,5 +135,5 @@ Deno.test("train: --crops trains on windows of a larger proxy, records them, ref
     trainGenerator({ ...common, crops: large, cropShare: 2, out: join(dir, "g-2") }),
     /cropShare must be in \[0, 1\], got 2/,
   );
-  for (const r of [plain, cropped, none]) r.generator?.net.dispose();
+  for (const r of [plain, cropped, context, none]) r.generator?.net.dispose();
 });

@@ -57,6 +57,8 @@ Options:
                            of its training clips (read at their own size) at the main clips'
                            size (signed and two-branch only)
   --crop-share <f>         share of each batch drawn from --crops (default 0.5)
+  --crop-context <px>      cut each crop this much larger on every side, run the generator on
+                           all of it and score only the centre (default 0)
   --val-every <n>          every n steps (and at the last) attack --val-clips clips of the val
                            split and print the strength (the curve goes to the JSON's
                            training.validation; default 0: never)
@@ -95,6 +97,7 @@ const ArgsSchema = z.object({
   lowpass: z.coerce.number().nonnegative().default(0),
   crops: z.string().min(1).optional(),
   "crop-share": z.coerce.number().min(0).max(1).default(0.5),
+  "crop-context": z.coerce.number().int().min(0).max(256).default(0),
   "val-every": z.coerce.number().int().nonnegative().default(0),
   "val-clips": z.coerce.number().int().min(2).default(24),
   "test-clips": z.coerce.number().int().positive().optional(),
@@ -148,6 +151,7 @@ export async function trainCommand(args: string[]): Promise<number> {
         lowpass: o.lowpass,
         crops: o.crops,
         cropShare: o["crop-share"],
+        cropContext: o["crop-context"],
         valEvery: o["val-every"],
         valClips: o["val-clips"],
         testClips: o["test-clips"],

@@ -43,7 +43,19 @@ import {
   trainLoop,
   type TrainProgress,
 } from "./loop.ts";
-import { add, avgPool2d, div, mean, mul, slice, square, stack, sub, sum } from "../nn/mod.ts";
+import {
+  add,
+  avgPool2d,
+  concat,
+  div,
+  mean,
+  mul,
+  slice,
+  square,
+  stack,
+  sub,
+  sum,
+} from "../nn/mod.ts";
 import { Adam } from "../optim/optimizers.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { attackTarget, boundaryLoss, weightPenalty } from "../attack/losses.ts";
@@ -161,6 +173,13 @@ export interface TrainGeneratorOptions {
   crops?: string;
   /** Share of each batch drawn from `crops` (default 0.5; rounded to whole clips). */
   cropShare?: number;
+  /**
+   * Pixels of context around each crop (default 0): the window is cut that much larger on every
+   * side, the generator runs on all of it and the victim scores only its centre, so that the
+   * generator is trained on what it does inside a large frame, not near a border (where zero
+   * padding and the per-frame centring of its maps differ).
+   */
+  cropContext?: number;
   /**
    * Validate every this many steps (and at the last): the generator attacks `valClips` clips
    * of the manifest's val split as after training ({@link evaluateGenerator}), and the point
@@ -363,14 +382,25 @@ async function loadCropClips(
   victim: Victim,
   manifest: string,
   shape: readonly number[],
+  context: number,
 ): Promise<TrainClip[]> {
   const clips = await loadTrainClips(victim, manifest, "train", { score: false, native: true });
   const [t, , h, w] = shape;
   const [T, , H, W] = clips[0].frames.shape;
-  if (T < t || H < h || W < w || (H === h && W === w)) {
+  const fail = (msg: string) => {
     disposeClips(clips);
-    throw new RangeError(
-      `${manifest}: its clips are ${T}x${H}x${W} (frames x height x width), not larger than the main clips' ${t}x${h}x${w}`,
+    return new RangeError(`${manifest}: ${msg}`);
+  };
+  if (T < t || H < h || W < w || (H === h && W === w)) {
+    throw fail(
+      `its clips are ${T}x${H}x${W} (frames x height x width), not larger than the main clips' ${t}x${h}x${w}`,
+    );
+  }
+  if (H < h + 2 * context || W < w + 2 * context) {
+    throw fail(
+      `a window of ${t}x${h + 2 * context}x${
+        w + 2 * context
+      } (the main clips' size plus cropContext ${context} on every side) is larger than the clip's ${T}x${H}x${W}`,
     );
   }
   console.error(
@@ -698,6 +728,10 @@ export async function trainGenerator(
   if (!(lattice >= 0)) throw new RangeError(`lattice must be >= 0, got ${lattice}`);
   if (!(lowpass >= 0)) throw new RangeError(`lowpass must be >= 0, got ${lowpass}`);
   const cropShare = options.cropShare ?? 0.5;
+  const cropContext = options.cropContext ?? 0;
+  if (!Number.isInteger(cropContext) || cropContext < 0) {
+    throw new RangeError(`cropContext must be a whole number >= 0, got ${cropContext}`);
+  }
   const valEvery = options.valEvery ?? 0;
   const valClips = options.valClips ?? 24;
   if (!Number.isInteger(valEvery) || valEvery < 0) {
@@ -747,6 +781,7 @@ export async function trainGenerator(
       variant,
       // Recorded only when set, so that checkpoints of runs without crops still resume.
       ...(options.crops ? { crops: options.crops, cropShare } : {}),
+      ...(options.crops && cropContext ? { cropContext } : {}),
     },
     schema: GenCheckpointStateSchema,
   };
@@ -767,7 +802,9 @@ export async function trainGenerator(
       jnd: jndModel,
       maxClips: options.maxClips,
     });
-    if (options.crops) large = await loadCropClips(victim, options.crops, train[0].frames.shape);
+    if (options.crops) {
+      large = await loadCropClips(victim, options.crops, train[0].frames.shape, cropContext);
+    }
     const nLarge = large.length ? Math.round(cropShare * batch) : 0;
     const { qMin, qMax } = victim.config;
     const med = median(train.map((c) => c.clean));
@@ -851,17 +888,46 @@ export async function trainGenerator(
         const offset = [Math.floor(rng() * (shift + 1)), Math.floor(rng() * (shift + 1))];
         const signs = pick.map(() => (rng() < 0.5 ? 1 : -1));
         // The last nLarge clips of the batch: random windows of random large clips.
-        const parts = pick.map((i, b) =>
-          b < pick.length - nLarge
-            ? train[i]
-            : cropClip(large[Math.floor(rng() * large.length)], train[0].frames.shape, rng)
-        );
-        const x = stack(parts.map((c) => c.frames), 0);
-        const j = stack(parts.map((c) => c.jnd), 0);
-        const r = generatorPerturb(net, x, j, {
-          eps,
-          signs: variant === "signed" ? signs : undefined,
+        // With cropContext, each window is taken that much larger on every side, the generator
+        // runs on all of it and only its centre (the main clips' size) goes on.
+        const nSmall = pick.length - nLarge;
+        const [t, , h, w] = train[0].frames.shape;
+        const windowShape = [t, 3, h + 2 * cropContext, w + 2 * cropContext];
+        const groups = [
+          { clips: pick.slice(0, nSmall).map((i) => train[i]), margin: 0 },
+          {
+            clips: pick.slice(nSmall).map(() =>
+              cropClip(large[Math.floor(rng() * large.length)], windowShape, rng)
+            ),
+            margin: cropContext,
+          },
+        ].filter((g) => g.clips.length);
+        let first = 0;
+        const results = groups.map((g) => {
+          const sg = signs.slice(first, first + g.clips.length);
+          first += g.clips.length;
+          const out = generatorPerturb(
+            net,
+            stack(g.clips.map((c) => c.frames), 0),
+            stack(g.clips.map((c) => c.jnd), 0),
+            { eps, signs: variant === "signed" ? sg : undefined },
+          );
+          const centre = (v: Tensor) =>
+            g.margin
+              ? slice(v, [
+                { axis: 3, start: g.margin, end: g.margin + h },
+                { axis: 4, start: g.margin, end: g.margin + w },
+              ])
+              : v;
+          return { adversarial: out.adversarial.map(centre), weights: out.weights.map(centre) };
         });
+        const join2 = (vs: Tensor[]) => vs.length === 1 ? vs[0] : concat(vs, 0);
+        const r = {
+          adversarial: results[0].adversarial.map((_, k) =>
+            join2(results.map((q) => q.adversarial[k]))
+          ),
+          weights: results[0].weights.map((_, k) => join2(results.map((q) => q.weights[k]))),
+        };
         const score = (adv: Tensor) => victim.scoreBatch(shifted(adv, shift, offset));
         const plus = (a: Tensor, b: Tensor | undefined) => b ? add(a, b) : a;
         // The structure penalties on the maps (the first branch's; both for two-branch).
@@ -935,6 +1001,7 @@ export async function trainGenerator(
         manifest,
         trainClips,
         ...(options.crops ? { crops: options.crops, cropShare, cropClips } : {}),
+        ...(options.crops && cropContext ? { cropContext } : {}),
         ...(curve.length ? { validation: curve } : {}),
         date: new Date().toISOString(),
         trainSeconds: Math.round(trainSeconds),
