@@ -13,7 +13,13 @@
 
 import assert from "assert";
 import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
-import { isotropyPenalty, latticePenalty, lowpassPenalty } from "../src/train/generator.ts";
+import {
+  chromaMaps,
+  isotropyPenalty,
+  latticePenalty,
+  lowpassPenalty,
+} from "../src/train/generator.ts";
+import { concat } from "../src/nn/mod.ts";
 import { checkOp, initGpu, numel, randn, RUN_SEED, withSeed } from "./_helpers.ts";
 
 await initGpu();
@@ -412,4 +418,52 @@ Deno.test("lattice and lowpass penalties: maps smaller than the period or block 
   lowpassPenalty(mid, [16, 8]).dispose();
   small.dispose();
   mid.dispose();
+});
+
+/** Float64 reference of chromaMaps for `[..., 3, H, W]`: Cb then Cr, concatenated. */
+function chromaRef(shape: number[]) {
+  return (a: Float64Array | Float32Array) => {
+    const hw = shape.at(-1)! * shape.at(-2)!;
+    const lead = numel(shape) / (3 * hw);
+    const cb = new Float64Array(lead * hw), cr = new Float64Array(lead * hw);
+    for (let l = 0; l < lead; l++) {
+      for (let p = 0; p < hw; p++) {
+        const r = a[(l * 3) * hw + p], g = a[(l * 3 + 1) * hw + p], b = a[(l * 3 + 2) * hw + p];
+        cb[l * hw + p] = -0.168736 * r - 0.331264 * g + 0.5 * b;
+        cr[l * hw + p] = 0.5 * r - 0.418688 * g - 0.081312 * b;
+      }
+    }
+    const out = new Float64Array(2 * lead * hw);
+    out.set(cb);
+    out.set(cr, lead * hw);
+    return out;
+  };
+}
+
+Deno.test("chromaMaps: BT.601 Cb and Cr of the channels, forward and gradient; 0 for equal channels", async () => {
+  for (const [i, shape] of [[3, 4, 5], [2, 3, 6, 3], [2, 2, 3, 4, 4]].entries()) {
+    await checkOp({
+      name: "chromaMaps",
+      inputs: [{ shape }],
+      gpu: (a) => {
+        const [cb, cr] = chromaMaps(a);
+        return concat([cb.reshape([numel(cb.shape)]), cr.reshape([numel(cr.shape)])], 0);
+      },
+      ref: chromaRef(shape),
+      seed: RUN_SEED * 37 + i,
+      rtol: 1e-5,
+      atol: 1e-6,
+    });
+  }
+  const grey = tensor(
+    Float32Array.from({ length: 2 * 3 * 4 * 4 }, (_, k) => {
+      const p = k % 16, f = Math.floor(k / 48);
+      return Math.sin(p + 3 * f);
+    }),
+    [2, 3, 4, 4],
+  );
+  const [cb, cr] = chromaMaps(grey);
+  for (const v of [...await cb.read(), ...await cr.read()]) assert.ok(v === 0, `${v}`);
+  assert.throws(() => chromaMaps(tensor(new Float32Array(8), [2, 2, 2])), /\[\.\.\., 3, H, W\]/);
+  for (const v of [grey, cb, cr]) v.dispose();
 });

@@ -63,6 +63,8 @@ Options:
                            split and print the strength (the curve goes to the JSON's
                            training.validation; default 0: never)
   --val-clips <n>          val clips for --val-every, evenly spaced (default 24)
+  --chroma <w>             apply the three structure penalties again, times w, to the maps'
+                           Cb and Cr combinations (colour stripes; default 0)
   --test-clips <n>         attack at most n test clips, evenly spaced, after training (default
                            all)
   --jnd <model>            ${JND_MODELS.join(" | ")} (default namm-st)
@@ -100,6 +102,7 @@ const ArgsSchema = z.object({
   "crop-context": z.coerce.number().int().min(0).max(256).default(0),
   "val-every": z.coerce.number().int().nonnegative().default(0),
   "val-clips": z.coerce.number().int().min(2).default(24),
+  chroma: z.coerce.number().nonnegative().default(0),
   "test-clips": z.coerce.number().int().positive().optional(),
   jnd: z.enum(JND_MODELS).default("namm-st"),
   config: z.string().optional(),
@@ -154,6 +157,7 @@ export async function trainCommand(args: string[]): Promise<number> {
         cropContext: o["crop-context"],
         valEvery: o["val-every"],
         valClips: o["val-clips"],
+        chroma: o.chroma,
         testClips: o["test-clips"],
         jnd: o.jnd,
         config,

@@ -137,6 +137,12 @@ export interface TrainGeneratorOptions {
    * their 4x4 block means; smooth fields and blobs make it about 1, noise 1/16; default 0).
    */
   lowpass?: number;
+  /**
+   * Multiplier of the three structure penalties applied again to the maps' chroma combinations
+   * ({@link chromaMaps}: BT.601 Cb and Cr of the three channels), so that colour stripes cost as
+   * luma ones do (default 0: the penalties see the channels only).
+   */
+  chroma?: number;
   /** Fraction of the steps over which the weight decays (default 0.5). */
   penaltyDecay?: number;
   /** JND model (default `namm-st`). */
@@ -513,6 +519,35 @@ export function latticePenalty(maps: Tensor, period = 4): Tensor {
 }
 
 /**
+ * The BT.601 chroma combinations of 3-channel maps `[..., 3, H, W]` (the generator's `A`, whose
+ * perturbation `J * A` has the same chroma up to the per-pixel factor `J`): `[Cb, Cr]`, each
+ * `[..., 1, H, W]`, `Cb = -0.168736 (R - B) - 0.331264 (G - B)` and
+ * `Cr = 0.418688 (R - G) + 0.081312 (R - B)` (src/metrics/structure.ts's forms: exactly 0 for
+ * equal channels). Differentiable.
+ *
+ * @example
+ * ```ts
+ * import { initGpu, tensor } from "../../mod.ts";
+ * import { chromaMaps } from "./generator.ts";
+ * await initGpu();
+ * // One pixel, R = 1, G = B = 0: Cb = -0.168736, Cr = 0.5.
+ * const [cb, cr] = chromaMaps(tensor([1, 0, 0], [3, 1, 1]));
+ * ```
+ */
+export function chromaMaps(maps: Tensor): [Tensor, Tensor] {
+  const axis = maps.rank - 3;
+  if (maps.rank < 3 || maps.shape[axis] !== 3) {
+    throw new RangeError(`chromaMaps: maps must be [..., 3, H, W], got [${maps.shape}]`);
+  }
+  const ch = (k: number) => slice(maps, [{ axis, start: k, end: k + 1 }]);
+  const [r, g, b] = [ch(0), ch(1), ch(2)];
+  const rb = sub(r, b);
+  const cb = add(mul(rb, -0.168736), mul(sub(g, b), -0.331264));
+  const cr = add(mul(sub(r, g), 0.418688), mul(rb, 0.081312));
+  return [cb, cr];
+}
+
+/**
  * The maps' energy at low spatial frequencies, over block sizes `k` (default 4, 8 and 16): the
  * mean over the sizes of `(k^2 / 16) mean(pool_k(A)^2)`, with `pool_k` the mean of each
  * non-overlapping `k x k` block. White noise of variance `s^2` gives `s^2 / 16` at every size
@@ -729,6 +764,8 @@ export async function trainGenerator(
   if (!(lowpass >= 0)) throw new RangeError(`lowpass must be >= 0, got ${lowpass}`);
   const cropShare = options.cropShare ?? 0.5;
   const cropContext = options.cropContext ?? 0;
+  const chroma = options.chroma ?? 0;
+  if (!(chroma >= 0)) throw new RangeError(`chroma must be >= 0, got ${chroma}`);
   if (!Number.isInteger(cropContext) || cropContext < 0) {
     throw new RangeError(`cropContext must be a whole number >= 0, got ${cropContext}`);
   }
@@ -782,6 +819,7 @@ export async function trainGenerator(
       // Recorded only when set, so that checkpoints of runs without crops still resume.
       ...(options.crops ? { crops: options.crops, cropShare } : {}),
       ...(options.crops && cropContext ? { cropContext } : {}),
+      ...(chroma ? { chroma } : {}),
     },
     schema: GenCheckpointStateSchema,
   };
@@ -931,11 +969,16 @@ export async function trainGenerator(
         const score = (adv: Tensor) => victim.scoreBatch(shifted(adv, shift, offset));
         const plus = (a: Tensor, b: Tensor | undefined) => b ? add(a, b) : a;
         // The structure penalties on the maps (the first branch's; both for two-branch).
+        const structureOf = (a: Tensor, w: number): Tensor[] => [
+          ...(isotropy > 0 ? [mul(isotropyPenalty(a), isotropy * w)] : []),
+          ...(lattice > 0 ? [mul(latticePenalty(a), lattice * w)] : []),
+          ...(lowpass > 0 ? [mul(lowpassPenalty(a), lowpass * w)] : []),
+        ];
         const iso = (a: Tensor, w = 1): Tensor | undefined => {
-          const i = isotropy > 0 ? mul(isotropyPenalty(a), isotropy * w) : undefined;
-          const l = lattice > 0 ? mul(latticePenalty(a), lattice * w) : undefined;
-          const p = lowpass > 0 ? mul(lowpassPenalty(a), lowpass * w) : undefined;
-          const terms = [i, l, p].filter((v): v is Tensor => v !== undefined);
+          const terms = [
+            ...structureOf(a, w),
+            ...(chroma > 0 ? chromaMaps(a).flatMap((c) => structureOf(c, chroma * w)) : []),
+          ];
           return terms.length ? terms.reduce((s, v) => add(s, v)) : undefined;
         };
         if (variant === "two-branch") {
@@ -1002,6 +1045,7 @@ export async function trainGenerator(
         trainClips,
         ...(options.crops ? { crops: options.crops, cropShare, cropClips } : {}),
         ...(options.crops && cropContext ? { cropContext } : {}),
+        ...(chroma ? { chroma } : {}),
         ...(curve.length ? { validation: curve } : {}),
         date: new Date().toISOString(),
         trainSeconds: Math.round(trainSeconds),
