@@ -558,44 +558,56 @@ export function medianRatio(values: readonly (number | null)[]): number | null {
   return Number.isFinite(med) ? med : null;
 }
 
+/** A row's ratio fields that the table reduces to medians. */
+type RatioField =
+  | "structureDirection"
+  | "structurePhase"
+  | "structureLine"
+  | "noiseDirection"
+  | "noisePhase"
+  | "noiseLine"
+  | "chromaDirection"
+  | "chromaPhase"
+  | "chromaLine";
+
+/**
+ * Medians of a table line's rows that carry `ok` (null when none does): per output key the median
+ * of its row field ({@link medianRatio}), the number of those videos and the share meeting `ok`.
+ */
+function tableMedians<K extends string>(
+  g: readonly EvalRow[],
+  ok: "structureOk" | "chromaOk",
+  fields: Record<K, RatioField>,
+): ({ videos: number; okShare: number } & Record<K, number | null>) | null {
+  const s = g.filter((r) => r[ok] !== undefined);
+  if (!s.length) return null;
+  const medians = Object.fromEntries(
+    Object.entries<RatioField>(fields).map((
+      [k, f],
+    ) => [k, medianRatio(s.map((r) => r[f] ?? null))]),
+  ) as Record<K, number | null>;
+  return { videos: s.length, ...medians, okShare: s.filter((r) => r[ok]).length / s.length };
+}
+
 /** The structure of a table line from its rows (null when none carries it). */
-function tableStructure(g: readonly EvalRow[]): TableRow["structure"] {
-  const s = g.filter((r) => r.structureOk !== undefined);
-  if (!s.length) return null;
-  const med = (
-    k:
-      | "structureDirection"
-      | "structurePhase"
-      | "structureLine"
-      | "noiseDirection"
-      | "noisePhase"
-      | "noiseLine",
-  ) => medianRatio(s.map((r) => r[k] ?? null));
-  return {
-    videos: s.length,
-    direction: med("structureDirection"),
-    phase: med("structurePhase"),
-    line: med("structureLine"),
-    noiseDirection: med("noiseDirection"),
-    noisePhase: med("noisePhase"),
-    noiseLine: med("noiseLine"),
-    okShare: s.filter((r) => r.structureOk).length / s.length,
-  };
-}
+const tableStructure = (g: readonly EvalRow[]): TableRow["structure"] =>
+  tableMedians(g, "structureOk", {
+    direction: "structureDirection",
+    phase: "structurePhase",
+    line: "structureLine",
+    noiseDirection: "noiseDirection",
+    noisePhase: "noisePhase",
+    noiseLine: "noiseLine",
+  });
+
 /** The chroma structure of a table line from its rows (null when none carries it). */
-function tableChroma(g: readonly EvalRow[]): TableRow["chroma"] {
-  const s = g.filter((r) => r.chromaOk !== undefined);
-  if (!s.length) return null;
-  const med = (k: "chromaDirection" | "chromaPhase" | "chromaLine") =>
-    medianRatio(s.map((r) => r[k] ?? null));
-  return {
-    videos: s.length,
-    direction: med("chromaDirection"),
-    phase: med("chromaPhase"),
-    line: med("chromaLine"),
-    okShare: s.filter((r) => r.chromaOk).length / s.length,
-  };
-}
+const tableChroma = (g: readonly EvalRow[]): TableRow["chroma"] =>
+  tableMedians(g, "chromaOk", {
+    direction: "chromaDirection",
+    phase: "chromaPhase",
+    line: "chromaLine",
+  });
+
 const meanFinite = (v: (number | null)[]) => {
   const f = v.filter((x): x is number => x !== null && Number.isFinite(x));
   return f.length ? mean(f) : null;
