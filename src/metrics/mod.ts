@@ -43,6 +43,7 @@ export {
   videoQuality,
 } from "./quality.ts";
 export {
+  CHROMA_WEIGHTS,
   type ChromaStructure,
   type ChromaSummary,
   chromaSummary,

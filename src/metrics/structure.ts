@@ -62,6 +62,25 @@
 
 import { type SeededRandom, seededRandom } from "../_random.ts";
 
+/**
+ * BT.601 full-range chroma as differences of channels, so that equal channels give exactly 0:
+ * `Cb = -cbRB (R - B) - cbGB (G - B)`, `Cr = crRG (R - G) + crRB (R - B)`. The one home of these
+ * weights (the trainer's chroma penalty uses them too).
+ *
+ * @example
+ * ```ts
+ * import { CHROMA_WEIGHTS } from "./structure.ts";
+ * const [r, g, b] = [1, 0, 0];
+ * const cb = -CHROMA_WEIGHTS.cbRB * (r - b) - CHROMA_WEIGHTS.cbGB * (g - b); // -0.168736
+ * ```
+ */
+export const CHROMA_WEIGHTS = {
+  cbRB: 0.168736,
+  cbGB: 0.331264,
+  crRG: 0.418688,
+  crRB: 0.081312,
+} as const;
+
 /** The targets of an imperceptible perturbation (issue #15). */
 export const STRUCTURE_TARGETS: {
   readonly directionMin: number;
@@ -461,12 +480,12 @@ export class StructureAccumulator {
       }
       this.pushPlane(sets.luma, sets.lumaNoise, abs, this.rng);
       // Cb, then Cr (finite: the luma check above saw every channel).
+      const { cbRB, cbGB, crRG, crRB } = CHROMA_WEIGHTS;
       abs = 0;
       for (let p = 0; p < hw; p++) {
         const i = o + p;
         const b = adv[i + 2 * hw] - clean[i + 2 * hw];
-        const v = -0.168736 * (adv[i] - clean[i] - b) -
-          0.331264 * (adv[i + hw] - clean[i + hw] - b);
+        const v = -cbRB * (adv[i] - clean[i] - b) - cbGB * (adv[i + hw] - clean[i + hw] - b);
         d[p] = v;
         abs += Math.abs(v);
       }
@@ -475,8 +494,8 @@ export class StructureAccumulator {
       for (let p = 0; p < hw; p++) {
         const i = o + p;
         const r = adv[i] - clean[i];
-        const v = 0.418688 * (r - (adv[i + hw] - clean[i + hw])) +
-          0.081312 * (r - (adv[i + 2 * hw] - clean[i + 2 * hw]));
+        const v = crRG * (r - (adv[i + hw] - clean[i + hw])) +
+          crRB * (r - (adv[i + 2 * hw] - clean[i + 2 * hw]));
         d[p] = v;
         abs += Math.abs(v);
       }

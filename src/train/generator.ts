@@ -18,6 +18,7 @@ import { formatSeconds } from "../_progress.ts";
 import { loadManifest } from "../data/manifest.ts";
 import { correlationReport } from "../metrics/correlation.ts";
 import { perturbationStats, videoQuality } from "../metrics/quality.ts";
+import { CHROMA_WEIGHTS } from "../metrics/structure.ts";
 import { computeJnd } from "../jnd/mod.ts";
 import { DEFAULT_VIDEO_JND_MODEL, type JndModel } from "../jnd/models.ts";
 import {
@@ -521,8 +522,8 @@ export function latticePenalty(maps: Tensor, period = 4): Tensor {
 /**
  * The BT.601 chroma combinations of 3-channel maps `[..., 3, H, W]` (the generator's `A`, whose
  * perturbation `J * A` has the same chroma up to the per-pixel factor `J`): `[Cb, Cr]`, each
- * `[..., 1, H, W]`, `Cb = -0.168736 (R - B) - 0.331264 (G - B)` and
- * `Cr = 0.418688 (R - G) + 0.081312 (R - B)` (src/metrics/structure.ts's forms: exactly 0 for
+ * `[..., 1, H, W]`, with the weights of {@link CHROMA_WEIGHTS} (src/metrics/structure.ts's forms:
+ * `Cb = -0.168736 (R - B) - 0.331264 (G - B)`, `Cr = 0.418688 (R - G) + 0.081312 (R - B)`; exactly 0 for
  * equal channels). Differentiable.
  *
  * @example
@@ -542,8 +543,9 @@ export function chromaMaps(maps: Tensor): [Tensor, Tensor] {
   const ch = (k: number) => slice(maps, [{ axis, start: k, end: k + 1 }]);
   const [r, g, b] = [ch(0), ch(1), ch(2)];
   const rb = sub(r, b);
-  const cb = add(mul(rb, -0.168736), mul(sub(g, b), -0.331264));
-  const cr = add(mul(sub(r, g), 0.418688), mul(rb, 0.081312));
+  const { cbRB, cbGB, crRG, crRB } = CHROMA_WEIGHTS;
+  const cb = add(mul(rb, -cbRB), mul(sub(g, b), -cbGB));
+  const cr = add(mul(sub(r, g), crRG), mul(rb, crRB));
   return [cb, cr];
 }
 
