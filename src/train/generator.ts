@@ -933,15 +933,17 @@ export async function trainGenerator(
         const nSmall = pick.length - nLarge;
         const [t, , h, w] = train[0].frames.shape;
         const windowShape = [t, 3, h + 2 * cropContext, w + 2 * cropContext];
-        const groups = [
-          { clips: pick.slice(0, nSmall).map((i) => train[i]), margin: 0 },
-          {
-            clips: pick.slice(nSmall).map(() =>
-              cropClip(large[Math.floor(rng() * large.length)], windowShape, rng)
-            ),
-            margin: cropContext,
-          },
-        ].filter((g) => g.clips.length);
+        const small = pick.slice(0, nSmall).map((i) => train[i]);
+        const crops = pick.slice(nSmall).map(() =>
+          cropClip(large[Math.floor(rng() * large.length)], windowShape, rng)
+        );
+        // One generator pass over the batch when the crops are of the main clips' size; two
+        // (frames of two sizes) with context.
+        const groups = (cropContext
+          ? [{ clips: small, margin: 0 }, { clips: crops, margin: cropContext }]
+          : [{ clips: [...small, ...crops], margin: 0 }]).filter((g) =>
+            g.clips.length
+          );
         let first = 0;
         const results = groups.map((g) => {
           const sg = signs.slice(first, first + g.clips.length);
