@@ -41,6 +41,27 @@ export interface GradNode {
   inputs: Tensor[];
   /** Maps the output gradient to one gradient per input (same shapes as the inputs). */
   backward: (grad: Tensor) => (Tensor | null)[];
+  /**
+   * For an op whose input gradient is zero outside a box of its one input (slice): the box and
+   * a function that copies the output gradient into that box of a tensor of the input's shape.
+   * Disjoint pieces of one tensor then fill one gradient buffer, instead of each making a
+   * full-size zero tensor that is added to the others (quadratic in the number of pieces).
+   */
+  region?: GradRegion;
+}
+
+/**
+ * The box of one input that an op's gradient covers (see {@link GradNode.region}): per axis,
+ * the first index and one past the last; `write` copies the output gradient into that box of
+ * `into` (a tensor of the input's shape) without touching anything else.
+ */
+export interface GradRegion {
+  /** First index of the box per axis of the input. */
+  start: readonly number[];
+  /** One past the last index of the box per axis of the input. */
+  end: readonly number[];
+  /** Copies the output gradient `grad` into the box of `into`. */
+  write: (grad: Tensor, into: Tensor) => void;
 }
 
 let nextId = 1;
@@ -216,10 +237,11 @@ export function record(
   name: string,
   inputs: Tensor[],
   backward: (grad: Tensor) => (Tensor | null)[],
+  region?: GradRegion,
 ): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { name, inputs, backward };
+    out.node = region ? { name, inputs, backward, region } : { name, inputs, backward };
   }
   return out;
 }
@@ -432,6 +454,13 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+/** Whether two boxes of one tensor share no element (apart on some axis). */
+function disjoint(a: GradRegion, b: GradRegion): boolean {
+  return a.start.some((s, i) =>
+    a.end[i] <= b.start[i] || b.end[i] <= s || a.end[i] <= s || b.end[i] <= b.start[i]
+  );
+}
+
 function backward(root: Tensor, seed?: Tensor): void {
   if (!root.requiresGrad) {
     throw new Error(`backward: ${root} does not require a gradient (no input requires one)`);
@@ -444,8 +473,11 @@ function backward(root: Tensor, seed?: Tensor): void {
   }
   const order = topoOrder(root);
   // Every gradient in `grads` is a handle of its own; no buffer is ever updated in place, so
-  // views that share storage (reshape, a user's seed) are safe.
+  // views that share storage (reshape, a user's seed) are safe. The one exception: a gradient
+  // the engine made itself from zeros and region writes only (`regions` holds the boxes written
+  // so far) takes further writes into boxes disjoint from those, before anything reads it.
   const grads = new Map<Tensor, Tensor>();
+  const regions = new Map<Tensor, GradRegion[]>();
   const before = gradEnabled;
   gradEnabled = false;
   try {
@@ -454,6 +486,7 @@ function backward(root: Tensor, seed?: Tensor): void {
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
+      regions.delete(t);
       const node = t.node;
       if (!node) {
         // A leaf: accumulate into .grad, outside any tidy scope.
@@ -465,6 +498,21 @@ function backward(root: Tensor, seed?: Tensor): void {
           throw new Error(
             `backward: an input of op '${node.name}' (${input}) was disposed before backward`,
           );
+        }
+      }
+      const region = node.region;
+      if (region && node.inputs.length === 1 && node.inputs[0].requiresGrad) {
+        const input = node.inputs[0];
+        const prev = grads.get(input);
+        const boxes = regions.get(input);
+        if (!prev || (boxes && boxes.every((b) => disjoint(b, region)))) {
+          const into = prev ?? full(input.shape, 0);
+          region.write(g, into);
+          grads.set(input, into);
+          regions.set(input, [...(boxes ?? []), region]);
+          g.dispose();
+          t.node = null;
+          continue;
         }
       }
       const inGrads = node.backward(g);
@@ -479,6 +527,7 @@ function backward(root: Tensor, seed?: Tensor): void {
         const view = gi.reshape(input.shape);
         const prev = grads.get(input);
         grads.set(input, prev ? sumAndDispose(prev, view) : view);
+        regions.delete(input);
       });
       for (const gi of inGrads) gi?.dispose();
       g.dispose();

@@ -392,8 +392,9 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   const lanes = g.cin * Math.ceil(g.cout / cbw);
   const wg = 8;
   const rows = g.nb * g.oh;
-  // Enough splits for about 4096 invocations in all.
-  const want = Math.max(1, Math.min(rows, Math.ceil(4096 / lanes)));
+  // Enough splits for about 1024 invocations in all (more only adds partial sums to add up:
+  // a 2-core CPU adapter is busy with far fewer).
+  const want = Math.max(1, Math.min(rows, Math.ceil(1024 / lanes)));
   // At most 16384 rows per split: lavapipe ends loops after 65535 iterations.
   const chunk = Math.min(16384, Math.ceil(rows / want));
   const splits = Math.ceil(rows / chunk);

@@ -259,20 +259,23 @@ export function slice(x: Tensor, ranges: SliceRange | readonly SliceRange[]): Te
   const strides = contiguousStrides(x.shape);
   const base = starts.reduce((p, s, i) => p + s * strides[i], 0);
   const out = gather("slice", x, base, strides, outShape);
-  return record(out, "slice", [x], (g) => {
-    const gin = full(x.shape, 0);
+  const write = (g: Tensor, into: Tensor) =>
     stridedCopy(
       "slice.backward",
       g,
       0,
       contiguousStrides(outShape),
-      gin,
+      into,
       base,
       strides,
       outShape,
     );
+  const end = starts.map((st, i) => st + outShape[i]);
+  return record(out, "slice", [x], (g) => {
+    const gin = full(x.shape, 0);
+    write(g, gin);
     return [gin];
-  });
+  }, { start: starts, end, write });
 }
 
 /**
