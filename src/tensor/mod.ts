@@ -21,6 +21,7 @@ export {
   empty,
   full,
   type GradNode,
+  type GradRegion,
   isGradEnabled,
   noGrad,
   type Shape,
