@@ -46,17 +46,22 @@
 
 import { getGpu, initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
-import { StqaNet, type StqaNetConfig } from "../src/models/stqa_net.ts";
+import { StqaNet } from "../src/models/stqa_net.ts";
 import type { Generator } from "../src/models/generator_io.ts";
 import { loadVictim } from "../src/models/victims/mod.ts";
 import { attackWithGenerator, generatorPerturb } from "../src/attack/stqa.ts";
 import { ifgsm } from "../src/attack/baselines/mod.ts";
-import { boundaryLoss, weightPenalty } from "../src/attack/losses.ts";
 import { computeJnd } from "../src/jnd/mod.ts";
-import { add, mul } from "../src/nn/mod.ts";
 import { Adam } from "../src/optim/optimizers.ts";
-import { noGrad, type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
-import { seededRandom } from "../src/_random.ts";
+import { noGrad, tidy } from "../src/tensor/tensor.ts";
+import {
+  clip,
+  generatorFlops,
+  JND_MODEL,
+  trainStep,
+  trainStepFlops,
+  victimFlops,
+} from "./_train_step.ts";
 import { describePeak, measurePeak } from "./_peak.ts";
 import { fmt, formatTable } from "./_timing.ts";
 
@@ -67,68 +72,11 @@ const CONFIGS: { name: string; config: Record<string, unknown> }[] = [
     config: { encoder: [8, 16, 32], hidden: 32, decoder: [16, 8], input: "jnd+rgb" },
   },
 ];
-const JND_MODEL = "namm-st";
-const PENALTY = 0.1;
-
-const half = (n: number) => Math.ceil(n / 2);
-const conv = (cin: number, cout: number, k: number, h: number, w: number) =>
-  2 * cin * cout * k * k * h * w;
-
-/** Forward conv FLOPs of STQA-Net on `t` frames of h x w, and those of its first conv. */
-function generatorFlops(c: StqaNetConfig, t: number, h: number, w: number) {
-  const [e1, e2, e3] = c.encoder;
-  const h1 = half(h), w1 = half(w), h2 = half(h1), w2 = half(w1);
-  const first = conv(c.input === "jnd" ? 1 : 4, e1, 3, h, w);
-  let f = first + conv(e1, e2, 3, h1, w1) + conv(e2, e3, 3, h2, w2);
-  f += conv(e3, 3 * c.hidden, 3, h2, w2) + conv(c.hidden, 3 * c.hidden, 3, h2, w2);
-  const branches = c.variant === "two-branch" ? 2 : 1;
-  const sk = c.skips ? [e2, e1] : [0, 0];
-  f += branches * (conv(e3 + c.hidden, e3, 1, h2, w2) +
-    conv(e3 + sk[0], c.decoder[0], 3, h1, w1) +
-    conv(c.decoder[0] + sk[1], c.decoder[1], 3, h, w) + conv(c.decoder[1], 3, 3, h, w));
-  return { forward: t * f, first: t * first };
-}
-
-/** Forward conv FLOPs of vsfa-mini (3x3 stride-2 convs) on `t` frames of h x w. */
-function victimFlops(channels: number[], inputCh: number, t: number, h: number, w: number) {
-  let f = 0, cin = inputCh;
-  for (const cout of channels) {
-    h = half(h);
-    w = half(w);
-    f += conv(cin, cout, 3, h, w);
-    cin = cout;
-  }
-  return t * f;
-}
-
-/** A smooth random field plus noise and a pan, [T,3,H,W] in [0,1], deterministic. */
-function clip(t: number, h: number, w: number): Tensor {
-  const rand = seededRandom(2026);
-  const ph = Array.from({ length: 9 }, () => rand.uniform() * 6.283);
-  const out = new Float32Array(t * 3 * h * w);
-  for (let f = 0; f < t; f++) {
-    for (let c = 0; c < 3; c++) {
-      for (let y = 0; y < h; y++) {
-        const cy = Math.cos(y * 0.07 + ph[c + 3]);
-        for (let x = 0; x < w; x++) {
-          const v = 0.5 + 0.25 * Math.sin((x + 2 * f) * 0.05 + ph[c]) * cy +
-            0.15 * Math.sign(Math.sin((x + 2 * f) * 0.013 + y * 0.021 + ph[c + 6])) +
-            0.05 * (rand.uniform() - 0.5);
-          out[((f * 3 + c) * h + y) * w + x] = Math.round(255 * Math.min(1, Math.max(0, v))) / 255;
-        }
-      }
-    }
-  }
-  return tensor(out, [t, 3, h, w]).keep();
-}
-
 await initGpu();
 const peak = await measurePeak({ chains: [8, 16], workgroupSizes: [256] });
 console.log(describePeak(peak));
 
 const victim = await loadVictim("vsfa-mini");
-const vc = victim.config as unknown as { channels: number[]; input: string };
-const victimCh = vc.input === "rgb" ? 3 : 4;
 
 const small = clip(16, 128, 128);
 const smallJnd = noGrad(() => computeJnd(small, { model: JND_MODEL })).keep();
@@ -213,7 +161,7 @@ const nets = CONFIGS.map(({ name, config }) => ({ name, net: new StqaNet({ seed:
 // 1. The attack on 16 frames of 128x128, against I-FGSM on the same clip.
 {
   const group = "attack 16x128x128";
-  const v = victimFlops(vc.channels, victimCh, 16, 128, 128);
+  const v = victimFlops(victim, 16, 128, 128);
   bench(
     {
       group,
@@ -323,12 +271,11 @@ const chunks = new Map<string, number>();
 {
   const x = small.reshape([1, 16, 3, 128, 128]).keep();
   const j = smallJnd.reshape([1, 16, 1, 128, 128]).keep();
-  const v = victimFlops(vc.channels, victimCh, 16, 128, 128);
   for (const { name, net } of nets) {
     const group = `train ${name} 1x16x128x128`;
     const params = Object.values(net.parameters());
     const opt = new Adam(params, { lr: 1e-4 });
-    const { forward, first } = generatorFlops(net.config, 16, 128, 128);
+    const { forward } = generatorFlops(net.config, 16, 128, 128);
     bench(
       {
         group,
@@ -346,27 +293,12 @@ const chunks = new Map<string, number>();
         group,
         label: `${name}: training step (fwd + victim + loss + bwd + Adam)`,
         frames: 16,
-        flops: 3 * forward - first + 2 * v,
+        flops: trainStepFlops(net, victim, 16, 128, 128),
         convs: true,
         baseline: false,
       },
       1,
-      async () => {
-        const loss = tidy(() => {
-          const r = generatorPerturb(net, x, j);
-          const l = add(
-            boundaryLoss(victim.scoreBatch(r.adversarial[0]), [target]),
-            mul(weightPenalty(r.weights[0]), PENALTY),
-          );
-          l.backward();
-          return l;
-        });
-        const value = (await loss.read())[0];
-        loss.dispose();
-        if (!Number.isFinite(value)) throw new Error(`training loss is ${value}`);
-        opt.step();
-        opt.zeroGrad();
-      },
+      async () => void await trainStep({ net, victim, opt, x, jnd: j, target }),
     );
   }
 }
