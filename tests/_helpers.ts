@@ -3,7 +3,7 @@
 
 import { fileURLToPath } from "url";
 import { buildProxyDataset } from "../src/data/proxy.ts";
-import { initGpu } from "../src/gpu/device.ts";
+import { initGpu, setKernelFamily } from "../src/gpu/device.ts";
 import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
 import { randomNormal, randomUniform, type SeededRandom, seededRandom } from "../src/_random.ts";
 
@@ -240,4 +240,23 @@ export async function buildTinyProxy(
     distortions: ["blur", "noise"],
     seed: 3,
   });
+}
+
+/**
+ * Registers a test once per kernel family (`"cpu"` and `"gpu"`, see `kernelFamily()` in
+ * src/gpu/device.ts), with that family chosen while it runs, so that both kernel sets are checked
+ * against the same references on any adapter.
+ */
+export function familyTest(name: string, fn: () => Promise<void>): void {
+  for (const family of ["cpu", "gpu"] as const) {
+    Deno.test(`${name} [${family} kernels]`, async () => {
+      await initGpu();
+      const before = setKernelFamily(family);
+      try {
+        await fn();
+      } finally {
+        setKernelFamily(before);
+      }
+    });
+  }
 }

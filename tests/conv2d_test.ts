@@ -3,7 +3,7 @@
 
 import assert from "assert";
 import { nn, type Tensor, tensor } from "../mod.ts";
-import { checkOp, initGpu } from "./_helpers.ts";
+import { checkOp, familyTest, initGpu } from "./_helpers.ts";
 
 interface Case {
   n: number;
@@ -82,7 +82,7 @@ function describe(c: Case): string {
   return `conv2d ${c.cin}->${c.cout} k${c.kh}x${c.kw} s${c.stride} p${c.padding}`;
 }
 
-Deno.test("conv2d with bias: forward and gradients of x, w, b", async () => {
+familyTest("conv2d with bias: forward and gradients of x, w, b", async () => {
   for (const c of CASES) {
     await checkOp({
       name: describe(c),
@@ -98,7 +98,7 @@ Deno.test("conv2d with bias: forward and gradients of x, w, b", async () => {
   }
 });
 
-Deno.test("conv2d without bias, number options", async () => {
+familyTest("conv2d without bias, number options", async () => {
   for (const c of [CASES[0], CASES[1], CASES[2]]) {
     await checkOp({
       name: describe(c) + " no bias",
@@ -110,28 +110,31 @@ Deno.test("conv2d without bias, number options", async () => {
   }
 });
 
-Deno.test("conv2d: a larger image exercises several workgroups and weight-gradient splits", async () => {
-  const c: Case = {
-    n: 2,
-    cin: 4,
-    h: 37,
-    w: 40,
-    cout: 9,
-    kh: 3,
-    kw: 3,
-    stride: [1, 1],
-    padding: [1, 1],
-  };
-  await checkOp({
-    name: describe(c),
-    inputs: [{ shape: [c.n, c.cin, c.h, c.w] }, { shape: [c.cout, c.cin, c.kh, c.kw] }, {
-      shape: [c.cout],
-    }],
-    gpu: (x: Tensor, w: Tensor, b: Tensor) => nn.conv2d(x, w, b, { stride: 1, padding: 1 }),
-    ref: convRef(c),
-    maxFd: 12,
-  });
-});
+familyTest(
+  "conv2d: a larger image exercises several workgroups and weight-gradient splits",
+  async () => {
+    const c: Case = {
+      n: 2,
+      cin: 4,
+      h: 37,
+      w: 40,
+      cout: 9,
+      kh: 3,
+      kw: 3,
+      stride: [1, 1],
+      padding: [1, 1],
+    };
+    await checkOp({
+      name: describe(c),
+      inputs: [{ shape: [c.n, c.cin, c.h, c.w] }, { shape: [c.cout, c.cin, c.kh, c.kw] }, {
+        shape: [c.cout],
+      }],
+      gpu: (x: Tensor, w: Tensor, b: Tensor) => nn.conv2d(x, w, b, { stride: 1, padding: 1 }),
+      ref: convRef(c),
+      maxFd: 12,
+    });
+  },
+);
 
 Deno.test("conv2d: shape errors name the shapes", async () => {
   await initGpu();
@@ -150,5 +153,25 @@ Deno.test("conv2d: shape errors name the shapes", async () => {
     assert.throws(() => nn.conv2d(x, w3, undefined, { stride: 0 }), /stride must be/);
   } finally {
     [x, w, w3, b].forEach((t) => t.dispose());
+  }
+});
+
+familyTest("conv2d: more channels than one 64-wide tile, strides 1 and 2", async () => {
+  const cases: Case[] = [
+    { n: 1, cin: 70, h: 6, w: 5, cout: 66, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
+    { n: 2, cin: 65, h: 7, w: 8, cout: 3, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },
+    { n: 1, cin: 3, h: 9, w: 9, cout: 130, kh: 1, kw: 1, stride: [1, 1], padding: [0, 0] },
+  ];
+  for (const c of cases) {
+    await checkOp({
+      name: describe(c),
+      inputs: [{ shape: [c.n, c.cin, c.h, c.w] }, { shape: [c.cout, c.cin, c.kh, c.kw] }, {
+        shape: [c.cout],
+      }],
+      gpu: (x: Tensor, w: Tensor, b: Tensor) =>
+        nn.conv2d(x, w, b, { stride: c.stride, padding: c.padding }),
+      ref: convRef(c),
+      maxFd: 12,
+    });
   }
 });

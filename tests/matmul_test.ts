@@ -3,7 +3,7 @@
 
 import assert from "assert";
 import { nn, type Tensor, tensor } from "../mod.ts";
-import { checkOp, initGpu, numel } from "./_helpers.ts";
+import { checkOp, familyTest, initGpu, numel } from "./_helpers.ts";
 
 /** Reference C = op(A) op(B) for batched operands (batch axes broadcast). */
 function matmulRef(
@@ -78,7 +78,7 @@ const SIZES: [number, number, number][] = [
 
 for (const transA of [false, true]) {
   for (const transB of [false, true]) {
-    Deno.test(`matmul transA=${transA} transB=${transB}: forward and gradient`, async () => {
+    familyTest(`matmul transA=${transA} transB=${transB}: forward and gradient`, async () => {
       for (const [m, k, n] of SIZES) {
         const [sa, sb] = shapes(m, k, n, transA, transB);
         await checkOp({
@@ -92,7 +92,7 @@ for (const transA of [false, true]) {
   }
 }
 
-Deno.test("matmul: batched, equal and broadcast batch axes", async () => {
+familyTest("matmul: batched, equal and broadcast batch axes", async () => {
   const cases: [number[], number[], boolean, boolean][] = [
     [[3, 7, 5], [3, 5, 6], false, false], // equal batches, odd sizes
   ];
@@ -110,7 +110,7 @@ Deno.test("matmul: batched, equal and broadcast batch axes", async () => {
   }
 });
 
-Deno.test("matmul: larger aligned product stays accurate", async () => {
+familyTest("matmul: larger aligned product stays accurate", async () => {
   const [sa, sb] = shapes(20, 36, 136, false, false);
   await checkOp({
     name: "matmul large",
@@ -168,7 +168,7 @@ function linearRef(
   };
 }
 
-Deno.test("linear: with and without bias, forward and gradients", async () => {
+familyTest("linear: with and without bias, forward and gradients", async () => {
   const cases: [number[], number, number][] = [
     [[5, 7], 7, 3],
     [[2, 3, 9], 9, 5],

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { initGpu } from "../gpu/device.ts";
+import { initGpu, kernelFamily } from "../gpu/device.ts";
 import { FfmpegNotFoundError, runTool } from "../video/_ffmpeg.ts";
 
 async function ffmpegVersion(): Promise<string> {
@@ -34,6 +34,9 @@ export async function infoCommand(_args: string[] = []): Promise<number> {
   console.log(`vendor:       ${a.vendor}${a.architecture ? ` (${a.architecture})` : ""}`);
   console.log(`fallback:     ${a.isFallbackAdapter}`);
   console.log(`timestamps:   ${gpu.hasTimestampQuery}`);
+  console.log(
+    `kernels:      ${kernelFamily()} (workgroup-memory tiles on GPUs, register blocks on CPU adapters)`,
+  );
   console.log(`features:     ${a.features.join(", ")}`);
   console.log("limits:");
   for (const [k, v] of Object.entries(a.limits).sort()) console.log(`  ${k.padEnd(42)} ${v}`);

@@ -224,3 +224,72 @@ export function setBindingLimit(bytes: number | null): number | null {
   bindingOverride = bytes;
   return before;
 }
+
+/**
+ * The kernel variants the tensor ops use: `"cpu"` (register-blocked kernels without workgroup
+ * memory, tuned for CPU adapters such as lavapipe, where a workgroup's invocations are SIMD lanes
+ * and shared memory only adds copies) or `"gpu"` (workgroup-memory tiles, for discrete and
+ * integrated GPUs). Both compute the same values; tests run both on any adapter.
+ */
+export type KernelFamily = "cpu" | "gpu";
+
+let familyOverride: KernelFamily | null = null;
+
+/**
+ * Whether an adapter runs on the CPU: the fallback adapter, or a software rasteriser by its
+ * description (llvmpipe/lavapipe, SwiftShader, softpipe, WARP).
+ *
+ * @example
+ * ```ts
+ * import { initGpu, isCpuAdapter } from "./device.ts";
+ * const gpu = await initGpu();
+ * console.log(isCpuAdapter(gpu.adapter));
+ * ```
+ */
+export function isCpuAdapter(a: AdapterSummary): boolean {
+  return a.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader|softpipe|\bwarp\b/i.test(`${a.description} ${a.architecture}`);
+}
+
+/**
+ * The kernel family in use (see {@link KernelFamily}): the one {@link setKernelFamily} chose,
+ * else `"cpu"` on a CPU adapter ({@link isCpuAdapter}) and `"gpu"` on any other.
+ *
+ * @throws {Error} when `initGpu()` has not been awaited yet (and no family was set).
+ * @example
+ * ```ts
+ * import { initGpu, kernelFamily } from "./device.ts";
+ * await initGpu();
+ * console.log(kernelFamily()); // "cpu" on lavapipe
+ * ```
+ */
+export function kernelFamily(): KernelFamily {
+  if (familyOverride) return familyOverride;
+  return isCpuAdapter(getGpu().adapter) ? "cpu" : "gpu";
+}
+
+/**
+ * Chooses the kernel family (`null`: by the adapter again); returns the previous choice. For
+ * tests of both families on one adapter, and to compare them in a benchmark.
+ *
+ * @throws {RangeError} for a name that is not a family.
+ * @example
+ * ```ts
+ * import { initGpu, kernelFamily, setKernelFamily } from "./device.ts";
+ * await initGpu();
+ * const before = setKernelFamily("gpu");
+ * try {
+ *   console.log(kernelFamily()); // "gpu"
+ * } finally {
+ *   setKernelFamily(before);
+ * }
+ * ```
+ */
+export function setKernelFamily(family: KernelFamily | null): KernelFamily | null {
+  if (family !== null && family !== "cpu" && family !== "gpu") {
+    throw new RangeError(`kernel family must be "cpu" or "gpu", got ${family}`);
+  }
+  const before = familyOverride;
+  familyOverride = family;
+  return before;
+}

@@ -19,8 +19,12 @@ export {
   EXIT_NO_ADAPTER,
   type GpuContext,
   initGpu,
+  isCpuAdapter,
+  type KernelFamily,
+  kernelFamily,
   NoAdapterError,
   setBindingLimit,
+  setKernelFamily,
 } from "./device.ts";
 export { GpuOpError } from "./errors.ts";
 export { type PoolStats, poolStats, trimPool } from "./pool.ts";

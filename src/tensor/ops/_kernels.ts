@@ -51,6 +51,11 @@ const vec4Operands = [
 /** Register-blocked batched matrix products (matmul.wgsl). */
 export const MATMUL = kernel(here("matmul.wgsl"), { storage: vec4Operands });
 
+/** Batched matrix products with workgroup-memory tiles, for GPUs (matmul_tiled.wgsl). */
+export const MATMUL_TILED = kernel(here("matmul_tiled.wgsl"), {
+  storage: ["a", "b", "c", "bias"],
+});
+
 const conv2d = (name: string) =>
   kernel(here(name), {
     storage: [
@@ -70,3 +75,6 @@ export const CONV2D_WINDOW = conv2d("conv2d_window.wgsl");
 
 /** The weight gradient of 3x3 convolutions (conv2d_dw_window.wgsl). */
 export const CONV2D_DW_WINDOW = conv2d("conv2d_dw_window.wgsl");
+
+/** Forward, input and weight gradients with workgroup-memory tiles, for GPUs (conv2d_tiled.wgsl). */
+export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl");

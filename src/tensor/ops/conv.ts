@@ -19,8 +19,9 @@
  * @module
  */
 
+import { kernelFamily } from "../../gpu/device.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
-import { CONV2D_DW_WINDOW, CONV2D_GEMM, CONV2D_WINDOW } from "./_kernels.ts";
+import { CONV2D_DW_WINDOW, CONV2D_GEMM, CONV2D_TILED, CONV2D_WINDOW } from "./_kernels.ts";
 import { empty, record, type Shape, type Tensor } from "../tensor.ts";
 import { gemm } from "./matmul.ts";
 import type { Size2 } from "./pool.ts";
@@ -197,6 +198,7 @@ function forward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tens
       outShape: [g.nb, g.cout, g.oh, g.ow],
     });
   }
+  if (kernelFamily() === "gpu") return tiled(0, x, w, b, g);
   const out = empty([g.nb, g.cout, g.oh, g.ow]);
   if (windowed(g)) {
     const packed = packWeights(w, g, false);
@@ -235,6 +237,7 @@ function inputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
       outShape: [g.nb, g.cin, g.h, g.w],
     });
   }
+  if (kernelFamily() === "gpu") return tiled(1, dy, w, undefined, g);
   if (g.sh === 2 && g.sw === 2 && g.kw === 3 && g.pw === 1 && g.ow % 4 === 0) {
     return inputGradPhases(dy, w, g);
   }
@@ -360,6 +363,7 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
     per.dispose();
     return dw;
   }
+  if (kernelFamily() === "gpu") return tiled(2, x, dy, undefined, g);
   const ncol = g.cin * g.kh * g.kw;
   const total = g.nb * g.oh * g.ow;
   const { wg, gx, gy } = tile(g.cout, ncol);
@@ -382,6 +386,50 @@ function weightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });
   partial.dispose();
+  return dw;
+}
+
+/** Workgroups of the tiled kernel's 64 x 64 tiles that a GPU keeps busy with (weight gradient). */
+const TILED_TARGET_GROUPS = 256;
+
+/**
+ * conv2d_tiled.wgsl (the "gpu" kernel family): mode 0 the forward (`a` = x, `b` = w), 1 the
+ * input gradient (`a` = dy, `b` = w), 2 the weight gradient (`a` = x, `b` = dy; split along the
+ * pixels, partial sums added up).
+ */
+function tiled(mode: 0 | 1 | 2, a: Tensor, b: Tensor, bias: Tensor | undefined, g: Geometry) {
+  const khw = g.kh * g.kw;
+  const [m, n, k] = mode === 0
+    ? [g.cout, g.nb * g.oh * g.ow, g.cin * khw]
+    : mode === 1
+    ? [g.cin, g.nb * g.h * g.w, g.cout * khw]
+    : [g.cout, g.cin * khw, g.nb * g.oh * g.ow];
+  const gx = Math.ceil(n / 64), gy = Math.ceil(m / 64);
+  let splits = 1, chunk = 0;
+  if (mode === 2) {
+    const want = Math.max(1, Math.ceil(TILED_TARGET_GROUPS / (gx * gy)));
+    chunk = Math.max(16, Math.ceil(k / want / 16) * 16);
+    splits = Math.ceil(k / chunk);
+  }
+  const shape = mode === 0
+    ? [g.nb, g.cout, g.oh, g.ow]
+    : mode === 1
+    ? [g.nb, g.cin, g.h, g.w]
+    : splits > 1
+    ? [splits, g.cout, g.cin, g.kh, g.kw]
+    : [g.cout, g.cin, g.kh, g.kw];
+  const out = empty(shape);
+  dispatch({
+    op: ["conv2d", "conv2d.backward_input", "conv2d.backward_weight"][mode],
+    kernel: CONV2D_TILED,
+    entry: "conv_tiled",
+    defines: { ...defines(g, 1, !!bias), MODE: mode },
+    ints: ints(g, chunk),
+    workgroups: [gx, gy, splits],
+  }, [a.buffer, b.buffer, out.buffer, (bias ?? out).buffer]);
+  if (splits === 1) return out;
+  const dw = sum(out, { axes: 0 });
+  out.dispose();
   return dw;
 }
 

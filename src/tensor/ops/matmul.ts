@@ -1,12 +1,14 @@
 /**
  * Matrix products: batched `matmul` with transpose flags, and `linear` (PyTorch layout).
- * Kernel: matmul.wgsl (register-blocked, vec4 loads where the layout allows them).
+ * Kernels: matmul.wgsl (register-blocked, vec4 loads where the layout allows them) on CPU
+ * adapters, matmul_tiled.wgsl (workgroup-memory tiles) on GPUs; see `kernelFamily()`.
  *
  * @module
  */
 
+import { kernelFamily } from "../../gpu/device.ts";
 import { dispatch } from "../../gpu/queue.ts";
-import { MATMUL } from "./_kernels.ts";
+import { MATMUL, MATMUL_TILED } from "./_kernels.ts";
 import { empty, record, type Shape, sizeOf, type Tensor } from "../tensor.ts";
 import { add, broadcastShapes } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -82,6 +84,7 @@ export function gemm(s: GemmSpec): Tensor {
     zeros.dispose();
     return r;
   }
+  if (kernelFamily() === "gpu") return gemmTiled(s, out);
   // 8 invocations side by side along the columns: one SIMD row on lavapipe, where a smaller
   // workgroup costs the same; a single size also keeps the number of pipelines down.
   const wg = 8;
@@ -116,6 +119,35 @@ export function gemm(s: GemmSpec): Tensor {
         z0,
       ],
       workgroups: [gx, gy, Math.min(MAX_Z, batch - z0)],
+    }, [s.a.buffer, s.b.buffer, out.buffer, (s.bias ?? out).buffer]);
+  }
+  return out;
+}
+
+/** The workgroup-memory tiled GEMM (matmul_tiled.wgsl: 64 x 64 tiles of C) into `out`. */
+function gemmTiled(s: GemmSpec, out: Tensor): Tensor {
+  const defines = {
+    A_TRANS: String(s.transA),
+    B_TRANS: String(s.transB),
+    BIAS: s.bias ? (s.biasRows ? 2 : 1) : 0,
+  };
+  for (let z0 = 0; z0 < s.batch; z0 += MAX_Z) {
+    dispatch({
+      op: s.op,
+      kernel: MATMUL_TILED,
+      entry: "matmul_tiled",
+      defines,
+      ints: [
+        s.m,
+        s.n,
+        s.k,
+        s.batch,
+        s.aBatched ? s.m * s.k : 0,
+        s.bBatched ? s.k * s.n : 0,
+        s.m * s.n,
+        z0,
+      ],
+      workgroups: [Math.ceil(s.n / 64), Math.ceil(s.m / 64), Math.min(MAX_Z, s.batch - z0)],
     }, [s.a.buffer, s.b.buffer, out.buffer, (s.bias ?? out).buffer]);
   }
   return out;
