@@ -1,7 +1,8 @@
 /**
  * 2-D convolution benchmarks on the STQA-Net layer shapes (16 frames as the batch, 128x128
- * input): forward, input gradient and weight gradient, `nn.conv2d` against TF.js's WebGPU
- * backend on the same adapter. FLOPs = 2 N Cout OH OW Cin KH KW for each of the three.
+ * input) and on a sample of ResNet-50's at 224x224 (one frame): forward, input gradient and
+ * weight gradient, `nn.conv2d` against TF.js's WebGPU backend on the same adapter (ResNet-50's
+ * gradients STQA only). FLOPs = 2 N Cout OH OW Cin KH KW for each of the three.
  *
  * Layouts: each library in its own (STQA NCHW with [Cout, Cin, KH, KW] weights, TF.js NHWC with
  * [KH, KW, Cin, Cout] filters); both get the same values. No bias on either side.
@@ -59,6 +60,19 @@ const LAYERS: Layer[] = [
   { label: "dec1 3x3 64->32 @64", cin: 64, cout: 32, k: 3, stride: 1, pad: 1, size: 64 },
   { label: "dec2 3x3 32->16 @128", cin: 32, cout: 16, k: 3, stride: 1, pad: 1, size: 128 },
   { label: "out 3x3 16->3 @128", cin: 16, cout: 3, k: 3, stride: 1, pad: 1, size: 128 },
+];
+
+/** ResNet-50's convolutions at 224x224 (torchvision's layout; a sample of each stage), for the
+ * published models (VSFA, SimpleVQA) that run it per frame; one frame as the batch. */
+const RESNET50: Layer[] = [
+  { label: "r50 conv1 7x7 3->64 s2 @224", cin: 3, cout: 64, k: 7, stride: 2, pad: 3, size: 224 },
+  { label: "r50 l1 1x1 256->64 @56", cin: 256, cout: 64, k: 1, stride: 1, pad: 0, size: 56 },
+  { label: "r50 l1 3x3 64->64 @56", cin: 64, cout: 64, k: 3, stride: 1, pad: 1, size: 56 },
+  { label: "r50 l2 3x3 128->128 s2 @56", cin: 128, cout: 128, k: 3, stride: 2, pad: 1, size: 56 },
+  { label: "r50 l3 3x3 256->256 @14", cin: 256, cout: 256, k: 3, stride: 1, pad: 1, size: 14 },
+  { label: "r50 l3 1x1 256->1024 @14", cin: 256, cout: 1024, k: 1, stride: 1, pad: 0, size: 14 },
+  { label: "r50 l4 3x3 512->512 @7", cin: 512, cout: 512, k: 3, stride: 1, pad: 1, size: 7 },
+  { label: "r50 l4 1x1 512->2048 @7", cin: 512, cout: 2048, k: 1, stride: 1, pad: 0, size: 7 },
 ];
 
 await initGpu();
@@ -249,6 +263,8 @@ for (const layer of LAYERS) {
   await benchLayer(layer, PEER_GRAD_FRAMES, ["input grad", "weight grad"], true);
 }
 for (const layer of LAYERS) await benchLayer(layer, FRAMES, ["input grad", "weight grad"], false);
+for (const layer of RESNET50) await benchLayer(layer, 1, ["forward"], true);
+for (const layer of RESNET50) await benchLayer(layer, 1, ["input grad", "weight grad"], false);
 await measureSyncLatency();
 benchPeak(peak);
 

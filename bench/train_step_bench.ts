@@ -15,11 +15,12 @@
  * adapter's peak (bench/_peak.ts, measured at start-up).
  *
  *   deno bench --cached-only --allow-read --allow-env --allow-run=/usr/bin/python3 \
- *     bench/train_step_bench.ts
+ *     bench/train_step_bench.ts [-- --python /usr/bin/python3]
  *
  * @module
  */
 
+import { parseArgs } from "util";
 import { initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
 import { StqaNet } from "../src/models/stqa_net.ts";
@@ -34,7 +35,12 @@ import { fmt, formatTable } from "./_timing.ts";
 const T = 16, H = 128, W = 128;
 const ROUNDS = 3;
 const STEPS = 2;
-const PYTHON = "/usr/bin/python3";
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: { python: { type: "string", default: "/usr/bin/python3" } },
+});
+/** The Python with PyTorch (`-- --python PATH`; bench/device.sh passes the GPU machine's). */
+const PYTHON = args.python!;
 const SCRIPT = new URL("./torch_train_step.py", import.meta.url).pathname;
 
 /** The PyTorch reference as a child process, or why there is none. */
