@@ -177,8 +177,7 @@ familyTest("conv2d: more channels than one 64-wide tile, strides 1 and 2", async
 });
 
 familyTest("conv2d: 8 or more input channels, not a multiple of 8, 3x3 windows", async () => {
-  // The CPU family's 3x3 weight gradient puts input channels across a workgroup's lanes from 8
-  // channels on; these shapes leave part of the last group of lanes idle.
+  // Input channels over several workgroup lanes and blocks of 8 output channels, neither full.
   const cases: Case[] = [
     { n: 2, cin: 12, h: 5, w: 8, cout: 10, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
     { n: 1, cin: 9, h: 6, w: 16, cout: 17, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },

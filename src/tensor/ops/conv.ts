@@ -448,27 +448,13 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   const splits = Math.ceil(rows / chunk);
   const shape = [g.cout, g.cin, 3, 3];
   const partial = empty(splits > 1 ? [splits, ...shape] : shape);
-  // With 8 or more input channels a workgroup's lanes are input channels of one output block
-  // and split, so that its dy loads are uniform (conv2d_dw_window.wgsl, UNI).
-  const uni = g.cin >= wg;
-  const groups = uni
-    ? Math.ceil(g.cin / wg) * Math.ceil(g.cout / cbw) * splits
-    : Math.ceil((lanes * splits) / wg);
   dispatch({
     op: "conv2d.backward_weight",
     kernel: CONV2D_DW_WINDOW,
     entry: "conv_dw_win",
-    defines: {
-      KH: 3,
-      SH: g.sh,
-      PH: g.ph,
-      SW2: String(g.sw === 2),
-      CBW: cbw,
-      WG: wg,
-      UNI: String(uni),
-    },
+    defines: { KH: 3, SH: g.sh, PH: g.ph, SW2: String(g.sw === 2), CBW: cbw, WG: wg },
     ints: ints(g, chunk),
-    workgroups: [groups],
+    workgroups: [Math.ceil((lanes * splits) / wg)],
   }, [x.buffer, dy.buffer, partial.buffer]);
   if (splits === 1) return partial;
   const dw = sum(partial, { axes: 0 });

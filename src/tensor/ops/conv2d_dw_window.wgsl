@@ -8,7 +8,6 @@
 // Shared declarations (Params, src/wt/put, KH..SW2, xv): conv2d_common.wgsl, put before this file.
 
 const CBW: u32 = {{CBW|4}}u;
-const UNI: bool = {{UNI|false}}; // lanes are input channels of one block and split (see below)
 
 // The three taps' x values for 4 output pixels at columns x0 .. (x0 is the aligned first
 // column, 0 for ox0 = 0), from input row `row` (valid: ok).
@@ -38,34 +37,16 @@ fn dw_store(base: u32, co: u32, ci: u32, ky: u32, acc: mat3x4<f32>) {
 
 @compute @workgroup_size(WG)
 fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // Invocation index = split * lanes + lane (splits share workgroups when lanes are few).
   let lanes = params.cin * ((params.cout + CBW - 1u) / CBW);
   let rows = params.nb * params.oh;
   let splits = (rows + params.chunk - 1u) / params.chunk;
-  var gi = wid.x * WG + lid.x;
-  var valid = gi < lanes * splits;
-  var split = 0u;
-  var ci = 0u;
-  var co0 = 0u;
-  if (UNI) {
-    // A workgroup is WG consecutive input channels of one output-channel block and split: the
-    // block and split come from the workgroup id alone, so the dy loads below are the same
-    // address in every lane (one load and a broadcast on lavapipe, not one load per lane).
-    let groups = (params.cin + WG - 1u) / WG;
-    let cg = wid.x % groups;
-    let rest = wid.x / groups;
-    let blocks = (params.cout + CBW - 1u) / CBW;
-    co0 = (rest % blocks) * CBW;
-    split = rest / blocks;
-    ci = min(cg * WG + lid.x, params.cin - 1u);
-    valid = cg * WG + lid.x < params.cin;
-  } else {
-    // Invocation index = split * lanes + lane (splits share workgroups when lanes are few).
-    let g = min(gi, lanes * splits - 1u);
-    let lc = g % lanes;
-    split = g / lanes;
-    ci = lc % params.cin;
-    co0 = (lc / params.cin) * CBW;
-  }
+  let gi = wid.x * WG + lid.x;
+  let g = min(gi, lanes * splits - 1u);
+  let lc = g % lanes;
+  let split = g / lanes;
+  let ci = lc % params.cin;
+  let co0 = (lc / params.cin) * CBW;
   let last = params.cout - 1u;
   let ohw = params.oh * params.ow;
   let hw = params.h * params.w;
@@ -126,7 +107,7 @@ fn conv_dw_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
       }
     }
   }
-  if (!valid) { return; }
+  if (gi >= lanes * splits) { return; }
   let base = split * params.cout * params.cin * 9u;
   dw_store(base, co0, ci, 0u, a00); dw_store(base, co0, ci, 1u, a01); dw_store(base, co0, ci, 2u, a02);
   dw_store(base, co0 + 1u, ci, 0u, a10); dw_store(base, co0 + 1u, ci, 1u, a11); dw_store(base, co0 + 1u, ci, 2u, a12);
