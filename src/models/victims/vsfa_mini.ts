@@ -13,11 +13,10 @@ import {
   concat,
   conv2d,
   globalMeanPool,
-  gruCell,
+  gruSequence,
   leakyRelu,
   linear,
   slice,
-  stack,
 } from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import { hysteresisPool } from "./hysteresis.ts";
@@ -268,14 +267,10 @@ export class VsfaMini implements Victim {
       bIh: p["gru.bias_ih"],
       bHh: p["gru.bias_hh"],
     };
-    let hid = h0 ?? full([b, c.hidden], 0);
-    const hs: Tensor[] = [];
-    for (let i = 0; i < t; i++) {
-      const xi = slice(reduced, { axis: 1, start: i, end: i + 1 }).reshape([b, c.reduced]);
-      hid = gruCell(xi, hid, weights);
-      hs.push(hid);
-    }
-    const q = linear(stack(hs, 1), p["head.weight"], p["head.bias"]); // [B, T, 1]
+    // The GRU over the frames: one fused recurrence (gruSequence), not a gruCell per frame.
+    const hs = gruSequence(reduced, h0 ?? full([b, c.hidden], 0), weights); // [B, T, hidden]
+    const q = linear(hs, p["head.weight"], p["head.bias"]); // [B, T, 1]
+    const hid = slice(hs, { axis: 1, start: t - 1 }).reshape([b, c.hidden]);
     return { q: q.reshape([b, t]), h: hid };
   }
 

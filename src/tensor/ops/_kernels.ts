@@ -36,6 +36,9 @@ export const RESAMPLE = kernel(here("resample.wgsl"), {
   ],
 });
 
+/** A GRU's recurrence over time in one dispatch each way (gru_seq.wgsl). */
+export const GRU_SEQ = kernel(here("gru_seq.wgsl"), { storage: f32(7) });
+
 /** The fused ConvGRU gates, forward and backward (conv_gru.wgsl; T is f32 or vec4<f32>). */
 export const CONV_GRU = kernel(here("conv_gru.wgsl"), {
   storage: f32(7).map((name) => ({ name, type: "T" })),

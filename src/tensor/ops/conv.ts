@@ -462,6 +462,25 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   return dw;
 }
 
+let flopCount = 0;
+
+/**
+ * Multiply-add FLOPs (2 per product) of every convolution pass run so far in this process:
+ * forward, input gradient and weight gradient each count 2·N·Cout·OH·OW·Cin·KH·KW. For benches,
+ * which divide work by time (read it before and after).
+ *
+ * @example
+ * ```ts
+ * import { convFlops } from "./conv.ts";
+ * const before = convFlops();
+ * // ... work ...
+ * console.log(`${(convFlops() - before) / 1e9} GFLOP of convolutions`);
+ * ```
+ */
+export function convFlops(): number {
+  return flopCount;
+}
+
 /**
  * 2-D convolution (cross-correlation, as in PyTorch) of `x` [N, Cin, H, W] with `w`
  * [Cout, Cin, KH, KW] and optional bias `b` [Cout], giving [N, Cout, OH, OW] with
@@ -505,9 +524,12 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor, options: Conv2dOptions 
     );
   }
   const g: Geometry = { nb, cin, h, w: wd, cout, kh, kw, sh, sw, ph, pw, oh, ow };
+  const flops = 2 * nb * cout * oh * ow * cin * kh * kw;
   const out = nb === 0 || cout === 0 ? empty([nb, cout, oh, ow]) : forward(x, w, b, g);
+  flopCount += flops;
   const inputs = b ? [x, w, b] : [x, w];
   return record(out, "conv2d", inputs, (dy) => {
+    flopCount += (x.requiresGrad ? flops : 0) + (w.requiresGrad ? flops : 0);
     const grads: (Tensor | null)[] = [
       x.requiresGrad ? inputGrad(dy, w, g) : null,
       w.requiresGrad ? weightGrad(dy, x, g) : null,

@@ -187,7 +187,15 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   }
   return record(out, op, [x], (g) => {
     const gin = empty(x.shape);
-    windowPass(`${op}.backward`, "avg_pool_bwd", geo, x.size, [g.buffer, gin.buffer]);
+    if (kh > 1 && kw > 1) {
+      // Separable, as the forward: the covering output rows first, then the output columns.
+      const cols = empty([n, c, h, ow]);
+      windowPass(`${op}.backward`, "avg_pool_bwd_cols", geo, cols.size, [g.buffer, cols.buffer]);
+      windowPass(`${op}.backward`, "avg_pool_bwd_rows", geo, x.size, [cols.buffer, gin.buffer]);
+      cols.dispose(); // reusable once this batch is submitted
+    } else {
+      windowPass(`${op}.backward`, "avg_pool_bwd", geo, x.size, [g.buffer, gin.buffer]);
+    }
     return [gin];
   });
 }

@@ -150,6 +150,42 @@ fn avg_pool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   b2[i] = acc;
 }
 
+// The separable backward of average pooling, in two passes (KH + KW terms per input instead of
+// KH * KW divisions): first, per input row y and output column ox, the sum over the output rows
+// oy whose windows cover y of dy[oy, ox] / divisor(oy, ox) ([planes, H, OW]); then, per input
+// pixel, the sum of that over the output columns whose windows cover x.
+@compute @workgroup_size(64)
+fn avg_pool_bwd_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let ox = i32(o % u32(params.ow));
+  let row = o / u32(params.ow); // plane * H + y
+  let pl = row / u32(params.h);
+  let y = i32(row % u32(params.h));
+  let ry = covering(y, params.kh, params.sh, params.ph, params.oh);
+  let base = pl * u32(params.oh * params.ow);
+  var acc = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy = oy + 1) {
+    acc = acc + b1[base + u32(oy * params.ow + ox)] / avg_divisor(oy, ox);
+  }
+  b2[o] = acc;
+}
+
+@compute @workgroup_size(64)
+fn avg_pool_bwd_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, 64u);
+  if (i >= params.n) { return; }
+  let x = i32(i % u32(params.w));
+  let row = i / u32(params.w); // plane * H + y
+  let rx = covering(x, params.kw, params.sw, params.pw, params.ow);
+  let base = row * u32(params.ow);
+  var acc = 0.0;
+  for (var ox = rx.x; ox <= rx.y; ox = ox + 1) {
+    acc = acc + b1[base + u32(ox)];
+  }
+  b2[i] = acc;
+}
+
 // The first maximum of output o's window: (value, row-major index in the plane; -1 if none).
 fn window_max(o: u32) -> vec2<f32> {
   let plane_out = u32(params.oh * params.ow);
