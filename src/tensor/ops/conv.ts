@@ -435,8 +435,9 @@ function tiled(mode: 0 | 1 | 2, a: Tensor, b: Tensor, bias: Tensor | undefined, 
 
 /** conv_dw_win: 3x3 weight gradient, split over output rows, partial sums added up. */
 function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
-  // Output channels per invocation: 8 (each x load serves more FMAs), 4 when there are few.
-  const cbw = g.cout <= 4 ? 4 : 8;
+  // Output channels per invocation: 16 (each x load serves more products), fewer when there are
+  // few.
+  const cbw = g.cout <= 4 ? 4 : g.cout <= 8 ? 8 : 16;
   const lanes = g.cin * Math.ceil(g.cout / cbw);
   const wg = 8;
   const rows = g.nb * g.oh;
