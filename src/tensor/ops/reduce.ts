@@ -150,6 +150,9 @@ function reduceInts(
  * `scale`, into a new flat tensor of prod(kept sizes) elements. Long reductions are split into
  * chunks whose partial sums a second pass adds.
  */
+/** Longest leading axis that `sum_lead` sums in one loop (lavapipe ends loops at 65535). */
+const LEAD_MAX = 4096;
+
 function reduceDims(
   src: Tensor,
   kept: Dim[],
@@ -166,6 +169,23 @@ function reduceDims(
   if (nOut === 0) return empty([0]);
   if (k === 0) return full([nOut], pass.sqrt ? Math.sqrt(0 * scale) : 0 * scale);
   if (red.length === 0) red = [{ size: 1, stride: 1 }];
+  if (
+    (pass.mode ?? 0) === 0 && kept.length === 1 && kept[0].stride === 1 && red.length === 1 &&
+    red[0].stride === nOut && k <= LEAD_MAX
+  ) {
+    // The leading axis of a contiguous [k, nOut]: one invocation per output, no index arithmetic.
+    const out = empty([nOut]);
+    dispatch({
+      op,
+      kernel: REDUCE,
+      entry: "sum_lead",
+      defines: { SQRT: String(pass.sqrt ?? false) },
+      ints: reduceInts(nOut, k, kept, red, 1, k, 1),
+      floats: [scale],
+      workgroups: grid1d(nOut, 64),
+    }, [src.buffer, out.buffer]);
+    return out;
+  }
   const inner = red[red.length - 1];
   if (red.length > 1 && inner.stride === 1 && inner.size >= SPLIT_INNER_MIN) {
     // Reduce the long contiguous innermost run first (fast path), with the outer reduced runs

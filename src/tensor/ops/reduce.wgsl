@@ -168,6 +168,24 @@ fn sum_axes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   dst[i] = finish(chunk_sum(base_of(o), o / params.aux_div, start, end, 1u) * params.scale);
 }
 
+// dst[o] = scale * (sum over j < k of src[j * n_out + o]): the leading axis of a contiguous
+// [k, n_out] (the partial sums of split kernels), without sum_axes's index arithmetic, which
+// costs integer divisions per output (slow on CPU adapters).
+@compute @workgroup_size(64)
+fn sum_lead(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n_out) { return; }
+  var acc = 0.0;
+  var comp = 0.0;
+  for (var j = 0u; j < params.k; j = j + 1u) {
+    let y = src[j * params.n_out + o] - comp;
+    let t = acc + y;
+    comp = (t - acc) - y;
+    acc = t;
+  }
+  dst[o] = finish((acc - comp) * params.scale);
+}
+
 // dst[o] = src[base_of(o)]: the first reduced element of each output (reduced index 0).
 @compute @workgroup_size(64)
 fn first_of(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
