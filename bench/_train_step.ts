@@ -16,14 +16,15 @@
  * @module
  */
 
-import type { StqaNet, StqaNetConfig } from "../src/models/stqa_net.ts";
-import type { Victim } from "../src/models/victims/mod.ts";
+import { StqaNet, type StqaNetConfig } from "../src/models/stqa_net.ts";
+import { loadVictim, type Victim } from "../src/models/victims/mod.ts";
+import { computeJnd } from "../src/jnd/mod.ts";
 import { inputChannels } from "../src/models/victims/victim.ts";
 import { generatorPerturb } from "../src/attack/stqa.ts";
 import { boundaryLoss, weightPenalty } from "../src/attack/losses.ts";
 import { add, mul } from "../src/nn/mod.ts";
-import type { Adam } from "../src/optim/optimizers.ts";
-import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
+import { Adam } from "../src/optim/optimizers.ts";
+import { noGrad, type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
 import { seededRandom } from "../src/_random.ts";
 
 /** The JND model of the benches' clips. */
@@ -188,4 +189,36 @@ export async function trainStep(
   s.opt.step();
   s.opt.zeroGrad();
   return { encodeMs: encodeMs + performance.now() - t1, loss: value };
+}
+
+/**
+ * The inputs of the benches' training step: a generator (the default config, or `config`),
+ * vsfa-mini, Adam at lr 1e-4 and one clip of `t` frames of h x w with its namm-st JND maps, all
+ * kept (the process owns them).
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../src/gpu/device.ts";
+ * import { stepInputs, trainStep } from "./_train_step.ts";
+ * await initGpu();
+ * // const inputs = await stepInputs({}, 16, 128, 128); await trainStep(inputs);
+ * ```
+ */
+export async function stepInputs(
+  config: Record<string, unknown>,
+  t: number,
+  h: number,
+  w: number,
+): Promise<TrainStepInputs> {
+  const net = new StqaNet({ seed: 1, config });
+  const frames = clip(t, h, w);
+  const jnd = noGrad(() => computeJnd(frames, { model: JND_MODEL }));
+  return {
+    net,
+    victim: await loadVictim("vsfa-mini"),
+    opt: new Adam(Object.values(net.parameters()), { lr: 1e-4 }),
+    x: frames.reshape([1, t, 3, h, w]).keep(),
+    jnd: jnd.reshape([1, t, 1, h, w]).keep(),
+    target: 1,
+  };
 }

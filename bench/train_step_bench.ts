@@ -23,12 +23,7 @@
 import { parseArgs } from "util";
 import { initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
-import { StqaNet } from "../src/models/stqa_net.ts";
-import { loadVictim } from "../src/models/victims/mod.ts";
-import { computeJnd } from "../src/jnd/mod.ts";
-import { Adam } from "../src/optim/optimizers.ts";
-import { noGrad } from "../src/tensor/tensor.ts";
-import { clip, JND_MODEL, trainStep, trainStepFlops } from "./_train_step.ts";
+import { stepInputs, trainStep, trainStepFlops } from "./_train_step.ts";
 import { describePeak, measurePeak } from "./_peak.ts";
 import { fmt, formatTable } from "./_timing.ts";
 
@@ -100,18 +95,8 @@ async function startTorch(): Promise<
 await initGpu();
 const peak = await measurePeak({ chains: [8, 16], workgroupSizes: [256] });
 console.log(describePeak(peak));
-const net = new StqaNet({ seed: 1 });
-const victim = await loadVictim("vsfa-mini");
-const frames = clip(T, H, W);
-const jnd = noGrad(() => computeJnd(frames, { model: JND_MODEL }));
-const inputs = {
-  net,
-  victim,
-  opt: new Adam(Object.values(net.parameters()), { lr: 1e-4 }),
-  x: frames.reshape([1, T, 3, H, W]).keep(),
-  jnd: jnd.reshape([1, T, 1, H, W]).keep(),
-  target: 1,
-};
+const inputs = await stepInputs({}, T, H, W);
+const { net, victim } = inputs;
 await trainStep(inputs); // compiles the pipelines
 await syncGpu();
 const flops = trainStepFlops(net, victim, T, H, W);

@@ -57,9 +57,10 @@ export const MATMUL = kernel(here("matmul.wgsl"), { storage: vec4Operands });
 /** Batched matrix products with workgroup-memory tiles, for GPUs (matmul_tiled.wgsl). */
 export const MATMUL_TILED = kernel(here("matmul_tiled.wgsl"), {
   storage: ["a", "b", "c", "bias"],
+  includes: [here("tiles.wgsl")],
 });
 
-const conv2d = (name: string) =>
+const conv2d = (name: string, extra: URL[] = []) =>
   kernel(here(name), {
     storage: [
       { name: "src4", type: "vec4<f32>" },
@@ -67,7 +68,7 @@ const conv2d = (name: string) =>
       { name: "dst4", type: "vec4<f32>" },
       "bias",
     ],
-    includes: [here("conv2d_common.wgsl")],
+    includes: [here("conv2d_common.wgsl"), ...extra],
   });
 
 /** 2-D convolution as implicit GEMMs, any geometry (conv2d_gemm.wgsl). */
@@ -80,4 +81,4 @@ export const CONV2D_WINDOW = conv2d("conv2d_window.wgsl");
 export const CONV2D_DW_WINDOW = conv2d("conv2d_dw_window.wgsl");
 
 /** Forward, input and weight gradients with workgroup-memory tiles, for GPUs (conv2d_tiled.wgsl). */
-export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl");
+export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl", [here("tiles.wgsl")]);

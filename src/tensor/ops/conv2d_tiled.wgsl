@@ -15,18 +15,14 @@
 // Bindings: src = x (MODE 0, 2) or dy (MODE 1); wt = w (MODE 0, 1) or dy (MODE 2); dst = y,
 // dx or the partial dw sums; bias (MODE 0 with BIAS).
 //
-// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C: per step of TK = 16 along
+// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C (tiles.wgsl, put before this
+// file): per step of TK = 16 along
 // the reduction it stages A's 64 x 16 and B's 16 x 64 tiles in workgroup memory (4 values of
 // each per invocation, zeros outside the GEMM and the image), then each invocation accumulates
 // its 4 x 4 outputs, rows lid.y + 16 i and columns lid.x + 16 j.
 
 const MODE: u32 = {{MODE|0}}u;
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
 
-var<workgroup> As: array<f32, 1024>; // [TK][TM]
-var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
 
 fn gemm_m() -> u32 {
   if (MODE == 1u) { return params.cin; }
@@ -136,16 +132,7 @@ fn conv_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       Bs[kb * TN + nn] = bv;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      let a4 = vec4<f32>(As[kk * TM + lid.y], As[kk * TM + lid.y + 16u],
-        As[kk * TM + lid.y + 32u], As[kk * TM + lid.y + 48u]);
-      let b4 = vec4<f32>(Bs[kk * TN + lid.x], Bs[kk * TN + lid.x + 16u],
-        Bs[kk * TN + lid.x + 32u], Bs[kk * TN + lid.x + 48u]);
-      acc[0] = fma(vec4<f32>(a4.x), b4, acc[0]);
-      acc[1] = fma(vec4<f32>(a4.y), b4, acc[1]);
-      acc[2] = fma(vec4<f32>(a4.z), b4, acc[2]);
-      acc[3] = fma(vec4<f32>(a4.w), b4, acc[3]);
-    }
+    tile_step(&acc, lid);
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {

@@ -39,6 +39,20 @@ fn sigmoid(v: f32) -> f32 {
   return 1.0 / (1.0 + exp(-v));
 }
 
+// Unit j's hidden-side gate pre-activations (W_hh h + b_hh for r, z, n) from the state in hsh.
+// W_hh is b3 and b_hh b4 in both entry points.
+fn hidden_gates(j: u32, H: u32) -> vec3<f32> {
+  var gh = vec3<f32>(0.0);
+  if (params.has_bias != 0u) {
+    gh = vec3<f32>(b4[j], b4[H + j], b4[2u * H + j]);
+  }
+  for (var k = 0u; k < H; k++) {
+    let hk = hsh[k];
+    gh = fma(vec3<f32>(b3[j * H + k], b3[(H + j) * H + k], b3[(2u * H + j) * H + k]), vec3<f32>(hk), gh);
+  }
+  return gh;
+}
+
 @compute @workgroup_size(WG)
 fn gru_seq_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let b = wid.x;
@@ -51,24 +65,11 @@ fn gru_seq_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   workgroupBarrier();
   for (var t = 0u; t < params.steps; t++) {
     if (on) {
-      var ghr = 0.0;
-      var ghz = 0.0;
-      var ghn = 0.0;
-      if (params.has_bias != 0u) {
-        ghr = b4[j];
-        ghz = b4[H + j];
-        ghn = b4[2u * H + j];
-      }
-      for (var k = 0u; k < H; k++) {
-        let hk = hsh[k];
-        ghr = fma(b3[j * H + k], hk, ghr);
-        ghz = fma(b3[(H + j) * H + k], hk, ghz);
-        ghn = fma(b3[(2u * H + j) * H + k], hk, ghn);
-      }
+      let gh = hidden_gates(j, H);
       let gi = (b * params.steps + t) * 3u * H;
-      let r = sigmoid(b1[gi + j] + ghr);
-      let z = sigmoid(b1[gi + H + j] + ghz);
-      let n = tanh(b1[gi + 2u * H + j] + r * ghn);
+      let r = sigmoid(b1[gi + j] + gh.x);
+      let z = sigmoid(b1[gi + H + j] + gh.y);
+      let n = tanh(b1[gi + 2u * H + j] + r * gh.z);
       h = n + z * (h - n);
       b5[(b * params.steps + t) * H + j] = h;
     }
@@ -102,23 +103,11 @@ fn gru_seq_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     var dghn = 0.0;
     var direct = 0.0;
     if (on) {
-      var ghr = 0.0;
-      var ghz = 0.0;
-      var ghn = 0.0;
-      if (params.has_bias != 0u) {
-        ghr = b4[j];
-        ghz = b4[H + j];
-        ghn = b4[2u * H + j];
-      }
-      for (var k = 0u; k < H; k++) {
-        let hk = hsh[k];
-        ghr = fma(b3[j * H + k], hk, ghr);
-        ghz = fma(b3[(H + j) * H + k], hk, ghz);
-        ghn = fma(b3[(2u * H + j) * H + k], hk, ghn);
-      }
+      let gh = hidden_gates(j, H);
+      let ghn = gh.z;
       let g = o * 3u * H;
-      let r = sigmoid(b2[g + j] + ghr);
-      let z = sigmoid(b2[g + H + j] + ghz);
+      let r = sigmoid(b2[g + j] + gh.x);
+      let z = sigmoid(b2[g + H + j] + gh.y);
       let n = tanh(b2[g + 2u * H + j] + r * ghn);
       dh += b1[o * H + j];
       let dnp = dh * (1.0 - z) * (1.0 - n * n);

@@ -2,7 +2,8 @@
 // variant for GPUs (src/gpu/device.ts `kernelFamily()` "gpu"); matmul.wgsl is the one for CPU
 // adapters, where workgroup memory does not pay (see its header).
 //
-// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C. Per step of TK = 16 along k
+// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C (the tile, its workgroup
+// memory and its inner loop: tiles.wgsl, put before this file). Per step of TK = 16 along k
 // it stages A's 64 x 16 and B's 16 x 64 tiles in workgroup memory (each invocation loads 4 values
 // of each, consecutive invocations reading consecutive addresses of the stored layout), then
 // every invocation accumulates its 4 x 4 outputs, rows lid.y + 16 i and columns lid.x + 16 j, so
@@ -26,15 +27,10 @@ struct Params {
 
 // Bindings (src/tensor/ops/_kernels.ts): params, a, b, c, bias (f32 arrays).
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
 const A_TRANS: bool = {{A_TRANS|false}};
 const B_TRANS: bool = {{B_TRANS|false}};
 const BIAS: u32 = {{BIAS|0}}u;
 
-var<workgroup> As: array<f32, 1024>; // [TK][TM]
-var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
 
 fn a_at(base: u32, m: u32, k: u32) -> f32 {
   if (m >= params.m || k >= params.k) { return 0.0; }
@@ -72,16 +68,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       Bs[kb * TN + nn] = b_at(bbase, k0 + kb, n0 + nn);
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk++) {
-      let av = vec4<f32>(As[kk * TM + lid.y], As[kk * TM + lid.y + 16u],
-        As[kk * TM + lid.y + 32u], As[kk * TM + lid.y + 48u]);
-      let bv = vec4<f32>(Bs[kk * TN + lid.x], Bs[kk * TN + lid.x + 16u],
-        Bs[kk * TN + lid.x + 32u], Bs[kk * TN + lid.x + 48u]);
-      acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
-      acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
-      acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
-      acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
-    }
+    tile_step(&acc, lid);
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
