@@ -60,5 +60,6 @@ export {
   unsqueeze,
 } from "../tensor/ops/shape.ts";
 export { conv2d, type Conv2dOptions } from "../tensor/ops/conv.ts";
+export { localNormalize } from "../tensor/ops/mscn.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

@@ -13,20 +13,7 @@ import { formatZodError, type SameShape } from "../../_zod.ts";
 import { bindingLimit, getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import {
-  add,
-  avgPool2d,
-  concat,
-  div,
-  globalStdPool,
-  log,
-  mul,
-  relu,
-  slice,
-  sqrt,
-  square,
-  sub,
-} from "../../nn/mod.ts";
+import { add, concat, globalStdPool, localNormalize, log, mul, slice, sub } from "../../nn/mod.ts";
 
 /** The victim families.
  *
@@ -778,11 +765,8 @@ export const InputSchema = z.enum(["rgb", "rgb+mscn"]);
  */
 export function mscn(x: Tensor, options: { kernel?: number; c?: number } = {}): Tensor {
   const { kernel = MSCN_KERNEL, c = 1 / 64 } = options;
-  const pool = (t: Tensor) =>
-    avgPool2d(t, { kernel, stride: 1, padding: (kernel - 1) / 2, countIncludePad: false });
-  const mu = pool(x);
-  const variance = relu(sub(pool(square(x)), square(mu)));
-  return div(sub(x, mu), add(sqrt(add(variance, 1e-6)), c));
+  // mu and sigma: avg_pool2d of x and x^2 (stride 1, count_include_pad=False), fused in one op.
+  return localNormalize(x, { kernel, c });
 }
 
 /** The window of {@link mscn} that {@link inputFeatures} uses (5x5). */

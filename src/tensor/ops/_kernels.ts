@@ -25,6 +25,9 @@ export const REDUCE = kernel(here("reduce.wgsl"), {
 /** Elementwise regression losses, fused with their sums (loss.wgsl). */
 export const LOSS = kernel(here("loss.wgsl"), { storage: f32(5) });
 
+/** Local contrast normalisation (MSCN), forward and backward (mscn.wgsl). */
+export const MSCN = kernel(here("mscn.wgsl"), { storage: f32(5) });
+
 /** Pooling and per-plane means and standard deviations (pool.wgsl). */
 export const POOL = kernel(here("pool.wgsl"), { storage: f32(3) });
 
