@@ -42,9 +42,7 @@ export function localNormalize(x: Tensor, options: { kernel: number; c: number }
   if (n === 0) return out;
   const run = (entry: string, buffers: GPUBuffer[], backward = false) =>
     dispatch({
-      op: entry === "mscn_fwd" || entry === "mscn_rows"
-        ? "localNormalize"
-        : "localNormalize.backward",
+      op: backward ? "localNormalize.backward" : "localNormalize",
       kernel: MSCN,
       entry,
       ints: [n, h, w, (kernel - 1) / 2],
