@@ -1,58 +1,10 @@
-// Local contrast normalisation (localNormalize, the fused MSCN op): forward against a float64
-// reference of the formula, the gradient against finite differences, on odd shapes and windows
-// larger than the image; equality with the formula composed from avgPool2d and elementwise ops.
+// Local contrast normalisation (localNormalize, the fused MSCN op): values and gradients equal to
+// the formula composed from avgPool2d and elementwise ops. Its float64 reference and finite
+// differences are in tests/victims_test.ts ("mscn matches a float64 reference"), through mscn().
 
 import { nn, type Tensor, tensor, tidy } from "../mod.ts";
 const { localNormalize } = nn;
-import { assertClose, checkOp, initGpu, randn, RUN_SEED } from "./_helpers.ts";
-
-/** Float64 MSCN of x [N,C,H,W] with a k x k window (border windows count pixels inside). */
-function mscnRef(shape: number[], k: number, c: number) {
-  const [n, ch, h, w] = shape;
-  const r = (k - 1) / 2;
-  return (x: Float64Array) => {
-    const y = new Float64Array(x.length);
-    for (let p = 0; p < n * ch; p++) {
-      for (let i = 0; i < h; i++) {
-        for (let j = 0; j < w; j++) {
-          let s = 0, s2 = 0, cnt = 0;
-          for (let a = Math.max(0, i - r); a <= Math.min(h - 1, i + r); a++) {
-            for (let b = Math.max(0, j - r); b <= Math.min(w - 1, j + r); b++) {
-              const v = x[(p * h + a) * w + b];
-              s += v;
-              s2 += v * v;
-              cnt++;
-            }
-          }
-          const mu = s / cnt;
-          const v = Math.max(s2 / cnt - mu * mu, 0);
-          const o = (p * h + i) * w + j;
-          y[o] = (x[o] - mu) / (Math.sqrt(v + 1e-6) + c);
-        }
-      }
-    }
-    return y;
-  };
-}
-
-const CASES: [number[], number][] = [
-  [[2, 3, 7, 5], 5],
-  [[1, 2, 3, 9], 5], // the window is taller than the image
-  [[1, 1, 6, 6], 3],
-  [[2, 1, 4, 5], 1], // one pixel: zero variance, the relu's flat side
-];
-
-Deno.test("localNormalize: forward against float64, gradient against finite differences", async () => {
-  for (const [shape, k] of CASES) {
-    await checkOp({
-      name: `localNormalize k${k}`,
-      inputs: [{ shape }],
-      gpu: (x) => localNormalize(x, { kernel: k, c: 1 / 64 }),
-      ref: mscnRef(shape, k, 1 / 64),
-      maxFd: 24,
-    });
-  }
-});
+import { assertClose, initGpu, randn, RUN_SEED } from "./_helpers.ts";
 
 Deno.test("localNormalize equals the formula composed from avgPool2d and elementwise ops", async () => {
   await initGpu();

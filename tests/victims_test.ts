@@ -395,7 +395,17 @@ function mscnRef(x: Float64Array, shape: number[], k: number, c: number): Float6
   return out;
 }
 
-for (const [shape, k] of [[[1, 3, 7, 5], 5], [[2, 1, 6, 9], 3], [[1, 2, 4, 4], 5]] as const) {
+// mscn runs the fused localNormalize op; the cases include a window taller than the image and a
+// one-pixel window (zero variance). tests/mscn_test.ts checks it against the composed formula.
+for (
+  const [shape, k] of [
+    [[1, 3, 7, 5], 5],
+    [[2, 1, 6, 9], 3],
+    [[1, 2, 4, 4], 5],
+    [[1, 2, 3, 9], 5],
+    [[2, 1, 4, 5], 1],
+  ] as const
+) {
   Deno.test(`mscn matches a float64 reference: [${shape}] kernel ${k}`, async () => {
     await checkOp({
       name: "mscn",
