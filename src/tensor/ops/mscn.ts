@@ -1,6 +1,6 @@
 /**
  * Local contrast normalisation (MSCN coefficients) as one op with its own kernels (mscn.wgsl):
- * two dispatches forward and five backward, against about 40 for the same formula composed from
+ * two dispatches forward and four backward, against about 40 for the same formula composed from
  * pooling and elementwise ops.
  *
  * @module
@@ -15,7 +15,7 @@ import { empty, record, type Tensor } from "../tensor.ts";
  * `m2` the means of `x` and `x²` over the `kernel x kernel` window around the pixel (border
  * windows count only pixels inside the image: `avg_pool2d` with stride 1, padding
  * `(kernel-1)/2`, `count_include_pad=False`). The same values as that formula composed from
- * `avgPool2d`, `square`, `relu`, `sqrt` and the arithmetic ops, in 2 dispatches (7 with the
+ * `avgPool2d`, `square`, `relu`, `sqrt` and the arithmetic ops, in 2 dispatches (6 with the
  * backward). Differentiable in `x`.
  *
  * @example
@@ -40,11 +40,12 @@ export function localNormalize(x: Tensor, options: { kernel: number; c: number }
   const n = x.size;
   const out = empty(x.shape);
   if (n === 0) return out;
-  const run = (entry: string, buffers: GPUBuffer[], backward = false) =>
+  const run = (entry: string, buffers: GPUBuffer[], backward = false, square = true) =>
     dispatch({
       op: backward ? "localNormalize.backward" : "localNormalize",
       kernel: MSCN,
       entry,
+      defines: { SQUARE: String(square) },
       ints: [n, h, w, (kernel - 1) / 2],
       floats: [c],
       workgroups: grid1d(n, 64),
@@ -61,7 +62,7 @@ export function localNormalize(x: Tensor, options: { kernel: number; c: number }
     const dx = empty(x.shape);
     run("mscn_rows", [x.buffer, sums.buffer], true);
     run("mscn_grad_maps", [sums.buffer, x.buffer, g.buffer, maps.buffer, gu.buffer], true);
-    run("mscn_rows2", [maps.buffer, mapRows.buffer], true);
+    run("mscn_rows", [maps.buffer, mapRows.buffer], true, false);
     run("mscn_bwd", [mapRows.buffer, x.buffer, gu.buffer, dx.buffer], true);
     [sums, maps, gu, mapRows].forEach((t) => t.dispose());
     return [dx];

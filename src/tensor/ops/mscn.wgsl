@@ -2,7 +2,8 @@
 // with mu and m2 the means of x and x^2 over the K x K window around each pixel, border windows
 // counting only the pixels inside the image (avg_pool2d with stride 1, padding (K-1)/2,
 // count_include_pad=False). src/tensor/ops/mscn.ts runs it: the forward in two separable
-// passes, the backward in five, instead of the six box-filter passes and some twenty
+// passes, the backward in four (the row sums recomputed; the gate maps; their row sums; their
+// column sums with dx), instead of the six box-filter passes and some twenty
 // elementwise dispatches of the composed formula.
 //
 // Per pixel with D = s + c, s = sqrt(var + 1e-6), u = x - mu and g the output's gradient:
@@ -27,7 +28,19 @@ fn span(i: u32, n: u32) -> vec2<u32> {
   return vec2<u32>(select(0u, i - params.r, i >= params.r), min(n - 1u, i + params.r));
 }
 
-// Row sums of the window along x: b1 x -> b2 (sum x, sum x^2) per pixel, interleaved.
+// The two values a row pass sums at element j of b1: (x, x^2) of the input (SQUARE, the
+// forward's moments), or the pair stored there (the backward's maps, interleaved).
+const SQUARE: bool = {{SQUARE|true}};
+
+fn pair_at(j: u32) -> vec2<f32> {
+  if (SQUARE) {
+    let v = b1[j];
+    return vec2<f32>(v, v * v);
+  }
+  return vec2<f32>(b1[2u * j], b1[2u * j + 1u]);
+}
+
+// Row sums of the window along x: b1 -> b2 (two sums per pixel, interleaved).
 @compute @workgroup_size(64)
 fn mscn_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, 64u);
@@ -37,27 +50,29 @@ fn mscn_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let s = span(x, params.w);
   var acc = vec2<f32>(0.0);
   for (var k = s.x; k <= s.y; k++) {
-    let v = b1[row + k];
-    acc += vec2<f32>(v, v * v);
+    acc += pair_at(row + k);
   }
   b2[2u * i] = acc.x;
   b2[2u * i + 1u] = acc.y;
 }
 
-// mu and m2 of pixel i from the row sums in `rows` (b1 in both passes that call it).
-fn moments(i: u32) -> vec2<f32> {
+// Column sums of the window along y of the row sums in b1 (interleaved pairs) at pixel i.
+fn col_sums(i: u32) -> vec2<f32> {
   let plane = i / (params.h * params.w);
   let rem = i % (params.h * params.w);
-  let y = rem / params.w;
+  let sy = span(rem / params.w, params.h);
   let x = rem % params.w;
-  let sy = span(y, params.h);
-  let sx = span(x, params.w);
   var acc = vec2<f32>(0.0);
   for (var k = sy.x; k <= sy.y; k++) {
     let j = (plane * params.h + k) * params.w + x;
     acc += vec2<f32>(b1[2u * j], b1[2u * j + 1u]);
   }
-  return acc / f32((sy.y - sy.x + 1u) * (sx.y - sx.x + 1u));
+  return acc;
+}
+
+// mu and m2 of pixel i from the row sums of (x, x^2) in b1.
+fn moments(i: u32) -> vec2<f32> {
+  return col_sums(i) / count(i);
 }
 
 // The count of pixel i's window.
@@ -99,36 +114,11 @@ fn mscn_grad_maps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   b5[i] = gu;
 }
 
-// Backward, row sums of the two maps: b1 maps -> b2 row sums (interleaved).
-@compute @workgroup_size(64)
-fn mscn_rows2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, 64u);
-  if (i >= params.n) { return; }
-  let x = i % params.w;
-  let row = i - x;
-  let s = span(x, params.w);
-  var acc = vec2<f32>(0.0);
-  for (var k = s.x; k <= s.y; k++) {
-    acc += vec2<f32>(b1[2u * (row + k)], b1[2u * (row + k) + 1u]);
-  }
-  b2[2u * i] = acc.x;
-  b2[2u * i + 1u] = acc.y;
-}
-
 // Backward, last pass: b1 row sums of the maps, b2 x, b3 g_u -> b4 dx.
 @compute @workgroup_size(64)
 fn mscn_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
-  let plane = i / (params.h * params.w);
-  let rem = i % (params.h * params.w);
-  let y = rem / params.w;
-  let x = rem % params.w;
-  let sy = span(y, params.h);
-  var acc = vec2<f32>(0.0);
-  for (var k = sy.x; k <= sy.y; k++) {
-    let j = (plane * params.h + k) * params.w + x;
-    acc += vec2<f32>(b1[2u * j], b1[2u * j + 1u]);
-  }
+  let acc = col_sums(i);
   b4[i] = b3[i] + acc.x + 2.0 * b2[i] * acc.y;
 }
