@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the ONNX models of bench/onnx_bench.ts into bench/.cache/onnx/ (git-ignored):
+"""Writes the ONNX models of bench/onnx_peer.ts into bench/.cache/onnx/ (git-ignored):
 
   - stqa_default.onnx: the default STQA-Net generator as bench/torch_train_step.py builds it
     (input `jnd` [16,1,128,128], output `maps` [16,3,128,128]; the ConvGRU's 16 steps unrolled);

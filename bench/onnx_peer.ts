@@ -8,9 +8,10 @@
  *
  *   deno cache npm:onnxruntime-node@1.20.1      # once (181 MB)
  *   /usr/bin/python3 bench/make_onnx_models.py  # once: bench/.cache/onnx/*.onnx (torch)
- *   deno run --allow-read --allow-env --allow-ffi --allow-net bench/onnx_bench.ts
+ *   deno run --allow-read --allow-env --allow-ffi --allow-net bench/onnx_peer.ts
  *
- * Not a `deno bench` file: inside `deno bench` the addon's promises never settled (the run hung).
+ * Not a `deno bench` file (so not `*_bench.ts`: `deno task bench` would run it): inside `deno bench`
+ * the addon's promises never settled (the run hung).
  * `--allow-net` lets Deno resolve the package, which is not in deno.json. ORT runs with as many
  * intra-op threads as the machine has cores. The passes alternate, ORT then STQA, in 3 rounds of 3;
  * each waits for its result (STQA: `syncGpu()`); the summary takes the median after the first two

@@ -9,7 +9,9 @@
  * conv; elementwise work, pooling and the GRU ignored), GFLOP/s and % of the peak, dispatches per pass, and the
  * GPU time per op of one profiled pass (timestamp queries), so that dispatch-bound work shows.
  *
- *   deno run --allow-read --allow-env bench/victim_bench.ts [--repeats 5]
+ *   deno run --allow-read --allow-env bench/victim_passes.ts [--repeats 5]
+ *
+ * A `deno run` script (not named `*_bench.ts`, which `deno task bench` would pick up).
  *
  * @module
  */
