@@ -509,7 +509,8 @@ function backward(root: Tensor, seed?: Tensor): void {
           const into = prev ?? full(input.shape, 0);
           region.write(g, into);
           grads.set(input, into);
-          regions.set(input, [...(boxes ?? []), region]);
+          if (boxes) boxes.push(region);
+          else regions.set(input, [region]);
           g.dispose();
           t.node = null;
           continue;
