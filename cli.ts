@@ -1,5 +1,6 @@
 /**
- * The command line behind the deno tasks: `attack`, `data`, `eval`, `info`, `jnd`, `train`, `train-victim`.
+ * The command line behind the deno tasks: `attack`, `convert`, `data`, `eval`, `info`, `jnd`, `train`,
+ * `train-victim`.
  * Exit codes: 0 success, 1 failure, 2 bad usage, 3 no WebGPU adapter.
  *
  * @module
@@ -7,6 +8,7 @@
 
 import { EXIT_NO_ADAPTER, NoAdapterError } from "./src/gpu/device.ts";
 import { attackCommand } from "./src/cli/attack.ts";
+import { convertCommand } from "./src/cli/convert.ts";
 import { dataCommand } from "./src/cli/data.ts";
 import { evalCommand } from "./src/cli/eval.ts";
 import { infoCommand } from "./src/cli/info.ts";
@@ -21,6 +23,7 @@ const USAGE = `Usage: deno task <command> [options]
 
 Commands:
   attack   adversarial videos from a trained STQA-Net generator (attack --help)
+  convert  a PyTorch checkpoint or safetensors file into float32 safetensors (convert --help)
   data     build the proxy dataset (cache/proxy), or check a real dataset (data --help)
   eval     robustness tables: every victim x every attack over a dataset (eval --help)
   info     print the WebGPU adapter, its limits and features, and the ffmpeg version
@@ -32,6 +35,7 @@ Commands:
 /** The subcommands: each takes the arguments after its name and returns an exit code. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   attack: attackCommand,
+  convert: convertCommand,
   data: dataCommand,
   eval: evalCommand,
   info: infoCommand,

@@ -169,7 +169,8 @@ export class ZipArchive {
     } else {
       try {
         // One byte more than declared lets a longer stream show itself without inflating it all.
-        data = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size + 1) });
+        const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size + 1) });
+        data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength); // a plain view, not a Buffer
       } catch (e) {
         this.#fail(
           `entry ${entry.name} cannot be inflated (${(e as Error).message}); the archive is ` +
