@@ -1,5 +1,6 @@
-// Pooling ops: windowed average and max pooling and global mean/std pooling, forward against
-// float64 CPU references and gradients against finite differences, on odd shapes.
+// Pooling ops: windowed average and max pooling, adaptive average pooling and global mean/std
+// pooling, forward against float64 CPU references and gradients against finite differences, on
+// odd shapes.
 
 import { nn, tensor, tidy } from "../mod.ts";
 import { assertClose, checkOp, initGpu, numel, randn, randu, rng, RUN_SEED } from "./_helpers.ts";
@@ -178,6 +179,114 @@ Deno.test("pool2d: invalid options throw clear errors", async () => {
   expectThrow(() => nn.avgPool2d(x, { kernel: 9 }), "does not fit");
   expectThrow(() => nn.avgPool2d(x, { kernel: 0 }), "kernel");
   expectThrow(() => nn.maxPool2d(x.reshape([6, 7, 5]), { kernel: 2 }), "NCHW");
+  x.dispose();
+});
+
+Deno.test("maxPool2d: ResNet's stem pool (3x3, stride 2, padding 1) on even and odd sizes", async () => {
+  const cfg = { kernel: 3, stride: 2, padding: 1 };
+  for (const shape of [[2, 5, 12, 10], [1, 3, 16, 16], [1, 6, 15, 13]] as Dims[]) {
+    await checkOp({
+      name: `maxPool2d ResNet stem ${shape.join("x")}`,
+      inputs: [{ shape }],
+      gpu: (x) => nn.maxPool2d(x, cfg),
+      ref: poolRef(shape, cfg, -Infinity, (v) => Math.max(...v)),
+    });
+  }
+});
+
+// ---- adaptive average pooling ----
+
+/**
+ * Float64 adaptive average pooling: output (i, j) is the mean of rows
+ * [floor(i*H/OH), ceil((i+1)*H/OH)) and columns [floor(j*W/OW), ceil((j+1)*W/OW)), as PyTorch.
+ */
+function adaptiveRef([n, c, h, w]: Dims, oh: number, ow: number) {
+  const win = (o: number, nOut: number, nIn: number) => [
+    Math.floor((o * nIn) / nOut),
+    Math.ceil(((o + 1) * nIn) / nOut),
+  ];
+  return (x: Float64Array) => {
+    const y = new Float64Array(n * c * oh * ow);
+    for (let p = 0; p < n * c; p++) {
+      for (let oy = 0; oy < oh; oy++) {
+        const [y0, y1] = win(oy, oh, h);
+        for (let ox = 0; ox < ow; ox++) {
+          const [x0, x1] = win(ox, ow, w);
+          let acc = 0;
+          for (let iy = y0; iy < y1; iy++) {
+            for (let ix = x0; ix < x1; ix++) acc += x[(p * h + iy) * w + ix];
+          }
+          y[(p * oh + oy) * ow + ox] = acc / ((y1 - y0) * (x1 - x0));
+        }
+      }
+    }
+    return y;
+  };
+}
+
+Deno.test("adaptiveAvgPool2d: window bounds as PyTorch's, checked by hand", () => {
+  // 7 rows into 3: [0, 3), [2, 5), [4, 7) (overlapping); 5 into 7: every row once or twice.
+  // The expected values are torch's.
+  const ref = adaptiveRef([1, 1, 7, 1], 3, 1);
+  const x = Float64Array.from([0, 1, 2, 3, 4, 5, 6]);
+  assertClose(ref(x), [1, 3, 5], { what: "7 -> 3" });
+  // torch: F.adaptive_avg_pool2d(torch.arange(5.).reshape(1, 1, 5, 1), (7, 1)).
+  const up = adaptiveRef([1, 1, 5, 1], 7, 1)(Float64Array.from([0, 1, 2, 3, 4]));
+  assertClose(up, [0, 0.5, 1.5, 2, 2.5, 3.5, 4], { what: "5 -> 7" });
+});
+
+Deno.test("adaptiveAvgPool2d: forward and gradient", async () => {
+  const cases: [Dims, number, number][] = [
+    [[2, 3, 7, 5], 1, 1], // global, as ResNet's head
+    [[2, 3, 7, 5], 3, 2],
+    [[2, 3, 7, 5], 4, 4], // overlapping windows
+    [[1, 2, 6, 9], 2, 3], // windows that tile the input exactly
+    [[1, 2, 6, 9], 6, 9], // the identity
+    [[2, 1, 5, 4], 7, 9], // more outputs than inputs
+    [[1, 5, 13, 11], 5, 1],
+    [[3, 2, 1, 6], 1, 4],
+  ];
+  for (const [shape, oh, ow] of cases) {
+    await checkOp({
+      name: `adaptiveAvgPool2d ${shape.join("x")} -> ${oh}x${ow}`,
+      inputs: [{ shape }],
+      gpu: (x) => nn.adaptiveAvgPool2d(x, [oh, ow]),
+      ref: adaptiveRef(shape, oh, ow),
+    });
+  }
+});
+
+Deno.test("adaptiveAvgPool2d: one size for both axes; large planes (global and 7x7)", async () => {
+  // A 1x1 output over a 200x150 plane sums 150 per row and 200 rows per column; 7x7 is
+  // ResNet-50's last map from 224x224 input (here from a 97x90 one).
+  const cases: [Dims, number][] = [[[1, 2, 200, 150], 1], [[2, 3, 97, 90], 7]];
+  for (const [shape, size] of cases) {
+    await checkOp({
+      name: `adaptiveAvgPool2d ${shape.join("x")} -> ${size}`,
+      inputs: [{ shape }],
+      gpu: (x) => nn.adaptiveAvgPool2d(x, size),
+      ref: adaptiveRef(shape, size, size),
+      maxFd: 16,
+    });
+  }
+});
+
+Deno.test("adaptiveAvgPool2d: invalid sizes throw clear errors", async () => {
+  await initGpu();
+  const x = tensor(new Float32Array(2 * 3 * 7 * 5), [2, 3, 7, 5]);
+  const expectThrow = (fn: () => unknown, text: string) => {
+    let message = "";
+    try {
+      fn();
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    if (!message.includes(text)) throw new Error(`expected "${text}", got "${message}"`);
+  };
+  expectThrow(() => nn.adaptiveAvgPool2d(x, 0), "output size 0 must be integers >= 1");
+  expectThrow(() => nn.adaptiveAvgPool2d(x, [2, 1.5]), "output size");
+  expectThrow(() => nn.adaptiveAvgPool2d(x.reshape([6, 7, 5]), 2), "NCHW");
+  expectThrow(() => nn.adaptiveAvgPool2d(x, [40000, 2]), "at most 32768");
   x.dispose();
 });
 

@@ -37,6 +37,7 @@ export {
 export { mean, type ReduceOptions, sum, sumTo } from "../tensor/ops/reduce.ts";
 export { type MomentOptions, std, variance, variance as var } from "../tensor/ops/reduce.ts";
 export {
+  adaptiveAvgPool2d,
   avgPool2d,
   globalMeanPool,
   type GlobalStdOptions,

@@ -1,6 +1,7 @@
 /**
  * Pooling over NCHW float32 tensors: windowed average and max pooling (PyTorch semantics, floor
- * mode) and global mean and standard-deviation pooling (VSFA's and SimpleVQA's feature pooling).
+ * mode), adaptive average pooling, and global mean and standard-deviation pooling (VSFA's and
+ * SimpleVQA's feature pooling).
  * Kernels: pool.wgsl. Every op has a WGSL forward and backward; backward passes gather
  * (each input element sums the outputs that depend on it), so no atomics are needed.
  *
@@ -235,6 +236,65 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
     const gin = empty(x.shape);
     windowPass(`${op}.backward`, "max_pool_bwd", geo, x.size, [g.buffer, arg.buffer, gin.buffer]);
     arg.dispose(); // reusable once this batch is submitted
+    return [gin];
+  });
+}
+
+/**
+ * 2-D adaptive average pooling, as PyTorch's `adaptive_avg_pool2d`: `[N,C,H,W] -> [N,C,OH,OW]`,
+ * output `(i, j)` the mean of input rows `[floor(i*H/OH), ceil((i+1)*H/OH))` and columns
+ * `[floor(j*W/OW), ceil((j+1)*W/OW))` (windows of neighbouring outputs may overlap; `OH > H`
+ * repeats rows). `output` is `[OH, OW]`, or one number for both. ResNet's head is
+ * `adaptiveAvgPool2d(x, 1)`. Separable: two dispatches forward (row sums, then columns) and two
+ * backward. Differentiable.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { adaptiveAvgPool2d } from "./pool.ts";
+ * await initGpu();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [1, 1, 1, 6]);
+ * // Windows of 6 columns into 4: [0, 2), [1, 3), [3, 5), [4, 6).
+ * const y = adaptiveAvgPool2d(x, [1, 4]);
+ * assert.deepEqual(y.shape, [1, 1, 1, 4]);
+ * assert.deepEqual([...await y.read()], [1.5, 2.5, 4.5, 5.5]);
+ * ```
+ */
+export function adaptiveAvgPool2d(x: Tensor, output: Size2): Tensor {
+  const op = "adaptiveAvgPool2d";
+  const [n, c, h, w] = checkNchw(x, op);
+  const [oh, ow] = pair(output, "output size", op, 1);
+  if (h === 0 || w === 0) throw new RangeError(`${op}: empty planes in [${x.shape}]`);
+  // Each invocation loops over at most one row or column (or the outputs covering a pixel):
+  // below lavapipe's 65535 iterations, and the products o * H in i32.
+  const limit = 32768;
+  if (Math.max(h, w, oh, ow) > limit) {
+    throw new RangeError(`${op}: sizes ${h}x${w} -> ${oh}x${ow} must be at most ${limit}`);
+  }
+  const ints = (count: number) => [count, n * c, h, w, oh, ow, 0, 0, 0, 0, 0, 0, 0];
+  const run = (name: string, entry: string, count: number, buffers: GPUBuffer[]) =>
+    dispatch({
+      op: name,
+      kernel: POOL,
+      entry,
+      ints: ints(count),
+      floats: [0],
+      workgroups: grid1d(count, 64),
+    }, buffers);
+  const out = empty([n, c, oh, ow]);
+  if (out.size === 0) return out;
+  const rows = empty([n, c, h, ow]);
+  run(op, "adaptive_rows", rows.size, [x.buffer, rows.buffer]);
+  run(op, "adaptive_cols", out.size, [rows.buffer, out.buffer]);
+  rows.dispose(); // reusable once this batch is submitted
+  return record(out, op, [x], (g) => {
+    const cols = empty([n, c, h, ow]);
+    const gin = empty(x.shape);
+    run(`${op}.backward`, "adaptive_bwd_cols", cols.size, [g.buffer, cols.buffer]);
+    run(`${op}.backward`, "adaptive_bwd_rows", gin.size, [cols.buffer, gin.buffer]);
+    cols.dispose(); // reusable once this batch is submitted
     return [gin];
   });
 }

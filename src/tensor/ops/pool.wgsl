@@ -20,6 +20,18 @@
 //   max_pool_bwd   b1 = g, b2 = argmax from max_pool_arg, b3 = gin; each input gathers the
 //                  gradients of the outputs whose argmax it is
 //
+// Adaptive average pooling (PyTorch's adaptive_avg_pool2d): output oy of OH covers input rows
+// [floor(oy*H/OH), ceil((oy+1)*H/OH)) (likewise columns), and divides by the window's size.
+// Separable: each pass sums along one axis, so an invocation loops at most over one row or
+// column (the host keeps H and W below lavapipe's loop limit).
+//
+//   adaptive_rows      b1 = x, b2 = row sums [planes, H, OW]
+//   adaptive_cols      b1 = row sums, b2 = out: the window's row sums added and divided
+//   adaptive_bwd_cols  b1 = g, b2 = [planes, H, OW]: per input row y, the sum over the output
+//                      rows whose windows hold y of g / window size
+//   adaptive_bwd_rows  b1 = that, b2 = gin: per input pixel, its sum over the output columns
+//                      whose windows hold the pixel's column
+//
 // Global pooling: one workgroup of WG (64) invocations per (n, c) plane of HW elements, a strided
 // pass and a tree reduction in workgroup memory. Only for planes of at most 4096 elements (64 per
 // invocation and loop): lavapipe silently ends an invocation's loops after 65535 iterations in
@@ -185,6 +197,87 @@ fn avg_pool_bwd_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
   }
   b2[i] = acc;
 }
+
+// ---- adaptive average pooling ----
+
+// Window [start, end) of output o of n_out over n_in inputs: floor(o*n_in/n_out) and
+// ceil((o+1)*n_in/n_out).
+fn adaptive_window(o: i32, n_out: i32, n_in: i32) -> vec2<i32> {
+  return vec2<i32>((o * n_in) / n_out, ((o + 1) * n_in + n_out - 1) / n_out);
+}
+
+// Outputs [lo, hi] whose windows hold input i: start(o) <= i < end(o).
+fn adaptive_covering(i: i32, n_out: i32, n_in: i32) -> vec2<i32> {
+  return vec2<i32>((i * n_out) / n_in, min(((i + 1) * n_out - 1) / n_in, n_out - 1));
+}
+
+@compute @workgroup_size(64)
+fn adaptive_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let ox = i32(o % u32(params.ow));
+  let base = (o / u32(params.ow)) * u32(params.w); // (plane * H + y) * W
+  let win = adaptive_window(ox, params.ow, params.w);
+  var acc = 0.0;
+  for (var x = win.x; x < win.y; x = x + 1) {
+    acc = acc + b1[base + u32(x)];
+  }
+  b2[o] = acc;
+}
+
+@compute @workgroup_size(64)
+fn adaptive_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let plane_out = u32(params.oh * params.ow);
+  let pl = o / plane_out;
+  let r = i32(o % plane_out);
+  let oy = r / params.ow;
+  let ox = r % params.ow;
+  let wy = adaptive_window(oy, params.oh, params.h);
+  let wx = adaptive_window(ox, params.ow, params.w);
+  let base = pl * u32(params.h * params.ow) + u32(ox);
+  var acc = 0.0;
+  for (var y = wy.x; y < wy.y; y = y + 1) {
+    acc = acc + b1[base + u32(y * params.ow)];
+  }
+  b2[o] = acc / f32((wy.y - wy.x) * (wx.y - wx.x));
+}
+
+@compute @workgroup_size(64)
+fn adaptive_bwd_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flat_index(gid, nwg, 64u);
+  if (o >= params.n) { return; }
+  let ox = i32(o % u32(params.ow));
+  let row = o / u32(params.ow); // plane * H + y
+  let pl = row / u32(params.h);
+  let y = i32(row % u32(params.h));
+  let wx = adaptive_window(ox, params.ow, params.w);
+  let cover = adaptive_covering(y, params.oh, params.h);
+  let base = pl * u32(params.oh * params.ow) + u32(ox);
+  var acc = 0.0;
+  for (var oy = cover.x; oy <= cover.y; oy = oy + 1) {
+    let wy = adaptive_window(oy, params.oh, params.h);
+    acc = acc + b1[base + u32(oy * params.ow)] / f32((wy.y - wy.x) * (wx.y - wx.x));
+  }
+  b2[o] = acc;
+}
+
+@compute @workgroup_size(64)
+fn adaptive_bwd_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, 64u);
+  if (i >= params.n) { return; }
+  let x = i32(i % u32(params.w));
+  let base = (i / u32(params.w)) * u32(params.ow); // (plane * H + y) * OW
+  let cover = adaptive_covering(x, params.ow, params.w);
+  var acc = 0.0;
+  for (var ox = cover.x; ox <= cover.y; ox = ox + 1) {
+    acc = acc + b1[base + u32(ox)];
+  }
+  b2[i] = acc;
+}
+
+// ---- max pooling ----
 
 // The first maximum of output o's window: (value, row-major index in the plane; -1 if none).
 fn window_max(o: u32) -> vec2<f32> {
