@@ -62,5 +62,12 @@ export {
 } from "../tensor/ops/shape.ts";
 export { conv2d, type Conv2dOptions } from "../tensor/ops/conv.ts";
 export { localNormalize } from "../tensor/ops/mscn.ts";
+export {
+  batchNorm2d,
+  type BatchNormOptions,
+  foldBatchNorm,
+  type FoldConvParams,
+  type FoldedParams,
+} from "../tensor/ops/norm.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

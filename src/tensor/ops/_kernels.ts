@@ -28,6 +28,16 @@ export const LOSS = kernel(here("loss.wgsl"), { storage: f32(5) });
 /** Local contrast normalisation (MSCN), forward and backward (mscn.wgsl). */
 export const MSCN = kernel(here("mscn.wgsl"), { storage: f32(5) });
 
+/** Batch normalisation in inference form, forward and backward (norm.wgsl). */
+export const NORM = kernel(here("norm.wgsl"), {
+  storage: [
+    ...f32(5).map((name) => ({ name, access: "read" as const })),
+    "b6",
+    { name: "b7", access: "read" as const },
+    "b8",
+  ],
+});
+
 /** Pooling and per-plane means and standard deviations (pool.wgsl). */
 export const POOL = kernel(here("pool.wgsl"), { storage: f32(3) });
 
