@@ -176,6 +176,33 @@ familyTest("conv2d: more channels than one 64-wide tile, strides 1 and 2", async
   }
 });
 
+familyTest("conv2d: ResNet-50's geometries (stem, downsample, bottleneck), no bias", async () => {
+  // torchvision's resnet50: the 7x7 stride-2 stem with padding 3, the 1x1 stride-2 downsample,
+  // the bottleneck's 3x3 stride 2 (on its 3x3 convolution, "v1.5") and its 1x1 layers, at
+  // reduced channels and sizes; odd and even sizes (widths multiples of 4 take the window
+  // kernels), channel counts not multiples of 4.
+  const cases: Case[] = [
+    { n: 2, cin: 3, h: 17, w: 15, cout: 6, kh: 7, kw: 7, stride: [2, 2], padding: [3, 3] },
+    { n: 1, cin: 3, h: 16, w: 16, cout: 5, kh: 7, kw: 7, stride: [2, 2], padding: [3, 3] },
+    { n: 2, cin: 10, h: 9, w: 7, cout: 18, kh: 1, kw: 1, stride: [2, 2], padding: [0, 0] },
+    { n: 1, cin: 12, h: 8, w: 8, cout: 20, kh: 1, kw: 1, stride: [2, 2], padding: [0, 0] },
+    { n: 2, cin: 6, h: 8, w: 8, cout: 6, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },
+    { n: 2, cin: 5, h: 7, w: 7, cout: 7, kh: 3, kw: 3, stride: [2, 2], padding: [1, 1] },
+    { n: 1, cin: 6, h: 7, w: 7, cout: 6, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] },
+    { n: 2, cin: 9, h: 7, w: 7, cout: 13, kh: 1, kw: 1, stride: [1, 1], padding: [0, 0] },
+  ];
+  for (const c of cases) {
+    await checkOp({
+      name: describe(c) + " no bias",
+      inputs: [{ shape: [c.n, c.cin, c.h, c.w] }, { shape: [c.cout, c.cin, c.kh, c.kw] }],
+      gpu: (x: Tensor, w: Tensor) =>
+        nn.conv2d(x, w, undefined, { stride: c.stride, padding: c.padding }),
+      ref: convRef(c),
+      maxFd: 24,
+    });
+  }
+});
+
 familyTest("conv2d: 8 or more input channels, not a multiple of 8, 3x3 windows", async () => {
   // Input channels over several workgroup lanes and blocks of 8 output channels, neither full.
   const cases: Case[] = [

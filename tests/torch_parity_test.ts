@@ -7,7 +7,7 @@
 // value and b PyTorch's; every tensor must have rel < 1e-4.
 
 import { nn, type Tensor, tensor, tidy } from "../mod.ts";
-import { initGpu } from "./_helpers.ts";
+import { familyTest, initGpu } from "./_helpers.ts";
 
 /** Largest allowed relative error (see the header). */
 const MAX_REL = 1e-4;
@@ -57,22 +57,25 @@ function check(what: string, got: ArrayLike<number>, shape: readonly number[], w
 }
 
 /**
- * Runs `fn` on the case's inputs `names` (each requiring a gradient), back-propagates the stored
- * `w`, and checks the output and every input's gradient against PyTorch's.
+ * Runs `fn` on the case's inputs `names` (each requiring a gradient) and `consts` (constants,
+ * such as batch norm's running statistics), back-propagates the stored `w`, and checks the
+ * output and every gradient of `names` against PyTorch's.
  */
 async function parity(
   name: string,
   names: string[],
   fn: (t: Record<string, Tensor>, params: Case["params"]) => Tensor,
+  consts: string[] = [],
 ): Promise<void> {
   await initGpu();
   const c = CASES[name];
   if (!c) throw new Error(`no fixture named ${name}`);
   const res = tidy(() => {
     const ins: Record<string, Tensor> = {};
-    for (const n of names) {
+    for (const n of [...names, ...consts]) {
       const s = c.tensors[n];
-      ins[n] = tensor(s.data, s.shape, { requiresGrad: true });
+      if (!s) throw new Error(`${name}: no tensor ${n} in the fixture`);
+      ins[n] = tensor(s.data, s.shape, { requiresGrad: names.includes(n) });
     }
     const out = fn(ins, c.params);
     out.backward(tensor(c.tensors.w.data, out.shape));
@@ -117,11 +120,14 @@ Deno.test("torch parity: relErr measures what it says", () => {
   if (!threw) throw new Error("check accepted a relative error of 3.3e-4");
 });
 
+// Both kernel families (see familyTest): ResNet-50's geometries (the conv2d_resnet_* cases, no
+// bias) included.
 for (const name of casesOf("conv2d")) {
-  Deno.test(`torch parity: ${name}`, async () => {
+  familyTest(`torch parity: ${name}`, async () => {
+    const bias = CASES[name].params.bias !== false;
     await parity(
       name,
-      ["x", "weight", "bias"],
+      bias ? ["x", "weight", "bias"] : ["x", "weight"],
       (t, p) =>
         nn.conv2d(t.x, t.weight, t.bias, { stride: num(p.stride), padding: num(p.padding) }),
     );
@@ -174,6 +180,92 @@ for (const name of casesOf("maxPool2d")) {
           padding: num(p.padding),
         }),
     );
+  });
+}
+
+for (const name of casesOf("adaptiveAvgPool2d")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    await parity(name, ["x"], (t, p) => nn.adaptiveAvgPool2d(t.x, [num(p.out_h), num(p.out_w)]));
+  });
+}
+
+for (const name of casesOf("batchNorm2d")) {
+  Deno.test(`torch parity: ${name}`, async () => {
+    const affine = CASES[name].params.affine as boolean;
+    await parity(
+      name,
+      affine ? ["x", "weight", "bias"] : ["x"],
+      (t, p) =>
+        nn.batchNorm2d(t.x, {
+          weight: t.weight,
+          bias: t.bias,
+          runningMean: t.running_mean,
+          runningVar: t.running_var,
+          eps: num(p.eps),
+        }),
+      ["running_mean", "running_var"],
+    );
+  });
+}
+
+/** The batch norm of a convBatchNorm case, from its tensors. */
+function caseBatchNorm(t: Record<string, Tensor>, p: Case["params"]) {
+  return {
+    weight: t.bn_weight,
+    bias: t.bn_bias,
+    runningMean: t.running_mean,
+    runningVar: t.running_var,
+    eps: num(p.eps),
+  };
+}
+
+// A convolution then a batch norm (ResNet's stem, and a 3x3 stride-2 layer with a bias): the pair
+// against torch (output and every gradient), then the folded convolution (output and input
+// gradient), and the folded parameters against torch.nn.utils.fusion.fuse_conv_bn_weights.
+for (const name of casesOf("convBatchNorm")) {
+  const c = CASES[name];
+  const conv = c.params.bias ? ["conv_weight", "conv_bias"] : ["conv_weight"];
+  const stats = ["running_mean", "running_var"];
+  const geometry = { stride: num(c.params.stride), padding: num(c.params.padding) };
+  familyTest(`torch parity: ${name} (conv2d then batchNorm2d)`, async () => {
+    await parity(
+      name,
+      ["x", ...conv, "bn_weight", "bn_bias"],
+      (t, p) =>
+        nn.batchNorm2d(nn.conv2d(t.x, t.conv_weight, t.conv_bias, geometry), caseBatchNorm(t, p)),
+      stats,
+    );
+  });
+  familyTest(`torch parity: ${name} (the folded conv2d)`, async () => {
+    await parity(name, ["x"], (t, p) => {
+      const f = nn.foldBatchNorm(
+        { weight: t.conv_weight, bias: t.conv_bias },
+        caseBatchNorm(t, p),
+      );
+      return nn.conv2d(t.x, f.weight, f.bias, geometry);
+    }, [...conv, "bn_weight", "bn_bias", ...stats]);
+  });
+  Deno.test(`torch parity: ${name} (foldBatchNorm against fuse_conv_bn_weights)`, async () => {
+    await initGpu();
+    const ins: Record<string, Tensor> = {};
+    for (const n of [...conv, "bn_weight", "bn_bias", ...stats]) {
+      ins[n] = tensor(c.tensors[n].data, c.tensors[n].shape);
+    }
+    const f = nn.foldBatchNorm(
+      { weight: ins.conv_weight, bias: ins.conv_bias },
+      caseBatchNorm(ins, c.params),
+    );
+    try {
+      check(
+        `${name}: folded weight`,
+        await f.weight.read(),
+        f.weight.shape,
+        c.tensors.fused_weight,
+      );
+      check(`${name}: folded bias`, await f.bias.read(), f.bias.shape, c.tensors.fused_bias);
+    } finally {
+      [...Object.values(ins), f.weight, f.bias].forEach((t) => t.dispose());
+    }
   });
 }
 
