@@ -1,7 +1,8 @@
 // PyTorch parity: runs STQA's nn ops on the inputs stored in tests/fixtures/torch_fixtures.json
 // (written by tests/fixtures/make_torch_fixtures.py with torch 1.13; torch is not needed here)
 // and compares the outputs and the gradients of sum(w * out) for every input and parameter
-// with PyTorch's.
+// (batch norm's running statistics excepted: constants, as in torch's inference form) with
+// PyTorch's.
 //
 // Error measure, per tensor: rel = max_i |a_i - b_i| / max(max_i |b_i|, TINY), where a is STQA's
 // value and b PyTorch's; every tensor must have rel < 1e-4.
