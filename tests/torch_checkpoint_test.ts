@@ -185,7 +185,7 @@ Deno.test("torch checkpoints: bad files are refused naming the file, the class o
   await Deno.remove(MARKER).catch(() => {});
   const cases: [string, RegExp][] = [
     ["bad_truncated.pt", /: not a zip archive \(no end of central directory\)/],
-    ["bad_crc.pt", /: entry tensors\/data\/0 fails its CRC-32 check \(stored 0x[0-9a-f]{8}, /],
+    ["bad_crc.pt", /: tensor \S+: entry tensors\/data\/0 fails its CRC-32 check \(stored 0x/],
     [
       "bad_os_system.pt",
       /: refused pickle class os\.system \(only the classes of a state_dict are allowed; nothing is executed\)$/,

@@ -190,26 +190,23 @@ export function torchCheckpointFormat(bytes: Uint8Array): "zip" | "legacy" | und
 interface StorageHandle {
   /** The storage in messages: `archive/data/7` (zip), `94123` (legacy: its key). */
   label: string;
-  /** Its dtype (uint8 for an untyped storage). */
+  /** Its dtype (uint8 for an untyped storage, whose tensors give their own). */
   dtype: string;
-  untyped: boolean;
-  /** Its bytes (loaded at most once). */
-  bytes(): Uint8Array;
+  /** Its bytes (loaded at most once); undefined for a legacy storage missing from the file. */
+  bytes(): Uint8Array | undefined;
   /** The first element of a legacy view, in the root storage. */
   elementOffset: number;
   /** True when the file ended inside this storage. */
   truncated(): boolean;
   order: "little" | "big";
-  /** Aligned, host-order element arrays by dtype (made on first use). */
-  cache: Map<string, Elements>;
 }
 
-function storageTypeOf(v: unknown, file: string): StorageType {
+// The persistent_load functions throw TypeErrors: the unpickler puts the file and the byte
+// offset before their messages.
+
+function storageTypeOf(v: unknown): StorageType {
   if (v instanceof StorageType) return v;
-  throw new TorchCheckpointError(
-    file,
-    `a storage's type is ${describe(v)}, not a torch storage class; the file is corrupt`,
-  );
+  throw new TypeError(`a storage's type is ${describe(v)}, not a torch storage class`);
 }
 
 function textOf(v: unknown): string {
@@ -316,31 +313,26 @@ function readZipFormat(
   const persistentLoad = (pid: unknown): unknown => {
     const [, type, keyValue] = storageId(pid, 5, "zip");
     const key = textOf(keyValue);
-    const st = storageTypeOf(type, file);
+    const st = storageTypeOf(type);
     const known = storages.get(key);
     if (known) return known;
     const label = `${prefix}data/${key}`;
     if (!zip.entry(label)) {
-      fail(file, `the pickle names storage ${key}, but the archive has no entry ${label}`);
+      throw new TypeError(`the pickle names storage ${key}, but the archive has no entry ${label}`);
     }
     let loaded: Uint8Array | undefined;
     const handle: StorageHandle = {
       label,
       dtype: st.dtype,
-      untyped: st.untyped,
       bytes: () => (loaded ??= zip.read(label)),
       elementOffset: 0,
       truncated: () => false,
       order: byteOrder,
-      cache: new Map(),
     };
     storages.set(key, handle);
     return handle;
   };
-  const { value } = unpickle(zip.read(pickles[0]), {
-    name: file,
-    persistentLoad,
-  });
+  const { value } = unpickle(zip.read(pickles[0]), { name: file, persistentLoad });
   return { top: value, byteOrder };
 }
 
@@ -367,7 +359,7 @@ function readLegacyFormat(bytes: Uint8Array, file: string): unknown {
   const persistentLoad = (pid: unknown): unknown => {
     const [, type, rootValue, , numel, view] = storageId(pid, 6, "legacy");
     const rootKey = textOf(rootValue);
-    const st = storageTypeOf(type, file);
+    const st = storageTypeOf(type);
     let root = roots.get(rootKey);
     if (!root) {
       if (typeof numel !== "number") {
@@ -387,15 +379,10 @@ function readLegacyFormat(bytes: Uint8Array, file: string): unknown {
     return {
       label: rootKey,
       dtype: r.dtype,
-      untyped: st.untyped,
-      bytes: () => {
-        if (!r.bytes) fail(file, `storage ${r.key} is not in the file's list of storages`);
-        return r.bytes;
-      },
+      bytes: () => r.bytes,
       elementOffset,
       truncated: () => r.cut,
       order: "little",
-      cache: new Map(),
     } satisfies StorageHandle;
   };
   const main = unpickle(bytes, { name: file, offset: sysInfo.end, persistentLoad });
@@ -473,12 +460,16 @@ function hasTensors(v: unknown): v is Map<unknown, unknown> {
   return false;
 }
 
+/** The most top-level keys an error lists. */
+const LISTED_KEYS = 20;
+
 function topLevelText(top: Map<unknown, unknown>): string {
   if (!top.size) return "the top level is an empty dict";
-  return "top-level keys: " +
-    [...top].map(([k, v]) => `${typeof k === "string" ? k : String(k)} (${describe(v)})`).join(
-      ", ",
-    );
+  const entries = [...top].slice(0, LISTED_KEYS).map(([k, v]) =>
+    `${typeof k === "string" ? k : String(k)} (${describe(v)})`
+  );
+  const more = top.size > LISTED_KEYS ? ` and ${top.size - LISTED_KEYS} more` : "";
+  return `top-level keys: ${entries.join(", ")}${more}`;
 }
 
 function stateDictOf(
@@ -550,8 +541,11 @@ function stateDictOf(
 }
 
 function isHandle(v: unknown): v is StorageHandle {
-  return typeof v === "object" && v !== null && "label" in v && "bytes" in v && "cache" in v;
+  return typeof v === "object" && v !== null && "label" in v && "bytes" in v && "order" in v;
 }
+
+/** The most elements one tensor may have (a float32 array of 8 GiB). */
+const MAX_ELEMENTS = 2 ** 31;
 
 /** The tensor `ref` (named `name` in messages) as a contiguous float32 array. */
 function materialize(ref: TensorRef, name: string, file: string): TorchTensor {
@@ -559,20 +553,37 @@ function materialize(ref: TensorRef, name: string, file: string): TorchTensor {
   if (!isHandle(storage)) {
     fail(file, `tensor ${name}: its storage is ${describe(storage)}, not a torch storage`);
   }
-  const dtype = ref.dtype ?? storage.dtype;
+  const dtype = (ref.dtype ?? storage.dtype) as TorchDtype;
   const size = elementSize(dtype, `tensor ${name}`, file);
   const shape = [...ref.size];
   if (shape.some((d) => d < 0) || ref.stride.some((s) => s < 0)) {
     fail(file, `tensor ${name}: negative size or stride ([${shape}], [${ref.stride}])`);
   }
   const numel = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(numel);
-  const result: TorchTensor = { shape, data, dtype: dtype as TorchDtype };
-  if (numel === 0) return result;
-  let last = storage.elementOffset + ref.offset;
+  if (numel > MAX_ELEMENTS) {
+    fail(file, `tensor ${name}: shape [${shape}] has ${numel} elements, more than ${MAX_ELEMENTS}`);
+  }
+  if (numel === 0) return { shape, data: new Float32Array(0), dtype };
+  const first = storage.elementOffset + ref.offset;
+  let last = first;
   for (let d = 0; d < shape.length; d++) last += (shape[d] - 1) * ref.stride[d];
   const need = (last + 1) * size;
-  const bytes = storage.bytes();
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = storage.bytes();
+  } catch (e) {
+    if (e instanceof ZipError) {
+      throw new TorchCheckpointError(file, `tensor ${name}: ${e.detail}`, { cause: e });
+    }
+    throw e;
+  }
+  if (!bytes) {
+    fail(
+      file,
+      `tensor ${name}: its storage ${storage.label} is not in the file's list of storages; ` +
+        "the file is corrupt",
+    );
+  }
   if (bytes.length < need) {
     fail(
       file,
@@ -580,66 +591,67 @@ function materialize(ref: TensorRef, name: string, file: string): TorchTensor {
         (storage.truncated() ? " (the file is truncated)" : ""),
     );
   }
-  const elements = elementsOf(storage, bytes, dtype as TorchDtype);
-  const rounded = convert(
-    elements,
-    dtype as TorchDtype,
-    storage.elementOffset + ref.offset,
-    shape,
-    ref.stride,
-    data,
-  );
+  const data = new Float32Array(numel);
+  const result: TorchTensor = { shape, data, dtype };
+  const direct = dtype === "float32" && isContiguous(shape, ref.stride) ? data : undefined;
+  const { elements, base } = elementsOf(storage.order, bytes, dtype, first, last, direct);
+  const rounded = convert(elements, dtype, first - base, shape, ref.stride, data);
   if (rounded) result.rounded = rounded;
   return result;
 }
 
-/** The storage's elements as a typed array in host order (a view when aligned and in order). */
-function elementsOf(storage: StorageHandle, bytes: Uint8Array, dtype: TorchDtype): Elements {
-  const cached = storage.cache.get(dtype);
-  if (cached) return cached;
+/**
+ * The elements `first..last` of a storage as a typed array in host order, and the storage index
+ * of its element 0. When the bytes are aligned and in host order, a view of the whole storage
+ * (no copy); otherwise a copy of just those elements (straight into `into`, the output of a
+ * contiguous float32 tensor, so that even then nothing is copied twice).
+ */
+function elementsOf(
+  order: "little" | "big",
+  bytes: Uint8Array,
+  dtype: TorchDtype,
+  first: number,
+  last: number,
+  into: Float32Array | undefined,
+): { elements: Elements; base: number } {
   const size = ELEMENT_SIZES[dtype];
-  const n = Math.floor(bytes.length / size);
-  const swap = size > 1 && (storage.order === "little") !== HOST_LITTLE;
+  const swap = size > 1 && (order === "little") !== HOST_LITTLE;
   let src = bytes;
+  let base = 0;
   if (swap || bytes.byteOffset % size !== 0) {
-    src = bytes.slice(0, n * size); // aligned copy (slice starts at offset 0 of a new buffer)
+    const span = bytes.subarray(first * size, (last + 1) * size);
+    src = into
+      ? new Uint8Array(into.buffer, into.byteOffset, into.byteLength)
+      : new Uint8Array(span.length);
+    src.set(span);
     if (swap) {
       for (let i = 0; i < src.length; i += size) src.subarray(i, i + size).reverse();
     }
+    base = first;
   }
   const buffer = src.buffer as ArrayBuffer;
   const at = src.byteOffset;
-  let out: Elements;
+  const n = Math.floor(src.length / size);
   switch (dtype) {
     case "float32":
-      out = new Float32Array(buffer, at, n);
-      break;
+      return { elements: new Float32Array(buffer, at, n), base };
     case "float64":
-      out = new Float64Array(buffer, at, n);
-      break;
+      return { elements: new Float64Array(buffer, at, n), base };
     case "float16":
     case "bfloat16":
-      out = new Uint16Array(buffer, at, n);
-      break;
+      return { elements: new Uint16Array(buffer, at, n), base };
     case "int64":
-      out = new BigInt64Array(buffer, at, n);
-      break;
+      return { elements: new BigInt64Array(buffer, at, n), base };
     case "int32":
-      out = new Int32Array(buffer, at, n);
-      break;
+      return { elements: new Int32Array(buffer, at, n), base };
     case "int16":
-      out = new Int16Array(buffer, at, n);
-      break;
+      return { elements: new Int16Array(buffer, at, n), base };
     case "int8":
-      out = new Int8Array(buffer, at, n);
-      break;
+      return { elements: new Int8Array(buffer, at, n), base };
     case "uint8":
     case "bool":
-      out = new Uint8Array(buffer, at, n);
-      break;
+      return { elements: new Uint8Array(buffer, at, n), base };
   }
-  storage.cache.set(dtype, out);
-  return out;
 }
 
 let halfTable: Float32Array | undefined;
@@ -741,7 +753,7 @@ function convert(
   let rounded: { index: number; value: string } | undefined;
   switch (dtype) {
     case "float32":
-      if (e !== out) out.set(e as Float32Array);
+      if (e.buffer !== out.buffer || e.byteOffset !== out.byteOffset) out.set(e as Float32Array);
       break;
     case "int16":
     case "int8":

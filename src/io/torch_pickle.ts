@@ -216,7 +216,7 @@ class PickleClass {
   ) {}
 }
 
-/** Python's `__builtin__`/`builtins` data types and a type marker that is not callable. */
+/** Tensor types: allowed only as `_rebuild_from_type_v2`'s type argument, never called. */
 const TYPE_MARKERS = new Set([
   "torch._tensor.Tensor",
   "torch.Tensor",
