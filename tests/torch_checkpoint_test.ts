@@ -500,6 +500,12 @@ Deno.test("convert: refusals are one line naming the file and the tensor or clas
     assert.equal(evil.code, 1);
     assert.match(evil.err, /^convert: .*bad_os_system\.pt: refused pickle class os\.system \(/);
     assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []);
+    const missing = await capture(() =>
+      main(["convert", "-i", `${tmp}/none.pt`, "-o", `${tmp}/sub/b`])
+    );
+    assert.equal(missing.code, 1);
+    assert.equal(missing.err, `convert: ${tmp}/none.pt: no such file`);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []); // no output folder made
     const usage = await capture(() => main(["convert", "-i", `${DIR}net.pt`]));
     assert.equal(usage.code, 2);
     assert.match(usage.err, /--out: required/);

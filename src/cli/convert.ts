@@ -24,7 +24,7 @@
 
 import { basename } from "path";
 import { z } from "zod";
-import { PathError } from "../_fs.ts";
+import { checkRegularFile, PathError } from "../_fs.ts";
 import { commandLine, failLine, parseCommand } from "./_args.ts";
 import { prepareWeightsOutput } from "../io/checkpoint.ts";
 import {
@@ -160,7 +160,7 @@ export async function readSource(
   path: string,
   options: { key?: string; keepPrefix?: boolean } = {},
 ): Promise<SourceCheckpoint> {
-  const bytes = await readCheckpointBytes(path, "input");
+  const bytes = await readCheckpointBytes(path, "file");
   const about = {
     file: basename(path),
     sha256: await sha256Of(bytes),
@@ -285,7 +285,8 @@ export async function convertCommand(args: string[]): Promise<number> {
   const o = parsed.values;
   const mode = MODES.generic;
   try {
-    // The outputs first: a path that cannot be written fails before a large file is read.
+    // The input, then the outputs, are checked before a large file is read.
+    await checkRegularFile(o.input, "file");
     const out = await prepareWeightsOutput(o.out, { overwrite: o.overwrite });
     const source = await readSource(o.input, { key: o.key, keepPrefix: o["keep-prefix"] });
     const result = mode.map(source, o.input);
