@@ -19,7 +19,7 @@
 import { parseArgs } from "util";
 import { initGpu } from "../src/gpu/device.ts";
 import { queueStats, startGpuProfile, stopGpuProfile, syncGpu } from "../src/gpu/queue.ts";
-import { loadVictim, VICTIM_FAMILIES } from "../src/models/victims/mod.ts";
+import { loadVictim, TRAINABLE_FAMILIES } from "../src/models/victims/mod.ts";
 import { boundaryGradient, freezeVictim } from "../src/attack/baselines/_common.ts";
 import { full, noGrad } from "../src/tensor/tensor.ts";
 import { convFlops } from "../src/tensor/ops/conv.ts";
@@ -42,7 +42,7 @@ const d = full([T, 3, H, W], 0).keep();
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 const rows: string[][] = [];
-for (const family of VICTIM_FAMILIES) {
+for (const family of TRAINABLE_FAMILIES) {
   const victim = await loadVictim(family);
   freezeVictim(victim);
   const fwd = async () => {

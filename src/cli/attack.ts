@@ -23,7 +23,7 @@ import { bundledGeneratorName, type Generator, loadGenerator } from "../models/g
 import { loadVictim } from "../models/victims/mod.ts";
 import type { Victim } from "../models/victims/victim.ts";
 import { writeFileAtomic } from "../_fs.ts";
-import { victimPaths } from "../models/victims/mod.ts";
+import { victimWeightsId } from "./_victim.ts";
 import {
   type AttackReport,
   type AttackSettings,
@@ -49,7 +49,10 @@ Options:
   -i, --input <path>      a video file, a folder of videos, or a manifest (proxy manifest.json,
                           or a CSV/JSON list of path,mos) (default data/samples)
   --split <name>          for a proxy manifest: train | val | test | all (default test)
-  -v, --victim <name>     bundled victim or .safetensors path (default vsfa-mini)
+  -v, --victim <name>     bundled victim or .safetensors path (default vsfa-mini), or a
+                          published model (vsfa, mdtvsfa) with --weights
+  --weights <files>       a published victim's weight files as its authors publish them,
+                          comma-separated (e.g. VSFA.pt,resnet50-19c8e357.pth)
   -g, --generator <name>  bundled generator or path (default stqa-<victim>, two-branch; also
                           stqa-<victim>-signed, signed, and stqa-<victim>-paper, the paper's)
   --mode <m>              untargeted | up | down | both (default untargeted; up/down/both need
@@ -87,6 +90,8 @@ const ArgsSchema = z.object({
   input: z.string().min(1).optional(),
   split: z.enum(["train", "val", "test", "all"]).default("test"),
   victim: z.string().min(1).default("vsfa-mini"),
+  weights: z.string().min(1).transform((s) => s.split(",").filter((f) => f.length > 0))
+    .optional(),
   generator: z.string().min(1).optional(),
   mode: z.enum(["untargeted", "up", "down", "both"]).default("untargeted"),
   eps: z.coerce.number().positive().max(16).optional(),
@@ -104,6 +109,7 @@ const FLAGS = {
   input: { type: "string", short: "i" },
   split: { type: "string" },
   victim: { type: "string", short: "v" },
+  weights: { type: "string" },
   generator: { type: "string", short: "g" },
   mode: { type: "string" },
   eps: { type: "string" },
@@ -161,14 +167,14 @@ export async function attackCommand(args: string[]): Promise<number> {
       }
     }
     await initGpu();
-    victim = await loadVictim(o.victim);
+    victim = await loadVictim(o.victim, { weights: o.weights });
     const genName = o.generator ?? bundledGeneratorName(o.victim);
     generator = await loadGenerator(genName);
     checkPair(generator, victim);
     checkMode(generator, o.mode);
     const eps = o.eps ?? generator.info.eps;
     const common = {
-      victim: { name: victim.name, weights: await fileSha256(victimPaths(o.victim).weights) },
+      victim: { name: victim.name, weights: await victimWeightsId(o.victim, o.weights) },
       generator: { path: generator.path, weights: await fileSha256(generator.path) },
       mode: o.mode,
       eps,

@@ -15,7 +15,7 @@
 
 import { basename, join } from "path";
 import { z } from "zod";
-import { parseCommand } from "./_args.ts";
+import { parseCommand, usageError } from "./_args.ts";
 import { exists, writeFileAtomic } from "../_fs.ts";
 import {
   discardWorkDir,
@@ -37,7 +37,8 @@ import {
   loadGenerator,
 } from "../models/generator_io.ts";
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
-import type { Victim } from "../models/victims/victim.ts";
+import { PUBLISHED_FAMILIES, type PublishedFamily, type Victim } from "../models/victims/victim.ts";
+import { victimWeightsId } from "./_victim.ts";
 import type { GeneratorVariant } from "../models/stqa_net.ts";
 import { evaluateVideo } from "../eval/evaluate.ts";
 import { resolveEvalVideos } from "../eval/videos.ts";
@@ -82,7 +83,11 @@ cross-victim tables) and report.html.
 
 Options:
   --victims <list>        comma-separated bundled victims or .safetensors paths
-                          (default vsfa-mini,simplevqa-mini,fastvqa-mini)
+                          (default vsfa-mini,simplevqa-mini,fastvqa-mini), or one published
+                          model (vsfa, mdtvsfa) with --weights
+  --weights <files>       the published victim's weight files as its authors publish them,
+                          comma-separated (for two published victims in one run, convert
+                          each first: deno task convert --victim <family>)
   --methods <list>        comma-separated (default all) of
                           ${EVAL_METHODS.join(", ")},
                           or stqa-net@<victim>: that victim's generator, its videos scored by
@@ -144,6 +149,7 @@ const ArgsSchema = z.object({
       const names = v.map((x) => basename(victimPaths(x).weights, ".safetensors"));
       return new Set(names).size === names.length;
     }, "two victims have the same name (the file name without .safetensors); rename one"),
+  weights: list("weights file").optional(),
   methods: list("method").default(EVAL_METHODS.join(","))
     .refine(
       (v) =>
@@ -178,6 +184,7 @@ type Options = z.infer<typeof ArgsSchema>;
 
 const FLAGS = {
   victims: { type: "string" },
+  weights: { type: "string" },
   methods: { type: "string" },
   dataset: { type: "string" },
   split: { type: "string" },
@@ -349,6 +356,16 @@ export async function evalCommand(args: string[]): Promise<number> {
       return 2;
     }
   }
+  const published = o.victims.filter((v) => PUBLISHED_FAMILIES.includes(v as PublishedFamily));
+  if (o.weights && published.length !== 1) {
+    return usageError(
+      published.length === 0
+        ? "--weights: for a published victim (vsfa, mdtvsfa) in --victims; none is there"
+        : `--weights: one published victim per run can take them (got ${published.join(", ")}); ` +
+          "convert each first (deno task convert --victim <family>) and give the .safetensors",
+      { usage: USAGE, name: "eval" },
+    );
+  }
   try {
     if (isMerge || o.merge) return await merge(o.out);
     return await run(o);
@@ -436,11 +453,15 @@ async function run(o: Options): Promise<number> {
   let written = 0;
   try {
     for (const victimName of o.victims) {
-      const victim = await loadVictim(victimName);
+      const published = PUBLISHED_FAMILIES.includes(victimName as PublishedFamily);
+      const weights = published ? o.weights : undefined;
+      const victim = await loadVictim(victimName, { weights });
       let attacks: LoadedAttack[] = [];
       try {
         const paths = victimPaths(victimName);
-        const digest = await modelDigest(paths.weights, paths.json);
+        const digest = published
+          ? { weights: await victimWeightsId(victimName, weights), config: "published" }
+          : await modelDigest(paths.weights, paths.json);
         const methods = o.cross
           ? [
             ...o.methods,

@@ -21,7 +21,7 @@ import { parseCommand } from "./_args.ts";
 import { runTrainingCommand } from "./_train.ts";
 import { checkVictimConfig } from "../models/victims/mod.ts";
 import { trainVictim } from "../train/victim.ts";
-import { VICTIM_FAMILIES } from "../models/victims/victim.ts";
+import { TRAINABLE_FAMILIES } from "../models/victims/victim.ts";
 
 const USAGE = `Usage: deno task train-victim --model <name> [options]
 
@@ -29,7 +29,7 @@ Trains a victim VQA model on the proxy dataset (deno task data) and writes
 <out>.safetensors and <out>.json (config, command, seed, date, test metrics).
 
 Options:
-  -m, --model <name>       ${VICTIM_FAMILIES.join(" | ")}
+  -m, --model <name>       ${TRAINABLE_FAMILIES.join(" | ")}
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
   -o, --out <stem>         output stem (default data/models/<model>, the bundled weights)
   --overwrite              replace weights already at <stem>.safetensors / <stem>.json
@@ -57,8 +57,8 @@ that cannot be written or would replace weights), 2 bad usage (an option or the 
 `;
 
 const ArgsSchema = z.object({
-  model: z.enum(VICTIM_FAMILIES, {
-    errorMap: () => ({ message: `required: one of ${VICTIM_FAMILIES.join(", ")}` }),
+  model: z.enum(TRAINABLE_FAMILIES, {
+    errorMap: () => ({ message: `required: one of ${TRAINABLE_FAMILIES.join(", ")}` }),
   }),
   manifest: z.string().min(1).default("cache/proxy/manifest.json"),
   out: z.string().min(1).optional(),

@@ -18,7 +18,7 @@ import { Adam } from "../optim/optimizers.ts";
 import { prepareCheckpointDir, prepareWeightsOutput } from "../io/checkpoint.ts";
 import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { checkVictimConfig, createVictim, saveVictim } from "../models/victims/mod.ts";
-import type { Victim, VictimFamily } from "../models/victims/victim.ts";
+import type { TrainableFamily, Victim, VictimFamily } from "../models/victims/victim.ts";
 import { type LoadedClip, loadVictimClips } from "./clips.ts";
 import {
   checkpointStateSchema,
@@ -38,7 +38,7 @@ export { decodeVictimClips, type LoadedClip, loadVictimClips } from "./clips.ts"
 export interface TrainVictimOptions
   extends Omit<FitVictimOptions, "checkpointDir" | "val" | "evalEvery"> {
   /** The family to train. */
-  model: VictimFamily;
+  model: TrainableFamily;
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
   manifest?: string;
   /**

@@ -50,16 +50,37 @@ import {
   type VictimFamily,
 } from "./victim.ts";
 import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
+import { Vsfa, VSFA_DEFAULTS, VsfaConfigSchema, vsfaSize } from "./vsfa.ts";
+import { assignPublishedWeights, PUBLISHED_WEIGHTS, readPublishedWeights } from "./published.ts";
+import {
+  PUBLISHED_FAMILIES,
+  type PublishedFamily,
+  TRAINABLE_FAMILIES,
+  type TrainableFamily,
+} from "./victim.ts";
 
 export { FastVqaMini, type FastVqaMiniConfig, fragments } from "./fastvqa_mini.ts";
 export { SimpleVqaMini, type SimpleVqaMiniConfig } from "./simplevqa_mini.ts";
 export { VsfaMini, type VsfaMiniConfig } from "./vsfa_mini.ts";
+export {
+  type MdtvsfaOutput,
+  Vsfa,
+  VSFA_DEFAULTS,
+  type VsfaConfig,
+  type VsfaVariant,
+} from "./vsfa.ts";
+export { type ResNetConfig } from "./resnet.ts";
+export { PUBLISHED_WEIGHTS, readPublishedWeights } from "./published.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
 export {
   type BaseConfig,
   MAX_MODEL_WIDTH,
   MAX_PARAMETER_BYTES,
   ModelConfigError,
+  PUBLISHED_FAMILIES,
+  type PublishedFamily,
+  TRAINABLE_FAMILIES,
+  type TrainableFamily,
   type Victim,
   VICTIM_FAMILIES,
   type VictimFamily,
@@ -144,6 +165,9 @@ export function createVictim(
       return new SimpleVqaMini(options);
     case "fastvqa-mini":
       return new FastVqaMini(options);
+    case "vsfa":
+    case "mdtvsfa":
+      return new Vsfa(family, options);
     default:
       throw new RangeError(
         `unknown victim family '${family}' (known: ${VICTIM_FAMILIES.join(", ")})`,
@@ -194,6 +218,18 @@ export function checkVictimConfig(
       // deno-lint-ignore no-explicit-any
       size: (c: any) => fastVqaMiniSize(c, batch),
     },
+    "vsfa": {
+      schema: VsfaConfigSchema,
+      defaults: VSFA_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => vsfaSize("vsfa", c),
+    },
+    "mdtvsfa": {
+      schema: VsfaConfigSchema,
+      defaults: VSFA_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => vsfaSize("mdtvsfa", c),
+    },
   }[family];
   if (!spec) {
     throw new ModelConfigError(
@@ -225,13 +261,28 @@ export function victimPaths(nameOrPath: string): { weights: string; json: string
   return { weights: `${stem}.safetensors`, json: `${stem}.json` };
 }
 
+/** Options of {@link loadVictim}. */
+export interface LoadVictimOptions {
+  /**
+   * A published family's weight files, as their authors publish them (PyTorch checkpoints in
+   * the zip or legacy format, or safetensors), e.g. `["VSFA.pt", "resnet50-19c8e357.pth"]`.
+   * Required for a published family's name (`vsfa`, `mdtvsfa`); refused otherwise (a weights
+   * pair carries its own file).
+   */
+  weights?: readonly string[];
+  /** Config overrides of a published family (e.g. `{ output: "K" }` for MDTVSFA). */
+  config?: Record<string, unknown>;
+}
+
 /**
  * Loads a victim: a bundled name (`vsfa-mini`, `simplevqa-mini`, `fastvqa-mini`, from
- * data/models) or the path of a `.safetensors` / `.json` pair. The parameters do not require
- * gradients (the victim is frozen; gradients still flow to the input frames).
+ * data/models), the path of a `.safetensors` / `.json` pair, or a published family's name
+ * (`vsfa`, `mdtvsfa`) with its authors' weight files in `options.weights` (read without
+ * Python; see published.ts). The parameters do not require gradients (the victim is frozen;
+ * gradients still flow to the input frames).
  *
- * @throws {Error} naming the file when one is missing or malformed, and the tensor when the
- * weights do not match the config.
+ * @throws {Error} naming the file when one is missing or malformed, and the tensor (with both
+ * shapes and its file) when the weights do not match the model.
  * @example
  * ```ts
  * import assert from "assert";
@@ -240,9 +291,23 @@ export function victimPaths(nameOrPath: string): { weights: string; json: string
  * const v = await loadVictim("vsfa-mini");
  * const w = await loadVictim("data/models/vsfa-mini.safetensors"); // the same, by path
  * assert.deepEqual(w.config, v.config);
+ * // A published model from its authors' files:
+ * // await loadVictim("vsfa", { weights: ["VSFA.pt", "resnet50-19c8e357.pth"] });
  * ```
  */
-export async function loadVictim(nameOrPath: string): Promise<Victim> {
+export async function loadVictim(
+  nameOrPath: string,
+  options: LoadVictimOptions = {},
+): Promise<Victim> {
+  if (PUBLISHED_FAMILIES.includes(nameOrPath as PublishedFamily)) {
+    return await loadPublished(nameOrPath as PublishedFamily, options);
+  }
+  if (options.weights?.length || options.config) {
+    throw new Error(
+      `loadVictim: weight files and config overrides are for a published family ` +
+        `(${PUBLISHED_FAMILIES.join(", ")}); ${nameOrPath} is a weights pair with its own`,
+    );
+  }
   const { weights, json } = victimPaths(nameOrPath);
   // A path (a bare name is a bundled one) that is a folder: say so, not "no config at <dir>/.json".
   if (
@@ -261,9 +326,10 @@ export async function loadVictim(nameOrPath: string): Promise<Victim> {
     text = await Deno.readTextFile(json);
   } catch (e) {
     if (e instanceof Error && /: no such victim config$/.test(e.message)) {
-      const hint = VICTIM_FAMILIES.includes(nameOrPath as VictimFamily)
+      const hint = TRAINABLE_FAMILIES.includes(nameOrPath as TrainableFamily)
         ? ` (train it with \`deno task train-victim --model ${nameOrPath}\`)`
-        : ` (known bundled victims: ${VICTIM_FAMILIES.join(", ")})`;
+        : ` (known bundled victims: ${TRAINABLE_FAMILIES.join(", ")}; published models, ` +
+          `with --weights: ${PUBLISHED_FAMILIES.join(", ")})`;
       throw new Error(`loadVictim: no victim config at ${json}${hint}`);
     }
     throw new Error(`loadVictim: ${(e as Error).message}`);
@@ -304,6 +370,40 @@ export async function loadVictim(nameOrPath: string): Promise<Victim> {
         `the weights do not match the ${file.family} config in ${json}: ${(e as Error).message}`,
       );
     }
+  } catch (e) {
+    victim.dispose();
+    throw new Error(`loadVictim: ${(e as Error).message}`);
+  }
+  for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
+  return victim;
+}
+
+/** A published family from its authors' files (see {@link loadVictim}). */
+async function loadPublished(
+  family: PublishedFamily,
+  options: LoadVictimOptions,
+): Promise<Victim> {
+  const files = options.weights ?? [];
+  if (files.length === 0) {
+    throw new Error(
+      `loadVictim: ${family} needs its weight files (--weights a,b): ${
+        PUBLISHED_WEIGHTS[family].files
+      }`,
+    );
+  }
+  for (const f of files) {
+    await checkRegularFile(f, "weights file").catch((e) => {
+      throw new Error(`loadVictim: ${(e as Error).message}`);
+    });
+  }
+  let victim: Victim;
+  try {
+    victim = createVictim(family, { config: options.config });
+  } catch (e) {
+    throw new Error(`loadVictim: bad ${(e as Error).message}`);
+  }
+  try {
+    assignPublishedWeights(family, await readPublishedWeights(files), victim.parameters());
   } catch (e) {
     victim.dispose();
     throw new Error(`loadVictim: ${(e as Error).message}`);

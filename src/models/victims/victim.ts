@@ -15,7 +15,33 @@ import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import { add, concat, globalStdPool, localNormalize, log, mul, slice, sub } from "../../nn/mod.ts";
 
-/** The victim families.
+/** The small victim families this toolkit trains and bundles (`deno task train-victim`).
+ *
+ * @example
+ * ```ts
+ * import { TRAINABLE_FAMILIES } from "./victim.ts";
+ * console.log(TRAINABLE_FAMILIES.join(", "));
+ * ```
+ */
+export const TRAINABLE_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] as const;
+
+/** One of {@link TRAINABLE_FAMILIES}. */
+export type TrainableFamily = typeof TRAINABLE_FAMILIES[number];
+
+/** The published models, loaded from their authors' weight files (`--weights`).
+ *
+ * @example
+ * ```ts
+ * import { PUBLISHED_FAMILIES } from "./victim.ts";
+ * console.log(PUBLISHED_FAMILIES.join(", ")); // vsfa, mdtvsfa
+ * ```
+ */
+export const PUBLISHED_FAMILIES = ["vsfa", "mdtvsfa"] as const;
+
+/** One of {@link PUBLISHED_FAMILIES}. */
+export type PublishedFamily = typeof PUBLISHED_FAMILIES[number];
+
+/** Every victim family: the trainable ones and the published ones.
  *
  * @example
  * ```ts
@@ -23,7 +49,7 @@ import { add, concat, globalStdPool, localNormalize, log, mul, slice, sub } from
  * console.log(VICTIM_FAMILIES.join(", "));
  * ```
  */
-export const VICTIM_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] as const;
+export const VICTIM_FAMILIES = [...TRAINABLE_FAMILIES, ...PUBLISHED_FAMILIES] as const;
 
 /** One of {@link VICTIM_FAMILIES}. */
 export type VictimFamily = typeof VICTIM_FAMILIES[number];
@@ -480,6 +506,28 @@ export class ParamBuilder {
     this.#add(`${name}.bias`, [cout], () => full([cout], 0, { requiresGrad: true }));
   }
 
+  /** A conv weight `[out, in, k, k]` alone (no bias), Kaiming uniform for a ReLU. */
+  convWeight(name: string, cin: number, cout: number, k: number): void {
+    const seed = this.#next();
+    this.#add(name, [cout, cin, k, k], () => kaimingUniform([cout, cin, k, k], { seed, a: 0 }));
+  }
+
+  /**
+   * A batch norm's four tensors in torchvision's names (`<name>.weight`, `.bias`,
+   * `.running_mean`, `.running_var`), drawn at random near the identity (weight and variance in
+   * [0.5, 1.5], bias and mean in [-0.2, 0.2]) so that every term of the normalisation counts.
+   */
+  batchNorm(name: string, channels: number): void {
+    const u = (key: string, low: number, high: number) => {
+      const seed = this.#next();
+      this.#add(`${name}.${key}`, [channels], () => uniform([channels], { seed, low, high }));
+    };
+    u("weight", 0.5, 1.5);
+    u("bias", -0.2, 0.2);
+    u("running_mean", -0.2, 0.2);
+    u("running_var", 0.5, 1.5);
+  }
+
   /** A linear layer `[out, in]` with PyTorch's default init, or a given constant bias. */
   linear(name: string, cin: number, cout: number, bias?: number): void {
     const bound = 1 / Math.sqrt(fans([cout, cin]).fanIn);
@@ -501,12 +549,19 @@ export class ParamBuilder {
     }
   }
 
-  /** A GRU cell in PyTorch's layout, `U(-1/sqrt(H), 1/sqrt(H))` as torch.nn.GRUCell. */
-  gru(name: string, input: number, hidden: number): void {
+  /**
+   * A GRU cell in PyTorch's layout, `U(-1/sqrt(H), 1/sqrt(H))` as torch.nn.GRUCell; `suffix`
+   * is added to each name (`_l0` gives torch.nn.GRU's names for its first layer).
+   */
+  gru(name: string, input: number, hidden: number, suffix = ""): void {
     const b = 1 / Math.sqrt(hidden);
     const u = (key: string, shape: number[]) => {
       const seed = this.#next();
-      this.#add(`${name}.${key}`, shape, () => uniform(shape, { seed, low: -b, high: b }));
+      this.#add(
+        `${name}.${key}${suffix}`,
+        shape,
+        () => uniform(shape, { seed, low: -b, high: b }),
+      );
     };
     u("weight_ih", [3 * hidden, input]);
     u("weight_hh", [3 * hidden, hidden]);

@@ -1,0 +1,170 @@
+/**
+ * Published victims with their authors' weight files: which files each needs, and how their
+ * tensor names map onto the model's parameters.
+ *
+ * A published model's weights often come in several files: VSFA's and MDTVSFA's authors publish
+ * the head (`VSFA.pt`, `MDTVSFA.pt`, PyTorch's legacy format) and take the backbone from
+ * torchvision's ImageNet ResNet-50 (`resnet50-19c8e357.pth` or `resnet50-0676ba61.pth`). Each
+ * file may be a PyTorch checkpoint (zip or legacy format, read without Python) or a safetensors
+ * file; its tensors keep the names they have there, except that a torchvision backbone's
+ * (`conv1.weight`, `layer1.0.bn1.running_mean`, ...) go under `backbone.`, and the ImageNet
+ * classifier (`fc.*`) and batch norms' `num_batches_tracked` counters are dropped (neither is
+ * used by the features).
+ *
+ * @module
+ */
+
+import { basename } from "path";
+import { readSafetensorsFile, type TensorData } from "../../io/safetensors.ts";
+import { readTorchCheckpoint } from "../../io/torch_checkpoint.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { writeBuffer } from "../../gpu/queue.ts";
+import { BACKBONE_PREFIX } from "./vsfa.ts";
+import type { PublishedFamily } from "./victim.ts";
+
+/** What each published family's weights are, for messages and the README. */
+export const PUBLISHED_WEIGHTS: Record<PublishedFamily, { files: string; paper: string }> = {
+  vsfa: {
+    files: "VSFA.pt (github.com/lidq92/VSFA, models/) and torchvision's ImageNet ResNet-50 " +
+      "(resnet50-19c8e357.pth or resnet50-0676ba61.pth)",
+    paper: "Li, Jiang, Jiang. Quality assessment of in-the-wild videos. ACM MM 2019",
+  },
+  mdtvsfa: {
+    files: "MDTVSFA.pt (github.com/lidq92/MDTVSFA, models/) and torchvision's ImageNet " +
+      "ResNet-50 (resnet50-19c8e357.pth or resnet50-0676ba61.pth)",
+    paper: "Li, Jiang, Jiang. Unified quality assessment of in-the-wild videos with mixed " +
+      "datasets training. IJCV 2021",
+  },
+};
+
+/** A tensor read from one of the weight files, with the file it came from. */
+interface Sourced {
+  data: TensorData;
+  file: string;
+  /** Its name in the file (before any prefix was added). */
+  original: string;
+}
+
+/** Whether a file's names are a torchvision ResNet's (with no prefix). */
+function isTorchvisionResNet(names: string[]): boolean {
+  return names.includes("conv1.weight") && names.includes("bn1.running_mean") &&
+    names.some((n) => n.startsWith("layer4."));
+}
+
+/** The tensors of one weight file: safetensors by its extension, else a PyTorch checkpoint. */
+async function readOne(path: string): Promise<Record<string, TensorData>> {
+  if (/\.safetensors$/i.test(path)) {
+    return (await readSafetensorsFile(path, { what: "weights file" })).tensors;
+  }
+  const { tensors } = await readTorchCheckpoint(path);
+  return tensors;
+}
+
+/**
+ * Reads the weight files of a published victim and maps their names onto its parameters (see
+ * the module's documentation). Files are read in order; a name found in two files is refused,
+ * naming both.
+ *
+ * @example
+ * ```ts ignore
+ * import { readPublishedWeights } from "./published.ts";
+ * const tensors = await readPublishedWeights(["VSFA.pt", "resnet50-19c8e357.pth"]);
+ * console.log(tensors.get("backbone.conv1.weight")?.file); // resnet50-19c8e357.pth
+ * ```
+ */
+export async function readPublishedWeights(
+  paths: readonly string[],
+): Promise<Map<string, Sourced>> {
+  const out = new Map<string, Sourced>();
+  for (const path of paths) {
+    const tensors = await readOne(path);
+    const names = Object.keys(tensors);
+    const backbone = isTorchvisionResNet(names);
+    for (const name of names) {
+      if (name.endsWith(".num_batches_tracked")) continue;
+      if (backbone && name.startsWith("fc.")) continue;
+      const key = backbone ? `${BACKBONE_PREFIX}${name}` : name;
+      const seen = out.get(key);
+      if (seen) {
+        throw new Error(
+          `tensor '${key}' is in two weight files: ${seen.file} and ${path}; give each once`,
+        );
+      }
+      out.set(key, { data: tensors[name], file: path, original: name });
+    }
+  }
+  return out;
+}
+
+function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/**
+ * Copies published weights (from {@link readPublishedWeights}) into a victim's parameters,
+ * after checking that every parameter is found once with its shape and that no file holds a
+ * tensor the model does not have. The error names each tensor, both shapes and its file, and
+ * says which files the family needs when whole parts are missing.
+ *
+ * @example
+ * ```ts ignore
+ * import { assignPublishedWeights, readPublishedWeights } from "./published.ts";
+ * assignPublishedWeights("vsfa", await readPublishedWeights(files), victim.parameters());
+ * ```
+ */
+export function assignPublishedWeights(
+  family: PublishedFamily,
+  found: Map<string, Sourced>,
+  params: Record<string, Tensor>,
+): void {
+  const problems: string[] = [];
+  const missing: string[] = [];
+  for (const [name, p] of Object.entries(params)) {
+    const f = found.get(name);
+    if (!f) missing.push(name);
+    else if (
+      f.data.shape.length !== p.shape.length || f.data.shape.some((d, i) => d !== p.shape[i])
+    ) {
+      problems.push(
+        `tensor '${f.original}' of ${f.file} has shape ${shapeText(f.data.shape)}, but ` +
+          `${family} needs ${shapeText(p.shape)} for '${name}'`,
+      );
+    }
+  }
+  for (const [name, f] of found) {
+    if (!(name in params)) {
+      problems.push(
+        `${f.file} has tensor '${f.original}' ${
+          shapeText(f.data.shape)
+        }, which ${family} does not have`,
+      );
+    }
+  }
+  if (missing.length) {
+    const backbone = missing.filter((n) => n.startsWith(BACKBONE_PREFIX));
+    const head = missing.filter((n) => !n.startsWith(BACKBONE_PREFIX));
+    if (backbone.length) {
+      problems.push(
+        `no file gave the backbone (${backbone.length} tensors, e.g. '${backbone[0]}')`,
+      );
+    }
+    if (head.length) {
+      problems.push(
+        `missing tensor${head.length > 1 ? "s" : ""} ${
+          head.slice(0, 8).map((n) => `'${n}'`).join(", ")
+        }${head.length > 8 ? ` and ${head.length - 8} more` : ""}`,
+      );
+    }
+  }
+  if (problems.length) {
+    const files = [...new Set([...found.values()].map((f) => basename(f.file)))].join(", ");
+    throw new Error(
+      `the weights (${files || "no tensors"}) do not fit ${family}: ${problems.join("; ")}. ` +
+        `${family} needs ${PUBLISHED_WEIGHTS[family].files}`,
+    );
+  }
+  for (const [name, p] of Object.entries(params)) {
+    const data = found.get(name)!.data.data as Float32Array<ArrayBuffer>;
+    if (data.length) writeBuffer(p.buffer, data);
+  }
+}
