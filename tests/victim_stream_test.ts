@@ -13,7 +13,7 @@
 
 import assert from "assert";
 import { poolStats } from "../src/gpu/pool.ts";
-import { loadVictim, type Victim, type VictimFamily } from "../src/models/victims/mod.ts";
+import { loadVictim, type TrainableFamily, type Victim } from "../src/models/victims/mod.ts";
 import { noGrad, tensor, tidy } from "../src/tensor/tensor.ts";
 import { initGpu, randu, RUN_SEED, withSeed } from "./_helpers.ts";
 
@@ -21,7 +21,7 @@ await initGpu();
 
 const T = 11;
 /** Frame sizes: the native size of the fixed-size families, a small non-square one for fastvqa. */
-const SIZE: Record<VictimFamily, { h: number; w: number }> = {
+const SIZE: Record<TrainableFamily, { h: number; w: number }> = {
   "vsfa-mini": { h: 64, w: 64 },
   "simplevqa-mini": { h: 64, w: 64 },
   "fastvqa-mini": { h: 52, w: 60 },
@@ -100,7 +100,7 @@ function relErr(a: number, b: number): number {
   return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 }
 
-const FAMILIES: VictimFamily[] = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"];
+const FAMILIES: TrainableFamily[] = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"];
 
 for (const [k, family] of FAMILIES.entries()) {
   Deno.test(`${family}: streamed in chunks of 1, 3, 4, 11 and uneven ones equals the whole clip`, async () => {

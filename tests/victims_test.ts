@@ -11,8 +11,8 @@ import {
   loadVictim,
   MODELS_DIR,
   saveVictim,
+  type TrainableFamily,
   type Victim,
-  type VictimFamily,
 } from "../src/models/victims/mod.ts";
 import {
   evaluateVictim,
@@ -28,7 +28,7 @@ import { checkOp, initGpu, randu, rng, RUN_SEED, withSeed } from "./_helpers.ts"
 await initGpu();
 
 /** Tiny configs: small frames and few channels, so that tests are quick. */
-const TINY: Record<VictimFamily, { config: Record<string, unknown>; h: number; w: number }> = {
+const TINY: Record<TrainableFamily, { config: Record<string, unknown>; h: number; w: number }> = {
   "vsfa-mini": {
     config: { channels: [4, 6], reduced: 5, hidden: 3, frames: 3, height: 12, width: 10 },
     h: 12,
@@ -52,13 +52,13 @@ const TINY: Record<VictimFamily, { config: Record<string, unknown>; h: number; w
     w: 13,
   },
 };
-const FAMILIES = Object.keys(TINY) as VictimFamily[];
+const FAMILIES = Object.keys(TINY) as TrainableFamily[];
 
-function tiny(family: VictimFamily, seed = 1): Victim {
+function tiny(family: TrainableFamily, seed = 1): Victim {
   return createVictim(family, { seed, config: TINY[family].config });
 }
 
-function clipData(family: VictimFamily, t: number, seed: number): Float64Array {
+function clipData(family: TrainableFamily, t: number, seed: number): Float64Array {
   const { h, w } = TINY[family];
   return randu(t * 3 * h * w, seed);
 }
@@ -280,7 +280,7 @@ Deno.test("fragments: patches at the cell centres at full resolution", async () 
 });
 
 /** Synthetic clips whose label is set by their noise level: noisier is worse. */
-function syntheticClips(family: VictimFamily, count: number, seed: number): LoadedClip[] {
+function syntheticClips(family: TrainableFamily, count: number, seed: number): LoadedClip[] {
   const v = tiny(family);
   const { h, w } = TINY[family];
   const r = rng(seed);
@@ -321,7 +321,7 @@ for (const family of FAMILIES) {
 }
 
 Deno.test("fitVictim: 6 + resumed 6 steps equal 12 steps straight; a NaN loss stops with the checkpoint named", async () => {
-  const family: VictimFamily = "simplevqa-mini";
+  const family: TrainableFamily = "simplevqa-mini";
   const clips = syntheticClips(family, 5, RUN_SEED + 1);
   const dir = await Deno.makeTempDir({ prefix: "stqa_ckpt_" });
   const opts = { steps: 12, batch: 3, lr: 5e-3, seed: 4, checkpointEvery: 3, onProgress: () => {} };
@@ -514,7 +514,7 @@ Deno.test("rankingLoss: no pair with labels 0.05 apart gives undefined; a right 
 });
 
 Deno.test("fitVictim with val: validates every evalEvery steps and restores the best step's weights", async () => {
-  const family: VictimFamily = "fastvqa-mini";
+  const family: TrainableFamily = "fastvqa-mini";
   const clips = syntheticClips(family, 6, RUN_SEED + 3);
   const val = syntheticClips(family, 4, RUN_SEED + 4);
   const v = tiny(family, 3);

@@ -63,6 +63,8 @@ export { FastVqaMini, type FastVqaMiniConfig, fragments } from "./fastvqa_mini.t
 export { SimpleVqaMini, type SimpleVqaMiniConfig } from "./simplevqa_mini.ts";
 export { VsfaMini, type VsfaMiniConfig } from "./vsfa_mini.ts";
 export {
+  MDTVSFA_DATASETS,
+  type MdtvsfaDataset,
   type MdtvsfaOutput,
   Vsfa,
   VSFA_DEFAULTS,

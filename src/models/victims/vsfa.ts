@@ -72,12 +72,15 @@ export type VsfaVariant = "vsfa" | "mdtvsfa";
 /** MDTVSFA's training datasets, the keys of its per-dataset linear maps `lm.<key>`. */
 export const MDTVSFA_DATASETS = ["K", "C", "L", "N"] as const;
 
+/** One of {@link MDTVSFA_DATASETS}. */
+export type MdtvsfaDataset = typeof MDTVSFA_DATASETS[number];
+
 /**
  * Which of MDTVSFA's scores a `mdtvsfa` victim gives: `relative` (the sigmoid of the pooled
  * score), `mapped` (after the nonlinear mapping, as the authors' test demo prints; the default)
  * or one dataset's aligned score (`K` KoNViD-1k, `C` CVD2014, `L` LIVE-Qualcomm, `N` LIVE-VQC).
  */
-export type MdtvsfaOutput = "relative" | "mapped" | typeof MDTVSFA_DATASETS[number];
+export type MdtvsfaOutput = "relative" | "mapped" | MdtvsfaDataset;
 
 /**
  * The config of the `vsfa` and `mdtvsfa` victims.
