@@ -137,3 +137,47 @@ Deno.test("published: weight files that do not fit are refused, naming file and 
     /for a published family/,
   );
 });
+
+Deno.test("published: deno task convert --victim writes a pair every command loads", async () => {
+  const { convertCommand } = await import("../src/cli/convert.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = join(dir, "mdt");
+    const code = await convertCommand([
+      "--victim",
+      "mdtvsfa",
+      "--weights",
+      `${BACKBONE},${HEAD.mdtvsfa}`,
+      "--config",
+      JSON.stringify({ ...CONFIG, output: "K", qMin: 1, qMax: 5 }),
+      "--out",
+      out,
+    ]);
+    assert.equal(code, 0);
+    const json = JSON.parse(await Deno.readTextFile(`${out}.json`));
+    assert.equal(json.family, "mdtvsfa");
+    assert.deepEqual(json.converted.sources.map((s: { format: string }) => s.format), [
+      "zip",
+      "legacy",
+    ]);
+    const victim = await loadVictim(`${out}.safetensors`);
+    try {
+      const got = (await victim.score(frames()).read())[0];
+      const want = fixture.cases.mdtvsfa.outputs.K;
+      assert.ok(Math.abs(got - want) <= 1e-4 * Math.abs(want), `${got} vs ${want}`);
+      assert.equal(victim.config.qMax, 5);
+    } finally {
+      victim.dispose();
+    }
+    // Files that do not fit: refused, nothing written.
+    const bad = join(dir, "bad");
+    assert.equal(
+      await convertCommand(["--victim", "vsfa", "--weights", HEAD.vsfa, "--out", bad]),
+      1,
+    );
+    assert.equal(await Deno.stat(`${bad}.json`).then(() => true, () => false), false);
+    assert.equal(await convertCommand(["--victim", "vsfa", "--out", bad]), 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

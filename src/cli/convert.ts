@@ -25,7 +25,9 @@
 import { basename } from "path";
 import { z } from "zod";
 import { checkRegularFile, PathError } from "../_fs.ts";
-import { commandLine, failLine, parseCommand } from "./_args.ts";
+import { commandLine, failLine, parseCommand, usageError } from "./_args.ts";
+import { publishedVictimPair } from "../models/victims/mod.ts";
+import { PUBLISHED_FAMILIES, type PublishedFamily } from "../models/victims/victim.ts";
 import { prepareWeightsOutput } from "../io/checkpoint.ts";
 import {
   checkFinite,
@@ -45,6 +47,7 @@ import {
 } from "../io/torch_checkpoint.ts";
 
 const USAGE = `Usage: deno task convert --input <file> --out <stem> [options]
+       deno task convert --victim <family> --weights <files> --out <stem> [--config <json>]
 
 Reads a PyTorch checkpoint (torch.save: the zip format of torch >= 1.6 or the legacy
 format) or a safetensors file, and writes its state_dict as <stem>.safetensors (float32)
@@ -61,6 +64,12 @@ Options:
   --keep-prefix        keep the 'module.' prefix every name of a DataParallel checkpoint
                        has (default: stripped)
   --overwrite          replace <stem>.safetensors / <stem>.json if they exist
+  --victim <family>    a published victim (vsfa, mdtvsfa) from its authors' files: writes
+                       the victim's weights pair (its parameters' names, and its JSON with
+                       family and config), which every command takes as --victim <stem>
+  --weights <files>    with --victim: the authors' files, comma-separated (e.g.
+                       VSFA.pt,resnet50-19c8e357.pth); torch checkpoints or safetensors
+  --config <json>      with --victim: config overrides, e.g. '{"output":"K","qMin":1,"qMax":5}'
   -h, --help           this text
 
 Floating tensors become float32 (float64 rounded to nearest); integer and bool tensors
@@ -72,8 +81,21 @@ cannot hold, an output that cannot be written or would replace files), 2 bad usa
 `;
 
 const ArgsSchema = z.object({
-  input: z.string({ required_error: "required: the checkpoint to convert" }).min(1),
+  input: z.string().min(1).optional(),
   out: z.string({ required_error: "required: the output stem" }).min(1),
+  victim: z.enum(PUBLISHED_FAMILIES).optional(),
+  weights: z.string().min(1).transform((s) => s.split(",").filter((f) => f.length > 0))
+    .optional(),
+  config: z.string().min(1).transform((s, ctx) => {
+    try {
+      const v = JSON.parse(s);
+      if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+        return v as Record<string, unknown>;
+      }
+    } catch { /* reported below */ }
+    ctx.addIssue({ code: "custom", message: "expected a JSON object" });
+    return z.NEVER;
+  }).optional(),
   key: z.string().min(1).optional(),
   "keep-prefix": z.boolean().default(false),
   overwrite: z.boolean().default(false),
@@ -283,14 +305,28 @@ export async function convertCommand(args: string[]): Promise<number> {
   });
   if (!parsed.ok) return parsed.code;
   const o = parsed.values;
+  const misuse = o.victim
+    ? (o.input
+      ? "--input: with --victim, give the files in --weights"
+      : o.weights?.length
+      ? o.key || o["keep-prefix"] ? "--key/--keep-prefix: not used with --victim" : undefined
+      : "--weights: required with --victim (the authors' files, comma-separated)")
+    : o.weights || o.config
+    ? "--weights/--config: only with --victim"
+    : o.input
+    ? undefined
+    : "--input: required (the checkpoint to convert)";
+  if (misuse) return usageError(misuse, { usage: USAGE, name: "deno task convert" });
+  if (o.victim) return await convertVictim(o.victim, o.weights!, o, args);
+  const input = o.input!;
   const mode = MODES.generic;
   try {
     // The input, then the outputs, are checked before a large file is read.
-    await checkRegularFile(o.input, "file");
+    await checkRegularFile(input, "file");
     const out = await prepareWeightsOutput(o.out, { overwrite: o.overwrite });
-    const source = await readSource(o.input, { key: o.key, keepPrefix: o["keep-prefix"] });
-    const result = mode.map(source, o.input);
-    const tensors = float32Tensors(result.tensors, o.input);
+    const source = await readSource(input, { key: o.key, keepPrefix: o["keep-prefix"] });
+    const result = mode.map(source, input);
+    const tensors = float32Tensors(result.tensors, input);
     const metadata = {
       source: source.file,
       source_sha256: source.sha256,
@@ -303,7 +339,7 @@ export async function convertCommand(args: string[]): Promise<number> {
     const n = Object.keys(tensors).length;
     const from = source.key === undefined ? "" : ` (under '${source.key}')`;
     console.log(
-      `${o.input}: ${source.format} format, ${n} tensor(s)${from}` +
+      `${input}: ${source.format} format, ${n} tensor(s)${from}` +
         (source.strippedPrefix ? `, prefix '${source.strippedPrefix}' stripped` : "") +
         (source.ignored.length ? `, ${source.ignored.length} non-tensor entries ignored` : ""),
     );
@@ -313,6 +349,52 @@ export async function convertCommand(args: string[]): Promise<number> {
     if (
       e instanceof TorchCheckpointError || e instanceof SafetensorsError || e instanceof PathError
     ) {
+      return failLine("convert", e.message, 1);
+    }
+    throw e;
+  }
+}
+
+/** `--victim`: a published victim's weights pair from its authors' files. */
+async function convertVictim(
+  family: PublishedFamily,
+  files: string[],
+  o: { out: string; overwrite: boolean; config?: Record<string, unknown> },
+  args: string[],
+): Promise<number> {
+  try {
+    for (const f of files) await checkRegularFile(f, "file");
+    const out = await prepareWeightsOutput(o.out, { overwrite: o.overwrite });
+    const sources = [];
+    for (const f of files) {
+      const bytes = await readCheckpointBytes(f, "file");
+      const format = torchCheckpointFormat(bytes) ?? "safetensors";
+      sources.push({
+        file: basename(f),
+        sha256: await sha256Of(bytes),
+        bytes: bytes.length,
+        format,
+      });
+    }
+    const pair = await publishedVictimPair(family, files, {
+      config: o.config,
+      extra: {
+        converted: {
+          sources,
+          command: commandLine("convert", args),
+          date: new Date().toISOString(),
+        },
+      },
+    });
+    await writeFilesAtomic([
+      { path: out.weights, data: pair.weights },
+      { path: out.json, data: JSON.stringify(pair.json, null, 2) + "\n" },
+    ]);
+    console.log(`${family}: ${pair.tensors} tensors from ${files.join(", ")}`);
+    console.log(`wrote ${out.display.weights} and ${out.display.json}`);
+    return 0;
+  } catch (e) {
+    if (e instanceof Error && !(e instanceof TypeError)) {
       return failLine("convert", e.message, 1);
     }
     throw e;

@@ -22,6 +22,7 @@ import { checkRegularFile } from "../../_fs.ts";
 import { formatZodError, type SameShape, type Schema } from "../../_zod.ts";
 import {
   assignSafetensors,
+  encodeSafetensors,
   readSafetensorsFile,
   safetensorsBytes,
   writeFilesAtomic,
@@ -51,7 +52,12 @@ import {
 } from "./victim.ts";
 import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
 import { Vsfa, VSFA_DEFAULTS, VsfaConfigSchema, vsfaSize } from "./vsfa.ts";
-import { assignPublishedWeights, PUBLISHED_WEIGHTS, readPublishedWeights } from "./published.ts";
+import {
+  assignPublishedWeights,
+  matchPublishedWeights,
+  PUBLISHED_WEIGHTS,
+  readPublishedWeights,
+} from "./published.ts";
 import {
   PUBLISHED_FAMILIES,
   type PublishedFamily,
@@ -72,7 +78,12 @@ export {
   type VsfaVariant,
 } from "./vsfa.ts";
 export { type ResNetConfig } from "./resnet.ts";
-export { PUBLISHED_WEIGHTS, readPublishedWeights } from "./published.ts";
+export {
+  matchPublishedWeights,
+  PUBLISHED_WEIGHTS,
+  readPublishedWeights,
+  type Sourced,
+} from "./published.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
 export {
   type BaseConfig,
@@ -412,6 +423,35 @@ async function loadPublished(
   }
   for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
   return victim;
+}
+
+/**
+ * A published victim's weights pair, made on the CPU from its authors' files (no GPU needed):
+ * the tensors matched against the family's parameter shapes (see `matchPublishedWeights`) as
+ * a safetensors file's bytes, and the JSON that goes beside it (family, full config, `extra`),
+ * which {@link loadVictim} then reads like a bundled victim's pair.
+ *
+ * @throws {Error} naming the file and tensor, as {@link loadVictim} with `weights`.
+ * @example
+ * ```ts ignore
+ * import { publishedVictimPair } from "./mod.ts";
+ * const pair = await publishedVictimPair("vsfa", ["VSFA.pt", "resnet50-19c8e357.pth"]);
+ * await Deno.writeFile("vsfa.safetensors", pair.weights);
+ * await Deno.writeTextFile("vsfa.json", JSON.stringify(pair.json, null, 2));
+ * ```
+ */
+export async function publishedVictimPair(
+  family: PublishedFamily,
+  files: readonly string[],
+  options: { config?: Record<string, unknown>; extra?: Record<string, unknown> } = {},
+): Promise<{ weights: Uint8Array<ArrayBuffer>; json: VictimFile; tensors: number }> {
+  const { config, size } = checkVictimConfig(family, options.config ?? {});
+  const tensors = matchPublishedWeights(family, await readPublishedWeights(files), size.shapes);
+  return {
+    weights: encodeSafetensors(tensors, { family }),
+    json: { family, config, ...options.extra },
+    tensors: Object.keys(tensors).length,
+  };
 }
 
 /**

@@ -38,7 +38,7 @@ export const PUBLISHED_WEIGHTS: Record<PublishedFamily, { files: string; paper: 
 };
 
 /** A tensor read from one of the weight files, with the file it came from. */
-interface Sourced {
+export interface Sourced {
   data: TensorData;
   file: string;
   /** Its name in the file (before any prefix was added). */
@@ -101,38 +101,40 @@ function shapeText(shape: readonly number[]): string {
 }
 
 /**
- * Copies published weights (from {@link readPublishedWeights}) into a victim's parameters,
- * after checking that every parameter is found once with its shape and that no file holds a
- * tensor the model does not have. The error names each tensor, both shapes and its file, and
- * says which files the family needs when whole parts are missing.
+ * Matches published weights (from {@link readPublishedWeights}) against a model's parameter
+ * shapes: every parameter found once with its shape, and no file holding a tensor the model
+ * does not have. Returns the tensors by parameter name. The error names each tensor, both
+ * shapes and its file, and says which files the family needs when whole parts are missing.
  *
  * @example
  * ```ts ignore
- * import { assignPublishedWeights, readPublishedWeights } from "./published.ts";
- * assignPublishedWeights("vsfa", await readPublishedWeights(files), victim.parameters());
+ * import { matchPublishedWeights, readPublishedWeights } from "./published.ts";
+ * import { VSFA_DEFAULTS, vsfaSize } from "./vsfa.ts";
+ * const found = await readPublishedWeights(["VSFA.pt", "resnet50-19c8e357.pth"]);
+ * const tensors = matchPublishedWeights("vsfa", found, vsfaSize("vsfa", VSFA_DEFAULTS).shapes);
  * ```
  */
-export function assignPublishedWeights(
+export function matchPublishedWeights(
   family: PublishedFamily,
   found: Map<string, Sourced>,
-  params: Record<string, Tensor>,
-): void {
+  shapes: Record<string, readonly number[]>,
+): Record<string, TensorData> {
   const problems: string[] = [];
   const missing: string[] = [];
-  for (const [name, p] of Object.entries(params)) {
+  for (const [name, shape] of Object.entries(shapes)) {
     const f = found.get(name);
     if (!f) missing.push(name);
     else if (
-      f.data.shape.length !== p.shape.length || f.data.shape.some((d, i) => d !== p.shape[i])
+      f.data.shape.length !== shape.length || f.data.shape.some((d, i) => d !== shape[i])
     ) {
       problems.push(
         `tensor '${f.original}' of ${f.file} has shape ${shapeText(f.data.shape)}, but ` +
-          `${family} needs ${shapeText(p.shape)} for '${name}'`,
+          `${family} needs ${shapeText(shape)} for '${name}'`,
       );
     }
   }
   for (const [name, f] of found) {
-    if (!(name in params)) {
+    if (!(name in shapes)) {
       problems.push(
         `${f.file} has tensor '${f.original}' ${
           shapeText(f.data.shape)
@@ -163,8 +165,30 @@ export function assignPublishedWeights(
         `${family} needs ${PUBLISHED_WEIGHTS[family].files}`,
     );
   }
+  const out: Record<string, TensorData> = {};
+  for (const name of Object.keys(shapes)) out[name] = found.get(name)!.data;
+  return out;
+}
+
+/**
+ * Copies published weights (from {@link readPublishedWeights}) into a victim's parameters,
+ * after {@link matchPublishedWeights} has checked them (nothing is copied when it throws).
+ *
+ * @example
+ * ```ts ignore
+ * import { assignPublishedWeights, readPublishedWeights } from "./published.ts";
+ * assignPublishedWeights("vsfa", await readPublishedWeights(files), victim.parameters());
+ * ```
+ */
+export function assignPublishedWeights(
+  family: PublishedFamily,
+  found: Map<string, Sourced>,
+  params: Record<string, Tensor>,
+): void {
+  const shapes = Object.fromEntries(Object.entries(params).map(([k, p]) => [k, p.shape]));
+  const tensors = matchPublishedWeights(family, found, shapes);
   for (const [name, p] of Object.entries(params)) {
-    const data = found.get(name)!.data.data as Float32Array<ArrayBuffer>;
+    const data = tensors[name].data as Float32Array<ArrayBuffer>;
     if (data.length) writeBuffer(p.buffer, data);
   }
 }
