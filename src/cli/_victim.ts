@@ -29,3 +29,19 @@ export async function victimWeightsId(
   const digest = await crypto.subtle.digest("SHA-256", joined);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * The digest of a victim's config for reports: the sha256 of its JSON (the config as
+ * validated, keys in the order the schema gives them).
+ *
+ * @example
+ * ```ts
+ * import { configDigest } from "./_victim.ts";
+ * console.log(await configDigest({ frames: 8 }));
+ * ```
+ */
+export async function configDigest(config: Record<string, unknown>): Promise<string> {
+  const bytes = new TextEncoder().encode(JSON.stringify(config));
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}

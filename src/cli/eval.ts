@@ -38,7 +38,7 @@ import {
 } from "../models/generator_io.ts";
 import { loadVictim, victimPaths } from "../models/victims/mod.ts";
 import { PUBLISHED_FAMILIES, type PublishedFamily, type Victim } from "../models/victims/victim.ts";
-import { victimWeightsId } from "./_victim.ts";
+import { configDigest, victimWeightsId } from "./_victim.ts";
 import type { GeneratorVariant } from "../models/stqa_net.ts";
 import { evaluateVideo } from "../eval/evaluate.ts";
 import { resolveEvalVideos } from "../eval/videos.ts";
@@ -460,7 +460,10 @@ async function run(o: Options): Promise<number> {
       try {
         const paths = victimPaths(victimName);
         const digest = published
-          ? { weights: await victimWeightsId(victimName, weights), config: "published" }
+          ? {
+            weights: await victimWeightsId(victimName, weights),
+            config: await configDigest(victim.config),
+          }
           : await modelDigest(paths.weights, paths.json);
         const methods = o.cross
           ? [
