@@ -61,6 +61,7 @@ export {
   unsqueeze,
 } from "../tensor/ops/shape.ts";
 export { conv2d, type Conv2dOptions } from "../tensor/ops/conv.ts";
+export { conv3d, conv3dFlops, type Conv3dOptions, type Size3 } from "../tensor/ops/conv3d.ts";
 export { localNormalize } from "../tensor/ops/mscn.ts";
 export {
   batchNorm2d,

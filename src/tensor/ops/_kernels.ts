@@ -95,3 +95,6 @@ export const CONV2D_DW_WINDOW = conv2d("conv2d_dw_window.wgsl");
 
 /** Forward, input and weight gradients with workgroup-memory tiles, for GPUs (conv2d_tiled.wgsl). */
 export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl", [here("tiles.wgsl")]);
+
+/** 3-D convolution: forward, input and weight gradients as direct loops (conv3d.wgsl). */
+export const CONV3D = kernel(here("conv3d.wgsl"), { storage: ["src", "wt", "dst", "bias"] });

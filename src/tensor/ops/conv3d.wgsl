@@ -1,0 +1,229 @@
+// 3-D convolution (NCTHW float32, weights [Cout, Cin, KT, KH, KW], dilation 1, groups 1) as
+// direct loops, used by src/tensor/ops/conv3d.ts: forward, input gradient and weight gradient.
+// Kernel size, stride and padding are compile-time constants (KT..PW defines).
+//
+//   conv3d_fwd  src = x [N,Cin,T,H,W], wt = w, dst = y [N,Cout,OT,OH,OW] or, when the input
+//               channels are split (gid.z = the chunk), partial sums [chunks, N,Cout,OT,OH,OW];
+//               bias [Cout] (added by chunk 0 when BIAS). One invocation per output pixel and
+//               block of 4 output channels: y[b,co,ot,oy,ox] = bias[co] +
+//               sum_{ci,kt,ky,kx} w[co,ci,kt,ky,kx] x[b,ci,ot*ST-PT+kt,oy*SH-PH+ky,ox*SW-PW+kx],
+//               the taps that fall in the padding skipped by the loop bounds.
+//   conv3d_dx   src = dy [N,Cout,OT,OH,OW], wt = w, dst = dx [N,Cin,T,H,W] or partial sums
+//               [chunks, ...] over chunks of output channels (gid.z). One invocation per input
+//               pixel and block of 4 input channels: dx[b,ci,t,y,x] = sum_{co,kt,ky,kx}
+//               w[co,ci,kt,ky,kx] dy[b,co,(t+PT-kt)/ST,(y+PH-ky)/SH,(x+PW-kx)/SW], visiting only
+//               the taps whose divisions are exact (loops start at the phase, step the stride).
+//   conv3d_dw   src = x, wt = dy, dst = dw [Cout,Cin,KT,KH,KW] or partial sums [splits, ...]
+//               over chunks of output rows (b, ot, oy) (gid.z). One invocation per tap, input
+//               channel and block of 4 output channels: dw[co,ci,kt,ky,kx] =
+//               sum_{b,ot,oy,ox} dy[b,co,ot,oy,ox] x[b,ci,ot*ST-PT+kt,oy*SH-PH+ky,ox*SW-PW+kx].
+//
+// lavapipe ends an invocation's loops after 65535 iterations in total: the host sizes `chunk`
+// (channels, or output rows) so that each invocation runs at most about 16384.
+//
+// Bindings (src/tensor/ops/_kernels.ts): params, then src, wt, dst, bias (f32 arrays).
+
+struct Params {
+  n: u32,     // invocations of one gid.z layer
+  nb: u32,    // batch
+  cin: u32,
+  cout: u32,
+  t: u32,
+  h: u32,
+  w: u32,
+  ot: u32,
+  oh: u32,
+  ow: u32,
+  chunk: u32, // reduction per gid.z layer: channels (fwd: Cin, dx: Cout) or output rows (dw)
+  total: u32, // elements of one partial-sum layer of dst
+}
+
+const KT: u32 = {{KT|1}}u;
+const KH: u32 = {{KH|1}}u;
+const KW: u32 = {{KW|1}}u;
+const ST: u32 = {{ST|1}}u;
+const SH: u32 = {{SH|1}}u;
+const SW: u32 = {{SW|1}}u;
+const PT: i32 = {{PT|0}};
+const PH: i32 = {{PH|0}};
+const PW: i32 = {{PW|0}};
+const BIAS: bool = {{BIAS|false}};
+
+const KVOL: u32 = KT * KH * KW;
+
+// First and one-past-last tap k of a window starting at input position o (may be negative) that
+// land inside [0, size).
+fn taps(o: i32, k: u32, size: u32) -> vec2<u32> {
+  return vec2<u32>(u32(max(0, -o)), u32(clamp(i32(size) - o, 0, i32(k))));
+}
+
+@compute @workgroup_size(64)
+fn conv3d_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, 64u);
+  if (i >= params.n) { return; }
+  let ohw = params.oh * params.ow;
+  let opix = params.ot * ohw;
+  let npix = params.nb * opix;
+  let p = i % npix;
+  let co0 = (i / npix) * 4u;
+  let b = p / opix;
+  let r = p % opix;
+  let ot = r / ohw;
+  let oy = (r % ohw) / params.ow;
+  let ox = r % params.ow;
+  let t0 = i32(ot * ST) - PT;
+  let y0 = i32(oy * SH) - PH;
+  let x0 = i32(ox * SW) - PW;
+  let kt = taps(t0, KT, params.t);
+  let ky = taps(y0, KH, params.h);
+  let kx = taps(x0, KW, params.w);
+  let hw = params.h * params.w;
+  let thw = params.t * hw;
+  // Weight offsets of the 4 output channels (past the last: the last again, not stored).
+  let cs = params.cin * KVOL;
+  let last = params.cout - 1u;
+  let wa = min(co0, last) * cs;
+  let wb = min(co0 + 1u, last) * cs;
+  let wc = min(co0 + 2u, last) * cs;
+  let wd = min(co0 + 3u, last) * cs;
+  let ci0 = gid.z * params.chunk;
+  let ci1 = min(ci0 + params.chunk, params.cin);
+  var acc = vec4<f32>(0.0);
+  for (var ci = ci0; ci < ci1; ci++) {
+    let xc = (b * params.cin + ci) * thw;
+    let wci = ci * KVOL;
+    for (var a = kt.x; a < kt.y; a++) {
+      let xt = xc + u32(t0 + i32(a)) * hw;
+      for (var c = ky.x; c < ky.y; c++) {
+        let xr = i32(xt + u32(y0 + i32(c)) * params.w) + x0;
+        let wr = wci + (a * KH + c) * KW;
+        for (var d = kx.x; d < kx.y; d++) {
+          let v = src[u32(xr + i32(d))];
+          let k = wr + d;
+          acc = fma(vec4<f32>(v), vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]), acc);
+        }
+      }
+    }
+  }
+  let out0 = gid.z * params.total + (b * params.cout) * opix + r;
+  for (var j = 0u; j < 4u; j++) {
+    let co = co0 + j;
+    if (co < params.cout) {
+      var v = acc[j];
+      if (BIAS && gid.z == 0u) { v += bias[co]; }
+      dst[out0 + co * opix] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv3d_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, 64u);
+  if (i >= params.n) { return; }
+  let hw = params.h * params.w;
+  let thw = params.t * hw;
+  let npix = params.nb * thw;
+  let p = i % npix;
+  let ci0 = (i / npix) * 4u;
+  let b = p / thw;
+  let r = p % thw;
+  let t = i32(r / hw);
+  let y = i32((r % hw) / params.w);
+  let x = i32(r % params.w);
+  let ohw = params.oh * params.ow;
+  let opix = params.ot * ohw;
+  // The first tap of each axis in this pixel's stride phase.
+  let a0 = u32(t + PT) % ST;
+  let c0 = u32(y + PH) % SH;
+  let d0 = u32(x + PW) % SW;
+  let last = params.cin - 1u;
+  let wa = min(ci0, last) * KVOL;
+  let wb = min(ci0 + 1u, last) * KVOL;
+  let wc = min(ci0 + 2u, last) * KVOL;
+  let wd = min(ci0 + 3u, last) * KVOL;
+  let co0 = gid.z * params.chunk;
+  let co1 = min(co0 + params.chunk, params.cout);
+  var acc = vec4<f32>(0.0);
+  for (var co = co0; co < co1; co++) {
+    let gc = (b * params.cout + co) * opix;
+    let wco = co * params.cin * KVOL;
+    for (var a = a0; a < KT; a += ST) {
+      let ta = t + PT - i32(a);
+      if (ta < 0) { break; }
+      let ot = u32(ta) / ST;
+      if (ot >= params.ot) { continue; }
+      for (var c = c0; c < KH; c += SH) {
+        let ya = y + PH - i32(c);
+        if (ya < 0) { break; }
+        let oy = u32(ya) / SH;
+        if (oy >= params.oh) { continue; }
+        let gr = gc + ot * ohw + oy * params.ow;
+        let wr = wco + (a * KH + c) * KW;
+        for (var d = d0; d < KW; d += SW) {
+          let xa = x + PW - i32(d);
+          if (xa < 0) { break; }
+          let ox = u32(xa) / SW;
+          if (ox >= params.ow) { continue; }
+          let g = src[gr + ox];
+          let k = wr + d;
+          acc = fma(vec4<f32>(g), vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]), acc);
+        }
+      }
+    }
+  }
+  let out0 = gid.z * params.total + (b * params.cin) * thw + r;
+  for (var j = 0u; j < 4u; j++) {
+    if (ci0 + j < params.cin) { dst[out0 + (ci0 + j) * thw] = acc[j]; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv3d_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, 64u);
+  if (i >= params.n) { return; }
+  let k = i % KVOL;
+  let rest = i / KVOL;
+  let ci = rest % params.cin;
+  let co0 = (rest / params.cin) * 4u;
+  let a = k / (KH * KW);
+  let c = (k / KW) % KH;
+  let d = k % KW;
+  // Output columns whose tap d lands inside the image: ox*SW - PW + d in [0, W).
+  let xo = i32(d) - PW;
+  var ox0 = 0u;
+  if (xo < 0) { ox0 = (u32(-xo) + SW - 1u) / SW; }
+  var ox1 = 0u;
+  if (i32(params.w) - 1 - xo >= 0) { ox1 = min(params.ow, u32(i32(params.w) - 1 - xo) / SW + 1u); }
+  let ohw = params.oh * params.ow;
+  let opix = params.ot * ohw;
+  let last = params.cout - 1u;
+  let ga = min(co0, last) * opix;
+  let gb = min(co0 + 1u, last) * opix;
+  let gc = min(co0 + 2u, last) * opix;
+  let gd = min(co0 + 3u, last) * opix;
+  let rows = params.nb * params.ot * params.oh;
+  let r0 = gid.z * params.chunk;
+  let r1 = min(r0 + params.chunk, rows);
+  var acc = vec4<f32>(0.0);
+  for (var row = r0; row < r1; row++) {
+    let oy = row % params.oh;
+    let q = row / params.oh;
+    let ot = q % params.ot;
+    let b = q / params.ot;
+    let it = i32(ot * ST) - PT + i32(a);
+    let iy = i32(oy * SH) - PH + i32(c);
+    if (it < 0 || it >= i32(params.t) || iy < 0 || iy >= i32(params.h)) { continue; }
+    let xr = i32((((b * params.cin + ci) * params.t + u32(it)) * params.h + u32(iy)) * params.w) + xo;
+    let gr = b * params.cout * opix + ot * ohw + oy * params.ow;
+    for (var ox = ox0; ox < ox1; ox++) {
+      let v = src[u32(xr + i32(ox * SW))];
+      let g = gr + ox;
+      acc = fma(vec4<f32>(v), vec4<f32>(wt[ga + g], wt[gb + g], wt[gc + g], wt[gd + g]), acc);
+    }
+  }
+  let out0 = gid.z * params.total + ci * KVOL + k;
+  let ws = params.cin * KVOL;
+  for (var j = 0u; j < 4u; j++) {
+    if (co0 + j < params.cout) { dst[out0 + (co0 + j) * ws] = acc[j]; }
+  }
+}
