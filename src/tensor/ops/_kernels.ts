@@ -98,3 +98,7 @@ export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl", [here("tiles.wgsl")]);
 
 /** 3-D convolution: forward, input and weight gradients as direct loops (conv3d.wgsl). */
 export const CONV3D = kernel(here("conv3d.wgsl"), { storage: ["src", "wt", "dst", "bias"] });
+
+/** Depthwise convolution (groups = Cin), forward, input and weight gradients, both kernel
+ * families (conv2d_depthwise.wgsl). */
+export const CONV2D_DEPTHWISE = conv2d("conv2d_depthwise.wgsl");

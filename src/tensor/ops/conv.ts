@@ -16,16 +16,31 @@
  *   im2col coordinates (no im2col buffer); the input gradient visits only the taps that divide
  *   the stride, and the weight gradient splits its long reduction over pixels.
  *
+ * Grouped convolutions (`groups` > 1):
+ * - Depthwise (groups = Cin, Cout = m * Cin for a channel multiplier m >= 1): conv2d_depthwise.wgsl
+ *   (`dw_fwd`, `dw_dx`, `dw_dw`), in both kernel families: 8 output pixels of a row per
+ *   invocation, the input window slid along the row one column per tap; the weight gradient
+ *   split over (batch, output row) and its partial sums added up.
+ * - Other groups (1 < groups < Cin): each group runs through the paths above on its channel
+ *   slices of x, w, bias and dy (copies), and the results are concatenated along the channels.
+ *
  * @module
  */
 
 import { kernelFamily } from "../../gpu/device.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
-import { CONV2D_DW_WINDOW, CONV2D_GEMM, CONV2D_TILED, CONV2D_WINDOW } from "./_kernels.ts";
-import { empty, record, type Shape, type Tensor } from "../tensor.ts";
+import {
+  CONV2D_DEPTHWISE,
+  CONV2D_DW_WINDOW,
+  CONV2D_GEMM,
+  CONV2D_TILED,
+  CONV2D_WINDOW,
+} from "./_kernels.ts";
+import { empty, noGrad, record, type Shape, type Tensor } from "../tensor.ts";
 import { gemm } from "./matmul.ts";
 import type { Size2 } from "./pool.ts";
 import { sum } from "./reduce.ts";
+import { concat, slice } from "./shape.ts";
 
 /** Options of {@link conv2d}. */
 export interface Conv2dOptions {
@@ -33,6 +48,13 @@ export interface Conv2dOptions {
   stride?: Size2;
   /** Zeros added on each side of the input, per axis. Default 0. */
   padding?: Size2;
+  /**
+   * Channel groups, as PyTorch's `groups`: input channels `[k*Cin/groups, (k+1)*Cin/groups)`
+   * feed only output channels `[k*Cout/groups, (k+1)*Cout/groups)`; w is
+   * `[Cout, Cin/groups, KH, KW]`. Cin and Cout must be divisible by it. `groups` = Cin is a
+   * depthwise convolution (its own kernel). Default 1.
+   */
+  groups?: number;
 }
 
 function pair(v: Size2 | undefined, fallback: number, what: string, min: number): [number, number] {
@@ -463,11 +485,145 @@ function weightGradWindow(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   return dw;
 }
 
+/** Whether the depthwise kernel takes this grouped convolution (groups = Cin): its loops stay
+ * far below lavapipe's 65535 iterations per invocation. */
+function depthwiseFits(g: Geometry, groups: number): boolean {
+  const m = g.cout / g.cin;
+  return groups === g.cin && g.kh * g.kw <= 4096 &&
+    m * Math.ceil(g.kh / g.sh) * Math.ceil(g.kw / g.sw) <= 16384 && Math.ceil(g.ow / 8) <= 8192;
+}
+
+/** Invocations per workgroup of the depthwise kernels (one SIMD row on lavapipe). */
+const DW_WG = 8;
+
+/** dw_fwd: the depthwise forward. */
+function depthwiseForward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tensor {
+  const out = empty([g.nb, g.cout, g.oh, g.ow]);
+  dispatch({
+    op: "conv2d",
+    kernel: CONV2D_DEPTHWISE,
+    entry: "dw_fwd",
+    defines: defines(g, DW_WG, !!b),
+    ints: ints(g),
+    workgroups: grid1d(g.nb * g.cout * g.oh * Math.ceil(g.ow / 8), DW_WG),
+  }, [x.buffer, w.buffer, out.buffer, (b ?? out).buffer]);
+  return out;
+}
+
+/** dw_dx: the depthwise input gradient (per stride phase of the columns). */
+function depthwiseInputGrad(dy: Tensor, w: Tensor, g: Geometry): Tensor {
+  const dx = empty([g.nb, g.cin, g.h, g.w]);
+  const segs = Math.ceil(Math.ceil(g.w / g.sw) / 8);
+  dispatch({
+    op: "conv2d.backward_input",
+    kernel: CONV2D_DEPTHWISE,
+    entry: "dw_dx",
+    defines: defines(g, DW_WG),
+    ints: ints(g),
+    workgroups: grid1d(g.nb * g.cin * g.h * g.sw * segs, DW_WG),
+  }, [dy.buffer, w.buffer, dx.buffer]);
+  return dx;
+}
+
+/** dw_dw: the depthwise weight gradient, split over (batch, output row), partial sums added. */
+function depthwiseWeightGrad(dy: Tensor, x: Tensor, g: Geometry): Tensor {
+  const lanes = g.cout * g.kh * Math.ceil(g.kw / 7);
+  const rows = g.nb * g.oh;
+  const segs = Math.ceil(g.ow / 8);
+  // About 2048 invocations in all; at most 4096 row segments per invocation (lavapipe's loop
+  // limit is 65535 iterations).
+  const want = Math.max(1, Math.min(rows, Math.ceil(2048 / lanes)));
+  const chunk = Math.max(1, Math.min(Math.ceil(rows / want), Math.floor(4096 / segs)));
+  const splits = Math.ceil(rows / chunk);
+  const shape = [g.cout, 1, g.kh, g.kw];
+  const partial = empty(splits > 1 ? [splits, ...shape] : shape);
+  dispatch({
+    op: "conv2d.backward_weight",
+    kernel: CONV2D_DEPTHWISE,
+    entry: "dw_dw",
+    defines: defines(g, DW_WG),
+    ints: ints(g, chunk),
+    workgroups: grid1d(lanes * splits, DW_WG),
+  }, [x.buffer, dy.buffer, partial.buffer]);
+  if (splits === 1) return partial;
+  const dw = sum(partial, { axes: 0 });
+  partial.dispose();
+  return dw;
+}
+
+/**
+ * Runs `part(k, gk)` for each of `groups` groups (gk: the group's geometry, Cin/groups input and
+ * Cout/groups output channels) and concatenates the results along `axis`; the pieces are freed.
+ */
+function perGroup(
+  groups: number,
+  g: Geometry,
+  axis: number,
+  part: (k: number, gk: Geometry) => Tensor,
+): Tensor {
+  const gk: Geometry = { ...g, cin: g.cin / groups, cout: g.cout / groups };
+  return noGrad(() => {
+    const parts: Tensor[] = [];
+    for (let k = 0; k < groups; k++) parts.push(part(k, gk));
+    const out = concat(parts, axis);
+    parts.forEach((t) => t.dispose());
+    return out;
+  });
+}
+
+/** Channels [k*n, (k+1)*n) of `t` along `axis` (a copy). */
+function channels(t: Tensor, axis: number, k: number, n: number): Tensor {
+  return slice(t, { axis, start: k * n, end: (k + 1) * n });
+}
+
+/** Calls `fn` on the slices and frees them. */
+function withSlices(slices: (Tensor | undefined)[], fn: () => Tensor): Tensor {
+  try {
+    return fn();
+  } finally {
+    slices.forEach((t) => t?.dispose());
+  }
+}
+
+function groupedForward(
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
+  g: Geometry,
+  groups: number,
+): Tensor {
+  if (depthwiseFits(g, groups)) return depthwiseForward(x, w, b, g);
+  return perGroup(groups, g, 1, (k, gk) => {
+    const xs = channels(x, 1, k, gk.cin);
+    const ws = channels(w, 0, k, gk.cout);
+    const bs = b ? channels(b, 0, k, gk.cout) : undefined;
+    return withSlices([xs, ws, bs], () => forward(xs, ws, bs, gk));
+  });
+}
+
+function groupedInputGrad(dy: Tensor, w: Tensor, g: Geometry, groups: number): Tensor {
+  if (depthwiseFits(g, groups)) return depthwiseInputGrad(dy, w, g);
+  return perGroup(groups, g, 1, (k, gk) => {
+    const dys = channels(dy, 1, k, gk.cout);
+    const ws = channels(w, 0, k, gk.cout);
+    return withSlices([dys, ws], () => inputGrad(dys, ws, gk));
+  });
+}
+
+function groupedWeightGrad(dy: Tensor, x: Tensor, g: Geometry, groups: number): Tensor {
+  if (depthwiseFits(g, groups)) return depthwiseWeightGrad(dy, x, g);
+  return perGroup(groups, g, 0, (k, gk) => {
+    const dys = channels(dy, 1, k, gk.cout);
+    const xs = channels(x, 1, k, gk.cin);
+    return withSlices([dys, xs], () => weightGrad(dys, xs, gk));
+  });
+}
+
 let flopCount = 0;
 
 /**
  * Multiply-add FLOPs (2 per product) of every convolution pass run so far in this process:
- * forward, input gradient and weight gradient each count 2·N·Cout·OH·OW·Cin·KH·KW. For benches,
+ * forward, input gradient and weight gradient each count 2·N·Cout·OH·OW·(Cin/groups)·KH·KW. For benches,
  * which divide work by time (read it before and after).
  *
  * @example
@@ -484,9 +640,11 @@ export function convFlops(): number {
 
 /**
  * 2-D convolution (cross-correlation, as in PyTorch) of `x` [N, Cin, H, W] with `w`
- * [Cout, Cin, KH, KW] and optional bias `b` [Cout], giving [N, Cout, OH, OW] with
+ * [Cout, Cin/groups, KH, KW] and optional bias `b` [Cout], giving [N, Cout, OH, OW] with
  * `OH = floor((H + 2*padH - KH) / strideH) + 1` (likewise OW). Any kernel size; stride and
- * zero padding per axis. Differentiable in `x`, `w` and `b`.
+ * zero padding per axis; channel groups as `torch.nn.functional.conv2d(..., groups)`
+ * (`groups: Cin` is a depthwise convolution, with `Cout = m * Cin` a channel multiplier).
+ * Differentiable in `x`, `w` and `b`.
  *
  * @example
  * ```ts
@@ -497,6 +655,9 @@ export function convFlops(): number {
  * const x = tensor(new Float32Array(2 * 3 * 8 * 8).fill(1), [2, 3, 8, 8]);
  * const w = tensor(new Float32Array(16 * 3 * 3 * 3).fill(0.1), [16, 3, 3, 3], { requiresGrad: true });
  * const y = conv2d(x, w, undefined, { stride: 2, padding: 1 }); // [2, 16, 4, 4]
+ * // depthwise 3x3 (MobileNetV2): one 3x3 filter per channel, w [Cin, 1, 3, 3]
+ * const wd = tensor(new Float32Array(3 * 9).fill(0.1), [3, 1, 3, 3]);
+ * const yd = conv2d(x, wd, undefined, { padding: 1, groups: 3 }); // [2, 3, 8, 8]
  * ```
  */
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor, options: Conv2dOptions = {}): Tensor {
@@ -506,10 +667,28 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor, options: Conv2dOptions 
   }
   const [nb, cin, h, wd] = x.shape;
   const [cout, wcin, kh, kw] = w.shape;
-  if (wcin !== cin) {
+  const groups = options.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) {
+    throw new RangeError(`conv2d: groups must be an integer >= 1, got ${groups}`);
+  }
+  if (groups === 1 && wcin !== cin) {
     throw new RangeError(
       `conv2d: x ${s(x.shape)} has ${cin} channels but w ${s(w.shape)} expects ${wcin}`,
     );
+  }
+  if (groups > 1) {
+    if (cin % groups !== 0 || cout % groups !== 0) {
+      throw new RangeError(
+        `conv2d: groups ${groups} must divide the input channels of x ${s(x.shape)} (${cin}) ` +
+          `and the output channels of w ${s(w.shape)} (${cout})`,
+      );
+    }
+    if (wcin * groups !== cin) {
+      throw new RangeError(
+        `conv2d: x ${s(x.shape)} has ${cin} channels in ${groups} groups, so w ${s(w.shape)} ` +
+          `must have ${cin / groups} (Cin/groups) in its second dimension, not ${wcin}`,
+      );
+    }
   }
   if (b && (b.rank !== 1 || b.shape[0] !== cout)) {
     throw new RangeError(`conv2d: bias ${s(b.shape)} must be [${cout}] for w ${s(w.shape)}`);
@@ -525,15 +704,27 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor, options: Conv2dOptions 
     );
   }
   const g: Geometry = { nb, cin, h, w: wd, cout, kh, kw, sh, sw, ph, pw, oh, ow };
-  const flops = 2 * nb * cout * oh * ow * cin * kh * kw;
-  const out = nb === 0 || cout === 0 ? empty([nb, cout, oh, ow]) : forward(x, w, b, g);
+  const flops = 2 * nb * cout * oh * ow * (cin / groups) * kh * kw;
+  const out = nb === 0 || cout === 0
+    ? empty([nb, cout, oh, ow])
+    : groups === 1
+    ? forward(x, w, b, g)
+    : groupedForward(x, w, b, g, groups);
   flopCount += flops;
   const inputs = b ? [x, w, b] : [x, w];
   return record(out, "conv2d", inputs, (dy) => {
     flopCount += (x.requiresGrad ? flops : 0) + (w.requiresGrad ? flops : 0);
     const grads: (Tensor | null)[] = [
-      x.requiresGrad ? inputGrad(dy, w, g) : null,
-      w.requiresGrad ? weightGrad(dy, x, g) : null,
+      !x.requiresGrad
+        ? null
+        : groups === 1
+        ? inputGrad(dy, w, g)
+        : groupedInputGrad(dy, w, g, groups),
+      !w.requiresGrad
+        ? null
+        : groups === 1
+        ? weightGrad(dy, x, g)
+        : groupedWeightGrad(dy, x, g, groups),
     ];
     if (b) grads.push(b.requiresGrad ? sum(dy, { axes: [0, 2, 3] }) : null);
     return grads;
