@@ -30,7 +30,11 @@ interface Case {
 const FIXTURES: { torch_version: string; cases: Record<string, Case> } = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/torch_fixtures.json", import.meta.url)),
 );
-const CASES = FIXTURES.cases;
+// conv2d with groups (depthwise and grouped): tests/fixtures/make_torch_conv_groups.py, same format.
+const GROUPS: { cases: Record<string, Case> } = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/torch_conv_groups.json", import.meta.url)),
+);
+const CASES = { ...FIXTURES.cases, ...GROUPS.cases };
 
 /** max|a-b| / max(max|b|, TINY). */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -131,6 +135,23 @@ for (const name of casesOf("conv2d")) {
       bias ? ["x", "weight", "bias"] : ["x", "weight"],
       (t, p) =>
         nn.conv2d(t.x, t.weight, t.bias, { stride: num(p.stride), padding: num(p.padding) }),
+    );
+  });
+}
+
+// conv2d with groups: MobileNetV2's and ConvNeXt's depthwise layers, a channel multiplier, groups
+// 2 and 3; both kernel families.
+for (const name of casesOf("conv2dGroups")) {
+  familyTest(`torch parity: ${name}`, async () => {
+    await parity(
+      name,
+      ["x", "weight", "bias"],
+      (t, p) =>
+        nn.conv2d(t.x, t.weight, t.bias, {
+          stride: num(p.stride),
+          padding: num(p.padding),
+          groups: num(p.groups),
+        }),
     );
   });
 }
