@@ -48,6 +48,13 @@ export {
 } from "../tensor/ops/pool.ts";
 export { linear, matmul, type MatmulOptions } from "../tensor/ops/matmul.ts";
 export { upsample2x, type UpsampleOptions } from "../tensor/ops/resample.ts";
+export {
+  centerCrop,
+  type CenterCropOptions,
+  resize,
+  type ResizeOptions,
+  shortSideSize,
+} from "../tensor/ops/resize.ts";
 export { l1Loss, type LossOptions, mseLoss } from "../tensor/ops/loss.ts";
 export {
   concat,
@@ -62,6 +69,7 @@ export {
 } from "../tensor/ops/shape.ts";
 export { conv2d, type Conv2dOptions } from "../tensor/ops/conv.ts";
 export { conv3d, conv3dFlops, type Conv3dOptions, type Size3 } from "../tensor/ops/conv3d.ts";
+export { avgPool3d, maxPool3d, type Pool3dOptions } from "../tensor/ops/pool3d.ts";
 export { localNormalize } from "../tensor/ops/mscn.ts";
 export {
   batchNorm2d,
