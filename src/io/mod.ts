@@ -68,3 +68,11 @@ export {
   type UnpickleResult,
 } from "./torch_pickle.ts";
 export { ZipArchive, type ZipEntry, ZipError, type ZipOpenOptions } from "./zip.ts";
+export {
+  decodeTfjsGroup,
+  readTfjsWeights,
+  type TfjsManifestGroup,
+  type TfjsTensor,
+  TfjsWeightsError,
+  type TfjsWeightSpec,
+} from "./tfjs.ts";

@@ -79,6 +79,13 @@ export {
 } from "./vsfa.ts";
 export { type ResNetConfig } from "./resnet.ts";
 export {
+  buildMobileNetV2Params,
+  MobileNetV2,
+  mobileNetV2Channels,
+  type MobileNetV2Config,
+  mobileNetV2FromKeras,
+} from "./mobilenet_v2.ts";
+export {
   matchPublishedWeights,
   PUBLISHED_WEIGHTS,
   readPublishedWeights,
