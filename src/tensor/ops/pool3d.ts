@@ -15,7 +15,7 @@
  * @module
  */
 
-import { type Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { type Size3, triple } from "./conv3d.ts";
 import { avgPool2d, maxPool2d } from "./pool.ts";
 
