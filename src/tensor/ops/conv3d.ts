@@ -184,7 +184,7 @@ function forwardDirect(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry)
   const chunk = channelChunk(g, g.cin);
   const layers = Math.ceil(g.cin / chunk);
   const out = partials(layers, shape, "output", g);
-  const n = g.nb * g.ot * g.oh * g.ow * Math.ceil(g.cout / 4);
+  const n = g.nb * g.ot * g.oh * Math.ceil(g.ow / 4) * Math.ceil(g.cout / 4);
   const total = g.nb * g.cout * g.ot * g.oh * g.ow;
   dispatch({
     op: "conv3d",
@@ -202,7 +202,8 @@ function inputGradDirect(dy: Tensor, w: Tensor, g: Geometry): Tensor {
   const chunk = channelChunk(g, g.cout);
   const layers = Math.ceil(g.cout / chunk);
   const out = partials(layers, shape, "input gradient", g);
-  const n = g.nb * g.t * g.h * g.w * Math.ceil(g.cin / 4);
+  const segs = Math.ceil(Math.ceil(g.w / g.st[2]) / 4);
+  const n = g.nb * g.t * g.h * g.st[2] * segs * Math.ceil(g.cin / 4);
   const total = g.nb * g.cin * g.t * g.h * g.w;
   dispatch({
     op: "conv3d.backward_input",

@@ -4,13 +4,17 @@
 //
 //   conv3d_fwd  src = x [N,Cin,T,H,W], wt = w, dst = y [N,Cout,OT,OH,OW] or, when the input
 //               channels are split (gid.z = the chunk), partial sums [chunks, N,Cout,OT,OH,OW];
-//               bias [Cout] (added by chunk 0 when BIAS). One invocation per output pixel and
-//               block of 4 output channels: y[b,co,ot,oy,ox] = bias[co] +
+//               bias [Cout] (added by chunk 0 when BIAS). One invocation per 4 consecutive
+//               output columns of one output row and block of 4 output channels (16 sums in
+//               registers; 4 x and 4 w loads per tap): y[b,co,ot,oy,ox] = bias[co] +
 //               sum_{ci,kt,ky,kx} w[co,ci,kt,ky,kx] x[b,ci,ot*ST-PT+kt,oy*SH-PH+ky,ox*SW-PW+kx],
-//               the taps that fall in the padding skipped by the loop bounds.
+//               the frames and rows in the padding skipped by the loop bounds, the columns
+//               masked.
 //   conv3d_dx   src = dy [N,Cout,OT,OH,OW], wt = w, dst = dx [N,Cin,T,H,W] or partial sums
-//               [chunks, ...] over chunks of output channels (gid.z). One invocation per input
-//               pixel and block of 4 input channels: dx[b,ci,t,y,x] = sum_{co,kt,ky,kx}
+//               [chunks, ...] over chunks of output channels (gid.z). One invocation per 4
+//               input columns of one stride phase of a row (x = px + SW*(m0+j), which take the
+//               same taps at consecutive output columns) and block of 4 input channels:
+//               dx[b,ci,t,y,x] = sum_{co,kt,ky,kx}
 //               w[co,ci,kt,ky,kx] dy[b,co,(t+PT-kt)/ST,(y+PH-ky)/SH,(x+PW-kx)/SW], visiting only
 //               the taps whose divisions are exact (loops start at the phase, step the stride).
 //   conv3d_dw   src = x, wt = dy, dst = dw [Cout,Cin,KT,KH,KW] or partial sums [splits, ...]
@@ -57,26 +61,36 @@ fn taps(o: i32, k: u32, size: u32) -> vec2<u32> {
   return vec2<u32>(u32(max(0, -o)), u32(clamp(i32(size) - o, 0, i32(k))));
 }
 
+// x at flat row offset `row` and column `ix`, 0 outside [0, W) or for a column past OW (`ok`).
+fn x_col(row: u32, ix: i32, ok: bool) -> f32 {
+  let inside = ok && ix >= 0 && ix < i32(params.w);
+  return select(0.0, src[row + u32(clamp(ix, 0, i32(params.w) - 1))], inside);
+}
+
 @compute @workgroup_size(64)
 fn conv3d_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
+  // Four consecutive output columns (ox0 .. ox0+3) of one output row, 4 output channels.
+  let owb = (params.ow + 3u) / 4u;
   let ohw = params.oh * params.ow;
   let opix = params.ot * ohw;
-  let npix = params.nb * opix;
-  let p = i % npix;
-  let co0 = (i / npix) * 4u;
-  let b = p / opix;
-  let r = p % opix;
-  let ot = r / ohw;
-  let oy = (r % ohw) / params.ow;
-  let ox = r % params.ow;
+  let nrow = params.nb * params.ot * params.oh * owb;
+  let p = i % nrow;
+  let co0 = (i / nrow) * 4u;
+  let ox0 = (p % owb) * 4u;
+  let row = p / owb; // (b * OT + ot) * OH + oy
+  let oy = row % params.oh;
+  let ot = (row / params.oh) % params.ot;
+  let b = row / (params.oh * params.ot);
   let t0 = i32(ot * ST) - PT;
   let y0 = i32(oy * SH) - PH;
-  let x0 = i32(ox * SW) - PW;
+  let x0 = i32(ox0 * SW) - PW;
+  let ok1 = ox0 + 1u < params.ow;
+  let ok2 = ox0 + 2u < params.ow;
+  let ok3 = ox0 + 3u < params.ow;
   let kt = taps(t0, KT, params.t);
   let ky = taps(y0, KH, params.h);
-  let kx = taps(x0, KW, params.w);
   let hw = params.h * params.w;
   let thw = params.t * hw;
   // Weight offsets of the 4 output channels (past the last: the last again, not stored).
@@ -88,54 +102,80 @@ fn conv3d_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let wd = min(co0 + 3u, last) * cs;
   let ci0 = gid.z * params.chunk;
   let ci1 = min(ci0 + params.chunk, params.cin);
-  var acc = vec4<f32>(0.0);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   for (var ci = ci0; ci < ci1; ci++) {
     let xc = (b * params.cin + ci) * thw;
     let wci = ci * KVOL;
     for (var a = kt.x; a < kt.y; a++) {
       let xt = xc + u32(t0 + i32(a)) * hw;
       for (var c = ky.x; c < ky.y; c++) {
-        let xr = i32(xt + u32(y0 + i32(c)) * params.w) + x0;
+        let xr = xt + u32(y0 + i32(c)) * params.w;
         let wr = wci + (a * KH + c) * KW;
-        for (var d = kx.x; d < kx.y; d++) {
-          let v = src[u32(xr + i32(d))];
+        for (var d = 0u; d < KW; d++) {
+          let ix = x0 + i32(d);
           let k = wr + d;
-          acc = fma(vec4<f32>(v), vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]), acc);
+          let wv = vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]);
+          acc0 = fma(vec4<f32>(x_col(xr, ix, true)), wv, acc0);
+          acc1 = fma(vec4<f32>(x_col(xr, ix + i32(SW), ok1)), wv, acc1);
+          acc2 = fma(vec4<f32>(x_col(xr, ix + 2 * i32(SW), ok2)), wv, acc2);
+          acc3 = fma(vec4<f32>(x_col(xr, ix + 3 * i32(SW), ok3)), wv, acc3);
         }
       }
     }
   }
-  let out0 = gid.z * params.total + (b * params.cout) * opix + r;
+  let out0 = gid.z * params.total + (b * params.cout) * opix + (ot * params.oh + oy) * params.ow + ox0;
   for (var j = 0u; j < 4u; j++) {
     let co = co0 + j;
     if (co < params.cout) {
-      var v = acc[j];
-      if (BIAS && gid.z == 0u) { v += bias[co]; }
-      dst[out0 + co * opix] = v;
+      var add = 0.0;
+      if (BIAS && gid.z == 0u) { add = bias[co]; }
+      let o = out0 + co * opix;
+      dst[o] = acc0[j] + add;
+      if (ok1) { dst[o + 1u] = acc1[j] + add; }
+      if (ok2) { dst[o + 2u] = acc2[j] + add; }
+      if (ok3) { dst[o + 3u] = acc3[j] + add; }
     }
   }
+}
+
+// dy at flat row offset `row` and output column `ox`, 0 outside [0, OW) or when not `ok`.
+fn g_col(row: u32, ox: i32, ok: bool) -> f32 {
+  let inside = ok && ox >= 0 && ox < i32(params.ow);
+  return select(0.0, src[row + u32(clamp(ox, 0, i32(params.ow) - 1))], inside);
 }
 
 @compute @workgroup_size(64)
 fn conv3d_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
-  let hw = params.h * params.w;
-  let thw = params.t * hw;
-  let npix = params.nb * thw;
-  let p = i % npix;
-  let ci0 = (i / npix) * 4u;
-  let b = p / thw;
-  let r = p % thw;
-  let t = i32(r / hw);
-  let y = i32((r % hw) / params.w);
-  let x = i32(r % params.w);
+  // Four input columns of one stride phase px of one row: x = px + SW * (m0 + j), j = 0..3.
+  // They take the same column taps, at consecutive output columns.
+  let segs = ((params.w + SW - 1u) / SW + 3u) / 4u;
+  let nrow = params.nb * params.t * params.h * SW * segs;
+  let p = i % nrow;
+  let ci0 = (i / nrow) * 4u;
+  let m0 = (p % segs) * 4u;
+  let px = (p / segs) % SW;
+  let row = p / (segs * SW); // (b * T + t) * H + y
+  let y = i32(row % params.h);
+  let t = i32((row / params.h) % params.t);
+  let b = row / (params.h * params.t);
+  let ncol = (params.w + SW - 1u - px) / SW; // columns of this phase
+  if (m0 >= ncol) { return; }
+  let ok1 = m0 + 1u < ncol;
+  let ok2 = m0 + 2u < ncol;
+  let ok3 = m0 + 3u < ncol;
   let ohw = params.oh * params.ow;
   let opix = params.ot * ohw;
+  let hw = params.h * params.w;
+  let thw = params.t * hw;
   // The first tap of each axis in this pixel's stride phase.
   let a0 = u32(t + PT) % ST;
   let c0 = u32(y + PH) % SH;
-  let d0 = u32(x + PW) % SW;
+  let d0 = (px + u32(PW)) % SW;
   let last = params.cin - 1u;
   let wa = min(ci0, last) * KVOL;
   let wb = min(ci0 + 1u, last) * KVOL;
@@ -143,7 +183,10 @@ fn conv3d_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let wd = min(ci0 + 3u, last) * KVOL;
   let co0 = gid.z * params.chunk;
   let co1 = min(co0 + params.chunk, params.cout);
-  var acc = vec4<f32>(0.0);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   for (var co = co0; co < co1; co++) {
     let gc = (b * params.cout + co) * opix;
     let wco = co * params.cin * KVOL;
@@ -160,20 +203,28 @@ fn conv3d_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let gr = gc + ot * ohw + oy * params.ow;
         let wr = wco + (a * KH + c) * KW;
         for (var d = d0; d < KW; d += SW) {
-          let xa = x + PW - i32(d);
-          if (xa < 0) { break; }
-          let ox = u32(xa) / SW;
-          if (ox >= params.ow) { continue; }
-          let g = src[gr + ox];
+          // Exact: px + PW - d is a multiple of SW.
+          let ox = (i32(px) + PW - i32(d)) / i32(SW) + i32(m0);
           let k = wr + d;
-          acc = fma(vec4<f32>(g), vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]), acc);
+          let wv = vec4<f32>(wt[wa + k], wt[wb + k], wt[wc + k], wt[wd + k]);
+          acc0 = fma(vec4<f32>(g_col(gr, ox, true)), wv, acc0);
+          acc1 = fma(vec4<f32>(g_col(gr, ox + 1, ok1)), wv, acc1);
+          acc2 = fma(vec4<f32>(g_col(gr, ox + 2, ok2)), wv, acc2);
+          acc3 = fma(vec4<f32>(g_col(gr, ox + 3, ok3)), wv, acc3);
         }
       }
     }
   }
-  let out0 = gid.z * params.total + (b * params.cin) * thw + r;
+  let x0 = px + SW * m0;
+  let out0 = gid.z * params.total + (b * params.cin) * thw + (row % (params.t * params.h)) * params.w + x0;
   for (var j = 0u; j < 4u; j++) {
-    if (ci0 + j < params.cin) { dst[out0 + (ci0 + j) * thw] = acc[j]; }
+    if (ci0 + j < params.cin) {
+      let o = out0 + (ci0 + j) * thw;
+      dst[o] = acc0[j];
+      if (ok1) { dst[o + SW] = acc1[j]; }
+      if (ok2) { dst[o + 2u * SW] = acc2[j]; }
+      if (ok3) { dst[o + 3u * SW] = acc3[j]; }
+    }
   }
 }
 
