@@ -79,6 +79,26 @@ export {
 } from "./vsfa.ts";
 export { type ResNetConfig } from "./resnet.ts";
 export {
+  assignSlowFastWeights,
+  buildSlowFastParams,
+  isPytorchvideoSlowFast,
+  readSlowFastWeights,
+  simpleVqaPool,
+  type SimpleVqaPoolOptions,
+  SlowFast,
+  SLOWFAST_ALPHA,
+  SLOWFAST_MEAN,
+  SLOWFAST_R50,
+  SLOWFAST_STD,
+  slowFastChannels,
+  type SlowFastConfig,
+  SlowFastConfigSchema,
+  type SlowFastMaps,
+  slowFastNormalize,
+  slowFrameIndices,
+  slowPathway,
+} from "./slowfast.ts";
+export {
   buildMobileNetV2Params,
   MobileNetV2,
   mobileNetV2Channels,

@@ -513,6 +513,21 @@ export class ParamBuilder {
   }
 
   /**
+   * A 3-D conv weight `[out, in, kt, kh, kw]` alone (no bias), Kaiming uniform for a ReLU, as
+   * `torch.nn.Conv3d(cin, cout, kernel, bias=False)`'s weight.
+   */
+  conv3dWeight(
+    name: string,
+    cin: number,
+    cout: number,
+    kernel: readonly [number, number, number],
+  ): void {
+    const seed = this.#next();
+    const shape = [cout, cin, ...kernel];
+    this.#add(name, shape, () => kaimingUniform(shape, { seed, a: 0 }));
+  }
+
+  /**
    * A batch norm's four tensors in torchvision's names (`<name>.weight`, `.bias`,
    * `.running_mean`, `.running_var`), drawn at random near the identity (weight and variance in
    * [0.5, 1.5], bias and mean in [-0.2, 0.2]) so that every term of the normalisation counts.
