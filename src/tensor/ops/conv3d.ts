@@ -219,7 +219,7 @@ function inputGradDirect(dy: Tensor, w: Tensor, g: Geometry): Tensor {
 function weightGradDirect(dy: Tensor, x: Tensor, g: Geometry): Tensor {
   const [kt, kh, kw] = g.k;
   const shape = [g.cout, g.cin, kt, kh, kw];
-  const lanes = Math.ceil(g.cout / 4) * g.cin * kt * kh * kw;
+  const lanes = Math.ceil(g.cout / 4) * g.cin * kt * kh * Math.ceil(kw / 4);
   const rows = g.nb * g.ot * g.oh;
   // At most LOOP_BUDGET iterations per invocation (each row loops over its output columns), and
   // enough splits for about 2048 invocations in all.

@@ -18,8 +18,9 @@
 //               w[co,ci,kt,ky,kx] dy[b,co,(t+PT-kt)/ST,(y+PH-ky)/SH,(x+PW-kx)/SW], visiting only
 //               the taps whose divisions are exact (loops start at the phase, step the stride).
 //   conv3d_dw   src = x, wt = dy, dst = dw [Cout,Cin,KT,KH,KW] or partial sums [splits, ...]
-//               over chunks of output rows (b, ot, oy) (gid.z). One invocation per tap, input
-//               channel and block of 4 output channels: dw[co,ci,kt,ky,kx] =
+//               over chunks of output rows (b, ot, oy) (gid.z). One invocation per 4 column
+//               taps (kt, ky, kx0 .. kx0+3), input channel and block of 4 output channels (16
+//               sums; the columns in the padding masked): dw[co,ci,kt,ky,kx] =
 //               sum_{b,ot,oy,ox} dy[b,co,ot,oy,ox] x[b,ci,ot*ST-PT+kt,oy*SH-PH+ky,ox*SW-PW+kx].
 //
 // lavapipe ends an invocation's loops after 65535 iterations in total: the host sizes `chunk`
@@ -232,19 +233,18 @@ fn conv3d_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn conv3d_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, 64u);
   if (i >= params.n) { return; }
-  let k = i % KVOL;
-  let rest = i / KVOL;
-  let ci = rest % params.cin;
-  let co0 = (rest / params.cin) * 4u;
-  let a = k / (KH * KW);
-  let c = (k / KW) % KH;
-  let d = k % KW;
-  // Output columns whose tap d lands inside the image: ox*SW - PW + d in [0, W).
-  let xo = i32(d) - PW;
-  var ox0 = 0u;
-  if (xo < 0) { ox0 = (u32(-xo) + SW - 1u) / SW; }
-  var ox1 = 0u;
-  if (i32(params.w) - 1 - xo >= 0) { ox1 = min(params.ow, u32(i32(params.w) - 1 - xo) / SW + 1u); }
+  // Taps (a, c, d0 .. d0+3) of one input channel and 4 output channels.
+  let kwb = (KW + 3u) / 4u;
+  let d0 = (i % kwb) * 4u;
+  let rest = i / kwb;
+  let c = rest % KH;
+  let a = (rest / KH) % KT;
+  let rest2 = rest / (KH * KT);
+  let ci = rest2 % params.cin;
+  let co0 = (rest2 / params.cin) * 4u;
+  let ok1 = d0 + 1u < KW;
+  let ok2 = d0 + 2u < KW;
+  let ok3 = d0 + 3u < KW;
   let ohw = params.oh * params.ow;
   let opix = params.ot * ohw;
   let last = params.cout - 1u;
@@ -255,7 +255,10 @@ fn conv3d_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let rows = params.nb * params.ot * params.oh;
   let r0 = gid.z * params.chunk;
   let r1 = min(r0 + params.chunk, rows);
-  var acc = vec4<f32>(0.0);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   for (var row = r0; row < r1; row++) {
     let oy = row % params.oh;
     let q = row / params.oh;
@@ -264,17 +267,27 @@ fn conv3d_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let it = i32(ot * ST) - PT + i32(a);
     let iy = i32(oy * SH) - PH + i32(c);
     if (it < 0 || it >= i32(params.t) || iy < 0 || iy >= i32(params.h)) { continue; }
-    let xr = i32((((b * params.cin + ci) * params.t + u32(it)) * params.h + u32(iy)) * params.w) + xo;
+    let xr = (((b * params.cin + ci) * params.t + u32(it)) * params.h + u32(iy)) * params.w;
     let gr = b * params.cout * opix + ot * ohw + oy * params.ow;
-    for (var ox = ox0; ox < ox1; ox++) {
-      let v = src[u32(xr + i32(ox * SW))];
+    for (var ox = 0u; ox < params.ow; ox++) {
+      let ix = i32(ox * SW) - PW + i32(d0);
       let g = gr + ox;
-      acc = fma(vec4<f32>(v), vec4<f32>(wt[ga + g], wt[gb + g], wt[gc + g], wt[gd + g]), acc);
+      let gv = vec4<f32>(wt[ga + g], wt[gb + g], wt[gc + g], wt[gd + g]);
+      acc0 = fma(vec4<f32>(x_col(xr, ix, true)), gv, acc0);
+      acc1 = fma(vec4<f32>(x_col(xr, ix + 1, ok1)), gv, acc1);
+      acc2 = fma(vec4<f32>(x_col(xr, ix + 2, ok2)), gv, acc2);
+      acc3 = fma(vec4<f32>(x_col(xr, ix + 3, ok3)), gv, acc3);
     }
   }
-  let out0 = gid.z * params.total + ci * KVOL + k;
+  let out0 = gid.z * params.total + ci * KVOL + (a * KH + c) * KW + d0;
   let ws = params.cin * KVOL;
   for (var j = 0u; j < 4u; j++) {
-    if (co0 + j < params.cout) { dst[out0 + (co0 + j) * ws] = acc[j]; }
+    if (co0 + j < params.cout) {
+      let o = out0 + (co0 + j) * ws;
+      dst[o] = acc0[j];
+      if (ok1) { dst[o + 1u] = acc1[j]; }
+      if (ok2) { dst[o + 2u] = acc2[j]; }
+      if (ok3) { dst[o + 3u] = acc3[j]; }
+    }
   }
 }
