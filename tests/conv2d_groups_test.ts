@@ -105,6 +105,7 @@ const DEPTHWISE: Case[] = [
   dw(1, 2, 9, 21, [3, 9], [1, 2], [1, 4]), // 9 column taps: two blocks of the weight gradient
   dw(1, 3, 9, 10, [5, 3], [2, 1], [2, 0]), // per-axis options
   dw(2, 3, 6, 7, 3, 3, 1), // stride 3: fresh windows, no slides
+  dw(1, 2, 6, 23, [3, 11], 1, [1, 5]), // 11 column taps: past the forward's 16-value rows
   dw(2, 3, 7, 9, 3, 2, 1, 2), // channel multiplier 2
   dw(1, 2, 8, 11, 7, 1, 3, 3), // channel multiplier 3, 7x7
   dw(1, 1, 5, 6, 3, 1, 1), // one channel

@@ -105,5 +105,13 @@ export const CONV2D_TILED = conv2d("conv2d_tiled.wgsl", [here("tiles.wgsl")]);
 export const CONV3D = kernel(here("conv3d.wgsl"), { storage: ["src", "wt", "dst", "bias"] });
 
 /** Depthwise convolution (groups = Cin), forward, input and weight gradients, both kernel
- * families (conv2d_depthwise.wgsl). */
-export const CONV2D_DEPTHWISE = conv2d("conv2d_depthwise.wgsl");
+ * families (conv2d_depthwise.wgsl); conv2d's bindings, also seen as scalar arrays. */
+export const CONV2D_DEPTHWISE = kernel(here("conv2d_depthwise.wgsl"), {
+  storage: [
+    { name: "src4", type: "vec4<f32>" },
+    { name: "wt4", type: "vec4<f32>", views: { ws: "f32" } },
+    { name: "dst4", type: "vec4<f32>", views: { ys: "f32" } },
+    "bias",
+  ],
+  includes: [here("conv2d_common.wgsl")],
+});

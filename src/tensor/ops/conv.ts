@@ -494,7 +494,7 @@ function depthwiseFits(g: Geometry, groups: number): boolean {
 }
 
 /** Invocations per workgroup of the depthwise kernels (one SIMD row on lavapipe). */
-const DW_WG = 8;
+const DW_WG = 64;
 
 /** dw_fwd: the depthwise forward. */
 function depthwiseForward(x: Tensor, w: Tensor, b: Tensor | undefined, g: Geometry): Tensor {

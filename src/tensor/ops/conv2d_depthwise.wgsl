@@ -17,16 +17,20 @@
 //           caller adds up (reduce.ts's sum).
 //
 // Window reuse: the 8 pixels' operands of column tap kx are 8 values one (stride) apart; the
-// operands of tap kx + SW are the same shifted by one column, so with SW 1 or 2 each further
-// tap loads one new value (a "slide"; a fresh window of 8 loads otherwise). The 8 values are
-// two vec4s; on lavapipe their components are separate SIMD registers, so a slide only renames
-// registers. No private arrays: the windows and accumulators are named values and the taps of
-// dw_dw are written out. Rows need not be aligned (any width), so loads are scalar.
+// operands of tap kx + SW are the same shifted by one column (a "slide"). The 8 values are two
+// vec4s; on lavapipe their components are separate SIMD registers, so a slide only renames
+// registers. dw_fwd loads each kernel row's input once as aligned vec4s (row16: 16 values from
+// 5 vec4 loads, shifted into place by selects since rows of 7, 14, 28... are not aligned, and
+// zeroed outside the row; two for stride 2) and slides through them (KW <= 9 at stride 1, <= 17
+// at stride 2; a fresh window of 8 scalar loads per tap otherwise). dw_dx and dw_dw load 8
+// scalars for a row's first tap and one per further tap. No private arrays: the windows and
+// accumulators are named values and the taps of dw_dw are written out.
 // Loop counts per invocation: KH * KW (forward), m * KH * KW / (SH * SW) (input gradient),
 // chunk * ceil(OW / 8) (weight gradient), which conv.ts keeps far below lavapipe's 65535.
 //
-// Bindings (conv2d's): 1 src4 (x; dy for dw_dx), 2 wt4 (w; dy for dw_dw), 3 dst4 (output),
-// 4 bias. Shared declarations (Params, src/wt/put, KH..BIAS): conv2d_common.wgsl.
+// Bindings (conv2d's, src/tensor/ops/_kernels.ts): 1 src4 (x; dy for dw_dx), 2 wt4 (w; dy for
+// dw_dw), seen as the scalar array ws, 3 dst4 (output), seen as the scalar array ys, 4 bias.
+// Shared declarations (Params, src, KH..BIAS, WG): conv2d_common.wgsl.
 
 // Blocks of 7 column taps of dw_dw.
 const KWB: u32 = (KW + 6u) / 7u;
@@ -85,15 +89,60 @@ fn dot8(u: Win, v: Win) -> f32 {
 
 // Stores up to 8 values at o, o + step, ... (value j only when first + j * step < limit).
 fn store8(o: u32, step: u32, first: u32, limit: u32, v: Win) {
-  if (first < limit) { put(o, v.a.x); }
-  if (first + step < limit) { put(o + step, v.a.y); }
-  if (first + 2u * step < limit) { put(o + 2u * step, v.a.z); }
-  if (first + 3u * step < limit) { put(o + 3u * step, v.a.w); }
-  if (first + 4u * step < limit) { put(o + 4u * step, v.b.x); }
-  if (first + 5u * step < limit) { put(o + 5u * step, v.b.y); }
-  if (first + 6u * step < limit) { put(o + 6u * step, v.b.z); }
-  if (first + 7u * step < limit) { put(o + 7u * step, v.b.w); }
+  if (first < limit) { ys[o] = v.a.x; }
+  if (first + step < limit) { ys[o + step] = v.a.y; }
+  if (first + 2u * step < limit) { ys[o + 2u * step] = v.a.z; }
+  if (first + 3u * step < limit) { ys[o + 3u * step] = v.a.w; }
+  if (first + 4u * step < limit) { ys[o + 4u * step] = v.b.x; }
+  if (first + 5u * step < limit) { ys[o + 5u * step] = v.b.y; }
+  if (first + 6u * step < limit) { ys[o + 6u * step] = v.b.z; }
+  if (first + 7u * step < limit) { ys[o + 7u * step] = v.b.w; }
 }
+
+// Sixteen consecutive values of a row: columns c .. c + 15 in a, b, c, d.
+struct W16 {
+  a: vec4<f32>,
+  b: vec4<f32>,
+  c: vec4<f32>,
+  d: vec4<f32>,
+}
+
+// Elements off .. off + 3 of the 8 values u, v (off 0 to 3; selects, no dynamic index).
+fn shift4(u: vec4<f32>, v: vec4<f32>, off: u32) -> vec4<f32> {
+  let lo = select(u, vec4<f32>(u.y, u.z, u.w, v.x), off == 1u);
+  let hi = select(vec4<f32>(u.z, u.w, v.x, v.y), vec4<f32>(u.w, v.x, v.y, v.z), off == 3u);
+  return select(lo, hi, off >= 2u);
+}
+
+// src4 vec4 q (clamped to the buffer; the values outside the row are masked by the caller).
+fn xq(q: i32) -> vec4<f32> {
+  return src4[clamp(q, 0, i32(arrayLength(&src4)) - 1)];
+}
+
+// Columns c .. c + 15 of the src row at flat index `base` (row width `width`), zero outside the
+// row: five aligned vec4 loads (rows need not be aligned), shifted into place by selects.
+fn row16(base: u32, c: i32, width: u32) -> W16 {
+  let f = i32(base) + c;
+  let q = f >> 2u; // floor(f / 4), also for f < 0
+  let off = u32(f - 4 * q);
+  let v0 = xq(q);
+  let v1 = xq(q + 1);
+  let v2 = xq(q + 2);
+  let v3 = xq(q + 3);
+  let v4 = xq(q + 4);
+  let col = vec4<i32>(c, c + 1, c + 2, c + 3);
+  let wi = i32(width);
+  let z = vec4<f32>(0.0);
+  return W16(
+    select(z, shift4(v0, v1, off), col >= vec4<i32>(0) & col < vec4<i32>(wi)),
+    select(z, shift4(v1, v2, off), col + 4 >= vec4<i32>(0) & col + 4 < vec4<i32>(wi)),
+    select(z, shift4(v2, v3, off), col + 8 >= vec4<i32>(0) & col + 8 < vec4<i32>(wi)),
+    select(z, shift4(v3, v4, off), col + 12 >= vec4<i32>(0) & col + 12 < vec4<i32>(wi)));
+}
+
+// Whether the forward takes its rows as aligned vec4s (the taps of 8 pixels fit 16 values at
+// stride 1, 32 at stride 2).
+const VEC_ROWS: bool = (SW == 1u && KW <= 9u) || (SW == 2u && KW <= 17u);
 
 @compute @workgroup_size(WG)
 fn dw_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -116,13 +165,40 @@ fn dw_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (iy < 0 || iy >= i32(params.h)) { continue; }
     let base = plane + u32(iy) * params.w;
     let wb = (co * KH + ky) * KW;
-    var p1 = acc;
-    var p2 = acc;
-    for (var t = 0u; t < KW; t++) {
-      let cur = tap_win(t, p1, p2, base, c0);
-      acc = fma8(acc, wt(wb + t), cur);
-      p2 = p1;
-      p1 = cur;
+    // The branches are on constants: one straight loop per stride, no per-tap choice. Other
+    // strides and wider kernels load a fresh window per tap.
+    if (VEC_ROWS && SW == 1u) {
+      // window of tap t: values t .. t + 7 of r; the values after it queue in q
+      let r = row16(base, c0, params.w);
+      var win = Win(r.a, r.b);
+      var q = Win(r.c, r.d);
+      for (var t = 0u; t < KW; t++) {
+        acc = fma8(acc, ws[wb + t], win);
+        win = slide_left(win, q.a.x);
+        q = slide_left(q, 0.0);
+      }
+    } else if (VEC_ROWS && SW == 2u) {
+      // values 0 .. 31 from c0; even taps read the even values, odd taps the odd ones
+      let r = row16(base, c0, params.w);
+      let u = row16(base, c0 + 16, params.w);
+      var ev = Win(vec4<f32>(r.a.x, r.a.z, r.b.x, r.b.z), vec4<f32>(r.c.x, r.c.z, r.d.x, r.d.z));
+      var od = Win(vec4<f32>(r.a.y, r.a.w, r.b.y, r.b.w), vec4<f32>(r.c.y, r.c.w, r.d.y, r.d.w));
+      var qe = Win(vec4<f32>(u.a.x, u.a.z, u.b.x, u.b.z), vec4<f32>(u.c.x, u.c.z, u.d.x, u.d.z));
+      var qo = Win(vec4<f32>(u.a.y, u.a.w, u.b.y, u.b.w), vec4<f32>(u.c.y, u.c.w, u.d.y, u.d.w));
+      for (var t = 0u; t < KW; t += 2u) {
+        acc = fma8(acc, ws[wb + t], ev);
+        ev = slide_left(ev, qe.a.x);
+        qe = slide_left(qe, 0.0);
+        if (t + 1u < KW) {
+          acc = fma8(acc, ws[wb + t + 1u], od);
+          od = slide_left(od, qo.a.x);
+          qo = slide_left(qo, 0.0);
+        }
+      }
+    } else {
+      for (var t = 0u; t < KW; t++) {
+        acc = fma8(acc, ws[wb + t], fresh(base, c0 + i32(t), i32(SW), params.w));
+      }
     }
   }
   if (BIAS) {
@@ -163,11 +239,9 @@ fn dw_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
       var c = (i32(ix0) + PW - i32(kx0)) / i32(SW);
       var win = fresh(base, c, 1, params.ow);
       for (var kx = kx0; kx < KW; kx += SW) {
-        if (kx != kx0) {
-          c -= 1;
-          win = slide_right(win, ld(base, c, params.ow));
-        }
-        acc = fma8(acc, wt(wb + kx), win);
+        acc = fma8(acc, ws[wb + kx], win);
+        c -= 1;
+        win = slide_right(win, ld(base, c, params.ow));
       }
     }
   }
@@ -176,7 +250,7 @@ fn dw_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 
 // dy value (from wt4) of column ox of the row at `base`, zero past the row's end.
 fn dyv(base: u32, ox: u32) -> f32 {
-  return select(0.0, wt(base + min(ox, params.ow - 1u)), ox < params.ow);
+  return select(0.0, ws[base + min(ox, params.ow - 1u)], ox < params.ow);
 }
 
 // 8 dy values of row `base` at columns ox0 .. ox0 + 7.
@@ -263,11 +337,11 @@ fn dw_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
   }
   let o = ((split * params.cout + co) * KH + ky) * KW + kx0;
-  put(o, a0);
-  if (n > 1u) { put(o + 1u, a1); }
-  if (n > 2u) { put(o + 2u, a2); }
-  if (n > 3u) { put(o + 3u, a3); }
-  if (n > 4u) { put(o + 4u, a4); }
-  if (n > 5u) { put(o + 5u, a5); }
-  if (n > 6u) { put(o + 6u, a6); }
+  ys[o] = a0;
+  if (n > 1u) { ys[o + 1u] = a1; }
+  if (n > 2u) { ys[o + 2u] = a2; }
+  if (n > 3u) { ys[o + 3u] = a3; }
+  if (n > 4u) { ys[o + 4u] = a4; }
+  if (n > 5u) { ys[o + 5u] = a5; }
+  if (n > 6u) { ys[o + 6u] = a6; }
 }
