@@ -15,6 +15,12 @@
  * take minutes per pass), so the gradients are compared with TF.js at {@link PEER_GRAD_FRAMES}
  * frames, both sides on the same shapes; STQA's gradients are also measured at 16 frames.
  *
+ * Depthwise convolutions (`groups` = Cin; conv2d_depthwise.wgsl): MobileNetV2's 3x3 and
+ * ConvNeXt-T's 7x7 layers at 224x224, one frame; the forward against `tf.depthwiseConv2d`, the
+ * gradients STQA only. FLOPs = 2 N Cout OH OW (Cin/groups) KH KW. Their labels start with
+ * "depthwise": `deno task bench --filter depthwise` runs only them (the set-up of every case
+ * still runs).
+ *
  * Run with `deno task bench` (method: bench/_suite.ts; results: bench/RESULTS.md).
  *
  * @module
@@ -44,6 +50,8 @@ interface Layer {
   pad: number;
   /** Input height = width. */
   size: number;
+  /** Channel groups (`conv2d`'s `groups`); default 1. */
+  groups?: number;
 }
 
 /** Frames per clip, the batch of every layer. */
@@ -75,6 +83,43 @@ const RESNET50: Layer[] = [
   { label: "r50 l4 1x1 512->2048 @7", cin: 512, cout: 2048, k: 1, stride: 1, pad: 0, size: 7 },
 ];
 
+/** Depthwise layers (groups = Cin = Cout) at 224x224, one frame: MobileNetV2's 3x3 (padding 1)
+ * and ConvNeXt-T's 7x7 (padding 3). */
+const DEPTHWISE: Layer[] = [
+  { label: "depthwise mnv2 3x3 32 s1 @112", cin: 32, cout: 32, k: 3, stride: 1, pad: 1, size: 112 },
+  { label: "depthwise mnv2 3x3 96 s2 @112", cin: 96, cout: 96, k: 3, stride: 2, pad: 1, size: 112 },
+  {
+    label: "depthwise mnv2 3x3 144 s1 @56",
+    cin: 144,
+    cout: 144,
+    k: 3,
+    stride: 1,
+    pad: 1,
+    size: 56,
+  },
+  {
+    label: "depthwise mnv2 3x3 192 s1 @28",
+    cin: 192,
+    cout: 192,
+    k: 3,
+    stride: 1,
+    pad: 1,
+    size: 28,
+  },
+  {
+    label: "depthwise mnv2 3x3 576 s1 @14",
+    cin: 576,
+    cout: 576,
+    k: 3,
+    stride: 1,
+    pad: 1,
+    size: 14,
+  },
+  { label: "depthwise mnv2 3x3 960 s1 @7", cin: 960, cout: 960, k: 3, stride: 1, pad: 1, size: 7 },
+  { label: "depthwise cnxt 7x7 96 @56", cin: 96, cout: 96, k: 7, stride: 1, pad: 3, size: 56 },
+  { label: "depthwise cnxt 7x7 384 @14", cin: 384, cout: 384, k: 7, stride: 1, pad: 3, size: 14 },
+].map((l) => ({ ...l, groups: l.cin }));
+
 await initGpu();
 await initTfjs();
 const peak = await peakOnce();
@@ -103,21 +148,32 @@ type Kind = "forward" | "input grad" | "weight grad";
  */
 async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boolean) {
   const { label, cin, cout, k, stride, pad, size } = layer;
+  const groups = layer.groups ?? 1;
+  const cig = cin / groups; // input channels per group (w's second dimension)
+  const cog = cout / groups;
   const out = Math.floor((size + 2 * pad - k) / stride) + 1;
-  const flops = 2 * frames * cout * out * out * cin * k * k;
+  const flops = 2 * frames * cout * out * out * cig * k * k;
   const xShape = [frames, cin, size, size];
-  const wShape = [cout, cin, k, k];
+  const wShape = [cout, cig, k, k];
   const yShape = [frames, cout, out, out];
   const seed = 100 * cin + cout + size + frames;
   const xData = randomNormal(frames * cin * size * size, seed);
   // Kaiming-like scale keeps outputs and gradients of order one.
-  const wData = randomNormal(cout * cin * k * k, seed + 1).map((v) => v / Math.sqrt(cin * k * k));
+  const wData = randomNormal(cout * cig * k * k, seed + 1).map((v) => v / Math.sqrt(cig * k * k));
   const gData = randomNormal(frames * cout * out * out, seed + 2);
   const group = (kind: Kind) => `conv2d ${kind} (${frames} frames${peer ? "" : ", STQA only"})`;
 
-  // TF.js: NHWC input, [KH, KW, Cin, Cout] filter, the kernels of tf.conv2d and its gradient.
+  // TF.js: NHWC input, [KH, KW, Cin, Cout] filter, the kernels of tf.conv2d and its gradient;
+  // depthwise: tf.depthwiseConv2d with a [KH, KW, Cin, 1] filter.
+  const depthwise = groups > 1;
+  if (depthwise && (groups !== cin || cout !== cin)) {
+    throw new Error(
+      `conv2d bench ${label}: only depthwise layers (groups = Cin = Cout) are grouped`,
+    );
+  }
   const tfRun: Record<Kind, () => tf.Tensor> = {
-    "forward": () => tf.conv2d(tx, tw, stride, pad),
+    "forward": () =>
+      depthwise ? tf.depthwiseConv2d(tx, tw, stride, pad) : tf.conv2d(tx, tw, stride, pad),
     "input grad": () =>
       tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: tdy, filter: tw }, {
         ...attrs,
@@ -132,7 +188,9 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
   const attrs = { strides: [stride, stride] as [number, number], pad, dataFormat: "NHWC" as const };
   const tx = peer ? tfNhwc(xData, xShape) : null!;
   const tw = peer
-    ? tf.tidy(() => tf.transpose(tf.tensor4d(wData, wShape as Shape4), [2, 3, 1, 0]))
+    ? tf.tidy(() =>
+      tf.transpose(tf.tensor4d(wData, wShape as Shape4), depthwise ? [2, 3, 0, 1] : [2, 3, 1, 0])
+    )
     : null!;
   const tdy = peer ? tfNhwc(gData, yShape) : null!;
   const perm: Record<Kind, number[]> = {
@@ -160,8 +218,10 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
     i < 0 || j < 0 || i >= size || j >= size ? 0 : xData[((n * cin + c) * size + i) * size + j];
   const G = (n: number, c: number, i: number, j: number) =>
     gData[((n * cout + c) * out + i) * out + j];
+  // W(co, c, ...) for an input channel c of co's group (cig channels from group * cig).
   const W = (co: number, c: number, i: number, j: number) =>
-    wData[((co * cin + c) * k + i) * k + j];
+    wData[((co * cig + c % cig) * k + i) * k + j];
+  const groupOf = (c: number) => Math.floor(c / cig);
   const split = (idx: number, dims: number[]) => {
     const r: number[] = [];
     for (let d = dims.length - 1; d >= 0; d--) {
@@ -174,7 +234,8 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
     "forward": (idx) => {
       const [n, co, oh, ow] = split(idx, yShape);
       let acc = 0;
-      for (let c = 0; c < cin; c++) {
+      const c0 = Math.floor(co / cog) * cig;
+      for (let c = c0; c < c0 + cig; c++) {
         for (let i = 0; i < k; i++) {
           for (let j = 0; j < k; j++) {
             acc += X(n, c, oh * stride - pad + i, ow * stride - pad + j) * W(co, c, i, j);
@@ -186,7 +247,7 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
     "input grad": (idx) => {
       const [n, c, ih, iw] = split(idx, xShape);
       let acc = 0;
-      for (let co = 0; co < cout; co++) {
+      for (let co = groupOf(c) * cog; co < (groupOf(c) + 1) * cog; co++) {
         for (let i = 0; i < k; i++) {
           for (let j = 0; j < k; j++) {
             const [oh, ow] = [(ih + pad - i) / stride, (iw + pad - j) / stride];
@@ -202,7 +263,8 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
       return acc;
     },
     "weight grad": (idx) => {
-      const [co, c, i, j] = split(idx, wShape);
+      const [co, cl, i, j] = split(idx, wShape);
+      const c = Math.floor(co / cog) * cig + cl;
       let acc = 0;
       for (let n = 0; n < frames; n++) {
         for (let oh = 0; oh < out; oh++) {
@@ -217,10 +279,10 @@ async function benchLayer(layer: Layer, frames: number, kinds: Kind[], peer: boo
   const resultSize: Record<Kind, number> = {
     "forward": frames * cout * out * out,
     "input grad": frames * cin * size * size,
-    "weight grad": cout * cin * k * k,
+    "weight grad": cout * cig * k * k,
   };
 
-  const options = { stride, padding: pad };
+  const options = { stride, padding: pad, groups };
   const x = tensor(xData, xShape);
   const w = tensor(wData, wShape);
   const g = tensor(gData, yShape);
@@ -265,6 +327,8 @@ for (const layer of LAYERS) {
 for (const layer of LAYERS) await benchLayer(layer, FRAMES, ["input grad", "weight grad"], false);
 for (const layer of RESNET50) await benchLayer(layer, 1, ["forward"], true);
 for (const layer of RESNET50) await benchLayer(layer, 1, ["input grad", "weight grad"], false);
+for (const layer of DEPTHWISE) await benchLayer(layer, 1, ["forward"], true);
+for (const layer of DEPTHWISE) await benchLayer(layer, 1, ["input grad", "weight grad"], false);
 await measureSyncLatency();
 benchPeak(peak);
 
