@@ -286,6 +286,8 @@ Deno.test("resize, centerCrop, shortSideSize: refusals name the shapes", async (
   await initGpu();
   const x = tensor(new Float32Array(2 * 3 * 4 * 5), [2, 3, 4, 5]);
   const flat = tensor(new Float32Array(12), [3, 4]);
+  const long = tensor(new Float32Array(20000), [1, 1, 1, 20000]);
+  const dot = tensor([1], [1, 1, 1, 1], { requiresGrad: true });
   const bad: [() => unknown, string[]][] = [
     [() => nn.resize(flat, { height: 2, width: 2 }), ["[3,4]", "NCHW"]],
     [() => nn.resize(x, { height: 0, width: 2 }), ["height", "0", "[2,3,4,5]"]],
@@ -295,6 +297,11 @@ Deno.test("resize, centerCrop, shortSideSize: refusals name the shapes", async (
       () => nn.resize(x, { height: 2, width: 2, mode: "nearest" as "bilinear" }),
       ["mode", "nearest"],
     ],
+    [
+      () => nn.resize(long, { height: 1, width: 2, mode: "bicubic", antialias: true }),
+      ["[1,1,1,20000] -> [1,1,1,2]", "4096"],
+    ],
+    [() => nn.resize(dot, { height: 1, width: 5000 }), ["[1,1,1,1] -> [1,1,1,5000] (backward)"]],
     [() => nn.centerCrop(x, { height: 5, width: 2 }), ["5x2", "[2,3,4,5]"]],
     [() => nn.centerCrop(x, { height: 0, width: 2 }), ["height", "[2,3,4,5]"]],
     [() => nn.shortSideSize(0, 10, 5), ["h", "0x10"]],
@@ -306,5 +313,8 @@ Deno.test("resize, centerCrop, shortSideSize: refusals name the shapes", async (
       if (!message.includes(word)) throw new Error(`"${message}" does not name ${word}`);
     }
   }
-  [x, flat].forEach((t) => t.dispose());
+  // Without a gradient the same enlargement runs (its forward rows have 2 taps).
+  const wide = tidy(() => nn.resize(tensor([1], [1, 1, 1, 1]), { height: 1, width: 5000 }));
+  assertClose(await wide.read(), new Array(5000).fill(1), { what: "1 -> 5000 without gradient" });
+  [x, flat, long, dot, wide].forEach((t) => t.dispose());
 });

@@ -12,7 +12,7 @@
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { RESIZE } from "./_kernels.ts";
 import { slice } from "./shape.ts";
-import { empty, record, type Tensor, tensor } from "../tensor.ts";
+import { empty, isGradEnabled, record, type Tensor, tensor } from "../tensor.ts";
 
 /** Options of {@link resize}. */
 export interface ResizeOptions {
@@ -220,7 +220,9 @@ function positiveInt(v: unknown, name: string, op: string, shape: readonly numbe
  * the identity and skipped. Differentiable (the transposed taps, gathered per input).
  *
  * @throws {RangeError} for an input that is not rank 4 or has an empty axis, a size that is not
- * a positive integer or an unknown mode, naming the shapes.
+ * a positive integer or an unknown mode, or a factor so large that one row of taps would exceed
+ * 4096 (a shrink of about 1000x, or with a gradient an enlargement of about 1000x: resize in
+ * steps), naming the shapes.
  *
  * @example
  * ```ts
@@ -253,22 +255,32 @@ export function resize(x: Tensor, options: ResizeOptions): Tensor {
   const what = `[${x.shape}] -> [${n},${c},${oh},${ow}]`;
   const tapsW = ow !== w || oh === h ? axisTaps(w, ow, mode, antialias) : null;
   const tapsH = oh !== h ? axisTaps(h, oh, mode, antialias) : null;
+  // Every table is made (and checked) before anything is dispatched: the backward ones too
+  // when a gradient will be needed.
+  const fwdW = tapsW && table(tapsW, op, what);
+  const fwdH = tapsH && table(tapsH, op, what);
+  let backW: Float32Array | null = null;
+  let backH: Float32Array | null = null;
+  const backTables = () => {
+    backW ??= tapsW && table(transpose(tapsW, w), op, `${what} (backward)`);
+    backH ??= tapsH && table(transpose(tapsH, h), op, `${what} (backward)`);
+  };
+  if (x.requiresGrad && isGradEnabled()) backTables();
   let mid = x;
-  if (tapsW) mid = axisPass(name, x, [n, c, h, ow], 1, w, ow, table(tapsW, op, what));
+  if (fwdW) mid = axisPass(name, x, [n, c, h, ow], 1, w, ow, fwdW);
   let out = mid;
-  if (tapsH) {
-    out = axisPass(name, mid, [n, c, oh, ow], ow, h, oh, table(tapsH, op, what));
+  if (fwdH) {
+    out = axisPass(name, mid, [n, c, oh, ow], ow, h, oh, fwdH);
     if (mid !== x) mid.dispose(); // reusable once this batch is submitted
   }
   return record(out, name, [x], (g) => {
     const back = `${name}.backward`;
+    backTables();
     let gmid = g;
-    if (tapsH) {
-      gmid = axisPass(back, g, [n, c, h, ow], ow, oh, h, table(transpose(tapsH, h), op, what));
-    }
+    if (backH) gmid = axisPass(back, g, [n, c, h, ow], ow, oh, h, backH);
     let gin = gmid;
-    if (tapsW) {
-      gin = axisPass(back, gmid, [n, c, h, w], 1, ow, w, table(transpose(tapsW, w), op, what));
+    if (backW) {
+      gin = axisPass(back, gmid, [n, c, h, w], 1, ow, w, backW);
       if (gmid !== g) gmid.dispose(); // reusable once this batch is submitted
     }
     return [gin];
