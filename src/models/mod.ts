@@ -36,6 +36,7 @@ export {
   type MobileNetV2Config,
   mobileNetV2FromKeras,
   MODELS_DIR,
+  ParamBuilder,
   PUBLISHED_FAMILIES,
   PUBLISHED_WEIGHTS,
   type PublishedFamily,

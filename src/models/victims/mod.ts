@@ -117,6 +117,7 @@ export {
   MAX_MODEL_WIDTH,
   MAX_PARAMETER_BYTES,
   ModelConfigError,
+  ParamBuilder,
   PUBLISHED_FAMILIES,
   type PublishedFamily,
   TRAINABLE_FAMILIES,

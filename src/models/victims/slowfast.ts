@@ -34,6 +34,7 @@
  */
 
 import { z } from "zod";
+import type { SameShape, Schema } from "../../_zod.ts";
 import {
   decodeTorchCheckpoint,
   readCheckpointBytes,
@@ -76,6 +77,12 @@ export type SlowFastConfig = {
   blocks: number[];
 };
 
+const slowFastConfig = z.object({
+  width: z.number().int().positive().multipleOf(8).max(MAX_MODEL_WIDTH / 32),
+  blocks: z.array(z.number().int().positive().max(64)).length(4),
+}).strict();
+const _sameConfig: SameShape<SlowFastConfig, z.output<typeof slowFastConfig>> = true;
+
 /**
  * Validates a {@link SlowFastConfig}.
  *
@@ -85,10 +92,7 @@ export type SlowFastConfig = {
  * console.log(SlowFastConfigSchema.safeParse({ width: 12, blocks: [3, 4, 6, 3] }).success); // false
  * ```
  */
-export const SlowFastConfigSchema: z.ZodType<SlowFastConfig> = z.object({
-  width: z.number().int().positive().multipleOf(8).max(MAX_MODEL_WIDTH / 32),
-  blocks: z.array(z.number().int().positive().max(64)).length(4),
-}).strict();
+export const SlowFastConfigSchema: Schema<SlowFastConfig> = slowFastConfig;
 
 /**
  * pytorchvideo's `slowfast_r50`.
