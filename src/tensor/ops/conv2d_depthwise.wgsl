@@ -235,13 +235,26 @@ fn dw_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
       if (oy < 0 || oy >= i32(params.oh)) { continue; }
       let base = plane + u32(oy) * params.ow;
       let wb = (co * KH + ky) * KW;
-      // dy column of dx column ix0 at tap kx0; one column further left per further tap.
-      var c = (i32(ix0) + PW - i32(kx0)) / i32(SW);
-      var win = fresh(base, c, 1, params.ow);
-      for (var kx = kx0; kx < KW; kx += SW) {
-        acc = fma8(acc, ws[wb + kx], win);
-        c -= 1;
-        win = slide_right(win, ld(base, c, params.ow));
+      if (SW == 1u && KW <= 9u) {
+        // dy columns ix0 + PW - kx + j: tap kx = KW - 1 - t reads values t .. t + 7 of one
+        // 16-value row (aligned vec4 loads) from column ix0 + PW - (KW - 1)
+        let r = row16(base, i32(ix0) + PW - i32(KW - 1u), params.ow);
+        var win = Win(r.a, r.b);
+        var q = Win(r.c, r.d);
+        for (var t = 0u; t < KW; t++) {
+          acc = fma8(acc, ws[wb + KW - 1u - t], win);
+          win = slide_left(win, q.a.x);
+          q = slide_left(q, 0.0);
+        }
+      } else {
+        // dy column of dx column ix0 at tap kx0; one column further left per further tap.
+        var c = (i32(ix0) + PW - i32(kx0)) / i32(SW);
+        var win = fresh(base, c, 1, params.ow);
+        for (var kx = kx0; kx < KW; kx += SW) {
+          acc = fma8(acc, ws[wb + kx], win);
+          c -= 1;
+          win = slide_right(win, ld(base, c, params.ow));
+        }
       }
     }
   }
