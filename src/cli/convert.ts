@@ -60,7 +60,7 @@ Options:
   -o, --out <stem>     output stem: <stem>.safetensors and <stem>.json
   --key <name>         the top-level key holding the state_dict (default: the top level
                        when it holds tensors, else the one of state_dict, model_state_dict,
-                       model, net, network, params, weights that holds them)
+                       model_state, model, net, network, params, weights that holds them)
   --keep-prefix        keep the 'module.' prefix every name of a DataParallel checkpoint
                        has (default: stripped)
   --overwrite          replace <stem>.safetensors / <stem>.json if they exist

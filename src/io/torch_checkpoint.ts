@@ -125,6 +125,7 @@ export interface ReadTorchCheckpointOptions extends Omit<DecodeTorchCheckpointOp
 export const STATE_DICT_KEYS: readonly string[] = Object.freeze([
   "state_dict",
   "model_state_dict",
+  "model_state",
   "model",
   "net",
   "network",

@@ -44,6 +44,8 @@ export {
   readVictimClip,
   type ResNetConfig,
   saveVictim,
+  SimpleVqa,
+  type SimpleVqaConfig,
   SimpleVqaMini,
   type SimpleVqaMiniConfig,
   simpleVqaPool,

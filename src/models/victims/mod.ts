@@ -53,6 +53,12 @@ import {
 import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
 import { Vsfa, VSFA_DEFAULTS, VsfaConfigSchema, vsfaSize } from "./vsfa.ts";
 import {
+  SimpleVqa,
+  SIMPLEVQA_DEFAULTS,
+  SimpleVqaConfigSchema,
+  simpleVqaSize,
+} from "./simplevqa.ts";
+import {
   assignPublishedWeights,
   matchPublishedWeights,
   PUBLISHED_WEIGHTS,
@@ -78,6 +84,12 @@ export {
   type VsfaVariant,
 } from "./vsfa.ts";
 export { type ResNetConfig } from "./resnet.ts";
+export {
+  SimpleVqa,
+  SIMPLEVQA_DEFAULTS,
+  type SimpleVqaConfig,
+  simpleVqaSeconds,
+} from "./simplevqa.ts";
 export {
   assignSlowFastWeights,
   buildSlowFastParams,
@@ -209,6 +221,8 @@ export function createVictim(
     case "vsfa":
     case "mdtvsfa":
       return new Vsfa(family, options);
+    case "simplevqa":
+      return new SimpleVqa(options);
     default:
       throw new RangeError(
         `unknown victim family '${family}' (known: ${VICTIM_FAMILIES.join(", ")})`,
@@ -270,6 +284,12 @@ export function checkVictimConfig(
       defaults: VSFA_DEFAULTS,
       // deno-lint-ignore no-explicit-any
       size: (c: any) => vsfaSize("mdtvsfa", c),
+    },
+    "simplevqa": {
+      schema: SimpleVqaConfigSchema,
+      defaults: SIMPLEVQA_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => simpleVqaSize(c),
     },
   }[family];
   if (!spec) {

@@ -7,9 +7,13 @@
  * torchvision's ImageNet ResNet-50 (`resnet50-19c8e357.pth` or `resnet50-0676ba61.pth`). Each
  * file may be a PyTorch checkpoint (zip or legacy format, read without Python) or a safetensors
  * file; its tensors keep the names they have there, except that a torchvision backbone's
- * (`conv1.weight`, `layer1.0.bn1.running_mean`, ...) go under `backbone.`, and the ImageNet
- * classifier (`fc.*`) and batch norms' `num_batches_tracked` counters are dropped (neither is
- * used by the features).
+ * (`conv1.weight`, `layer1.0.bn1.running_mean`, ...) go under `backbone.` (other names in the
+ * same file, such as SimpleVQA's head `quality.*`, stay as they are), a pytorchvideo SlowFast's
+ * (`blocks.*`) go under `motion.`, and the ImageNet and Kinetics classifiers (`fc.*`,
+ * `blocks.6.proj.*`) and batch norms' `num_batches_tracked` counters are dropped (none is used
+ * by the features). SimpleVQA's authors publish `UGC_BVQA_model.pth` (its ResNet-50 and head,
+ * DataParallel's `module.` prefix stripped on reading) and take the motion branch from
+ * pytorchvideo's Kinetics `SLOWFAST_8x8_R50.pyth` (`{"model_state": ...}`).
  *
  * @module
  */
@@ -20,6 +24,7 @@ import { readTorchCheckpoint } from "../../io/torch_checkpoint.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { writeBuffer } from "../../gpu/queue.ts";
 import { BACKBONE_PREFIX } from "./vsfa.ts";
+import { isPytorchvideoSlowFast } from "./slowfast.ts";
 import type { PublishedFamily } from "./victim.ts";
 
 /** What each published family's weights are, for messages and the README. */
@@ -28,6 +33,12 @@ export const PUBLISHED_WEIGHTS: Record<PublishedFamily, { files: string; paper: 
     files: "VSFA.pt (github.com/lidq92/VSFA, models/) and torchvision's ImageNet ResNet-50 " +
       "(resnet50-19c8e357.pth or resnet50-0676ba61.pth)",
     paper: "Li, Jiang, Jiang. Quality assessment of in-the-wild videos. ACM MM 2019",
+  },
+  simplevqa: {
+    files: "UGC_BVQA_model.pth (github.com/sunwei925/SimpleVQA, its Google Drive link) and " +
+      "pytorchvideo's Kinetics SlowFast-R50 (SLOWFAST_8x8_R50.pyth)",
+    paper: "Sun, Min, Lu, Zhai. A deep learning based no-reference quality assessment model " +
+      "for UGC videos. ACM MM 2022",
   },
   mdtvsfa: {
     files: "MDTVSFA.pt (github.com/lidq92/MDTVSFA, models/) and torchvision's ImageNet " +
@@ -44,6 +55,12 @@ export interface Sourced {
   /** Its name in the file (before any prefix was added). */
   original: string;
 }
+
+/** A torchvision ResNet's own names (a file may hold a head beside them, as SimpleVQA's). */
+const RESNET_NAME = /^(conv1|bn1|layer[1-4])\./;
+
+/** The prefix of a SlowFast motion backbone's (pytorchvideo) names among a victim's. */
+export const MOTION_PREFIX = "motion.";
 
 /** Whether a file's names are a torchvision ResNet's (with no prefix). */
 function isTorchvisionResNet(names: string[]): boolean {
@@ -80,10 +97,16 @@ export async function readPublishedWeights(
     const tensors = await readOne(path);
     const names = Object.keys(tensors);
     const backbone = isTorchvisionResNet(names);
+    const motion = isPytorchvideoSlowFast(names);
     for (const name of names) {
       if (name.endsWith(".num_batches_tracked")) continue;
       if (backbone && name.startsWith("fc.")) continue;
-      const key = backbone ? `${BACKBONE_PREFIX}${name}` : name;
+      if (motion && name.startsWith("blocks.6.proj.")) continue;
+      const key = backbone && RESNET_NAME.test(name)
+        ? `${BACKBONE_PREFIX}${name}`
+        : motion && name.startsWith("blocks.")
+        ? `${MOTION_PREFIX}${name}`
+        : name;
       const seen = out.get(key);
       if (seen) {
         throw new Error(
@@ -144,10 +167,18 @@ export function matchPublishedWeights(
   }
   if (missing.length) {
     const backbone = missing.filter((n) => n.startsWith(BACKBONE_PREFIX));
-    const head = missing.filter((n) => !n.startsWith(BACKBONE_PREFIX));
+    const motion = missing.filter((n) => n.startsWith(MOTION_PREFIX));
+    const head = missing.filter((n) =>
+      !n.startsWith(BACKBONE_PREFIX) && !n.startsWith(MOTION_PREFIX)
+    );
     if (backbone.length) {
       problems.push(
         `no file gave the backbone (${backbone.length} tensors, e.g. '${backbone[0]}')`,
+      );
+    }
+    if (motion.length) {
+      problems.push(
+        `no file gave the motion backbone (${motion.length} tensors, e.g. '${motion[0]}')`,
       );
     }
     if (head.length) {

@@ -251,19 +251,33 @@ export class ResNetBackbone {
 
   /** `layer4`'s feature map of normalised frames `[N,3,H,W]`. */
   features(x: Tensor): Tensor {
+    return this.stages(x)[3];
+  }
+
+  /**
+   * The four stages' outputs (`layer1` to `layer4`) of normalised frames `[N,3,H,W]`, as
+   * SimpleVQA pools `layer2` to `layer4`.
+   */
+  stages(x: Tensor): Tensor[] {
     const folded = this.#fold();
     const { stem, blocks } = layout(this.#config, this.#prefix);
     let y = relu(this.#conv(x, stem, folded));
     y = maxPool2d(y, { kernel: 3, stride: 2, padding: 1 });
-    for (const b of blocks) {
-      const [c1, c2, c3] = b.convs;
-      let z = relu(this.#conv(y, c1, folded));
-      z = relu(this.#conv(z, c2, folded));
-      z = this.#conv(z, c3, folded);
-      const skip = b.downsample ? this.#conv(y, b.downsample, folded) : y;
-      y = relu(add(z, skip));
+    const out: Tensor[] = [];
+    let b = 0;
+    for (const count of this.#config.blocks) {
+      for (let i = 0; i < count; i++, b++) {
+        const block = blocks[b];
+        const [c1, c2, c3] = block.convs;
+        let z = relu(this.#conv(y, c1, folded));
+        z = relu(this.#conv(z, c2, folded));
+        z = this.#conv(z, c3, folded);
+        const skip = block.downsample ? this.#conv(y, block.downsample, folded) : y;
+        y = relu(add(z, skip));
+      }
+      out.push(y);
     }
-    return y;
+    return out;
   }
 
   /** Frees the folded weights (the parameters belong to the victim). */

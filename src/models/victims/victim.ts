@@ -33,10 +33,10 @@ export type TrainableFamily = typeof TRAINABLE_FAMILIES[number];
  * @example
  * ```ts
  * import { PUBLISHED_FAMILIES } from "./victim.ts";
- * console.log(PUBLISHED_FAMILIES.join(", ")); // vsfa, mdtvsfa
+ * console.log(PUBLISHED_FAMILIES.join(", ")); // vsfa, mdtvsfa, simplevqa
  * ```
  */
-export const PUBLISHED_FAMILIES = ["vsfa", "mdtvsfa"] as const;
+export const PUBLISHED_FAMILIES = ["vsfa", "mdtvsfa", "simplevqa"] as const;
 
 /** One of {@link PUBLISHED_FAMILIES}. */
 export type PublishedFamily = typeof PUBLISHED_FAMILIES[number];
