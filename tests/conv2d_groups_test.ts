@@ -99,7 +99,7 @@ const DEPTHWISE: Case[] = [
   dw(2, 5, 7, 9, 3, 1, 1), // MobileNetV2's 3x3 stride 1
   dw(2, 6, 9, 11, 3, 2, 1), // and stride 2, odd sizes
   dw(1, 3, 10, 13, 7, 1, 3), // ConvNeXt's 7x7, padding 3
-  dw(2, 3, 11, 9, 7, 2, 3),
+  dw(2, 3, 11, 21, 7, 2, 3), // full 8-pixel segments at stride 2: every tap of every window
   dw(1, 4, 8, 8, 3, 2, 1), // even sizes, stride-2 phases of equal size
   dw(2, 3, 7, 19, 5, 1, 0), // several 8-pixel segments, no padding
   dw(1, 2, 9, 21, [3, 9], [1, 2], [1, 4]), // 9 column taps: two blocks of the weight gradient

@@ -273,6 +273,42 @@ fn dy8(base: u32, ox0: u32) -> Win {
     vec4<f32>(dyv(base, ox0 + 4u), dyv(base, ox0 + 5u), dyv(base, ox0 + 6u), dyv(base, ox0 + 7u)));
 }
 
+// dw_dw's x windows for stride 1 or 2 (VEC_ROWS), from aligned vec4 rows: tap t's window is
+// e (stride 1; even t at stride 2) or o (odd t at stride 2), each slid from its queue after use.
+struct Slider {
+  e: Win,
+  o: Win,
+  qe: Win,
+  qo: Win,
+}
+
+fn slider(base: u32, c0: i32) -> Slider {
+  let r = row16(base, c0, params.w);
+  if (SW == 1u) {
+    return Slider(Win(r.a, r.b), Win(r.a, r.b), Win(r.c, r.d), Win(r.c, r.d));
+  }
+  let u = row16(base, c0 + 16, params.w);
+  return Slider(
+    Win(vec4<f32>(r.a.x, r.a.z, r.b.x, r.b.z), vec4<f32>(r.c.x, r.c.z, r.d.x, r.d.z)),
+    Win(vec4<f32>(r.a.y, r.a.w, r.b.y, r.b.w), vec4<f32>(r.c.y, r.c.w, r.d.y, r.d.w)),
+    Win(vec4<f32>(u.a.x, u.a.z, u.b.x, u.b.z), vec4<f32>(u.c.x, u.c.z, u.d.x, u.d.z)),
+    Win(vec4<f32>(u.a.y, u.a.w, u.b.y, u.b.w), vec4<f32>(u.c.y, u.c.w, u.d.y, u.d.w)));
+}
+
+// The window of tap t (a constant at every call), and the slider advanced past it.
+fn next_tap(t: u32, s: ptr<function, Slider>) -> Win {
+  if (SW == 2u && t % 2u == 1u) {
+    let w = (*s).o;
+    (*s).o = slide_left(w, (*s).qo.a.x);
+    (*s).qo = slide_left((*s).qo, 0.0);
+    return w;
+  }
+  let w = (*s).e;
+  (*s).e = slide_left(w, (*s).qe.a.x);
+  (*s).qe = slide_left((*s).qe, 0.0);
+  return w;
+}
+
 @compute @workgroup_size(WG)
 fn dw_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, WG);
@@ -310,6 +346,18 @@ fn dw_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
       let ox0 = seg * 8u;
       let d = dy8(dbase, ox0);
       let c0 = i32(ox0 * SW) - PW + i32(kx0);
+      if (VEC_ROWS && KW <= 7u) {
+        // one block of taps: the x values come as aligned vec4 rows
+        var sl = slider(xbase, c0);
+        a0 += dot8(d, next_tap(0u, &sl));
+        if (KW > 1u) { a1 += dot8(d, next_tap(1u, &sl)); }
+        if (KW > 2u) { a2 += dot8(d, next_tap(2u, &sl)); }
+        if (KW > 3u) { a3 += dot8(d, next_tap(3u, &sl)); }
+        if (KW > 4u) { a4 += dot8(d, next_tap(4u, &sl)); }
+        if (KW > 5u) { a5 += dot8(d, next_tap(5u, &sl)); }
+        if (KW > 6u) { a6 += dot8(d, next_tap(6u, &sl)); }
+        continue;
+      }
       var p1 = tap_win(0u, d, d, xbase, c0);
       var p2 = p1;
       a0 += dot8(d, p1);
