@@ -22,8 +22,9 @@
 // registers. dw_fwd loads each kernel row's input once as aligned vec4s (row16: 16 values from
 // 5 vec4 loads, shifted into place by selects since rows of 7, 14, 28... are not aligned, and
 // zeroed outside the row; two for stride 2) and slides through them (KW <= 9 at stride 1, <= 17
-// at stride 2; a fresh window of 8 scalar loads per tap otherwise). dw_dx and dw_dw load 8
-// scalars for a row's first tap and one per further tap. No private arrays: the windows and
+// at stride 2; a fresh window of 8 scalar loads per tap otherwise). dw_dx does the same on dy at
+// stride 1 (KW <= 9), and dw_dw on x at stride 1 or 2 (KW <= 7, the Slider); otherwise they load
+// 8 scalars for a row's first tap and one per further tap. No private arrays: the windows and
 // accumulators are named values and the taps of dw_dw are written out.
 // Loop counts per invocation: KH * KW (forward), m * KH * KW / (SH * SW) (input gradient),
 // chunk * ceil(OW / 8) (weight gradient), which conv.ts keeps far below lavapipe's 65535.
