@@ -5,6 +5,10 @@
  * model table comes from this.
  *
  *   deno run --allow-read --allow-env bench/published_victims.ts [--frames 2] [--size 960x540]
+ *     [--family vsfa|mdtvsfa|simplevqa]
+ *
+ * SimpleVQA scores seconds (a key frame and a 32-frame clip each), so it is timed on one second
+ * of video (`fps` frames) and reported per second.
  *
  * A `deno run` script (not named `*_bench.ts`, which `deno task bench` would pick up).
  *
@@ -18,6 +22,7 @@ import { createVictim, PUBLISHED_FAMILIES } from "../src/models/victims/mod.ts";
 import { noGrad } from "../src/tensor/tensor.ts";
 import { sum } from "../src/nn/mod.ts";
 import { convFlops } from "../src/tensor/ops/conv.ts";
+import { conv3dFlops } from "../src/tensor/ops/conv3d.ts";
 import { clip } from "./_train_step.ts";
 
 const { values } = parseArgs({
@@ -25,27 +30,32 @@ const { values } = parseArgs({
   options: {
     frames: { type: "string", default: "2" },
     size: { type: "string", default: "960x540" },
+    family: { type: "string" },
   },
 });
-const T = Number(values.frames);
+const FRAMES = Number(values.frames);
 const [W, H] = values.size!.split("x").map(Number);
 
 const gpu = await initGpu();
-console.log(`adapter: ${JSON.stringify(gpu.adapter)}; ${T} frames of ${W}x${H}`);
-for (const family of PUBLISHED_FAMILIES) {
+console.log(`adapter: ${gpu.adapter.description}; frames of ${W}x${H}`);
+const only = values.family;
+for (const family of PUBLISHED_FAMILIES.filter((f) => !only || f === only)) {
   const victim = createVictim(family, { seed: 1 });
+  // SimpleVQA scores seconds (a key frame and a 32-frame clip each): one second of video.
+  const perSecond = family === "simplevqa";
+  const T = perSecond ? Number(victim.config.fps) : FRAMES;
   for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
   const params = Object.values(victim.parameters()).reduce((n, p) => n + p.size, 0);
   const frames = clip(T, H, W);
   // Warm-up (compiles the pipelines and folds the batch norms).
   noGrad(() => victim.score(frames)).dispose();
   await syncGpu();
-  const f0 = convFlops();
+  const f0 = convFlops() + conv3dFlops();
   let t = performance.now();
   const q = noGrad(() => victim.score(frames));
   await q.read();
   const forward = (performance.now() - t) / 1000;
-  const gflop = (convFlops() - f0) / 1e9 / T;
+  const gflop = (convFlops() + conv3dFlops() - f0) / 1e9 / (perSecond ? 1 : T);
   q.dispose();
   frames.requiresGrad = true;
   t = performance.now();
@@ -53,10 +63,14 @@ for (const family of PUBLISHED_FAMILIES) {
   s.backward();
   await frames.grad!.read();
   const both = (performance.now() - t) / 1000;
+  const unit = perSecond ? "second of video" : "frame";
+  const per = perSecond ? 1 : T;
   console.log(
     `${family}: ${(params / 1e6).toFixed(2)} M parameters, ${gflop.toFixed(1)} conv GFLOP ` +
-      `per frame, forward ${(forward / T).toFixed(2)} s/frame, forward + input gradient ` +
-      `${(both / T).toFixed(2)} s/frame (${(gflop / (forward / T)).toFixed(1)} GFLOP/s forward)`,
+      `per ${unit}, forward ${(forward / per).toFixed(2)} s/${unit}, forward + input gradient ` +
+      `${(both / per).toFixed(2)} s/${unit} (${
+        (gflop / (forward / per)).toFixed(1)
+      } GFLOP/s forward)`,
   );
   frames.dispose();
   victim.dispose();
