@@ -30,7 +30,10 @@ attacks the test split with it, and writes <out>.safetensors and <out>.json (con
 eps, median, command, seed, test results).
 
 Options:
-  -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path
+  -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path,
+                           or a published model (vsfa, mdtvsfa, simplevqa) with --weights
+  --weights <files>        a published victim's weight files, comma-separated, as its authors
+                           publish them (e.g. VSFA.pt,resnet50-19c8e357.pth)
   --variant <v>            untargeted | two-branch | signed (default untargeted)
   --manifest <file>        proxy manifest (default cache/proxy/manifest.json)
   -o, --out <stem>         output stem (default data/models/stqa-<victim> for two-branch,
@@ -83,6 +86,8 @@ that cannot be written or would replace weights), 2 bad usage (an option or the 
 
 const ArgsSchema = z.object({
   victim: z.string({ required_error: "required: a bundled victim name or a path" }).min(1),
+  weights: z.string().min(1).transform((s) => s.split(",").filter((f) => f.length > 0))
+    .optional(),
   variant: z.enum(["untargeted", "two-branch", "signed"]).default("untargeted"),
   manifest: z.string().min(1).default("cache/proxy/manifest.json"),
   out: z.string().min(1).optional(),
@@ -138,6 +143,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     train: async (config, command) => {
       const r = await trainGenerator({
         victim: o.victim,
+        victimWeights: o.weights,
         variant: o.variant,
         manifest: o.manifest,
         out: o.out,

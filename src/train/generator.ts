@@ -85,8 +85,14 @@ export interface TrainClip {
 
 /** Options of {@link trainGenerator}. */
 export interface TrainGeneratorOptions {
-  /** The victim: a bundled name or a path (default `vsfa-mini`). */
+  /** The victim: a bundled name or a path (default `vsfa-mini`), or a published family. */
   victim?: string;
+  /**
+   * A published victim's weight files as its authors publish them (with `victim` `vsfa`,
+   * `mdtvsfa` or `simplevqa`; see `loadVictim`). Recorded in the checkpoint, so a resumed run
+   * uses the same files.
+   */
+  victimWeights?: string[];
   /** `untargeted` (default) or `two-branch`. */
   variant?: GeneratorVariant;
   /** The proxy manifest (default `cache/proxy/manifest.json`). */
@@ -697,6 +703,7 @@ const GenCheckpointStateSchema = checkpointStateSchema({
   lattice: z.number(),
   lowpass: z.number(),
   victim: z.string(),
+  victimWeights: z.array(z.string()).optional(),
   variant: z.string(),
 });
 
@@ -817,6 +824,7 @@ export async function trainGenerator(
       lattice,
       lowpass,
       victim: victimName,
+      ...(options.victimWeights?.length ? { victimWeights: options.victimWeights } : {}),
       variant,
       // Recorded only when set, so that checkpoints of runs without crops still resume.
       ...(options.crops ? { crops: options.crops, cropShare } : {}),
@@ -830,7 +838,7 @@ export async function trainGenerator(
     await readRunCheckpoint(checkpoint, stqaNetSize(netConfig).shapes);
   }
   await prepareWeightsOutput(out, { option: "--out", overwrite });
-  const victim = await loadVictim(victimName);
+  const victim = await loadVictim(victimName, { weights: options.victimWeights });
   const net = new StqaNet({ seed, config: netConfig });
   let train: TrainClip[] = [];
   let large: TrainClip[] = [];
