@@ -16,7 +16,13 @@ import { prepareOutputDir } from "../_output.ts";
 import { integerArg } from "../_zod.ts";
 import { checkFlags, flagsOf, readFlags, usageError } from "./_args.ts";
 import { FfmpegNotFoundError, VideoError } from "../video/mod.ts";
-import { DISTORTIONS, labelSummary } from "../data/manifest.ts";
+import {
+  type Distortion,
+  DISTORTION_KINDS,
+  DISTORTIONS,
+  EXTRA_DISTORTIONS,
+  labelSummary,
+} from "../data/manifest.ts";
 import {
   buildProxyDataset,
   DEFAULT_PROXY_DIR,
@@ -37,7 +43,8 @@ const USAGE = `Usage: deno task data [options]
                             [--mos-range <low,high>]
 
 Builds the proxy dataset: clips with camera motion made from the source images, distorted with
-ffmpeg (${DISTORTIONS.join(", ")}), labelled 1..5 from their SSIM against the
+ffmpeg (${DISTORTIONS.join(", ")}; on request also
+${EXTRA_DISTORTIONS.join(", ")}), labelled 1..5 from their SSIM against the
 pristine clip (see docs/data.md). Writes <out>/manifest.json and <out>/clips/ and nothing
 outside <out>. A build whose manifest is up to date is skipped. Source images are named in the
 dataset by their file name made safe (letters, digits, '.', '_', '-'; never hidden, '.' or '..'),
@@ -52,7 +59,8 @@ Build options:
   --fps <n>              frame rate written in the clips (default 25)
   --motions <n>          camera motions per image (default 9)
   --levels <n>           levels per distortion, 1..${MAX_LEVELS} (default 4)
-  --distortions <list>   comma-separated subset of ${DISTORTIONS.join(",")} (default all)
+  --distortions <list>   comma-separated list of ${DISTORTIONS.join(",")} (the default)
+                         and the opt-in ${EXTRA_DISTORTIONS.join(",")}
   --max-sources <n>      use only the first n images by name (default all)
   --test <n>             images in the test split (default 3)
   --val <n>              images in the val split (default 1)
@@ -169,9 +177,11 @@ async function build(raw: Record<string, unknown>): Promise<number> {
   if (!parsed.ok) return parsed.code;
   const a = parsed.values;
   const distortions = a.distortions?.split(",").map((s) => s.trim()).filter((s) => s);
-  const bad = distortions?.filter((d) => !(DISTORTIONS as readonly string[]).includes(d));
+  const bad = distortions?.filter((d) => !(DISTORTION_KINDS as readonly string[]).includes(d));
   if (bad?.length) {
-    console.error(`deno task data: unknown distortion ${bad.join(", ")}; use ${DISTORTIONS}`);
+    console.error(
+      `deno task data: unknown distortion ${bad.join(", ")}; use ${DISTORTION_KINDS}`,
+    );
     return 2;
   }
   let result;
@@ -187,7 +197,7 @@ async function build(raw: Record<string, unknown>): Promise<number> {
       fps: a.fps,
       motionsPerImage: a.motions,
       levels: a.levels,
-      distortions: distortions as (typeof DISTORTIONS)[number][] | undefined,
+      distortions: distortions as Distortion[] | undefined,
       maxSources: a["max-sources"],
       testSources: a.test,
       valSources: a.val,

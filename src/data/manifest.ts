@@ -36,6 +36,29 @@ export const MANIFEST_VERSION = 1;
 export const DISTORTIONS = ["h264", "blur", "noise", "scale", "freeze"] as const;
 
 /**
+ * Distortion types a build makes only when asked (`distortions` option, `--distortions`): not
+ * in the default set {@link DISTORTIONS}, on which the bundled models were trained.
+ *
+ * @example
+ * ```ts
+ * import { EXTRA_DISTORTIONS } from "./manifest.ts";
+ * EXTRA_DISTORTIONS.join(","); // "x265,vp9,av1,drop,banding,chroma"
+ * ```
+ */
+export const EXTRA_DISTORTIONS = ["x265", "vp9", "av1", "drop", "banding", "chroma"] as const;
+
+/**
+ * Every distortion type a build can make: the default set, then the opt-in ones.
+ *
+ * @example
+ * ```ts
+ * import { DISTORTION_KINDS } from "./manifest.ts";
+ * DISTORTION_KINDS.length; // 11
+ * ```
+ */
+export const DISTORTION_KINDS = [...DISTORTIONS, ...EXTRA_DISTORTIONS] as const;
+
+/**
  * One distortion type.
  *
  * @example
@@ -44,7 +67,7 @@ export const DISTORTIONS = ["h264", "blur", "noise", "scale", "freeze"] as const
  * const d: Distortion = "blur";
  * ```
  */
-export type Distortion = (typeof DISTORTIONS)[number];
+export type Distortion = (typeof DISTORTION_KINDS)[number];
 
 /**
  * The camera motions that make pristine clips from a still image.
@@ -168,7 +191,7 @@ const proxyOptions = z.object({
   fps: z.number().int().positive(),
   motionsPerImage: z.number().int().positive(),
   levels: z.number().int().positive(),
-  distortions: z.array(z.enum(DISTORTIONS)).min(1),
+  distortions: z.array(z.enum(DISTORTION_KINDS)).min(1),
   maxSources: z.number().int().positive().nullable(),
   testSources: z.number().int().positive(),
   valSources: z.number().int().nonnegative(),
@@ -262,8 +285,9 @@ export interface ClipRecord {
   /** 0 for pristine clips, 1..levels from mild to strong. */
   level: number;
   /**
-   * The distortion's parameter: H.264 CRF, blur sigma, noise strength, scaling factor, or the
-   * number of frozen frames; 0 for pristine clips.
+   * The distortion's parameter: H.264 / x265 / VP9 / AV1 CRF, blur sigma, noise strength,
+   * scaling factor, the number of frozen or dropped frames, the banding step, or the chroma
+   * down-scaling factor; 0 for pristine clips.
    */
   strength: number;
   /** Mean luma SSIM against the pristine clip. */
@@ -280,7 +304,7 @@ const clip = z.object({
   }),
   source: z.string().min(1),
   motion: z.string().min(1),
-  distortion: z.enum(["none", ...DISTORTIONS]),
+  distortion: z.enum(["none", ...DISTORTION_KINDS]),
   level: z.number().int().nonnegative(),
   strength: z.number(),
   ssim: z.number().min(-1).max(1),
@@ -610,7 +634,7 @@ export function labelSummary(manifest: ProxyManifest): string[] {
   const lines = [
     "distortion  clips   label min   mean    max    ssim min   mean    max",
   ];
-  for (const k of ["none", ...DISTORTIONS, "all"]) {
+  for (const k of ["none", ...DISTORTION_KINDS, "all"]) {
     const g = groups.get(k);
     if (!g) continue;
     lines.push(

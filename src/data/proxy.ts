@@ -37,6 +37,7 @@ import { fileArg, inputArgs, runTool, VideoError } from "../video/_ffmpeg.ts";
 import {
   type ClipRecord,
   type Distortion,
+  DISTORTION_KINDS,
   DISTORTIONS,
   LABEL_FORMULA,
   LABEL_SSIM_FLOOR,
@@ -117,6 +118,12 @@ export const SOURCE_IMAGE_LIMITS = { minSide: 16, maxSide: 16384, maxPixels: 2 *
  * freeze (the fraction of the clip's frames replaced by the frame before them: a stall, after
  * which the clip goes on where it would have been). `levels` picks that many, evenly spaced.
  *
+ * The opt-in kinds (`EXTRA_DISTORTIONS`): x265 CRF (libx265), VP9 CRF (libvpx-vp9,
+ * `-b:v 0`), AV1 CRF (libaom-av1, `-b:v 0`), drop (the fraction of the frames dropped, a seeded
+ * subset, each shown as the frame before it), banding (the quantisation step of every plane in
+ * 8-bit code values: 256 / step levels), and chroma (the factor by which the 4:2:0 chroma planes
+ * are scaled down and back up, bilinear; luma untouched).
+ *
  * @example
  * ```ts
  * import { DISTORTION_LEVELS } from "./proxy.ts";
@@ -129,6 +136,12 @@ export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> 
   noise: [5, 10, 20, 30, 40, 50],
   scale: [1.5, 2, 3, 4, 5, 6],
   freeze: [0.125, 0.25, 0.375, 0.5, 0.625, 0.75],
+  x265: [24, 30, 36, 42, 48, 51],
+  vp9: [20, 30, 40, 50, 58, 63],
+  av1: [20, 30, 40, 50, 58, 63],
+  drop: [0.125, 0.25, 0.375, 0.5, 0.625, 0.75],
+  banding: [4, 8, 12, 16, 24, 32],
+  chroma: [2, 3, 4, 5, 6, 8],
 };
 
 /**
@@ -199,7 +212,10 @@ export interface BuildProxyOptions {
   motionsPerImage?: number;
   /** Levels per distortion, 1 to 6 (default 4). */
   levels?: number;
-  /** Distortion types (default all five). */
+  /**
+   * Distortion types (default the five of `DISTORTIONS`; the opt-in kinds of
+   * `EXTRA_DISTORTIONS` only when listed).
+   */
   distortions?: Distortion[];
   /** Use only the first n source images by name (default all). */
   maxSources?: number | null;
@@ -289,9 +305,12 @@ const OptionsSchema = z.object({
   fps: z.number().int().min(1).max(240).default(25),
   motionsPerImage: z.number().int().min(1).max(64).default(9),
   levels: z.number().int().min(1).max(MAX_LEVELS).default(4),
-  distortions: z.array(z.enum(DISTORTIONS)).min(1).refine((d) => new Set(d).size === d.length, {
-    message: "must not repeat a distortion",
-  }).default([...DISTORTIONS]),
+  distortions: z.array(z.enum(DISTORTION_KINDS)).min(1).refine(
+    (d) => new Set(d).size === d.length,
+    {
+      message: "must not repeat a distortion",
+    },
+  ).default([...DISTORTIONS]),
   maxSources: z.number().int().min(2).nullable().default(null),
   testSources: z.number().int().min(1).default(3),
   valSources: z.number().int().min(0).default(1),
@@ -652,7 +671,14 @@ export function freezeLength(fraction: number, frames: number): number {
 function distortionFilter(
   d: Distortion,
   strength: number,
-  o: { size: number; noiseSeed: number; freezeStart: number; tag: string },
+  o: {
+    size: number;
+    noiseSeed: number;
+    freezeStart: number;
+    dropOrder: number[];
+    frames: number;
+    tag: string;
+  },
 ): string {
   switch (d) {
     case "blur":
@@ -671,9 +697,127 @@ function distortionFilter(
       return `split${a}${b};${a}${b}freezeframes=first=${o.freezeStart}` +
         `:last=${o.freezeStart + strength - 1}:replace=${o.freezeStart - 1}`;
     }
+    case "drop": {
+      // Output frame i shows input frame map[i]: a dropped frame repeats the frame shown before
+      // it (consecutive drops repeat the last frame kept). One group of F frames: the whole clip.
+      const dropped = new Set(o.dropOrder.slice(0, strength));
+      const map: number[] = [];
+      for (let i = 0; i < o.frames; i++) map.push(dropped.has(i) && i > 0 ? map[i - 1] : i);
+      return `shuffleframes=mapping=${map.join("|")}`;
+    }
+    case "banding": {
+      // Every plane quantised to steps of `strength` code values, shown at the step's middle.
+      const q = strength;
+      const e = `'floor(val/${q})*${q}+${Math.floor(q / 2)}'`;
+      return `lutyuv=y=${e}:u=${e}:v=${e}`;
+    }
+    case "chroma": {
+      // The 4:2:0 chroma planes scaled down by `strength` and back up; luma untouched.
+      const c = o.size / 2;
+      const small = Math.max(1, Math.floor(c / strength));
+      const t = o.tag;
+      const back = (p: string) =>
+        `[c${p}${t}]scale=${small}:${small}:flags=${BILINEAR},scale=${c}:${c}:flags=${BILINEAR}` +
+        `[k${p}${t}]`;
+      return `split[cy${t}][cc${t}];[cy${t}]extractplanes=y[ky${t}];` +
+        `[cc${t}]extractplanes=u+v[cu${t}][cv${t}];${back("u")};${back("v")};` +
+        `[ky${t}][ku${t}][kv${t}]mergeplanes=0x001020:yuv420p`;
+    }
     case "h264":
-      throw new Error("h264 is not a filter");
+    case "x265":
+    case "vp9":
+    case "av1":
+      throw new Error(`${d} is not a filter`);
   }
+}
+
+/** Whether a distortion is a codec (encoded to a file, then decoded), not a filter. */
+function isEncoded(d: Distortion): boolean {
+  return d === "h264" || d === "x265" || d === "vp9" || d === "av1";
+}
+
+/**
+ * The encoder arguments of a codec distortion at a CRF: one thread each, so that the output
+ * is the same on every run (x265's thread pool and frame threads off, libvpx and libaom one
+ * tile row, no row multithreading).
+ */
+function encoderArgs(d: Distortion, crf: number): string[] {
+  switch (d) {
+    case "h264":
+      return ["-c:v", "libx264", "-preset", "medium", "-crf", String(crf), "-threads", "1"];
+    case "x265":
+      return [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "fast",
+        "-crf",
+        String(crf),
+        "-x265-params",
+        "log-level=error:pools=none:frame-threads=1",
+      ];
+    case "vp9":
+      return [
+        "-c:v",
+        "libvpx-vp9",
+        "-crf",
+        String(crf),
+        "-b:v",
+        "0",
+        "-deadline",
+        "good",
+        "-cpu-used",
+        "4",
+        "-row-mt",
+        "0",
+        "-threads",
+        "1",
+      ];
+    case "av1":
+      return [
+        "-c:v",
+        "libaom-av1",
+        "-crf",
+        String(crf),
+        "-b:v",
+        "0",
+        "-cpu-used",
+        "6",
+        "-row-mt",
+        "0",
+        "-tiles",
+        "1x1",
+        "-threads",
+        "1",
+      ];
+    default:
+      throw new Error(`${d} is not a codec`);
+  }
+}
+
+/**
+ * The order in which drop levels drop frames: frames 1 .. frames-1 (the first frame is never
+ * dropped) in a seeded shuffle per motion.
+ *
+ * @example
+ * ```ts
+ * import { dropFrameOrder } from "./proxy.ts";
+ * dropFrameOrder(1, "coins", "m0_pan", 4).sort(); // [1, 2, 3]
+ * ```
+ */
+export function dropFrameOrder(
+  seed: number,
+  source: string,
+  motion: string,
+  frames: number,
+): number[] {
+  const order = Array.from({ length: frames - 1 }, (_, i) => i + 1);
+  const rand = rngFor(seed, `drop:${source}:${motion}`);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
 }
 
 /** Runs `jobs` with at most `limit` at a time; rejects with the first error (others finish). */
@@ -979,38 +1123,35 @@ export async function buildProxyDataset(
     const planned = o.distortions.flatMap((d) =>
       levelStrengths(d, o.levels).map((strength, li) => ({
         d,
-        // Freeze levels are fractions of the clip; the manifest records the frozen frames.
-        strength: d === "freeze" ? freezeLength(strength, o.frames) : strength,
+        // Freeze and drop levels are fractions of the clip; the manifest records the frozen or
+        // dropped frames.
+        strength: d === "freeze" || d === "drop" ? freezeLength(strength, o.frames) : strength,
         level: li + 1,
         name: `${d}_${li + 1}`,
       }))
     );
-    // H.264: one run encodes every level (one output per CRF, one thread each).
-    const h264 = planned.filter((p) => p.d === "h264");
-    if (h264.length) {
+    // The codecs (H.264, and the opt-in x265, VP9, AV1): one run encodes every level (one
+    // output per CRF, one thread each).
+    const encoded = planned.filter((p) => isEncoded(p.d));
+    if (encoded.length) {
       await ffmpeg(
         [
           "-i",
           "file:pristine.mkv",
-          ...h264.flatMap((p) => [
+          ...encoded.flatMap((p) => [
             "-map",
             "0:v",
             "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "medium",
-            "-crf",
-            String(p.strength),
-            "-threads",
-            "1",
+            ...encoderArgs(p.d, p.strength),
             "-pix_fmt",
             "yuv420p",
             ...BITEXACT_OUT,
-            `file:.${p.name}.h264.mkv`,
+            `file:.${p.name}.${p.d}.mkv`,
           ]),
         ],
-        `${path.join(o.out, rel)} (H.264 levels)`,
+        `${path.join(o.out, rel)} (${
+          encoded.some((p) => p.d !== "h264") ? "encoded" : "H.264"
+        } levels)`,
         dir,
       );
     }
@@ -1020,16 +1161,21 @@ export async function buildProxyDataset(
     const inputs = [
       "-i",
       "file:pristine.mkv",
-      ...h264.flatMap((p) => ["-i", `file:.${p.name}.h264.mkv`]),
+      ...encoded.flatMap((p) => ["-i", `file:.${p.name}.${p.d}.mkv`]),
     ];
-    const others = planned.filter((p) => p.d !== "h264");
+    const others = planned.filter((p) => !isEncoded(p.d));
+    // The frames a drop level drops: the first `strength` of a seeded order of frames 1..F-1
+    // (so a stronger level drops a superset of what a milder one drops).
+    const dropOrder = o.distortions.includes("drop")
+      ? dropFrameOrder(o.seed, mo.source, mo.id, o.frames)
+      : [];
     const refs = planned.map((_, j) => `[r${j}]`).join("");
     const srcs = others.map((_, j) => `[s${j}]`).join("");
     const graph = [`[0:v]split=${planned.length + others.length}${refs}${srcs}`];
     let hi = 0;
     let oi = 0;
     planned.forEach((p, j) => {
-      if (p.d === "h264") {
+      if (isEncoded(p.d)) {
         hi++;
         graph.push(`[${hi}:v][r${j}]ssim=stats_file=${p.name}.ssim[o${j}]`);
       } else {
@@ -1038,6 +1184,8 @@ export async function buildProxyDataset(
           size: o.size,
           noiseSeed,
           freezeStart: mo.params.freezeStart ?? 1,
+          dropOrder,
+          frames: o.frames,
           tag: String(j),
         });
         graph.push(
@@ -1076,7 +1224,7 @@ export async function buildProxyDataset(
         split,
       });
     }
-    for (const p of h264) await Deno.remove(path.join(dir, `.${p.name}.h264.mkv`));
+    for (const p of encoded) await Deno.remove(path.join(dir, `.${p.name}.${p.d}.mkv`));
     for (const c of clips) progress(c.path);
     return clips;
   });
