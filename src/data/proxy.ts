@@ -140,7 +140,7 @@ export const DISTORTION_LEVELS: Readonly<Record<Distortion, readonly number[]>> 
   vp9: [20, 30, 40, 50, 58, 63],
   av1: [20, 30, 40, 50, 58, 63],
   drop: [0.125, 0.25, 0.375, 0.5, 0.625, 0.75],
-  banding: [4, 8, 12, 16, 24, 32],
+  banding: [4, 8, 16, 24, 40, 48],
   chroma: [2, 3, 4, 5, 6, 8],
 };
 
