@@ -67,7 +67,23 @@ export const DISTORTION_KINDS = [...DISTORTIONS, ...EXTRA_DISTORTIONS] as const;
  * const d: Distortion = "blur";
  * ```
  */
-export type Distortion = (typeof DISTORTION_KINDS)[number];
+export type Distortion =
+  | "h264"
+  | "blur"
+  | "noise"
+  | "scale"
+  | "freeze"
+  | "x265"
+  | "vp9"
+  | "av1"
+  | "drop"
+  | "banding"
+  | "chroma";
+
+// `Distortion` is spelled out (the doc lint wants no reference to a constant that the package
+// root does not export); these two lines fail to compile if it and DISTORTION_KINDS disagree.
+const _kindsAreDistortions: readonly Distortion[] = DISTORTION_KINDS;
+const _distortionsAreKinds: readonly (typeof DISTORTION_KINDS)[number][] = [] as Distortion[];
 
 /**
  * The camera motions that make pristine clips from a still image.
