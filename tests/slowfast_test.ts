@@ -9,9 +9,9 @@ import { join } from "path";
 import { initGpu, nn, tensor } from "../mod.ts";
 import { readSafetensorsFile } from "../src/io/safetensors.ts";
 import {
-  assignSlowFastWeights,
   buildSlowFastParams,
-  readSlowFastWeights,
+  matchPublishedWeights,
+  readPublishedWeights,
   simpleVqaPool,
   SlowFast,
   SLOWFAST_R50,
@@ -22,6 +22,7 @@ import {
   slowPathway,
 } from "../src/models/victims/mod.ts";
 import { ParamBuilder } from "../src/models/victims/victim.ts";
+import { assignPublishedWeights, MOTION_PREFIX } from "../src/models/victims/published.ts";
 
 const DIR = new URL("./fixtures/slowfast/", import.meta.url).pathname;
 const CKPT = join(DIR, "slowfast_w8.pyth");
@@ -83,12 +84,14 @@ Deno.test("slowfast: slow frame indices are torch.linspace(0, T-1, T//4).long()"
 });
 
 Deno.test("slowfast: matches PyTorch (both maps, SimpleVQA's pooled features, input gradient)", async () => {
-  const tensors = await readSlowFastWeights(CKPT);
-  assert.ok(!Object.keys(tensors).some((k) => k.startsWith("blocks.6.")), "head dropped");
+  // The loader every published victim uses: a pytorchvideo file's names go under `motion.`,
+  // its Kinetics head and batch-norm counters are dropped.
+  const found = await readPublishedWeights([CKPT]);
+  assert.ok(![...found.keys()].some((k) => k.startsWith(`${MOTION_PREFIX}blocks.6.`)), "head");
   const pb = new ParamBuilder(3);
-  buildSlowFastParams(pb, "backbone.", CONFIG);
-  assignSlowFastWeights(pb.params, "backbone.", tensors, CKPT);
-  const net = new SlowFast(CONFIG, pb.params, "backbone.");
+  buildSlowFastParams(pb, MOTION_PREFIX, CONFIG);
+  assignPublishedWeights("simplevqa", found, pb.params);
+  const net = new SlowFast(CONFIG, pb.params, MOTION_PREFIX);
   try {
     const x = tensor(frames(fixture.frames_shape), fixture.frames_shape);
     x.requiresGrad = true;
@@ -131,28 +134,26 @@ Deno.test("slowfast: matches PyTorch (both maps, SimpleVQA's pooled features, in
 });
 
 Deno.test("slowfast: weights that do not fit are refused, naming tensor and shapes", async () => {
-  const tensors = await readSlowFastWeights(CKPT);
-  const pb = new ParamBuilder(1);
-  buildSlowFastParams(pb, "", { ...CONFIG, width: 16 });
-  try {
-    assert.throws(
-      () => assignSlowFastWeights(pb.params, "", tensors, CKPT),
-      /slowfast_w8\.pyth does not fit the SlowFast: 'blocks\.0\.multipathway_blocks\.0\.conv\.weight' has shape \[8, 3, 1, 7, 7\], the model needs \[16, 3, 1, 7, 7\]/,
-    );
-  } finally {
-    for (const p of Object.values(pb.params)) p.dispose();
-  }
-  const extra = { ...tensors, "blocks.9.x": { shape: [1], data: new Float32Array(1) } };
-  const pb8 = new ParamBuilder(1);
-  buildSlowFastParams(pb8, "", CONFIG);
-  try {
-    assert.throws(
-      () => assignSlowFastWeights(pb8.params, "", extra, CKPT),
-      /'blocks\.9\.x' \[1\] is not a SlowFast parameter/,
-    );
-  } finally {
-    for (const p of Object.values(pb8.params)) p.dispose();
-  }
+  const found = await readPublishedWeights([CKPT]);
+  const shapes = (c: typeof CONFIG) => {
+    const pb = new ParamBuilder(1, { shapesOnly: true });
+    buildSlowFastParams(pb, MOTION_PREFIX, c);
+    return pb.shapes;
+  };
+  assert.throws(
+    () => matchPublishedWeights("simplevqa", found, shapes({ ...CONFIG, width: 16 })),
+    /tensor 'blocks\.0\.multipathway_blocks\.0\.conv\.weight' of .*slowfast_w8\.pyth has shape \[8, 3, 1, 7, 7\], but simplevqa needs \[16, 3, 1, 7, 7\]/,
+  );
+  const extra = new Map(found);
+  extra.set(`${MOTION_PREFIX}blocks.9.x`, {
+    data: { shape: [1], data: new Float32Array(1) },
+    file: CKPT,
+    original: "blocks.9.x",
+  });
+  assert.throws(
+    () => matchPublishedWeights("simplevqa", extra, shapes(CONFIG)),
+    /slowfast_w8\.pyth has tensor 'blocks\.9\.x' \[1\], which simplevqa does not have/,
+  );
 });
 
 Deno.test("slowfast: a fast pathway of the wrong length is refused", () => {

@@ -17,7 +17,7 @@
  */
 
 export {
-  assignSlowFastWeights,
+  assignPublishedWeights,
   type BaseConfig,
   buildSlowFastParams,
   createVictim,
@@ -40,7 +40,7 @@ export {
   PUBLISHED_FAMILIES,
   PUBLISHED_WEIGHTS,
   type PublishedFamily,
-  readSlowFastWeights,
+  readPublishedWeights,
   readVictimClip,
   type ResNetConfig,
   saveVictim,
@@ -62,6 +62,7 @@ export {
   slowFastNormalize,
   slowFrameIndices,
   slowPathway,
+  type Sourced,
   TRAINABLE_FAMILIES,
   type TrainableFamily,
   type Victim,

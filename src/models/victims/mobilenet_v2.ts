@@ -20,10 +20,10 @@
  */
 
 import { z } from "zod";
-import { add, clamp, concat, conv2d, foldBatchNorm } from "../../nn/mod.ts";
-import { full, noGrad, type Tensor } from "../../tensor/tensor.ts";
+import { add, clamp, concat, conv2d } from "../../nn/mod.ts";
+import { full, type Tensor } from "../../tensor/tensor.ts";
 import type { TensorData } from "../../io/safetensors.ts";
-import type { ParamBuilder } from "./victim.ts";
+import { foldConvBn, type ParamBuilder } from "./victim.ts";
 
 /** The blocks' (expansion, output channels at width 1, repeats, first stride). */
 const STAGES: readonly [number, number, number, number][] = [
@@ -312,19 +312,11 @@ export class MobileNetV2 {
     if (this.#folded) return this.#folded;
     const p = this.#params;
     const q = this.#prefix;
-    this.#folded = noGrad(() =>
-      layout(this.#config).layers.map((block) =>
-        block.map((l) => {
-          const f = foldBatchNorm({ weight: p[`${q}${l.conv}.weight`] }, {
-            weight: p[`${q}${l.bn}.weight`],
-            bias: p[`${q}${l.bn}.bias`],
-            runningMean: p[`${q}${l.bn}.running_mean`],
-            runningVar: p[`${q}${l.bn}.running_var`],
-            eps: KERAS_BN_EPS,
-          });
-          return { layer: l, weight: f.weight.keep(), bias: f.bias.keep() };
-        })
-      )
+    this.#folded = layout(this.#config).layers.map((block) =>
+      block.map((l) => ({
+        layer: l,
+        ...foldConvBn(p, `${q}${l.conv}.weight`, `${q}${l.bn}`, KERAS_BN_EPS),
+      }))
     );
     return this.#folded;
   }

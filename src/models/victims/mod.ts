@@ -91,10 +91,8 @@ export {
   simpleVqaSeconds,
 } from "./simplevqa.ts";
 export {
-  assignSlowFastWeights,
   buildSlowFastParams,
   isPytorchvideoSlowFast,
-  readSlowFastWeights,
   simpleVqaPool,
   type SimpleVqaPoolOptions,
   SlowFast,
@@ -118,6 +116,7 @@ export {
   mobileNetV2FromKeras,
 } from "./mobilenet_v2.ts";
 export {
+  assignPublishedWeights,
   matchPublishedWeights,
   PUBLISHED_WEIGHTS,
   readPublishedWeights,

@@ -50,7 +50,9 @@ export const PUBLISHED_WEIGHTS: Record<PublishedFamily, { files: string; paper: 
 
 /** A tensor read from one of the weight files, with the file it came from. */
 export interface Sourced {
+  /** The tensor (float32 values and shape). */
   data: TensorData;
+  /** The file it came from. */
   file: string;
   /** Its name in the file (before any prefix was added). */
   original: string;

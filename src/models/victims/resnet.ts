@@ -15,9 +15,9 @@
  */
 
 import { z } from "zod";
-import { add, conv2d, div, foldBatchNorm, maxPool2d, relu, sub } from "../../nn/mod.ts";
-import { noGrad, type Tensor, tensor } from "../../tensor/tensor.ts";
-import { MAX_MODEL_WIDTH, type ParamBuilder } from "./victim.ts";
+import { add, conv2d, div, maxPool2d, relu, sub } from "../../nn/mod.ts";
+import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import { foldConvBn, MAX_MODEL_WIDTH, type ParamBuilder } from "./victim.ts";
 
 /**
  * A ResNet backbone's shape: bottleneck blocks (expansion 4), as torchvision's `resnet50`
@@ -223,23 +223,10 @@ export class ResNetBackbone {
       stem,
       ...blocks.flatMap((b) => [...b.convs, ...(b.downsample ? [b.downsample] : [])]),
     ];
-    noGrad(() => {
-      for (const l of all) {
-        const f = foldBatchNorm({ weight: p[`${l.conv}.weight`] }, {
-          weight: p[`${l.bn}.weight`],
-          bias: p[`${l.bn}.bias`],
-          runningMean: p[`${l.bn}.running_mean`],
-          runningVar: p[`${l.bn}.running_var`],
-          eps: BN_EPS,
-        });
-        folded.set(l.conv, {
-          weight: f.weight.keep(),
-          bias: f.bias.keep(),
-          stride: l.stride,
-          padding: l.padding,
-        });
-      }
-    });
+    for (const l of all) {
+      const f = foldConvBn(p, `${l.conv}.weight`, l.bn, BN_EPS);
+      folded.set(l.conv, { ...f, stride: l.stride, padding: l.padding });
+    }
     this.#folded = folded;
     return folded;
   }

@@ -36,19 +36,11 @@
 import { z } from "zod";
 import type { SameShape, Schema } from "../../_zod.ts";
 import {
-  decodeTorchCheckpoint,
-  readCheckpointBytes,
-  type TorchCheckpoint,
-} from "../../io/torch_checkpoint.ts";
-import type { TensorData } from "../../io/safetensors.ts";
-import { writeBuffer } from "../../gpu/queue.ts";
-import {
   add,
   avgPool3d,
   concat,
   conv3d,
   div,
-  foldBatchNorm,
   maxPool3d,
   mean,
   relu,
@@ -56,8 +48,8 @@ import {
   slice,
   sub,
 } from "../../nn/mod.ts";
-import { noGrad, type Tensor } from "../../tensor/tensor.ts";
-import { MAX_MODEL_WIDTH, type ParamBuilder } from "./victim.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { foldConvBn, MAX_MODEL_WIDTH, type ParamBuilder } from "./victim.ts";
 
 /**
  * A SlowFast-R50's shape: the slow stem's width (64 in `slowfast_r50`; the fast pathway has 1/8
@@ -465,30 +457,10 @@ export class SlowFast {
     if (this.#folded) return this.#folded;
     const p = this.#params;
     const folded = new Map<string, Folded>();
-    noGrad(() => {
-      for (const l of allConvs(this.#layout)) {
-        const need = [
-          `${l.conv}.weight`,
-          ...["weight", "bias", "running_mean", "running_var"]
-            .map((k) => `${l.norm}.${k}`),
-        ];
-        const absent = need.find((n) => !p[n]);
-        if (absent) throw new RangeError(`SlowFast: no parameter '${absent}'`);
-        const f = foldBatchNorm({ weight: p[`${l.conv}.weight`] }, {
-          weight: p[`${l.norm}.weight`],
-          bias: p[`${l.norm}.bias`],
-          runningMean: p[`${l.norm}.running_mean`],
-          runningVar: p[`${l.norm}.running_var`],
-          eps: BN_EPS,
-        });
-        folded.set(l.conv, {
-          weight: f.weight.keep(),
-          bias: f.bias.keep(),
-          stride: l.stride,
-          padding: l.padding,
-        });
-      }
-    });
+    for (const l of allConvs(this.#layout)) {
+      const f = foldConvBn(p, `${l.conv}.weight`, l.norm, BN_EPS);
+      folded.set(l.conv, { ...f, stride: l.stride, padding: l.padding });
+    }
     this.#folded = folded;
     return folded;
   }
@@ -577,97 +549,4 @@ export class SlowFast {
 export function isPytorchvideoSlowFast(names: readonly string[]): boolean {
   return names.includes("blocks.0.multipathway_blocks.0.conv.weight") &&
     names.includes("blocks.0.multipathway_fusion.conv_fast_to_slow.weight");
-}
-
-/**
- * Reads a pytorchvideo SlowFast checkpoint (the released `SLOWFAST_8x8_R50.pyth` holds
- * `{"model_state": state_dict, ...}`; a bare state_dict, a safetensors-converted file's
- * tensors through `readTorchCheckpoint`'s usual keys, or `module.`-prefixed names work too),
- * keeping the backbone's tensors: the Kinetics classifier `blocks.6.proj.*` and the batch norms'
- * `num_batches_tracked` are dropped (neither is used by the features).
- *
- * @throws {TorchCheckpointError} for a file that cannot be read; {@link RangeError} for one
- * that is not a pytorchvideo SlowFast.
- * @example
- * ```ts ignore
- * import { readSlowFastWeights } from "./slowfast.ts";
- * const tensors = await readSlowFastWeights("SLOWFAST_8x8_R50.pyth");
- * console.log(tensors["blocks.0.multipathway_blocks.0.conv.weight"].shape); // [64, 3, 1, 7, 7]
- * ```
- */
-export async function readSlowFastWeights(path: string): Promise<Record<string, TensorData>> {
-  const bytes = await readCheckpointBytes(path, "weights file");
-  let ckpt: TorchCheckpoint;
-  try {
-    ckpt = decodeTorchCheckpoint(bytes, { name: path, key: "model_state" });
-  } catch {
-    ckpt = decodeTorchCheckpoint(bytes, { name: path });
-  }
-  const names = Object.keys(ckpt.tensors);
-  if (!isPytorchvideoSlowFast(names)) {
-    throw new RangeError(
-      `${path}: not a pytorchvideo SlowFast state_dict (no ` +
-        `'blocks.0.multipathway_blocks.0.conv.weight' and ` +
-        `'blocks.0.multipathway_fusion.conv_fast_to_slow.weight')`,
-    );
-  }
-  const out: Record<string, TensorData> = {};
-  for (const name of names) {
-    if (name.endsWith(".num_batches_tracked") || name.startsWith("blocks.6.proj.")) continue;
-    out[name] = ckpt.tensors[name];
-  }
-  return out;
-}
-
-/**
- * Copies SlowFast weights (from {@link readSlowFastWeights}) into parameters built by
- * {@link buildSlowFastParams} under `prefix`, after checking every name and shape: nothing is
- * copied when a tensor is missing, has another shape, or is not one of the model's (the message
- * names each, with both shapes and `file`).
- *
- * @example
- * ```ts ignore
- * import { ParamBuilder } from "./victim.ts";
- * import { assignSlowFastWeights, buildSlowFastParams, readSlowFastWeights, SLOWFAST_R50 } from "./slowfast.ts";
- * const pb = new ParamBuilder(1);
- * buildSlowFastParams(pb, "", SLOWFAST_R50);
- * const file = "SLOWFAST_8x8_R50.pyth";
- * assignSlowFastWeights(pb.params, "", await readSlowFastWeights(file), file);
- * ```
- */
-export function assignSlowFastWeights(
-  params: Record<string, Tensor>,
-  prefix: string,
-  tensors: Record<string, TensorData>,
-  file: string,
-): void {
-  const problems: string[] = [];
-  const mine = Object.keys(params).filter((k) => k.startsWith(prefix));
-  const shape = (s: readonly number[]) => `[${s.join(", ")}]`;
-  for (const name of mine) {
-    const t = tensors[name.slice(prefix.length)];
-    const want = params[name].shape;
-    if (!t) problems.push(`missing '${name.slice(prefix.length)}' ${shape(want)}`);
-    else if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-      problems.push(
-        `'${name.slice(prefix.length)}' has shape ${shape(t.shape)}, the model needs ` +
-          shape(want),
-      );
-    }
-  }
-  for (const [name, t] of Object.entries(tensors)) {
-    if (!(`${prefix}${name}` in params)) {
-      problems.push(`'${name}' ${shape(t.shape)} is not a SlowFast parameter`);
-    }
-  }
-  if (problems.length) {
-    const more = problems.length > 8 ? ` and ${problems.length - 8} more` : "";
-    throw new RangeError(
-      `${file} does not fit the SlowFast: ${problems.slice(0, 8).join("; ")}${more}`,
-    );
-  }
-  for (const name of mine) {
-    const data = tensors[name.slice(prefix.length)].data as Float32Array<ArrayBuffer>;
-    if (data.length) writeBuffer(params[name].buffer, data);
-  }
 }

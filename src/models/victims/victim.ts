@@ -13,7 +13,17 @@ import { formatZodError, type SameShape } from "../../_zod.ts";
 import { bindingLimit, getGpu } from "../../gpu/device.ts";
 import { fans, kaimingUniform, uniform } from "../../nn/init.ts";
 import { full, noGrad, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import { add, concat, globalStdPool, localNormalize, log, mul, slice, sub } from "../../nn/mod.ts";
+import {
+  add,
+  concat,
+  foldBatchNorm,
+  globalStdPool,
+  localNormalize,
+  log,
+  mul,
+  slice,
+  sub,
+} from "../../nn/mod.ts";
 
 /** The small victim families this toolkit trains and bundles (`deno task train-victim`).
  *
@@ -583,6 +593,48 @@ export class ParamBuilder {
     u("bias_ih", [3 * hidden]);
     u("bias_hh", [3 * hidden]);
   }
+}
+
+/**
+ * A convolution with its batch norm folded in, from parameters named as
+ * {@link ParamBuilder.batchNorm} names them (`<bn>.weight`, `.bias`, `.running_mean`,
+ * `.running_var`): new tensors kept out of any tidy scope, with no gradient history (the
+ * published backbones fold on first use; their parameters are frozen). A missing parameter is
+ * an error naming it.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { foldConvBn, ParamBuilder } from "./victim.ts";
+ * await initGpu();
+ * const pb = new ParamBuilder(1);
+ * pb.convWeight("conv.weight", 3, 8, 3);
+ * pb.batchNorm("bn", 8);
+ * const { weight, bias } = foldConvBn(pb.params, "conv.weight", "bn", 1e-5); // [8,3,3,3], [8]
+ * ```
+ */
+export function foldConvBn(
+  params: Record<string, Tensor>,
+  convWeight: string,
+  bn: string,
+  eps: number,
+): { weight: Tensor; bias: Tensor } {
+  const names = [
+    convWeight,
+    ...["weight", "bias", "running_mean", "running_var"].map((k) => `${bn}.${k}`),
+  ];
+  const absent = names.find((n) => !params[n]);
+  if (absent) throw new RangeError(`foldConvBn: no parameter '${absent}'`);
+  const f = noGrad(() =>
+    foldBatchNorm({ weight: params[convWeight] }, {
+      weight: params[`${bn}.weight`],
+      bias: params[`${bn}.bias`],
+      runningMean: params[`${bn}.running_mean`],
+      runningVar: params[`${bn}.running_var`],
+      eps,
+    })
+  );
+  return { weight: f.weight.keep(), bias: f.bias.keep() };
 }
 
 /** The largest width (channels, hidden units) a model config may ask for. */
