@@ -39,6 +39,7 @@ export {
   ParamBuilder,
   PUBLISHED_FAMILIES,
   PUBLISHED_WEIGHTS,
+  type PublishedBaseConfig,
   type PublishedFamily,
   readPublishedWeights,
   readVictimClip,

@@ -130,6 +130,7 @@ export {
   ModelConfigError,
   ParamBuilder,
   PUBLISHED_FAMILIES,
+  type PublishedBaseConfig,
   type PublishedFamily,
   TRAINABLE_FAMILIES,
   type TrainableFamily,

@@ -54,20 +54,20 @@ import {
   SLOWFAST_R50,
   slowFastChannels,
   type SlowFastConfig,
-  SlowFastConfigSchema,
+  slowFastConfigZod,
   slowFastNormalize,
   slowPathway,
 } from "./slowfast.ts";
 import {
   asBatch,
-  type BaseConfig,
-  BaseConfigSchema,
   checkModelSize,
   disposeParams,
   MAX_MODEL_WIDTH,
   type ModelSize,
   ParamBuilder,
   parseModelConfig,
+  type PublishedBaseConfig,
+  PublishedBaseSchema,
   type Victim,
   type VictimStream,
   type VictimStreamResult,
@@ -82,11 +82,7 @@ import {
  * const c: SimpleVqaConfig = { ...SIMPLEVQA_DEFAULTS, fps: 25 };
  * ```
  */
-export type SimpleVqaConfig = Omit<BaseConfig, "input" | "logStd"> & {
-  /** The frames as they are (RGB in [0, 1]). */
-  input: "rgb";
-  /** Not used. */
-  logStd: false;
+export type SimpleVqaConfig = PublishedBaseConfig & {
   /** The spatial ResNet (ResNet-50). */
   backbone: ResNetConfig;
   /** The motion SlowFast (SlowFast-R50). */
@@ -105,12 +101,9 @@ export type SimpleVqaConfig = Omit<BaseConfig, "input" | "logStd"> & {
   clipFrames: number;
 };
 
-const SimpleVqaConfigObject = BaseConfigSchema.extend({
-  input: z.literal("rgb").default("rgb"),
-  logStd: z.literal(false).default(false),
+const SimpleVqaConfigObject = PublishedBaseSchema.extend({
   backbone: ResNetConfigSchema,
-  // slowfast.ts exports its schema through the narrow public Schema type; it is a zod schema.
-  motion: SlowFastConfigSchema as unknown as z.ZodType<SlowFastConfig>,
+  motion: slowFastConfigZod,
   hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
   fps: z.number().int().positive().max(1000),
   resize: z.number().int().positive().max(8192),

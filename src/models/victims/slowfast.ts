@@ -86,6 +86,9 @@ const _sameConfig: SameShape<SlowFastConfig, z.output<typeof slowFastConfig>> = 
  */
 export const SlowFastConfigSchema: Schema<SlowFastConfig> = slowFastConfig;
 
+/** {@link SlowFastConfigSchema} as a zod schema, for configs that nest it (not in mod.ts). */
+export const slowFastConfigZod: z.ZodType<SlowFastConfig> = slowFastConfig;
+
 /**
  * pytorchvideo's `slowfast_r50`.
  *

@@ -124,6 +124,32 @@ export const BaseConfigSchema = z.object({
 const _sameBase: SameShape<BaseConfig, z.output<typeof BaseConfigSchema>> = true;
 
 /**
+ * The {@link BaseConfig} of a published victim: it reads the frames as they are (`input`
+ * "rgb"; each model normalises them as its authors do) and has no log-std option.
+ *
+ * @example
+ * ```ts
+ * import type { PublishedBaseConfig } from "./victim.ts";
+ * const c: PublishedBaseConfig = {
+ *   frames: 240, height: null, width: null, qMin: 0, qMax: 1, slope: 0, input: "rgb", logStd: false,
+ * };
+ * ```
+ */
+export type PublishedBaseConfig = Omit<BaseConfig, "input" | "logStd"> & {
+  /** The frames as they are (RGB in [0, 1]). */
+  input: "rgb";
+  /** Not used. */
+  logStd: false;
+};
+
+/** Validates the fields of a {@link PublishedBaseConfig}; each published family extends it. */
+export const PublishedBaseSchema = BaseConfigSchema.extend({
+  input: z.literal("rgb").default("rgb"),
+  logStd: z.literal(false).default(false),
+});
+const _samePublished: SameShape<PublishedBaseConfig, z.output<typeof PublishedBaseSchema>> = true;
+
+/**
  * A differentiable video quality model.
  *
  * @example

@@ -51,8 +51,6 @@ import {
 import { byFrameGroups, framesPerGroup } from "./tiles.ts";
 import {
   asBatch,
-  type BaseConfig,
-  BaseConfigSchema,
   checkModelSize,
   chunkedStream,
   disposeParams,
@@ -61,6 +59,8 @@ import {
   type ModelSize,
   ParamBuilder,
   parseModelConfig,
+  type PublishedBaseConfig,
+  PublishedBaseSchema,
   type Victim,
   type VictimStream,
 } from "./victim.ts";
@@ -92,11 +92,7 @@ export type MdtvsfaOutput = "relative" | "mapped" | MdtvsfaDataset;
  * console.log(c.reduced); // 128
  * ```
  */
-export type VsfaConfig = Omit<BaseConfig, "input" | "logStd"> & {
-  /** The frames as they are (RGB in [0, 1], normalised with ImageNet's statistics). */
-  input: "rgb";
-  /** Not used: the std features enter as they are. */
-  logStd: false;
+export type VsfaConfig = PublishedBaseConfig & {
   /** The ResNet backbone (ResNet-50 for the published models). */
   backbone: ResNetConfig;
   /** Size of the linear reduction of the 2 x 2048 pooled features (128). */
@@ -111,9 +107,7 @@ export type VsfaConfig = Omit<BaseConfig, "input" | "logStd"> & {
   output: MdtvsfaOutput;
 };
 
-const VsfaConfigObject = BaseConfigSchema.extend({
-  input: z.literal("rgb").default("rgb"),
-  logStd: z.literal(false).default(false),
+const VsfaConfigObject = PublishedBaseSchema.extend({
   backbone: ResNetConfigSchema,
   reduced: z.number().int().positive().max(MAX_MODEL_WIDTH),
   hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
