@@ -123,6 +123,7 @@ export {
   type Sourced,
 } from "./published.ts";
 export { type HysteresisOptions, hysteresisPool } from "./hysteresis.ts";
+export { boundScore, type BoundScoreOptions } from "./bound.ts";
 export {
   type BaseConfig,
   MAX_MODEL_WIDTH,
