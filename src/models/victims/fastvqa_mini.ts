@@ -7,7 +7,9 @@
  * spatiotemporal network reads the fragments: a strided conv per frame, then a (2+1)-D stage
  * that concatenates each frame's features with their temporal difference to the previous frame,
  * more strided convs, global mean and std pooling, a linear per-frame score, and the mean score
- * over frames. Patch positions are fixed (cell centres), so the model is deterministic.
+ * over frames, bounded into the config's `qMin..qMax` by a smooth clamp ({@link boundScore}; the
+ * per-frame scores are not). Patch positions are fixed (cell centres), so the model is
+ * deterministic.
  *
  * @module
  */
@@ -47,6 +49,7 @@ import {
   type VictimStream,
 } from "./victim.ts";
 import { framesPerGroup } from "./tiles.ts";
+import { boundScore } from "./bound.ts";
 
 /**
  * The config of {@link FastVqaMini}: the fields every family has ({@link BaseConfig}) and its own.
@@ -299,8 +302,8 @@ export class FastVqaMini implements Victim {
    * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): each chunk is cut into
    * fragments, the last frame's first-stage features are carried for the next chunk's temporal
    * difference (the first scored chunk holds at least two frames, as frame 0 uses the difference
-   * to frame 1), the per-frame scores are kept on the CPU, and `finish()` takes their mean, so
-   * the result equals {@link FastVqaMini.score} and {@link FastVqaMini.frameScores} of the whole
+   * to frame 1), the per-frame scores are kept on the CPU, and `finish()` takes their mean and
+   * bounds it, so the result equals {@link FastVqaMini.score} and {@link FastVqaMini.frameScores} of the whole
    * clip. Forward only.
    */
   stream(): VictimStream {
@@ -308,7 +311,7 @@ export class FastVqaMini implements Victim {
       who: "fastvqa-mini",
       firstChunk: 2,
       step: (parts, state) => this.#streamStep(parts, state?.[0] ?? null),
-      pool: (scores) => mean(scores, { axes: 1 }),
+      pool: (scores) => this.#bound(mean(scores, { axes: 1 })),
     });
   }
 
@@ -371,9 +374,17 @@ export class FastVqaMini implements Victim {
     return q.reshape([q.size]);
   }
 
-  /** Clip scores of prepared fragments `[B,T,3,S,S]` -> `[B]` (mean over frames). */
+  /** The clip score bounded into `qMin..qMax` ({@link boundScore}). */
+  #bound(raw: Tensor): Tensor {
+    return boundScore(raw, { qMin: this.config.qMin, qMax: this.config.qMax });
+  }
+
+  /**
+   * Clip scores of prepared fragments `[B,T,3,S,S]` -> `[B]`: the mean over frames, bounded into
+   * `qMin..qMax` ({@link boundScore}).
+   */
   scorePrepared(prepared: Tensor): Tensor {
-    return mean(this.frameScoresPrepared(prepared), { axes: 1 });
+    return this.#bound(mean(this.frameScoresPrepared(prepared), { axes: 1 }));
   }
 
   /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]`. */

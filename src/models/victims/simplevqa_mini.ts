@@ -4,7 +4,8 @@
  * and std pooled features of every stage of a strided spatial CNN (multi-scale), plus motion
  * features (mean and std pooled features of a small CNN on the frame difference `x_t - x_{t-1}`,
  * the first frame using the first difference), concatenated; two linear layers give a per-frame
- * score; the clip score is the mean over frames.
+ * score; the clip score is the mean over frames, bounded into the config's `qMin..qMax` by a smooth
+ * clamp ({@link boundScore}; the per-frame scores are not).
  *
  * @module
  */
@@ -23,6 +24,7 @@ import {
   sub,
 } from "../../nn/mod.ts";
 import { bindingLimit } from "../../gpu/device.ts";
+import { boundScore } from "./bound.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
 import {
   asBatch,
@@ -375,7 +377,7 @@ export class SimpleVqaMini implements Victim {
    * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): the last frame of each chunk
    * is carried for the next chunk's first difference (the first scored chunk holds at least two
    * frames, as frame 0 uses the difference to frame 1), the per-frame scores are kept on the
-   * CPU, and `finish()` takes their mean, so the result equals {@link SimpleVqaMini.score} and
+   * CPU, and `finish()` takes their mean and bounds it, so the result equals {@link SimpleVqaMini.score} and
    * {@link SimpleVqaMini.frameScores} of the whole clip. Forward only.
    */
   stream(): VictimStream {
@@ -390,7 +392,7 @@ export class SimpleVqaMini implements Victim {
           state: [concat([partsRange(parts, t - 1, t)], 1)],
         };
       },
-      pool: (scores) => mean(scores, { axes: 1 }),
+      pool: (scores) => this.#bound(mean(scores, { axes: 1 })),
     });
   }
 
@@ -400,9 +402,17 @@ export class SimpleVqaMini implements Victim {
     return q.reshape([q.size]);
   }
 
-  /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]` (mean over frames). */
+  /** The clip score bounded into `qMin..qMax` ({@link boundScore}). */
+  #bound(raw: Tensor): Tensor {
+    return boundScore(raw, { qMin: this.config.qMin, qMax: this.config.qMax });
+  }
+
+  /**
+   * Clip scores of a batch `[B,T,3,H,W]` -> `[B]`: the mean over frames, bounded into
+   * `qMin..qMax` ({@link boundScore}).
+   */
   scoreBatch(clips: Tensor): Tensor {
-    return mean(this.frameScoresBatch(clips), { axes: 1 });
+    return this.#bound(mean(this.frameScoresBatch(clips), { axes: 1 }));
   }
 
   /** Same as {@link SimpleVqaMini.scoreBatch} (nothing is prepared). */

@@ -2,7 +2,8 @@
  * `vsfa-mini`: a small model of VSFA (Li, Jiang and Jiang, "Quality assessment of in-the-wild
  * videos", ACM MM 2019). Per frame: a strided conv CNN, global mean and std pooling of its last
  * feature map concatenated, a linear reduction; a GRU over time; a linear per-frame score; VSFA's
- * temporal hysteresis pooling (tau = 12, gamma = 0.5) gives the clip score.
+ * temporal hysteresis pooling (tau = 12, gamma = 0.5) gives the clip score, bounded into the
+ * config's `qMin..qMax` by a smooth clamp ({@link boundScore}; the per-frame scores are not).
  *
  * @module
  */
@@ -19,6 +20,7 @@ import {
   slice,
 } from "../../nn/mod.ts";
 import { full, type Tensor } from "../../tensor/tensor.ts";
+import { boundScore } from "./bound.ts";
 import { hysteresisPool } from "./hysteresis.ts";
 import { byFrameGroups, convStackHalo, cropOf, groupOrTiles, pooledMoments } from "./tiles.ts";
 import {
@@ -277,7 +279,7 @@ export class VsfaMini implements Victim {
   /**
    * A chunk-by-chunk scorer of one clip (see {@link VictimStream}): the GRU's hidden state is
    * carried from chunk to chunk, the per-frame scores are kept on the CPU, and `finish()` pools
-   * them with the hysteresis pooling over the whole clip, so the result equals
+   * them with the hysteresis pooling over the whole clip and bounds the result, so it equals
    * {@link VsfaMini.score} and {@link VsfaMini.frameScores} of the whole clip. Forward only.
    */
   stream(): VictimStream {
@@ -288,7 +290,7 @@ export class VsfaMini implements Victim {
         const { q, h } = this.#frameScoresFrom(joinParts(parts), state?.[0] ?? null, true);
         return { scores: q, state: [h] };
       },
-      pool: (scores) => hysteresisPool(scores, { tau: this.config.tau, gamma: this.config.gamma }),
+      pool: (scores) => this.#bound(hysteresisPool(scores, this.config)),
     });
   }
 
@@ -298,12 +300,17 @@ export class VsfaMini implements Victim {
     return q.reshape([q.size]);
   }
 
-  /** Clip scores of a batch `[B,T,3,H,W]` -> `[B]`. */
+  /** The clip score bounded into `qMin..qMax` ({@link boundScore}). */
+  #bound(raw: Tensor): Tensor {
+    return boundScore(raw, { qMin: this.config.qMin, qMax: this.config.qMax });
+  }
+
+  /**
+   * Clip scores of a batch `[B,T,3,H,W]` -> `[B]`: the hysteresis pooling of the per-frame
+   * scores, bounded into `qMin..qMax` ({@link boundScore}).
+   */
   scoreBatch(clips: Tensor): Tensor {
-    return hysteresisPool(this.frameScoresBatch(clips), {
-      tau: this.config.tau,
-      gamma: this.config.gamma,
-    });
+    return this.#bound(hysteresisPool(this.frameScoresBatch(clips), this.config));
   }
 
   /** Same as {@link VsfaMini.scoreBatch} (nothing is prepared). */
