@@ -158,10 +158,26 @@ export function decodeTfjsGroup(
  * console.log(weights["Conv1/kernel"].shape); // [3, 3, 3, 32]
  * ```
  */
-export async function readTfjsWeights(modelJson: string): Promise<Record<string, TfjsTensor>> {
+export function readTfjsWeights(modelJson: string): Promise<Record<string, TfjsTensor>> {
+  return Promise.resolve().then(() => readTfjsWeightsSync(modelJson));
+}
+
+/**
+ * {@link readTfjsWeights} without a promise, for a model built synchronously from files that
+ * ship with it (the bundled MobileNetV2 of the `vsfa-mobilenetv2` victim).
+ *
+ * @throws {TfjsWeightsError} as {@link readTfjsWeights}.
+ * @example
+ * ```ts
+ * import { readTfjsWeightsSync } from "./tfjs.ts";
+ * const w = readTfjsWeightsSync("data/models/mobilenet_v2_nsfwjs/model.json");
+ * console.log(w["Conv1/kernel"].shape); // [3, 3, 3, 32]
+ * ```
+ */
+export function readTfjsWeightsSync(modelJson: string): Record<string, TfjsTensor> {
   let manifest: TfjsManifestGroup[];
   try {
-    const parsed = JSON.parse(await Deno.readTextFile(modelJson));
+    const parsed = JSON.parse(Deno.readTextFileSync(modelJson));
     manifest = parsed.weightsManifest;
   } catch (e) {
     throw new TfjsWeightsError(
@@ -176,7 +192,7 @@ export async function readTfjsWeights(modelJson: string): Promise<Record<string,
     for (const p of group.paths) {
       const path = join(dirname(modelJson), p);
       try {
-        parts.push(await Deno.readFile(path));
+        parts.push(Deno.readFileSync(path));
       } catch (e) {
         throw new TfjsWeightsError(path, `shard of ${modelJson}: ${(e as Error).message}`);
       }

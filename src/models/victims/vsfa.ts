@@ -288,23 +288,13 @@ export class Vsfa implements Victim {
 
   /** Per-frame scores `[B,T]` and the GRU's last state `[B,hidden]`, from state `h0`. */
   #frameScoresFrom(x5: Tensor, h0: Tensor | null, forwardOnly = false): { q: Tensor; h: Tensor } {
-    const p = this.#params;
-    const c = this.config;
-    const names = HEAD_NAMES[this.family];
     const [b, t, , h, w] = x5.shape;
     const pooled = this.#pooled(x5.reshape([b * t, 3, h, w]), forwardOnly);
-    const reduced = linear(pooled, p[`${names.reduce}.weight`], p[`${names.reduce}.bias`])
-      .reshape([b, t, c.reduced]);
-    const g = names.gru;
-    const hs = gruSequence(reduced, h0 ?? full([b, c.hidden], 0), {
-      wIh: p[`${g}.weight_ih_l0`],
-      wHh: p[`${g}.weight_hh_l0`],
-      bIh: p[`${g}.bias_ih_l0`],
-      bHh: p[`${g}.bias_hh_l0`],
+    return vsfaHead(pooled.reshape([b, t, pooled.shape[1]]), this.#params, {
+      ...HEAD_NAMES[this.family],
+      hidden: this.config.hidden,
+      h0,
     });
-    const q = linear(hs, p[`${names.q}.weight`], p[`${names.q}.bias`]);
-    const last = slice(hs, { axis: 1, start: t - 1 }).reshape([b, c.hidden]);
-    return { q: q.reshape([b, t]), h: last };
   }
 
   /** Clip scores `[B]` from per-frame scores `[B,T]`: the temporal pooling, then the head. */
@@ -393,4 +383,63 @@ export function mdtvsfaMapping(
   const mapped = affine(sigmoid(affine(relative, "nlm.0")), "nlm.2");
   if (output === "mapped") return mapped;
   return affine(mapped, `lm.${output}`);
+}
+
+/** Options of {@link vsfaHead}: the head's parameter names and sizes, and the GRU's state. */
+export interface VsfaHeadOptions {
+  /** The linear reduction's name (`ann.fc0` in VSFA's file). */
+  reduce: string;
+  /** The GRU's name (its tensors end in `_l0`, as `torch.nn.GRU`'s first layer). */
+  gru: string;
+  /** The per-frame regression's name (`q`). */
+  q: string;
+  /** GRU hidden size. */
+  hidden: number;
+  /** The GRU's state to start from `[B, hidden]` (null: zeros). */
+  h0?: Tensor | null;
+}
+
+/**
+ * VSFA's head on pooled frame features `[B, T, F]`: the linear reduction, the GRU over the
+ * frames and the per-frame regression. Returns the per-frame scores `[B, T]` (before the
+ * temporal pooling) and the GRU's last state `[B, hidden]`. Differentiable. Shared by the
+ * published `vsfa`/`mdtvsfa` and the bundled `vsfa-mobilenetv2`.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../../tensor/tensor.ts";
+ * import { ParamBuilder } from "./victim.ts";
+ * import { vsfaHead } from "./vsfa.ts";
+ * await initGpu();
+ * const pb = new ParamBuilder(1);
+ * pb.linear("ann.fc0", 16, 8);
+ * pb.gru("rnn", 8, 4, "_l0");
+ * pb.linear("q", 4, 1);
+ * const names = { reduce: "ann.fc0", gru: "rnn", q: "q", hidden: 4 };
+ * const { q, h } = vsfaHead(full([2, 5, 16], 0.5), pb.params, names); // [2, 5], [2, 4]
+ * ```
+ */
+export function vsfaHead(
+  pooled: Tensor,
+  params: Record<string, Tensor>,
+  options: VsfaHeadOptions,
+): { q: Tensor; h: Tensor } {
+  const p = params;
+  const { reduce, gru: g, q: qName, hidden } = options;
+  const [b, t, f] = pooled.shape;
+  const reduced = linear(pooled.reshape([b * t, f]), p[`${reduce}.weight`], p[`${reduce}.bias`]);
+  const hs = gruSequence(
+    reduced.reshape([b, t, reduced.shape[1]]),
+    options.h0 ?? full([b, hidden], 0),
+    {
+      wIh: p[`${g}.weight_ih_l0`],
+      wHh: p[`${g}.weight_hh_l0`],
+      bIh: p[`${g}.bias_ih_l0`],
+      bHh: p[`${g}.bias_hh_l0`],
+    },
+  );
+  const q = linear(hs, p[`${qName}.weight`], p[`${qName}.bias`]);
+  const last = slice(hs, { axis: 1, start: t - 1 }).reshape([b, hidden]);
+  return { q: q.reshape([b, t]), h: last };
 }
