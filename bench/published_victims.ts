@@ -1,11 +1,12 @@
 /**
- * The published victims at a real resolution: parameters, conv GFLOP per frame, and seconds per
+ * The published victims (and the bundled `vsfa-mobilenetv2`, whose backbone is a published
+ * network) at a real resolution: parameters, conv GFLOP per frame, and seconds per
  * frame of the forward pass and of forward + input gradient, on frames of 540x960 (or
  * `--size WxH`), with random weights (the time does not depend on the values). The README's
  * model table comes from this.
  *
  *   deno run --allow-read --allow-env bench/published_victims.ts [--frames 2] [--size 960x540]
- *     [--family vsfa|mdtvsfa|simplevqa]
+ *     [--family vsfa|mdtvsfa|simplevqa|vsfa-mobilenetv2]
  *
  * SimpleVQA scores seconds (a key frame and a 32-frame clip each), so it is timed on one second
  * of video (`fps` frames) and reported per second.
@@ -18,7 +19,7 @@
 import { parseArgs } from "util";
 import { initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
-import { createVictim, PUBLISHED_FAMILIES } from "../src/models/victims/mod.ts";
+import { createVictim, PUBLISHED_FAMILIES, VsfaMobileNetV2 } from "../src/models/victims/mod.ts";
 import { noGrad } from "../src/tensor/tensor.ts";
 import { sum } from "../src/nn/mod.ts";
 import { convFlops } from "../src/tensor/ops/conv.ts";
@@ -39,7 +40,8 @@ const [W, H] = values.size!.split("x").map(Number);
 const gpu = await initGpu();
 console.log(`adapter: ${gpu.adapter.description}; frames of ${W}x${H}`);
 const only = values.family;
-for (const family of PUBLISHED_FAMILIES.filter((f) => !only || f === only)) {
+const FAMILIES = [...PUBLISHED_FAMILIES, "vsfa-mobilenetv2"] as const;
+for (const family of FAMILIES.filter((f) => !only || f === only)) {
   // SimpleVQA scores seconds (a key frame and a 32-frame clip each): one second of video. Its
   // `fps` is set to 8 so that the second fits one binding at 540p (30 frames of 540p are 178
   // MiB); the work per second is the same (one 448x448 key frame, one 32-frame clip at 224),
@@ -48,7 +50,10 @@ for (const family of PUBLISHED_FAMILIES.filter((f) => !only || f === only)) {
   const victim = createVictim(family, { seed: 1, config: perSecond ? { fps: 8 } : {} });
   const T = perSecond ? 8 : FRAMES;
   for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
-  const params = Object.values(victim.parameters()).reduce((n, p) => n + p.size, 0);
+  // vsfa-mobilenetv2's frozen backbone is held apart from its (trained, saved) head.
+  const backbone = victim instanceof VsfaMobileNetV2 ? victim.backboneParameters() : {};
+  const all = [...Object.values(victim.parameters()), ...Object.values(backbone)];
+  const params = all.reduce((n, p) => n + p.size, 0);
   const frames = clip(T, H, W);
   // Warm-up (compiles the pipelines and folds the batch norms).
   noGrad(() => victim.score(frames)).dispose();

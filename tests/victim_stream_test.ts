@@ -25,6 +25,7 @@ const SIZE: Record<TrainableFamily, { h: number; w: number }> = {
   "vsfa-mini": { h: 64, w: 64 },
   "simplevqa-mini": { h: 64, w: 64 },
   "fastvqa-mini": { h: 52, w: 60 },
+  "vsfa-mobilenetv2": { h: 64, w: 72 },
 };
 const SPLITS: number[][] = [
   [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],

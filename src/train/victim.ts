@@ -340,6 +340,12 @@ export async function fitVictim(
     evalEvery = 100,
   } = options;
   if (train.length < 1) throw new Error("fitVictim: no training clips");
+  if (augment && train[0].input.rank !== 4) {
+    throw new Error(
+      `fitVictim: augment transposes frames, but ${victim.name} trains on prepared ` +
+        `[${train[0].input.shape}] inputs (not frames); train it without augment`,
+    );
+  }
   const params = victim.parameters();
   const opt = new Adam(Object.values(params), { lr, weightDecay });
   const history: { step: number; srcc: number }[] = [];

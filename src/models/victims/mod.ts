@@ -53,6 +53,12 @@ import {
 import { VSFA_MINI_DEFAULTS, VsfaMini, VsfaMiniConfigSchema, vsfaMiniSize } from "./vsfa_mini.ts";
 import { Vsfa, VSFA_DEFAULTS, VsfaConfigSchema, vsfaSize } from "./vsfa.ts";
 import {
+  VSFA_MOBILENET_V2_DEFAULTS,
+  VsfaMobileNetV2,
+  VsfaMobileNetV2ConfigSchema,
+  vsfaMobileNetV2Size,
+} from "./vsfa_mobilenet_v2.ts";
+import {
   SimpleVqa,
   SIMPLEVQA_DEFAULTS,
   SimpleVqaConfigSchema,
@@ -74,6 +80,13 @@ import {
 export { FastVqaMini, type FastVqaMiniConfig, fragments } from "./fastvqa_mini.ts";
 export { SimpleVqaMini, type SimpleVqaMiniConfig } from "./simplevqa_mini.ts";
 export { VsfaMini, type VsfaMiniConfig } from "./vsfa_mini.ts";
+export {
+  MOBILENET_V2_NSFWJS,
+  VSFA_MOBILENET_V2_DEFAULTS,
+  VsfaMobileNetV2,
+  type VsfaMobileNetV2Config,
+  VsfaMobileNetV2ConfigSchema,
+} from "./vsfa_mobilenet_v2.ts";
 export {
   MDTVSFA_DATASETS,
   type MdtvsfaDataset,
@@ -219,6 +232,8 @@ export function createVictim(
       return new SimpleVqaMini(options);
     case "fastvqa-mini":
       return new FastVqaMini(options);
+    case "vsfa-mobilenetv2":
+      return new VsfaMobileNetV2(options);
     case "vsfa":
     case "mdtvsfa":
       return new Vsfa(family, options);
@@ -273,6 +288,12 @@ export function checkVictimConfig(
       defaults: FASTVQA_MINI_DEFAULTS,
       // deno-lint-ignore no-explicit-any
       size: (c: any) => fastVqaMiniSize(c, batch),
+    },
+    "vsfa-mobilenetv2": {
+      schema: VsfaMobileNetV2ConfigSchema,
+      defaults: VSFA_MOBILENET_V2_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => vsfaMobileNetV2Size(c),
     },
     "vsfa": {
       schema: VsfaConfigSchema,

@@ -33,7 +33,12 @@ import {
  * console.log(TRAINABLE_FAMILIES.join(", "));
  * ```
  */
-export const TRAINABLE_FAMILIES = ["vsfa-mini", "simplevqa-mini", "fastvqa-mini"] as const;
+export const TRAINABLE_FAMILIES = [
+  "vsfa-mini",
+  "simplevqa-mini",
+  "fastvqa-mini",
+  "vsfa-mobilenetv2",
+] as const;
 
 /** One of {@link TRAINABLE_FAMILIES}. */
 export type TrainableFamily = typeof TRAINABLE_FAMILIES[number];
