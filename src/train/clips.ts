@@ -69,13 +69,20 @@ export async function loadVictimClips(
   victim: Victim,
   manifest: string,
   split: "train" | "val" | "test",
+  options: {
+    /** Called after each clip (read and prepared) with the count done and the split's size. */
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<LoadedClip[]> {
   const { items, stored } = await splitItems(manifest, split);
   const clips: LoadedClip[] = new Array(items.length);
+  let done = 0;
+  options.onProgress?.(0, items.length);
   await decodeVictimClips(victim, items, stored, (k, frames) => {
     const input = tidy(() => noGrad(() => victim.prepare(frames)));
     if (input !== frames) frames.dispose();
     clips[k] = { input: input.keep(), label: items[k].mos, path: items[k].path };
+    options.onProgress?.(++done, items.length);
   });
   return clips;
 }

@@ -20,6 +20,7 @@ import { noGrad, type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 import { checkVictimConfig, createVictim, saveVictim } from "../models/victims/mod.ts";
 import type { TrainableFamily, Victim, VictimFamily } from "../models/victims/victim.ts";
 import { type LoadedClip, loadVictimClips } from "./clips.ts";
+import { ProgressLine } from "../_progress.ts";
 import {
   checkpointStateSchema,
   finiteNumber,
@@ -496,13 +497,21 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
     }
     await prepareWeightsOutput(out, { option: "--out", overwrite });
     const tl = performance.now();
-    train = await loadVictimClips(victim, manifest, "train");
+    // Reading (and, for a frozen backbone, preparing) the clips can take minutes: a progress line.
+    const line = new ProgressLine({ unit: "clips" });
+    const reading = (split: "train" | "val" | "test") => ({
+      onProgress: (done: number, total: number) =>
+        line.update({ stage: `read ${split}`, done, total }, model),
+    });
+    train = await loadVictimClips(victim, manifest, "train", reading("train"));
+    line.end();
     console.error(
       `${model}: ${train.length} train clips loaded in ${
         ((performance.now() - tl) / 1000).toFixed(0)
       } s`,
     );
-    if (evalEvery > 0) val = await loadVictimClips(victim, manifest, "val");
+    if (evalEvery > 0) val = await loadVictimClips(victim, manifest, "val", reading("val"));
+    line.end();
     if (options.resume) console.error(`resuming ${model} from ${join(checkpointDir, CKPT)}`);
     const fit = await fitVictim(victim, train, {
       steps,
@@ -538,7 +547,8 @@ export async function trainVictim(options: TrainVictimOptions): Promise<TrainVic
         losses: fit.losses,
       };
     }
-    const test = await loadVictimClips(victim, manifest, "test");
+    const test = await loadVictimClips(victim, manifest, "test", reading("test"));
+    line.end();
     const { metrics } = await evaluateVictim(victim, test);
     test.forEach((c) => c.input.dispose());
     // Checked again: something may have appeared at the stem while training ran.
