@@ -3,7 +3,7 @@
  * and videos.
  *
  * ```
- * deno task data [--out cache/proxy] [--seed 1] [--frames 8] [--size 64] [--force]
+ * deno task data [--out cache/proxy] [--sources data/sources,data/sources_natural] [--force]
  * deno task data check --format konvid --root /data/KoNViD-1k
  * ```
  *
@@ -52,7 +52,10 @@ and distinct; a changed name is printed.
 
 Build options:
   --out <dir>            output folder (default ${DEFAULT_PROXY_DIR})
-  --sources <dir>        source images (default ${DEFAULT_SOURCES_DIR})
+  --sources <dirs>       source image folder, or a comma-separated list of folders whose
+                         images make one dataset (each sorted by name, in the order
+                         given; a name in two folders is refused) (default
+                         ${DEFAULT_SOURCES_DIR})
   --seed <n>             seed of motions, noise and split (default 1)
   --frames <n>           frames per clip (default 8)
   --size <n>             clip width and height, even (default 64)
@@ -61,7 +64,8 @@ Build options:
   --levels <n>           levels per distortion, 1..${MAX_LEVELS} (default 4)
   --distortions <list>   comma-separated list of ${DISTORTIONS.join(",")} (the default)
                          and the opt-in ${EXTRA_DISTORTIONS.join(",")}
-  --max-sources <n>      use only the first n images by name (default all)
+  --max-sources <n>      use only the first n images by name, of all the folders
+                         (default all)
   --test <n>             images in the test split (default 3)
   --val <n>              images in the val split (default 1)
   -j, --jobs <n>         ffmpeg processes at a time (default 2)
@@ -184,13 +188,18 @@ async function build(raw: Record<string, unknown>): Promise<number> {
     );
     return 2;
   }
+  // `--sources a,b`: several folders (one stays a plain string, as before).
+  const folders = a.sources?.split(",").map((s) => s.trim()).filter((s) => s);
+  if (folders !== undefined && folders.length === 0) {
+    return usageError(`--sources: no folder in ${JSON.stringify(a.sources)}`, BUILD);
+  }
   let result;
   try {
     // The output folder is checked (and made) before any work.
     await prepareOutputDir(a.out ?? DEFAULT_PROXY_DIR, { option: "--out" });
     result = await buildProxyDataset({
       out: a.out,
-      sources: a.sources,
+      sources: folders && folders.length === 1 ? folders[0] : folders,
       seed: a.seed,
       frames: a.frames,
       size: a.size,

@@ -198,6 +198,12 @@ export interface ProxyOptionsRecord {
   testSources: number;
   /** Source images in the validation split. */
   valSources: number;
+  /**
+   * The source folders, in the order given: written only by a build from more than one folder
+   * (an array). A single folder is not recorded (a manifest without the field was built from one
+   * folder); a string is read as one folder.
+   */
+  sources?: string | string[];
 }
 
 const proxyOptions = z.object({
@@ -211,6 +217,7 @@ const proxyOptions = z.object({
   maxSources: z.number().int().positive().nullable(),
   testSources: z.number().int().positive(),
   valSources: z.number().int().nonnegative(),
+  sources: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
 });
 const _sameOptions: SameShape<ProxyOptionsRecord, z.output<typeof proxyOptions>> = true;
 
@@ -375,8 +382,18 @@ export interface ProxyManifest {
   ffmpeg: string;
   /** The label formula ({@link LABEL_FORMULA}) and its SSIM floor. */
   label: { formula: string; ssimFloor: number };
-  /** The source images, with their size and SHA-256 (a changed image means a rebuild). */
-  sources: { name: string; file: string; width: number; height: number; sha256: string }[];
+  /**
+   * The source images, with their size and SHA-256 (a changed image means a rebuild); `file` is
+   * the name in its folder, and `folder` (only in a build from several folders) that folder.
+   */
+  sources: {
+    name: string;
+    file: string;
+    folder?: string;
+    width: number;
+    height: number;
+    sha256: string;
+  }[];
   /** The source images' names per split (each in exactly one). */
   splits: { train: string[]; val: string[]; test: string[] };
   /** The camera motions. */
@@ -396,6 +413,7 @@ const proxyManifest = z.object({
   sources: z.array(z.object({
     name: z.string().min(1),
     file: z.string().min(1),
+    folder: z.string().min(1).optional(),
     width: z.number().int().positive(),
     height: z.number().int().positive(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),

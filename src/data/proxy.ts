@@ -4,11 +4,12 @@
  * It stands in for real VQA datasets, whose videos and models cannot be downloaded here; it is a
  * proxy, not a subjective study.
  *
- * For each source image (sorted by name), `motionsPerImage` camera motions (pan, zoom, rotation
- * in turn, parameters drawn from a seeded generator) make pristine clips (lossless ffv1, yuv420p).
- * Each pristine clip gets every distortion at every level; each distorted clip is written as ffv1
- * and labelled with `ssimToLabel(mean luma SSIM)`. Source images are assigned to train / val /
- * test by a seeded shuffle, so no image is in two splits.
+ * For each source image (sorted by name within its folder, the folders in the order given),
+ * `motionsPerImage` camera motions (pan, zoom, rotation in turn, parameters drawn from a seeded
+ * generator) make pristine clips (lossless ffv1, yuv420p). Each pristine clip gets every
+ * distortion at every level; each distorted clip is written as ffv1 and labelled with
+ * `ssimToLabel(mean luma SSIM)`. Source images are assigned to train / val / test by a seeded
+ * shuffle, so no image is in two splits.
  *
  * @module
  */
@@ -96,7 +97,7 @@ export const DEFAULT_PROXY_DIR = "cache/proxy";
  */
 export const DEFAULT_SOURCES_DIR = "data/sources";
 
-/** Image file extensions taken from the source folder. */
+/** Image file extensions taken from a source folder. */
 const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
 
 /**
@@ -196,8 +197,12 @@ export function levelStrengths(distortion: Distortion, levels: number): number[]
  * ```
  */
 export interface BuildProxyOptions {
-  /** Folder of source images (`*.png`, `*.jpg`); default `data/sources`. */
-  sources?: string;
+  /**
+   * Folder of source images (`*.png`, `*.jpg`), or several folders whose images make one
+   * dataset (each folder's sorted by name, the folders in this order; the same dataset name
+   * from two folders is refused); default `data/sources`.
+   */
+  sources?: string | string[];
   /** Output folder: `<out>/manifest.json` and `<out>/clips/` (default `cache/proxy`). */
   out?: string;
   /** Seed of motions, noise and the split (default 1). */
@@ -217,7 +222,7 @@ export interface BuildProxyOptions {
    * `EXTRA_DISTORTIONS` only when listed).
    */
   distortions?: Distortion[];
-  /** Use only the first n source images by name (default all). */
+  /** Use only the first n source images by name, of all the folders together (default all). */
   maxSources?: number | null;
   /** Source images in the test split (default 3). */
   testSources?: number;
@@ -295,7 +300,10 @@ export interface BuildProxyResult {
 }
 
 const OptionsSchema = z.object({
-  sources: z.string().min(1).default(DEFAULT_SOURCES_DIR),
+  sources: z.union([z.string().min(1).transform((s) => [s]), z.array(z.string().min(1)).min(1)])
+    .refine((d) => new Set(d.map((f) => path.resolve(f))).size === d.length, {
+      message: "must not repeat a folder",
+    }).default([DEFAULT_SOURCES_DIR]),
   out: z.string().min(1).default(DEFAULT_PROXY_DIR),
   seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(1),
   frames: z.number().int().min(2).max(1024).default(8),
@@ -318,8 +326,13 @@ const OptionsSchema = z.object({
   force: z.boolean().default(false),
 });
 
-/** Build options after validation, every default filled in ({@link resolveProxyOptions}). */
-export type ResolvedProxyOptions = Required<Omit<BuildProxyOptions, "onProgress" | "onNote">>;
+/**
+ * Build options after validation, every default filled in ({@link resolveProxyOptions}); the
+ * source folders always as a list.
+ */
+export type ResolvedProxyOptions =
+  & Required<Omit<BuildProxyOptions, "onProgress" | "onNote" | "sources">>
+  & { sources: string[] };
 type Resolved = ResolvedProxyOptions;
 
 /**
@@ -328,8 +341,10 @@ type Resolved = ResolvedProxyOptions;
  *
  * @example
  * ```ts
+ * import assert from "assert";
  * import { resolveProxyOptions } from "./proxy.ts";
  * resolveProxyOptions({ frames: 4 }).size; // 64
+ * assert.deepEqual(resolveProxyOptions({}).sources, ["data/sources"]);
  * ```
  */
 export function resolveProxyOptions(options: BuildProxyOptions = {}): ResolvedProxyOptions {
@@ -840,9 +855,11 @@ async function runPool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[
   return results;
 }
 
-/** A source image: its file (in the source folder) and its name in the dataset. */
+/** A source image: its file (in its source folder) and its name in the dataset. */
 interface SourceFile {
-  /** The file's name in the source folder. */
+  /** Its source folder, as given. */
+  dir: string;
+  /** The file's name in its source folder. */
   file: string;
   /** Its path. */
   path: string;
@@ -857,42 +874,68 @@ function splitExt(name: string): { stem: string; ext: string } {
 }
 
 /**
- * The source images of a folder, sorted by file name: regular files (symbolic links to them
- * followed) with an image extension. Their names in the dataset are their stems made safe and
- * distinct (`uniqueNames`: `...png` becomes `image`, `a b.png` `a_b`); other entries with an
- * image extension (FIFOs, devices, folders, dangling links) are skipped with a note.
+ * The source images of the folders `dirs`: each folder's sorted by file name, the folders in
+ * order, then the first `maxSources` of them all. A source image is a regular file (a symbolic
+ * link to one followed) with an image extension. Its name in the dataset is its stem made safe
+ * and distinct within its folder (`uniqueNames`: `...png` becomes `image`, `a b.png` `a_b`);
+ * the same name (ignoring case) from two folders is refused, naming both files. Other entries
+ * with an image extension (FIFOs, devices, folders, dangling links) are skipped with a note.
  */
 async function listSources(
-  dir: string,
+  dirs: string[],
   maxSources: number | null,
   note: (message: string) => void,
 ): Promise<SourceFile[]> {
-  const files: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (IMAGE_EXT.has(splitExt(e.name).ext.toLowerCase())) files.push(e.name);
-    }
-  } catch (e) {
-    throw new RangeError(`source folder ${JSON.stringify(dir)}: ${(e as Error).message}`);
-  }
-  files.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
-  const usable: string[] = [];
-  for (const f of files) {
-    const p = path.join(dir, f);
+  const all: SourceFile[] = [];
+  for (const dir of dirs) {
+    const files: string[] = [];
     try {
-      await checkRegularFile(p, "source image");
-      usable.push(f);
+      for await (const e of Deno.readDir(dir)) {
+        if (IMAGE_EXT.has(splitExt(e.name).ext.toLowerCase())) files.push(e.name);
+      }
     } catch (e) {
-      if (!(e instanceof PathError)) throw e;
-      note(`skipped ${p}: ${e.message.slice(p.length + 2)}`);
+      throw new RangeError(`source folder ${JSON.stringify(dir)}: ${(e as Error).message}`);
     }
+    files.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+    const usable: string[] = [];
+    for (const f of files) {
+      const p = path.join(dir, f);
+      try {
+        await checkRegularFile(p, "source image");
+        usable.push(f);
+      } catch (e) {
+        if (!(e instanceof PathError)) throw e;
+        note(`skipped ${p}: ${e.message.slice(p.length + 2)}`);
+      }
+    }
+    if (dirs.length > 1 && usable.length === 0) {
+      throw new RangeError(`source folder ${dir}: no images`);
+    }
+    // Names are made distinct within a folder only: a name taken by two folders is refused.
+    const names = uniqueNames(usable.map((f) => splitExt(f).stem), { fallback: "image" });
+    usable.forEach((file, i) =>
+      all.push({ dir, file, path: path.join(dir, file), name: names[i] })
+    );
   }
-  const chosen = maxSources === null ? usable : usable.slice(0, maxSources);
+  const chosen = maxSources === null ? all : all.slice(0, maxSources);
   if (chosen.length < 2) {
-    throw new RangeError(`source folder ${dir}: ${chosen.length} images; at least 2 are needed`);
+    const where = dirs.length > 1
+      ? `source folders ${dirs.join(", ")}: ${chosen.length} images in all`
+      : `source folder ${dirs[0]}: ${chosen.length} images`;
+    throw new RangeError(`${where}; at least 2 are needed`);
   }
-  const names = uniqueNames(chosen.map((f) => splitExt(f).stem), { fallback: "image" });
-  return chosen.map((file, i) => ({ file, path: path.join(dir, file), name: names[i] }));
+  const byName = new Map<string, SourceFile>();
+  for (const f of chosen) {
+    const other = byName.get(f.name.toLowerCase());
+    if (other) {
+      throw new RangeError(
+        `source images ${other.path} and ${f.path} both have the name ${f.name} in the ` +
+          "dataset (names are not changed across folders): rename one, or leave one out",
+      );
+    }
+    byName.set(f.name.toLowerCase(), f);
+  }
+  return chosen;
 }
 
 /**
@@ -969,21 +1012,24 @@ export async function buildProxyDataset(
     note(`removed ${stale.length} stale temporary folder(s) of an interrupted run: ${stale}`);
   }
   const sourceFiles = await listSources(o.sources, o.maxSources, note);
+  const several = o.sources.length > 1;
   const renamed: { file: string; name: string }[] = [];
   for (const f of sourceFiles) {
     if (f.name !== splitExt(f.file).stem) {
       renamed.push({ file: f.file, name: f.name });
-      note(`source image ${JSON.stringify(f.file)} is named ${f.name} in the dataset`);
+      const shown = several ? f.path : f.file;
+      note(`source image ${JSON.stringify(shown)} is named ${f.name} in the dataset`);
     }
   }
   const version = await ffmpegVersion();
-  const sources: (SourceImage & { path: string })[] = [];
+  const sources: (SourceImage & { path: string; dir: string })[] = [];
   for (const f of sourceFiles) {
     const { width, height } = await imageSize(f.path);
     checkSourceSize(f.path, width, height);
     sources.push({
       name: f.name,
       file: f.file,
+      dir: f.dir,
       path: f.path,
       width,
       height,
@@ -1009,10 +1055,13 @@ export async function buildProxyDataset(
     maxSources: o.maxSources,
     testSources: o.testSources,
     valSources: o.valSources,
+    // Several folders are recorded (one is not, so that such a manifest is as it always was).
+    ...(several ? { sources: o.sources } : {}),
   };
-  const sourceRecords = sources.map(({ name, file, width, height, sha256 }) => ({
+  const sourceRecords = sources.map(({ name, file, dir, width, height, sha256 }) => ({
     name,
     file,
+    ...(several ? { folder: dir } : {}),
     width,
     height,
     sha256,
