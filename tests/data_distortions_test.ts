@@ -2,17 +2,25 @@
 // build (two source images copied into a temp folder, one motion each, 4 frames of 32x32, two
 // levels) checked for clip size and frame count, finite labels in 1..5 that do not rise with the
 // level, the same labels and bytes from a second build with the same seed, and refusal of an
-// unknown kind. The default distortion set does not include them.
+// unknown kind. The default distortion set does not include them. The opt-in `yuv` label (ffmpeg's
+// Y/U/V "All" SSIM) lowers the chroma clips' label, which the default luma label leaves at 5.
 
 import { deepEqual, equal, notEqual, ok, throws } from "assert";
 import * as path from "path";
 import { fileURLToPath } from "url";
 import { buildProxyDataset, type BuildProxyOptions, type ProxyManifest } from "../src/data/mod.ts";
-import { DISTORTION_KINDS, DISTORTIONS, EXTRA_DISTORTIONS } from "../src/data/manifest.ts";
+import {
+  DISTORTION_KINDS,
+  DISTORTIONS,
+  EXTRA_DISTORTIONS,
+  LABEL_FORMULA,
+  LABEL_FORMULA_YUV,
+} from "../src/data/manifest.ts";
 import {
   DISTORTION_LEVELS,
   dropFrameOrder,
   freezeLength,
+  parseSsimStats,
   resolveProxyOptions,
 } from "../src/data/proxy.ts";
 import { dataCommand } from "../src/cli/data.ts";
@@ -182,6 +190,43 @@ Deno.test("extra distortions: the same seed gives the same labels and bytes", as
   for (const c of manifest.clips) {
     equal(await sha(path.join(out, c.path)), await sha(path.join(first.dir, c.path)), c.path);
   }
+});
+
+Deno.test("parseSsimStats: the All value (Y, U, V by pixel count) with value All", () => {
+  const stats = "n:1 Y:1.000000 U:0.817247 V:0.836597 All:0.942307 (12.388786)\n" +
+    "n:2 Y:1.000000 U:0.814273 V:0.830898 All:0.940862 (12.281321)\n";
+  equal(parseSsimStats(stats, 2), 1);
+  ok(Math.abs(parseSsimStats(stats, 2, "stats", "All") - (0.942307 + 0.940862) / 2) < 1e-12);
+  throws(() => parseSsimStats("n:1 Y:0.9 U:1 V:1\n", 1, "stats", "All"), /compared 0 frames/);
+});
+
+Deno.test("label yuv: chroma subsampling lowers the label; the luma label gives it 5", async () => {
+  const out = await tmp();
+  const opts: BuildProxyOptions = {
+    ...(await tiny()),
+    out,
+    frames: 3,
+    levels: 2,
+    distortions: ["chroma"],
+    label: "yuv",
+  };
+  const yuv = await buildProxyDataset(opts);
+  ok(yuv.built);
+  equal(yuv.manifest.label.formula, LABEL_FORMULA_YUV);
+  const strongest = (m: ProxyManifest) =>
+    m.clips.filter((c) => c.distortion === "chroma" && c.level === 2);
+  equal(strongest(yuv.manifest).length, 2);
+  for (const c of strongest(yuv.manifest)) ok(c.label < 5, `${c.path}: ${c.label}`);
+  // astronaut is a colour image: far below 5.
+  ok(strongest(yuv.manifest).some((c) => c.source === "astronaut" && c.label < 4.8));
+  for (const c of yuv.manifest.clips.filter((c) => c.distortion === "none")) equal(c.label, 5);
+  // The same folder with the default label: a rebuild (the formula changed), chroma at 5.
+  const luma = await buildProxyDataset({ ...opts, label: undefined });
+  ok(luma.built);
+  equal(luma.manifest.label.formula, LABEL_FORMULA);
+  for (const c of strongest(luma.manifest)) equal(c.label, 5, c.path);
+  equal((await buildProxyDataset({ ...opts, label: "luma" })).built, false);
+  throws(() => resolveProxyOptions({ label: "rgb" as "yuv" }), /label: Invalid enum value/);
 });
 
 Deno.test({

@@ -68,6 +68,8 @@ Build options:
                          (default all)
   --test <n>             images in the test split (default 3)
   --val <n>              images in the val split (default 1)
+  --label <luma|yuv>     the SSIM the label comes from: luma (Y, the default) or yuv
+                         (ffmpeg's All value, Y, U and V; chroma distortions count)
   -j, --jobs <n>         ffmpeg processes at a time (default 2)
   --force                rebuild even if up to date
   -q, --quiet            no progress line
@@ -100,6 +102,7 @@ const BuildArgs = z.object({
   test: integerArg().optional(),
   val: integerArg().optional(),
   jobs: integerArg().optional(),
+  label: z.enum(["luma", "yuv"]).optional(),
   force: z.boolean().default(false),
   quiet: z.boolean().default(false),
 });
@@ -166,6 +169,7 @@ const OPTION_FLAGS: Record<string, string> = {
   testSources: "--test",
   valSources: "--val",
   concurrency: "--jobs",
+  label: "--label",
 };
 
 /** Rewrites `proxy dataset options: maxSources: ...` as `--max-sources: ...`. */
@@ -211,6 +215,7 @@ async function build(raw: Record<string, unknown>): Promise<number> {
       testSources: a.test,
       valSources: a.val,
       concurrency: a.jobs,
+      label: a.label,
       force: a.force,
       onProgress: progressPrinter(a.quiet),
       onNote: (m) => console.error(`note: ${m}`),

@@ -132,7 +132,8 @@ export const SPLITS = ["train", "val", "test"] as const;
 export type Split = (typeof SPLITS)[number];
 
 /**
- * SSIM (luma, mean over frames) at or below which the label is 1.
+ * SSIM (mean over frames; luma, or with the `yuv` label the Y/U/V combination) at or below which
+ * the label is 1.
  *
  * @example
  * ```ts
@@ -313,7 +314,10 @@ export interface ClipRecord {
    * down-scaling factor; 0 for pristine clips.
    */
   strength: number;
-  /** Mean luma SSIM against the pristine clip. */
+  /**
+   * Mean SSIM against the pristine clip: luma (Y), or ffmpeg's Y/U/V "All" value in a build
+   * with the `yuv` label (the manifest's `label.formula` says which).
+   */
   ssim: number;
   /** The label, 1 to 5, from {@link ssimToLabel}. */
   label: number;
@@ -380,7 +384,10 @@ export interface ProxyManifest {
   options: ProxyOptionsRecord;
   /** ffmpeg's version line at build time (clips are bit-identical only for the same build). */
   ffmpeg: string;
-  /** The label formula ({@link LABEL_FORMULA}) and its SSIM floor. */
+  /**
+   * The label formula ({@link LABEL_FORMULA}, or {@link LABEL_FORMULA_YUV} for the `yuv`
+   * label) and its SSIM floor.
+   */
   label: { formula: string; ssimFloor: number };
   /**
    * The source images, with their size and SHA-256 (a changed image means a rebuild); `file` is
@@ -480,7 +487,7 @@ const _sameManifest: SameShape<ProxyManifest, z.output<typeof proxyManifest>> = 
 export const ProxyManifestSchema: Schema<ProxyManifest> = proxyManifest;
 
 /**
- * The label formula as the manifest states it.
+ * The label formula as the manifest states it (the default `luma` label).
  *
  * @example
  * ```ts
@@ -491,6 +498,24 @@ export const ProxyManifestSchema: Schema<ProxyManifest> = proxyManifest;
 export const LABEL_FORMULA: string =
   "label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1), rounded to 4 decimals; " +
   "ssim = mean over frames of ffmpeg's ssim filter luma (Y) value against the pristine clip";
+
+/**
+ * The label formula of the opt-in `yuv` label (`label: "yuv"`, `--label yuv`): the same mapping,
+ * from ffmpeg's "All" SSIM value, the Y, U and V values weighted by their planes' pixel counts
+ * (`(4 Y + U + V) / 6` for yuv420p), so that chroma distortions lower the label too.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { LABEL_FORMULA, LABEL_FORMULA_YUV } from "./manifest.ts";
+ * assert.notEqual(LABEL_FORMULA_YUV, LABEL_FORMULA);
+ * assert.ok(LABEL_FORMULA_YUV.includes("All"));
+ * ```
+ */
+export const LABEL_FORMULA_YUV: string =
+  "label = 1 + 4 * clamp((ssim - 0.25) / 0.75, 0, 1), rounded to 4 decimals; " +
+  "ssim = mean over frames of ffmpeg's ssim filter All value (Y, U and V weighted by their " +
+  "pixel counts: (4 Y + U + V) / 6 for yuv420p) against the pristine clip";
 
 /**
  * Options of {@link loadManifest}.

@@ -29,6 +29,7 @@ export {
   type Distortion,
   DISTORTIONS,
   LABEL_FORMULA,
+  LABEL_FORMULA_YUV,
   LABEL_SSIM_FLOOR,
   labelSummary,
   type LoadedManifest,

@@ -8,8 +8,9 @@
  * `motionsPerImage` camera motions (pan, zoom, rotation in turn, parameters drawn from a seeded
  * generator) make pristine clips (lossless ffv1, yuv420p). Each pristine clip gets every
  * distortion at every level; each distorted clip is written as ffv1 and labelled with
- * `ssimToLabel(mean luma SSIM)`. Source images are assigned to train / val / test by a seeded
- * shuffle, so no image is in two splits.
+ * `ssimToLabel(mean luma SSIM)` (or, with the opt-in `yuv` label, the mean of ffmpeg's Y/U/V
+ * "All" SSIM value). Source images are assigned to train / val / test by a seeded shuffle, so no
+ * image is in two splits.
  *
  * @module
  */
@@ -41,6 +42,7 @@ import {
   DISTORTION_KINDS,
   DISTORTIONS,
   LABEL_FORMULA,
+  LABEL_FORMULA_YUV,
   LABEL_SSIM_FLOOR,
   MANIFEST_VERSION,
   type MotionRecord,
@@ -230,6 +232,11 @@ export interface BuildProxyOptions {
   valSources?: number;
   /** ffmpeg processes at a time (default 2). */
   concurrency?: number;
+  /**
+   * The SSIM the label is made from: `luma` (the default), ffmpeg's luma (Y) value, or `yuv`,
+   * its "All" value (Y, U and V weighted by pixel count), which chroma distortions lower too.
+   */
+  label?: "luma" | "yuv";
   /** Rebuild even when up to date, and replace a `clips` folder that no manifest of ours owns. */
   force?: boolean;
   /** Called after every clip. */
@@ -324,6 +331,7 @@ const OptionsSchema = z.object({
   valSources: z.number().int().min(0).default(1),
   concurrency: z.number().int().min(1).max(64).default(2),
   force: z.boolean().default(false),
+  label: z.enum(["luma", "yuv"]).default("luma"),
 });
 
 /**
@@ -513,7 +521,8 @@ export async function imageSize(file: string): Promise<{ width: number; height: 
 
 /**
  * Mean luma SSIM of `distorted` against `reference` over all frames, from ffmpeg's `ssim`
- * filter (per-frame stats on stdout). Throws unless exactly `frames` frames were compared.
+ * filter (per-frame stats on stdout); with `value` `"All"`, the mean of its Y/U/V "All" value
+ * instead. Throws unless exactly `frames` frames were compared.
  *
  * @example
  * ```ts
@@ -528,6 +537,7 @@ export async function measureSsim(
   distorted: string,
   reference: string,
   frames: number,
+  value: "Y" | "All" = "Y",
 ): Promise<number> {
   const out = await ffmpeg([
     "-i",
@@ -540,24 +550,37 @@ export async function measureSsim(
     "null",
     "-",
   ], distorted);
-  return parseSsimStats(new TextDecoder().decode(out), frames, `${distorted} vs ${reference}`);
+  return parseSsimStats(
+    new TextDecoder().decode(out),
+    frames,
+    `${distorted} vs ${reference}`,
+    value,
+  );
 }
 
 /**
- * Mean luma SSIM from the per-frame stats that ffmpeg's `ssim` filter writes (`n:1 Y:0.98 ...`);
- * throws unless exactly `frames` frames are listed.
+ * Mean luma SSIM from the per-frame stats that ffmpeg's `ssim` filter writes (`n:1 Y:0.98 ...`),
+ * or with `value` `"All"` the mean of the lines' `All:` value (Y, U and V weighted by their
+ * pixel counts); throws unless exactly `frames` frames are listed.
  *
  * @example
  * ```ts
  * import { parseSsimStats } from "./proxy.ts";
  * const stats = "n:1 Y:0.9 U:1 V:1 All:0.93 (11.6)\nn:2 Y:0.8 U:1 V:1 All:0.87 (8.8)\n";
  * parseSsimStats(stats, 2); // 0.85
+ * parseSsimStats(stats, 2, "stats", "All"); // 0.9
  * ```
  */
-export function parseSsimStats(text: string, frames: number, what = "ssim stats"): number {
+export function parseSsimStats(
+  text: string,
+  frames: number,
+  what = "ssim stats",
+  value: "Y" | "All" = "Y",
+): number {
+  const pattern = value === "All" ? /\bAll:(-?[0-9.]+(?:e-?\d+)?)/ : /\bY:(-?[0-9.]+(?:e-?\d+)?)/;
   const ys: number[] = [];
   for (const line of text.split("\n")) {
-    const m = /\bY:(-?[0-9.]+(?:e-?\d+)?)/.exec(line);
+    const m = pattern.exec(line);
     if (m) ys.push(Number(m[1]));
   }
   if (ys.length !== frames || ys.some((v) => !Number.isFinite(v))) {
@@ -1066,6 +1089,8 @@ export async function buildProxyDataset(
     height,
     sha256,
   }));
+  const formula = o.label === "yuv" ? LABEL_FORMULA_YUV : LABEL_FORMULA;
+  const ssimValue = o.label === "yuv" ? "All" : "Y";
 
   const manifestPath = path.join(o.out, "manifest.json");
   const manifestFile = await insideOutput(root, "manifest.json");
@@ -1075,7 +1100,7 @@ export async function buildProxyDataset(
     const same = previous.generator === PROXY_GENERATOR &&
       JSON.stringify(previous.options) === JSON.stringify(record) &&
       previous.ffmpeg === version &&
-      previous.label.formula === LABEL_FORMULA &&
+      previous.label.formula === formula &&
       JSON.stringify(previous.sources) === JSON.stringify(sourceRecords);
     if (same) {
       let complete = true;
@@ -1257,7 +1282,12 @@ export async function buildProxyDataset(
     for (const p of planned) {
       const statsFile = path.join(dir, `${p.name}.ssim`);
       const ssim = round(
-        parseSsimStats(await Deno.readTextFile(statsFile), o.frames, `${rel}/${p.name}.mkv`),
+        parseSsimStats(
+          await Deno.readTextFile(statsFile),
+          o.frames,
+          `${rel}/${p.name}.mkv`,
+          ssimValue,
+        ),
         6,
       );
       await Deno.remove(statsFile);
@@ -1293,7 +1323,7 @@ export async function buildProxyDataset(
     seed: o.seed,
     options: record,
     ffmpeg: version,
-    label: { formula: LABEL_FORMULA, ssimFloor: LABEL_SSIM_FLOOR },
+    label: { formula, ssimFloor: LABEL_SSIM_FLOOR },
     sources: sourceRecords,
     splits,
     motions: motions.map(({ loop: _, ...m }) => m),
