@@ -19,6 +19,7 @@ export {
   clamp,
   div,
   exp,
+  gelu,
   leakyRelu,
   log,
   maximum,
@@ -78,5 +79,6 @@ export {
   type FoldConvParams,
   type FoldedParams,
 } from "../tensor/ops/norm.ts";
+export { layerNorm, type LayerNormOptions } from "../tensor/ops/layer_norm.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

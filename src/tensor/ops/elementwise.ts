@@ -65,6 +65,8 @@ const UNARY = {
   sigmoid: { expr: "1.0 / (1.0 + exp(-x))", dexpr: "y * (1.0 - y)" },
   // tanh saturates to +-1 beyond |x| = 15 (exp-based tanh can overflow to NaN).
   tanh: { expr: "select(tanh(x), sign(x), abs(x) > 15.0)", dexpr: "1.0 - y * y" },
+  // Exact (erf) GELU, torch's default: x * Phi(x); normal_cdf and gelu_grad in elementwise.wgsl.
+  gelu: { expr: "x * normal_cdf(x)", dexpr: "gelu_grad(x)" },
   clamp: { expr: "clamp(x, p0, p1)", dexpr: "select(0.0, 1.0, x >= p0 && x <= p1)" },
   addScalar: { expr: "x + p0", dexpr: "1.0" },
   mulScalar: { expr: "x * p0", dexpr: "p0" },
@@ -217,6 +219,26 @@ export const sigmoid = (x: Tensor): Tensor => runUnary("sigmoid", UNARY.sigmoid,
  * ```
  */
 export const tanh = (x: Tensor): Tensor => runUnary("tanh", UNARY.tanh, x);
+/**
+ * GELU in its exact form, PyTorch's default (`F.gelu(x)`, `approximate="none"`):
+ * `0.5 * x * (1 + erf(x / sqrt(2)))`, with the derivative `Phi(x) + x * phi(x)` (the standard
+ * normal CDF and density). erf is a float32 rational fit (elementwise.wgsl's `normal_cdf`:
+ * relative error below 1.2e-7 of erfc, so the negative tail stays accurate); not the tanh
+ * approximation.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { gelu } from "./elementwise.ts";
+ * await initGpu();
+ * const y = await gelu(tensor([-1, 0, 1])).read();
+ * // torch.nn.functional.gelu: -0.158655254, 0, 0.841344746.
+ * [-0.158655254, 0, 0.841344746].forEach((v, i) => assert.ok(Math.abs(y[i] - v) < 1e-6));
+ * ```
+ */
+export const gelu = (x: Tensor): Tensor => runUnary("gelu", UNARY.gelu, x);
 /**
  * `x` raised to a constant power: any real `x` for an integer power, `x > 0` otherwise (NaN for
  * negative `x`, as `Math.pow`). A power of 0 gives 1 with gradient 0.

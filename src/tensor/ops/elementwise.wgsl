@@ -50,6 +50,26 @@ fn segment(t: u32) -> vec4<u32> {
   return vec4<u32>(out0, oa, ob, min(SEG, params.inner - j0));
 }
 
+// The standard normal CDF Phi(x) = 0.5 * (1 + erf(x / sqrt(2))), for gelu (torch's exact form,
+// 0.5 * x * (1 + erf(x / sqrt(2))) = x * Phi(x)). WGSL has no erf: erfc(z), z = |x| / sqrt(2) >= 0,
+// is the Chebyshev fit of Numerical Recipes' erfcc (Press et al., 6.2), fractional error below
+// 1.2e-7 for every z >= 0 (a relative bound, unlike Abramowitz-Stegun 7.1.26's 1.5e-7 absolute
+// one), so Phi(x) = erfc(z) / 2 keeps float32 relative accuracy far into the negative tail, and
+// Phi(x) = 1 - erfc(z) / 2 for x >= 0.
+fn normal_cdf(x: f32) -> f32 {
+  let z = abs(x) * 0.70710678118654752;
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let half_erfc = 0.5 * t * exp(p - z * z);
+  return select(1.0 - half_erfc, half_erfc, x < 0.0);
+}
+
+// gelu's derivative: Phi(x) + x * phi(x), phi the standard normal density.
+fn gelu_grad(x: f32) -> f32 {
+  return normal_cdf(x) + x * 0.39894228040143268 * exp(-0.5 * x * x);
+}
+
 // b1 = p0
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
