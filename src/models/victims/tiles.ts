@@ -314,12 +314,20 @@ export function byFrameGroups(
   size: number,
   fn: (start: number, end: number) => Tensor,
   join: (parts: Tensor[]) => Tensor,
+  options: {
+    /**
+     * Run each group in a tidy scope, freeing its intermediates as it ends (default true). Pass
+     * false when a gradient will flow back through the groups: the graph holds them.
+     */
+    tidy?: boolean;
+  } = {},
 ): Tensor {
   if (frames <= size) return fn(0, frames);
+  const scoped = options.tidy ?? true;
   const parts: Tensor[] = [];
   for (let s = 0; s < frames; s += size) {
     const e = Math.min(frames, s + size);
-    parts.push(tidy(() => fn(s, e)));
+    parts.push(scoped ? tidy(() => fn(s, e)) : fn(s, e));
   }
   return join(parts);
 }

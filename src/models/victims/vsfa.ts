@@ -276,14 +276,12 @@ export class Vsfa implements Victim {
       const y = this.#backbone.features(imagenetNormalize(x));
       return concat([globalMeanPool(y), globalStdPool(y)], 1);
     };
-    const group = this.#group(h, w);
-    if (n <= group) return one(frames);
-    const part = (s: number, e: number) => one(slice(frames, { axis: 0, start: s, end: e }));
-    if (forwardOnly) return byFrameGroups(n, group, part, (parts) => concat(parts, 0));
+    const part = (s: number, e: number) =>
+      one(s === 0 && e === n ? frames : slice(frames, { axis: 0, start: s, end: e }));
     // Differentiable: no tidy scope around a group, as the graph holds its intermediates.
-    const parts: Tensor[] = [];
-    for (let s = 0; s < n; s += group) parts.push(part(s, Math.min(n, s + group)));
-    return concat(parts, 0);
+    return byFrameGroups(n, this.#group(h, w), part, (parts) => concat(parts, 0), {
+      tidy: forwardOnly,
+    });
   }
 
   /** Per-frame scores `[B,T]` and the GRU's last state `[B,hidden]`, from state `h0`. */

@@ -278,13 +278,12 @@ export class VsfaMobileNetV2 implements Victim {
       const y = this.#backbone.features(src);
       return concat([globalMeanPool(y), globalStdPool(y)], 1);
     };
-    const group = this.#group(h, w);
-    if (n <= group) return one(frames);
-    const part = (s: number, e: number) => one(slice(frames, { axis: 0, start: s, end: e }));
-    if (forwardOnly) return byFrameGroups(n, group, part, (parts) => concat(parts, 0));
-    const parts: Tensor[] = [];
-    for (let s = 0; s < n; s += group) parts.push(part(s, Math.min(n, s + group)));
-    return concat(parts, 0);
+    const part = (s: number, e: number) =>
+      one(s === 0 && e === n ? frames : slice(frames, { axis: 0, start: s, end: e }));
+    // Differentiable: no tidy scope around a group, as the graph holds its intermediates.
+    return byFrameGroups(n, this.#group(h, w), part, (parts) => concat(parts, 0), {
+      tidy: forwardOnly,
+    });
   }
 
   #features(x5: Tensor, forwardOnly: boolean): Tensor {
