@@ -80,5 +80,6 @@ export {
   type FoldedParams,
 } from "../tensor/ops/norm.ts";
 export { layerNorm, type LayerNormOptions } from "../tensor/ops/layer_norm.ts";
+export { softmax, type SoftmaxOptions } from "../tensor/ops/softmax.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

@@ -115,3 +115,8 @@ export const CONV2D_DEPTHWISE = kernel(here("conv2d_depthwise.wgsl"), {
   ],
   includes: [here("conv2d_common.wgsl")],
 });
+
+/** Softmax over the last axis, forward and backward (softmax.wgsl). */
+export const SOFTMAX = kernel(here("softmax.wgsl"), {
+  storage: [{ name: "b1", access: "read" as const }, "b2", "b3"],
+});
