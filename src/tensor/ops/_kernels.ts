@@ -116,6 +116,15 @@ export const CONV2D_DEPTHWISE = kernel(here("conv2d_depthwise.wgsl"), {
   includes: [here("conv2d_common.wgsl")],
 });
 
+/** Row gathers along the first axis and their gradients by inverse maps (index_select.wgsl). */
+export const INDEX_SELECT = kernel(here("index_select.wgsl"), {
+  storage: [
+    { name: "src", access: "read" as const },
+    { name: "table", type: "u32", access: "read" as const },
+    "dst",
+  ],
+});
+
 /** Softmax over the last axis, forward and backward (softmax.wgsl). */
 export const SOFTMAX = kernel(here("softmax.wgsl"), {
   storage: [{ name: "b1", access: "read" as const }, "b2", "b3"],
