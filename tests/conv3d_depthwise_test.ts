@@ -4,7 +4,7 @@
 // values and gradients from tests/fixtures/conv3d_depthwise_torch.json; errors name the shapes.
 
 import assert from "assert";
-import { type Tensor, tensor, tidy } from "../mod.ts";
+import { type Tensor, tensor, tidy } from "../src/tensor/tensor.ts";
 import { depthwiseConv3d } from "../src/tensor/ops/conv3d_depthwise.ts";
 import { assertClose, checkOp, familyTest, initGpu } from "./_helpers.ts";
 
