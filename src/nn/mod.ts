@@ -81,5 +81,6 @@ export {
 } from "../tensor/ops/norm.ts";
 export { layerNorm, type LayerNormOptions } from "../tensor/ops/layer_norm.ts";
 export { softmax, type SoftmaxOptions } from "../tensor/ops/softmax.ts";
+export { attention, type AttentionOptions } from "../tensor/ops/attention.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

@@ -45,8 +45,24 @@ function softmaxLast(op: string, x: Tensor): Tensor {
   return out;
 }
 
-/** `y * (g - sum(g * y))` per row of the last axis (the softmax's input gradient). */
-function softmaxLastBackward(op: string, y: Tensor, g: Tensor): Tensor {
+/**
+ * The input gradient of a softmax over the last axis, from its output `y` and the output's
+ * gradient `g`: `y * (g - sum(g * y))` per row (one dispatch of softmax.wgsl). Records nothing: a
+ * building block for ops that recompute the softmax in their backward (attention.ts).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { softmaxLastBackward } from "./softmax.ts";
+ * await initGpu();
+ * // y = [1/4, 3/4], g = [1, 0]: sum(g * y) = 1/4, dx = [1/4 * 3/4, 3/4 * -1/4].
+ * const dx = await softmaxLastBackward("demo", tensor([0.25, 0.75]), tensor([1, 0])).read();
+ * assert.ok(Math.abs(dx[0] - 0.1875) < 1e-7 && Math.abs(dx[1] + 0.1875) < 1e-7);
+ * ```
+ */
+export function softmaxLastBackward(op: string, y: Tensor, g: Tensor): Tensor {
   const dx = empty(y.shape);
   if (y.size === 0) return dx;
   const c = y.shape[y.rank - 1];
