@@ -82,5 +82,6 @@ export {
 export { layerNorm, type LayerNormOptions } from "../tensor/ops/layer_norm.ts";
 export { softmax, type SoftmaxOptions } from "../tensor/ops/softmax.ts";
 export { attention, type AttentionOptions } from "../tensor/ops/attention.ts";
+export { roll } from "../tensor/ops/roll.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";
