@@ -283,7 +283,7 @@ export async function attackVideo(
   // a first pass scores the clean stream (decode and victim only).
   let cleanFirst: VictimStreamResult | null = null;
   if (mode === "untargeted" && two) {
-    const s = victim.stream();
+    const s = victim.stream({ frames: total ?? undefined });
     try {
       progress("score clean", 0, total);
       for await (const c of decode()) {
@@ -327,8 +327,8 @@ export async function attackVideo(
   }));
 
   const tmpDir = await makeWorkDir(root, name);
-  const cleanStream = cleanFirst ? null : victim.stream();
-  const advStreams = modes.map(() => victim.stream());
+  const cleanStream = cleanFirst ? null : victim.stream({ frames: total ?? undefined });
+  const advStreams = modes.map(() => victim.stream({ frames: total ?? undefined }));
   try {
     let genSeconds = 0;
     let t = 0;

@@ -233,6 +233,8 @@ export async function evaluateVideo(
     throw e instanceof RangeError ? new RangeError(`${video.path}: ${e.message}`) : e;
   }
   const expected = Math.min(source.frameCount ?? Infinity, maxFrames ?? Infinity);
+  // Families that sample across the whole video (fast-vqa, dover) need the count up front.
+  const streamOptions = { frames: Number.isFinite(expected) ? expected : undefined };
   const decode = () => readVideoChunks(video.path, { maxFrames, size, chunkFrames: win });
   const plane = h * w, frameSize = 3 * plane;
   const stem = `${video.index}-${safeName(victim.name, "victim")}`;
@@ -267,7 +269,7 @@ export async function evaluateVideo(
     let clean: VictimStreamResult | null = null;
     const needsClean = mode === "untargeted" && attacks.some((a) => a.usesCleanScore !== false);
     if (needsClean) {
-      const s = victim.stream();
+      const s = victim.stream(streamOptions);
       streams.push(s);
       let windows = 0;
       for await (const { frames, start } of decode()) {
@@ -283,7 +285,7 @@ export async function evaluateVideo(
       }
       clean = await s.finish();
     }
-    const cleanStream = clean ? null : victim.stream();
+    const cleanStream = clean ? null : victim.stream(streamOptions);
     if (cleanStream) streams.push(cleanStream);
     const refEncoder = openVideoEncoder(reference, { codec: "ffv1", fps: 25 });
     const cleanRtEncoder = openVideoEncoder(cleanRtFile, rtOptions);
@@ -291,7 +293,7 @@ export async function evaluateVideo(
     for (const attack of attacks) {
       const file = fileOf(attack.name);
       files.push(file);
-      const stream = victim.stream();
+      const stream = victim.stream(streamOptions);
       streams.push(stream);
       const encoder = openVideoEncoder(file, rtOptions);
       encoders.push(encoder);

@@ -226,7 +226,7 @@ export async function scoreVideoFile(
   size: { frames: number; width: number; height: number; window: number },
 ): Promise<VictimStreamResult> {
   const { frames: t, width: w, height: h } = size;
-  const stream = victim.stream();
+  const stream = victim.stream({ frames: t });
   try {
     let got = 0;
     for await (

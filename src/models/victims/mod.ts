@@ -65,6 +65,14 @@ import {
   simpleVqaSize,
 } from "./simplevqa.ts";
 import {
+  FAST_VQA_DEFAULTS,
+  FASTER_VQA_DEFAULTS,
+  FastVqa,
+  FastVqaConfigSchema,
+  fastVqaSize,
+} from "./fast_vqa.ts";
+import { Dover, DOVER_DEFAULTS, DoverConfigSchema, doverSize } from "./dover.ts";
+import {
   assignPublishedWeights,
   matchPublishedWeights,
   PUBLISHED_WEIGHTS,
@@ -97,6 +105,32 @@ export {
   type VsfaVariant,
 } from "./vsfa.ts";
 export { type ResNetConfig } from "./resnet.ts";
+export {
+  FAST_VQA_DEFAULTS,
+  FASTER_VQA_DEFAULTS,
+  FastVqa,
+  type FastVqaConfig,
+  FastVqaConfigSchema,
+  type FragmentViewConfig,
+} from "./fast_vqa.ts";
+export {
+  type AestheticViewConfig,
+  Dover,
+  DOVER_DEFAULTS,
+  DOVER_FUSION,
+  type DoverConfig,
+  DoverConfigSchema,
+  type DoverPlan,
+} from "./dover.ts";
+export { SWIN_T_FRAGMENTS, type SwinConfig } from "./swin3d.ts";
+export { CONVNEXT3D_TINY, type ConvNext3dConfig } from "./convnext3d.ts";
+export {
+  type FragmentGrid,
+  type FragmentPlan,
+  fragmentPlan,
+  fragmentView,
+  type TemporalSampling,
+} from "./fragments.ts";
 export {
   SimpleVqa,
   SIMPLEVQA_DEFAULTS,
@@ -146,6 +180,7 @@ export {
   PUBLISHED_FAMILIES,
   type PublishedBaseConfig,
   type PublishedFamily,
+  type StreamOptions,
   TRAINABLE_FAMILIES,
   type TrainableFamily,
   type Victim,
@@ -239,6 +274,11 @@ export function createVictim(
       return new Vsfa(family, options);
     case "simplevqa":
       return new SimpleVqa(options);
+    case "fast-vqa":
+    case "faster-vqa":
+      return new FastVqa(family, options);
+    case "dover":
+      return new Dover(options);
     default:
       throw new RangeError(
         `unknown victim family '${family}' (known: ${VICTIM_FAMILIES.join(", ")})`,
@@ -312,6 +352,24 @@ export function checkVictimConfig(
       defaults: SIMPLEVQA_DEFAULTS,
       // deno-lint-ignore no-explicit-any
       size: (c: any) => simpleVqaSize(c),
+    },
+    "fast-vqa": {
+      schema: FastVqaConfigSchema,
+      defaults: FAST_VQA_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => fastVqaSize(c),
+    },
+    "faster-vqa": {
+      schema: FastVqaConfigSchema,
+      defaults: FASTER_VQA_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => fastVqaSize(c),
+    },
+    "dover": {
+      schema: DoverConfigSchema,
+      defaults: DOVER_DEFAULTS,
+      // deno-lint-ignore no-explicit-any
+      size: (c: any) => doverSize(c),
     },
   }[family];
   if (!spec) {

@@ -46,6 +46,24 @@ export const PUBLISHED_WEIGHTS: Record<PublishedFamily, { files: string; paper: 
     paper: "Li, Jiang, Jiang. Unified quality assessment of in-the-wild videos with mixed " +
       "datasets training. IJCV 2021",
   },
+  "fast-vqa": {
+    files: "FAST_VQA_B_1*4.pth (github.com/VQAssessment/FAST-VQA-and-FasterVQA, its release " +
+      'page; {"state_dict": ...})',
+    paper: "Wu, Chen, Hou, Wang, Liao, Li, Sun, Yan, Lin. FAST-VQA: Efficient end-to-end " +
+      "video quality assessment with fragment sampling. ECCV 2022",
+  },
+  "faster-vqa": {
+    files: "FAST_VQA_3D_1*1.pth (github.com/VQAssessment/FAST-VQA-and-FasterVQA, its release " +
+      'page: FasterVQA; {"state_dict": ...})',
+    paper: "Wu, Chen, Liao, Hou, Sun, Yan, Gu, Sun, Lin. Neighbourhood representative " +
+      "sampling for efficient end-to-end video quality assessment. TPAMI 2023",
+  },
+  dover: {
+    files: "DOVER.pth (github.com/VQAssessment/DOVER, its release page)",
+    paper: "Wu, Zhang, Liao, Chen, Hou, Wang, Sun, Yan, Lin. Exploring video quality " +
+      "assessment on user generated contents from aesthetic and technical perspectives. " +
+      "ICCV 2023",
+  },
 };
 
 /** A tensor read from one of the weight files, with the file it came from. */
@@ -102,6 +120,8 @@ export async function readPublishedWeights(
     const motion = isPytorchvideoSlowFast(names);
     for (const name of names) {
       if (name.endsWith(".num_batches_tracked")) continue;
+      // Swin's relative position index is a buffer the model recomputes from its window.
+      if (name.endsWith(".relative_position_index")) continue;
       if (backbone && name.startsWith("fc.")) continue;
       if (motion && name.startsWith("blocks.6.proj.")) continue;
       const key = backbone && RESNET_NAME.test(name)

@@ -48,10 +48,17 @@ export type TrainableFamily = typeof TRAINABLE_FAMILIES[number];
  * @example
  * ```ts
  * import { PUBLISHED_FAMILIES } from "./victim.ts";
- * console.log(PUBLISHED_FAMILIES.join(", ")); // vsfa, mdtvsfa, simplevqa
+ * console.log(PUBLISHED_FAMILIES.join(", ")); // vsfa, mdtvsfa, simplevqa, fast-vqa, faster-vqa, dover
  * ```
  */
-export const PUBLISHED_FAMILIES = ["vsfa", "mdtvsfa", "simplevqa"] as const;
+export const PUBLISHED_FAMILIES = [
+  "vsfa",
+  "mdtvsfa",
+  "simplevqa",
+  "fast-vqa",
+  "faster-vqa",
+  "dover",
+] as const;
 
 /** One of {@link PUBLISHED_FAMILIES}. */
 export type PublishedFamily = typeof PUBLISHED_FAMILIES[number];
@@ -199,9 +206,18 @@ export interface Victim {
    * temporal state is carried across chunks, so the result equals {@link Victim.score} and
    * {@link Victim.frameScores} of the whole clip. Forward only (no gradient flows through it).
    */
-  stream(): VictimStream;
+  stream(options?: StreamOptions): VictimStream;
   /** Frees the parameters. */
   dispose(): void;
+}
+
+/** Options of {@link Victim.stream}. */
+export interface StreamOptions {
+  /**
+   * The video's frame count, when known. Families whose sampling spans the whole video
+   * (fast-vqa, faster-vqa, dover) need it; the others ignore it.
+   */
+  frames?: number;
 }
 
 /** What {@link VictimStream.finish} gives: the whole clip's scores. */
@@ -582,6 +598,24 @@ export class ParamBuilder {
     u("bias", -0.2, 0.2);
     u("running_mean", -0.2, 0.2);
     u("running_var", 0.5, 1.5);
+  }
+
+  /**
+   * A tensor of any shape drawn uniformly from `[low, high)` (e.g. a relative position bias
+   * table, a layer scale, or the bias of a layer built from its weight alone).
+   */
+  uniform(name: string, shape: readonly number[], low: number, high: number): void {
+    const seed = this.#next();
+    this.#add(name, [...shape], () => uniform([...shape], { seed, low, high }));
+  }
+
+  /**
+   * A layer norm's `<name>.weight` and `<name>.bias`, drawn at random near the identity (weight
+   * in [0.5, 1.5], bias in [-0.2, 0.2]) so that both terms count in a parity test.
+   */
+  layerNorm(name: string, channels: number): void {
+    this.uniform(`${name}.weight`, [channels], 0.5, 1.5);
+    this.uniform(`${name}.bias`, [channels], -0.2, 0.2);
   }
 
   /** A linear layer `[out, in]` with PyTorch's default init, or a given constant bias. */

@@ -32,6 +32,14 @@ export interface ResizeOptions {
    * `Resize(..., antialias=True)`, close to PIL's. Default false.
    */
   antialias?: boolean;
+  /**
+   * The source coordinate scale `[h, w]` (input pixels per output pixel) instead of
+   * `in / out`: torch's `interpolate(scale_factor=f)` (without `recompute_scale_factor`) maps
+   * coordinates with `1 / f` while its output size is `floor(in · f)`; pass `[1 / fh, 1 / fw]`
+   * with those sizes to match it. Both axes are then resampled, even one whose size stays.
+   * Without antialias only. Default: `in / out` per axis.
+   */
+  scale?: readonly [number, number];
 }
 
 /** Options of {@link centerCrop}. */
@@ -81,9 +89,10 @@ function axisTaps(
   outSize: number,
   mode: "bilinear" | "bicubic",
   antialias: boolean,
+  given?: number,
 ): Taps {
   const f32 = Math.fround;
-  const scale = f32(inSize / outSize);
+  const scale = f32(given ?? inSize / outSize);
   const rows: Map<number, number>[] = [];
   for (let o = 0; o < outSize; o++) {
     const row = new Map<number, number>();
@@ -253,8 +262,18 @@ export function resize(x: Tensor, options: ResizeOptions): Tensor {
   const [n, c, h, w] = x.shape;
   const name = `${op}.${mode}${antialias ? ".antialias" : ""}`;
   const what = `[${x.shape}] -> [${n},${c},${oh},${ow}]`;
-  const tapsW = ow !== w || oh === h ? axisTaps(w, ow, mode, antialias) : null;
-  const tapsH = oh !== h ? axisTaps(h, oh, mode, antialias) : null;
+  const scale = options.scale;
+  if (scale !== undefined) {
+    if (
+      scale.length !== 2 || !scale.every((v) => Number.isFinite(v) && v > 0) || antialias
+    ) {
+      throw new RangeError(
+        `${op}: scale must be two positive numbers [h, w], without antialias; got [${scale}]`,
+      );
+    }
+  }
+  const tapsW = scale || ow !== w || oh === h ? axisTaps(w, ow, mode, antialias, scale?.[1]) : null;
+  const tapsH = scale || oh !== h ? axisTaps(h, oh, mode, antialias, scale?.[0]) : null;
   // Every table is made (and checked) before anything is dispatched: the backward ones too
   // when a gradient will be needed.
   const fwdW = tapsW && table(tapsW, op, what);
