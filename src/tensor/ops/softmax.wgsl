@@ -4,8 +4,11 @@
 //   m = max(x),  s = sum(exp(x - m)),  y = exp(x - m) / s
 //   backward:  dx = y * (g - sum(g * y))
 //
-// Indexing: one 64-wide workgroup per row, rows laid over a 2-D grid of workgroups (grid1d with a
-// width of 1: row = wid.x + wid.y * nwg.x). Each invocation walks the row with a stride of 64.
+// Two layouts (the host picks one, softmax.ts). sm_fwd / sm_bwd: one 64-wide workgroup per row,
+// rows laid over a 2-D grid of workgroups (grid1d with a width of 1: row = wid.x + wid.y * nwg.x),
+// each invocation walking the row with a stride of 64 (few, long rows). sm_fwd_rows /
+// sm_bwd_rows: one invocation per row, 64 rows per workgroup (grid1d with a width of 64), the
+// same arithmetic without workgroup memory or barriers (many rows).
 // The forward keeps a running (max, sum of exp(x - max)) per invocation in one pass ("online"
 // softmax: when a larger value arrives the sum is rescaled by exp(old max - new max)), merges the
 // 64 pairs as a tree in workgroup memory, then writes y in a second pass; the row max is
@@ -90,6 +93,51 @@ fn sm_bwd(
   }
   let dot = dots[0];
   for (var j = lid; j < c; j = j + WG) {
+    b3[base + j] = b1[base + j] * (b2[base + j] - dot);
+  }
+}
+
+// Short rows (the host picks these below a row length where a workgroup per row costs more in
+// barriers than it gains): one invocation per row, 64 rows per workgroup, no workgroup memory.
+
+@compute @workgroup_size(64)
+fn sm_fwd_rows(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= params.n) { return; }
+  let c = params.c;
+  let base = row * c;
+  var m = LOWEST;
+  var s = 0.0;
+  for (var j = 0u; j < c; j = j + 1u) {
+    let v = b1[base + j];
+    if (v > m) {
+      s = s * exp(m - v) + 1.0;
+      m = v;
+    } else {
+      s = s + exp(v - m);
+    }
+  }
+  let inv = 1.0 / s;
+  for (var j = 0u; j < c; j = j + 1u) {
+    b2[base + j] = exp(b1[base + j] - m) * inv;
+  }
+}
+
+@compute @workgroup_size(64)
+fn sm_bwd_rows(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= params.n) { return; }
+  let c = params.c;
+  let base = row * c;
+  var dot = 0.0;
+  for (var j = 0u; j < c; j = j + 1u) { dot = dot + b1[base + j] * b2[base + j]; }
+  for (var j = 0u; j < c; j = j + 1u) {
     b3[base + j] = b1[base + j] * (b2[base + j] - dot);
   }
 }
