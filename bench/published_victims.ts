@@ -11,6 +11,12 @@
  * SimpleVQA scores seconds (a key frame and a 32-frame clip each), so it is timed on one second
  * of video (`fps` frames) and reported per second.
  *
+ * FAST-VQA, FasterVQA and DOVER sample a fixed amount from any video (FAST-VQA: 4 clips of 32
+ * fragment frames; FasterVQA: one; DOVER: 3 fragment clips and one 32-frame 224x224 clip), so
+ * they are timed per video, on `--frames` frames (16 by default for them: 16 frames of 540p fit
+ * one binding; the sampling wraps around them), and their GFLOP are counted from the shapes
+ * (`swinFlops`, `convNext3dFlops`: their work is matrix products, which the conv counters miss).
+ *
  * A `deno run` script (not named `*_bench.ts`, which `deno task bench` would pick up).
  *
  * @module
@@ -19,7 +25,15 @@
 import { parseArgs } from "util";
 import { initGpu } from "../src/gpu/device.ts";
 import { syncGpu } from "../src/gpu/queue.ts";
-import { createVictim, PUBLISHED_FAMILIES, VsfaMobileNetV2 } from "../src/models/victims/mod.ts";
+import {
+  createVictim,
+  type Dover,
+  type FastVqa,
+  PUBLISHED_FAMILIES,
+  VsfaMobileNetV2,
+} from "../src/models/victims/mod.ts";
+import { swinFlops } from "../src/models/victims/swin3d.ts";
+import { convNext3dFlops } from "../src/models/victims/convnext3d.ts";
 import { noGrad } from "../src/tensor/tensor.ts";
 import { sum } from "../src/nn/mod.ts";
 import { convFlops } from "../src/tensor/ops/conv.ts";
@@ -29,12 +43,12 @@ import { clip } from "./_train_step.ts";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    frames: { type: "string", default: "2" },
+    frames: { type: "string" },
     size: { type: "string", default: "960x540" },
     family: { type: "string" },
   },
 });
-const FRAMES = Number(values.frames);
+const FRAMES = values.frames === undefined ? null : Number(values.frames);
 const [W, H] = values.size!.split("x").map(Number);
 
 const gpu = await initGpu();
@@ -47,8 +61,9 @@ for (const family of FAMILIES.filter((f) => !only || f === only)) {
   // MiB); the work per second is the same (one 448x448 key frame, one 32-frame clip at 224),
   // but for resizing 8 frames instead of 30 to 224.
   const perSecond = family === "simplevqa";
+  const perVideo = family === "fast-vqa" || family === "faster-vqa" || family === "dover";
   const victim = createVictim(family, { seed: 1, config: perSecond ? { fps: 8 } : {} });
-  const T = perSecond ? 8 : FRAMES;
+  const T = perSecond ? 8 : FRAMES ?? (perVideo ? 16 : 2);
   for (const p of Object.values(victim.parameters())) p.requiresGrad = false;
   // vsfa-mobilenetv2's frozen backbone is held apart from its (trained, saved) head.
   const backbone = victim instanceof VsfaMobileNetV2 ? victim.backboneParameters() : {};
@@ -63,7 +78,9 @@ for (const family of FAMILIES.filter((f) => !only || f === only)) {
   const q = noGrad(() => victim.score(frames));
   await q.read();
   const forward = (performance.now() - t) / 1000;
-  const gflop = (convFlops() + conv3dFlops() - f0) / 1e9 / (perSecond ? 1 : T);
+  const gflop = perVideo
+    ? videoFlops(victim as FastVqa | Dover) / 1e9
+    : (convFlops() + conv3dFlops() - f0) / 1e9 / (perSecond ? 1 : T);
   q.dispose();
   frames.requiresGrad = true;
   t = performance.now();
@@ -71,10 +88,12 @@ for (const family of FAMILIES.filter((f) => !only || f === only)) {
   s.backward();
   await frames.grad!.read();
   const both = (performance.now() - t) / 1000;
-  const unit = perSecond ? "second of video" : "frame";
-  const per = perSecond ? 1 : T;
+  const unit = perSecond ? "second of video" : perVideo ? "video" : "frame";
+  const per = perSecond || perVideo ? 1 : T;
   console.log(
-    `${family}: ${(params / 1e6).toFixed(2)} M parameters, ${gflop.toFixed(1)} conv GFLOP ` +
+    `${family}: ${(params / 1e6).toFixed(2)} M parameters, ${gflop.toFixed(1)} ${
+      perVideo ? "" : "conv "
+    }GFLOP ` +
       `per ${unit}, forward ${(forward / per).toFixed(2)} s/${unit}, forward + input gradient ` +
       `${(both / per).toFixed(2)} s/${unit} (${
         (gflop / (forward / per)).toFixed(1)
@@ -82,4 +101,25 @@ for (const family of FAMILIES.filter((f) => !only || f === only)) {
   );
   frames.dispose();
   victim.dispose();
+}
+
+/** FLOPs of one video's forward pass of a sampled-view victim (its clips as sampled). */
+function videoFlops(v: FastVqa | Dover): number {
+  if (v.family === "dover") {
+    const { technical: t, aesthetic: a } = (v as Dover).config;
+    const fragment: [number, number, number] = [
+      t.clipLen,
+      t.fragments[0] * t.fragmentSize[0],
+      t.fragments[1] * t.fragmentSize[1],
+    ];
+    return t.clips * swinFlops(t.backbone, fragment) +
+      a.clips * convNext3dFlops(a.backbone, [a.clipLen, a.size[0], a.size[1]]);
+  }
+  const c = (v as FastVqa).config;
+  const fragment: [number, number, number] = [
+    c.clipLen,
+    c.fragments[0] * c.fragmentSize[0],
+    c.fragments[1] * c.fragmentSize[1],
+  ];
+  return c.clips * swinFlops(c.backbone, fragment);
 }

@@ -50,7 +50,8 @@ Options:
                           or a CSV/JSON list of path,mos) (default data/samples)
   --split <name>          for a proxy manifest: train | val | test | all (default test)
   -v, --victim <name>     bundled victim or .safetensors path (default vsfa-mini), or a
-                          published model (vsfa, mdtvsfa) with --weights
+                          published model (vsfa, mdtvsfa, simplevqa, fast-vqa, faster-vqa,
+                          dover) with --weights
   --weights <files>       a published victim's weight files as its authors publish them,
                           comma-separated (e.g. VSFA.pt,resnet50-19c8e357.pth)
   -g, --generator <name>  bundled generator or path (default stqa-<victim>, two-branch; also

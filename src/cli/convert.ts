@@ -64,7 +64,8 @@ Options:
   --keep-prefix        keep the 'module.' prefix every name of a DataParallel checkpoint
                        has (default: stripped)
   --overwrite          replace <stem>.safetensors / <stem>.json if they exist
-  --victim <family>    a published victim (vsfa, mdtvsfa) from its authors' files: writes
+  --victim <family>    a published victim (vsfa, mdtvsfa, simplevqa, fast-vqa, faster-vqa,
+                       dover) from its authors' files: writes
                        the victim's weights pair (its parameters' names, and its JSON with
                        family and config), which every command takes as --victim <stem>
   --weights <files>    with --victim: the authors' files, comma-separated (e.g.

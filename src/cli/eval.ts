@@ -84,7 +84,8 @@ cross-victim tables) and report.html.
 Options:
   --victims <list>        comma-separated bundled victims or .safetensors paths
                           (default vsfa-mini,simplevqa-mini,fastvqa-mini), or one published
-                          model (vsfa, mdtvsfa) with --weights
+                          model (vsfa, mdtvsfa, simplevqa, fast-vqa, faster-vqa, dover) with
+                          --weights
   --weights <files>       the published victim's weight files as its authors publish them,
                           comma-separated (for two published victims in one run, convert
                           each first: deno task convert --victim <family>)
@@ -360,7 +361,8 @@ export async function evalCommand(args: string[]): Promise<number> {
   if (o.weights && published.length !== 1) {
     return usageError(
       published.length === 0
-        ? "--weights: for a published victim (vsfa, mdtvsfa) in --victims; none is there"
+        ? `--weights: for a published victim (${PUBLISHED_FAMILIES.join(", ")}) in --victims; ` +
+          "none is there"
         : `--weights: one published victim per run can take them (got ${published.join(", ")}); ` +
           "convert each first (deno task convert --victim <family>) and give the .safetensors",
       { usage: USAGE, name: "eval" },

@@ -31,7 +31,8 @@ eps, median, command, seed, test results).
 
 Options:
   -v, --victim <name>      bundled victim (vsfa-mini, simplevqa-mini, fastvqa-mini) or a path,
-                           or a published model (vsfa, mdtvsfa, simplevqa) with --weights
+                           or a published model (vsfa, mdtvsfa, simplevqa, fast-vqa,
+                           faster-vqa, dover) with --weights
   --weights <files>        a published victim's weight files, comma-separated, as its authors
                            publish them (e.g. VSFA.pt,resnet50-19c8e357.pth)
   --variant <v>            untargeted | two-branch | signed (default untargeted)

@@ -83,5 +83,7 @@ export { layerNorm, type LayerNormOptions } from "../tensor/ops/layer_norm.ts";
 export { softmax, type SoftmaxOptions } from "../tensor/ops/softmax.ts";
 export { attention, type AttentionOptions } from "../tensor/ops/attention.ts";
 export { roll } from "../tensor/ops/roll.ts";
+export { indexSelect } from "../tensor/ops/index_select.ts";
+export { depthwiseConv3d, type DepthwiseConv3dOptions } from "../tensor/ops/conv3d_depthwise.ts";
 export { gruCell, type GruCellWeights, gruSequence } from "./gru.ts";
 export { convGruCell, type ConvGruCellWeights, convGruGates } from "../tensor/ops/conv_gru.ts";

@@ -1,6 +1,7 @@
 /**
  * Float32 tensors on the GPU with reverse-mode autograd: creating them (`tensor`, `empty`,
- * `full`), scopes that dispose intermediates (`tidy`), turning gradients off (`noGrad`), and
+ * `full`), scopes that dispose intermediates (`tidy`), turning gradients off (`noGrad`),
+ * recomputing a piece in the backward pass instead of keeping its activations (`checkpoint`), and
  * `Tensor#backward`. The ops that compute on tensors are the `nn` namespace (`./nn`).
  *
  * @example
@@ -18,6 +19,7 @@
  */
 
 export {
+  checkpoint,
   empty,
   full,
   type GradNode,

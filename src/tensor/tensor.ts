@@ -380,6 +380,57 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Activation checkpointing: `fn(...inputs)` runs without recording its graph, and one node
+ * stands for it; its backward runs `fn` again with gradients on (on views of the inputs) and
+ * back-propagates the output gradient through that graph alone, inside a `tidy`. A pass over
+ * many such pieces (a transformer's blocks) then holds one piece's activations at a time, for
+ * the cost of a second forward pass of each. `fn` must be deterministic and must not read
+ * tensors that require a gradient other than `inputs` (their gradient would be lost): its
+ * parameters are frozen, or passed among the inputs.
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../gpu/device.ts";
+ * import { mul, tanh } from "./ops/elementwise.ts";
+ * import { sum } from "./ops/reduce.ts";
+ * import { checkpoint, tensor } from "./tensor.ts";
+ * await initGpu();
+ * const x = tensor([0.5, -1], [2], { requiresGrad: true });
+ * const y = checkpoint((v) => tanh(mul(v, 2)), [x]);
+ * sum(y).backward();
+ * const g = await x.grad!.read(); // 2 (1 - tanh(2x)^2)
+ * assert.ok(Math.abs(g[0] - 2 * (1 - Math.tanh(1) ** 2)) < 1e-5);
+ * ```
+ */
+export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[]): Tensor {
+  const out = noGrad(() => fn(...inputs));
+  return record(out, "checkpoint", inputs, (g) =>
+    tidy(() => {
+      const leaves = inputs.map((x) => {
+        const leaf = x.reshape(x.shape); // a view without history (gradients are off here)
+        leaf.requiresGrad = x.requiresGrad;
+        leaf.node = null;
+        return leaf;
+      });
+      const before = gradEnabled;
+      gradEnabled = true;
+      let y: Tensor;
+      try {
+        y = fn(...leaves);
+      } finally {
+        gradEnabled = before;
+      }
+      if (!y.requiresGrad) return leaves.map(() => null);
+      backward(y, g);
+      // Taken off the leaves, which the tidy disposes (a tensor's dispose frees its .grad).
+      const grads = leaves.map((l) => (l.requiresGrad ? l.grad : null));
+      for (const l of leaves) l.grad = null;
+      return grads;
+    }));
+}
+
 function collectTensors(value: unknown, into: Set<Tensor>): void {
   if (value instanceof Tensor) into.add(value);
   else if (Array.isArray(value)) value.forEach((v) => collectTensors(v, into));

@@ -46,7 +46,7 @@ import {
 import { attention } from "../../tensor/ops/attention.ts";
 import { indexSelect } from "../../tensor/ops/index_select.ts";
 import { roll } from "../../tensor/ops/roll.ts";
-import { full, type Tensor, tensor } from "../../tensor/tensor.ts";
+import { checkpoint, full, isGradEnabled, type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   adaptiveWindow,
   type BlockGeometry,
@@ -152,6 +152,43 @@ export const SWIN_T_FRAGMENTS: SwinConfig = {
 /** Channels of the backbone's output (`embedDim · 2^(stages-1)`). */
 export function swinChannels(c: SwinConfig): number {
   return c.embedDim * 2 ** (c.depths.length - 1);
+}
+
+/**
+ * Multiply-add FLOPs (2 per product) of one forward pass on a clip of `[D, H, W]` frames: the
+ * patch embedding, every block's qkv, attention (scores and values, on the padded windows),
+ * output projection and MLP, and the PatchMerging reductions (norms, GELU, softmax and sums
+ * are left out). Video Swin-T on FAST-VQA's 32 x 224 x 224 fragments: 176 GFLOP (88 G
+ * multiply-adds, the Video Swin paper's figure).
+ *
+ * @example
+ * ```ts
+ * import { SWIN_T_FRAGMENTS, swinFlops } from "./swin3d.ts";
+ * console.log((swinFlops(SWIN_T_FRAGMENTS, [32, 224, 224]) / 1e9).toFixed(1)); // GFLOP
+ * ```
+ */
+export function swinFlops(c: SwinConfig, size: readonly [number, number, number]): number {
+  const [pd, ph, pw] = c.patch;
+  let [d, h, w] = [Math.ceil(size[0] / pd), Math.ceil(size[1] / ph), Math.ceil(size[2] / pw)];
+  let flops = 2 * d * h * w * c.embedDim * 3 * pd * ph * pw;
+  const window = c.adaptiveWindow ? adaptiveWindow(c.window, size, c.baseSize) : c.window;
+  c.depths.forEach((depth, i) => {
+    const ch = c.embedDim * 2 ** i;
+    const hidden = Math.floor(ch * c.mlpRatio);
+    const tokens = d * h * w;
+    for (let b = 0; b < depth; b++) {
+      const { window: ws } = usedWindow([d, h, w], window, [0, 0, 0]);
+      const n = ws[0] * ws[1] * ws[2];
+      const padded = [d, h, w].reduce((a, v, k) => a * Math.ceil(v / ws[k]) * ws[k], 1);
+      flops += 2 * padded * ch * 3 * ch + 4 * padded * n * ch + 2 * padded * ch * ch;
+      flops += 4 * tokens * ch * hidden;
+    }
+    if (i < c.depths.length - 1) {
+      [h, w] = [Math.ceil(h / 2), Math.ceil(w / 2)];
+      flops += 2 * d * h * w * 4 * ch * 2 * ch;
+    }
+  });
+  return flops;
 }
 
 /** Layer norms of the Swin transformer (torch's default). */
@@ -290,8 +327,16 @@ export class Swin3d {
       );
     }
     let x = this.#embed(clip);
+    // With gradients, each block is recomputed in the backward pass (checkpoint): a clip then
+    // holds the blocks' inputs and one block's activations, not every block's (about 7 GB for
+    // a 32x224x224 clip otherwise).
+    const grad = isGradEnabled() && clip.requiresGrad;
     c.depths.forEach((depth, i) => {
-      for (let b = 0; b < depth; b++) x = this.#block(x, i, b, window);
+      for (let b = 0; b < depth; b++) {
+        x = grad
+          ? checkpoint((y) => this.#block(y, i, b, window), [x])
+          : this.#block(x, i, b, window);
+      }
       if (i < c.depths.length - 1) x = this.#merge(x, i);
     });
     return layerNorm(x, this.#param("norm.weight"), this.#param("norm.bias"), { eps: EPS });
