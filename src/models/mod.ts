@@ -61,6 +61,8 @@ export {
   readPublishedWeights,
   readVictimClip,
   type ResNetConfig,
+  type SampledView,
+  SampledViewStream,
   saveVictim,
   SimpleVqa,
   type SimpleVqaConfig,

@@ -103,7 +103,18 @@ const pair = z.tuple([
   z.number().int().positive().max(4096),
 ]);
 
-/** The fields of a {@link FragmentViewConfig}. */
+/**
+ * The zod fields of a {@link FragmentViewConfig} (FAST-VQA's config and DOVER's technical view
+ * extend them).
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { FAST_VQA_DEFAULTS, fragmentViewFields } from "./fast_vqa.ts";
+ * const { rescale: _r, seed: _s, ...view } = FAST_VQA_DEFAULTS;
+ * console.log(z.object(fragmentViewFields).strip().safeParse(view).success); // true
+ * ```
+ */
 export const fragmentViewFields = {
   backbone: swinConfigZod,
   hidden: z.number().int().positive().max(MAX_MODEL_WIDTH),
@@ -118,7 +129,22 @@ export const fragmentViewFields = {
   clipLen: z.number().int().positive().max(1024),
 };
 
-/** Checks a fragment view's counts agree (for a zod `superRefine`). */
+/**
+ * Checks a fragment view's counts agree (for a zod `superRefine`): `clips · clipLen` sampled
+ * frames, a multiple of `aligned`.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { checkViewCounts } from "./fast_vqa.ts";
+ * const counts = z.object({
+ *   aligned: z.number(), segments: z.number(), segmentFrames: z.number(), repeats: z.number(),
+ *   clips: z.number(), clipLen: z.number(),
+ * }).superRefine((v, ctx) => checkViewCounts(v, ctx));
+ * const c = { aligned: 32, segments: 4, segmentFrames: 32, repeats: 1, clips: 4, clipLen: 32 };
+ * console.log(counts.safeParse(c).success, counts.safeParse({ ...c, clips: 2 }).success); // true false
+ * ```
+ */
 export function checkViewCounts(
   v: Pick<
     FragmentViewConfig,
@@ -210,7 +236,18 @@ export const FASTER_VQA_DEFAULTS: FastVqaConfig = {
 /** The parameter prefix of FAST-VQA's backbone. */
 const BACKBONE = "fragments_backbone.";
 
-/** Creates a VQA head's parameters (`<prefix>fc_hid`, `<prefix>fc_last`, 1x1x1 convs). */
+/**
+ * Creates a VQA head's parameters (`<prefix>fc_hid`, `<prefix>fc_last`, 1x1x1 convs).
+ *
+ * @example
+ * ```ts
+ * import { buildVqaHeadParams } from "./fast_vqa.ts";
+ * import { ParamBuilder } from "./victim.ts";
+ * const pb = new ParamBuilder(0, { shapesOnly: true });
+ * buildVqaHeadParams(pb, "vqa_head.", 768, 64);
+ * console.log(pb.shapes["vqa_head.fc_last.weight"]); // [1, 64, 1, 1, 1]
+ * ```
+ */
 export function buildVqaHeadParams(
   pb: ParamBuilder,
   prefix: string,
@@ -228,6 +265,18 @@ export function buildVqaHeadParams(
 /**
  * The VQA head's mean score `[1]` over every position of features `[..., C]` (channels last):
  * `fc_last(GELU(fc_hid(x)))` per position (dropout is off at test time), averaged.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../../tensor/tensor.ts";
+ * import { buildVqaHeadParams, vqaHeadMean } from "./fast_vqa.ts";
+ * import { ParamBuilder } from "./victim.ts";
+ * await initGpu();
+ * const pb = new ParamBuilder(1);
+ * buildVqaHeadParams(pb, "h.", 8, 4);
+ * const q = vqaHeadMean(full([2, 3, 3, 8], 0.5), pb.params, "h."); // [1]
+ * ```
  */
 export function vqaHeadMean(
   features: Tensor,
@@ -247,6 +296,11 @@ export function vqaHeadMean(
 /**
  * The raw score `[1]` of a fragment view's images `[N, 3, h, w]` (in [0, 1]): normalised,
  * split into clips of `clipLen`, each through the backbone and head; the mean of the clips.
+ *
+ * @example
+ * ```ts ignore
+ * const raw = fragmentRaw(images, { clips: 4, clipLen: 32 }, swin, params, "vqa_head.");
+ * ```
  */
 export function fragmentRaw(
   images: Tensor,
@@ -270,7 +324,16 @@ export function fragmentRaw(
   return mul(sum!, 1 / v.clips);
 }
 
-/** A fragment view of a `t`-frame video (its plan drawn from `seed`). */
+/**
+ * A fragment view of a `t`-frame video (its plan drawn from `seed`, unless given).
+ *
+ * @example
+ * ```ts
+ * import { FAST_VQA_DEFAULTS, fragmentSampledView } from "./fast_vqa.ts";
+ * const view = fragmentSampledView(FAST_VQA_DEFAULTS, 300, 540, 960, 0);
+ * console.log(view.indices.length); // 128
+ * ```
+ */
 export function fragmentSampledView(
   v: FragmentViewConfig,
   t: number,

@@ -119,6 +119,14 @@ function gridStarts(size: number, n: number, patch: number): number[] {
 /**
  * Checks that frames of `height x width` can be cut into the grid (at least one patch tall and
  * wide, as the authors' slicing needs).
+ *
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { checkFragmentFrames } from "./fragments.ts";
+ * const grid = { fragments: [7, 7] as [number, number], fragmentSize: [32, 32] as [number, number], aligned: 32 };
+ * assert.throws(() => checkFragmentFrames("fast-vqa", 24, 64, grid), /smaller than one 32x32 fragment/);
+ * ```
  */
 export function checkFragmentFrames(
   who: string,

@@ -75,15 +75,15 @@ export type SwinConfig = {
   /** Attention heads per stage ([3, 6, 12, 24]). */
   heads: number[];
   /** The window `[d, h, w]` the tables are made for ((8, 7, 7)). */
-  window: Triple;
+  window: [number, number, number];
   /** The patch `[d, h, w]` ((2, 4, 4)). */
-  patch: Triple;
+  patch: [number, number, number];
   /** MLP hidden width over the stage width (4). */
   mlpRatio: number;
   /** Which stages have a fragment position bias table ([true, true, true, false]). */
   fragBiases: boolean[];
   /** The input size the window is made for, `[d, h, w]` ((32, 224, 224)). */
-  baseSize: Triple;
+  baseSize: [number, number, number];
   /**
    * Scale the window with the input against `baseSize` (FAST-VQA's forward: true; DOVER's
    * technical branch: false, which reads the first N rows and columns of the index).
@@ -133,10 +133,26 @@ const swinConfig = z.object({
 });
 const _same: SameShape<SwinConfig, z.output<typeof swinConfig>> = true;
 
-/** Validates a {@link SwinConfig} (as a field of a victim's config). */
+/**
+ * Validates a {@link SwinConfig} (as a field of a victim's config).
+ *
+ * @example
+ * ```ts
+ * import { SWIN_T_FRAGMENTS, swinConfigZod } from "./swin3d.ts";
+ * console.log(swinConfigZod.safeParse({ ...SWIN_T_FRAGMENTS, heads: [5, 6, 12, 24] }).success); // false
+ * ```
+ */
 export const swinConfigZod: z.ZodType<SwinConfig> = swinConfig;
 
-/** Video Swin-T as FAST-VQA, FasterVQA and DOVER use it (`swin_tiny_grpb`, adaptive window). */
+/**
+ * Video Swin-T as FAST-VQA, FasterVQA and DOVER use it (`swin_tiny_grpb`, adaptive window).
+ *
+ * @example
+ * ```ts
+ * import { SWIN_T_FRAGMENTS } from "./swin3d.ts";
+ * console.log(SWIN_T_FRAGMENTS.window); // [8, 7, 7]
+ * ```
+ */
 export const SWIN_T_FRAGMENTS: SwinConfig = {
   embedDim: 96,
   depths: [2, 2, 6, 2],
@@ -149,7 +165,15 @@ export const SWIN_T_FRAGMENTS: SwinConfig = {
   adaptiveWindow: true,
 };
 
-/** Channels of the backbone's output (`embedDim · 2^(stages-1)`). */
+/**
+ * Channels of the backbone's output (`embedDim · 2^(stages-1)`).
+ *
+ * @example
+ * ```ts
+ * import { SWIN_T_FRAGMENTS, swinChannels } from "./swin3d.ts";
+ * console.log(swinChannels(SWIN_T_FRAGMENTS)); // 768
+ * ```
+ */
 export function swinChannels(c: SwinConfig): number {
   return c.embedDim * 2 ** (c.depths.length - 1);
 }

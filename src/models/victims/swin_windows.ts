@@ -78,7 +78,15 @@ export function adaptiveWindow(
   return [0, 1, 2].map((i) => Math.floor((window[i] * input[i]) / base[i])) as Triple;
 }
 
-/** Rows of a relative position table for a window: `(2Wd-1)(2Wh-1)(2Ww-1)`. */
+/**
+ * Rows of a relative position table for a window: `(2Wd-1)(2Wh-1)(2Ww-1)`.
+ *
+ * @example
+ * ```ts
+ * import { tableRows } from "./swin_windows.ts";
+ * console.log(tableRows([8, 7, 7])); // 2535
+ * ```
+ */
 export function tableRows(window: readonly number[]): number {
   return (2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1);
 }
