@@ -385,9 +385,10 @@ export function noGrad<T>(fn: () => T): T {
  * stands for it; its backward runs `fn` again with gradients on (on views of the inputs) and
  * back-propagates the output gradient through that graph alone, inside a `tidy`. A pass over
  * many such pieces (a transformer's blocks) then holds one piece's activations at a time, for
- * the cost of a second forward pass of each. `fn` must be deterministic and must not read
- * tensors that require a gradient other than `inputs` (their gradient would be lost): its
- * parameters are frozen, or passed among the inputs.
+ * the cost of a second forward pass of each. The first pass runs in a `tidy` (only the output
+ * is kept). `fn` must be deterministic; the other tensors it reads should be leaves (such as
+ * parameters: their gradients accumulate during the recomputation), since the graph of a
+ * non-leaf read from outside would be consumed there.
  *
  * @example
  * ```ts
@@ -405,7 +406,7 @@ export function noGrad<T>(fn: () => T): T {
  * ```
  */
 export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[]): Tensor {
-  const out = noGrad(() => fn(...inputs));
+  const out = noGrad(() => tidy(() => fn(...inputs)));
   return record(out, "checkpoint", inputs, (g) =>
     tidy(() => {
       const leaves = inputs.map((x) => {

@@ -37,6 +37,7 @@ import {
 import {
   buildVqaHeadParams,
   checkViewCounts,
+  forwardScope,
   fragmentRaw,
   fragmentSampledView,
   type FragmentViewConfig,
@@ -296,13 +297,15 @@ export class Dover implements Victim {
         2,
         3,
       ]);
-      const f = convNext3dFeatures(
-        clip.reshape([1, ...clip.shape]),
-        this.#params,
-        AESTHETIC,
-        a.backbone,
-      );
-      const q = vqaHeadMean(permute(f, [0, 2, 3, 4, 1]), this.#params, "aesthetic_head.");
+      const q = forwardScope(() => {
+        const f = convNext3dFeatures(
+          clip.reshape([1, ...clip.shape]),
+          this.#params,
+          AESTHETIC,
+          a.backbone,
+        );
+        return vqaHeadMean(permute(f, [0, 2, 3, 4, 1]), this.#params, "aesthetic_head.");
+      });
       sum = sum ? add(sum, q) : q;
     }
     return { technical: t, aesthetic: mul(sum!, 1 / a.clips) };

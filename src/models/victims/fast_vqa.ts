@@ -37,7 +37,7 @@ import {
   slice,
   sub,
 } from "../../nn/mod.ts";
-import type { Tensor } from "../../tensor/tensor.ts";
+import { isGradEnabled, type Tensor, tidy } from "../../tensor/tensor.ts";
 import { FragmentCutter, type FragmentPlan, fragmentPlan } from "./fragments.ts";
 import { imagenetNormalize } from "./resnet.ts";
 import { type SampledView, SampledViewStream, viewImages } from "./sampled_views.ts";
@@ -318,10 +318,28 @@ export function fragmentRaw(
       2,
       3,
     ]);
-    const q = vqaHeadMean(backbone.features(clip), params, headPrefix);
+    const q = forwardScope(() => vqaHeadMean(backbone.features(clip), params, headPrefix));
     sum = sum ? add(sum, q) : q;
   }
   return mul(sum!, 1 / v.clips);
+}
+
+/**
+ * Runs `fn` in a `tidy` when no gradient is recorded (its intermediates are then garbage), as it
+ * is otherwise (the graph needs them): a forward pass frees each clip's tensors as it goes.
+ *
+ * @example
+ * ```ts
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { noGrad, tensor } from "../../tensor/tensor.ts";
+ * import { mul } from "../../nn/mod.ts";
+ * import { forwardScope } from "./fast_vqa.ts";
+ * await initGpu();
+ * const y = noGrad(() => forwardScope(() => mul(mul(tensor([1, 2]), 2), 3)));
+ * ```
+ */
+export function forwardScope(fn: () => Tensor): Tensor {
+  return isGradEnabled() ? fn() : tidy(fn);
 }
 
 /**

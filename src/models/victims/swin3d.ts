@@ -46,7 +46,7 @@ import {
 import { attention } from "../../tensor/ops/attention.ts";
 import { indexSelect } from "../../tensor/ops/index_select.ts";
 import { roll } from "../../tensor/ops/roll.ts";
-import { checkpoint, full, isGradEnabled, type Tensor, tensor } from "../../tensor/tensor.ts";
+import { checkpoint, full, isGradEnabled, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
   adaptiveWindow,
   type BlockGeometry,
@@ -350,19 +350,32 @@ export class Swin3d {
           `(base size [${c.baseSize}])`,
       );
     }
-    let x = this.#embed(clip);
-    // With gradients, each block is recomputed in the backward pass (checkpoint): a clip then
-    // holds the blocks' inputs and one block's activations, not every block's (about 7 GB for
-    // a 32x224x224 clip otherwise).
-    const grad = isGradEnabled() && clip.requiresGrad;
+    // Without gradients, each step runs in a tidy and the previous step's output is freed: a
+    // forward pass holds two steps' tensors. With gradients, each block is recomputed in the
+    // backward pass (checkpoint): a clip then holds the blocks' inputs and one block's
+    // activations, not every block's (several GB for a 32x224x224 clip).
+    const forwardOnly = !isGradEnabled();
+    const checkpointed = !forwardOnly && clip.requiresGrad;
+    let x = forwardOnly ? tidy(() => this.#embed(clip)) : this.#embed(clip);
+    const step = (f: (y: Tensor) => Tensor) => {
+      if (forwardOnly) {
+        const prev = x;
+        x = tidy(() => f(prev));
+        prev.dispose();
+      } else x = checkpointed ? checkpoint(f, [x]) : f(x);
+    };
     c.depths.forEach((depth, i) => {
-      for (let b = 0; b < depth; b++) {
-        x = grad
-          ? checkpoint((y) => this.#block(y, i, b, window), [x])
-          : this.#block(x, i, b, window);
-      }
-      if (i < c.depths.length - 1) x = this.#merge(x, i);
+      for (let b = 0; b < depth; b++) step((y) => this.#block(y, i, b, window));
+      if (i < c.depths.length - 1) step((y) => this.#merge(y, i));
     });
+    if (forwardOnly) {
+      const last = x;
+      const out = layerNorm(last, this.#param("norm.weight"), this.#param("norm.bias"), {
+        eps: EPS,
+      });
+      last.dispose();
+      return out;
+    }
     return layerNorm(x, this.#param("norm.weight"), this.#param("norm.bias"), { eps: EPS });
   }
 
