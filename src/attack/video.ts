@@ -478,7 +478,8 @@ export async function attackVideo(
         codec,
         target: attackTarget(clean.score, m, { qMin, qMax, median }),
         score: adv.score,
-        frameScores: adv.frameScores,
+        // Sampled-view victims (fast-vqa, dover) have no per-frame scores.
+        frameScores: adv.frameScores.length ? adv.frameScores : null,
         scoreChange: adv.score - clean.score,
         psnr: { mean: mse > 0 ? 10 * Math.log10(1 / mse) : null, frames: st.psnrFrames },
         ssim: { mean: st.ssimFrames.reduce((a, b) => a + b, 0) / t, frames: st.ssimFrames },
@@ -520,7 +521,10 @@ export async function attackVideo(
       eps,
       seed: options.seed ?? 1,
       chunkFrames: chunk,
-      clean: { score: clean.score, frameScores: clean.frameScores },
+      clean: {
+        score: clean.score,
+        frameScores: clean.frameScores.length ? clean.frameScores : null,
+      },
       attacks,
       seconds: (performance.now() - t0) / 1000,
       ...(options.settings ? { settings: options.settings } : {}),
