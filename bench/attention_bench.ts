@@ -10,12 +10,13 @@
  *   and reduce ops (reduce.ts has no max: c is the row mean, enough for these inputs and the same
  *   passes), on `[B*nW*nH*N, N]` with N = 392: the 36 windows x 3 heads of one default attention
  *   chunk in stage 1 (`[42336, 392]`) and the 192 matrices of stage 3 (`[75264, 392]`).
- * - `nn.attention` (chunked, recomputing backward) at stage 1 (1 x 128 windows x 3 heads x 392 x
- *   32: 59M scores, 236 MB, over the 128 MiB binding, so no unchunked baseline exists: STQA alone)
- *   and stage 3 (16 windows x 12 heads x 392 x 32: 29.5M scores, 118 MB, under the binding)
- *   against the plain unchunked composition `matmul(softmax(matmul(q * scale, k^T) + bias), v)`
- *   with autograd; both with Swin's two biases (relative position `[nH, N, N]`, window mask
- *   `[nW, 1, N, N]`).
+ * - `nn.attention` at stage 1 (1 x 128 windows x 3 heads x 392 x 32: 59M scores, 236 MB, over
+ *   the 128 MiB binding) and stage 3 (16 windows x 12 heads x 392 x 32: 29.5M scores, 118 MB,
+ *   under the binding), with Swin's two biases (relative position `[nH, N, N]`, window mask
+ *   `[nW, 1, N, N]`): `fused` (the default: attention.wgsl's fused forward, the chunked
+ *   recomputing backward) against `chunked` (`fused: false`: the chunked composition forward and
+ *   backward, the baseline), and at stage 3 the plain unchunked composition
+ *   `matmul(softmax(matmul(q * scale, k^T) + bias), v)` with autograd (`composed`).
  *
  * FLOPs counted (the same count for both implementations of a case, so GFLOP/s compare work done
  * per second): attention, the matrix products only: forward 2 products of 2 N^2 d per matrix
@@ -34,6 +35,7 @@
  * (outputs and input gradients), and stage 1 attention against a float64 reference on one window.
  *
  *   XDG_RUNTIME_DIR=/tmp deno bench -A bench/attention_bench.ts
+ *   SWIN_OPS=attention XDG_RUNTIME_DIR=/tmp deno bench -A bench/attention_bench.ts  # one group
  *
  * @module
  */
@@ -52,6 +54,8 @@ console.log(describePeak(peak));
 const rand = seededRandom(18);
 const normal = (n: number, scale = 1) =>
   Float32Array.from({ length: n }, () => rand.normal() * scale);
+/** The groups to run (SWIN_OPS: a comma-separated subset of layerNorm, softmax, attention). */
+const only = (Deno.env.get("SWIN_OPS") ?? "layerNorm,softmax,attention").split(",");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface Case {
@@ -133,7 +137,9 @@ const composedLayerNorm = (x: Tensor, w: Tensor, b: Tensor): Tensor => {
   const v = nn.mean(nn.square(d), { axes: -1, keepDims: true });
   return nn.add(nn.mul(nn.div(d, nn.sqrt(nn.add(v, 1e-5))), w), b);
 };
-for (const [rows, c] of [[50176, 96], [12544, 192], [6272, 384]]) {
+for (
+  const [rows, c] of only.includes("layerNorm") ? [[50176, 96], [12544, 192], [6272, 384]] : []
+) {
   const n = rows * c;
   const x = tensor(normal(n, 2), [rows, c], { requiresGrad: true });
   const w = tensor(normal(c), [c], { requiresGrad: true });
@@ -160,7 +166,9 @@ const composedSoftmax = (x: Tensor): Tensor => {
   const e = nn.exp(nn.sub(x, nn.mean(x, { axes: -1, keepDims: true })));
   return nn.div(e, nn.sum(e, { axes: -1, keepDims: true }));
 };
-for (const [rows, c] of [[36 * 3 * 392, 392], [16 * 12 * 392, 392]]) {
+for (
+  const [rows, c] of only.includes("softmax") ? [[36 * 3 * 392, 392], [16 * 12 * 392, 392]] : []
+) {
   const n = rows * c;
   const x = tensor(normal(n, 2), [rows, c], { requiresGrad: true });
   const g = tensor(normal(n), [rows, c]);
@@ -186,7 +194,7 @@ const composedAttention = (q: Tensor, k: Tensor, v: Tensor, biases: Tensor[], sc
   return nn.matmul(nn.softmax(s), v);
 };
 const [N, D] = [392, 32];
-for (const [stage, nW, nH] of [[1, 128, 3], [3, 16, 12]]) {
+for (const [stage, nW, nH] of only.includes("attention") ? [[1, 128, 3], [3, 16, 12]] : []) {
   const lead = [1, nW, nH];
   const shape = [...lead, N, D];
   const n = nW * nH * N * D;
@@ -198,21 +206,24 @@ for (const [stage, nW, nH] of [[1, 128, 3], [3, 16, 12]]) {
   );
   const g = tensor(normal(n), shape);
   const scale = D ** -0.5;
-  const chunked = () => nn.attention(q, k, v, { scale, bias: [rel, mask] });
+  const fused = () => nn.attention(q, k, v, { scale, bias: [rel, mask] });
+  const chunked = () => nn.attention(q, k, v, { scale, bias: [rel, mask], fused: false });
   const composed = () => composedAttention(q, k, v, [rel, mask], scale);
   const matrices = nW * nH;
   const fwdFlops = 4 * matrices * N * N * D;
   const label = `stage ${stage} [1,${nW},${nH},${N},${D}]`;
-  const impls: [string, () => Tensor][] = [["attention", chunked]];
+  const impls: [string, () => Tensor][] = [["chunked", chunked], ["fused", fused]];
+  const diff = await compare([fused, chunked], [q, k, v], g);
+  console.log(`attention ${label} fused vs chunked: max |difference| ${diff.toExponential(2)}`);
   if (matrices * N * N * 4 < 2 ** 27) {
-    impls.unshift(["composed", composed]);
+    impls.push(["composed", composed]);
     const diff = await compare([chunked, composed], [q, k, v], g);
     console.log(
       `attention ${label} chunked vs composed: max |difference| ${diff.toExponential(2)}`,
     );
   } else {
     // No unchunked baseline fits: one window against float64 instead.
-    const y = await tidy(() => noGrad(chunked)).read();
+    const y = await tidy(() => noGrad(fused)).read();
     const [qd, kd, vd, rd, md] = await Promise.all([q, k, v, rel, mask].map((t) => t.read()));
     const [w, h] = [77, 2];
     const at = (w * nH + h) * N * D;
@@ -242,7 +253,7 @@ for (const [stage, nW, nH] of [[1, 128, 3], [3, 16, 12]]) {
   }
   for (const [impl, f] of impls) {
     const [fwd, both] = units(f, [q, k, v], g);
-    const common = { group: "attention", label, impl, baseline: impl === "composed", iters: 3 };
+    const common = { group: "attention", label, impl, baseline: impl === "chunked", iters: 3 };
     register({ ...common, pass: "forward", flops: fwdFlops, run: fwd });
     register({ ...common, pass: "forward+backward", flops: 3 * fwdFlops, run: both });
   }

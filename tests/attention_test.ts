@@ -5,11 +5,18 @@
 // small, chunks along inner and outer axes) against the float64 reference and equal to the
 // unchunked one; Swin stage 1 at 224x224 (scores of 236 MB, over the 128 MiB binding) against
 // the reference on sampled windows; PyTorch's F.softmax(q @ k^T * scale + bias) @ v (float64) on
-// fixed inputs: outputs and gradients; errors.
+// fixed inputs: outputs and gradients; errors. The default tests take the fused forward (and the
+// fused backward where no bias wants a gradient); others force each path (`fused: false`) on the
+// same inputs: shapes with N from 1 to 400, d from 1 to 64, Nq != Nk, biases broadcast several
+// ways, -100 masks, rows of large magnitude, other tilings, shapes beyond the fused kernels.
 
 import assert from "assert";
 import { nn, noGrad, type Tensor, tensor, tidy } from "../mod.ts";
-import { attentionChunks } from "../src/tensor/ops/attention.ts";
+import {
+  attentionChunks,
+  fusedAttentionApplies,
+  setFusedAttentionTiling,
+} from "../src/tensor/ops/attention.ts";
 import { assertClose, checkOp, initGpu, numel, randn, withSeed } from "./_helpers.ts";
 
 /** Row-major strides of `shape` broadcast to `to` (0 on broadcast axes). */
@@ -89,12 +96,16 @@ interface Case {
   dv?: number;
   biases?: number[][];
   maxScoreBytes?: number;
+  /** Passed to nn.attention (default: its own, the fused forward where it applies). */
+  fused?: boolean;
 }
 
 const name = (c: Case) =>
   `attention lead [${c.lead}] ${c.nq}x${c.nk ?? c.nq} d ${c.d}/${c.dv ?? c.d} bias ${
     JSON.stringify(c.biases ?? [])
-  }${c.maxScoreBytes ? ` maxScoreBytes ${c.maxScoreBytes}` : ""}`;
+  }${c.maxScoreBytes ? ` maxScoreBytes ${c.maxScoreBytes}` : ""}${
+    c.fused === false ? " composed" : ""
+  }`;
 
 async function check(c: Case, biasGrad = true, scale = 0.35): Promise<void> {
   const nk = c.nk ?? c.nq;
@@ -113,6 +124,7 @@ async function check(c: Case, biasGrad = true, scale = 0.35): Promise<void> {
         scale,
         bias: bias.length === 1 ? bias[0] : bias,
         maxScoreBytes: c.maxScoreBytes,
+        fused: c.fused,
       }),
     ref: attnRef(c.lead, c.nq, nk, c.d, dv, scale, biases),
     rtol: 1e-4,
@@ -185,7 +197,9 @@ Deno.test("attention: the chunked path (maxScoreBytes forced small) against the 
     },
     { lead: [5], nq: 9, nk: 7, d: 3, dv: 2, biases: [[5, 1, 7]], maxScoreBytes: 2 * 4 * 63 },
   ];
-  for (const c of cases) await check(c);
+  // The fused forward writes no scores, so only the backward is chunked there: the composed
+  // forward too.
+  for (const c of cases) for (const fused of [true, false]) await check({ ...c, fused });
 });
 
 Deno.test("attention: chunks hold at most maxScoreBytes and cover the rows in order", () => {
@@ -257,6 +271,177 @@ Deno.test("attention: chunked equals unchunked (outputs and gradients)", async (
     dispose(parts);
   }
   dispose(whole);
+});
+
+Deno.test("attention: fused and composed forwards against float64 (shapes, broadcasts, masks, large rows)", async () => {
+  await initGpu();
+  interface FwdCase extends Case {
+    /** Multiplies q (scores of that many times more). */
+    qScale?: number;
+    /** The data of bias n at flat index i (default: normal). */
+    bias?: (n: number, i: number) => number;
+    /** Tolerances against the float64 reference (default 1e-4, 1e-5). */
+    tol?: [number, number];
+  }
+  const mask = (i: number) => (i * 7919) % 5 === 0 ? -100 : 0;
+  const cases: FwdCase[] = [
+    { lead: [2], nq: 1, d: 1 },
+    { lead: [], nq: 3, nk: 1, d: 2, dv: 5 },
+    { lead: [1], nq: 100, nk: 3, d: 64, dv: 1 },
+    { lead: [3], nq: 37, nk: 200, d: 7, dv: 5, biases: [[37, 1], [3, 1, 200]] },
+    { lead: [2, 3], nq: 5, nk: 6, d: 9, dv: 12, biases: [[5, 6]] },
+    // Swin: relative position bias [nH, N, N] and a -100 shifted-window mask [nW, 1, N, N].
+    {
+      lead: [1, 2, 3],
+      nq: 392,
+      d: 32,
+      biases: [[3, 392, 392], [2, 1, 392, 392]],
+      bias: (n, i) => n === 1 ? mask(i) : Math.sin(i),
+    },
+    {
+      lead: [2, 3],
+      nq: 400,
+      d: 64,
+      biases: [[3, 400, 400], [2, 1, 400, 400]],
+      bias: (n, i) => n === 1 ? mask(i) : Math.cos(i),
+    },
+    { lead: [4], nq: 60, nk: 132, d: 48, dv: 40, biases: [[4, 60, 132]] },
+    { lead: [2, 2], nq: 17, nk: 9, d: 3, dv: 64, biases: [[2, 1, 1, 9], [17, 1]] },
+    // Rows of large magnitude: scores near 1e3 from q, and offsets of 1e4 per row from a bias.
+    {
+      lead: [2, 2],
+      nq: 50,
+      nk: 64,
+      d: 16,
+      qScale: 30,
+      biases: [[50, 1], [2, 2, 50, 64]],
+      bias: (n, i) => n === 0 ? 1e4 * (i % 7) : mask(i),
+      tol: [2e-2, 2e-2],
+    },
+  ];
+  const scale = 0.3;
+  let worst = 0;
+  for (const [ci, c] of cases.entries()) {
+    const nk = c.nk ?? c.nq;
+    const dv = c.dv ?? c.d;
+    const biases = c.biases ?? [];
+    const data = [[...c.lead, c.nq, c.d], [...c.lead, nk, c.d], [...c.lead, nk, dv]].map((sh, i) =>
+      randn(numel(sh), 100 * ci + i, i === 0 ? c.qScale ?? 1 : 1)
+    );
+    const bdata = biases.map((sh, n) =>
+      c.bias
+        ? Float64Array.from({ length: numel(sh) }, (_, i) => Math.fround(c.bias!(n, i)))
+        : randn(numel(sh), 100 * ci + 10 + n)
+    );
+    const want = attnRef(c.lead, c.nq, nk, c.d, dv, scale, biases)(
+      data[0],
+      data[1],
+      data[2],
+      ...bdata,
+    );
+    const [rtol, atol] = c.tol ?? [1e-4, 1e-5];
+    const errs: number[] = [];
+    for (const fused of [true, false]) {
+      const got = await tidy(() => {
+        const [q, k, v] = data.map((x, i) =>
+          tensor(
+            Float32Array.from(x),
+            [
+              [...c.lead, c.nq, c.d],
+              [...c.lead, nk, c.d],
+              [...c.lead, nk, dv],
+            ][i],
+          )
+        );
+        const bias = bdata.map((x, n) => tensor(Float32Array.from(x), biases[n]));
+        return noGrad(() => nn.attention(q, k, v, { scale, bias, fused })).read();
+      });
+      assertClose(got, want, {
+        rtol,
+        atol,
+        what: withSeed(`${name(c)}${fused ? " fused" : " composed"} vs float64`),
+      });
+      let err = 0;
+      for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+      errs.push(err);
+    }
+    if (!c.tol) worst = Math.max(worst, errs[0]);
+    else {
+      // Large rows: float32 rounds the scores themselves (an ulp of 6e4 is 4e-3), whichever
+      // path adds them up; the fused one must not do worse than the composition.
+      console.log(
+        `${name(c)}: worst absolute error fused ${errs[0].toExponential(2)}, ` +
+          `composed ${errs[1].toExponential(2)}`,
+      );
+      assert.ok(errs[0] <= 2 * errs[1] + 1e-5, `fused ${errs[0]} vs composed ${errs[1]}`);
+    }
+  }
+  console.log(
+    `fused attention: worst absolute error ${worst.toExponential(2)} (float64 reference)`,
+  );
+});
+
+Deno.test("attention: fused backward (biases without gradients) against finite differences", async () => {
+  // Biases that want no gradient: the fused backward (attn_bwd_q, attn_bwd_kv), each case also
+  // composed; aligned (vec4) and unaligned biases and heads, Nq != Nk, rows past a lane's end.
+  const cases: Case[] = [
+    { lead: [2, 3], nq: 20, nk: 12, d: 36, dv: 8, biases: [[3, 20, 12], [2, 1, 1, 12]] },
+    { lead: [1, 2, 3], nq: 16, d: 8, biases: [[3, 16, 16], [2, 1, 16, 16]] },
+    { lead: [3], nq: 9, nk: 7, d: 3, dv: 5, biases: [[9, 1], [3, 1, 7]] },
+    { lead: [2], nq: 1, nk: 1, d: 1 },
+    { lead: [], nq: 33, nk: 40, d: 64, dv: 64, biases: [[33, 40]] },
+    { lead: [2, 2], nq: 13, nk: 8, d: 12, dv: 2 },
+  ];
+  for (const c of cases) for (const fused of [true, false]) await check({ ...c, fused }, false);
+});
+
+Deno.test("attention: fused gradients equal the composed ones at a Swin shape (-100 mask)", async () => {
+  await initGpu();
+  const [lead, n, d] = [[1, 4, 3], 392, 32];
+  const mk = (shape: number[], seed: number, data?: Float64Array) =>
+    tensor(Float32Array.from(data ?? randn(numel(shape), seed)), shape, { requiresGrad: true });
+  const maskData = Float64Array.from(
+    { length: 4 * n * n },
+    (_, i) => (i * 7919) % 7 === 0 ? -100 : 0,
+  );
+  const run = async (fused: boolean) => {
+    const [q, k, v] = [1, 2, 3].map((i) => mk([...lead, n, d], i));
+    const y = tidy(() => {
+      const rel = tensor(Float32Array.from(randn(3 * n * n, 4)), [3, n, n]);
+      const mask = tensor(Float32Array.from(maskData), [4, 1, n, n]);
+      const y = nn.attention(q, k, v, { bias: [rel, mask], fused });
+      y.backward(tensor(Float32Array.from(randn(y.size, 6)), y.shape));
+      return y;
+    });
+    const out = await Promise.all([y, q.grad!, k.grad!, v.grad!].map((t) => t.read()));
+    [y, q, k, v].forEach((t) => t.dispose());
+    return out;
+  };
+  const [a, b] = [await run(true), await run(false)];
+  for (const [i, what] of ["y", "dq", "dk", "dv"].entries()) {
+    assertClose(a[i], b[i], {
+      rtol: 1e-4,
+      atol: 1e-5,
+      what: withSeed(`Swin ${what} fused vs composed`),
+    });
+  }
+});
+
+Deno.test("attention: fused forward with gradients, and shapes that take the composition", async () => {
+  // The forward is fused, the bias wants a gradient: the backward recomputes by composition.
+  await check({ lead: [2, 3], nq: 20, nk: 12, d: 36, dv: 8, biases: [[3, 20, 12], [2, 1, 1, 12]] });
+  // Heads over 64 channels and three biases are composed.
+  assert.ok(!fusedAttentionApplies(3, 3, 65, 2, 0));
+  assert.ok(!fusedAttentionApplies(5, 5, 4, 4, 3));
+  await check({ lead: [2], nq: 3, d: 65, dv: 2 });
+  await check({ lead: [2, 3], nq: 5, d: 4, biases: [[5, 5], [3, 1, 5], [2, 1, 1, 5]] });
+  // Other tilings of the fused forward (rows per invocation, keys per block) agree.
+  const before = setFusedAttentionTiling({ rows: 3, keys: 5 });
+  try {
+    await check({ lead: [2, 2], nq: 11, nk: 13, d: 6, biases: [[2, 1, 11, 13]] });
+  } finally {
+    setFusedAttentionTiling(before);
+  }
 });
 
 Deno.test("attention: Swin stage 1 at 224x224 (scores over the 128 MiB binding)", async () => {

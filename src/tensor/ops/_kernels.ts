@@ -129,3 +129,44 @@ export const INDEX_SELECT = kernel(here("index_select.wgsl"), {
 export const SOFTMAX = kernel(here("softmax.wgsl"), {
   storage: [{ name: "b1", access: "read" as const }, "b2", "b3"],
 });
+
+const attnRead = (names: string[]) =>
+  names.map((name) => ({ name, type: "vec4<f32>", access: "read" as const }));
+const attnTail = [
+  { name: "offs", type: "u32", access: "read" as const },
+  ...[1, 2].map((n) => ({
+    name: `bias${n}`,
+    access: "read" as const,
+    views: { [`bias${n}v`]: "vec4<f32>" },
+  })),
+];
+
+/** Fused attention forward, a few query rows per invocation (attention.wgsl). */
+export const ATTENTION = kernel(here("attention.wgsl"), {
+  storage: [
+    ...["q4", "k4", "v4"].map((name) => ({ name, type: "vec4<f32>", access: "read" as const })),
+    { name: "out4", type: "vec4<f32>" },
+    ...attnTail,
+  ],
+});
+
+/** The fused attention backward's dq pass, with the rows' lse and delta (attention.wgsl). */
+export const ATTENTION_BWD_Q = kernel(here("attention.wgsl"), {
+  storage: [
+    ...attnRead(["q4", "k4", "v4", "g4", "o4"]),
+    { name: "dq4", type: "vec4<f32>" },
+    "stats",
+    ...attnTail,
+  ],
+});
+
+/** The fused attention backward's dk and dv pass, a few key rows per invocation (attention.wgsl). */
+export const ATTENTION_BWD_KV = kernel(here("attention.wgsl"), {
+  storage: [
+    ...attnRead(["q4", "k4", "v4", "g4"]),
+    { name: "stats", access: "read" as const },
+    { name: "dk4", type: "vec4<f32>" },
+    { name: "dv4", type: "vec4<f32>" },
+    ...attnTail,
+  ],
+});
