@@ -144,7 +144,7 @@ const attnTail = [
 /** Fused attention forward, a few query rows per invocation (attention.wgsl). */
 export const ATTENTION = kernel(here("attention.wgsl"), {
   storage: [
-    ...["q4", "k4", "v4"].map((name) => ({ name, type: "vec4<f32>", access: "read" as const })),
+    ...attnRead(["q4", "k4", "v4"]),
     { name: "out4", type: "vec4<f32>" },
     ...attnTail,
   ],

@@ -40,8 +40,9 @@ export interface AttentionOptions {
   maxScoreBytes?: number;
   /**
    * Whether the forward may run fused (attention.wgsl: one dispatch, no scores written), which
-   * it does where {@link fusedAttentionApplies}; default true. `false` forces the chunked
-   * composition (tests, benches). The backward always recomputes the weights by composition.
+   * it does where {@link fusedAttentionApplies}; default true. Its backward is fused as well
+   * unless a bias wants a gradient (then the chunked composition recomputes the weights).
+   * `false` forces the chunked composition, forward and backward (tests, benches).
    */
   fused?: boolean;
 }
