@@ -24,7 +24,7 @@
 
 import { z } from "zod";
 import type { SameShape } from "../../_zod.ts";
-import { add, concat, mul, permute, resize, sigmoid, slice } from "../../nn/mod.ts";
+import { add, mul, permute, resize, sigmoid, slice } from "../../nn/mod.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import {
   buildConvNext3dParams,
@@ -46,10 +46,9 @@ import {
 } from "./fast_vqa.ts";
 import { type FragmentPlan, fragmentPlan } from "./fragments.ts";
 import { imagenetNormalize } from "./resnet.ts";
-import { type SampledView, SampledViewStream, viewImages } from "./sampled_views.ts";
+import { type SampledView, SampledViewVictim, viewImages } from "./sampled_views.ts";
 import { buildSwinParams, Swin3d, SWIN_T_FRAGMENTS, swinChannels } from "./swin3d.ts";
 import {
-  asBatch,
   checkModelSize,
   disposeParams,
   MAX_MODEL_WIDTH,
@@ -58,9 +57,7 @@ import {
   parseModelConfig,
   type PublishedBaseConfig,
   PublishedBaseSchema,
-  type StreamOptions,
   type Victim,
-  type VictimStream,
 } from "./victim.ts";
 
 /** DOVER's aesthetic view: frames resized whole, through an inflated ConvNeXt. */
@@ -237,7 +234,7 @@ export interface DoverPlan {
  * model.dispose();
  * ```
  */
-export class Dover implements Victim {
+export class Dover extends SampledViewVictim implements Victim {
   /** The family name. */
   readonly family = "dover" as const;
   /** The model's name. */
@@ -249,6 +246,7 @@ export class Dover implements Victim {
 
   /** A fresh model; the config overrides the defaults. */
   constructor(options: { config?: Partial<DoverConfig>; seed?: number; name?: string } = {}) {
+    super();
     this.config = parseModelConfig("dover", DoverConfigSchema, DOVER_DEFAULTS, options.config);
     checkModelSize("dover", (c) => doverSize(c), {
       config: this.config,
@@ -320,54 +318,16 @@ export class Dover implements Victim {
     return sigmoid(add(zt, za));
   }
 
+  /** {@link Dover.scoreImages} of the two views' images (technical, aesthetic). */
+  scoreViews(images: Tensor[]): Tensor {
+    return this.scoreImages(images[0], images[1]);
+  }
+
   /** The score `[1]` of frames `[T,3,H,W]` under explicit plans (e.g. a parity test's). */
   scoreWithPlan(frames: Tensor, plan: DoverPlan): Tensor {
     const [t, , h, w] = frames.shape;
     const [tv, av] = this.views(t, h, w, plan);
     return this.scoreImages(viewImages(frames, tv), viewImages(frames, av));
-  }
-
-  /** Identity (the sampling is part of the score, so gradients reach the frames). */
-  prepare(clips: Tensor): Tensor {
-    return clips;
-  }
-
-  /** The clip's score `[1]`, frames `[T,3,H,W]` in [0,1]. Differentiable. */
-  score(frames: Tensor): Tensor {
-    const x = asBatch(frames, this.name);
-    if (x.shape[0] !== 1) throw new RangeError(`${this.name}: score takes one clip`);
-    const f = x.reshape(x.shape.slice(1));
-    const [t, , h, w] = f.shape;
-    const [tv, av] = this.views(t, h, w);
-    return this.scoreImages(viewImages(f, tv), viewImages(f, av));
-  }
-
-  /** Scores of a batch `[B,T,3,H,W]` -> `[B]`, clip by clip. Differentiable. */
-  scoreBatch(clips: Tensor): Tensor {
-    const x = asBatch(clips, this.name);
-    const [b, ...rest] = x.shape;
-    const scores: Tensor[] = [];
-    for (let i = 0; i < b; i++) {
-      scores.push(this.score(slice(x, { axis: 0, start: i, end: i + 1 }).reshape(rest)));
-    }
-    return scores.length === 1 ? scores[0] : concat(scores, 0);
-  }
-
-  /** {@link Dover.scoreBatch} (prepare is the identity). */
-  scorePrepared(prepared: Tensor): Tensor {
-    return this.scoreBatch(prepared);
-  }
-
-  /**
-   * A chunk-by-chunk scorer for a video of `options.frames` frames (required: the sampling
-   * spans the whole video), keeping only the sampled frames' fragments and resized frames.
-   */
-  stream(options: StreamOptions = {}): VictimStream {
-    return new SampledViewStream({
-      who: this.name,
-      views: (t, h, w) => this.views(t, h, w),
-      score: ([tv, av]) => this.scoreImages(tv, av),
-    }, options.frames);
   }
 
   /** Frees the parameters. */

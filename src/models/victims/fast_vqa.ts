@@ -25,22 +25,11 @@
 
 import { z } from "zod";
 import type { SameShape } from "../../_zod.ts";
-import {
-  add,
-  concat,
-  gelu,
-  linear,
-  mean,
-  mul,
-  permute,
-  sigmoid,
-  slice,
-  sub,
-} from "../../nn/mod.ts";
+import { add, gelu, linear, mean, mul, permute, sigmoid, slice, sub } from "../../nn/mod.ts";
 import { isGradEnabled, type Tensor, tidy } from "../../tensor/tensor.ts";
 import { FragmentCutter, type FragmentPlan, fragmentPlan } from "./fragments.ts";
 import { imagenetNormalize } from "./resnet.ts";
-import { type SampledView, SampledViewStream, viewImages } from "./sampled_views.ts";
+import { type SampledView, SampledViewVictim, viewImages } from "./sampled_views.ts";
 import {
   buildSwinParams,
   Swin3d,
@@ -50,7 +39,6 @@ import {
   swinConfigZod,
 } from "./swin3d.ts";
 import {
-  asBatch,
   checkModelSize,
   disposeParams,
   MAX_MODEL_WIDTH,
@@ -60,7 +48,6 @@ import {
   type PublishedBaseConfig,
   PublishedBaseSchema,
   type Victim,
-  type VictimStream,
 } from "./victim.ts";
 
 /**
@@ -412,7 +399,7 @@ export function fastVqaSize(c: FastVqaConfig): ModelSize {
  * model.dispose();
  * ```
  */
-export class FastVqa implements Victim {
+export class FastVqa extends SampledViewVictim implements Victim {
   /** The family name. */
   readonly family: "fast-vqa" | "faster-vqa";
   /** The model's name. */
@@ -427,6 +414,7 @@ export class FastVqa implements Victim {
     family: "fast-vqa" | "faster-vqa",
     options: { config?: Partial<FastVqaConfig>; seed?: number; name?: string } = {},
   ) {
+    super();
     this.family = family;
     const defaults = family === "fast-vqa" ? FAST_VQA_DEFAULTS : FASTER_VQA_DEFAULTS;
     this.config = parseModelConfig(family, FastVqaConfigSchema, defaults, options.config);
@@ -452,6 +440,11 @@ export class FastVqa implements Victim {
     return fragmentSampledView(this.config, t, height, width, this.config.seed, plan);
   }
 
+  /** The one view, the fragments (see {@link FastVqa.view}). */
+  views(t: number, height: number, width: number): SampledView[] {
+    return [this.view(t, height, width)];
+  }
+
   /** The score `[1]` from the fragment images `[N, 3, h, w]`. */
   scoreImages(images: Tensor): Tensor {
     const raw = fragmentRaw(images, this.config, this.#swin, this.#params, "vqa_head.");
@@ -459,55 +452,19 @@ export class FastVqa implements Victim {
     return r ? sigmoid(mul(sub(raw, r[0]), 1 / r[1])) : raw;
   }
 
+  /** {@link FastVqa.scoreImages} of the one view's images. */
+  scoreViews(images: Tensor[]): Tensor {
+    return this.scoreImages(images[0]);
+  }
+
   /**
    * The score `[1]` of frames `[T,3,H,W]` under an explicit plan (the authors' random draws
-   * replayed, e.g. by a parity test); {@link FastVqa.score} draws the plan from the seed.
+   * replayed, e.g. by a parity test); {@link SampledViewVictim.score} draws the plan from the
+   * seed.
    */
   scoreWithPlan(frames: Tensor, plan: FragmentPlan): Tensor {
     const [t, , h, w] = frames.shape;
     return this.scoreImages(viewImages(frames, this.view(t, h, w, plan)));
-  }
-
-  /** Identity (the sampling is part of the score, so gradients reach the frames). */
-  prepare(clips: Tensor): Tensor {
-    return clips;
-  }
-
-  /** The clip's score `[1]`, frames `[T,3,H,W]` in [0,1]. Differentiable. */
-  score(frames: Tensor): Tensor {
-    const x = asBatch(frames, this.name);
-    if (x.shape[0] !== 1) throw new RangeError(`${this.name}: score takes one clip`);
-    const f = x.reshape(x.shape.slice(1));
-    const [t, , h, w] = f.shape;
-    return this.scoreImages(viewImages(f, this.view(t, h, w)));
-  }
-
-  /** Scores of a batch `[B,T,3,H,W]` -> `[B]`, clip by clip. Differentiable. */
-  scoreBatch(clips: Tensor): Tensor {
-    const x = asBatch(clips, this.name);
-    const [b, ...rest] = x.shape;
-    const scores: Tensor[] = [];
-    for (let i = 0; i < b; i++) {
-      scores.push(this.score(slice(x, { axis: 0, start: i, end: i + 1 }).reshape(rest)));
-    }
-    return scores.length === 1 ? scores[0] : concat(scores, 0);
-  }
-
-  /** {@link FastVqa.scoreBatch} (prepare is the identity). */
-  scorePrepared(prepared: Tensor): Tensor {
-    return this.scoreBatch(prepared);
-  }
-
-  /**
-   * A chunk-by-chunk scorer for a video of `options.frames` frames (required: the sampling
-   * spans the whole video), keeping only the fragments of the sampled frames. Forward only.
-   */
-  stream(options: { frames?: number } = {}): VictimStream {
-    return new SampledViewStream({
-      who: this.name,
-      views: (t, h, w) => [this.view(t, h, w)],
-      score: ([images]) => this.scoreImages(images),
-    }, options.frames);
   }
 
   /** Frees the parameters. */

@@ -10,7 +10,13 @@
 
 import { concat, slice } from "../../nn/mod.ts";
 import { noGrad, type Tensor, tidy } from "../../tensor/tensor.ts";
-import type { VictimStream, VictimStreamResult } from "./victim.ts";
+import {
+  asBatch,
+  checkStreamChunk,
+  type StreamOptions,
+  type VictimStream,
+  type VictimStreamResult,
+} from "./victim.ts";
 
 /** One view of a video: the frames it samples and how it makes an image of each. */
 export interface SampledView {
@@ -110,20 +116,11 @@ export class SampledViewStream implements VictimStream {
   /** Takes the next frames `[t,3,H,W]` (see {@link VictimStream.push}). */
   push(frames: Tensor): void {
     const who = this.#model.who;
-    if (this.#closed) throw new Error(`${who} stream: push after the stream was ${this.#closed}`);
-    if (frames.rank !== 4 || frames.shape[1] !== 3) {
-      throw new RangeError(
-        `${who} stream: a chunk must be frames [t,3,H,W], got [${frames.shape}]`,
-      );
-    }
-    const [t, , h, w] = frames.shape;
-    if (this.#size && (this.#size[0] !== h || this.#size[1] !== w)) {
-      throw new RangeError(
-        `${who} stream: a chunk of ${w}x${h} frames after frames of ${this.#size[1]}x${
-          this.#size[0]
-        } (frame ${this.#frames})`,
-      );
-    }
+    const [t, h, w] = checkStreamChunk(who, frames, {
+      closed: this.#closed,
+      size: this.#size,
+      frames: this.#frames,
+    });
     if (this.#frames + t > this.#total) {
       throw new RangeError(
         `${who} stream: frame ${this.#frames + t - 1} pushed, but the stream was opened for ` +
@@ -193,5 +190,74 @@ export class SampledViewStream implements VictimStream {
     for (const list of this.#images) for (const x of list) x?.dispose();
     this.#images = [];
     this.#closed ??= "disposed";
+  }
+}
+
+/**
+ * What the victims of sampled views (`fast-vqa`, `faster-vqa`, `dover`) share: the score of a
+ * clip is {@link SampledViewVictim.scoreViews} of its views' images, a batch is scored clip by
+ * clip, `prepare` is the identity (the sampling is part of the score, so gradients reach the
+ * frames) and the stream keeps the views' images ({@link SampledViewStream}). A family gives its
+ * views and how it scores their images.
+ *
+ * @example
+ * ```ts ignore
+ * class MyModel extends SampledViewVictim {
+ *   readonly name = "my-model";
+ *   views(t: number, h: number, w: number): SampledView[] { ... }
+ *   scoreViews(images: Tensor[]): Tensor { ... }
+ * }
+ * ```
+ */
+export abstract class SampledViewVictim {
+  /** The model's name, for messages. */
+  abstract readonly name: string;
+  /** The views of a `t`-frame video of `height x width` (plans drawn from the model's seed). */
+  abstract views(t: number, height: number, width: number): SampledView[];
+  /** The clip's score `[1]` from each view's images, in the views' order. */
+  abstract scoreViews(images: Tensor[]): Tensor;
+
+  /** Identity (the sampling is part of the score, so gradients reach the frames). */
+  prepare(clips: Tensor): Tensor {
+    return clips;
+  }
+
+  /** The clip's score `[1]`, frames `[T,3,H,W]` in [0,1]. Differentiable. */
+  score(frames: Tensor): Tensor {
+    const x = asBatch(frames, this.name);
+    if (x.shape[0] !== 1) {
+      throw new RangeError(`${this.name}: score takes one clip [T,3,H,W], got [${x.shape}]`);
+    }
+    const f = x.reshape(x.shape.slice(1));
+    const [t, , h, w] = f.shape;
+    return this.scoreViews(this.views(t, h, w).map((v) => viewImages(f, v)));
+  }
+
+  /** Scores of a batch `[B,T,3,H,W]` -> `[B]`, clip by clip. Differentiable. */
+  scoreBatch(clips: Tensor): Tensor {
+    const x = asBatch(clips, this.name);
+    const [b, ...rest] = x.shape;
+    const scores: Tensor[] = [];
+    for (let i = 0; i < b; i++) {
+      scores.push(this.score(slice(x, { axis: 0, start: i, end: i + 1 }).reshape(rest)));
+    }
+    return scores.length === 1 ? scores[0] : concat(scores, 0);
+  }
+
+  /** {@link SampledViewVictim.scoreBatch} (prepare is the identity). */
+  scorePrepared(prepared: Tensor): Tensor {
+    return this.scoreBatch(prepared);
+  }
+
+  /**
+   * A chunk-by-chunk scorer for a video of `options.frames` frames (required: the sampling
+   * spans the whole video), keeping only the views' images. Forward only.
+   */
+  stream(options: StreamOptions = {}): VictimStream {
+    return new SampledViewStream({
+      who: this.name,
+      views: (t, h, w) => this.views(t, h, w),
+      score: (images) => this.scoreViews(images),
+    }, options.frames);
   }
 }

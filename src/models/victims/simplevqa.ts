@@ -61,6 +61,7 @@ import {
 import {
   asBatch,
   checkModelSize,
+  checkStreamChunk,
   disposeParams,
   MAX_MODEL_WIDTH,
   type ModelSize,
@@ -398,20 +399,11 @@ class SimpleVqaStream implements VictimStream {
 
   push(frames: Tensor): void {
     const who = this.#model.name;
-    if (this.#closed) throw new Error(`${who} stream: push after the stream was ${this.#closed}`);
-    if (frames.rank !== 4 || frames.shape[1] !== 3) {
-      throw new RangeError(
-        `${who} stream: a chunk must be frames [t,3,H,W], got [${frames.shape}]`,
-      );
-    }
-    const [t, , h, w] = frames.shape;
-    if (this.#size && (this.#size[0] !== h || this.#size[1] !== w)) {
-      throw new RangeError(
-        `${who} stream: a chunk of ${w}x${h} frames after frames of ${this.#size[1]}x${
-          this.#size[0]
-        } (frame ${this.#frames})`,
-      );
-    }
+    const [t, h, w] = checkStreamChunk(who, frames, {
+      closed: this.#closed,
+      size: this.#size,
+      frames: this.#frames,
+    });
     this.#size = [h, w];
     if (t === 0) return;
     const fps = this.#model.config.fps;

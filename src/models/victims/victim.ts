@@ -277,6 +277,50 @@ export interface VictimStream {
   dispose(): void;
 }
 
+/**
+ * Checks the next chunk pushed to a victim's stream: the stream is open, the chunk is frames
+ * `[t,3,H,W]`, of the size of the earlier chunks (`size`, null before the first). Returns
+ * `[t, H, W]`. Every family's stream checks its chunks with it, so they fail alike.
+ *
+ * @throws {Error} after `finish()` or `dispose()`; {@link RangeError} naming the shape, or both
+ *   sizes and the frame where they change.
+ * @example
+ * ```ts
+ * import assert from "assert";
+ * import { initGpu } from "../../gpu/device.ts";
+ * import { full } from "../../tensor/tensor.ts";
+ * import { checkStreamChunk } from "./victim.ts";
+ * await initGpu();
+ * const chunk = full([2, 3, 32, 64], 0);
+ * assert.deepEqual(checkStreamChunk("v", chunk, { closed: null, size: null, frames: 0 }), [2, 32, 64]);
+ * assert.throws(
+ *   () => checkStreamChunk("v", chunk, { closed: null, size: [64, 64], frames: 5 }),
+ *   /v stream: a chunk of 64x32 frames after frames of 64x64 \(frame 5\)/,
+ * );
+ * ```
+ */
+export function checkStreamChunk(
+  who: string,
+  frames: Tensor,
+  state: { closed: string | null; size: readonly [number, number] | null; frames: number },
+): [number, number, number] {
+  if (state.closed) throw new Error(`${who} stream: push after the stream was ${state.closed}`);
+  if (frames.rank !== 4 || frames.shape[1] !== 3) {
+    throw new RangeError(
+      `${who} stream: a chunk must be frames [t,3,H,W] (RGB in [0,1]), got [${frames.shape}]`,
+    );
+  }
+  const [t, , h, w] = frames.shape;
+  if (state.size && (state.size[0] !== h || state.size[1] !== w)) {
+    throw new RangeError(
+      `${who} stream: a chunk of ${w}x${h} frames after frames of ${state.size[1]}x${
+        state.size[0]
+      } (frame ${state.frames}); every chunk of a clip has the same frame size`,
+    );
+  }
+  return [t, h, w];
+}
+
 /** What a family gives {@link chunkedStream}: how to score one chunk from the carried state. */
 export interface StreamSteps {
   /** The model's name for messages, e.g. `vsfa-mini`. */
@@ -406,20 +450,11 @@ class ChunkedStream implements VictimStream {
 
   push(frames: Tensor): void {
     const who = this.#steps.who;
-    if (this.#closed) throw new Error(`${who} stream: push after the stream was ${this.#closed}`);
-    if (frames.rank !== 4 || frames.shape[1] !== 3) {
-      throw new RangeError(
-        `${who} stream: a chunk must be frames [t,3,H,W] (RGB in [0,1]), got [${frames.shape}]`,
-      );
-    }
-    const [t, , h, w] = frames.shape;
-    if (this.#size && (this.#size[0] !== h || this.#size[1] !== w)) {
-      throw new RangeError(
-        `${who} stream: a chunk of ${w}x${h} frames after frames of ${this.#size[1]}x${
-          this.#size[0]
-        } (frame ${this.#frames}); every chunk of a clip has the same frame size`,
-      );
-    }
+    const [t, h, w] = checkStreamChunk(who, frames, {
+      closed: this.#closed,
+      size: this.#size,
+      frames: this.#frames,
+    });
     this.#size = [h, w];
     if (t === 0) return;
     noGrad(() => {
