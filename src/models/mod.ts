@@ -63,6 +63,7 @@ export {
   type ResNetConfig,
   type SampledView,
   SampledViewStream,
+  SampledViewVictim,
   saveVictim,
   SimpleVqa,
   type SimpleVqaConfig,

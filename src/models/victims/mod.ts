@@ -123,7 +123,7 @@ export {
   type DoverPlan,
 } from "./dover.ts";
 export { SWIN_T_FRAGMENTS, type SwinConfig } from "./swin3d.ts";
-export { type SampledView, SampledViewStream } from "./sampled_views.ts";
+export { type SampledView, SampledViewStream, SampledViewVictim } from "./sampled_views.ts";
 export { CONVNEXT3D_TINY, type ConvNext3dConfig } from "./convnext3d.ts";
 export {
   type FragmentGrid,
