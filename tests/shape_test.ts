@@ -1,4 +1,4 @@
-// Shape ops (permute, transpose, slice, split, concat, stack, squeeze, unsqueeze): forward
+// Shape ops (permute, transpose, slice, split, concat, stack, squeeze, unsqueeze, pad): forward
 // against float64 references, gradients against finite differences, argument errors.
 
 import { initGpu, nn, type Tensor, tensor, tidy } from "../mod.ts";
@@ -473,4 +473,40 @@ Deno.test("slice gradients: disjoint pieces fill one buffer; overlaps, mixed use
     }
     x.dispose();
   }
+});
+
+/** Zero padding `pads` ([before, after] per leading axis) of a row-major `shape`. */
+function padRef(shape: number[], pads: [number, number][]): (x: Float64Array) => Float64Array {
+  const full = pads.map(([b, a], i) => [b, a, shape[i]]);
+  const out = shape.map((d, i) => d + (full[i] ? full[i][0] + full[i][1] : 0));
+  const so = strides(out);
+  return (x) => {
+    const y = new Float64Array(numel(out));
+    for (let i = 0; i < x.length; i++) {
+      const c = coordsOf(i, shape);
+      y[c.reduce((s, v, a) => s + (v + (full[a] ? full[a][0] : 0)) * so[a], 0)] = x[i];
+    }
+    return y;
+  };
+}
+
+Deno.test("pad: zeros before and after each axis, gradient the inner box, errors", async () => {
+  const cases: [number[], [number, number][]][] = [
+    [[3, 4], [[1, 0], [0, 2]]],
+    [[2, 3, 5], [[0, 0], [2, 2], [1, 3]]],
+    [[1, 2, 3, 4, 5], [[0, 0], [0, 0], [1, 1]]],
+    [[4], [[0, 0]]],
+  ];
+  for (const [shape, pads] of cases) {
+    await checkOp({
+      name: `pad ${JSON.stringify(pads)}`,
+      inputs: [{ shape }],
+      gpu: (x) => nn.pad(x, pads),
+      ref: padRef(shape, pads),
+    });
+  }
+  const x = tensor([1, 2], [2]);
+  assert.throws(() => nn.pad(x, [[0, 1], [0, 1]]), /pad: 2 axes of padding for shape \[2\]/);
+  assert.throws(() => nn.pad(x, [[-1, 0]]), /padding -1 on axis 0 must be a whole number >= 0/);
+  x.dispose();
 });

@@ -59,6 +59,7 @@ export {
 export { l1Loss, type LossOptions, mseLoss } from "../tensor/ops/loss.ts";
 export {
   concat,
+  pad,
   permute,
   slice,
   type SliceRange,

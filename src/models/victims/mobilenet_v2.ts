@@ -20,8 +20,8 @@
  */
 
 import { z } from "zod";
-import { add, clamp, concat, conv2d } from "../../nn/mod.ts";
-import { full, type Tensor } from "../../tensor/tensor.ts";
+import { add, clamp, conv2d, pad } from "../../nn/mod.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
 import type { TensorData } from "../../io/safetensors.ts";
 import { foldConvBn, type ParamBuilder } from "./victim.ts";
 
@@ -271,9 +271,7 @@ interface Folded {
 
 /** Zero padding of one row below and one column to the right (Keras' `correct_pad`). */
 function padBottomRight(x: Tensor): Tensor {
-  const [n, c, h, w] = x.shape;
-  const right = concat([x, full([n, c, h, 1], 0)], 3);
-  return concat([right, full([n, c, 1, w + 1], 0)], 2);
+  return pad(x, [[0, 0], [0, 0], [0, 1], [0, 1]]);
 }
 
 /**

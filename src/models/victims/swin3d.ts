@@ -33,20 +33,21 @@ import { z } from "zod";
 import type { SameShape } from "../../_zod.ts";
 import {
   add,
+  attention,
   concat,
   gelu,
+  indexSelect,
   layerNorm,
   linear,
   mul,
+  pad,
   permute,
+  roll,
   slice,
   sub,
   transpose,
 } from "../../nn/mod.ts";
-import { attention } from "../../tensor/ops/attention.ts";
-import { indexSelect } from "../../tensor/ops/index_select.ts";
-import { roll } from "../../tensor/ops/roll.ts";
-import { checkpoint, full, isGradEnabled, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
+import { checkpoint, isGradEnabled, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
   adaptiveWindow,
   type BlockGeometry,
@@ -277,15 +278,7 @@ export function buildSwinParams(pb: ParamBuilder, prefix: string, c: SwinConfig)
 
 /** Zeros appended at the end of each axis (`pads[i]` along axis i). Differentiable. */
 function padEnd(x: Tensor, pads: readonly number[]): Tensor {
-  let y = x;
-  pads.forEach((p, axis) => {
-    if (p <= 0) return;
-    const shape = [...y.shape];
-    shape[axis] = p;
-    const next = concat([y, full(shape, 0)], axis);
-    y = next;
-  });
-  return y;
+  return pad(x, pads.map((p) => [0, p] as const));
 }
 
 /** Largest score tensor of one attention chunk, in elements (32 MiB of float32). */

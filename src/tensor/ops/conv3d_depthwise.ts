@@ -18,7 +18,7 @@ import { full, type Tensor } from "../tensor.ts";
 import { conv2d } from "./conv.ts";
 import { type Size3, triple } from "./conv3d.ts";
 import { add, mul } from "./elementwise.ts";
-import { concat, slice } from "./shape.ts";
+import { pad as padZeros, slice } from "./shape.ts";
 
 /** Options of {@link depthwiseConv3d}. */
 export interface DepthwiseConv3dOptions {
@@ -101,8 +101,7 @@ export function depthwiseConv3d(
   if (kt === 1 && pad[0] === 0) {
     frames = () => x.reshape([nb, c * t, h, wd]);
   } else {
-    const zeros = pad[0] > 0 ? full([nb, c, pad[0], h, wd], 0) : undefined;
-    const padded = zeros ? concat([zeros, x, zeros], 2) : x;
+    const padded = padZeros(x, [[0, 0], [0, 0], [pad[0], pad[0]]]);
     frames = (k) => slice(padded, { axis: 2, start: k, end: k + ot }).reshape([nb, c * ot, h, wd]);
   }
   let y: Tensor | undefined;
